@@ -1,0 +1,333 @@
+//! The embedded engine: runs a job in this process on a pool of threads, over a work folder,
+//! through the same task functions and committer that the cluster uses.
+
+use crate::commit::{commit_reduce, finalize_output};
+use crate::counters::Counters;
+use crate::error::{Error, Result};
+use crate::input::{list_input, plan_splits, SplitPolicy};
+use crate::registry::JobDef;
+use crate::shuffle::ShuffleSettings;
+use crate::task::{MapTask, ReduceTask, TaskReport};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What to run: input, output, and how to cut the work.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// A file, a directory or a glob.
+    pub input: String,
+    /// The output folder; default `<work>/jobs/<job_id>/out`. It must not exist or be empty.
+    pub output: Option<PathBuf>,
+    /// Reduce partitions (`R`); default: the engine's thread count.
+    pub reduce_partitions: Option<u32>,
+    /// How the input is cut into map tasks.
+    pub splits: SplitPolicy,
+    /// Shuffle settings.
+    pub shuffle: ShuffleSettings,
+    /// A job id; default a fresh `local-…` id.
+    pub job_id: Option<String>,
+}
+
+impl JobConfig {
+    /// A configuration reading `input`, with every other setting at its default.
+    pub fn new(input: impl Into<String>) -> Self {
+        JobConfig {
+            input: input.into(),
+            output: None,
+            reduce_partitions: None,
+            splits: SplitPolicy::default(),
+            shuffle: ShuffleSettings::default(),
+            job_id: None,
+        }
+    }
+}
+
+/// Wall time of each phase of a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PhaseTimes {
+    /// Listing input and planning splits.
+    pub prepare: Duration,
+    /// All map tasks.
+    pub map: Duration,
+    /// All reduce tasks.
+    pub reduce: Duration,
+    /// Committing the output (result.txt, `_SUCCESS`, clean-up).
+    pub commit: Duration,
+    /// The whole job.
+    pub total: Duration,
+}
+
+/// What a finished job produced.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    /// The job's id.
+    pub job_id: String,
+    /// The output folder (`part-r-*`, `result.txt`, `_SUCCESS`).
+    pub output_dir: PathBuf,
+    /// The joined result file.
+    pub result_file: PathBuf,
+    /// Counters summed over committed attempts.
+    pub counters: Counters,
+    /// Map tasks run.
+    pub map_tasks: usize,
+    /// Reduce tasks run.
+    pub reduce_tasks: u32,
+    /// Input bytes.
+    pub input_bytes: u64,
+    /// Phase times.
+    pub times: PhaseTimes,
+}
+
+/// Runs jobs in this process.
+///
+/// ```
+/// use gridmr_core::{LocalEngine, JobConfig};
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("in.txt"), "Hola hola mundo\nmundo grid mr\nhola grid\n")?;
+/// let engine = LocalEngine::new(dir.path().join("work")).with_threads(2);
+/// let config = JobConfig::new(dir.path().join("in.txt").to_str().unwrap());
+/// let outcome = engine.run(&gridmr_core::jobs::wordcount::job(), &config)?;
+/// let mut counts: Vec<(String, u64)> = gridmr_core::output::read_output(&outcome.output_dir)?;
+/// counts.sort();
+/// assert_eq!(counts[1], ("hola".to_string(), 3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LocalEngine {
+    work_dir: PathBuf,
+    threads: usize,
+    max_attempts: u32,
+    keep_intermediate: bool,
+}
+
+static JOB_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh job id: `local-<unix ms>-<pid>-<n>`, unique across processes sharing a folder.
+pub fn new_job_id() -> String {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let n = JOB_SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("local-{ms}-{}-{n}", std::process::id())
+}
+
+impl LocalEngine {
+    /// An engine over `work_dir`, with one thread per available core, one attempt per task.
+    pub fn new(work_dir: impl Into<PathBuf>) -> Self {
+        LocalEngine {
+            work_dir: work_dir.into(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_attempts: 1,
+            keep_intermediate: false,
+        }
+    }
+
+    /// Sets the number of worker threads (at least 1).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Sets how many times a task is tried before the job fails (at least 1).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Keeps the shuffle files after a successful job (they are removed by default).
+    pub fn keep_intermediate(mut self, keep: bool) -> Self {
+        self.keep_intermediate = keep;
+        self
+    }
+
+    /// The thread count.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `job` to completion.
+    pub fn run(&self, job: &dyn JobDef, config: &JobConfig) -> Result<JobOutcome> {
+        let started = Instant::now();
+        let job_id = config.job_id.clone().unwrap_or_else(new_job_id);
+        if job_id.is_empty() || job_id.contains(['/', '\\']) || job_id.starts_with('.') {
+            return Err(Error::setting(
+                "job_id",
+                format!("{job_id:?} is not a plain name"),
+            ));
+        }
+        let partitions = config.reduce_partitions.unwrap_or(self.threads as u32);
+        if partitions == 0 || partitions > 100_000 {
+            return Err(Error::setting(
+                "reduce_partitions",
+                "must be between 1 and 100000",
+            ));
+        }
+        let job_dir = self.work_dir.join("jobs").join(&job_id);
+        let shuffle_dir = job_dir.join("shuffle");
+        let output_dir = config.output.clone().unwrap_or_else(|| job_dir.join("out"));
+        prepare_output(&output_dir)?;
+        std::fs::create_dir_all(&shuffle_dir).map_err(|e| Error::io("create", &shuffle_dir, e))?;
+
+        let files = list_input(&config.input)?;
+        let input_bytes = files.iter().map(|f| f.len).sum();
+        let mut policy = config.splits;
+        policy.min_splits = policy.min_splits.max(self.threads as u32);
+        let splits = plan_splits(&files, &policy, job.input_format());
+        let prepared = Instant::now();
+
+        let map_tasks: Vec<MapTask> = splits
+            .into_iter()
+            .enumerate()
+            .map(|(i, split)| MapTask {
+                job_id: job_id.clone(),
+                index: i as u32,
+                attempt: 1,
+                worker_id: "local".into(),
+                split,
+                partitions,
+                shuffle_dir: shuffle_dir.clone(),
+                shuffle: config.shuffle,
+            })
+            .collect();
+        let maps = self.run_tasks(&job_id, &map_tasks, MapTask::task_id, |t, attempt| {
+            job.run_map(&MapTask {
+                attempt,
+                ..t.clone()
+            })
+        })?;
+        let mapped = Instant::now();
+
+        let map_outputs: Vec<PathBuf> = maps.iter().map(|r| r.output.clone()).collect();
+        let reduce_tasks: Vec<ReduceTask> = (0..partitions)
+            .map(|p| ReduceTask {
+                job_id: job_id.clone(),
+                partition: p,
+                attempt: 1,
+                worker_id: "local".into(),
+                map_outputs: map_outputs.clone(),
+                output_dir: output_dir.clone(),
+            })
+            .collect();
+        let reduces =
+            self.run_tasks(&job_id, &reduce_tasks, ReduceTask::task_id, |t, attempt| {
+                job.run_reduce(&ReduceTask {
+                    attempt,
+                    ..t.clone()
+                })
+            })?;
+        let reduced = Instant::now();
+
+        for (p, report) in reduces.iter().enumerate() {
+            commit_reduce(&report.output, &output_dir, p as u32)?;
+        }
+        let result_file = finalize_output(&output_dir, partitions)?;
+        if !self.keep_intermediate {
+            let _ = std::fs::remove_dir_all(&shuffle_dir);
+        }
+        let mut counters = Counters::default();
+        for r in maps.iter().chain(&reduces) {
+            counters.merge(&r.counters);
+        }
+        let done = Instant::now();
+        Ok(JobOutcome {
+            job_id,
+            output_dir,
+            result_file,
+            counters,
+            map_tasks: map_tasks.len(),
+            reduce_tasks: partitions,
+            input_bytes,
+            times: PhaseTimes {
+                prepare: prepared - started,
+                map: mapped - prepared,
+                reduce: reduced - mapped,
+                commit: done - reduced,
+                total: done - started,
+            },
+        })
+    }
+
+    /// Runs `tasks` on the pool, each up to `max_attempts` times; returns the committed
+    /// attempts' reports in task order, or the first task that ran out of attempts.
+    fn run_tasks<T: Sync>(
+        &self,
+        job_id: &str,
+        tasks: &[T],
+        task_id: impl Fn(&T) -> String + Sync,
+        run: impl Fn(&T, u32) -> Result<TaskReport> + Sync,
+    ) -> Result<Vec<TaskReport>> {
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Mutex<Vec<Option<TaskReport>>> = Mutex::new(vec![None; tasks.len()]);
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        let worker = || {
+            while !failed.load(Ordering::Relaxed) {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(task) = tasks.get(i) else { return };
+                let mut attempt = 1;
+                let outcome = loop {
+                    match run(task, attempt) {
+                        Ok(report) => break Ok(report),
+                        Err(_)
+                            if attempt < self.max_attempts && !failed.load(Ordering::Relaxed) =>
+                        {
+                            attempt += 1;
+                        }
+                        Err(e) => break Err((attempt, e)),
+                    }
+                };
+                match outcome {
+                    Ok(report) => {
+                        if let Ok(mut r) = results.lock() {
+                            r[i] = Some(report);
+                        }
+                    }
+                    Err((attempts, e)) => {
+                        failed.store(true, Ordering::Relaxed);
+                        if let Ok(mut f) = failure.lock() {
+                            f.get_or_insert(Error::JobFailed {
+                                job_id: job_id.to_owned(),
+                                task: task_id(task),
+                                attempts,
+                                last_error: e.to_string(),
+                            });
+                        }
+                        return;
+                    }
+                }
+            }
+        };
+        let threads = self.threads.min(tasks.len()).max(1);
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(worker);
+            }
+            worker();
+        });
+        if let Some(e) = failure.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        let results = results.into_inner().unwrap_or_default();
+        results
+            .into_iter()
+            .map(|r| r.ok_or_else(|| Error::setting("threads", "a task was not run")))
+            .collect()
+    }
+}
+
+/// The output folder must be new or empty: never mix two jobs' parts.
+fn prepare_output(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+        if entries.next().is_some() {
+            return Err(Error::setting(
+                "output",
+                format!("{} already exists and is not empty", dir.display()),
+            ));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))
+}

@@ -1,0 +1,132 @@
+//! The error type of `gridmr-core`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in the core: bad input, I/O, corrupt shuffle files, user code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O operation on `path` failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`"open"`, `"read"`, `"rename"`…).
+        op: &'static str,
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A shuffle file (data or index) is damaged: bad checksum, truncated, wrong magic.
+    #[error("corrupt shuffle file {path} at byte {offset}: {reason}")]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset where the damage was found.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A record could not be encoded or decoded.
+    #[error("record codec: {0}")]
+    Codec(String),
+    /// The job's input specification matched nothing or is malformed.
+    #[error("input {spec}: {reason}")]
+    Input {
+        /// The input as the user gave it.
+        spec: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A job setting is out of range.
+    #[error("invalid setting {name}: {reason}")]
+    Setting {
+        /// The setting's name.
+        name: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// No job of that name is registered.
+    #[error("unknown job {0:?}")]
+    UnknownJob(String),
+    /// User code (mapper, combiner, reducer, hooks) returned an error or panicked.
+    #[error("{phase} task failed: {message}")]
+    Task {
+        /// `"map"` or `"reduce"`.
+        phase: &'static str,
+        /// The user's message or panic payload.
+        message: String,
+    },
+    /// A task failed on every allowed attempt, so the job failed.
+    #[error("job {job_id} failed: task {task} gave up after {attempts} attempt(s): {last_error}")]
+    JobFailed {
+        /// The job.
+        job_id: String,
+        /// The task that failed, e.g. `map-00003`.
+        task: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last attempt's error.
+        last_error: String,
+    },
+}
+
+impl Error {
+    /// Builds an [`Error::Io`] for `path`.
+    pub fn io(op: &'static str, path: impl AsRef<Path>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// Builds an [`Error::Corrupt`] for `path`.
+    pub fn corrupt(path: impl AsRef<Path>, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.as_ref().to_path_buf(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// Builds an [`Error::Setting`].
+    pub fn setting(name: &'static str, reason: impl Into<String>) -> Self {
+        Error::Setting {
+            name,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error type user code returns from [`crate::Mapper::map`] and friends.
+///
+/// Any `std::error::Error` converts into it with `?`; a plain message with
+/// [`UserError::msg`].
+#[derive(Debug)]
+pub struct UserError(Box<dyn std::error::Error + Send + Sync>);
+
+impl UserError {
+    /// An error carrying just a message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        UserError(message.into().into())
+    }
+}
+
+impl std::fmt::Display for UserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for UserError {
+    fn from(e: E) -> Self {
+        UserError(Box::new(e))
+    }
+}
+
+/// What user code returns.
+pub type UserResult<T = ()> = std::result::Result<T, UserError>;

@@ -1,0 +1,268 @@
+//! Reading the records of one split: line-aligned text ranges and whole files.
+
+use super::InputSplit;
+use crate::error::{Error, Result};
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// One input record as a mapper sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The file the record comes from.
+    pub file: &'a Path,
+    /// Byte offset of the record in its file.
+    pub offset: u64,
+    /// The raw bytes: a line without its `\n` / `\r\n`, or a whole file's contents.
+    pub bytes: &'a [u8],
+}
+
+impl<'a> Record<'a> {
+    /// The record as text. Bytes that are not valid UTF-8 are dropped, as Python's
+    /// `decode("utf-8", errors="ignore")` does; valid text is borrowed, not copied.
+    ///
+    /// ```
+    /// use gridmr_core::input::Record;
+    /// use std::path::Path;
+    /// let r = Record { file: Path::new("x"), offset: 0, bytes: b"caf\xc3\xa9 \xff!" };
+    /// assert_eq!(r.text(), "café !");
+    /// ```
+    pub fn text(&self) -> Cow<'a, str> {
+        match std::str::from_utf8(self.bytes) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => {
+                let mut s = String::with_capacity(self.bytes.len());
+                for chunk in self.bytes.utf8_chunks() {
+                    s.push_str(chunk.valid());
+                }
+                Cow::Owned(s)
+            }
+        }
+    }
+}
+
+/// Streams the lines of one [`InputSplit`]: every line whose first byte lies in
+/// `[start, end)`, read through a fixed buffer (it grows only for a line longer than itself).
+pub struct LineReader {
+    file: File,
+    split: InputSplit,
+    buf: Vec<u8>,
+    /// `buf[pos..len]` is unread data; `buf_offset` is the file offset of `buf[0]`.
+    pos: usize,
+    len: usize,
+    buf_offset: u64,
+    eof: bool,
+    bytes_read: u64,
+}
+
+impl LineReader {
+    /// The default read buffer: 1 MiB.
+    pub const DEFAULT_BUFFER: usize = 1 << 20;
+
+    /// Opens `split` and positions the reader at its first line.
+    pub fn open(split: &InputSplit, buffer_bytes: usize) -> Result<Self> {
+        let mut file = File::open(&split.path).map_err(|e| Error::io("open", &split.path, e))?;
+        // Start one byte early: if that byte is '\n', `start` itself begins a line.
+        let from = split.start.saturating_sub(1);
+        file.seek(SeekFrom::Start(from))
+            .map_err(|e| Error::io("seek", &split.path, e))?;
+        let mut reader = LineReader {
+            file,
+            split: split.clone(),
+            buf: vec![0; buffer_bytes.max(64)],
+            pos: 0,
+            len: 0,
+            buf_offset: from,
+            eof: false,
+            bytes_read: 0,
+        };
+        if split.start > 0 {
+            reader.skip_partial_line()?;
+        }
+        Ok(reader)
+    }
+
+    /// Bytes of the lines returned so far, terminators included.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    fn fill(&mut self) -> Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.len, 0);
+            self.buf_offset += self.pos as u64;
+            self.len -= self.pos;
+            self.pos = 0;
+        }
+        if self.len == self.buf.len() {
+            let grown = self.buf.len() * 2;
+            self.buf.resize(grown, 0);
+        }
+        let n = self
+            .file
+            .read(&mut self.buf[self.len..])
+            .map_err(|e| Error::io("read", &self.split.path, e))?;
+        if n == 0 {
+            self.eof = true;
+            return Ok(false);
+        }
+        self.len += n;
+        Ok(true)
+    }
+
+    fn skip_partial_line(&mut self) -> Result<()> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.pos..self.len]) {
+                self.pos += i + 1;
+                return Ok(());
+            }
+            self.pos = self.len;
+            if !self.fill()? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The next line as `(offset, bytes without terminator)`, or `None` past the split's end.
+    pub fn next_line(&mut self) -> Result<Option<(u64, &[u8])>> {
+        let offset = self.buf_offset + self.pos as u64;
+        if offset >= self.split.end {
+            return Ok(None);
+        }
+        let mut searched = self.pos;
+        let (line_end, next) = loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[searched..self.len]) {
+                let nl = searched + i;
+                break (nl, nl + 1);
+            }
+            searched = self.len;
+            let before = self.pos;
+            if !self.fill()? {
+                if self.pos == self.len {
+                    return Ok(None);
+                }
+                break (self.len, self.len);
+            }
+            searched -= before - self.pos;
+        };
+        let start = self.pos;
+        self.pos = next;
+        self.bytes_read += (next - start) as u64;
+        let mut end = line_end;
+        if end > start && end < next && self.buf[end - 1] == b'\r' {
+            end -= 1;
+        }
+        Ok(Some((offset, &self.buf[start..end])))
+    }
+}
+
+/// Reads a whole file (for [`InputFormat::WholeFiles`](super::InputFormat::WholeFiles)).
+pub fn read_whole(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io("read", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{plan_splits, InputFile, InputFormat, SplitPolicy};
+
+    fn lines_of(path: &Path, start: u64, end: u64, buffer: usize) -> Vec<(u64, String)> {
+        let split = InputSplit {
+            path: path.to_path_buf(),
+            start,
+            end,
+        };
+        let mut r = LineReader::open(&split, buffer).unwrap();
+        let mut out = Vec::new();
+        while let Some((off, l)) = r.next_line().unwrap() {
+            out.push((off, String::from_utf8_lossy(l).into_owned()));
+        }
+        out
+    }
+
+    /// Every line exactly once, for every way of cutting the file.
+    fn check_all_cuts(content: &[u8], buffer: usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.txt");
+        std::fs::write(&path, content).unwrap();
+        let whole = lines_of(&path, 0, content.len() as u64, buffer);
+        for n in 1..=content.len().max(1) as u32 + 2 {
+            let files = [InputFile {
+                path: path.clone(),
+                len: content.len() as u64,
+            }];
+            let policy = SplitPolicy {
+                splits: Some(n),
+                ..SplitPolicy::default()
+            };
+            let mut got = Vec::new();
+            for s in plan_splits(&files, &policy, InputFormat::Lines) {
+                got.extend(lines_of(&path, s.start, s.end, buffer));
+            }
+            assert_eq!(got, whole, "{n} splits of {content:?}");
+        }
+    }
+
+    #[test]
+    fn lines_crlf_and_missing_final_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.txt");
+        std::fs::write(&path, b"one\r\ntwo\n\nthree").unwrap();
+        let got = lines_of(&path, 0, 16, 1 << 10);
+        let want = [(0, "one"), (5, "two"), (9, ""), (10, "three")];
+        let want: Vec<_> = want.iter().map(|(o, s)| (*o, s.to_string())).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn split_boundaries() {
+        check_all_cuts(b"alpha\nbeta\ngamma\n", 64);
+        check_all_cuts(b"alpha\r\nbeta\r\ngamma", 64);
+        check_all_cuts(b"\n\n\n", 64);
+        check_all_cuts(b"x", 64);
+        check_all_cuts(b"", 64);
+        // A line longer than the buffer and than any split.
+        let long = format!("short\n{}\ntail\n", "y".repeat(1000));
+        check_all_cuts(long.as_bytes(), 64);
+    }
+
+    #[test]
+    fn split_starting_on_a_line_start_keeps_that_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.txt");
+        std::fs::write(&path, b"ab\ncd\nef\n").unwrap();
+        // Byte 3 is the start of "cd": the split [3, 4) owns it, [0, 3) does not.
+        assert_eq!(lines_of(&path, 3, 4, 64), vec![(3, "cd".to_string())]);
+        assert_eq!(lines_of(&path, 0, 3, 64), vec![(0, "ab".to_string())]);
+        // Mid-line start skips to the next line.
+        assert_eq!(lines_of(&path, 4, 9, 64), vec![(6, "ef".to_string())]);
+    }
+
+    #[test]
+    fn undecodable_bytes_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        std::fs::write(&path, b"\xff\xfe\n\xc3(\nok\n").unwrap();
+        let split = InputSplit {
+            path: path.clone(),
+            start: 0,
+            end: 9,
+        };
+        let mut r = LineReader::open(&split, 64).unwrap();
+        let mut texts = Vec::new();
+        while let Some((offset, bytes)) = r.next_line().unwrap() {
+            let rec = Record {
+                file: &path,
+                offset,
+                bytes,
+            };
+            texts.push(rec.text().into_owned());
+        }
+        assert_eq!(texts, ["", "(", "ok"]);
+        assert_eq!(r.bytes_read(), 9);
+    }
+}

@@ -1,0 +1,284 @@
+//! The typed job API: [`Mapper`], [`Reducer`], [`Combiner`], and [`Job`] which ties them
+//! together with a [`Partitioner`] and an [`InputFormat`].
+
+use crate::codec::{Key, Value};
+use crate::counters::Counters;
+use crate::error::{Result, UserResult};
+use crate::input::{InputFormat, Record};
+use crate::output::TextWriter;
+use crate::partition::{Partitioner, Sha1Partitioner};
+use crate::shuffle::MapSink;
+use serde::Serialize;
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Who and where a task attempt is: what `setup` and user counters need to know.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TaskInfo {
+    /// The job's id.
+    pub job_id: String,
+    /// The task's id, e.g. `map-00003` or `reduce-00001`.
+    pub task_id: String,
+    /// The attempt number, from 1.
+    pub attempt: u32,
+    /// The worker running the attempt (`local` in the embedded engine).
+    pub worker_id: String,
+    /// The input file of a map task.
+    pub input_file: Option<PathBuf>,
+    /// The partition of a reduce task.
+    pub partition: Option<u32>,
+}
+
+/// What a mapper sees besides its records: task info, counters, and where to emit.
+pub struct MapContext<'a, K: Key, V: Value> {
+    pub(crate) info: &'a TaskInfo,
+    pub(crate) counters: &'a mut Counters,
+    pub(crate) sink: &'a mut MapSink<K, V>,
+}
+
+impl<K: Key, V: Value> MapContext<'_, K, V> {
+    /// Emits one `(key, value)` pair.
+    ///
+    /// It fails only when a spill to disk fails; return the error (`?`) to fail the attempt.
+    pub fn emit(&mut self, key: K, value: V) -> Result<()> {
+        self.sink.emit(key, value, self.counters)
+    }
+
+    /// Emits a pair from a borrowed key (`&str` for a `String` key), which is copied only when
+    /// it must be stored: with a combiner, a key already buffered costs no allocation at all.
+    pub fn emit_ref<Q>(&mut self, key: &Q, value: V) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.sink.emit_ref(key, value, self.counters)
+    }
+
+    /// The attempt's task info.
+    pub fn info(&self) -> &TaskInfo {
+        self.info
+    }
+
+    /// Adds `amount` to the user counter `group`/`name`.
+    pub fn increment(&mut self, group: &str, name: &str, amount: u64) {
+        self.counters.add(group, name, amount);
+    }
+}
+
+/// What a reducer sees besides its groups: task info, counters, and the output.
+pub struct ReduceContext<'a, K, V> {
+    pub(crate) info: &'a TaskInfo,
+    pub(crate) counters: &'a mut Counters,
+    pub(crate) out: &'a mut TextWriter<K, V>,
+}
+
+impl<K: Serialize, V: Serialize> ReduceContext<'_, K, V> {
+    /// Writes one output record as a `key<TAB>value` line.
+    pub fn emit(&mut self, key: &K, value: &V) -> Result<()> {
+        self.out.write(key, value, self.counters)
+    }
+
+    /// The attempt's task info.
+    pub fn info(&self) -> &TaskInfo {
+        self.info
+    }
+
+    /// Adds `amount` to the user counter `group`/`name`.
+    pub fn increment(&mut self, group: &str, name: &str, amount: u64) {
+        self.counters.add(group, name, amount);
+    }
+}
+
+/// The map side of a job.
+///
+/// Each map task works on its own clone of the mapper, so fields are per-task state (as in
+/// Hadoop, where each task has its own `Mapper` instance): `setup` runs before the task's first
+/// record, `cleanup` after its last, and both may emit.
+///
+/// ```
+/// use gridmr_core::{Mapper, MapContext, Record, UserResult};
+///
+/// #[derive(Clone)]
+/// struct LineLengths;
+///
+/// impl Mapper for LineLengths {
+///     type Key = u64;
+///     type Value = u64;
+///     fn map(&mut self, record: &Record<'_>, ctx: &mut MapContext<'_, u64, u64>) -> UserResult {
+///         ctx.emit(record.bytes.len() as u64, 1)?;
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Mapper: Clone + Send + Sync + 'static {
+    /// The map output key.
+    type Key: Key;
+    /// The map output value.
+    type Value: Value;
+
+    /// Called once per task, before the first record.
+    fn setup(&mut self, ctx: &mut MapContext<'_, Self::Key, Self::Value>) -> UserResult {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Called once per input record.
+    fn map(
+        &mut self,
+        record: &Record<'_>,
+        ctx: &mut MapContext<'_, Self::Key, Self::Value>,
+    ) -> UserResult;
+
+    /// Called once per task, after the last record.
+    fn cleanup(&mut self, ctx: &mut MapContext<'_, Self::Key, Self::Value>) -> UserResult {
+        let _ = ctx;
+        Ok(())
+    }
+}
+
+/// The values of one key, streamed from the merge: never collected into a `Vec` by GridMR.
+///
+/// Values a reducer does not read are skipped for it.
+pub struct Values<'a, V> {
+    pub(crate) inner: &'a mut dyn Iterator<Item = V>,
+}
+
+impl<V> Iterator for Values<'_, V> {
+    type Item = V;
+    fn next(&mut self) -> Option<V> {
+        self.inner.next()
+    }
+}
+
+/// The reduce side of a job: called once per key, in key order, with a stream of its values.
+///
+/// As with [`Mapper`], each reduce task works on its own clone.
+pub trait Reducer: Clone + Send + Sync + 'static {
+    /// The input key (the mapper's output key).
+    type Key: Key;
+    /// The input value (the mapper's output value).
+    type Value: Value;
+    /// The output key, written as text (strings raw, numbers plain, other types as JSON).
+    type OutKey: Serialize;
+    /// The output value, written like the key.
+    type OutValue: Serialize;
+
+    /// Called once per task, before the first key.
+    fn setup(&mut self, ctx: &mut ReduceContext<'_, Self::OutKey, Self::OutValue>) -> UserResult {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Called once per distinct key.
+    fn reduce(
+        &mut self,
+        key: &Self::Key,
+        values: &mut Values<'_, Self::Value>,
+        ctx: &mut ReduceContext<'_, Self::OutKey, Self::OutValue>,
+    ) -> UserResult;
+
+    /// Called once per task, after the last key.
+    fn cleanup(&mut self, ctx: &mut ReduceContext<'_, Self::OutKey, Self::OutValue>) -> UserResult {
+        let _ = ctx;
+        Ok(())
+    }
+}
+
+/// A map-side combiner: an **associative merge** of a value into an accumulated value of the
+/// same key.
+///
+/// GridMR's map buffer is a hash table when a combiner is set: each emitted value is merged
+/// into its key's accumulator at once, so a task holds one value per distinct key and not one
+/// per record, and the combiner also runs when spill runs are merged. This is the shape of
+/// Spark's `reduceByKey`; it needs no iterator and allocates nothing per record. A
+/// Hadoop-style combiner (a reducer over a key's values, run on a sorted buffer) buffers every
+/// record before combining and is strictly weaker for the jobs combiners are sound for, which
+/// are exactly the associative and commutative ones: the order and grouping of merges is not
+/// specified, and the combiner may run zero, one or many times on a value.
+///
+/// ```
+/// use gridmr_core::Combiner;
+/// struct Max;
+/// impl Combiner<String, u64> for Max {
+///     fn combine(&self, _key: &String, acc: &mut u64, value: u64) {
+///         *acc = (*acc).max(value);
+///     }
+/// }
+/// ```
+pub trait Combiner<K, V>: Send + Sync + 'static {
+    /// Merges `value` into `acc`.
+    fn combine(&self, key: &K, acc: &mut V, value: V);
+}
+
+/// The combiner that adds values: word count's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SumCombiner;
+
+impl<K, V: std::ops::AddAssign + Send + Sync + 'static> Combiner<K, V> for SumCombiner {
+    fn combine(&self, _key: &K, acc: &mut V, value: V) {
+        *acc += value;
+    }
+}
+
+/// A complete typed job: a name, a mapper, a reducer, and optionally a combiner, a partitioner
+/// and an input format.
+///
+/// ```
+/// use gridmr_core::jobs::wordcount::{WordCountMapper, SumReducer};
+/// use gridmr_core::{Job, SumCombiner, FastPartitioner};
+/// let job = Job::new("wordcount", WordCountMapper::default(), SumReducer::default())
+///     .with_combiner(SumCombiner)
+///     .with_partitioner(FastPartitioner);
+/// assert_eq!(job.name(), "wordcount");
+/// ```
+pub struct Job<M: Mapper, R> {
+    pub(crate) name: String,
+    pub(crate) mapper: M,
+    pub(crate) reducer: R,
+    pub(crate) combiner: Option<Arc<dyn Combiner<M::Key, M::Value>>>,
+    pub(crate) partitioner: Arc<dyn Partitioner<M::Key>>,
+    pub(crate) input_format: InputFormat,
+}
+
+impl<M, R> Job<M, R>
+where
+    M: Mapper,
+    R: Reducer<Key = M::Key, Value = M::Value>,
+{
+    /// A job with the [`Sha1Partitioner`], no combiner, and line records.
+    pub fn new(name: impl Into<String>, mapper: M, reducer: R) -> Self {
+        Job {
+            name: name.into(),
+            mapper,
+            reducer,
+            combiner: None,
+            partitioner: Arc::new(Sha1Partitioner),
+            input_format: InputFormat::Lines,
+        }
+    }
+
+    /// Sets the map-side combiner.
+    pub fn with_combiner(mut self, combiner: impl Combiner<M::Key, M::Value>) -> Self {
+        self.combiner = Some(Arc::new(combiner));
+        self
+    }
+
+    /// Sets the partitioner.
+    pub fn with_partitioner(mut self, partitioner: impl Partitioner<M::Key>) -> Self {
+        self.partitioner = Arc::new(partitioner);
+        self
+    }
+
+    /// Sets the input format (lines by default).
+    pub fn with_input_format(mut self, format: InputFormat) -> Self {
+        self.input_format = format;
+        self
+    }
+
+    /// The job's name, under which a [`Registry`](crate::Registry) knows it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}

@@ -1,0 +1,3 @@
+//! Ready-made jobs: the examples GridMR ships with, usable as they are or as models.
+
+pub mod wordcount;

@@ -1,0 +1,591 @@
+//! The shuffle file format: one data file and one index per map output (or spill run).
+//!
+//! ```text
+//! data file   = header block*
+//! header      = "GMRD" version:u8 0 0 0                                  (8 bytes)
+//! block       = codec:u8 0 0 0  stored_len:u32  raw_len:u32  crc:u32  payload[stored_len]
+//!               crc = CRC-32 of the block header's first 12 bytes and of the payload
+//!               payload = records, lz4-compressed when codec = 1
+//! record      = postcard(key) postcard(value)
+//!
+//! index file  = "GMRI" version:u8 0 0 0  partitions:u32  name_len:u16 name[name_len]
+//!               offsets:u64[partitions + 1]  records:u64[partitions]  crc:u32
+//! ```
+//!
+//! All integers are little-endian. Partition `p` is the blocks in `offsets[p]..offsets[p+1]` of
+//! the data file, whose file name (in the index's own folder) the index holds: an index names
+//! the exact data file of its task attempt, so two attempts of one task can never be mixed.
+//! Blocks never split a record.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+const DATA_MAGIC: &[u8; 4] = b"GMRD";
+const INDEX_MAGIC: &[u8; 4] = b"GMRI";
+const VERSION: u8 = 1;
+/// Size of the data file header.
+pub const DATA_HEADER_LEN: u64 = 8;
+const BLOCK_HEADER_LEN: usize = 16;
+
+/// Block compression of shuffle files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Compression {
+    /// Blocks stored as they are.
+    #[default]
+    None,
+    /// Blocks compressed with LZ4 (a block that does not shrink is stored as it is).
+    Lz4,
+}
+
+const CODEC_RAW: u8 = 0;
+const CODEC_LZ4: u8 = 1;
+
+/// CRC-32 of a block: its header's first 12 bytes (codec, reserved, lengths) and its payload.
+fn block_crc(header: &[u8], payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&header[..12]);
+    h.update(payload);
+    h.finalize()
+}
+
+/// Writes a data file partition by partition, then its index.
+///
+/// Files are written under temporary names and renamed into place by [`RunWriter::finish`]:
+/// data first, index last, so an index that exists always describes a complete data file.
+pub struct RunWriter {
+    data_path: PathBuf,
+    index_path: PathBuf,
+    data_tmp: PathBuf,
+    out: BufWriter<File>,
+    compression: Compression,
+    block_target: usize,
+    block: Vec<u8>,
+    compressed: Vec<u8>,
+    partitions: u32,
+    current: u32,
+    offsets: Vec<u64>,
+    records: Vec<u64>,
+    position: u64,
+}
+
+fn tmp_name(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+impl RunWriter {
+    /// Starts a run whose index will be `index_path` and data `data_path` (same folder).
+    pub fn create(
+        data_path: &Path,
+        index_path: &Path,
+        partitions: u32,
+        compression: Compression,
+        block_target: usize,
+    ) -> Result<Self> {
+        let data_tmp = tmp_name(data_path);
+        let file = File::create(&data_tmp).map_err(|e| Error::io("create", &data_tmp, e))?;
+        let mut out = BufWriter::with_capacity(256 << 10, file);
+        let mut header = [0u8; DATA_HEADER_LEN as usize];
+        header[..4].copy_from_slice(DATA_MAGIC);
+        header[4] = VERSION;
+        out.write_all(&header)
+            .map_err(|e| Error::io("write", &data_tmp, e))?;
+        Ok(RunWriter {
+            data_path: data_path.to_path_buf(),
+            index_path: index_path.to_path_buf(),
+            data_tmp,
+            out,
+            compression,
+            block_target: block_target.max(64),
+            block: Vec::with_capacity(block_target.max(64) + 1024),
+            compressed: Vec::new(),
+            partitions,
+            current: 0,
+            offsets: vec![DATA_HEADER_LEN],
+            records: vec![0; partitions as usize],
+            position: DATA_HEADER_LEN,
+        })
+    }
+
+    /// Moves to partition `p` (partitions must come in ascending order).
+    fn enter(&mut self, p: u32) -> Result<()> {
+        debug_assert!(p >= self.current && p < self.partitions);
+        while self.current < p {
+            self.flush_block()?;
+            self.offsets.push(self.position);
+            self.current += 1;
+        }
+        Ok(())
+    }
+
+    /// Appends one record (`encoded` = key and value bytes) to partition `p`.
+    pub fn push(&mut self, p: u32, encoded: &[u8]) -> Result<()> {
+        if p != self.current {
+            self.enter(p)?;
+        }
+        self.block.extend_from_slice(encoded);
+        self.records[p as usize] += 1;
+        if self.block.len() >= self.block_target {
+            self.flush_block()?;
+        }
+        Ok(())
+    }
+
+    /// The partition records are currently appended to.
+    pub fn current_partition(&self) -> u32 {
+        self.current
+    }
+
+    /// Gives mutable access to the open block so records can be encoded in place; call
+    /// [`RunWriter::record_done`] after each record.
+    pub fn block_for(&mut self, p: u32) -> Result<&mut Vec<u8>> {
+        if p != self.current {
+            self.enter(p)?;
+        }
+        Ok(&mut self.block)
+    }
+
+    /// Counts a record encoded through [`RunWriter::block_for`] and flushes a full block.
+    pub fn record_done(&mut self) -> Result<()> {
+        self.records[self.current as usize] += 1;
+        if self.block.len() >= self.block_target {
+            self.flush_block()?;
+        }
+        Ok(())
+    }
+
+    fn flush_block(&mut self) -> Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let raw_len = u32::try_from(self.block.len())
+            .map_err(|_| Error::Codec("a single record larger than 4 GiB".into()))?;
+        let (codec, payload): (u8, &[u8]) = match self.compression {
+            Compression::None => (CODEC_RAW, &self.block),
+            Compression::Lz4 => {
+                let bound = lz4_flex::block::get_maximum_output_size(self.block.len());
+                self.compressed.resize(bound, 0);
+                match lz4_flex::block::compress_into(&self.block, &mut self.compressed) {
+                    Ok(n) if n < self.block.len() => (CODEC_LZ4, &self.compressed[..n]),
+                    _ => (CODEC_RAW, &self.block),
+                }
+            }
+        };
+        let stored_len = payload.len() as u32;
+        let mut header = [0u8; BLOCK_HEADER_LEN];
+        header[0] = codec;
+        header[4..8].copy_from_slice(&stored_len.to_le_bytes());
+        header[8..12].copy_from_slice(&raw_len.to_le_bytes());
+        let crc = block_crc(&header, payload);
+        header[12..16].copy_from_slice(&crc.to_le_bytes());
+        let write = |out: &mut BufWriter<File>| -> std::io::Result<()> {
+            out.write_all(&header)?;
+            out.write_all(payload)
+        };
+        write(&mut self.out).map_err(|e| Error::io("write", &self.data_tmp, e))?;
+        self.position += (BLOCK_HEADER_LEN + payload.len()) as u64;
+        self.block.clear();
+        Ok(())
+    }
+
+    /// Completes the run: flushes, writes the index, renames both into place.
+    pub fn finish(mut self) -> Result<RunIndex> {
+        self.flush_block()?;
+        while self.offsets.len() < self.partitions as usize + 1 {
+            self.offsets.push(self.position);
+        }
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io("write", &self.data_tmp, e.into_error()))?;
+        drop(file);
+        std::fs::rename(&self.data_tmp, &self.data_path)
+            .map_err(|e| Error::io("rename", &self.data_tmp, e))?;
+        let index = RunIndex {
+            index_path: self.index_path.clone(),
+            data_path: self.data_path.clone(),
+            offsets: self.offsets,
+            records: self.records,
+        };
+        index.write_index()?;
+        Ok(index)
+    }
+
+    /// Abandons the run, removing its temporary data file.
+    pub fn abort(self) {
+        let tmp = self.data_tmp.clone();
+        drop(self);
+        let _ = std::fs::remove_file(tmp);
+    }
+}
+
+/// A parsed index: where each partition lies in a data file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunIndex {
+    /// The index file.
+    pub index_path: PathBuf,
+    /// The data file it describes.
+    pub data_path: PathBuf,
+    /// `partitions + 1` byte offsets.
+    pub offsets: Vec<u64>,
+    /// Records per partition.
+    pub records: Vec<u64>,
+}
+
+impl RunIndex {
+    /// The number of partitions.
+    pub fn partitions(&self) -> u32 {
+        self.records.len() as u32
+    }
+
+    /// Total records over all partitions.
+    pub fn total_records(&self) -> u64 {
+        self.records.iter().sum()
+    }
+
+    /// Bytes of data (blocks) of partition `p`.
+    pub fn segment_len(&self, p: u32) -> u64 {
+        self.offsets[p as usize + 1] - self.offsets[p as usize]
+    }
+
+    pub(crate) fn write_index(&self) -> Result<()> {
+        let name = self
+            .data_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::Codec(format!("bad data file name {:?}", self.data_path)))?;
+        let mut buf = Vec::with_capacity(16 + name.len() + self.offsets.len() * 16);
+        buf.extend_from_slice(INDEX_MAGIC);
+        buf.extend_from_slice(&[VERSION, 0, 0, 0]);
+        buf.extend_from_slice(&self.partitions().to_le_bytes());
+        buf.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        buf.extend_from_slice(name.as_bytes());
+        for o in &self.offsets {
+            buf.extend_from_slice(&o.to_le_bytes());
+        }
+        for r in &self.records {
+            buf.extend_from_slice(&r.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&buf);
+        buf.extend_from_slice(&crc.to_le_bytes());
+        let tmp = tmp_name(&self.index_path);
+        std::fs::write(&tmp, &buf).map_err(|e| Error::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &self.index_path).map_err(|e| Error::io("rename", &tmp, e))
+    }
+
+    /// Reads and checks an index, and checks that its data file is long enough.
+    pub fn read(index_path: &Path) -> Result<Self> {
+        let buf = std::fs::read(index_path).map_err(|e| Error::io("read", index_path, e))?;
+        let bad = |offset: usize, reason: &str| Error::corrupt(index_path, offset as u64, reason);
+        if buf.len() < 18 + 4 {
+            return Err(bad(0, "truncated index"));
+        }
+        if &buf[..4] != INDEX_MAGIC {
+            return Err(bad(0, "not a GridMR shuffle index"));
+        }
+        if buf[4] != VERSION {
+            return Err(bad(4, "unsupported index version"));
+        }
+        let (body, crc) = buf.split_at(buf.len() - 4);
+        if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+            return Err(bad(
+                buf.len() - 4,
+                "index checksum mismatch (truncated or damaged)",
+            ));
+        }
+        let u32_at =
+            |i: usize| u32::from_le_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
+        let partitions = u32_at(8) as usize;
+        let name_len = u16::from_le_bytes([body[12], body[13]]) as usize;
+        let expected = 14 + name_len + (partitions + 1) * 8 + partitions * 8;
+        if body.len() != expected {
+            return Err(bad(12, "index length does not match its partition count"));
+        }
+        let name = std::str::from_utf8(&body[14..14 + name_len])
+            .map_err(|_| bad(14, "data file name is not UTF-8"))?;
+        if name.contains(['/', '\\']) || name == ".." || name.is_empty() {
+            return Err(bad(14, "data file name is not a plain file name"));
+        }
+        let u64s = |from: usize, n: usize| -> Vec<u64> {
+            (0..n)
+                .map(|i| {
+                    let at = from + i * 8;
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&body[at..at + 8]);
+                    u64::from_le_bytes(b)
+                })
+                .collect()
+        };
+        let offsets = u64s(14 + name_len, partitions + 1);
+        let records = u64s(14 + name_len + (partitions + 1) * 8, partitions);
+        if offsets.windows(2).any(|w| w[0] > w[1]) || offsets[0] != DATA_HEADER_LEN {
+            return Err(bad(14 + name_len, "offsets are not ascending"));
+        }
+        let data_path = index_path.with_file_name(name);
+        let data_len = std::fs::metadata(&data_path)
+            .map_err(|e| Error::io("stat", &data_path, e))?
+            .len();
+        let last = offsets[partitions];
+        if data_len < last {
+            return Err(Error::corrupt(
+                &data_path,
+                data_len,
+                format!("truncated: the index says {last} bytes"),
+            ));
+        }
+        Ok(RunIndex {
+            index_path: index_path.to_path_buf(),
+            data_path,
+            offsets,
+            records,
+        })
+    }
+}
+
+/// Reads the blocks of one partition of a data file and yields its encoded records.
+pub struct SegmentReader {
+    path: PathBuf,
+    file: File,
+    position: u64,
+    end: u64,
+    raw: Vec<u8>,
+    stored: Vec<u8>,
+    cursor: usize,
+}
+
+impl SegmentReader {
+    /// Opens partition `p` of the run described by `index`.
+    pub fn open(index: &RunIndex, p: u32) -> Result<Self> {
+        let path = index.data_path.clone();
+        let mut file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let start = index.offsets[p as usize];
+        let end = index.offsets[p as usize + 1];
+        if p == 0 {
+            let mut header = [0u8; DATA_HEADER_LEN as usize];
+            file.read_exact(&mut header)
+                .map_err(|_| Error::corrupt(&path, 0, "truncated header"))?;
+            if &header[..4] != DATA_MAGIC || header[4] != VERSION || header[5..] != [0, 0, 0] {
+                return Err(Error::corrupt(&path, 0, "not a GridMR shuffle data file"));
+            }
+        }
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| Error::io("seek", &path, e))?;
+        Ok(SegmentReader {
+            path,
+            file,
+            position: start,
+            end,
+            raw: Vec::new(),
+            stored: Vec::new(),
+            cursor: 0,
+        })
+    }
+
+    /// The data file being read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn next_block(&mut self) -> Result<bool> {
+        if self.position >= self.end {
+            return Ok(false);
+        }
+        let at = self.position;
+        let truncated = |_| Error::corrupt(&self.path, at, "truncated block");
+        let mut header = [0u8; BLOCK_HEADER_LEN];
+        self.file.read_exact(&mut header).map_err(truncated)?;
+        let codec = header[0];
+        let word =
+            |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        let (stored_len, raw_len, crc) = (word(4), word(8), word(12));
+        let block_end = at + (BLOCK_HEADER_LEN as u64) + u64::from(stored_len);
+        if block_end > self.end {
+            return Err(Error::corrupt(
+                &self.path,
+                at,
+                "block runs past its partition",
+            ));
+        }
+        self.stored.resize(stored_len as usize, 0);
+        self.file
+            .read_exact(&mut self.stored)
+            .map_err(|_| Error::corrupt(&self.path, at, "truncated block"))?;
+        if block_crc(&header, &self.stored) != crc {
+            return Err(Error::corrupt(&self.path, at, "block checksum mismatch"));
+        }
+        match codec {
+            CODEC_RAW => std::mem::swap(&mut self.raw, &mut self.stored),
+            CODEC_LZ4 => {
+                self.raw.resize(raw_len as usize, 0);
+                let n = lz4_flex::block::decompress_into(&self.stored, &mut self.raw)
+                    .map_err(|e| Error::corrupt(&self.path, at, format!("lz4: {e}")))?;
+                if n != raw_len as usize {
+                    return Err(Error::corrupt(
+                        &self.path,
+                        at,
+                        "lz4 block has the wrong length",
+                    ));
+                }
+            }
+            other => {
+                return Err(Error::corrupt(
+                    &self.path,
+                    at,
+                    format!("unknown codec {other}"),
+                ));
+            }
+        }
+        self.position = block_end;
+        self.cursor = 0;
+        Ok(true)
+    }
+
+    /// The undecoded records left in the current block, loading the next block when the
+    /// current one is used up. Empty at the end of the partition.
+    pub fn remaining(&mut self) -> Result<&[u8]> {
+        while self.cursor >= self.raw.len() {
+            if !self.next_block()? {
+                self.raw.clear();
+                self.cursor = 0;
+                return Ok(&[]);
+            }
+        }
+        Ok(&self.raw[self.cursor..])
+    }
+
+    /// Marks `n` bytes of [`SegmentReader::remaining`] as consumed.
+    pub fn consume(&mut self, n: usize) {
+        self.cursor += n;
+    }
+
+    /// Decodes the next `(key, value)` record.
+    pub fn next_record<K, V>(&mut self) -> Result<Option<(K, V)>>
+    where
+        K: serde::de::DeserializeOwned,
+        V: serde::de::DeserializeOwned,
+    {
+        let rest = self.remaining()?;
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        let before = rest.len();
+        let decoded = crate::codec::decode_from::<K>(rest).and_then(|(k, rest)| {
+            crate::codec::decode_from::<V>(rest).map(|(v, rest)| (k, v, rest.len()))
+        });
+        match decoded {
+            Ok((k, v, after)) => {
+                self.consume(before - after);
+                Ok(Some((k, v)))
+            }
+            Err(e) => Err(Error::corrupt(
+                &self.path,
+                self.position,
+                format!("undecodable record: {e}"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::encode_into;
+
+    fn write_run(dir: &Path, compression: Compression, n: u64) -> RunIndex {
+        let mut w = RunWriter::create(
+            &dir.join("r.data"),
+            &dir.join("r.index"),
+            3,
+            compression,
+            256,
+        )
+        .unwrap();
+        let mut rec = Vec::new();
+        for p in [0u32, 2] {
+            for i in 0..n {
+                rec.clear();
+                encode_into(&format!("key-{p}-{i:05}"), &mut rec).unwrap();
+                encode_into(&i, &mut rec).unwrap();
+                w.push(p, &rec).unwrap();
+            }
+        }
+        w.finish().unwrap()
+    }
+
+    fn read_all(index: &RunIndex, p: u32) -> Result<Vec<(String, u64)>> {
+        let mut r = SegmentReader::open(index, p)?;
+        let mut out = Vec::new();
+        while let Some(kv) = r.next_record::<String, u64>()? {
+            out.push(kv);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn round_trip_with_and_without_lz4() {
+        for c in [Compression::None, Compression::Lz4] {
+            let dir = tempfile::tempdir().unwrap();
+            let written = write_run(dir.path(), c, 500);
+            let index = RunIndex::read(&dir.path().join("r.index")).unwrap();
+            assert_eq!(index, written);
+            assert_eq!(index.records, vec![500, 0, 500]);
+            assert_eq!(read_all(&index, 1).unwrap(), vec![]);
+            let p2 = read_all(&index, 2).unwrap();
+            assert_eq!(p2.len(), 500);
+            assert_eq!(p2[499], ("key-2-00499".to_string(), 499));
+        }
+        // lz4 shrinks these repetitive keys.
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let plain = write_run(a.path(), Compression::None, 500);
+        let lz4 = write_run(b.path(), Compression::Lz4, 500);
+        assert!(lz4.offsets[3] < plain.offsets[3] / 2);
+    }
+
+    #[test]
+    fn flipped_byte_is_detected_everywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(dir.path(), Compression::Lz4, 200);
+        let data = dir.path().join("r.data");
+        let original = std::fs::read(&data).unwrap();
+        for at in (8..original.len()).step_by(37) {
+            let mut bad = original.clone();
+            bad[at] ^= 0x10;
+            std::fs::write(&data, &bad).unwrap();
+            let index = RunIndex::read(&dir.path().join("r.index")).unwrap();
+            let err = (0..3).map(|p| read_all(&index, p)).find_map(Result::err);
+            match err {
+                Some(Error::Corrupt { path, .. }) => assert_eq!(path, data),
+                other => panic!("byte {at}: expected corruption, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn truncation_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(dir.path(), Compression::None, 200);
+        let data = dir.path().join("r.data");
+        let len = std::fs::metadata(&data).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&data).unwrap();
+        f.set_len(len - 10).unwrap();
+        let err = RunIndex::read(&dir.path().join("r.index")).unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { path, .. } if *path == data),
+            "{err}"
+        );
+
+        let index_path = dir.path().join("r.index");
+        let idx = std::fs::read(&index_path).unwrap();
+        std::fs::write(&index_path, &idx[..idx.len() - 3]).unwrap();
+        let err = RunIndex::read(&index_path).unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { path, .. } if *path == index_path),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,349 @@
+//! Map and reduce tasks: the units of work the embedded engine runs on its threads and cluster
+//! workers run on request. Both call exactly these functions.
+//!
+//! Every task attempt writes under names unique to the attempt; nothing it writes is visible
+//! under a final name until the job's committer (the engine, or the master) commits it. A
+//! crashed, failed or duplicate attempt therefore never leaves a partial or doubled output.
+
+use crate::counters::{builtin, Counters};
+use crate::error::{Error, Result, UserError};
+use crate::input::{read_whole, InputFormat, InputSplit, LineReader, Record};
+use crate::job::{Job, MapContext, Mapper, ReduceContext, Reducer, TaskInfo, Values};
+use crate::output::TextWriter;
+use crate::shuffle::merge::GroupValues;
+use crate::shuffle::{
+    Groups, KWayMerge, MapSink, RunIndex, SegmentReader, ShuffleSettings, SinkTarget,
+};
+use serde::{Deserialize, Serialize};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+/// One attempt of a map task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapTask {
+    /// The job.
+    pub job_id: String,
+    /// The task's index (its split's number), from 0.
+    pub index: u32,
+    /// The attempt number, from 1.
+    pub attempt: u32,
+    /// The worker running it.
+    pub worker_id: String,
+    /// The input range.
+    pub split: InputSplit,
+    /// How many reduce partitions to cut the output into.
+    pub partitions: u32,
+    /// Where map outputs go (shared by all the job's map tasks).
+    pub shuffle_dir: PathBuf,
+    /// Buffer, compression and merge settings.
+    pub shuffle: ShuffleSettings,
+}
+
+impl MapTask {
+    /// `map-NNNNN`.
+    pub fn task_id(&self) -> String {
+        format!("map-{:05}", self.index)
+    }
+
+    /// The file-name stem of this attempt's output, `map-NNNNN-aA`.
+    pub fn output_stem(&self) -> String {
+        format!("{}-a{}", self.task_id(), self.attempt)
+    }
+}
+
+/// One attempt of a reduce task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReduceTask {
+    /// The job.
+    pub job_id: String,
+    /// The partition it reduces.
+    pub partition: u32,
+    /// The attempt number, from 1.
+    pub attempt: u32,
+    /// The worker running it.
+    pub worker_id: String,
+    /// The index files of the committed map outputs (one per map task).
+    pub map_outputs: Vec<PathBuf>,
+    /// The job's output folder.
+    pub output_dir: PathBuf,
+}
+
+impl ReduceTask {
+    /// `reduce-NNNNN`.
+    pub fn task_id(&self) -> String {
+        format!("reduce-{:05}", self.partition)
+    }
+
+    /// Where this attempt writes: `<output>/_attempts/part-r-NNNNN-aA`.
+    pub fn attempt_path(&self) -> PathBuf {
+        self.output_dir.join(ATTEMPTS_DIR).join(format!(
+            "{}-a{}",
+            part_file_name(self.partition),
+            self.attempt
+        ))
+    }
+}
+
+/// The folder of uncommitted reduce attempts inside an output folder.
+pub const ATTEMPTS_DIR: &str = "_attempts";
+
+/// `part-r-NNNNN`, Hadoop's name for reduce output `partition`.
+pub fn part_file_name(partition: u32) -> String {
+    format!("part-r-{partition:05}")
+}
+
+/// What a successful attempt hands to the committer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskReport {
+    /// `map-NNNNN` or `reduce-NNNNN`.
+    pub task_id: String,
+    /// The attempt.
+    pub attempt: u32,
+    /// The attempt's counters.
+    pub counters: Counters,
+    /// A map attempt's index file, or a reduce attempt's output file.
+    pub output: PathBuf,
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+/// Runs `f`, turning a user error or a panic into [`Error::Task`].
+fn guarded<T>(phase: &'static str, f: impl FnOnce() -> Result<T, TaskFailure>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(TaskFailure::Engine(e))) => Err(e),
+        Ok(Err(TaskFailure::User(e))) => Err(Error::Task {
+            phase,
+            message: e.to_string(),
+        }),
+        Err(payload) => Err(Error::Task {
+            phase,
+            message: format!("panicked: {}", panic_message(payload)),
+        }),
+    }
+}
+
+/// Inside a task: an engine error (I/O, corruption) or the user code's own.
+enum TaskFailure {
+    Engine(Error),
+    User(UserError),
+}
+
+impl From<Error> for TaskFailure {
+    fn from(e: Error) -> Self {
+        TaskFailure::Engine(e)
+    }
+}
+
+impl From<UserError> for TaskFailure {
+    fn from(e: UserError) -> Self {
+        TaskFailure::User(e)
+    }
+}
+
+fn check_partitions(partitions: u32) -> Result<()> {
+    if partitions == 0 {
+        return Err(Error::setting("partitions", "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Runs one map attempt of `job`.
+pub fn run_map<M, R>(job: &Job<M, R>, task: &MapTask) -> Result<TaskReport>
+where
+    M: Mapper,
+    R: Reducer<Key = M::Key, Value = M::Value>,
+{
+    check_partitions(task.partitions)?;
+    std::fs::create_dir_all(&task.shuffle_dir)
+        .map_err(|e| Error::io("create", &task.shuffle_dir, e))?;
+    let info = TaskInfo {
+        job_id: task.job_id.clone(),
+        task_id: task.task_id(),
+        attempt: task.attempt,
+        worker_id: task.worker_id.clone(),
+        input_file: Some(task.split.path.clone()),
+        partition: None,
+    };
+    let target = SinkTarget {
+        dir: task.shuffle_dir.clone(),
+        stem: task.output_stem(),
+        partitions: task.partitions,
+    };
+    let mut counters = Counters::default();
+    let mut sink = MapSink::new(
+        target,
+        task.shuffle,
+        job.partitioner.clone(),
+        job.combiner.clone(),
+    );
+    let mut mapper = job.mapper.clone();
+    let fed = guarded("map", || {
+        let mut ctx = MapContext {
+            info: &info,
+            counters: &mut counters,
+            sink: &mut sink,
+        };
+        mapper.setup(&mut ctx)?;
+        feed(&mut mapper, &mut ctx, &task.split, job.input_format)?;
+        mapper.cleanup(&mut ctx)?;
+        Ok(())
+    });
+    if let Err(e) = fed {
+        sink.discard();
+        return Err(e);
+    }
+    let index = sink.finish(&mut counters)?;
+    counters.add_builtin(
+        builtin::MAP_OUTPUT_BYTES,
+        index.offsets.last().copied().unwrap_or(0),
+    );
+    Ok(TaskReport {
+        task_id: task.task_id(),
+        attempt: task.attempt,
+        counters,
+        output: index.index_path,
+    })
+}
+
+/// Feeds the split's records to the mapper.
+fn feed<M: Mapper>(
+    mapper: &mut M,
+    ctx: &mut MapContext<'_, M::Key, M::Value>,
+    split: &InputSplit,
+    format: InputFormat,
+) -> Result<(), TaskFailure> {
+    let file = split.path.as_path();
+    match format {
+        InputFormat::Lines => {
+            let mut reader = LineReader::open(split, LineReader::DEFAULT_BUFFER)?;
+            let mut records = 0u64;
+            while let Some((offset, bytes)) = reader.next_line()? {
+                records += 1;
+                mapper.map(
+                    &Record {
+                        file,
+                        offset,
+                        bytes,
+                    },
+                    ctx,
+                )?;
+            }
+            ctx.counters
+                .add_builtin(builtin::MAP_INPUT_RECORDS, records);
+            ctx.counters
+                .add_builtin(builtin::MAP_INPUT_BYTES, reader.bytes_read());
+        }
+        InputFormat::WholeFiles => {
+            let bytes = read_whole(file)?;
+            ctx.counters.add_builtin(builtin::MAP_INPUT_RECORDS, 1);
+            ctx.counters
+                .add_builtin(builtin::MAP_INPUT_BYTES, bytes.len() as u64);
+            mapper.map(
+                &Record {
+                    file,
+                    offset: 0,
+                    bytes: &bytes,
+                },
+                ctx,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs one reduce attempt of `job`, writing `task.attempt_path()`.
+pub fn run_reduce<M, R>(job: &Job<M, R>, task: &ReduceTask) -> Result<TaskReport>
+where
+    M: Mapper,
+    R: Reducer<Key = M::Key, Value = M::Value>,
+{
+    let path = task.attempt_path();
+    let result = reduce_into(job, task, &path);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    result
+}
+
+fn reduce_into<M, R>(job: &Job<M, R>, task: &ReduceTask, path: &Path) -> Result<TaskReport>
+where
+    M: Mapper,
+    R: Reducer<Key = M::Key, Value = M::Value>,
+{
+    let p = task.partition;
+    let mut counters = Counters::default();
+    let mut readers = Vec::new();
+    for index_path in &task.map_outputs {
+        let index = RunIndex::read(index_path)?;
+        if p >= index.partitions() {
+            return Err(Error::corrupt(
+                index_path,
+                0,
+                format!(
+                    "has {} partitions; partition {p} was asked for",
+                    index.partitions()
+                ),
+            ));
+        }
+        if index.records[p as usize] > 0 {
+            counters.add_builtin(builtin::REDUCE_SHUFFLE_BYTES, index.segment_len(p));
+            readers.push(SegmentReader::open(&index, p)?);
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    }
+    let info = TaskInfo {
+        job_id: task.job_id.clone(),
+        task_id: task.task_id(),
+        attempt: task.attempt,
+        worker_id: task.worker_id.clone(),
+        input_file: None,
+        partition: Some(p),
+    };
+    let mut writer = TextWriter::<R::OutKey, R::OutValue>::create(path)?;
+    let mut groups = Groups::new(KWayMerge::<M::Key, M::Value>::new(readers)?);
+    let mut reducer = job.reducer.clone();
+    guarded("reduce", || {
+        let mut ctx = ReduceContext {
+            info: &info,
+            counters: &mut counters,
+            out: &mut writer,
+        };
+        reducer.setup(&mut ctx)?;
+        let mut key = groups.next_group(None)?;
+        while let Some(k) = key {
+            let mut error = None;
+            let mut values = GroupValues {
+                groups: &mut groups,
+                key: &k,
+                error: &mut error,
+            };
+            reducer.reduce(&k, &mut Values { inner: &mut values }, &mut ctx)?;
+            if let Some(e) = error {
+                return Err(TaskFailure::Engine(e));
+            }
+            key = groups.next_group(Some(&k))?;
+        }
+        reducer.cleanup(&mut ctx)?;
+        Ok(())
+    })?;
+    counters.add_builtin(builtin::REDUCE_INPUT_GROUPS, groups.groups());
+    counters.add_builtin(builtin::REDUCE_INPUT_RECORDS, groups.records());
+    writer.finish()?;
+    Ok(TaskReport {
+        task_id: task.task_id(),
+        attempt: task.attempt,
+        counters,
+        output: path.to_path_buf(),
+    })
+}
