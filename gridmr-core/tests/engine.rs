@@ -1,0 +1,353 @@
+//! The embedded engine end to end: results, output layout, counters, spills, failures.
+
+mod common;
+
+use common::{data, oracle_word_count, run_job};
+use gridmr_core::counters::builtin;
+use gridmr_core::jobs::wordcount::{self, SumReducer, WordCountMapper};
+use gridmr_core::{
+    Compression, Error, InputFormat, Job, JobConfig, LocalEngine, MapContext, Mapper, Partitioner,
+    Record, ReduceContext, Reducer, Sha1Partitioner, UserError, UserResult, Values,
+};
+use std::collections::BTreeMap;
+
+fn expected(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+#[test]
+fn original_samples_give_the_reference_counts() {
+    let input = data("samples/input.txt");
+    for (splits, partitions) in [(None, 1), (Some(2), 2), (Some(3), 4), (Some(50), 3)] {
+        let run = run_job(&wordcount::job(), input.to_str().unwrap(), 2, |c| {
+            c.splits.splits = splits;
+            c.reduce_partitions = Some(partitions);
+        });
+        let want = expected(&[("hola", 3), ("mundo", 2), ("grid", 2), ("mr", 1)]);
+        assert_eq!(run.counts(), want, "splits {splits:?}, R {partitions}");
+    }
+    let run = run_job(
+        &wordcount::job(),
+        data("samples/data1.txt").to_str().unwrap(),
+        2,
+        |_| {},
+    );
+    let ones = ["hola", "cruel", "como", "esta", "arriba", "nacional"];
+    let mut want = expected(&[("el", 2), ("mundo", 2)]);
+    want.extend(ones.iter().map(|w| (w.to_string(), 1)));
+    assert_eq!(run.counts(), want);
+    let run = run_job(
+        &wordcount::job(),
+        data("samples/data2.txt").to_str().unwrap(),
+        2,
+        |_| {},
+    );
+    let ones = ["esta", "patas", "arriba", "es", "muy", "bacano"];
+    let mut want = expected(&[("el", 2), ("mundo", 2)]);
+    want.extend(ones.iter().map(|w| (w.to_string(), 1)));
+    assert_eq!(run.counts(), want);
+}
+
+#[test]
+fn corpus_word_count_equals_the_oracle_in_every_configuration() {
+    let lf = std::fs::read(data("gutenberg/being_ernest.txt")).unwrap();
+    let crlf = std::fs::read(data("gutenberg/lincoln_first_inaugural_crlf.txt")).unwrap();
+    let want = oracle_word_count(&[&lf, &crlf]);
+    let input = format!("{}/*.txt", data("gutenberg").display());
+    let configs = [
+        (1, None, 1, 64 << 20, Compression::None),
+        (2, Some(7), 3, 64 << 20, Compression::Lz4),
+        (2, Some(3), 5, 4 << 10, Compression::None), // tiny budget: many spills and merges
+        (3, Some(16), 2, 1 << 10, Compression::Lz4),
+    ];
+    for (threads, splits, partitions, budget, compression) in configs {
+        let run = run_job(&wordcount::job(), &input, threads, |c| {
+            c.splits.splits = splits;
+            c.reduce_partitions = Some(partitions);
+            c.shuffle.sort_buffer_bytes = budget;
+            c.shuffle.compression = compression;
+            c.shuffle.merge_factor = 4;
+        });
+        assert_eq!(
+            run.counts(),
+            want,
+            "{threads} threads, {splits:?} splits, R {partitions}"
+        );
+        let c = &run.outcome.counters;
+        assert_eq!(c.builtin(builtin::OUTPUT_RECORDS), want.len() as u64);
+        assert_eq!(c.builtin(builtin::REDUCE_INPUT_GROUPS), want.len() as u64);
+        assert_eq!(
+            c.builtin(builtin::MAP_OUTPUT_RECORDS),
+            want.values().sum::<u64>()
+        );
+        assert_eq!(
+            c.builtin(builtin::MAP_INPUT_BYTES),
+            (lf.len() + crlf.len()) as u64
+        );
+        let lines = lf.split(|&b| b == b'\n').count() + crlf.split(|&b| b == b'\n').count() - 2;
+        assert_eq!(c.builtin(builtin::MAP_INPUT_RECORDS), lines as u64);
+        if budget < 64 << 10 {
+            assert!(
+                c.builtin(builtin::SPILLS) > run.outcome.map_tasks as u64,
+                "budget {budget}"
+            );
+        } else {
+            assert_eq!(c.builtin(builtin::SPILLS), 0);
+        }
+    }
+}
+
+#[test]
+fn output_layout_order_and_placement() {
+    let input = data("gutenberg/being_ernest.txt");
+    let run = run_job(&wordcount::job(), input.to_str().unwrap(), 2, |c| {
+        c.reduce_partitions = Some(3);
+        c.splits.splits = Some(4);
+    });
+    let out = &run.outcome.output_dir;
+    let mut names: Vec<String> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "_SUCCESS",
+            "part-r-00000",
+            "part-r-00001",
+            "part-r-00002",
+            "result.txt"
+        ]
+    );
+    let mut joined = Vec::new();
+    for p in 0..3u32 {
+        let part = std::fs::read_to_string(out.join(format!("part-r-{p:05}"))).unwrap();
+        joined.extend_from_slice(part.as_bytes());
+        let keys: Vec<&str> = part
+            .lines()
+            .map(|l| l.split('\t').next().unwrap())
+            .collect();
+        assert!(
+            keys.windows(2).all(|w| w[0] < w[1]),
+            "part {p} is not sorted by key"
+        );
+        for k in keys {
+            assert_eq!(
+                Sha1Partitioner.partition(k, 3),
+                p,
+                "key {k} in the wrong part"
+            );
+        }
+    }
+    assert_eq!(std::fs::read(&run.outcome.result_file).unwrap(), joined);
+    // Intermediate files are removed after success.
+    let job_dir = run.dir.path().join("work/jobs").join(&run.outcome.job_id);
+    assert!(!job_dir.join("shuffle").exists());
+}
+
+#[test]
+fn output_folder_that_is_not_empty_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("part-r-00000"), "old\t1\n").unwrap();
+    let engine = LocalEngine::new(dir.path().join("work"));
+    let mut config = JobConfig::new(data("samples/input.txt").to_str().unwrap());
+    config.output = Some(out.clone());
+    let err = engine.run(&wordcount::job(), &config).unwrap_err();
+    assert!(
+        matches!(err, Error::Setting { name: "output", .. }),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("part-r-00000")).unwrap(),
+        "old\t1\n"
+    );
+}
+
+#[test]
+fn missing_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LocalEngine::new(dir.path().join("work"));
+    let config = JobConfig::new(dir.path().join("nope/*.txt").to_str().unwrap());
+    let err = engine.run(&wordcount::job(), &config).unwrap_err();
+    assert!(matches!(err, Error::Input { .. }), "{err}");
+}
+
+/// Fails (or panics) on the first attempt of every map task; counts a user counter.
+#[derive(Clone)]
+struct Flaky {
+    panic: bool,
+    fail_until_attempt: u32,
+}
+
+impl Mapper for Flaky {
+    type Key = String;
+    type Value = u64;
+    fn map(&mut self, r: &Record<'_>, ctx: &mut MapContext<'_, String, u64>) -> UserResult {
+        if ctx.info().attempt < self.fail_until_attempt {
+            if self.panic {
+                panic!("boom on attempt {}", ctx.info().attempt);
+            }
+            return Err(UserError::msg(format!("bad record at {}", r.offset)));
+        }
+        ctx.increment("app", "lines", 1);
+        WordCountMapper::default().map(r, ctx)
+    }
+}
+
+#[test]
+fn failed_attempts_are_retried_and_counted_once() {
+    for panic in [false, true] {
+        let job = Job::new(
+            "flaky",
+            Flaky {
+                panic,
+                fail_until_attempt: 2,
+            },
+            SumReducer,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let engine = LocalEngine::new(dir.path().join("work")).with_max_attempts(2);
+        let mut config = JobConfig::new(data("samples/input.txt").to_str().unwrap());
+        config.splits.splits = Some(3);
+        let outcome = engine.run(&job, &config).unwrap();
+        assert_eq!(
+            outcome.counters.get("app", "lines"),
+            3,
+            "only committed attempts count"
+        );
+        let mut counts: Vec<(String, u64)> =
+            gridmr_core::output::read_output(&outcome.output_dir).unwrap();
+        counts.sort();
+        assert_eq!(counts[1], ("hola".to_string(), 3));
+    }
+}
+
+#[test]
+fn a_task_that_always_fails_fails_the_job_with_its_error() {
+    for panic in [false, true] {
+        let job = Job::new(
+            "broken",
+            Flaky {
+                panic,
+                fail_until_attempt: u32::MAX,
+            },
+            SumReducer,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let engine = LocalEngine::new(dir.path().join("work")).with_max_attempts(3);
+        let config = JobConfig::new(data("samples/input.txt").to_str().unwrap());
+        let err = engine.run(&job, &config).unwrap_err();
+        let Error::JobFailed {
+            attempts,
+            last_error,
+            task,
+            ..
+        } = &err
+        else {
+            panic!("expected JobFailed, got {err}");
+        };
+        assert_eq!(*attempts, 3);
+        assert!(task.starts_with("map-"), "{task}");
+        let want = if panic {
+            "panicked: boom on attempt 3"
+        } else {
+            "bad record at 0"
+        };
+        assert!(last_error.contains(want), "{last_error}");
+    }
+}
+
+/// Emits `(file name, byte count)` once per whole file.
+#[derive(Clone)]
+struct FileSizes;
+
+impl Mapper for FileSizes {
+    type Key = String;
+    type Value = u64;
+    fn map(&mut self, r: &Record<'_>, ctx: &mut MapContext<'_, String, u64>) -> UserResult {
+        let name = r
+            .file
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        ctx.emit(name, r.bytes.len() as u64)?;
+        Ok(())
+    }
+}
+
+#[test]
+fn whole_file_input_gives_one_record_per_file() {
+    let job = Job::new("sizes", FileSizes, SumReducer).with_input_format(InputFormat::WholeFiles);
+    let run = run_job(&job, data("samples").to_str().unwrap(), 2, |c| {
+        c.splits.splits = Some(10)
+    });
+    assert_eq!(run.outcome.map_tasks, 3);
+    let want = expected(&[("data1.txt", 54), ("data2.txt", 49), ("input.txt", 39)]);
+    assert_eq!(run.counts(), want);
+}
+
+/// Reads only the first value of each key: the rest must be skipped, not leak into the next key.
+#[derive(Clone)]
+struct FirstValue;
+
+impl Reducer for FirstValue {
+    type Key = u64;
+    type Value = u64;
+    type OutKey = u64;
+    type OutValue = u64;
+    fn reduce(
+        &mut self,
+        key: &u64,
+        values: &mut Values<'_, u64>,
+        ctx: &mut ReduceContext<'_, u64, u64>,
+    ) -> UserResult {
+        let first = values.next().unwrap_or(0);
+        ctx.emit(key, &first)?;
+        Ok(())
+    }
+}
+
+/// Emits `(line length, offset)` for every line, with no combiner.
+#[derive(Clone)]
+struct LengthOffsets;
+
+impl Mapper for LengthOffsets {
+    type Key = u64;
+    type Value = u64;
+    fn map(&mut self, r: &Record<'_>, ctx: &mut MapContext<'_, u64, u64>) -> UserResult {
+        ctx.emit(r.bytes.len() as u64, r.offset)?;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_reducer_may_leave_values_unread() {
+    let job = Job::new("first", LengthOffsets, FirstValue);
+    let input = data("gutenberg/being_ernest.txt");
+    let text = std::fs::read(&input).unwrap();
+    let run = run_job(&job, input.to_str().unwrap(), 2, |c| {
+        c.splits.splits = Some(5);
+        c.reduce_partitions = Some(2);
+        c.shuffle.sort_buffer_bytes = 8 << 10;
+    });
+    let got: BTreeMap<u64, u64> =
+        gridmr_core::output::read_output::<u64, u64>(&run.outcome.output_dir)
+            .unwrap()
+            .into_iter()
+            .collect();
+    // Values of a key arrive in map-task order, and in emit order within a task, so the first
+    // value is the offset of the first line of that length.
+    let mut want = BTreeMap::new();
+    let mut offset = 0u64;
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let len = line.strip_suffix(b"\n").unwrap_or(line);
+        let len = len.strip_suffix(b"\r").unwrap_or(len).len() as u64;
+        want.entry(len).or_insert(offset);
+        offset += line.len() as u64;
+    }
+    assert_eq!(got, want);
+}
