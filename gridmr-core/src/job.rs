@@ -43,17 +43,17 @@ impl<K: Key, V: Value> MapContext<'_, K, V> {
     ///
     /// It fails only when a spill to disk fails; return the error (`?`) to fail the attempt.
     pub fn emit(&mut self, key: K, value: V) -> Result<()> {
-        self.sink.emit(key, value, self.counters)
+        self.sink.emit(key, value)
     }
 
     /// Emits a pair from a borrowed key (`&str` for a `String` key), which is copied only when
     /// it must be stored: with a combiner, a key already buffered costs no allocation at all.
     pub fn emit_ref<Q>(&mut self, key: &Q, value: V) -> Result<()>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        K: Borrow<Q> + for<'q> From<&'q Q>,
+        Q: Hash + Eq + ?Sized,
     {
-        self.sink.emit_ref(key, value, self.counters)
+        self.sink.emit_ref(key, value)
     }
 
     /// The attempt's task info.
@@ -77,7 +77,7 @@ pub struct ReduceContext<'a, K, V> {
 impl<K: Serialize, V: Serialize> ReduceContext<'_, K, V> {
     /// Writes one output record as a `key<TAB>value` line.
     pub fn emit(&mut self, key: &K, value: &V) -> Result<()> {
-        self.out.write(key, value, self.counters)
+        self.out.write(key, value)
     }
 
     /// The attempt's task info.

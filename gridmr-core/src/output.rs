@@ -52,6 +52,8 @@ pub struct TextWriter<K, V> {
     path: PathBuf,
     out: BufWriter<File>,
     line: Vec<u8>,
+    records: u64,
+    bytes: u64,
     _types: PhantomData<fn(&K, &V)>,
 }
 
@@ -63,24 +65,28 @@ impl<K: Serialize, V: Serialize> TextWriter<K, V> {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 20, file),
             line: Vec::with_capacity(256),
+            records: 0,
+            bytes: 0,
             _types: PhantomData,
         })
     }
 
     /// Writes one record.
-    pub fn write(&mut self, key: &K, value: &V, counters: &mut Counters) -> Result<()> {
+    pub fn write(&mut self, key: &K, value: &V) -> Result<()> {
         self.line.clear();
         format_line(key, value, &mut self.line)?;
         self.out
             .write_all(&self.line)
             .map_err(|e| Error::io("write", &self.path, e))?;
-        counters.add_builtin(builtin::OUTPUT_RECORDS, 1);
-        counters.add_builtin(builtin::OUTPUT_BYTES, self.line.len() as u64);
+        self.records += 1;
+        self.bytes += self.line.len() as u64;
         Ok(())
     }
 
-    /// Flushes and closes the file.
-    pub fn finish(self) -> Result<()> {
+    /// Flushes and closes the file, adding the output counters to `counters`.
+    pub fn finish(self, counters: &mut Counters) -> Result<()> {
+        counters.add_builtin(builtin::OUTPUT_RECORDS, self.records);
+        counters.add_builtin(builtin::OUTPUT_BYTES, self.bytes);
         let path = self.path;
         let file = self
             .out

@@ -339,7 +339,7 @@ where
     })?;
     counters.add_builtin(builtin::REDUCE_INPUT_GROUPS, groups.groups());
     counters.add_builtin(builtin::REDUCE_INPUT_RECORDS, groups.records());
-    writer.finish()?;
+    writer.finish(&mut counters)?;
     Ok(TaskReport {
         task_id: task.task_id(),
         attempt: task.attempt,

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 /// Keys that are not strings: `(word length, word)`, to exercise the generic key path.
 #[derive(Clone, Default)]
-struct LenWord(Vec<u8>);
+struct LenWord(String);
 
 impl Mapper for LenWord {
     type Key = (u32, String);

@@ -24,47 +24,56 @@ fn is_py_space(c: char) -> bool {
 
 /// Calls `f` with each word of `text` as Python's `text.lower().split()` gives them.
 ///
-/// `scratch` is reused between calls so that ASCII lines (the common case) allocate nothing.
+/// ASCII lines (the common case) take a fast path that allocates nothing: words are borrowed
+/// from the line, and only those with upper-case letters are lower-cased, in `scratch`.
 ///
 /// ```
 /// let mut words = Vec::new();
-/// let mut scratch = Vec::new();
+/// let mut scratch = String::new();
 /// gridmr_core::jobs::wordcount::python_words(b"Hola  MUNDO\r", &mut scratch, |w| words.push(w.to_string()));
 /// gridmr_core::jobs::wordcount::python_words("ÉTÉ\u{2003}ΣΑΣ".as_bytes(), &mut scratch, |w| words.push(w.to_string()));
 /// assert_eq!(words, ["hola", "mundo", "été", "σας"]);
 /// ```
-pub fn python_words(text: &[u8], scratch: &mut Vec<u8>, mut f: impl FnMut(&str)) {
-    if text.is_ascii() {
-        scratch.clear();
-        scratch.extend_from_slice(text);
-        scratch.make_ascii_lowercase();
-        let Ok(s) = std::str::from_utf8(scratch) else {
-            return;
-        };
-        let bytes = s.as_bytes();
-        let n = bytes.len();
-        let mut i = 0;
-        while i < n {
-            while i < n && ASCII_WS[bytes[i] as usize] {
-                i += 1;
-            }
-            let start = i;
-            while i < n && !ASCII_WS[bytes[i] as usize] {
-                i += 1;
-            }
-            if i > start {
-                f(&s[start..i]);
+pub fn python_words(text: &[u8], scratch: &mut String, mut f: impl FnMut(&str)) {
+    match std::str::from_utf8(text) {
+        Ok(line) if line.is_ascii() => {
+            let bytes = line.as_bytes();
+            let n = bytes.len();
+            let mut i = 0;
+            while i < n {
+                while i < n && ASCII_WS[bytes[i] as usize] {
+                    i += 1;
+                }
+                let start = i;
+                let mut upper = false;
+                while i < n && !ASCII_WS[bytes[i] as usize] {
+                    upper |= bytes[i].is_ascii_uppercase();
+                    i += 1;
+                }
+                if i == start {
+                    continue;
+                }
+                let word = &line[start..i];
+                if upper {
+                    scratch.clear();
+                    scratch.push_str(word);
+                    scratch.make_ascii_lowercase();
+                    f(scratch);
+                } else {
+                    f(word);
+                }
             }
         }
-    } else {
-        let record = Record {
-            file: std::path::Path::new(""),
-            offset: 0,
-            bytes: text,
-        };
-        let lower = record.text().to_lowercase();
-        for word in lower.split(is_py_space).filter(|w| !w.is_empty()) {
-            f(word);
+        _ => {
+            let record = Record {
+                file: std::path::Path::new(""),
+                offset: 0,
+                bytes: text,
+            };
+            let lower = record.text().to_lowercase();
+            for word in lower.split(is_py_space).filter(|w| !w.is_empty()) {
+                f(word);
+            }
         }
     }
 }
@@ -72,7 +81,7 @@ pub fn python_words(text: &[u8], scratch: &mut Vec<u8>, mut f: impl FnMut(&str))
 /// Emits `(word, 1)` for every word of every line.
 #[derive(Debug, Clone, Default)]
 pub struct WordCountMapper {
-    scratch: Vec<u8>,
+    scratch: String,
 }
 
 impl Mapper for WordCountMapper {

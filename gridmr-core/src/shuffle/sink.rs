@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::job::Combiner;
 use crate::partition::Partitioner;
 use hashbrown::HashMap;
+use rustc_hash::FxBuildHasher;
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::mem::size_of;
@@ -53,12 +54,17 @@ pub struct MapSink<K, V> {
     settings: ShuffleSettings,
     partitioner: Arc<dyn Partitioner<K>>,
     combiner: Option<Arc<dyn Combiner<K, V>>>,
-    table: HashMap<K, V>,
+    table: HashMap<K, V, FxBuildHasher>,
     list: Vec<(u32, K, V)>,
     /// Encoded sizes of the buffered keys and values: a stand-in for their heap use.
     heap_bytes: usize,
     runs: Vec<RunIndex>,
     merges: usize,
+    /// Hot-path counts, kept as plain integers and added to the task's counters at the end.
+    output_records: u64,
+    combine_input_records: u64,
+    /// Counters of spills and merges.
+    counters: Counters,
 }
 
 impl<K: Key, V: Value> MapSink<K, V> {
@@ -79,6 +85,9 @@ impl<K: Key, V: Value> MapSink<K, V> {
             heap_bytes: 0,
             runs: Vec::new(),
             merges: 0,
+            output_records: 0,
+            combine_input_records: 0,
+            counters: Counters::default(),
         }
     }
 
@@ -103,10 +112,10 @@ impl<K: Key, V: Value> MapSink<K, V> {
     }
 
     /// Buffers one record.
-    pub fn emit(&mut self, key: K, value: V, counters: &mut Counters) -> Result<()> {
-        counters.add_builtin(builtin::MAP_OUTPUT_RECORDS, 1);
+    pub fn emit(&mut self, key: K, value: V) -> Result<()> {
+        self.output_records += 1;
         if let Some(c) = &self.combiner {
-            counters.add_builtin(builtin::COMBINE_INPUT_RECORDS, 1);
+            self.combine_input_records += 1;
             if let Some(acc) = self.table.get_mut(&key) {
                 c.combine(&key, acc, value);
                 return Ok(());
@@ -119,39 +128,39 @@ impl<K: Key, V: Value> MapSink<K, V> {
             self.list.push((p, key, value));
         }
         if self.over_budget() {
-            self.spill(counters)?;
+            self.spill()?;
         }
         Ok(())
     }
 
     /// Buffers one record from a borrowed key, copying the key only when it is stored.
-    pub fn emit_ref<Q>(&mut self, key: &Q, value: V, counters: &mut Counters) -> Result<()>
+    pub fn emit_ref<Q>(&mut self, key: &Q, value: V) -> Result<()>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        K: Borrow<Q> + for<'q> From<&'q Q>,
+        Q: Hash + Eq + ?Sized,
     {
         if let Some(c) = &self.combiner {
             if let Some((k, acc)) = self.table.get_key_value_mut(key) {
-                counters.add_builtin(builtin::MAP_OUTPUT_RECORDS, 1);
-                counters.add_builtin(builtin::COMBINE_INPUT_RECORDS, 1);
+                self.output_records += 1;
+                self.combine_input_records += 1;
                 c.combine(k, acc, value);
                 return Ok(());
             }
         }
-        self.emit(key.to_owned(), value, counters)
+        self.emit(K::from(key), value)
     }
 
     /// Sorts the buffer and writes it as run `runs.len()`.
-    fn spill(&mut self, counters: &mut Counters) -> Result<()> {
+    fn spill(&mut self) -> Result<()> {
         let (data, index) = self.target.paths(&format!("-spill-{:04}", self.runs.len()));
-        let run = self.write_buffer(&data, &index, counters)?;
+        let run = self.write_buffer(&data, &index)?;
         self.runs.push(run);
-        counters.add_builtin(builtin::SPILLS, 1);
+        self.counters.add_builtin(builtin::SPILLS, 1);
         if self.runs.len() >= self.settings.merge_factor.max(2) {
             // Keep the number of open runs bounded: fold them into one (Hadoop's io.sort.factor).
             let (data, index) = self.target.paths(&format!("-merge-{:04}", self.merges));
             self.merges += 1;
-            let merged = self.merge_into(&data, &index, counters)?;
+            let merged = self.merge_into(&data, &index)?;
             self.runs = vec![merged];
         }
         Ok(())
@@ -175,18 +184,15 @@ impl<K: Key, V: Value> MapSink<K, V> {
         }
     }
 
-    fn write_buffer(
-        &mut self,
-        data: &Path,
-        index: &Path,
-        counters: &mut Counters,
-    ) -> Result<RunIndex> {
+    fn write_buffer(&mut self, data: &Path, index: &Path) -> Result<RunIndex> {
         let records = self.sorted_records();
         self.heap_bytes = 0;
         if self.combiner.is_some() {
-            counters.add_builtin(builtin::COMBINE_OUTPUT_RECORDS, records.len() as u64);
+            self.counters
+                .add_builtin(builtin::COMBINE_OUTPUT_RECORDS, records.len() as u64);
         }
-        counters.add_builtin(builtin::SPILLED_RECORDS, records.len() as u64);
+        self.counters
+            .add_builtin(builtin::SPILLED_RECORDS, records.len() as u64);
         let mut out = RunWriter::create(
             data,
             index,
@@ -203,12 +209,7 @@ impl<K: Key, V: Value> MapSink<K, V> {
         out.finish()
     }
 
-    fn merge_into(
-        &mut self,
-        data: &Path,
-        index: &Path,
-        counters: &mut Counters,
-    ) -> Result<RunIndex> {
+    fn merge_into(&mut self, data: &Path, index: &Path) -> Result<RunIndex> {
         let out = RunWriter::create(
             data,
             index,
@@ -221,9 +222,10 @@ impl<K: Key, V: Value> MapSink<K, V> {
             out,
             self.target.partitions,
             self.combiner.as_deref(),
-            counters,
+            &mut self.counters,
         )?;
-        counters.add_builtin(builtin::SPILLED_RECORDS, merged.total_records());
+        self.counters
+            .add_builtin(builtin::SPILLED_RECORDS, merged.total_records());
         for run in self.runs.drain(..) {
             remove_run(&run);
         }
@@ -233,22 +235,34 @@ impl<K: Key, V: Value> MapSink<K, V> {
     /// Writes the task's final output `<stem>.data` / `<stem>.index`: the buffer directly when
     /// nothing was spilled, otherwise the last spill merged with the earlier runs.
     pub fn finish(mut self, counters: &mut Counters) -> Result<RunIndex> {
+        let result = self.write_final();
+        self.add_counters_to(counters);
+        result
+    }
+
+    fn write_final(&mut self) -> Result<RunIndex> {
         let (data, index) = self.target.paths("");
         if self.runs.is_empty() {
-            return self.write_buffer(&data, &index, counters);
+            return self.write_buffer(&data, &index);
         }
         if !self.table.is_empty() || !self.list.is_empty() {
             let (d, i) = self.target.paths(&format!("-spill-{:04}", self.runs.len()));
-            let run = self.write_buffer(&d, &i, counters)?;
+            let run = self.write_buffer(&d, &i)?;
             self.runs.push(run);
-            counters.add_builtin(builtin::SPILLS, 1);
+            self.counters.add_builtin(builtin::SPILLS, 1);
         }
         if self.runs.len() == 1 {
             // One run is already the merged output: rename it into place, index last.
             let run = self.runs.remove(0);
             return rename_run(&run, &data, &index);
         }
-        self.merge_into(&data, &index, counters)
+        self.merge_into(&data, &index)
+    }
+
+    fn add_counters_to(&self, counters: &mut Counters) {
+        counters.add_builtin(builtin::MAP_OUTPUT_RECORDS, self.output_records);
+        counters.add_builtin(builtin::COMBINE_INPUT_RECORDS, self.combine_input_records);
+        counters.merge(&self.counters);
     }
 
     /// Removes every spill and merge file this sink wrote (after a failure).
