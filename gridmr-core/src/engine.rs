@@ -271,11 +271,9 @@ impl LocalEngine {
                 let outcome = loop {
                     match run(task, attempt) {
                         Ok(report) => break Ok(report),
-                        Err(_)
-                            if attempt < self.max_attempts && !failed.load(Ordering::Relaxed) =>
-                        {
-                            attempt += 1;
-                        }
+                        // Another task already failed the job: stop quietly.
+                        Err(_) if failed.load(Ordering::Relaxed) => return,
+                        Err(_) if attempt < self.max_attempts => attempt += 1,
                         Err(e) => break Err((attempt, e)),
                     }
                 };
