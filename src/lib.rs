@@ -1,9 +1,7 @@
-//! # GridMR
+#![doc = include_str!("../README.md")]
 //!
-//! A MapReduce engine for Rust. This facade re-exports the crates a user needs:
-//! [`core`] (the job API, shuffle and embedded engine), [`net`] and [`runtime`] (the cluster).
-//!
-//! See the README for a complete job.
+//! This facade re-exports the crates a user needs: [`core`] (the job API, shuffle and embedded
+//! engine, also re-exported at the top level), [`net`] and [`runtime`] (the cluster).
 
 pub use gridmr_core as core;
 pub use gridmr_core::*;

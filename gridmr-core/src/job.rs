@@ -42,12 +42,14 @@ impl<K: Key, V: Value> MapContext<'_, K, V> {
     /// Emits one `(key, value)` pair.
     ///
     /// It fails only when a spill to disk fails; return the error (`?`) to fail the attempt.
+    #[inline]
     pub fn emit(&mut self, key: K, value: V) -> Result<()> {
         self.sink.emit(key, value)
     }
 
     /// Emits a pair from a borrowed key (`&str` for a `String` key), which is copied only when
     /// it must be stored: with a combiner, a key already buffered costs no allocation at all.
+    #[inline]
     pub fn emit_ref<Q>(&mut self, key: &Q, value: V) -> Result<()>
     where
         K: Borrow<Q> + for<'q> From<&'q Q>,

@@ -112,28 +112,21 @@ impl<K: Key, V: Value> MapSink<K, V> {
     }
 
     /// Buffers one record.
+    #[inline]
     pub fn emit(&mut self, key: K, value: V) -> Result<()> {
-        self.output_records += 1;
         if let Some(c) = &self.combiner {
-            self.combine_input_records += 1;
             if let Some(acc) = self.table.get_mut(&key) {
+                self.output_records += 1;
+                self.combine_input_records += 1;
                 c.combine(&key, acc, value);
                 return Ok(());
             }
-            self.heap_bytes += encoded_len(&key) + encoded_len(&value);
-            self.table.insert(key, value);
-        } else {
-            self.heap_bytes += encoded_len(&key) + encoded_len(&value);
-            let p = self.partitioner.partition(&key, self.target.partitions);
-            self.list.push((p, key, value));
         }
-        if self.over_budget() {
-            self.spill()?;
-        }
-        Ok(())
+        self.insert(key, value)
     }
 
     /// Buffers one record from a borrowed key, copying the key only when it is stored.
+    #[inline]
     pub fn emit_ref<Q>(&mut self, key: &Q, value: V) -> Result<()>
     where
         K: Borrow<Q> + for<'q> From<&'q Q>,
@@ -147,7 +140,26 @@ impl<K: Key, V: Value> MapSink<K, V> {
                 return Ok(());
             }
         }
-        self.emit(K::from(key), value)
+        self.insert(K::from(key), value)
+    }
+
+    /// Stores a record whose key is not buffered yet (or every record, without a combiner), and
+    /// spills when over budget. Kept out of line so that the hot path above stays small.
+    #[inline(never)]
+    fn insert(&mut self, key: K, value: V) -> Result<()> {
+        self.output_records += 1;
+        self.heap_bytes += encoded_len(&key) + encoded_len(&value);
+        if self.combiner.is_some() {
+            self.combine_input_records += 1;
+            self.table.insert(key, value);
+        } else {
+            let p = self.partitioner.partition(&key, self.target.partitions);
+            self.list.push((p, key, value));
+        }
+        if self.over_budget() {
+            self.spill()?;
+        }
+        Ok(())
     }
 
     /// Sorts the buffer and writes it as run `runs.len()`.
