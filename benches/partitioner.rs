@@ -16,7 +16,7 @@ fn words() -> Vec<String> {
     let mut out = Vec::new();
     let mut scratch = String::new();
     for line in text.split(|&b| b == b'\n') {
-        python_words(line, &mut scratch, |w| out.push(w.to_string()));
+        out.extend(python_words(line, &mut scratch).map(String::from));
     }
     out
 }

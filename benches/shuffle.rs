@@ -25,7 +25,7 @@ fn records() -> Vec<String> {
     let mut scratch = String::new();
     while out.len() < RECORDS {
         for line in text.split(|&b| b == b'\n') {
-            python_words(line, &mut scratch, |w| out.push(w.to_string()));
+            out.extend(python_words(line, &mut scratch).map(String::from));
         }
     }
     out.truncate(RECORDS);

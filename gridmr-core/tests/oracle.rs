@@ -21,8 +21,9 @@ impl Mapper for LenWord {
     type Key = (u32, String);
     type Value = u64;
     fn map(&mut self, r: &Record<'_>, ctx: &mut MapContext<'_, (u32, String), u64>) -> UserResult {
-        let mut words = Vec::new();
-        python_words(r.bytes, &mut self.0, |w| words.push(w.to_string()));
+        let words: Vec<String> = python_words(r.bytes, &mut self.0)
+            .map(String::from)
+            .collect();
         for w in words {
             ctx.emit((w.chars().count() as u32, w), 1)?;
         }

@@ -22,59 +22,82 @@ fn is_py_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
-/// Calls `f` with each word of `text` as Python's `text.lower().split()` gives them.
+/// The words of `text` as Python's `text.lower().split()` gives them.
 ///
-/// ASCII lines (the common case) take a fast path that allocates nothing: words are borrowed
-/// from the line, and only those with upper-case letters are lower-cased, in `scratch`.
+/// The text is lower-cased into `scratch` (reused between calls, so a line allocates nothing
+/// once `scratch` is large enough) and the words are slices of it. Bytes that are not UTF-8 are
+/// dropped first, as Python's `errors="ignore"`. ASCII text (the common case) is lower-cased and
+/// split with byte tables; other text with Unicode's full lower-casing and white space.
 ///
 /// ```
-/// let mut words = Vec::new();
+/// use gridmr_core::jobs::wordcount::python_words;
 /// let mut scratch = String::new();
-/// gridmr_core::jobs::wordcount::python_words(b"Hola  MUNDO\r", &mut scratch, |w| words.push(w.to_string()));
-/// gridmr_core::jobs::wordcount::python_words("ÉTÉ\u{2003}ΣΑΣ".as_bytes(), &mut scratch, |w| words.push(w.to_string()));
-/// assert_eq!(words, ["hola", "mundo", "été", "σας"]);
+/// let words: Vec<String> = python_words(b"Hola  MUNDO\r", &mut scratch).map(String::from).collect();
+/// assert_eq!(words, ["hola", "mundo"]);
+/// let words: Vec<String> = python_words("ÉTÉ\u{2003}ΣΑΣ".as_bytes(), &mut scratch).map(String::from).collect();
+/// assert_eq!(words, ["été", "σας"]);
 /// ```
-pub fn python_words(text: &[u8], scratch: &mut String, mut f: impl FnMut(&str)) {
+pub fn python_words<'a>(text: &[u8], scratch: &'a mut String) -> Words<'a> {
+    scratch.clear();
+    let ascii = text.is_ascii();
     match std::str::from_utf8(text) {
-        Ok(line) if line.is_ascii() => {
-            let bytes = line.as_bytes();
-            let n = bytes.len();
-            let mut i = 0;
-            while i < n {
-                while i < n && ASCII_WS[bytes[i] as usize] {
-                    i += 1;
-                }
-                let start = i;
-                let mut upper = false;
-                while i < n && !ASCII_WS[bytes[i] as usize] {
-                    upper |= bytes[i].is_ascii_uppercase();
-                    i += 1;
-                }
-                if i == start {
-                    continue;
-                }
-                let word = &line[start..i];
-                if upper {
-                    scratch.clear();
-                    scratch.push_str(word);
-                    scratch.make_ascii_lowercase();
-                    f(scratch);
-                } else {
-                    f(word);
-                }
-            }
+        Ok(s) if ascii => {
+            scratch.push_str(s);
+            scratch.make_ascii_lowercase();
         }
-        _ => {
+        Ok(s) => scratch.push_str(&s.to_lowercase()),
+        Err(_) => {
             let record = Record {
                 file: std::path::Path::new(""),
                 offset: 0,
                 bytes: text,
             };
-            let lower = record.text().to_lowercase();
-            for word in lower.split(is_py_space).filter(|w| !w.is_empty()) {
-                f(word);
-            }
+            scratch.push_str(&record.text().to_lowercase());
         }
+    }
+    Words {
+        text: scratch,
+        pos: 0,
+        ascii,
+    }
+}
+
+/// The iterator [`python_words`] returns.
+#[derive(Debug, Clone)]
+pub struct Words<'a> {
+    text: &'a str,
+    pos: usize,
+    ascii: bool,
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let text = self.text;
+        if self.ascii {
+            let bytes = text.as_bytes();
+            let n = bytes.len();
+            let mut i = self.pos;
+            while i < n && ASCII_WS[bytes[i] as usize] {
+                i += 1;
+            }
+            let start = i;
+            while i < n && !ASCII_WS[bytes[i] as usize] {
+                i += 1;
+            }
+            self.pos = i;
+            // Both ends are ASCII positions, hence character boundaries.
+            return (i > start).then(|| &text[start..i]);
+        }
+        let rest = &text[self.pos..];
+        let skipped = rest.len() - rest.trim_start_matches(is_py_space).len();
+        let word_start = self.pos + skipped;
+        let word = &text[word_start..];
+        let len = word.find(is_py_space).unwrap_or(word.len());
+        self.pos = word_start + len;
+        (len > 0).then(|| &word[..len])
     }
 }
 
@@ -89,13 +112,10 @@ impl Mapper for WordCountMapper {
     type Value = u64;
 
     fn map(&mut self, record: &Record<'_>, ctx: &mut MapContext<'_, String, u64>) -> UserResult {
-        let mut result = Ok(());
-        python_words(record.bytes, &mut self.scratch, |word| {
-            if result.is_ok() {
-                result = ctx.emit_ref(word, 1);
-            }
-        });
-        Ok(result?)
+        for word in python_words(record.bytes, &mut self.scratch) {
+            ctx.emit_ref(word, 1)?;
+        }
+        Ok(())
     }
 }
 

@@ -62,7 +62,6 @@ pub struct MapSink<K, V> {
     merges: usize,
     /// Hot-path counts, kept as plain integers and added to the task's counters at the end.
     output_records: u64,
-    combine_input_records: u64,
     /// Counters of spills and merges.
     counters: Counters,
 }
@@ -86,7 +85,6 @@ impl<K: Key, V: Value> MapSink<K, V> {
             runs: Vec::new(),
             merges: 0,
             output_records: 0,
-            combine_input_records: 0,
             counters: Counters::default(),
         }
     }
@@ -117,7 +115,6 @@ impl<K: Key, V: Value> MapSink<K, V> {
         if let Some(c) = &self.combiner {
             if let Some(acc) = self.table.get_mut(&key) {
                 self.output_records += 1;
-                self.combine_input_records += 1;
                 c.combine(&key, acc, value);
                 return Ok(());
             }
@@ -135,7 +132,6 @@ impl<K: Key, V: Value> MapSink<K, V> {
         if let Some(c) = &self.combiner {
             if let Some((k, acc)) = self.table.get_key_value_mut(key) {
                 self.output_records += 1;
-                self.combine_input_records += 1;
                 c.combine(k, acc, value);
                 return Ok(());
             }
@@ -150,7 +146,6 @@ impl<K: Key, V: Value> MapSink<K, V> {
         self.output_records += 1;
         self.heap_bytes += encoded_len(&key) + encoded_len(&value);
         if self.combiner.is_some() {
-            self.combine_input_records += 1;
             self.table.insert(key, value);
         } else {
             let p = self.partitioner.partition(&key, self.target.partitions);
@@ -273,7 +268,10 @@ impl<K: Key, V: Value> MapSink<K, V> {
 
     fn add_counters_to(&self, counters: &mut Counters) {
         counters.add_builtin(builtin::MAP_OUTPUT_RECORDS, self.output_records);
-        counters.add_builtin(builtin::COMBINE_INPUT_RECORDS, self.combine_input_records);
+        if self.combiner.is_some() {
+            // Every emitted record goes through the combiner.
+            counters.add_builtin(builtin::COMBINE_INPUT_RECORDS, self.output_records);
+        }
         counters.merge(&self.counters);
     }
 
