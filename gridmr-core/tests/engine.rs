@@ -26,26 +26,23 @@ fn original_samples_give_the_reference_counts() {
         let want = expected(&[("hola", 3), ("mundo", 2), ("grid", 2), ("mr", 1)]);
         assert_eq!(run.counts(), want, "splits {splits:?}, R {partitions}");
     }
-    let run = run_job(
-        &wordcount::job(),
-        data("samples/data1.txt").to_str().unwrap(),
-        2,
-        |_| {},
-    );
-    let ones = ["hola", "cruel", "como", "esta", "arriba", "nacional"];
-    let mut want = expected(&[("el", 2), ("mundo", 2)]);
-    want.extend(ones.iter().map(|w| (w.to_string(), 1)));
-    assert_eq!(run.counts(), want);
-    let run = run_job(
-        &wordcount::job(),
-        data("samples/data2.txt").to_str().unwrap(),
-        2,
-        |_| {},
-    );
-    let ones = ["esta", "patas", "arriba", "es", "muy", "bacano"];
-    let mut want = expected(&[("el", 2), ("mundo", 2)]);
-    want.extend(ones.iter().map(|w| (w.to_string(), 1)));
-    assert_eq!(run.counts(), want);
+    let samples = [
+        (
+            "data1.txt",
+            ["hola", "cruel", "como", "esta", "arriba", "nacional"],
+        ),
+        (
+            "data2.txt",
+            ["esta", "patas", "arriba", "es", "muy", "bacano"],
+        ),
+    ];
+    for (file, ones) in samples {
+        let input = data(&format!("samples/{file}"));
+        let run = run_job(&wordcount::job(), input.to_str().unwrap(), 2, |_| {});
+        let mut want = expected(&[("el", 2), ("mundo", 2)]);
+        want.extend(ones.iter().map(|w| (w.to_string(), 1)));
+        assert_eq!(run.counts(), want, "{file}");
+    }
 }
 
 #[test]

@@ -244,6 +244,11 @@ impl<K: Key, V: Value> MapSink<K, V> {
     pub fn finish(mut self, counters: &mut Counters) -> Result<RunIndex> {
         let result = self.write_final();
         self.add_counters_to(counters);
+        if result.is_err() {
+            for run in self.runs.drain(..) {
+                remove_run(&run);
+            }
+        }
         result
     }
 
