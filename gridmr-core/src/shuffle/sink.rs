@@ -49,6 +49,9 @@ impl SinkTarget {
 /// keys' and values' encoded sizes, and the scratch a sort at spill time needs) stays under
 /// [`ShuffleSettings::sort_buffer_bytes`]: past it the buffer is sorted by (partition, key)
 /// and spilled as a run. Peak memory therefore does not grow with the input.
+///
+/// The estimate is an approximation: a value's size is taken when its key is first buffered, so
+/// a combiner whose accumulated values grow (a list, a set) can take more than the budget.
 pub struct MapSink<K, V> {
     target: SinkTarget,
     settings: ShuffleSettings,
