@@ -45,17 +45,16 @@ thread_local! {
 }
 
 fn with_canonical<K: Serialize + ?Sized, T>(key: &K, f: impl FnOnce(&[u8]) -> T) -> T {
-    SCRATCH.with(|s| match s.try_borrow_mut() {
-        Ok(mut buf) => {
-            canonical_bytes(key, &mut buf);
-            f(&buf)
-        }
-        // Re-entered from inside a key's `Serialize` impl: use a fresh buffer.
-        Err(_) => {
-            let mut buf = Vec::new();
-            canonical_bytes(key, &mut buf);
-            f(&buf)
-        }
+    SCRATCH.with(|s| {
+        // A fresh buffer when re-entered from inside a key's `Serialize` impl.
+        let mut fresh = Vec::new();
+        let mut shared = s.try_borrow_mut();
+        let buf = match shared.as_deref_mut() {
+            Ok(buf) => buf,
+            Err(_) => &mut fresh,
+        };
+        canonical_bytes(key, buf);
+        f(buf)
     })
 }
 

@@ -29,16 +29,16 @@ impl<'a> Record<'a> {
     /// assert_eq!(r.text(), "café !");
     /// ```
     pub fn text(&self) -> Cow<'a, str> {
-        match std::str::from_utf8(self.bytes) {
-            Ok(s) => Cow::Borrowed(s),
-            Err(_) => {
-                let mut s = String::with_capacity(self.bytes.len());
-                for chunk in self.bytes.utf8_chunks() {
-                    s.push_str(chunk.valid());
-                }
-                Cow::Owned(s)
-            }
-        }
+        decode_ignoring_invalid(self.bytes)
+    }
+}
+
+/// `bytes` as text with the bytes that are not valid UTF-8 dropped (Python's
+/// `decode("utf-8", errors="ignore")`); valid text is borrowed, not copied.
+pub fn decode_ignoring_invalid(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => Cow::Owned(bytes.utf8_chunks().map(|c| c.valid()).collect()),
     }
 }
 

@@ -2,7 +2,7 @@
 //! `line.lower().split()` (Unicode lower-case, split on Unicode white space).
 
 use crate::error::UserResult;
-use crate::input::Record;
+use crate::input::{decode_ignoring_invalid, Record};
 use crate::job::{Job, MapContext, Mapper, ReduceContext, Reducer, SumCombiner, Values};
 
 /// Python's `str.isspace()` restricted to ASCII: `\t \n \v \f \r`, U+001C..U+001F and space.
@@ -40,20 +40,12 @@ fn is_py_space(c: char) -> bool {
 pub fn python_words<'a>(text: &[u8], scratch: &'a mut String) -> Words<'a> {
     scratch.clear();
     let ascii = text.is_ascii();
-    match std::str::from_utf8(text) {
-        Ok(s) if ascii => {
-            scratch.push_str(s);
-            scratch.make_ascii_lowercase();
-        }
-        Ok(s) => scratch.push_str(&s.to_lowercase()),
-        Err(_) => {
-            let record = Record {
-                file: std::path::Path::new(""),
-                offset: 0,
-                bytes: text,
-            };
-            scratch.push_str(&record.text().to_lowercase());
-        }
+    let decoded = decode_ignoring_invalid(text);
+    if ascii {
+        scratch.push_str(&decoded);
+        scratch.make_ascii_lowercase();
+    } else {
+        scratch.push_str(&decoded.to_lowercase());
     }
     Words {
         text: scratch,

@@ -111,9 +111,14 @@ impl RunWriter {
         })
     }
 
-    /// Moves to partition `p` (partitions must come in ascending order).
+    /// Moves to partition `p`: partitions must come in ascending order, each below the count.
     fn enter(&mut self, p: u32) -> Result<()> {
-        debug_assert!(p >= self.current && p < self.partitions);
+        if p < self.current || p >= self.partitions {
+            return Err(Error::Codec(format!(
+                "record for partition {p} after partition {} (of {})",
+                self.current, self.partitions
+            )));
+        }
         while self.current < p {
             self.flush_block()?;
             self.offsets.push(self.position);
@@ -124,20 +129,8 @@ impl RunWriter {
 
     /// Appends one record (`encoded` = key and value bytes) to partition `p`.
     pub fn push(&mut self, p: u32, encoded: &[u8]) -> Result<()> {
-        if p != self.current {
-            self.enter(p)?;
-        }
-        self.block.extend_from_slice(encoded);
-        self.records[p as usize] += 1;
-        if self.block.len() >= self.block_target {
-            self.flush_block()?;
-        }
-        Ok(())
-    }
-
-    /// The partition records are currently appended to.
-    pub fn current_partition(&self) -> u32 {
-        self.current
+        self.block_for(p)?.extend_from_slice(encoded);
+        self.record_done()
     }
 
     /// Gives mutable access to the open block so records can be encoded in place; call
@@ -563,6 +556,23 @@ mod tests {
                 other => panic!("byte {at}: expected corruption, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn partitions_out_of_order_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = RunWriter::create(
+            &dir.path().join("r.data"),
+            &dir.path().join("r.index"),
+            2,
+            Compression::None,
+            256,
+        )
+        .unwrap();
+        w.push(1, b"\x01a\x01").unwrap();
+        assert!(w.push(0, b"\x01b\x01").is_err());
+        assert!(w.push(2, b"\x01c\x01").is_err());
+        w.abort();
     }
 
     #[test]
