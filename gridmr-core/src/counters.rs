@@ -53,7 +53,10 @@ pub mod builtin {
 /// a.merge(&b);
 /// assert_eq!(a.get("app", "bad_lines"), 5);
 /// ```
+///
+/// Serialized as `{"group": {"name": value}}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Counters {
     groups: BTreeMap<String, BTreeMap<String, u64>>,
 }

@@ -1,8 +1,28 @@
-//! # gridmr-net
+//! The wire layer of GridMR.
 //!
-//! The wire layer of GridMR's cluster: the gRPC protocol between master and workers, the REST
-//! types of the master's API, and a client. Not written yet: the cluster is the next milestone
-//! (see the README); this crate holds its place in the workspace so the dependency direction
-//! (runtime → net → core) is fixed from the start.
+//! - [`proto`]: the master ↔ worker gRPC protocol, generated at build time
+//!   from `proto/mapreduce.proto`, which extends the original GridMR's
+//!   protocol (same package, service, methods, field names and numbers; new
+//!   fields from number 10 up).
+//! - [`wire`]: conversions between the protocol messages and the task types
+//!   of `gridmr-core`.
+//! - [`rest`]: the JSON bodies of the master's REST API.
+//! - [`client`]: an async client for that API, used by the CLI, the examples
+//!   and the workers (to register and heartbeat).
+//!
+//! Only paths and small messages cross gRPC; shuffle data moves through the
+//! shared folder.
 
-pub use gridmr_core as core;
+pub mod client;
+pub mod error;
+pub mod rest;
+pub mod wire;
+
+/// Messages, client and server generated from `proto/mapreduce.proto`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("gridmr");
+}
+
+pub use client::Client;
+pub use error::{Error, Result};

@@ -1,6 +1,41 @@
-//! # gridmr-runtime
+//! The GridMR cluster: a master, workers, and the `gridmr` command line.
 //!
-//! GridMR's master, workers and CLI. Not written yet: the cluster is the next milestone (see the
-//! README); until then the embedded engine of `gridmr-core` runs jobs in one process.
+//! A user's crate registers its jobs in a [`Registry`] and hands it to
+//! [`main_with`]; its binary then plays every role:
+//!
+//! ```no_run
+//! use gridmr_core::{jobs::wordcount, Registry};
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let mut jobs = Registry::new();
+//!     jobs.register(wordcount::job());
+//!     gridmr_runtime::main_with(jobs)
+//! }
+//! ```
+//!
+//! ```text
+//! my-jobs master  --shared-dir /data/shared                  # REST on :8080
+//! my-jobs worker  --shared-dir /data/shared --master-http http://master:8080
+//! my-jobs submit  --job wordcount --input /data/shared/books --wait
+//! my-jobs result  job-000001 > counts.txt
+//! my-jobs local   --job wordcount --input books/            # no cluster
+//! ```
+//!
+//! The same pieces start in-process with [`master::start`] and
+//! [`worker::start`] (tests and the `wordcount` example do this).
+//!
+//! Master and workers talk gRPC (`gridmr-net`'s protocol); map output moves
+//! through the shared folder, never over the network; clients use the REST
+//! API documented in `docs/rest-api.md`.
 
-pub use gridmr_net as net;
+pub mod cli;
+pub mod error;
+pub mod master;
+pub mod paths;
+pub mod settings;
+pub mod worker;
+
+pub use cli::main_with;
+pub use error::{Error, Result};
+pub use gridmr_core::Registry;
+pub use settings::{MasterSettings, SchedulerPolicy, WorkerSettings};

@@ -1,0 +1,13 @@
+//! Generates the gRPC code from `proto/mapreduce.proto` without a system
+//! `protoc`: `protox` parses the file into descriptors in pure Rust and
+//! `tonic-prost-build` generates the messages, client and server from them.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto/mapreduce.proto");
+    let descriptors = protox::compile(["mapreduce.proto"], ["proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

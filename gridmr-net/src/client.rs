@@ -1,0 +1,214 @@
+//! An async client for the master's REST API.
+//!
+//! ```no_run
+//! # async fn demo() -> gridmr_net::Result<()> {
+//! use gridmr_net::{rest::SubmitRequest, Client};
+//! let master = Client::new("127.0.0.1:8080");
+//! let job = master
+//!     .submit(&SubmitRequest {
+//!         job: Some("wordcount".into()),
+//!         input_url: "/data/shared/books".into(),
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! let done = master.wait(&job.job_id, |_| {}).await?;
+//! println!("{:?}", done.status);
+//! # Ok(()) }
+//! ```
+
+use crate::error::{Error, Result};
+use crate::rest::{
+    DeleteAnswer, ErrorBody, Health, Heartbeat, JobList, JobListing, JobMetricsList, JobStatus,
+    RegisterAnswer, RegisterRequest, SubmitRequest, TaskAttempts, WorkerList,
+};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use std::io::Write;
+use std::time::Duration;
+
+/// How long one long-poll of [`Client::wait`] lasts on the server.
+const WAIT_SLICE: Duration = Duration::from_millis(500);
+
+/// A handle on one master. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for the master at `base`: `http://host:port` or `host:port`.
+    pub fn new(base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        let base = if base.starts_with("http://") || base.starts_with("https://") {
+            base.to_owned()
+        } else {
+            format!("http://{base}")
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        Client { base, http }
+    }
+
+    /// The master's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn send(&self, url: &str, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let resp = req.send().await.map_err(|source| Error::Transport {
+            url: url.to_owned(),
+            source,
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<ErrorBody>(&body)
+            .map(|e| e.error)
+            .unwrap_or(body);
+        Err(Error::Http {
+            url: url.to_owned(),
+            status,
+            message,
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T> {
+        let resp = self.send(url, req).await?;
+        let bytes = resp.bytes().await.map_err(|source| Error::Transport {
+            url: url.to_owned(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let url = self.url(path);
+        self.json(&url, self.http.get(&url)).await
+    }
+
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<Health> {
+        self.get("/health").await
+    }
+
+    /// `POST /jobs`.
+    pub async fn submit(&self, req: &SubmitRequest) -> Result<JobStatus> {
+        let url = self.url("/jobs");
+        self.json(&url, self.http.post(&url).json(req)).await
+    }
+
+    /// `GET /jobs/{id}`.
+    pub async fn status(&self, job_id: &str) -> Result<JobStatus> {
+        self.get(&format!("/jobs/{job_id}")).await
+    }
+
+    /// `GET /jobs/{id}?wait_ms=…`: answers as soon as the job is finished, or
+    /// after `wait` with its current status.
+    pub async fn status_wait(&self, job_id: &str, wait: Duration) -> Result<JobStatus> {
+        self.get(&format!("/jobs/{job_id}?wait_ms={}", wait.as_millis()))
+            .await
+    }
+
+    /// Long-polls until the job is finished, calling `progress` with every
+    /// status seen, and returns the final status (whatever its state).
+    pub async fn wait(
+        &self,
+        job_id: &str,
+        mut progress: impl FnMut(&JobStatus),
+    ) -> Result<JobStatus> {
+        loop {
+            let status = self.status_wait(job_id, WAIT_SLICE).await?;
+            progress(&status);
+            if status.status.is_terminal() {
+                return Ok(status);
+            }
+        }
+    }
+
+    /// `GET /jobs`.
+    pub async fn list(&self) -> Result<JobList> {
+        self.get("/jobs").await
+    }
+
+    /// `GET /jobs/{id}/ls`.
+    pub async fn ls(&self, job_id: &str) -> Result<JobListing> {
+        self.get(&format!("/jobs/{job_id}/ls")).await
+    }
+
+    /// `GET /jobs/{id}/tasks`.
+    pub async fn tasks(&self, job_id: &str) -> Result<TaskAttempts> {
+        self.get(&format!("/jobs/{job_id}/tasks")).await
+    }
+
+    /// `GET /jobs/{id}/result?format=text`, streamed into `out` without
+    /// holding the result in memory. Returns the bytes written.
+    pub async fn result_to(&self, job_id: &str, out: &mut impl Write) -> Result<u64> {
+        let url = self.url(&format!("/jobs/{job_id}/result?format=text"));
+        let resp = self.send(&url, self.http.get(&url)).await?;
+        let mut stream = resp.bytes_stream();
+        let mut written = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| Error::Transport {
+                url: url.clone(),
+                source,
+            })?;
+            out.write_all(&chunk).map_err(Error::Write)?;
+            written += chunk.len() as u64;
+        }
+        out.flush().map_err(Error::Write)?;
+        Ok(written)
+    }
+
+    /// `DELETE /jobs/{id}` (`purge`: also remove its files).
+    pub async fn delete(&self, job_id: &str, purge: bool) -> Result<DeleteAnswer> {
+        let url = self.url(&format!("/jobs/{job_id}?purge={purge}"));
+        self.json(&url, self.http.delete(&url)).await
+    }
+
+    /// `GET /workers`.
+    pub async fn workers(&self) -> Result<WorkerList> {
+        self.get("/workers").await
+    }
+
+    /// `POST /workers/register` (JSON body).
+    pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterAnswer> {
+        let url = self.url("/workers/register");
+        self.json(&url, self.http.post(&url).json(req)).await
+    }
+
+    /// `POST /workers/{id}/heartbeat`. An [`Error::Http`] with status 404
+    /// means the master does not know the worker: register again.
+    pub async fn heartbeat(&self, worker_id: &str, beat: &Heartbeat) -> Result<()> {
+        let url = self.url(&format!("/workers/{worker_id}/heartbeat"));
+        self.send(
+            &url,
+            self.http
+                .post(&url)
+                .json(beat)
+                .timeout(Duration::from_secs(5)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `GET /metrics/jobs`.
+    pub async fn job_metrics(&self) -> Result<JobMetricsList> {
+        self.get("/metrics/jobs").await
+    }
+}

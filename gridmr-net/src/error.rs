@@ -1,0 +1,48 @@
+//! Errors of the wire layer.
+
+/// Everything that can go wrong talking to a GridMR master or worker.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with an error status; `message` is the `error`
+    /// field of its JSON body (or the body itself).
+    #[error("{url}: HTTP {status}: {message}")]
+    Http {
+        /// The URL asked.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The server could not be reached or the connection broke.
+    #[error("{url}: {source}")]
+    Transport {
+        /// The URL asked.
+        url: String,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// An answer that does not have the expected shape.
+    #[error("{url}: unexpected answer: {reason}")]
+    Decode {
+        /// The URL asked.
+        url: String,
+        /// What did not parse.
+        reason: String,
+    },
+    /// A protocol message with a missing or impossible field.
+    #[error("invalid {message} message: {reason}")]
+    InvalidMessage {
+        /// The message type.
+        message: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Writing a streamed answer failed.
+    #[error("writing the answer: {0}")]
+    Write(#[source] std::io::Error),
+}
+
+/// `Result` with the wire layer's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

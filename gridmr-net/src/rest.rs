@@ -1,0 +1,448 @@
+//! JSON bodies of the master's REST API.
+//!
+//! Every field of the original GridMR's answers is kept under its name; the
+//! fields GridMR in Rust added are documented as new. `docs/rest-api.md`
+//! shows each endpoint with a curl example.
+
+use gridmr_core::Counters;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `POST /jobs`: what to run, on what, how wide.
+///
+/// Exactly one of `job` (a typed job registered in the cluster's binary) and
+/// `script_url` (a Python job script) names the work.
+///
+/// ```
+/// use gridmr_net::rest::SubmitRequest;
+/// let req: SubmitRequest =
+///     serde_json::from_str(r#"{"job":"wordcount","input_url":"/data/shared/in.txt","partitions":4}"#)
+///         .unwrap();
+/// assert_eq!(req.job.as_deref(), Some("wordcount"));
+/// assert_eq!(req.partitions, Some(4));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    /// New: the name of a typed job registered in the cluster's binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// A Python job script (`nfs:///`, `file:///`, an absolute path, or `http(s)://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_url: Option<String>,
+    /// The input: a file, a folder or a glob inside the shared folder
+    /// (`nfs:///…`, `file:///…` or an absolute path).
+    pub input_url: String,
+    /// Sets both `map_splits` and `reduce_partitions` unless they are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<u32>,
+    /// How many map tasks (line-aligned byte ranges of the input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_splits: Option<u32>,
+    /// How many reduce tasks, hence part files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reduce_partitions: Option<u32>,
+    /// DISTRIBUTED mode whatever the input's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_distributed: Option<bool>,
+    /// New: the map-side sort buffer per task, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_buffer_bytes: Option<u64>,
+    /// New: LZ4-compress shuffle blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress_shuffle: Option<bool>,
+}
+
+/// The states of a job, as the original named them, plus `CANCELLED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    /// Accepted, not yet planned.
+    Queued,
+    /// Listing the input and planning splits.
+    Preparing,
+    /// Planned, waiting for its first task to start.
+    Prepared,
+    /// Map tasks are running (DISTRIBUTED).
+    Mapping,
+    /// Reduce tasks are running (DISTRIBUTED).
+    Reducing,
+    /// The single task is running (SINGLE).
+    Running,
+    /// Output committed.
+    Succeeded,
+    /// A task gave up, or the job could not be planned.
+    Failed,
+    /// New: stopped by `DELETE /jobs/{id}`.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job will not change any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+
+    /// The name used in JSON and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "QUEUED",
+            JobState::Preparing => "PREPARING",
+            JobState::Prepared => "PREPARED",
+            JobState::Mapping => "MAPPING",
+            JobState::Reducing => "REDUCING",
+            JobState::Running => "RUNNING",
+            JobState::Succeeded => "SUCCEEDED",
+            JobState::Failed => "FAILED",
+            JobState::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Every state, in lifecycle order.
+    pub const ALL: [JobState; 9] = [
+        JobState::Queued,
+        JobState::Preparing,
+        JobState::Prepared,
+        JobState::Mapping,
+        JobState::Reducing,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+}
+
+/// How a job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Mode {
+    /// One worker runs the whole job.
+    Single,
+    /// Map tasks over input splits, then reduce tasks over partitions.
+    Distributed,
+}
+
+/// Task counts of one phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCounts {
+    /// Tasks in the phase.
+    pub total: u32,
+    /// Waiting for a worker.
+    pub pending: u32,
+    /// An attempt is running.
+    pub running: u32,
+    /// Committed.
+    pub succeeded: u32,
+    /// Attempts that failed (each retried until `MAX_TASK_ATTEMPTS`).
+    pub failed_attempts: u32,
+    /// Attempts lost with their worker (retried without counting as failures
+    /// of the task's code).
+    pub lost_attempts: u32,
+}
+
+impl TaskCounts {
+    /// Whether every task of the phase is committed.
+    pub fn is_done(&self) -> bool {
+        self.succeeded == self.total
+    }
+}
+
+/// New: task counts per phase, for progress.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseTasks {
+    /// The one task of a SINGLE job.
+    pub single: TaskCounts,
+    /// Map tasks of a DISTRIBUTED job.
+    pub map: TaskCounts,
+    /// Reduce tasks of a DISTRIBUTED job.
+    pub reduce: TaskCounts,
+}
+
+/// Phase times in seconds, as the original's `/metrics/jobs` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTimes {
+    /// Submit to done (or to now, while running).
+    pub t_total_s: f64,
+    /// Listing the input and planning tasks.
+    pub t_prepare_s: f64,
+    /// The SINGLE task, from dispatch to commit.
+    pub t_single_s: f64,
+    /// First map dispatched to last map committed.
+    pub t_map_s: f64,
+    /// First reduce dispatched to the output committed.
+    pub t_reduce_s: f64,
+    /// Everything else: queueing, waiting for workers, final commit.
+    pub t_overhead_s: f64,
+}
+
+/// `GET /jobs/{id}` (and the answer to `POST /jobs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// The job's id, never reused.
+    pub job_id: String,
+    /// Its state.
+    pub status: JobState,
+    /// SINGLE or DISTRIBUTED (decided when the job is planned).
+    pub mode: Mode,
+    /// A human-readable line about the job's progress or its error.
+    pub message: String,
+    /// The committed output files (`result.txt`), once SUCCEEDED.
+    pub outputs: Vec<String>,
+    /// The job script's copy in the job folder (script jobs), else empty.
+    pub script_path: String,
+    /// The input as given, resolved to a local path.
+    pub input_path: String,
+    /// The original's chunk folder. GridMR splits by byte ranges instead of
+    /// copying chunks, so this folder stays empty.
+    pub chunks_dir: String,
+    /// Where map outputs are written.
+    pub shuffle_dir: String,
+    /// `partitions` as asked (0 when not given).
+    pub partitions: u32,
+    /// Map tasks.
+    pub map_splits: u32,
+    /// Reduce tasks.
+    pub reduce_partitions: u32,
+    /// New: the typed job's name (empty for script jobs).
+    #[serde(default)]
+    pub job: String,
+    /// New: the job's output folder (`part-r-NNNNN`, `result.txt`, `_SUCCESS`).
+    #[serde(default)]
+    pub output_dir: String,
+    /// New: the error that failed the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// New: counters summed over committed attempts.
+    #[serde(default)]
+    pub counters: Counters,
+    /// New: task counts per phase.
+    #[serde(default)]
+    pub tasks: PhaseTasks,
+    /// New: phase times.
+    #[serde(default)]
+    pub times: PhaseTimes,
+    /// New: input size in bytes.
+    #[serde(default)]
+    pub input_size_bytes: u64,
+    /// New: submit time, milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub submitted_at_ms: u64,
+}
+
+/// One job in `GET /jobs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// The job's id.
+    pub job_id: String,
+    /// Its state.
+    pub status: JobState,
+    /// Its mode.
+    pub mode: Mode,
+    /// Its progress or error line.
+    pub message: String,
+    /// Its committed output files.
+    pub outputs: Vec<String>,
+    /// New: the typed job's name.
+    #[serde(default)]
+    pub job: String,
+}
+
+/// `GET /jobs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobList {
+    /// Jobs in submission order.
+    pub jobs: Vec<JobSummary>,
+}
+
+/// `GET /jobs/{id}/ls`: the job's folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobListing {
+    /// The job folder.
+    pub base: String,
+    /// The script's copy (script jobs), else empty.
+    pub script: String,
+    /// The input path.
+    pub input: String,
+    /// The original's chunk names; GridMR lists its splits as `path:start+len`.
+    pub chunks: Vec<String>,
+    /// Files in the shuffle folder.
+    pub shuffle: Vec<String>,
+    /// Files in the output folder.
+    pub out: Vec<String>,
+    /// The job's state.
+    pub status: JobState,
+    /// Its mode.
+    pub mode: Mode,
+    /// Its progress or error line.
+    pub message: String,
+    /// `partitions` as asked.
+    pub partitions: u32,
+}
+
+/// `GET /jobs/{id}/result` for a result small enough to inline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// The job's id.
+    pub job_id: String,
+    /// Its state (SUCCEEDED).
+    pub status: JobState,
+    /// The whole `result.txt`.
+    pub result: String,
+}
+
+/// `DELETE /jobs/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeleteAnswer {
+    /// The job's id.
+    pub job_id: String,
+    /// Always true: the job is gone from the job list.
+    pub deleted: bool,
+    /// New: the job was still running and was cancelled.
+    #[serde(default)]
+    pub cancelled: bool,
+    /// New: its files were removed (`?purge=true`).
+    #[serde(default)]
+    pub purged: bool,
+}
+
+/// `POST /workers/register`, as query parameters, a form body or JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// The worker's id.
+    pub worker_id: String,
+    /// `host:port` where the master reaches its gRPC server.
+    pub address: String,
+    /// New: how many tasks it runs at once (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<u32>,
+}
+
+/// The answer to a registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterAnswer {
+    /// Always true.
+    pub ok: bool,
+    /// Live workers.
+    pub count: usize,
+    /// Their addresses, in registration order.
+    pub ring: Vec<String>,
+}
+
+/// New: `POST /workers/{id}/heartbeat`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Attempts running on the worker.
+    pub running: u32,
+}
+
+/// One worker in `GET /workers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// `host:port` of its gRPC server.
+    pub address: String,
+    /// Last registration or heartbeat, seconds since the Unix epoch.
+    pub last_seen: f64,
+    /// New: task slots.
+    #[serde(default)]
+    pub slots: u32,
+    /// New: attempts the master has running on it.
+    #[serde(default)]
+    pub running: u32,
+    /// New: false once it missed heartbeats for `WORKER_TIMEOUT_S`.
+    #[serde(default)]
+    pub alive: bool,
+}
+
+/// `GET /workers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerList {
+    /// Workers by id.
+    pub workers: BTreeMap<String, WorkerInfo>,
+    /// Live workers' addresses, in registration order.
+    pub ring: Vec<String>,
+}
+
+/// One job in `GET /metrics/jobs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobMetrics {
+    /// The job's id.
+    pub job_id: String,
+    /// Its state.
+    pub status: JobState,
+    /// Its mode.
+    pub mode: Mode,
+    /// Input bytes.
+    pub input_size_bytes: u64,
+    /// Map tasks.
+    pub map_splits: u32,
+    /// Reduce tasks.
+    pub reduce_partitions: u32,
+    /// Phase times.
+    #[serde(flatten)]
+    pub times: PhaseTimes,
+}
+
+/// `GET /metrics/jobs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobMetricsList {
+    /// Every job's metrics.
+    pub jobs: Vec<JobMetrics>,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always true when the master answers.
+    pub ok: bool,
+    /// The shared folder.
+    pub shared_dir: String,
+    /// `FILE_PARTITION_THRESHOLD_BYTES`.
+    pub threshold: u64,
+    /// New: live workers.
+    #[serde(default)]
+    pub workers: usize,
+    /// New: the typed jobs this cluster's binary registers.
+    #[serde(default)]
+    pub jobs: Vec<String>,
+}
+
+/// New: one task attempt in `GET /jobs/{id}/tasks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskAttempt {
+    /// `single`, `map-NNNNN` or `reduce-NNNNN`.
+    pub task: String,
+    /// 1, 2, …
+    pub attempt: u32,
+    /// The worker it ran on.
+    pub worker_id: String,
+    /// Dispatch time, milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// When its answer arrived; `None` while it runs.
+    pub finished_ms: Option<u64>,
+    /// `running`, `succeeded`, `failed`, `lost`, `superseded` or `cancelled`.
+    pub outcome: String,
+    /// Its error, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// New: `GET /jobs/{id}/tasks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskAttempts {
+    /// The job's id.
+    pub job_id: String,
+    /// Every attempt, in dispatch order.
+    pub attempts: Vec<TaskAttempt>,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+    /// The job's state, when the error is about a job that exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<JobState>,
+}

@@ -1,0 +1,303 @@
+//! Conversions between protocol messages and `gridmr-core`'s task types.
+//!
+//! The master builds [`proto::MapTask`] / [`proto::ReduceTask`] from core
+//! tasks; the worker turns them back into core tasks with the checks a
+//! message from the network needs (no zero partitions, no empty paths).
+
+use crate::error::{Error, Result};
+use crate::proto;
+use gridmr_core::input::InputSplit;
+use gridmr_core::shuffle::{Compression, ShuffleSettings};
+use gridmr_core::task::{MapTask, ReduceTask};
+use gridmr_core::Counters;
+use std::path::PathBuf;
+
+/// Counters as protocol messages.
+pub fn counters_to_wire(counters: &Counters) -> Vec<proto::Counter> {
+    counters
+        .iter()
+        .map(|(group, name, value)| proto::Counter {
+            group: group.to_owned(),
+            name: name.to_owned(),
+            value,
+        })
+        .collect()
+}
+
+/// Counters from protocol messages (repeated names are summed).
+///
+/// ```
+/// use gridmr_core::Counters;
+/// use gridmr_net::wire::{counters_from_wire, counters_to_wire};
+/// let mut c = Counters::default();
+/// c.add("app", "lines", 7);
+/// assert_eq!(counters_from_wire(&counters_to_wire(&c)), c);
+/// ```
+pub fn counters_from_wire(counters: &[proto::Counter]) -> Counters {
+    let mut out = Counters::default();
+    for c in counters {
+        out.add(&c.group, &c.name, c.value);
+    }
+    out
+}
+
+/// Shuffle settings as a protocol message.
+pub fn shuffle_to_wire(s: &ShuffleSettings) -> proto::ShuffleOptions {
+    proto::ShuffleOptions {
+        sort_buffer_bytes: s.sort_buffer_bytes,
+        merge_factor: u32::try_from(s.merge_factor).unwrap_or(u32::MAX),
+        compress: s.compression == Compression::Lz4,
+        block_bytes: u32::try_from(s.block_bytes).unwrap_or(u32::MAX),
+    }
+}
+
+/// Shuffle settings from a protocol message; zero fields take the defaults.
+pub fn shuffle_from_wire(o: Option<&proto::ShuffleOptions>) -> ShuffleSettings {
+    let mut s = ShuffleSettings::default();
+    if let Some(o) = o {
+        if o.sort_buffer_bytes > 0 {
+            s.sort_buffer_bytes = o.sort_buffer_bytes;
+        }
+        if o.merge_factor >= 2 {
+            s.merge_factor = o.merge_factor as usize;
+        }
+        if o.block_bytes > 0 {
+            s.block_bytes = o.block_bytes as usize;
+        }
+        if o.compress {
+            s.compression = Compression::Lz4;
+        }
+    }
+    s
+}
+
+/// A map task as a protocol message. `chunk_id` is the task id
+/// (`map-NNNNN`), as the original named chunks.
+pub fn map_task_to_wire(task: &MapTask, job_name: &str, script_path: &str) -> proto::MapTask {
+    proto::MapTask {
+        job_id: task.job_id.clone(),
+        script_path: script_path.to_owned(),
+        input_chunk: task.split.path.display().to_string(),
+        shuffle_dir: task.shuffle_dir.display().to_string(),
+        reduce_partitions: i32::try_from(task.partitions).unwrap_or(i32::MAX),
+        chunk_id: task.task_id(),
+        attempt: task.attempt,
+        job_name: job_name.to_owned(),
+        split_start: task.split.start,
+        split_end: task.split.end,
+        index: task.index,
+        shuffle: Some(shuffle_to_wire(&task.shuffle)),
+    }
+}
+
+fn invalid(message: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidMessage {
+        message,
+        reason: reason.into(),
+    }
+}
+
+fn non_empty(message: &'static str, field: &str, value: &str) -> Result<PathBuf> {
+    if value.is_empty() {
+        return Err(invalid(message, format!("{field} is empty")));
+    }
+    Ok(PathBuf::from(value))
+}
+
+/// A core map task from a protocol message, run by `worker_id`.
+///
+/// A split of `0..0` means the whole file, as the original's chunk files.
+pub fn map_task_from_wire(msg: &proto::MapTask, worker_id: &str) -> Result<MapTask> {
+    const M: &str = "MapTask";
+    let partitions = u32::try_from(msg.reduce_partitions)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| invalid(M, format!("reduce_partitions is {}", msg.reduce_partitions)))?;
+    let (start, end) = match (msg.split_start, msg.split_end) {
+        (0, 0) => (0, u64::MAX),
+        (s, e) if s <= e => (s, e),
+        (s, e) => return Err(invalid(M, format!("split {s}..{e} is backwards"))),
+    };
+    Ok(MapTask {
+        job_id: msg.job_id.clone(),
+        index: msg.index,
+        attempt: msg.attempt.max(1),
+        worker_id: worker_id.to_owned(),
+        split: InputSplit {
+            path: non_empty(M, "input_chunk", &msg.input_chunk)?,
+            start,
+            end,
+        },
+        partitions,
+        shuffle_dir: non_empty(M, "shuffle_dir", &msg.shuffle_dir)?,
+        shuffle: shuffle_from_wire(msg.shuffle.as_ref()),
+    })
+}
+
+/// A reduce task as a protocol message.
+pub fn reduce_task_to_wire(
+    task: &ReduceTask,
+    job_name: &str,
+    script_path: &str,
+) -> proto::ReduceTask {
+    proto::ReduceTask {
+        job_id: task.job_id.clone(),
+        script_path: script_path.to_owned(),
+        partition_id: i32::try_from(task.partition).unwrap_or(i32::MAX),
+        shuffle_inputs: task
+            .map_outputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        output_path: task.output_dir.display().to_string(),
+        attempt: task.attempt,
+        job_name: job_name.to_owned(),
+    }
+}
+
+/// A core reduce task from a protocol message, run by `worker_id`.
+pub fn reduce_task_from_wire(msg: &proto::ReduceTask, worker_id: &str) -> Result<ReduceTask> {
+    const M: &str = "ReduceTask";
+    let partition = u32::try_from(msg.partition_id)
+        .map_err(|_| invalid(M, format!("partition_id is {}", msg.partition_id)))?;
+    let mut map_outputs = Vec::with_capacity(msg.shuffle_inputs.len());
+    for p in &msg.shuffle_inputs {
+        map_outputs.push(non_empty(M, "shuffle_inputs", p)?);
+    }
+    Ok(ReduceTask {
+        job_id: msg.job_id.clone(),
+        partition,
+        attempt: msg.attempt.max(1),
+        worker_id: worker_id.to_owned(),
+        map_outputs,
+        output_dir: non_empty(M, "output_path", &msg.output_path)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map_task() -> MapTask {
+        MapTask {
+            job_id: "j1".into(),
+            index: 3,
+            attempt: 2,
+            worker_id: "w".into(),
+            split: InputSplit {
+                path: "/data/in.txt".into(),
+                start: 10,
+                end: 99,
+            },
+            partitions: 4,
+            shuffle_dir: "/data/jobs/j1/shuffle".into(),
+            shuffle: ShuffleSettings {
+                compression: Compression::Lz4,
+                ..ShuffleSettings::default()
+            },
+        }
+    }
+
+    #[test]
+    fn map_task_round_trips() {
+        let t = map_task();
+        let wire = map_task_to_wire(&t, "wordcount", "");
+        assert_eq!(wire.chunk_id, "map-00003");
+        assert_eq!(map_task_from_wire(&wire, "w").unwrap(), t);
+    }
+
+    #[test]
+    fn original_map_message_means_whole_chunk() {
+        let wire = proto::MapTask {
+            job_id: "j".into(),
+            script_path: "/s.py".into(),
+            input_chunk: "/data/chunk-0001".into(),
+            shuffle_dir: "/data/shuffle".into(),
+            reduce_partitions: 2,
+            chunk_id: "1".into(),
+            ..Default::default()
+        };
+        let t = map_task_from_wire(&wire, "w").unwrap();
+        assert_eq!((t.split.start, t.split.end), (0, u64::MAX));
+        assert_eq!(t.attempt, 1);
+        assert_eq!(t.shuffle, ShuffleSettings::default());
+    }
+
+    #[test]
+    fn bad_map_messages_are_refused() {
+        let good = map_task_to_wire(&map_task(), "wc", "");
+        for (bad, what) in [
+            (
+                proto::MapTask {
+                    reduce_partitions: 0,
+                    ..good.clone()
+                },
+                "reduce_partitions",
+            ),
+            (
+                proto::MapTask {
+                    reduce_partitions: -3,
+                    ..good.clone()
+                },
+                "reduce_partitions",
+            ),
+            (
+                proto::MapTask {
+                    input_chunk: String::new(),
+                    ..good.clone()
+                },
+                "input_chunk",
+            ),
+            (
+                proto::MapTask {
+                    split_start: 9,
+                    split_end: 2,
+                    ..good.clone()
+                },
+                "backwards",
+            ),
+        ] {
+            let err = map_task_from_wire(&bad, "w").unwrap_err().to_string();
+            assert!(err.contains(what), "{err}");
+        }
+    }
+
+    #[test]
+    fn reduce_task_round_trips_and_checks() {
+        let t = ReduceTask {
+            job_id: "j".into(),
+            partition: 5,
+            attempt: 1,
+            worker_id: "w".into(),
+            map_outputs: vec!["/a.index".into(), "/b.index".into()],
+            output_dir: "/out".into(),
+        };
+        let wire = reduce_task_to_wire(&t, "wc", "");
+        assert_eq!(reduce_task_from_wire(&wire, "w").unwrap(), t);
+        let bad = proto::ReduceTask {
+            partition_id: -1,
+            ..wire
+        };
+        assert!(reduce_task_from_wire(&bad, "w").is_err());
+    }
+
+    #[test]
+    fn original_messages_decode_with_new_fields_defaulted() {
+        use prost::Message;
+        // Encode a message with only the original's fields set, as the
+        // original's Python stubs would, and decode it with ours.
+        let original = proto::ReduceResult {
+            job_id: "j".into(),
+            worker_id: "w".into(),
+            partition_id: 1,
+            output_path: "/o".into(),
+            success: true,
+            error: String::new(),
+            ..Default::default()
+        };
+        let bytes = original.encode_to_vec();
+        let back = proto::ReduceResult::decode(bytes.as_slice()).unwrap();
+        assert_eq!(back, original);
+        assert_eq!(back.attempt, 0);
+    }
+}

@@ -1,0 +1,418 @@
+//! The command line every GridMR binary gets from [`main_with`].
+//!
+//! Exit codes: 0 success; 1 the job failed, or the master refused the
+//! request; 2 bad usage; 3 the master could not be reached; 4 the process
+//! could not start (a port in use, a missing shared folder).
+
+use crate::error::{Error, Result};
+use crate::settings::{MasterSettings, WorkerSettings};
+use clap::{Args, Parser, Subcommand};
+use gridmr_core::engine::{JobConfig, LocalEngine};
+use gridmr_core::Registry;
+use gridmr_net::rest::{JobStatus, SubmitRequest, TaskCounts};
+use gridmr_net::Client;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "gridmr",
+    version,
+    about = "GridMR: MapReduce jobs, embedded or on a cluster"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct MasterAddr {
+    /// The master's REST address.
+    #[arg(long, env = "GRIDMR_MASTER", default_value = "http://127.0.0.1:8080")]
+    master: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the master (REST API + scheduler).
+    Master(MasterSettings),
+    /// Run a worker.
+    Worker(WorkerSettings),
+    /// Submit a job; with --wait, follow it to the end.
+    Submit {
+        #[command(flatten)]
+        master: MasterAddr,
+        /// A typed job registered in this binary.
+        #[arg(long)]
+        job: String,
+        /// Input on the shared folder: a file, a folder or a glob.
+        #[arg(long)]
+        input: String,
+        /// Map splits and reduce partitions, unless given apart.
+        #[arg(long)]
+        partitions: Option<u32>,
+        /// Map tasks.
+        #[arg(long)]
+        map_splits: Option<u32>,
+        /// Reduce tasks (part files).
+        #[arg(long)]
+        reduce_partitions: Option<u32>,
+        /// DISTRIBUTED whatever the input's size.
+        #[arg(long)]
+        force_distributed: bool,
+        /// LZ4-compress the shuffle.
+        #[arg(long)]
+        compress_shuffle: bool,
+        /// Follow the job with a progress bar; exit 0 only if it succeeds.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// A job's status (JSON).
+    Status {
+        #[command(flatten)]
+        master: MasterAddr,
+        /// The job's id.
+        job_id: String,
+        /// Wait until the job finishes.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// A finished job's result, streamed to stdout or a file.
+    Result {
+        #[command(flatten)]
+        master: MasterAddr,
+        /// The job's id.
+        job_id: String,
+        /// Write here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// The files of a job's folder (JSON).
+    Ls {
+        #[command(flatten)]
+        master: MasterAddr,
+        /// The job's id.
+        job_id: String,
+    },
+    /// Every job (JSON).
+    Jobs {
+        #[command(flatten)]
+        master: MasterAddr,
+    },
+    /// Registered workers (JSON).
+    Workers {
+        #[command(flatten)]
+        master: MasterAddr,
+    },
+    /// Cancel and forget a job; --purge also removes its files.
+    Delete {
+        #[command(flatten)]
+        master: MasterAddr,
+        /// The job's id.
+        job_id: String,
+        /// Remove the job's folder.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Run a job in this process (the embedded engine), no cluster.
+    Local {
+        /// A typed job registered in this binary.
+        #[arg(long)]
+        job: String,
+        /// A file, a folder or a glob.
+        #[arg(long)]
+        input: String,
+        /// The output folder (must not exist or be empty).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Work folder for intermediate files.
+        #[arg(long, default_value = ".gridmr-work")]
+        work_dir: PathBuf,
+        /// Threads (default: cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Reduce partitions (default: threads).
+        #[arg(long)]
+        partitions: Option<u32>,
+    },
+}
+
+fn init_logs(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Parses the command line and runs it with `registry`'s jobs. This is the
+/// whole `main` of a GridMR binary.
+pub fn main_with(registry: Registry) -> ExitCode {
+    let cli = Cli::parse();
+    let log_level = match &cli.command {
+        Command::Master(s) => s.log_level.clone(),
+        Command::Worker(s) => s.log_level.clone(),
+        _ => "warn".into(),
+    };
+    init_logs(&log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gridmr: cannot start the async runtime: {e}");
+            return ExitCode::from(4);
+        }
+    };
+    match runtime.block_on(run(cli.command, registry)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gridmr: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Net(gridmr_net::Error::Transport { .. }) => 3,
+        Error::Bind { .. } | Error::Io { .. } | Error::Setting { .. } => 4,
+        _ => 1,
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| Error::setting("output", e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
+    match command {
+        Command::Master(settings) => {
+            let handle = crate::master::start(settings, registry).await?;
+            announce(&format!("gridmr master listening on {}", handle.url()));
+            let stop = handle.stopper();
+            tokio::select! {
+                _ = shutdown_signal() => stop.cancel(),
+                _ = stop.cancelled() => {}
+            }
+            handle.join().await?;
+        }
+        Command::Worker(settings) => {
+            let handle = crate::worker::start(settings, registry).await?;
+            announce(&format!(
+                "gridmr worker {} listening on {}",
+                handle.id(),
+                handle.addr()
+            ));
+            let stop = handle.stopper();
+            tokio::select! {
+                _ = shutdown_signal() => stop.cancel(),
+                _ = stop.cancelled() => {}
+            }
+            handle.join().await?;
+        }
+        Command::Submit {
+            master,
+            job,
+            input,
+            partitions,
+            map_splits,
+            reduce_partitions,
+            force_distributed,
+            compress_shuffle,
+            wait,
+        } => {
+            let client = Client::new(&master.master);
+            let status = client
+                .submit(&SubmitRequest {
+                    job: Some(job),
+                    input_url: input,
+                    partitions,
+                    map_splits,
+                    reduce_partitions,
+                    force_distributed: force_distributed.then_some(true),
+                    compress_shuffle: compress_shuffle.then_some(true),
+                    ..SubmitRequest::default()
+                })
+                .await?;
+            if !wait {
+                print_json(&status)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!("submitted {}", status.job_id);
+            let done = follow(&client, &status.job_id).await?;
+            return finish(done);
+        }
+        Command::Status {
+            master,
+            job_id,
+            wait,
+        } => {
+            let client = Client::new(&master.master);
+            let status = if wait {
+                client.wait(&job_id, |_| {}).await?
+            } else {
+                client.status(&job_id).await?
+            };
+            print_json(&status)?;
+        }
+        Command::Result {
+            master,
+            job_id,
+            output,
+        } => {
+            let client = Client::new(&master.master);
+            match output {
+                Some(path) => {
+                    let file =
+                        std::fs::File::create(&path).map_err(|e| Error::io("create", &path, e))?;
+                    let mut out = std::io::BufWriter::new(file);
+                    client.result_to(&job_id, &mut out).await?;
+                }
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut out = stdout.lock();
+                    client.result_to(&job_id, &mut out).await?;
+                }
+            }
+        }
+        Command::Ls { master, job_id } => {
+            print_json(&Client::new(&master.master).ls(&job_id).await?)?
+        }
+        Command::Jobs { master } => print_json(&Client::new(&master.master).list().await?)?,
+        Command::Workers { master } => print_json(&Client::new(&master.master).workers().await?)?,
+        Command::Delete {
+            master,
+            job_id,
+            purge,
+        } => print_json(&Client::new(&master.master).delete(&job_id, purge).await?)?,
+        Command::Local {
+            job,
+            input,
+            output,
+            work_dir,
+            threads,
+            partitions,
+        } => {
+            let def = registry.get(&job)?;
+            let mut engine = LocalEngine::new(work_dir).with_max_attempts(2);
+            if let Some(t) = threads {
+                engine = engine.with_threads(t);
+            }
+            let config = JobConfig {
+                output,
+                reduce_partitions: partitions,
+                ..JobConfig::new(input)
+            };
+            let outcome = tokio::task::spawn_blocking(move || engine.run(def.as_ref(), &config))
+                .await
+                .map_err(|e| Error::setting("local", e.to_string()))??;
+            eprintln!(
+                "{} done in {:.2} s: {} map and {} reduce tasks",
+                outcome.job_id,
+                outcome.times.total.as_secs_f64(),
+                outcome.map_tasks,
+                outcome.reduce_tasks
+            );
+            println!("{}", outcome.result_file.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a line to stdout and flushes it (scripts and tests wait for it).
+fn announce(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn phase_line(name: &str, c: &TaskCounts) -> Option<String> {
+    (c.total > 0).then(|| format!("{name} {}/{}", c.succeeded, c.total))
+}
+
+/// `map 3/8 · reduce 0/4` (or `single 0/1`).
+pub fn progress_line(status: &JobStatus) -> String {
+    let t = &status.tasks;
+    let parts: Vec<String> = [
+        phase_line("single", &t.single),
+        phase_line("map", &t.map),
+        phase_line("reduce", &t.reduce),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        status.status.as_str().to_owned()
+    } else {
+        format!("{} {}", status.status.as_str(), parts.join(" · "))
+    }
+}
+
+/// Follows a job with a progress bar of tasks done.
+pub async fn follow(client: &Client, job_id: &str) -> Result<JobStatus> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tasks  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let done = client
+        .wait(job_id, |s| {
+            let t = &s.tasks;
+            let total = t.single.total + t.map.total + t.reduce.total;
+            let done = t.single.succeeded + t.map.succeeded + t.reduce.succeeded;
+            bar.set_length(u64::from(total));
+            bar.set_position(u64::from(done));
+            bar.set_message(progress_line(s));
+        })
+        .await;
+    bar.finish_and_clear();
+    Ok(done?)
+}
+
+/// Exit code for a finished job, with its summary on stderr.
+pub fn finish(done: JobStatus) -> Result<ExitCode> {
+    eprintln!(
+        "{} {} in {:.2} s ({})",
+        done.job_id,
+        done.status.as_str(),
+        done.times.t_total_s,
+        progress_line(&done)
+    );
+    if done.status == gridmr_net::rest::JobState::Succeeded {
+        for o in &done.outputs {
+            println!("{o}");
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Error::JobNotSucceeded {
+            job_id: done.job_id.clone(),
+            status: done.status.as_str(),
+            message: done.error.unwrap_or(done.message),
+        })
+    }
+}

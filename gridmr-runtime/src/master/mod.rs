@@ -1,0 +1,422 @@
+//! The master: the REST API for clients, the scheduler that hands tasks to
+//! workers over gRPC, and the job store.
+//!
+//! One lock guards the scheduler's state ([`state::State`]); nothing slow
+//! happens under it. Task calls run as their own tokio tasks; file work
+//! (listing inputs, committing outputs, removing files) runs on the
+//! blocking pool. The scheduler wakes on every event (a submit, an attempt's
+//! answer, a registration) and on a short tick that checks heartbeats.
+
+mod api;
+mod jobs;
+mod metrics;
+mod state;
+mod workers;
+
+use crate::error::{Error, Result};
+use crate::settings::MasterSettings;
+use gridmr_core::commit::{commit_reduce, finalize_output};
+use gridmr_core::input::list_input;
+use gridmr_core::Registry;
+use jobs::Phase;
+use metrics::Metrics;
+use state::{Call, CommitPlan, Dispatch, Effect, JobRequest, Outcome, State};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+
+/// What the REST handlers and the scheduler share.
+pub(crate) struct Shared {
+    pub(crate) settings: Arc<MasterSettings>,
+    pub(crate) shared_dir: PathBuf,
+    pub(crate) registry: Registry,
+    pub(crate) metrics: Arc<Metrics>,
+    state: Mutex<State>,
+    wake: Notify,
+    changed: watch::Sender<u64>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a bug; the state is still the
+        // best there is, so keep serving it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the scheduler and every long-poll.
+    pub(crate) fn poke(&self) {
+        self.wake.notify_one();
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    pub(crate) fn jobs_dir(&self) -> PathBuf {
+        self.shared_dir.join("jobs")
+    }
+}
+
+/// A running master.
+pub struct MasterHandle {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    server: JoinHandle<Result<()>>,
+    scheduler: JoinHandle<()>,
+}
+
+impl MasterHandle {
+    /// The address the REST API listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The REST API's base URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A token that stops the master when cancelled.
+    pub fn stopper(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Stops the master and waits for it.
+    pub async fn stop(self) -> Result<()> {
+        self.stop.cancel();
+        self.join().await
+    }
+
+    /// Waits until the master stops.
+    pub async fn join(self) -> Result<()> {
+        let _ = self.scheduler.await;
+        match self.server.await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Serve {
+                what: "REST",
+                addr: self.addr,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// The first job number not used by a folder under `jobs/`.
+fn first_free_seq(jobs_dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(jobs_dir) else {
+        return 1;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("job-"))
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .max()
+        .map_or(1, |m| m + 1)
+}
+
+/// Starts a master: the REST API on `host:port` and the scheduler.
+/// `registry` names the typed jobs clients may submit; the workers must run
+/// a binary with the same registry.
+pub async fn start(settings: MasterSettings, registry: Registry) -> Result<MasterHandle> {
+    let shared_dir = settings
+        .shared_dir
+        .canonicalize()
+        .map_err(|e| Error::io("open shared folder", &settings.shared_dir, e))?;
+    let jobs_dir = shared_dir.join("jobs");
+    std::fs::create_dir_all(&jobs_dir).map_err(|e| Error::io("create", &jobs_dir, e))?;
+    let bind = format!("{}:{}", settings.host, settings.port);
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: bind.clone(),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr: bind, source })?;
+    let settings = Arc::new(settings);
+    let metrics = Arc::new(Metrics::new());
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::new(
+            settings.clone(),
+            metrics.clone(),
+            first_free_seq(&jobs_dir),
+        )),
+        settings,
+        shared_dir,
+        registry,
+        metrics,
+        wake: Notify::new(),
+        changed: watch::channel(0).0,
+    });
+    let stop = CancellationToken::new();
+    let scheduler = tokio::spawn(schedule_loop(shared.clone(), stop.clone()));
+    let app = api::router(shared);
+    let server_stop = stop.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(server_stop.cancelled_owned())
+            .await
+            .map_err(|e| Error::Serve {
+                what: "REST",
+                addr,
+                reason: e.to_string(),
+            })
+    });
+    tracing::info!(%addr, "master listening");
+    Ok(MasterHandle {
+        addr,
+        stop,
+        server,
+        scheduler,
+    })
+}
+
+async fn schedule_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    let tick = (shared.settings.worker_timeout() / 4)
+        .clamp(Duration::from_millis(20), Duration::from_millis(500));
+    loop {
+        let (dispatches, effects) = {
+            let mut st = shared.lock();
+            let effects = st.expire_workers(Instant::now());
+            (st.schedule(), effects)
+        };
+        let moved = !dispatches.is_empty() || !effects.is_empty();
+        apply(&shared, effects);
+        for d in dispatches {
+            tokio::spawn(run_attempt(shared.clone(), d));
+        }
+        if moved {
+            shared.changed.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Lays out a new job: a fresh id whose folder did not exist, its folders,
+/// and its entry in the store. Returns its status.
+pub(crate) fn submit(
+    shared: &Arc<Shared>,
+    request: JobRequest,
+) -> Result<gridmr_net::rest::JobStatus> {
+    let jobs_dir = shared.jobs_dir();
+    let (id, base) = loop {
+        let id = shared.lock().next_id();
+        let base = jobs_dir.join(&id);
+        match std::fs::create_dir(&base) {
+            Ok(()) => break (id, base),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("create", &base, e)),
+        }
+    };
+    let dirs = jobs::JobDirs {
+        shuffle: base.join("shuffle"),
+        out: base.join("out"),
+        base,
+    };
+    for d in [&dirs.shuffle, &dirs.out] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
+    }
+    let status = shared
+        .lock()
+        .add_job(id.clone(), request.clone(), dirs)
+        .status();
+    tokio::spawn(prepare(shared.clone(), id, request));
+    shared.poke();
+    Ok(status)
+}
+
+async fn prepare(shared: Arc<Shared>, id: String, request: JobRequest) {
+    let Some(live_slots) = shared.lock().start_preparing(&id) else {
+        return;
+    };
+    shared.poke();
+    let format = shared
+        .registry
+        .get(request.kind.name())
+        .map(|j| j.input_format());
+    let threshold = shared.settings.threshold_bytes;
+    let planned = tokio::task::spawn_blocking(move || {
+        let format = format.map_err(|e| e.to_string())?;
+        let spec = request.input_path.display().to_string();
+        let files = list_input(&spec).map_err(|e| e.to_string())?;
+        Ok(state::plan(&files, format, &request, live_slots, threshold))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("planning thread: {e}")));
+    shared.lock().prepared(&id, planned);
+    shared.poke();
+}
+
+/// Whether a gRPC error means the worker is gone rather than the task bad.
+fn is_lost(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    match status.code() {
+        Code::Unavailable | Code::Cancelled => true,
+        Code::Unknown => status.source().is_some(),
+        _ => false,
+    }
+}
+
+async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
+    let mut client = d.client.clone();
+    let limit = match shared.settings.task_timeout_s {
+        0 => None,
+        s => Some(Duration::from_secs(s)),
+    };
+    let call = async {
+        match d.call.clone() {
+            Call::Single(m) => client.execute_job(m).await.map(|r| {
+                let r = r.into_inner();
+                outcome(r.success, r.output_path, r.error, &r.counters)
+            }),
+            Call::Map(m) => client.execute_map(m).await.map(|r| {
+                let r = r.into_inner();
+                outcome(r.success, r.index_path, r.error, &r.counters)
+            }),
+            Call::Reduce(m) => client.execute_reduce(m).await.map(|r| {
+                let r = r.into_inner();
+                outcome(r.success, r.output_path, r.error, &r.counters)
+            }),
+        }
+    };
+    let answer = match limit {
+        None => call.await,
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(a) => a,
+            Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+                "no answer within TASK_TIMEOUT_S = {}",
+                limit.as_secs()
+            ))),
+        },
+    };
+    let (result, unreachable) = match answer {
+        Ok(o) => (o, false),
+        Err(status) if is_lost(&status) => (
+            Outcome::Lost(format!("worker {}: {}", d.worker_id, status.message())),
+            true,
+        ),
+        Err(status) => (
+            Outcome::Failed(format!(
+                "worker {} answered {:?}: {}",
+                d.worker_id,
+                status.code(),
+                status.message()
+            )),
+            false,
+        ),
+    };
+    let effects = {
+        let mut st = shared.lock();
+        let mut effects = st.complete(&d.key, &d.worker_id, result);
+        if unreachable {
+            effects.extend(st.worker_unreachable(&d.worker_id));
+        }
+        effects
+    };
+    apply(&shared, effects);
+    shared.poke();
+}
+
+fn outcome(
+    success: bool,
+    output: String,
+    error: String,
+    counters: &[gridmr_net::proto::Counter],
+) -> Outcome {
+    if !success {
+        let error = if error.is_empty() {
+            "the worker reported failure without an error".to_owned()
+        } else {
+            error
+        };
+        return Outcome::Failed(error);
+    }
+    if output.is_empty() {
+        return Outcome::Failed("the worker reported success but named no output".into());
+    }
+    Outcome::Succeeded {
+        output: PathBuf::from(output),
+        counters: gridmr_net::wire::counters_from_wire(counters),
+    }
+}
+
+fn remove_attempt_output(phase: Phase, path: &Path) {
+    match phase {
+        Phase::Map => {
+            let _ = std::fs::remove_file(path.with_extension("data"));
+            let _ = std::fs::remove_file(path);
+        }
+        Phase::Reduce => {
+            let _ = std::fs::remove_file(path);
+        }
+        Phase::Single => {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+}
+
+fn commit(plan: &CommitPlan) -> gridmr_core::Result<PathBuf> {
+    for (p, file) in &plan.parts {
+        commit_reduce(file, &plan.out, *p)?;
+    }
+    let result = finalize_output(&plan.out, plan.parts.len() as u32)?;
+    let _ = std::fs::remove_dir_all(plan.out.join(gridmr_core::task::ATTEMPTS_DIR));
+    // Map outputs are not needed once the output is committed.
+    if let Ok(entries) = std::fs::read_dir(&plan.shuffle) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    Ok(result)
+}
+
+/// Carries out effects outside the lock.
+pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
+    for effect in effects {
+        match effect {
+            Effect::RemoveAttemptOutput(phase, path) => {
+                tokio::task::spawn_blocking(move || remove_attempt_output(phase, &path));
+            }
+            Effect::Commit(plan) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let id = plan.job_id.clone();
+                    let result = tokio::task::spawn_blocking(move || commit(&plan))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()));
+                    shared.lock().committed(&id, result);
+                    shared.poke();
+                });
+            }
+            Effect::Cancel { job_id, clients } => {
+                let timeout = Duration::from_secs(shared.settings.grpc_timeout_s.max(1));
+                for mut client in clients {
+                    let req = gridmr_net::proto::CancelReq {
+                        job_id: job_id.clone(),
+                    };
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(timeout, client.cancel_job(req)).await;
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,994 @@
+//! The scheduler's state machine: jobs and workers under one lock, turned
+//! into dispatches, and moved on by attempt outcomes, lost workers and
+//! cancellations. No I/O happens here; what needs I/O comes back as an
+//! [`Effect`] for the caller to carry out outside the lock.
+
+use super::jobs::{Clock, Job, JobDirs, JobKind, Phase, Task, TaskState};
+use super::metrics::Metrics;
+use super::workers::{WorkerEntry, Workers};
+use crate::settings::MasterSettings;
+use gridmr_core::input::{plan_splits, InputFile, InputFormat, InputSplit, SplitPolicy};
+use gridmr_core::shuffle::ShuffleSettings;
+use gridmr_core::task::{MapTask, ReduceTask};
+use gridmr_core::Counters;
+use gridmr_net::proto::{self, worker_client::WorkerClient};
+use gridmr_net::rest::{JobState, Mode, TaskAttempt};
+use gridmr_net::wire::{map_task_to_wire, reduce_task_to_wire, shuffle_to_wire};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tonic::transport::Channel;
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The gRPC call of one attempt.
+#[derive(Debug, Clone)]
+pub(crate) enum Call {
+    Single(proto::JobTask),
+    Map(proto::MapTask),
+    Reduce(proto::ReduceTask),
+}
+
+/// One attempt to send to a worker.
+#[derive(Debug, Clone)]
+pub(crate) struct Dispatch {
+    pub(crate) key: AttemptKey,
+    pub(crate) worker_id: String,
+    pub(crate) client: WorkerClient<Channel>,
+    pub(crate) call: Call,
+}
+
+/// Names one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AttemptKey {
+    pub(crate) job_id: String,
+    pub(crate) phase: Phase,
+    pub(crate) index: u32,
+    pub(crate) attempt: u32,
+    /// Its position in the job's attempt records.
+    pub(crate) record: usize,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    /// It produced `output` (map: the index file; reduce and single: the
+    /// attempt's part file).
+    Succeeded { output: PathBuf, counters: Counters },
+    /// Its code or its input failed; counts toward `MAX_TASK_ATTEMPTS`.
+    Failed(String),
+    /// Its worker went away.
+    Lost(String),
+}
+
+/// What the output commit of a finished job does.
+#[derive(Debug, Clone)]
+pub(crate) struct CommitPlan {
+    pub(crate) job_id: String,
+    pub(crate) out: PathBuf,
+    pub(crate) shuffle: PathBuf,
+    /// `(partition, attempt file)`, every partition once.
+    pub(crate) parts: Vec<(u32, PathBuf)>,
+}
+
+/// Work the caller does outside the lock.
+#[derive(Debug, Clone)]
+pub(crate) enum Effect {
+    /// Remove files an attempt produced that will never be used.
+    RemoveAttemptOutput(Phase, PathBuf),
+    /// Commit the job's output.
+    Commit(CommitPlan),
+    /// Tell these workers to stop the job's attempts.
+    Cancel {
+        job_id: String,
+        clients: Vec<WorkerClient<Channel>>,
+    },
+}
+
+/// What `POST /jobs` asked for, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct JobRequest {
+    pub(crate) kind: JobKind,
+    pub(crate) input_path: PathBuf,
+    pub(crate) partitions: Option<u32>,
+    pub(crate) map_splits: Option<u32>,
+    pub(crate) reduce_partitions: Option<u32>,
+    pub(crate) force_distributed: bool,
+    pub(crate) shuffle: ShuffleSettings,
+}
+
+/// What preparing a job decided.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Plan {
+    pub(crate) mode: Mode,
+    pub(crate) input_size: u64,
+    pub(crate) splits: Vec<InputSplit>,
+    pub(crate) reduce_partitions: u32,
+}
+
+/// Decides a job's mode, splits and partitions (the original's rule, with
+/// defaults from the cluster's size where it left them open).
+pub(crate) fn plan(
+    files: &[InputFile],
+    format: InputFormat,
+    request: &JobRequest,
+    live_slots: u32,
+    threshold: u64,
+) -> Plan {
+    let input_size: u64 = files.iter().map(|f| f.len).sum();
+    let default = live_slots.max(1);
+    let reduce = request
+        .reduce_partitions
+        .or(request.partitions)
+        .unwrap_or(default)
+        .max(1);
+    let maps = request.map_splits.or(request.partitions);
+    let wide = reduce > 1 || maps.unwrap_or(default) > 1;
+    let distributed = request.force_distributed || (input_size >= threshold && wide);
+    if !distributed {
+        return Plan {
+            mode: Mode::Single,
+            input_size,
+            splits: Vec::new(),
+            reduce_partitions: 1,
+        };
+    }
+    let policy = SplitPolicy {
+        splits: maps,
+        min_splits: default,
+        ..SplitPolicy::default()
+    };
+    Plan {
+        mode: Mode::Distributed,
+        input_size,
+        splits: plan_splits(files, &policy, format),
+        reduce_partitions: reduce,
+    }
+}
+
+/// Jobs and workers.
+pub(crate) struct State {
+    pub(crate) settings: Arc<MasterSettings>,
+    pub(crate) metrics: Arc<Metrics>,
+    jobs: BTreeMap<u64, Job>,
+    ids: BTreeMap<String, u64>,
+    next_seq: u64,
+    order: u64,
+    pub(crate) workers: Workers,
+    inflight: [u32; 3],
+}
+
+fn slot(p: Phase) -> usize {
+    match p {
+        Phase::Single => 0,
+        Phase::Map => 1,
+        Phase::Reduce => 2,
+    }
+}
+
+impl State {
+    pub(crate) fn new(
+        settings: Arc<MasterSettings>,
+        metrics: Arc<Metrics>,
+        first_seq: u64,
+    ) -> Self {
+        State {
+            settings,
+            metrics,
+            jobs: BTreeMap::new(),
+            ids: BTreeMap::new(),
+            next_seq: first_seq.max(1),
+            order: 0,
+            workers: Workers::default(),
+            inflight: [0; 3],
+        }
+    }
+
+    /// The next job id (`job-000001`, …). Never handed out twice by this
+    /// master; the caller also skips ids whose folder exists.
+    pub(crate) fn next_id(&mut self) -> String {
+        let id = format!("job-{:06}", self.next_seq);
+        self.next_seq += 1;
+        id
+    }
+
+    pub(crate) fn job(&self, id: &str) -> Option<&Job> {
+        self.ids.get(id).and_then(|s| self.jobs.get(s))
+    }
+
+    fn job_mut(&mut self, id: &str) -> Option<&mut Job> {
+        let seq = self.ids.get(id)?;
+        self.jobs.get_mut(seq)
+    }
+
+    pub(crate) fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.jobs.values()
+    }
+
+    /// Adds a QUEUED job.
+    pub(crate) fn add_job(&mut self, id: String, request: JobRequest, dirs: JobDirs) -> &Job {
+        self.order += 1;
+        let seq = self.order;
+        let job = Job {
+            id: id.clone(),
+            kind: request.kind,
+            input_path: request.input_path,
+            input_size: 0,
+            mode: Mode::Single,
+            state: JobState::Queued,
+            message: "queued".into(),
+            error: None,
+            partitions_asked: request.partitions.unwrap_or(0),
+            reduce_partitions: 0,
+            dirs,
+            shuffle: request.shuffle,
+            splits: Vec::new(),
+            single: Vec::new(),
+            maps: Vec::new(),
+            reduces: Vec::new(),
+            counters: Counters::default(),
+            attempts: Vec::new(),
+            clock: Clock {
+                submitted: Some(Instant::now()),
+                submitted_ms: now_ms(),
+                ..Clock::default()
+            },
+            result_file: None,
+        };
+        self.ids.insert(id, seq);
+        self.metrics.jobs_submitted.inc();
+        self.jobs.entry(seq).or_insert(job)
+    }
+
+    /// Marks a job PREPARING; `None` if it is gone.
+    pub(crate) fn start_preparing(&mut self, id: &str) -> Option<u32> {
+        let live = self.workers.live_slots();
+        let job = self.job_mut(id)?;
+        if job.state != JobState::Queued {
+            return None;
+        }
+        job.state = JobState::Preparing;
+        job.message = "listing the input".into();
+        Some(live)
+    }
+
+    /// Installs a job's plan (or fails it).
+    pub(crate) fn prepared(&mut self, id: &str, plan: Result<Plan, String>) {
+        let Some(job) = self.job_mut(id) else { return };
+        if job.state != JobState::Preparing {
+            return;
+        }
+        job.clock.prepared = Some(Instant::now());
+        match plan {
+            Err(e) => Self::fail(job, format!("cannot prepare the job: {e}")),
+            Ok(plan) => {
+                job.mode = plan.mode;
+                job.input_size = plan.input_size;
+                job.reduce_partitions = plan.reduce_partitions;
+                match plan.mode {
+                    Mode::Single => {
+                        job.single = vec![Task::new()];
+                        job.message = "waiting for a worker".into();
+                    }
+                    Mode::Distributed => {
+                        job.maps = plan.splits.iter().map(|_| Task::new()).collect();
+                        job.splits = plan.splits;
+                        job.message = format!(
+                            "{} map tasks, {} reduce tasks",
+                            job.maps.len(),
+                            job.reduce_partitions
+                        );
+                        if job.maps.is_empty() {
+                            Self::enter_reduce(job);
+                        }
+                    }
+                }
+                job.state = JobState::Prepared;
+            }
+        }
+    }
+
+    fn enter_reduce(job: &mut Job) {
+        job.clock.end(Phase::Map);
+        job.reduces = (0..job.reduce_partitions).map(|_| Task::new()).collect();
+        job.state = JobState::Reducing;
+        job.message = format!("reducing {} partitions", job.reduce_partitions);
+    }
+
+    fn fail(job: &mut Job, error: String) {
+        job.state = JobState::Failed;
+        job.message = error.clone();
+        job.error = Some(error);
+        job.clock.finished = Some(Instant::now());
+    }
+
+    fn cap(&self, p: Phase) -> u32 {
+        let s = &self.settings;
+        match p {
+            Phase::Single => s.max_inflight_singles,
+            Phase::Map => s.max_inflight_maps,
+            Phase::Reduce => s.max_inflight_reduces,
+        }
+    }
+
+    /// Assigns pending tasks to free worker slots: jobs in submission order,
+    /// within the in-flight caps.
+    pub(crate) fn schedule(&mut self) -> Vec<Dispatch> {
+        let mut out = Vec::new();
+        let seqs: Vec<u64> = self.jobs.keys().copied().collect();
+        for seq in seqs {
+            let Some(phase) = self.jobs.get(&seq).and_then(Job::runnable_phase) else {
+                continue;
+            };
+            loop {
+                let total: u32 = self.inflight.iter().sum();
+                if total >= self.settings.max_inflight
+                    || self.inflight[slot(phase)] >= self.cap(phase)
+                {
+                    break;
+                }
+                let Some(job) = self.jobs.get(&seq) else {
+                    break;
+                };
+                let Some(index) = job
+                    .tasks(phase)
+                    .iter()
+                    .position(|t| t.state == TaskState::Pending)
+                else {
+                    break;
+                };
+                let Some(w) = self.workers.pick(self.settings.policy) else {
+                    return out;
+                };
+                let worker = &mut self.workers.list[w];
+                worker.running += 1;
+                let (worker_id, client) = (worker.id.clone(), worker.client.clone());
+                self.inflight[slot(phase)] += 1;
+                let Some(job) = self.jobs.get_mut(&seq) else {
+                    break;
+                };
+                out.push(Self::dispatch(job, phase, index as u32, worker_id, client));
+            }
+        }
+        out
+    }
+
+    fn dispatch(
+        job: &mut Job,
+        phase: Phase,
+        index: u32,
+        worker_id: String,
+        client: WorkerClient<Channel>,
+    ) -> Dispatch {
+        let task = &mut job.tasks_mut(phase)[index as usize];
+        task.state = TaskState::Running;
+        task.running += 1;
+        task.dispatched += 1;
+        let attempt = task.dispatched;
+        job.clock.start(phase);
+        match phase {
+            Phase::Single => {
+                job.state = JobState::Running;
+                job.message = format!("running on {worker_id}");
+            }
+            Phase::Map => {
+                job.state = JobState::Mapping;
+                job.message = "mapping".into();
+            }
+            Phase::Reduce => job.state = JobState::Reducing,
+        }
+        let record = job.attempts.len();
+        job.attempts.push(TaskAttempt {
+            task: phase.task_name(index),
+            attempt,
+            worker_id: worker_id.clone(),
+            started_ms: now_ms(),
+            finished_ms: None,
+            outcome: "running".into(),
+            error: None,
+        });
+        let name = job.kind.name().to_owned();
+        let call = match phase {
+            Phase::Single => Call::Single(proto::JobTask {
+                job_id: job.id.clone(),
+                script_path: String::new(),
+                input_path: job.input_path.display().to_string(),
+                output_dir: job.dirs.out.display().to_string(),
+                job_name: name,
+                attempt,
+                shuffle: Some(shuffle_to_wire(&job.shuffle)),
+                work_dir: job
+                    .dirs
+                    .base
+                    .join(format!("single-a{attempt}"))
+                    .display()
+                    .to_string(),
+            }),
+            Phase::Map => Call::Map(map_task_to_wire(
+                &MapTask {
+                    job_id: job.id.clone(),
+                    index,
+                    attempt,
+                    worker_id: worker_id.clone(),
+                    split: job.splits[index as usize].clone(),
+                    partitions: job.reduce_partitions,
+                    shuffle_dir: job.dirs.shuffle.clone(),
+                    shuffle: job.shuffle,
+                },
+                &name,
+                "",
+            )),
+            Phase::Reduce => Call::Reduce(reduce_task_to_wire(
+                &ReduceTask {
+                    job_id: job.id.clone(),
+                    partition: index,
+                    attempt,
+                    worker_id: worker_id.clone(),
+                    map_outputs: job.maps.iter().filter_map(|t| t.output.clone()).collect(),
+                    output_dir: job.dirs.out.clone(),
+                },
+                &name,
+                "",
+            )),
+        };
+        Dispatch {
+            key: AttemptKey {
+                job_id: job.id.clone(),
+                phase,
+                index,
+                attempt,
+                record,
+            },
+            worker_id,
+            client,
+            call,
+        }
+    }
+
+    /// Releases the slot an attempt held, if it still holds one.
+    fn release(&mut self, key: &AttemptKey, worker_id: &str) -> bool {
+        let Some(job) = self.job_mut(&key.job_id) else {
+            return false;
+        };
+        let Some(record) = job.attempts.get(key.record) else {
+            return false;
+        };
+        if record.outcome != "running" {
+            return false;
+        }
+        if let Some(t) = job.tasks_mut(key.phase).get_mut(key.index as usize) {
+            t.running = t.running.saturating_sub(1);
+        }
+        self.inflight[slot(key.phase)] = self.inflight[slot(key.phase)].saturating_sub(1);
+        if let Some(w) = self.workers.get_mut(worker_id) {
+            w.running = w.running.saturating_sub(1);
+        }
+        true
+    }
+
+    /// Records an attempt's outcome and moves its job on.
+    pub(crate) fn complete(
+        &mut self,
+        key: &AttemptKey,
+        worker_id: &str,
+        outcome: Outcome,
+    ) -> Vec<Effect> {
+        self.release(key, worker_id);
+        let max_attempts = self.settings.max_task_attempts.max(1);
+        let metrics = self.metrics.clone();
+        let mut effects = Vec::new();
+        let Some(job) = self.job_mut(&key.job_id) else {
+            if let Outcome::Succeeded { output, .. } = outcome {
+                effects.push(Effect::RemoveAttemptOutput(key.phase, output));
+            }
+            return effects;
+        };
+        let now = now_ms();
+        let record = &mut job.attempts[key.record];
+        record.finished_ms.get_or_insert(now);
+        let seconds = now.saturating_sub(record.started_ms) as f64 / 1000.0;
+        let label = match &outcome {
+            Outcome::Succeeded { .. } => "succeeded",
+            Outcome::Failed(_) => "failed",
+            Outcome::Lost(_) => "lost",
+        };
+        metrics.task_finished(key.phase.as_str(), label, seconds);
+        let active = job.is_active();
+        let task_done = job.tasks(key.phase)[key.index as usize].state == TaskState::Done;
+        match outcome {
+            Outcome::Succeeded { output, counters } => {
+                if !active || task_done {
+                    job.attempts[key.record].outcome = "superseded".into();
+                    effects.push(Effect::RemoveAttemptOutput(key.phase, output));
+                    return effects;
+                }
+                job.attempts[key.record].outcome = "succeeded".into();
+                job.counters.merge(&counters);
+                let task = &mut job.tasks_mut(key.phase)[key.index as usize];
+                task.state = TaskState::Done;
+                task.output = Some(output);
+                match key.phase {
+                    Phase::Map => {
+                        let done = job
+                            .maps
+                            .iter()
+                            .filter(|t| t.state == TaskState::Done)
+                            .count();
+                        job.message = format!("mapped {done}/{}", job.maps.len());
+                        if done == job.maps.len() {
+                            Self::enter_reduce(job);
+                        }
+                    }
+                    Phase::Reduce | Phase::Single => {
+                        let total = job.tasks(key.phase).len();
+                        let done = job
+                            .tasks(key.phase)
+                            .iter()
+                            .filter(|t| t.state == TaskState::Done)
+                            .count();
+                        job.message = format!("reduced {done}/{total}");
+                        if done == total {
+                            job.clock.end(key.phase);
+                            job.message = "committing the output".into();
+                            effects.push(Effect::Commit(CommitPlan {
+                                job_id: job.id.clone(),
+                                out: job.dirs.out.clone(),
+                                shuffle: job.dirs.shuffle.clone(),
+                                parts: job
+                                    .tasks(key.phase)
+                                    .iter()
+                                    .enumerate()
+                                    .filter_map(|(p, t)| t.output.clone().map(|o| (p as u32, o)))
+                                    .collect(),
+                            }));
+                        }
+                    }
+                }
+            }
+            Outcome::Failed(error) | Outcome::Lost(error) => {
+                let lost = label == "lost";
+                let record = &mut job.attempts[key.record];
+                if record.outcome == "running" {
+                    record.outcome = label.into();
+                    record.error = Some(error.clone());
+                } else {
+                    // Already marked lost when its worker expired.
+                    return effects;
+                }
+                if !active || task_done {
+                    return effects;
+                }
+                let task = &mut job.tasks_mut(key.phase)[key.index as usize];
+                if lost {
+                    task.lost += 1;
+                } else {
+                    task.failures += 1;
+                }
+                task.last_error = Some(error.clone());
+                let given_up = task.failures >= max_attempts || task.lost >= max_attempts;
+                if given_up {
+                    let (n, how) = if lost {
+                        (task.lost, "lost its worker")
+                    } else {
+                        (task.failures, "failed")
+                    };
+                    let name = key.phase.task_name(key.index);
+                    Self::fail(
+                        job,
+                        format!("task {name} {how} {n} time(s); last error: {error}"),
+                    );
+                    metrics.jobs_finished(JobState::Failed);
+                    effects.extend(self.cancel_effects(&key.job_id));
+                } else if task.running == 0 {
+                    task.state = TaskState::Pending;
+                }
+            }
+        }
+        effects
+    }
+
+    /// Cancel messages for the workers still running attempts of a job.
+    fn cancel_effects(&self, job_id: &str) -> Option<Effect> {
+        let job = self.job(job_id)?;
+        let mut clients = Vec::new();
+        let mut seen = Vec::new();
+        for a in job.attempts.iter().filter(|a| a.outcome == "running") {
+            if seen.contains(&a.worker_id) {
+                continue;
+            }
+            seen.push(a.worker_id.clone());
+            if let Some(w) = self.workers.list.iter().find(|w| w.id == a.worker_id) {
+                clients.push(w.client.clone());
+            }
+        }
+        (!clients.is_empty()).then(|| Effect::Cancel {
+            job_id: job_id.to_owned(),
+            clients,
+        })
+    }
+
+    /// The commit of a job's output finished.
+    pub(crate) fn committed(&mut self, job_id: &str, result: Result<PathBuf, String>) {
+        let metrics = self.metrics.clone();
+        let Some(job) = self.job_mut(job_id) else {
+            return;
+        };
+        if !job.is_active() {
+            return;
+        }
+        match result {
+            Ok(file) => {
+                job.result_file = Some(file);
+                job.state = JobState::Succeeded;
+                job.message = "done".into();
+                job.clock.finished = Some(Instant::now());
+                metrics.bytes_from(&job.counters);
+                metrics.jobs_finished(JobState::Succeeded);
+            }
+            Err(e) => {
+                Self::fail(job, format!("cannot commit the output: {e}"));
+                metrics.jobs_finished(JobState::Failed);
+            }
+        }
+    }
+
+    /// Registers (or re-registers) a worker. A worker that registers again
+    /// while the master has attempts running on it was restarted: those
+    /// attempts are lost.
+    pub(crate) fn register(&mut self, entry: WorkerEntry) -> Vec<Effect> {
+        let id = entry.id.clone();
+        let effects = self.lose_attempts_on(&id, "the worker registered again (restarted)");
+        self.workers.upsert(entry);
+        effects
+    }
+
+    /// A heartbeat; `false` if the worker is unknown.
+    pub(crate) fn heartbeat(&mut self, id: &str) -> bool {
+        match self.workers.get_mut(id) {
+            Some(w) => {
+                w.touch();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Declares silent workers dead and requeues their attempts.
+    pub(crate) fn expire_workers(&mut self, now: Instant) -> Vec<Effect> {
+        let timeout = self.settings.worker_timeout();
+        let dead = self.workers.expire(timeout, now);
+        let mut effects = Vec::new();
+        for id in dead {
+            tracing::warn!(worker = %id, "worker missed its heartbeats; its tasks go back to the queue");
+            effects.extend(self.lose_attempts_on(&id, "its worker stopped sending heartbeats"));
+        }
+        effects
+    }
+
+    /// Marks a worker dead now (its connection failed).
+    pub(crate) fn worker_unreachable(&mut self, id: &str) -> Vec<Effect> {
+        if let Some(w) = self.workers.get_mut(id) {
+            if w.alive {
+                tracing::warn!(worker = %id, "worker unreachable; its tasks go back to the queue");
+                w.alive = false;
+            }
+        }
+        self.lose_attempts_on(id, "its worker became unreachable")
+    }
+
+    fn lose_attempts_on(&mut self, worker_id: &str, why: &str) -> Vec<Effect> {
+        let mut keys = Vec::new();
+        for job in self.jobs.values() {
+            for (record, a) in job.attempts.iter().enumerate() {
+                if a.outcome == "running" && a.worker_id == worker_id {
+                    let (phase, index) = parse_task(&a.task);
+                    keys.push(AttemptKey {
+                        job_id: job.id.clone(),
+                        phase,
+                        index,
+                        attempt: a.attempt,
+                        record,
+                    });
+                }
+            }
+        }
+        let mut effects = Vec::new();
+        for key in keys {
+            effects.extend(self.complete(&key, worker_id, Outcome::Lost(why.to_owned())));
+        }
+        effects
+    }
+
+    /// Cancels and forgets a job. Returns whether it was still running, and
+    /// the effects (cancel messages).
+    pub(crate) fn delete(&mut self, id: &str) -> Option<(bool, JobDirs, Vec<Effect>)> {
+        let metrics = self.metrics.clone();
+        let effects: Vec<Effect> = self.cancel_effects(id).into_iter().collect();
+        // Free the slots of its running attempts now.
+        let running: Vec<(AttemptKey, String)> = {
+            let job = self.job(id)?;
+            job.attempts
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.outcome == "running")
+                .map(|(record, a)| {
+                    let (phase, index) = parse_task(&a.task);
+                    (
+                        AttemptKey {
+                            job_id: id.to_owned(),
+                            phase,
+                            index,
+                            attempt: a.attempt,
+                            record,
+                        },
+                        a.worker_id.clone(),
+                    )
+                })
+                .collect()
+        };
+        for (key, worker) in &running {
+            self.release(key, worker);
+        }
+        let seq = self.ids.remove(id)?;
+        let job = self.jobs.remove(&seq)?;
+        let was_running = !job.state.is_terminal();
+        if was_running {
+            metrics.jobs_finished(JobState::Cancelled);
+        }
+        Some((was_running, job.dirs, effects))
+    }
+
+    /// Job counts by state.
+    pub(crate) fn jobs_by_state(&self) -> BTreeMap<&'static str, u64> {
+        let mut m = BTreeMap::new();
+        for s in JobState::ALL {
+            m.insert(s.as_str(), 0);
+        }
+        for j in self.jobs.values() {
+            *m.entry(j.state.as_str()).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+fn parse_task(name: &str) -> (Phase, u32) {
+    if let Some(i) = name.strip_prefix("map-") {
+        (Phase::Map, i.parse().unwrap_or(0))
+    } else if let Some(i) = name.strip_prefix("reduce-") {
+        (Phase::Reduce, i.parse().unwrap_or(0))
+    } else {
+        (Phase::Single, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::SchedulerPolicy;
+
+    fn settings() -> Arc<MasterSettings> {
+        let mut s = MasterSettings::local("/tmp");
+        s.max_task_attempts = 2;
+        s.policy = SchedulerPolicy::LeastLoaded;
+        Arc::new(s)
+    }
+
+    fn worker(id: &str, slots: u32) -> WorkerEntry {
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        WorkerEntry {
+            id: id.into(),
+            address: format!("{id}:1"),
+            slots,
+            running: 0,
+            alive: true,
+            last_seen: Instant::now(),
+            last_seen_unix: 0.0,
+            client: WorkerClient::new(channel),
+        }
+    }
+
+    fn request(partitions: Option<u32>, force: bool) -> JobRequest {
+        JobRequest {
+            kind: JobKind::Typed("wordcount".into()),
+            input_path: "/in.txt".into(),
+            partitions,
+            map_splits: None,
+            reduce_partitions: None,
+            force_distributed: force,
+            shuffle: ShuffleSettings::default(),
+        }
+    }
+
+    fn files(len: u64) -> Vec<InputFile> {
+        vec![InputFile {
+            path: "/in.txt".into(),
+            len,
+        }]
+    }
+
+    fn dirs() -> JobDirs {
+        JobDirs {
+            base: "/s/jobs/j".into(),
+            shuffle: "/s/jobs/j/shuffle".into(),
+            out: "/s/jobs/j/out".into(),
+        }
+    }
+
+    #[test]
+    fn mode_follows_the_original_rule() {
+        let t = 100;
+        let single = plan(
+            &files(99),
+            InputFormat::Lines,
+            &request(Some(4), false),
+            4,
+            t,
+        );
+        assert_eq!(single.mode, Mode::Single);
+        let one = plan(
+            &files(1000),
+            InputFormat::Lines,
+            &request(Some(1), false),
+            4,
+            t,
+        );
+        assert_eq!(one.mode, Mode::Single);
+        let dist = plan(
+            &files(1000),
+            InputFormat::Lines,
+            &request(Some(3), false),
+            4,
+            t,
+        );
+        assert_eq!(
+            (dist.mode, dist.splits.len(), dist.reduce_partitions),
+            (Mode::Distributed, 3, 3)
+        );
+        let forced = plan(
+            &files(10),
+            InputFormat::Lines,
+            &request(Some(2), true),
+            4,
+            t,
+        );
+        assert_eq!(forced.mode, Mode::Distributed);
+        // Nothing asked: as wide as the cluster's slots.
+        let default = plan(
+            &files(1000),
+            InputFormat::Lines,
+            &request(None, false),
+            4,
+            t,
+        );
+        assert_eq!((default.splits.len(), default.reduce_partitions), (4, 4));
+    }
+
+    fn state_with_job(partitions: u32) -> (State, String) {
+        let mut s = State::new(settings(), Arc::new(Metrics::new()), 1);
+        s.register(worker("a", 1));
+        s.register(worker("b", 1));
+        let id = s.next_id();
+        s.add_job(id.clone(), request(Some(partitions), true), dirs());
+        let live = s.start_preparing(&id).unwrap();
+        let p = plan(
+            &files(1000),
+            InputFormat::Lines,
+            &request(Some(partitions), true),
+            live,
+            1,
+        );
+        s.prepared(&id, Ok(p));
+        (s, id)
+    }
+
+    fn ok(path: &str) -> Outcome {
+        Outcome::Succeeded {
+            output: path.into(),
+            counters: Counters::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn maps_then_reduces_then_commit() {
+        let (mut s, id) = state_with_job(3);
+        let first = s.schedule();
+        assert_eq!(first.len(), 2, "one attempt per free slot");
+        assert_ne!(first[0].worker_id, first[1].worker_id);
+        assert!(s.schedule().is_empty());
+        for d in &first {
+            assert!(s.complete(&d.key, &d.worker_id, ok("/m.index")).is_empty());
+        }
+        let third = s.schedule();
+        assert_eq!(third.len(), 1);
+        assert_eq!(s.job(&id).unwrap().state, JobState::Mapping);
+        s.complete(&third[0].key, &third[0].worker_id, ok("/m.index"));
+        assert_eq!(s.job(&id).unwrap().state, JobState::Reducing);
+        let reduces = s.schedule();
+        assert_eq!(reduces[0].key.phase, Phase::Reduce);
+        let Call::Reduce(r) = &reduces[0].call else {
+            panic!()
+        };
+        assert_eq!(r.shuffle_inputs.len(), 3);
+        let mut effects = Vec::new();
+        for d in reduces {
+            effects.extend(s.complete(&d.key, &d.worker_id, ok("/r")));
+        }
+        let last = s.schedule();
+        effects.extend(s.complete(&last[0].key, &last[0].worker_id, ok("/r")));
+        let commit = effects.iter().find_map(|e| match e {
+            Effect::Commit(c) => Some(c.clone()),
+            _ => None,
+        });
+        assert_eq!(commit.unwrap().parts.len(), 3);
+        s.committed(&id, Ok("/s/jobs/j/out/result.txt".into()));
+        let job = s.job(&id).unwrap();
+        assert_eq!(job.state, JobState::Succeeded);
+        assert!(job.phase_tasks().reduce.is_done());
+    }
+
+    #[tokio::test]
+    async fn failures_retry_then_fail_the_job() {
+        let (mut s, id) = state_with_job(1);
+        let d = s.schedule().remove(0);
+        s.complete(&d.key, &d.worker_id, Outcome::Failed("boom 1".into()));
+        let d2 = s.schedule().remove(0);
+        assert_eq!(d2.key.attempt, 2);
+        s.complete(&d2.key, &d2.worker_id, Outcome::Failed("boom 2".into()));
+        let job = s.job(&id).unwrap();
+        assert_eq!(job.state, JobState::Failed);
+        assert!(job.error.as_deref().unwrap().contains("boom 2"));
+        assert!(s.schedule().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dead_workers_attempts_are_requeued_and_late_answers_ignored() {
+        let (mut s, id) = state_with_job(2);
+        let ds = s.schedule();
+        let on_a = ds.iter().find(|d| d.worker_id == "a").unwrap().clone();
+        s.workers.get_mut("a").unwrap().last_seen =
+            Instant::now() - std::time::Duration::from_secs(60);
+        s.expire_workers(Instant::now());
+        let job = s.job(&id).unwrap();
+        assert_eq!(job.phase_tasks().map.lost_attempts, 1);
+        assert_eq!(job.attempts[on_a.key.record].outcome, "lost");
+        // The requeued task goes to the live worker once it has a slot.
+        let other = ds.iter().find(|d| d.worker_id == "b").unwrap().clone();
+        s.complete(&other.key, &other.worker_id, ok("/m1"));
+        let retry = s.schedule().remove(0);
+        assert_eq!((retry.worker_id.as_str(), retry.key.attempt), ("b", 2));
+        // The lost attempt's late failure changes nothing.
+        let effects = s.complete(&on_a.key, "a", Outcome::Lost("reset".into()));
+        assert!(effects.is_empty());
+        assert_eq!(s.job(&id).unwrap().phase_tasks().map.lost_attempts, 1);
+    }
+
+    #[tokio::test]
+    async fn duplicate_successes_are_superseded() {
+        let (mut s, _id) = state_with_job(1);
+        let d = s.schedule().remove(0);
+        s.complete(&d.key, &d.worker_id, ok("/first"));
+        let effects = s.complete(&d.key, &d.worker_id, ok("/again"));
+        assert!(
+            matches!(&effects[..], [Effect::RemoveAttemptOutput(Phase::Map, p)] if p == &PathBuf::from("/again"))
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_frees_slots_and_forgets_the_job() {
+        let (mut s, id) = state_with_job(2);
+        assert_eq!(s.schedule().len(), 2);
+        let (was_running, _, effects) = s.delete(&id).unwrap();
+        assert!(was_running);
+        assert!(matches!(&effects[..], [Effect::Cancel { clients, .. }] if clients.len() == 2));
+        assert!(s.job(&id).is_none());
+        assert!(s.workers.list.iter().all(|w| w.running == 0));
+        let next = s.next_id();
+        assert_ne!(next, id, "ids are never reused");
+    }
+}

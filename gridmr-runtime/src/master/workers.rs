@@ -1,0 +1,198 @@
+//! The master's view of its workers: addresses, slots, liveness, and the
+//! choice of a worker for the next task.
+
+use crate::settings::SchedulerPolicy;
+use gridmr_net::proto::worker_client::WorkerClient;
+use gridmr_net::rest::WorkerInfo;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tonic::transport::Channel;
+
+/// One registered worker.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerEntry {
+    pub(crate) id: String,
+    pub(crate) address: String,
+    pub(crate) slots: u32,
+    /// Attempts the master has running on it.
+    pub(crate) running: u32,
+    pub(crate) alive: bool,
+    pub(crate) last_seen: Instant,
+    pub(crate) last_seen_unix: f64,
+    pub(crate) client: WorkerClient<Channel>,
+}
+
+pub(crate) fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl WorkerEntry {
+    pub(crate) fn info(&self) -> WorkerInfo {
+        WorkerInfo {
+            address: self.address.clone(),
+            last_seen: self.last_seen_unix,
+            slots: self.slots,
+            running: self.running,
+            alive: self.alive,
+        }
+    }
+
+    pub(crate) fn free(&self) -> u32 {
+        if self.alive {
+            self.slots.saturating_sub(self.running)
+        } else {
+            0
+        }
+    }
+
+    pub(crate) fn touch(&mut self) {
+        self.last_seen = Instant::now();
+        self.last_seen_unix = unix_now();
+        self.alive = true;
+    }
+}
+
+/// Registered workers, in registration order.
+#[derive(Debug, Default)]
+pub(crate) struct Workers {
+    pub(crate) list: Vec<WorkerEntry>,
+    cursor: usize,
+}
+
+impl Workers {
+    pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut WorkerEntry> {
+        self.list.iter_mut().find(|w| w.id == id)
+    }
+
+    pub(crate) fn live(&self) -> impl Iterator<Item = &WorkerEntry> {
+        self.list.iter().filter(|w| w.alive)
+    }
+
+    pub(crate) fn live_slots(&self) -> u32 {
+        self.live().map(|w| w.slots).sum()
+    }
+
+    pub(crate) fn ring(&self) -> Vec<String> {
+        self.live().map(|w| w.address.clone()).collect()
+    }
+
+    /// Adds or replaces a worker; returns whether it was known before.
+    pub(crate) fn upsert(&mut self, entry: WorkerEntry) -> bool {
+        match self.list.iter_mut().find(|w| w.id == entry.id) {
+            Some(w) => {
+                let running = w.running;
+                *w = WorkerEntry { running, ..entry };
+                true
+            }
+            None => {
+                self.list.push(entry);
+                false
+            }
+        }
+    }
+
+    /// Ids of live workers silent for longer than `timeout`, now marked dead.
+    pub(crate) fn expire(&mut self, timeout: Duration, now: Instant) -> Vec<String> {
+        let mut dead = Vec::new();
+        for w in self.list.iter_mut().filter(|w| w.alive) {
+            if now.saturating_duration_since(w.last_seen) > timeout {
+                w.alive = false;
+                dead.push(w.id.clone());
+            }
+        }
+        dead
+    }
+
+    /// The worker for the next task, or `None` when every slot is taken.
+    pub(crate) fn pick(&mut self, policy: SchedulerPolicy) -> Option<usize> {
+        let n = self.list.len();
+        if n == 0 {
+            return None;
+        }
+        match policy {
+            SchedulerPolicy::LeastLoaded => self
+                .list
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.free() > 0)
+                .max_by(|(ia, a), (ib, b)| {
+                    a.free()
+                        .cmp(&b.free())
+                        .then(b.running.cmp(&a.running))
+                        .then(ib.cmp(ia))
+                })
+                .map(|(i, _)| i),
+            SchedulerPolicy::RoundRobin => {
+                for step in 0..n {
+                    let i = (self.cursor + step) % n;
+                    if self.list[i].free() > 0 {
+                        self.cursor = (i + 1) % n;
+                        return Some(i);
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, slots: u32, running: u32) -> WorkerEntry {
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        WorkerEntry {
+            id: id.into(),
+            address: format!("{id}:1"),
+            slots,
+            running,
+            alive: true,
+            last_seen: Instant::now(),
+            last_seen_unix: 0.0,
+            client: WorkerClient::new(channel),
+        }
+    }
+
+    #[tokio::test]
+    async fn least_loaded_prefers_free_slots_then_order() {
+        let mut w = Workers::default();
+        w.upsert(entry("a", 2, 1));
+        w.upsert(entry("b", 2, 0));
+        w.upsert(entry("c", 2, 0));
+        assert_eq!(w.pick(SchedulerPolicy::LeastLoaded), Some(1));
+        w.list[1].running = 2;
+        w.list[2].running = 2;
+        assert_eq!(w.pick(SchedulerPolicy::LeastLoaded), Some(0));
+        w.list[0].running = 2;
+        assert_eq!(w.pick(SchedulerPolicy::LeastLoaded), None);
+    }
+
+    #[tokio::test]
+    async fn round_robin_takes_turns_and_skips_full_or_dead() {
+        let mut w = Workers::default();
+        for id in ["a", "b", "c"] {
+            w.upsert(entry(id, 1, 0));
+        }
+        assert_eq!(w.pick(SchedulerPolicy::RoundRobin), Some(0));
+        assert_eq!(w.pick(SchedulerPolicy::RoundRobin), Some(1));
+        w.list[2].alive = false;
+        assert_eq!(w.pick(SchedulerPolicy::RoundRobin), Some(0));
+    }
+
+    #[tokio::test]
+    async fn silent_workers_expire_and_upsert_keeps_running_count() {
+        let mut w = Workers::default();
+        w.upsert(entry("a", 1, 1));
+        let later = Instant::now() + Duration::from_secs(5);
+        assert_eq!(
+            w.expire(Duration::from_secs(1), later),
+            vec!["a".to_string()]
+        );
+        assert_eq!(w.live_slots(), 0);
+        assert!(w.upsert(entry("a", 3, 0)));
+        assert_eq!((w.list[0].slots, w.list[0].running), (3, 1));
+    }
+}

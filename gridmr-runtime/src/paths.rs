@@ -1,0 +1,137 @@
+//! Job URLs (`nfs:///`, `file:///`, absolute paths) and the rule that local
+//! paths lie inside the shared folder.
+
+use std::path::{Component, Path, PathBuf};
+
+/// Where a URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A local path (also `nfs://` and `file://`: their host is ignored).
+    Local(PathBuf),
+    /// An `http(s)://` URL, to download.
+    Remote(String),
+}
+
+/// Parses a job URL.
+///
+/// ```
+/// use gridmr_runtime::paths::{parse_url, Location};
+/// use std::path::PathBuf;
+/// assert_eq!(parse_url("nfs:///data/shared/x").unwrap(), Location::Local(PathBuf::from("/data/shared/x")));
+/// assert_eq!(parse_url("file://host/data/x").unwrap(), Location::Local(PathBuf::from("/data/x")));
+/// assert!(parse_url("relative/x").is_err());
+/// ```
+pub fn parse_url(url: &str) -> Result<Location, String> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err("is empty".into());
+    }
+    for scheme in ["nfs://", "file://"] {
+        if let Some(rest) = url.strip_prefix(scheme) {
+            // `nfs:///p` has an empty host; `nfs://host/p` names one. Either way
+            // the path starts at the first '/'.
+            return match rest.find('/') {
+                Some(i) => Ok(Location::Local(PathBuf::from(&rest[i..]))),
+                None => Err(format!("{url:?} has no path")),
+            };
+        }
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(Location::Remote(url.to_owned()));
+    }
+    if url.starts_with('/') {
+        return Ok(Location::Local(PathBuf::from(url)));
+    }
+    Err(format!(
+        "{url:?} is not nfs:///…, file:///…, an absolute path or http(s)://…"
+    ))
+}
+
+fn is_glob(component: &str) -> bool {
+    component.contains(['*', '?', '['])
+}
+
+/// Checks that `path` (a file, a folder or a glob) lies inside one of
+/// `roots` and returns it with its non-glob part resolved (symbolic links
+/// followed). `..` components are refused outright.
+pub fn check_inside(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, String> {
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(format!("{} contains '..'", path.display()));
+    }
+    // Split at the first component holding a glob character.
+    let mut fixed = PathBuf::new();
+    let mut pattern = PathBuf::new();
+    for c in path.components() {
+        let s = c.as_os_str().to_string_lossy();
+        if !pattern.as_os_str().is_empty() || is_glob(&s) {
+            pattern.push(c);
+        } else {
+            fixed.push(c);
+        }
+    }
+    let resolved = fixed
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", fixed.display()))?;
+    let inside = roots.iter().any(|root| {
+        root.canonicalize()
+            .map(|r| resolved.starts_with(r))
+            .unwrap_or(false)
+    });
+    if !inside {
+        let names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        return Err(format!(
+            "{} is outside the shared folder ({})",
+            path.display(),
+            names.join(", ")
+        ));
+    }
+    if pattern.as_os_str().is_empty() {
+        Ok(resolved)
+    } else {
+        Ok(resolved.join(pattern))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("https://example.org/a.py").unwrap(),
+            Location::Remote("https://example.org/a.py".into())
+        );
+        assert!(parse_url("nfs://hostonly").is_err());
+        assert!(parse_url("").is_err());
+        assert!(parse_url("ftp://x/y").is_err());
+    }
+
+    #[test]
+    fn containment() {
+        let root = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("in")).unwrap();
+        std::fs::write(root.path().join("in/a.txt"), "x").unwrap();
+        std::fs::write(other.path().join("b.txt"), "x").unwrap();
+        let roots = [root.path().to_path_buf()];
+
+        let ok = check_inside(&root.path().join("in/a.txt"), &roots).unwrap();
+        assert!(ok.ends_with("in/a.txt"));
+        assert!(!ok.to_string_lossy().ends_with('/'));
+        let glob = check_inside(&root.path().join("in/*.txt"), &roots).unwrap();
+        assert!(glob.ends_with("in/*.txt"));
+
+        let err = check_inside(&other.path().join("b.txt"), &roots).unwrap_err();
+        assert!(err.contains("outside"), "{err}");
+        let err = check_inside(&root.path().join("in/../../etc/passwd"), &roots).unwrap_err();
+        assert!(err.contains(".."), "{err}");
+        let err = check_inside(&root.path().join("missing.txt"), &roots).unwrap_err();
+        assert!(err.contains("missing.txt"), "{err}");
+
+        // A symbolic link inside the root that points outside is refused.
+        std::os::unix::fs::symlink(other.path(), root.path().join("link")).unwrap();
+        let err = check_inside(&root.path().join("link/b.txt"), &roots).unwrap_err();
+        assert!(err.contains("outside"), "{err}");
+    }
+}

@@ -1,0 +1,181 @@
+//! Settings of the master and the worker.
+//!
+//! Every setting is a command-line flag and an environment variable; the
+//! environment names are the original GridMR's where it had the setting.
+//! Flags win over the environment.
+
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the master picks a worker for the next task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchedulerPolicy {
+    /// The worker with the most free slots (ties: fewest running, then
+    /// registration order).
+    LeastLoaded,
+    /// The original's: workers in turn, skipping full ones.
+    RoundRobin,
+}
+
+/// The master's settings.
+#[derive(Debug, Clone, Args)]
+pub struct MasterSettings {
+    /// Address the REST API listens on.
+    #[arg(long, env = "MASTER_HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port of the REST API (0: any free port, printed at start).
+    #[arg(long, env = "MASTER_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// The folder shared with every worker (NFS in production). Job folders
+    /// go under `<SHARED_DIR>/jobs/`, and inputs must lie inside it.
+    #[arg(long, env = "SHARED_DIR", default_value = "/data/shared")]
+    pub shared_dir: PathBuf,
+    /// More folders inputs may be read from (comma-separated); they must be
+    /// mounted at the same path on every worker.
+    #[arg(long, env = "INPUT_ROOTS", value_delimiter = ',')]
+    pub input_roots: Vec<PathBuf>,
+    /// Inputs at least this large run DISTRIBUTED when more than one
+    /// partition is asked for; smaller ones run SINGLE.
+    #[arg(
+        long,
+        env = "FILE_PARTITION_THRESHOLD_BYTES",
+        default_value_t = 5_242_880
+    )]
+    pub threshold_bytes: u64,
+    /// Timeout of control calls to workers (registration check,
+    /// cancellation), in seconds.
+    #[arg(long, env = "GRPC_TIMEOUT_S", default_value_t = 120)]
+    pub grpc_timeout_s: u64,
+    /// Longest a task attempt may run before it counts as failed, in
+    /// seconds (0: no limit; lost workers are found by heartbeats).
+    #[arg(long, env = "TASK_TIMEOUT_S", default_value_t = 0)]
+    pub task_timeout_s: u64,
+    /// Most task calls in flight at once, all kinds together.
+    #[arg(long, env = "EXECUTOR_MAX_WORKERS", default_value_t = 32)]
+    pub max_inflight: u32,
+    /// Most SINGLE jobs running at once.
+    #[arg(long, env = "MAX_INFLIGHT_SINGLES", default_value_t = 4)]
+    pub max_inflight_singles: u32,
+    /// Most map attempts running at once.
+    #[arg(long, env = "MAX_INFLIGHT_MAPS", default_value_t = 16)]
+    pub max_inflight_maps: u32,
+    /// Most reduce attempts running at once.
+    #[arg(long, env = "MAX_INFLIGHT_REDUCES", default_value_t = 8)]
+    pub max_inflight_reduces: u32,
+    /// Attempts per task before the job fails.
+    #[arg(long, env = "MAX_TASK_ATTEMPTS", default_value_t = 4)]
+    pub max_task_attempts: u32,
+    /// A worker silent for this long is dead and its tasks are rerun, in
+    /// seconds (fractions allowed).
+    #[arg(long, env = "WORKER_TIMEOUT_S", default_value_t = 10.0)]
+    pub worker_timeout_s: f64,
+    /// How the next task's worker is chosen.
+    #[arg(long, env = "SCHEDULER_POLICY", value_enum, default_value_t = SchedulerPolicy::LeastLoaded)]
+    pub policy: SchedulerPolicy,
+    /// Most map splits or reduce partitions a job may ask for.
+    #[arg(long, env = "MAX_PARTITIONS", default_value_t = 10_000)]
+    pub max_partitions: u32,
+    /// Largest result `GET /jobs/{id}/result` answers inline as JSON; larger
+    /// results are streamed as text.
+    #[arg(long, env = "RESULT_INLINE_MAX_BYTES", default_value_t = 4 << 20)]
+    pub result_inline_max_bytes: u64,
+    /// Log filter (`info`, `debug`, `gridmr_runtime=trace`, …).
+    #[arg(long, env = "MASTER_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+impl MasterSettings {
+    /// Defaults for a master on `127.0.0.1`, any port, over `shared_dir`:
+    /// what tests and the embedded example use.
+    pub fn local(shared_dir: impl Into<PathBuf>) -> Self {
+        MasterSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+            shared_dir: shared_dir.into(),
+            input_roots: Vec::new(),
+            threshold_bytes: 5_242_880,
+            grpc_timeout_s: 120,
+            task_timeout_s: 0,
+            max_inflight: 32,
+            max_inflight_singles: 4,
+            max_inflight_maps: 16,
+            max_inflight_reduces: 8,
+            max_task_attempts: 4,
+            worker_timeout_s: 10.0,
+            policy: SchedulerPolicy::LeastLoaded,
+            max_partitions: 10_000,
+            result_inline_max_bytes: 4 << 20,
+            log_level: "info".into(),
+        }
+    }
+
+    /// `WORKER_TIMEOUT_S` as a duration.
+    pub fn worker_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.worker_timeout_s.clamp(0.05, 86_400.0))
+    }
+}
+
+/// The worker's settings.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerSettings {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "GRPC_HOST", default_value = "0.0.0.0")]
+    pub grpc_host: String,
+    /// Port of the gRPC server (0: any free port).
+    #[arg(long, env = "GRPC_PORT", default_value_t = 50051)]
+    pub grpc_port: u16,
+    /// The shared folder; it must be mounted at the same path as on the
+    /// master.
+    #[arg(long, env = "SHARED_DIR", default_value = "/data/shared")]
+    pub shared_dir: PathBuf,
+    /// This worker's id (default: `<hostname>-<port>`).
+    #[arg(long, env = "WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// The master's REST address, where the worker registers and
+    /// heartbeats (`http://host:8080`).
+    #[arg(long, env = "MASTER_HTTP")]
+    pub master_http: Option<String>,
+    /// The host the master should dial (default: GRPC_HOST unless it is
+    /// 0.0.0.0, else this machine's hostname).
+    #[arg(long, env = "ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
+    /// Tasks run at once (default: the number of cores).
+    #[arg(long, env = "WORKER_SLOTS")]
+    pub slots: Option<u32>,
+    /// Time between heartbeats, in milliseconds.
+    #[arg(long, env = "HEARTBEAT_INTERVAL_MS", default_value_t = 1000)]
+    pub heartbeat_ms: u64,
+    /// Testing hook: fail these attempts on purpose. Comma-separated
+    /// `TASK@ATTEMPT`, TASK being `single`, `map-00003`, `reduce-00001` or
+    /// `*`, ATTEMPT a number or `*`.
+    #[arg(long, env = "GRIDMR_INJECT_FAIL", value_delimiter = ',')]
+    pub inject_fail: Vec<String>,
+    /// Testing hook: wait this long before running each task, in
+    /// milliseconds.
+    #[arg(long, env = "GRIDMR_INJECT_DELAY_MS", default_value_t = 0)]
+    pub inject_delay_ms: u64,
+    /// Log filter.
+    #[arg(long, env = "WORKER_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+impl WorkerSettings {
+    /// Defaults for a worker on `127.0.0.1`, any port, over `shared_dir`,
+    /// registering with `master_http`.
+    pub fn local(shared_dir: impl Into<PathBuf>, master_http: Option<String>) -> Self {
+        WorkerSettings {
+            grpc_host: "127.0.0.1".into(),
+            grpc_port: 0,
+            shared_dir: shared_dir.into(),
+            worker_id: None,
+            master_http,
+            advertise_host: None,
+            slots: None,
+            heartbeat_ms: 1000,
+            inject_fail: Vec::new(),
+            inject_delay_ms: 0,
+            log_level: "info".into(),
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The worker: a gRPC server that runs tasks of the jobs in its binary's
+//! registry, and keeps itself registered with the master.
+//!
+//! At start it binds `GRPC_HOST:GRPC_PORT`, then registers with
+//! `MASTER_HTTP` (retrying with backoff until the master answers) and
+//! heartbeats every `HEARTBEAT_INTERVAL_MS`. When a heartbeat answers 404 the
+//! master has forgotten it (a restart, or it was declared dead), and it
+//! registers again.
+
+mod faults;
+mod service;
+
+pub use faults::Faults;
+
+use crate::error::{Error, Result};
+use crate::settings::WorkerSettings;
+use gridmr_core::Registry;
+use gridmr_net::proto::worker_server::WorkerServer;
+use gridmr_net::rest::{Heartbeat, RegisterRequest};
+use gridmr_net::Client;
+use service::{WorkerCore, WorkerService};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running worker.
+pub struct WorkerHandle {
+    id: String,
+    addr: SocketAddr,
+    stop: CancellationToken,
+    server: JoinHandle<Result<()>>,
+    membership: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// The worker's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The address its gRPC server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A token that stops the worker when cancelled.
+    pub fn stopper(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Stops the worker and waits for its server to close.
+    pub async fn stop(self) -> Result<()> {
+        self.stop.cancel();
+        self.join().await
+    }
+
+    /// Waits until the worker stops (after its stopper is cancelled, or an
+    /// error).
+    pub async fn join(self) -> Result<()> {
+        if let Some(m) = self.membership {
+            let _ = m.await;
+        }
+        match self.server.await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Serve {
+                what: "gRPC",
+                addr: self.addr,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Starts a worker: binds its gRPC server, then (if `MASTER_HTTP` is set)
+/// registers with the master and heartbeats in the background.
+pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<WorkerHandle> {
+    let bind = format!("{}:{}", settings.grpc_host, settings.grpc_port);
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: bind.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: bind.clone(),
+        source,
+    })?;
+    let shared_dir = settings
+        .shared_dir
+        .canonicalize()
+        .map_err(|e| Error::io("open shared folder", &settings.shared_dir, e))?;
+    let id = settings
+        .worker_id
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| format!("{}-{}", hostname(), addr.port()));
+    let slots = settings
+        .slots
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+        .max(1);
+    let faults = Faults::parse(&settings.inject_fail, settings.inject_delay_ms)?;
+    let core = Arc::new(WorkerCore::new(
+        id.clone(),
+        registry,
+        shared_dir,
+        slots,
+        faults,
+    ));
+    let stop = CancellationToken::new();
+
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let service = WorkerServer::new(WorkerService { core: core.clone() });
+    let server_stop = stop.clone();
+    let server = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, server_stop.cancelled_owned())
+            .await
+            .map_err(|e| Error::Serve {
+                what: "gRPC",
+                addr,
+                reason: e.to_string(),
+            })
+    });
+    tracing::info!(worker = %id, %addr, slots, "worker listening");
+
+    let membership =
+        settings.master_http.clone().map(|master| {
+            let advertise = settings.advertise_host.clone().unwrap_or_else(|| {
+                match settings.grpc_host.as_str() {
+                    "0.0.0.0" | "::" | "[::]" => hostname(),
+                    host => host.to_owned(),
+                }
+            });
+            let request = RegisterRequest {
+                worker_id: id.clone(),
+                address: format!("{advertise}:{}", addr.port()),
+                slots: Some(slots),
+            };
+            let interval = Duration::from_millis(settings.heartbeat_ms.max(10));
+            tokio::spawn(keep_registered(
+                Client::new(&master),
+                request,
+                interval,
+                core,
+                stop.clone(),
+            ))
+        });
+
+    Ok(WorkerHandle {
+        id,
+        addr,
+        stop,
+        server,
+        membership,
+    })
+}
+
+/// Registers (with backoff until the master answers), then heartbeats; a 404
+/// heartbeat means "register again".
+async fn keep_registered(
+    master: Client,
+    request: RegisterRequest,
+    interval: Duration,
+    core: Arc<WorkerCore>,
+    stop: CancellationToken,
+) {
+    let mut registered = false;
+    let mut backoff = Duration::from_millis(50);
+    let mut complained = false;
+    loop {
+        if !registered {
+            match master.register(&request).await {
+                Ok(answer) => {
+                    registered = true;
+                    complained = false;
+                    backoff = Duration::from_millis(50);
+                    tracing::info!(master = master.base(), workers = answer.count, "registered");
+                }
+                Err(e) => {
+                    if !complained {
+                        tracing::warn!(master = master.base(), error = %e, "cannot register yet; retrying");
+                        complained = true;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.cancelled() => return,
+        }
+        let beat = Heartbeat {
+            running: core.running.load(Ordering::Relaxed),
+        };
+        match master.heartbeat(&core.id, &beat).await {
+            Ok(()) => complained = false,
+            Err(gridmr_net::Error::Http { status: 404, .. }) => {
+                tracing::warn!("the master does not know this worker; registering again");
+                registered = false;
+            }
+            Err(e) => {
+                if !complained {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                    complained = true;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The worker's gRPC service: runs map, reduce and SINGLE tasks of the jobs
+//! in its registry, off the async runtime, in a fixed number of slots.
+
+use super::faults::Faults;
+use crate::paths::check_inside;
+use gridmr_core::engine::{JobConfig, LocalEngine};
+use gridmr_core::task::{MapTask, ReduceTask};
+use gridmr_core::{Counters, JobDef, Registry};
+use gridmr_net::proto::worker_server::Worker;
+use gridmr_net::proto::{
+    self, CancelReq, CancelResp, HeartbeatReq, HeartbeatResp, JobResult, MapResult, ReduceResult,
+};
+use gridmr_net::wire::{
+    counters_to_wire, map_task_from_wire, reduce_task_from_wire, shuffle_from_wire,
+};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::Semaphore;
+use tonic::{Request, Response, Status};
+
+/// What a finished attempt produced.
+struct Produced {
+    output: PathBuf,
+    counters: Counters,
+}
+
+/// Shared state of one worker.
+pub(crate) struct WorkerCore {
+    pub(crate) id: String,
+    registry: Registry,
+    shared_dir: PathBuf,
+    slots: Arc<Semaphore>,
+    pub(crate) slot_count: u32,
+    pub(crate) running: AtomicU32,
+    cancelled: Mutex<HashSet<String>>,
+    faults: Faults,
+}
+
+impl WorkerCore {
+    pub(crate) fn new(
+        id: String,
+        registry: Registry,
+        shared_dir: PathBuf,
+        slots: u32,
+        faults: Faults,
+    ) -> Self {
+        WorkerCore {
+            id,
+            registry,
+            shared_dir,
+            slots: Arc::new(Semaphore::new(slots as usize)),
+            slot_count: slots,
+            running: AtomicU32::new(0),
+            cancelled: Mutex::new(HashSet::new()),
+            faults,
+        }
+    }
+
+    fn is_cancelled(&self, job_id: &str) -> bool {
+        self.cancelled
+            .lock()
+            .map(|c| c.contains(job_id))
+            .unwrap_or(false)
+    }
+
+    /// Refuses a path outside the shared folder (a master must not make a
+    /// worker write elsewhere).
+    fn inside(&self, path: &Path) -> Result<(), Status> {
+        check_inside(path, std::slice::from_ref(&self.shared_dir))
+            .map(drop)
+            .map_err(Status::invalid_argument)
+    }
+
+    fn job(&self, name: &str, script_path: &str) -> Result<Arc<dyn JobDef>, String> {
+        if name.is_empty() {
+            return Err(if script_path.is_empty() {
+                "the task names no job".into()
+            } else {
+                "this worker does not run script jobs".into()
+            });
+        }
+        self.registry.get(name).map_err(|e| e.to_string())
+    }
+
+    /// Runs `work` in a task slot on the blocking pool, with the testing
+    /// hooks applied. A cancelled job's output is removed by `discard`.
+    async fn run(
+        self: &Arc<Self>,
+        job_id: &str,
+        task: &str,
+        attempt: u32,
+        work: impl FnOnce() -> gridmr_core::Result<Produced> + Send + 'static,
+        discard: impl FnOnce(&Path) + Send + 'static,
+    ) -> Result<Produced, String> {
+        let _permit = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| "the worker is shutting down".to_owned())?;
+        if self.is_cancelled(job_id) {
+            return Err(format!("job {job_id} was cancelled"));
+        }
+        self.running.fetch_add(1, Ordering::Relaxed);
+        let _running = RunningGuard(self.clone());
+        if !self.faults.delay().is_zero() {
+            tokio::time::sleep(self.faults.delay()).await;
+        }
+        if self.faults.fails(task, attempt) {
+            return Err(format!(
+                "injected failure of {task} attempt {attempt} (GRIDMR_INJECT_FAIL)"
+            ));
+        }
+        let produced = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| format!("task thread: {e}"))?
+            .map_err(|e| e.to_string())?;
+        if self.is_cancelled(job_id) {
+            let output = produced.output;
+            let _ = tokio::task::spawn_blocking(move || discard(&output)).await;
+            return Err(format!("job {job_id} was cancelled"));
+        }
+        Ok(produced)
+    }
+}
+
+struct RunningGuard(Arc<WorkerCore>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn remove_map_output(index: &Path) {
+    let _ = std::fs::remove_file(index.with_extension("data"));
+    let _ = std::fs::remove_file(index);
+}
+
+fn millis(since: Instant) -> u64 {
+    since.elapsed().as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+/// The tonic service.
+#[derive(Clone)]
+pub(crate) struct WorkerService {
+    pub(crate) core: Arc<WorkerCore>,
+}
+
+#[tonic::async_trait]
+impl Worker for WorkerService {
+    async fn heartbeat(
+        &self,
+        _request: Request<HeartbeatReq>,
+    ) -> Result<Response<HeartbeatResp>, Status> {
+        let core = &self.core;
+        Ok(Response::new(HeartbeatResp {
+            ok: true,
+            message: format!("worker {} up", core.id),
+            worker_id: core.id.clone(),
+            slots: core.slot_count,
+            running: core.running.load(Ordering::Relaxed),
+            jobs: core.registry.names().map(str::to_owned).collect(),
+        }))
+    }
+
+    async fn execute_job(
+        &self,
+        request: Request<proto::JobTask>,
+    ) -> Result<Response<JobResult>, Status> {
+        let msg = request.into_inner();
+        let core = &self.core;
+        let started = Instant::now();
+        let attempt = msg.attempt.max(1);
+        for (field, value) in [("output_dir", &msg.output_dir), ("work_dir", &msg.work_dir)] {
+            if value.is_empty() {
+                return Err(Status::invalid_argument(format!(
+                    "JobTask.{field} is empty"
+                )));
+            }
+        }
+        let output_dir = PathBuf::from(&msg.output_dir);
+        let work_dir = PathBuf::from(&msg.work_dir);
+        core.inside(&output_dir)?;
+        let mut answer = JobResult {
+            job_id: msg.job_id.clone(),
+            worker_id: core.id.clone(),
+            attempt,
+            ..Default::default()
+        };
+        let job = match core.job(&msg.job_name, &msg.script_path) {
+            Ok(job) => job,
+            Err(e) => {
+                answer.error = e;
+                return Ok(Response::new(answer));
+            }
+        };
+        let attempt_dir = output_dir
+            .join(gridmr_core::task::ATTEMPTS_DIR)
+            .join(format!("single-a{attempt}"));
+        let config = JobConfig {
+            output: Some(attempt_dir.clone()),
+            reduce_partitions: Some(1),
+            shuffle: shuffle_from_wire(msg.shuffle.as_ref()),
+            job_id: Some(msg.job_id.clone()),
+            ..JobConfig::new(msg.input_path.clone())
+        };
+        let work_dir_for_task = work_dir.clone();
+        let work = move || {
+            let engine = LocalEngine::new(&work_dir_for_task).with_threads(1);
+            let outcome = engine.run(job.as_ref(), &config);
+            let _ = std::fs::remove_dir_all(&work_dir_for_task);
+            let outcome = outcome?;
+            Ok(Produced {
+                output: outcome
+                    .output_dir
+                    .join(gridmr_core::task::part_file_name(0)),
+                counters: outcome.counters,
+            })
+        };
+        let discard = move |_: &Path| {
+            let _ = std::fs::remove_dir_all(&attempt_dir);
+        };
+        match core
+            .run(&msg.job_id, "single", attempt, work, discard)
+            .await
+        {
+            Ok(p) => {
+                answer.success = true;
+                answer.output_path = p.output.display().to_string();
+                answer.counters = counters_to_wire(&p.counters);
+            }
+            Err(e) => answer.error = e,
+        }
+        answer.duration_ms = millis(started);
+        Ok(Response::new(answer))
+    }
+
+    async fn execute_map(
+        &self,
+        request: Request<proto::MapTask>,
+    ) -> Result<Response<MapResult>, Status> {
+        let msg = request.into_inner();
+        let core = &self.core;
+        let started = Instant::now();
+        let task: MapTask = map_task_from_wire(&msg, &core.id)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        core.inside(&task.shuffle_dir)?;
+        let mut answer = MapResult {
+            job_id: task.job_id.clone(),
+            worker_id: core.id.clone(),
+            chunk_id: msg.chunk_id.clone(),
+            attempt: task.attempt,
+            ..Default::default()
+        };
+        let job = match core.job(&msg.job_name, &msg.script_path) {
+            Ok(job) => job,
+            Err(e) => {
+                answer.error = e;
+                return Ok(Response::new(answer));
+            }
+        };
+        let (task_id, attempt) = (task.task_id(), task.attempt);
+        let work = move || {
+            let report = job.run_map(&task)?;
+            Ok(Produced {
+                output: report.output,
+                counters: report.counters,
+            })
+        };
+        match core
+            .run(&msg.job_id, &task_id, attempt, work, remove_map_output)
+            .await
+        {
+            Ok(p) => {
+                answer.success = true;
+                answer.partition_files =
+                    vec![p.output.with_extension("data").display().to_string()];
+                answer.index_path = p.output.display().to_string();
+                answer.counters = counters_to_wire(&p.counters);
+            }
+            Err(e) => answer.error = e,
+        }
+        answer.duration_ms = millis(started);
+        Ok(Response::new(answer))
+    }
+
+    async fn execute_reduce(
+        &self,
+        request: Request<proto::ReduceTask>,
+    ) -> Result<Response<ReduceResult>, Status> {
+        let msg = request.into_inner();
+        let core = &self.core;
+        let started = Instant::now();
+        let task: ReduceTask = reduce_task_from_wire(&msg, &core.id)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        core.inside(&task.output_dir)?;
+        for input in &task.map_outputs {
+            core.inside(input)?;
+        }
+        let mut answer = ReduceResult {
+            job_id: task.job_id.clone(),
+            worker_id: core.id.clone(),
+            partition_id: msg.partition_id,
+            attempt: task.attempt,
+            ..Default::default()
+        };
+        let job = match core.job(&msg.job_name, &msg.script_path) {
+            Ok(job) => job,
+            Err(e) => {
+                answer.error = e;
+                return Ok(Response::new(answer));
+            }
+        };
+        let (task_id, attempt) = (task.task_id(), task.attempt);
+        let work = move || {
+            let report = job.run_reduce(&task)?;
+            Ok(Produced {
+                output: report.output,
+                counters: report.counters,
+            })
+        };
+        let discard = |p: &Path| {
+            let _ = std::fs::remove_file(p);
+        };
+        match core
+            .run(&msg.job_id, &task_id, attempt, work, discard)
+            .await
+        {
+            Ok(p) => {
+                answer.success = true;
+                answer.output_path = p.output.display().to_string();
+                answer.counters = counters_to_wire(&p.counters);
+            }
+            Err(e) => answer.error = e,
+        }
+        answer.duration_ms = millis(started);
+        Ok(Response::new(answer))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<CancelReq>,
+    ) -> Result<Response<CancelResp>, Status> {
+        let job_id = request.into_inner().job_id;
+        if job_id.is_empty() {
+            return Err(Status::invalid_argument("CancelReq.job_id is empty"));
+        }
+        if let Ok(mut c) = self.core.cancelled.lock() {
+            c.insert(job_id);
+        }
+        Ok(Response::new(CancelResp {
+            ok: true,
+            running: self.core.running.load(Ordering::Relaxed),
+        }))
+    }
+}
