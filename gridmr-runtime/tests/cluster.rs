@@ -1,0 +1,139 @@
+//! Word count through a loopback cluster of real processes equals the
+//! embedded engine's, in SINGLE and DISTRIBUTED, for several M and R; and
+//! tasks really run on several workers at once.
+
+mod common;
+
+use common::{embedded_wordcount, repo_data, Cluster};
+use serde_json::{json, Value};
+
+#[test]
+fn cluster_word_count_equals_the_embedded_engine() {
+    let cluster = Cluster::start(3, &[], &[("WORKER_SLOTS", "2")]);
+    let lf = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let crlf = cluster.put_input(
+        &repo_data("gutenberg/lincoln_first_inaugural_crlf.txt"),
+        "lincoln.txt",
+    );
+    for input in [&lf, &crlf] {
+        let expected = embedded_wordcount(input);
+        assert!(expected.len() > 500);
+        // (map splits, reduce partitions, forced): SINGLE below the
+        // threshold, then DISTRIBUTED with several shapes.
+        let cases: [(Option<u32>, Option<u32>, bool, &str); 5] = [
+            (None, None, false, "SINGLE"),
+            (Some(1), Some(1), true, "DISTRIBUTED"),
+            (Some(2), Some(3), true, "DISTRIBUTED"),
+            (Some(7), Some(2), true, "DISTRIBUTED"),
+            (Some(4), Some(5), true, "DISTRIBUTED"),
+        ];
+        let mut ids = Vec::new();
+        for (m, r, force, _) in cases {
+            let mut body =
+                json!({"job": "wordcount", "input_url": format!("nfs://{}", input.display())});
+            if let Some(m) = m {
+                body["map_splits"] = json!(m);
+            }
+            if let Some(r) = r {
+                body["reduce_partitions"] = json!(r);
+            }
+            if force {
+                body["force_distributed"] = json!(true);
+            }
+            ids.push(cluster.submit(body));
+        }
+        // All five run at once; each must give the embedded engine's answer.
+        for (id, (m, r, _, mode)) in ids.iter().zip(cases) {
+            let done = cluster.wait(id);
+            assert_eq!(done["status"], "SUCCEEDED", "{done}");
+            assert_eq!(done["mode"], mode, "{done}");
+            if let (Some(m), Some(r)) = (m, r) {
+                assert_eq!(done["map_splits"], m);
+                assert_eq!(done["reduce_partitions"], r);
+                assert_eq!(done["tasks"]["reduce"]["succeeded"], r);
+            }
+            assert_eq!(
+                cluster.result_lines(id),
+                expected,
+                "job {id} ({m:?}, {r:?})"
+            );
+            let c = &done["counters"]["gridmr"];
+            assert_eq!(c["output_records"].as_u64(), Some(expected.len() as u64));
+            // The committed layout: one part per partition, result, _SUCCESS last.
+            let (_, ls) = cluster.get(&format!("/jobs/{id}/ls"));
+            let out: Vec<&str> = ls["out"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(
+                out.contains(&"_SUCCESS") && out.contains(&"result.txt"),
+                "{ls}"
+            );
+            let parts = out.iter().filter(|n| n.starts_with("part-r-")).count() as u64;
+            assert_eq!(parts, r.map_or(1, u64::from));
+            assert!(
+                ls["shuffle"].as_array().unwrap().is_empty(),
+                "shuffle cleaned: {ls}"
+            );
+        }
+    }
+}
+
+/// Attempt intervals `[started, finished]` on two different workers overlap.
+fn overlapping_on_two_workers(attempts: &[Value], prefix: &str) -> bool {
+    let of: Vec<(&str, u64, u64)> = attempts
+        .iter()
+        .filter(|a| a["task"].as_str().is_some_and(|t| t.starts_with(prefix)))
+        .map(|a| {
+            (
+                a["worker_id"].as_str().unwrap(),
+                a["started_ms"].as_u64().unwrap(),
+                a["finished_ms"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    of.iter()
+        .any(|a| of.iter().any(|b| a.0 != b.0 && a.1 < b.2 && b.1 < a.2))
+}
+
+#[test]
+fn maps_and_reduces_run_concurrently_on_two_workers() {
+    // One slot per worker and a pause in every task, so that two attempts of
+    // a phase can only run at once on two different workers.
+    let cluster = Cluster::start(2, &[], &[("GRIDMR_INJECT_DELAY_MS", "300")]);
+    let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let id = cluster.submit(json!({
+        "job": "wordcount", "input_url": input, "map_splits": 4, "reduce_partitions": 2,
+        "force_distributed": true
+    }));
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let attempts = cluster.tasks(&id);
+    assert_eq!(attempts.len(), 6, "{attempts:?}");
+    let workers: std::collections::BTreeSet<&str> = attempts
+        .iter()
+        .filter_map(|a| a["worker_id"].as_str())
+        .collect();
+    assert_eq!(workers.len(), 2, "both workers ran tasks: {attempts:?}");
+    assert!(
+        overlapping_on_two_workers(&attempts, "map-"),
+        "{attempts:?}"
+    );
+    assert!(
+        overlapping_on_two_workers(&attempts, "reduce-"),
+        "{attempts:?}"
+    );
+    // Every reduce started after the last map finished.
+    let last_map = attempts
+        .iter()
+        .filter(|a| a["task"].as_str().unwrap().starts_with("map-"))
+        .map(|a| a["finished_ms"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(attempts
+        .iter()
+        .filter(|a| a["task"].as_str().unwrap().starts_with("reduce-"))
+        .all(|a| a["started_ms"].as_u64().unwrap() >= last_map));
+}

@@ -1,0 +1,300 @@
+//! A loopback cluster of real processes for the integration tests: one
+//! `gridmr master` and N `gridmr worker`s on 127.0.0.1 ephemeral ports over a
+//! temporary shared folder. Every wait polls with a deadline; process logs go
+//! to files and are printed when a test fails.
+
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const DEADLINE: Duration = Duration::from_secs(120);
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gridmr")
+}
+
+/// The repository's test data folder.
+pub fn repo_data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../data")
+        .join(rel)
+}
+
+struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A master and its workers.
+pub struct Cluster {
+    pub shared: tempfile::TempDir,
+    pub url: String,
+    master: Proc,
+    workers: Vec<Proc>,
+    http: reqwest::blocking::Client,
+}
+
+/// Reads the first stdout line of a child (its "listening on" line).
+fn first_line(child: &mut Child, what: &str) -> String {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what} did not announce itself within 60 s"))
+}
+
+impl Cluster {
+    /// A master (with `master_env`) and `workers` workers (each with
+    /// `worker_env`), all registered.
+    pub fn start(workers: usize, master_env: &[(&str, &str)], worker_env: &[(&str, &str)]) -> Self {
+        let shared = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(shared.path().join("logs")).expect("logs dir");
+        std::fs::create_dir_all(shared.path().join("in")).expect("in dir");
+        let log = shared.path().join("logs/master.log");
+        let mut child = Command::new(bin())
+            .arg("master")
+            .env("MASTER_HOST", "127.0.0.1")
+            .env("MASTER_PORT", "0")
+            .env("SHARED_DIR", shared.path())
+            .env("MASTER_LOG_LEVEL", "info")
+            .envs(master_env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start master");
+        let line = first_line(&mut child, "the master");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("url in the announce line")
+            .to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "{line:?}");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(90))
+            .build()
+            .expect("http client");
+        let mut cluster = Cluster {
+            shared,
+            url,
+            master: Proc {
+                name: "master".into(),
+                child,
+                log,
+            },
+            workers: Vec::new(),
+            http,
+        };
+        for i in 0..workers {
+            cluster.add_worker(&format!("w{}", i + 1), worker_env);
+        }
+        cluster.wait_live_workers(workers);
+        cluster
+    }
+
+    /// Starts one more worker (not waiting for its registration).
+    pub fn add_worker(&mut self, id: &str, env: &[(&str, &str)]) {
+        let log = self.shared.path().join(format!("logs/{id}.log"));
+        let mut child = Command::new(bin())
+            .arg("worker")
+            .env("GRPC_HOST", "127.0.0.1")
+            .env("GRPC_PORT", "0")
+            .env("SHARED_DIR", self.shared.path())
+            .env("WORKER_ID", id)
+            .env("MASTER_HTTP", &self.url)
+            .env("WORKER_SLOTS", "1")
+            .env("HEARTBEAT_INTERVAL_MS", "200")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start worker");
+        first_line(&mut child, id);
+        self.workers.push(Proc {
+            name: id.into(),
+            child,
+            log,
+        });
+    }
+
+    /// `kill -9` of a worker.
+    pub fn kill_worker(&mut self, id: &str) {
+        let w = self
+            .workers
+            .iter_mut()
+            .find(|w| w.name == id)
+            .expect("known worker");
+        w.kill();
+    }
+
+    /// Polls until `check` gives `Some`, or panics after the deadline.
+    pub fn poll<T>(&self, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(v) = check() {
+                return v;
+            }
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn wait_live_workers(&self, n: usize) {
+        self.poll(&format!("{n} live workers"), || {
+            let (_, v) = self.get("/workers");
+            let live = v["workers"]
+                .as_object()?
+                .values()
+                .filter(|w| w["alive"] == json!(true))
+                .count();
+            (live == n).then_some(())
+        });
+    }
+
+    /// Copies a file into the shared folder's `in/`; returns its path.
+    pub fn put_input(&self, src: &Path, name: &str) -> PathBuf {
+        let dest = self.shared.path().join("in").join(name);
+        std::fs::copy(src, &dest).expect("copy input");
+        dest
+    }
+
+    fn answer(resp: reqwest::blocking::Response) -> (u16, Value) {
+        let status = resp.status().as_u16();
+        let text = resp.text().expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        Self::answer(
+            self.http
+                .get(format!("{}{path}", self.url))
+                .send()
+                .expect("GET"),
+        )
+    }
+
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .expect("GET");
+        (resp.status().as_u16(), resp.text().expect("body"))
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        Self::answer(
+            self.http
+                .post(format!("{}{path}", self.url))
+                .json(body)
+                .send()
+                .expect("POST"),
+        )
+    }
+
+    pub fn post_raw(&self, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+        Self::answer(
+            self.http
+                .post(format!("{}{path}", self.url))
+                .header("content-type", content_type)
+                .body(body.to_owned())
+                .send()
+                .expect("POST"),
+        )
+    }
+
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        Self::answer(
+            self.http
+                .delete(format!("{}{path}", self.url))
+                .send()
+                .expect("DELETE"),
+        )
+    }
+
+    /// Submits a job and returns its id.
+    pub fn submit(&self, body: Value) -> String {
+        let (status, v) = self.post_json("/jobs", &body);
+        assert_eq!(status, 200, "submit {body}: {v}");
+        v["job_id"].as_str().expect("job_id").to_owned()
+    }
+
+    /// Waits for a job to finish; returns its final status.
+    pub fn wait(&self, job_id: &str) -> Value {
+        self.poll(&format!("job {job_id} to finish"), || {
+            let (code, v) = self.get(&format!("/jobs/{job_id}?wait_ms=1000"));
+            assert_eq!(code, 200, "{v}");
+            let s = v["status"].as_str()?;
+            matches!(s, "SUCCEEDED" | "FAILED" | "CANCELLED").then_some(v)
+        })
+    }
+
+    /// The job's result file, as sorted lines.
+    pub fn result_lines(&self, job_id: &str) -> Vec<String> {
+        let (code, text) = self.get_text(&format!("/jobs/{job_id}/result?format=text"));
+        assert_eq!(code, 200, "{text}");
+        sorted_lines(&text)
+    }
+
+    pub fn tasks(&self, job_id: &str) -> Vec<Value> {
+        let (code, v) = self.get(&format!("/jobs/{job_id}/tasks"));
+        assert_eq!(code, 200, "{v}");
+        v["attempts"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+pub fn sorted_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(str::to_owned).collect();
+    v.sort();
+    v
+}
+
+/// The embedded engine's word count of `input`, as sorted lines.
+pub fn embedded_wordcount(input: &Path) -> Vec<String> {
+    let work = tempfile::tempdir().expect("temp dir");
+    let outcome = gridmr_core::LocalEngine::new(work.path())
+        .with_threads(2)
+        .run(
+            &gridmr_core::jobs::wordcount::job(),
+            &gridmr_core::JobConfig::new(input.display().to_string()),
+        )
+        .expect("embedded word count");
+    sorted_lines(&std::fs::read_to_string(outcome.result_file).expect("result"))
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            w.kill();
+        }
+        self.master.kill();
+        if std::thread::panicking() {
+            for p in std::iter::once(&self.master).chain(&self.workers) {
+                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                eprintln!("---- {} log (last lines) ----", p.name);
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}

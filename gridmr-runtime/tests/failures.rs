@@ -1,0 +1,133 @@
+//! Failures on real processes: a worker killed with SIGKILL in the middle of
+//! the map phase, a task that fails once, a task that always fails.
+
+mod common;
+
+use common::{embedded_wordcount, repo_data, Cluster};
+use serde_json::json;
+
+#[test]
+fn a_worker_killed_during_the_map_phase_does_not_fail_the_job() {
+    // Slow tasks so the kill lands while maps are running; a short
+    // heartbeat timeout so a silent worker is noticed quickly either way.
+    let mut cluster = Cluster::start(
+        2,
+        &[("WORKER_TIMEOUT_S", "2")],
+        &[("GRIDMR_INJECT_DELAY_MS", "400")],
+    );
+    let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let expected = embedded_wordcount(&input);
+    let id = cluster.submit(json!({
+        "job": "wordcount", "input_url": input, "map_splits": 8, "reduce_partitions": 3,
+        "force_distributed": true
+    }));
+    // Wait until w2 is running a map, then kill it.
+    cluster.poll("a map running on w2", || {
+        cluster
+            .tasks(&id)
+            .iter()
+            .any(|a| {
+                a["worker_id"] == "w2"
+                    && a["outcome"] == "running"
+                    && a["task"].as_str().is_some_and(|t| t.starts_with("map-"))
+            })
+            .then_some(())
+    });
+    cluster.kill_worker("w2");
+
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(cluster.result_lines(&id), expected);
+    let attempts = cluster.tasks(&id);
+    let lost: Vec<_> = attempts.iter().filter(|a| a["outcome"] == "lost").collect();
+    assert!(
+        !lost.is_empty(),
+        "the killed worker's attempt is recorded as lost: {attempts:?}"
+    );
+    assert!(lost.iter().all(|a| a["worker_id"] == "w2"));
+    // Each lost task was run again and committed by the survivor.
+    for a in &lost {
+        let task = a["task"].as_str().unwrap();
+        assert!(attempts
+            .iter()
+            .any(|b| b["task"] == task && b["outcome"] == "succeeded" && b["worker_id"] == "w1"));
+    }
+    assert_eq!(
+        done["tasks"]["map"]["failed_attempts"], 0,
+        "lost is not failed"
+    );
+    cluster.poll("w2 declared dead", || {
+        let (_, w) = cluster.get("/workers");
+        (w["workers"]["w2"]["alive"] == false).then_some(())
+    });
+}
+
+#[test]
+fn failing_tasks_are_retried_then_fail_the_job_with_their_error() {
+    // Every worker fails the first attempt of map-00001, and every attempt
+    // of reduce-00002 (so only jobs with 3+ partitions hit it).
+    let cluster = Cluster::start(
+        2,
+        &[("MAX_TASK_ATTEMPTS", "3")],
+        &[("GRIDMR_INJECT_FAIL", "map-00001@1,reduce-00002@*")],
+    );
+    let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let expected = embedded_wordcount(&input);
+
+    let flaky = cluster.submit(json!({
+        "job": "wordcount", "input_url": input, "map_splits": 3, "reduce_partitions": 2,
+        "force_distributed": true
+    }));
+    let doomed = cluster.submit(json!({
+        "job": "wordcount", "input_url": input, "map_splits": 2, "reduce_partitions": 3,
+        "force_distributed": true
+    }));
+
+    let done = cluster.wait(&flaky);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(cluster.result_lines(&flaky), expected);
+    assert_eq!(done["tasks"]["map"]["failed_attempts"], 1);
+    let attempts = cluster.tasks(&flaky);
+    let m1: Vec<_> = attempts
+        .iter()
+        .filter(|a| a["task"] == "map-00001")
+        .collect();
+    assert_eq!(m1.len(), 2, "{attempts:?}");
+    assert_eq!(m1[0]["outcome"], "failed");
+    assert!(m1[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("injected failure"));
+    assert_eq!(m1[1]["outcome"], "succeeded");
+    // Counters count committed attempts only: the failed attempt read input too.
+    assert_eq!(
+        done["counters"]["gridmr"]["map_input_bytes"],
+        std::fs::metadata(&input).unwrap().len()
+    );
+
+    let failed = cluster.wait(&doomed);
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("reduce-00002")
+            && error.contains("3 time(s)")
+            && error.contains("injected failure"),
+        "{error}"
+    );
+    let r2 = cluster
+        .tasks(&doomed)
+        .into_iter()
+        .filter(|a| a["task"] == "reduce-00002")
+        .count();
+    assert_eq!(r2, 3);
+    let (code, body) = cluster.get(&format!("/jobs/{doomed}/result"));
+    assert_eq!(code, 409);
+    assert!(
+        body["error"].as_str().unwrap().contains("reduce-00002"),
+        "{body}"
+    );
+
+    // The cluster is still healthy and runs the next job.
+    let again = cluster.submit(json!({"job": "wordcount", "input_url": input}));
+    assert_eq!(cluster.wait(&again)["status"], "SUCCEEDED");
+}
