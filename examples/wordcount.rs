@@ -1,36 +1,57 @@
-//! Word count with GridMR's embedded engine.
+//! Word count on a GridMR cluster started inside this process: a master and
+//! two workers on 127.0.0.1 ephemeral ports, sharing a temporary folder. The
+//! job is submitted through the REST API, as any client would.
 //!
 //! ```text
-//! cargo run --example wordcount                       # the small text kept in data/
-//! cargo run --release --example wordcount -- --input big.txt --threads 2
+//! cargo run --example wordcount                          # the small text kept in data/
+//! cargo run --release --example wordcount -- --input big.txt
+//! cargo run --release --example wordcount -- --local     # the embedded engine, no cluster
 //! ```
 //!
-//! Words are counted as the original GridMR's `wordcount.py` does (`line.lower().split()`).
-//! Prints the top words, the time, the throughput, the job's counters and the peak memory.
+//! Words are counted as the original GridMR's `wordcount.py` does
+//! (`line.lower().split()`). Prints the top words, the time, the throughput,
+//! the phase times, the job's counters and the peak memory.
 
 use clap::Parser;
 use gridmr::jobs::wordcount;
+use gridmr::net::rest::SubmitRequest;
+use gridmr::net::Client;
 use gridmr::output::read_output;
-use gridmr::{Compression, JobConfig, LocalEngine};
-use std::path::PathBuf;
+use gridmr::runtime::{master, worker, MasterSettings, Registry, WorkerSettings};
+use gridmr::{Compression, Counters, JobConfig, LocalEngine};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 #[derive(Parser)]
-#[command(about = "Count words with GridMR's embedded engine")]
+#[command(about = "Count words on a loopback GridMR cluster (or, with --local, embedded)")]
 struct Args {
     /// A file, a folder or a glob (default: a public-domain text kept in the repo).
     #[arg(long)]
     input: Option<String>,
-    /// Write the output here (default: a temporary folder, removed at exit).
+    /// Run the embedded engine in this thread pool instead of a cluster.
     #[arg(long)]
-    output: Option<PathBuf>,
-    /// Worker threads (default: available cores).
+    local: bool,
+    /// Workers of the loopback cluster.
+    #[arg(long, default_value_t = 2)]
+    workers: u32,
+    /// The cluster's shared folder (default: a temporary folder, removed at
+    /// exit); the job's output lands in `<DIR>/jobs/<job id>/out/`.
+    #[arg(long)]
+    shared_dir: Option<PathBuf>,
+    /// Task slots per worker (default: cores / workers, at least 1).
+    #[arg(long)]
+    slots: Option<u32>,
+    /// Threads of the embedded engine (--local; default: cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Reduce partitions (default: the thread count).
+    /// Write the output here (--local; default: a temporary folder).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Reduce partitions (default: the cluster's slots, or the thread count).
     #[arg(long)]
     partitions: Option<u32>,
-    /// Map splits (default: from the input size and the thread count).
+    /// Map splits (default: from the input size and the slots).
     #[arg(long)]
     splits: Option<u32>,
     /// Map buffer budget per task, in MiB.
@@ -51,8 +72,20 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+type Failure = Box<dyn std::error::Error>;
+
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let args = Args::parse();
+    let result = if args.local {
+        run_local(&args)
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(Failure::from)
+            .and_then(|rt| rt.block_on(run_cluster(&args)))
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wordcount: {e}");
@@ -61,19 +94,145 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+fn input_of(args: &Args) -> String {
     let default_input = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/data/gutenberg/being_ernest.txt"
     );
-    let input = args.input.unwrap_or_else(|| default_input.to_string());
+    args.input
+        .clone()
+        .unwrap_or_else(|| default_input.to_string())
+}
+
+fn print_top(output_dir: &Path, input: &str, top: usize) -> Result<(), Failure> {
+    let mut counts: Vec<(String, u64)> = read_output(output_dir)?;
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    println!("top {top} of {} distinct words in {input}:", counts.len());
+    for (word, n) in counts.iter().take(top) {
+        println!("{n:>12}  {word}");
+    }
+    println!();
+    Ok(())
+}
+
+fn print_tail(counters: &Counters) {
+    if let Some(mib) = peak_rss_mib() {
+        println!("peak RSS {mib:.0} MiB (this process)");
+    }
+    println!("counters:");
+    for (group, name, value) in counters.iter() {
+        println!("  {group}.{name} = {value}");
+    }
+}
+
+async fn run_cluster(args: &Args) -> Result<(), Failure> {
+    let input = input_of(args);
+    let input_path = std::fs::canonicalize(&input)?;
+    let temp = tempfile::tempdir()?;
+    let shared_path = match &args.shared_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir.clone()
+        }
+        None => temp.path().to_path_buf(),
+    };
+    let shared = shared_path.as_path();
+    let mut jobs = Registry::new();
+    jobs.register(wordcount::job());
+
+    // The master reads inputs from the shared folder, and here also from the
+    // input's own folder (INPUT_ROOTS), so nothing is copied.
+    let mut settings = MasterSettings::local(shared);
+    let root = if input_path.is_dir() {
+        input_path.clone()
+    } else {
+        input_path.parent().unwrap_or(Path::new("/")).to_path_buf()
+    };
+    settings.input_roots = vec![root];
+    let master = master::start(settings, jobs.clone()).await?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let slots = args.slots.unwrap_or((cores / args.workers.max(1)).max(1));
+    let mut workers = Vec::new();
+    for i in 1..=args.workers.max(1) {
+        let mut ws = WorkerSettings::local(shared, Some(master.url()));
+        ws.worker_id = Some(format!("worker-{i}"));
+        ws.slots = Some(slots);
+        workers.push(worker::start(ws, jobs.clone()).await?);
+    }
+    let client = Client::new(&master.url());
+    // Wait (with a deadline) until every worker has registered.
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while client.health().await?.workers < workers.len() {
+        if Instant::now() > deadline {
+            return Err("the workers did not register within 30 s".into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    println!(
+        "cluster: master {} and {} workers × {slots} slots, shared folder {}",
+        master.url(),
+        workers.len(),
+        shared.display()
+    );
+
+    let started = Instant::now();
+    let submitted = client
+        .submit(&SubmitRequest {
+            job: Some("wordcount".into()),
+            input_url: input_path.display().to_string(),
+            partitions: args.partitions,
+            map_splits: args.splits,
+            sort_buffer_bytes: Some(args.budget_mb << 20),
+            compress_shuffle: args.lz4.then_some(true),
+            ..SubmitRequest::default()
+        })
+        .await?;
+    let done = gridmr::runtime::cli::follow(&client, &submitted.job_id).await?;
+    let secs = started.elapsed().as_secs_f64();
+    if done.status != gridmr::net::rest::JobState::Succeeded {
+        return Err(format!(
+            "job {} {}: {}",
+            done.job_id,
+            done.status.as_str(),
+            done.error.unwrap_or(done.message)
+        )
+        .into());
+    }
+    print_top(Path::new(&done.output_dir), &input, args.top)?;
+    let mb = done.input_size_bytes as f64 / 1e6;
+    println!(
+        "{mb:.1} MB in {secs:.3} s = {:.1} MB/s, {} mode, {} map tasks, {} reduce tasks",
+        mb / secs.max(1e-9),
+        done.mode.as_str(),
+        done.tasks.map.total.max(done.tasks.single.total),
+        done.tasks.reduce.total.max(done.tasks.single.total),
+    );
+    let t = done.times;
+    println!(
+        "phases: prepare {:.3} s, single {:.3} s, map {:.3} s, reduce {:.3} s, overhead {:.3} s (total {:.3} s)",
+        t.t_prepare_s, t.t_single_s, t.t_map_s, t.t_reduce_s, t.t_overhead_s, t.t_total_s
+    );
+    print_tail(&done.counters);
+    if args.shared_dir.is_some() {
+        println!("output: {}", done.output_dir);
+    }
+
+    for w in workers {
+        w.stop().await?;
+    }
+    master.stop().await?;
+    Ok(())
+}
+
+fn run_local(args: &Args) -> Result<(), Failure> {
+    let input = input_of(args);
     let work = tempfile::tempdir()?;
     let mut engine = LocalEngine::new(work.path());
     if let Some(t) = args.threads {
         engine = engine.with_threads(t);
     }
     let mut config = JobConfig::new(&input);
-    config.output = args.output;
+    config.output = args.output.clone();
     config.reduce_partitions = args.partitions;
     config.splits.splits = args.splits;
     config.shuffle.sort_buffer_bytes = args.budget_mb << 20;
@@ -83,19 +242,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let outcome = engine.run(&wordcount::job(), &config)?;
 
-    let mut counts: Vec<(String, u64)> = read_output(&outcome.output_dir)?;
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    println!(
-        "top {} of {} distinct words in {input}:",
-        args.top,
-        counts.len()
-    );
-    for (word, n) in counts.iter().take(args.top) {
-        println!("{n:>12}  {word}");
-    }
+    print_top(&outcome.output_dir, &input, args.top)?;
     let t = outcome.times;
     let secs = t.total.as_secs_f64();
-    println!();
     println!(
         "{:.1} MB in {secs:.3} s = {:.1} MB/s on {} threads ({} map tasks, {} reduce tasks)",
         outcome.input_bytes as f64 / 1e6,
@@ -111,14 +260,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         t.reduce.as_secs_f64(),
         t.commit.as_secs_f64()
     );
-    if let Some(mib) = peak_rss_mib() {
-        println!("peak RSS {mib:.0} MiB");
-    }
-    println!("counters:");
-    for (group, name, value) in outcome.counters.iter() {
-        println!("  {group}.{name} = {value}");
-    }
-    if work.path().starts_with(&outcome.output_dir) || outcome.output_dir.starts_with(work.path()) {
+    print_tail(&outcome.counters);
+    if outcome.output_dir.starts_with(work.path()) {
         println!("(output in a temporary folder; pass --output DIR to keep it)");
     } else {
         println!("output: {}", outcome.output_dir.display());

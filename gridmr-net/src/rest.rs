@@ -124,6 +124,16 @@ pub enum Mode {
     Distributed,
 }
 
+impl Mode {
+    /// The name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Single => "SINGLE",
+            Mode::Distributed => "DISTRIBUTED",
+        }
+    }
+}
+
 /// Task counts of one phase.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskCounts {

@@ -131,3 +131,81 @@ fn failing_tasks_are_retried_then_fail_the_job_with_their_error() {
     let again = cluster.submit(json!({"job": "wordcount", "input_url": input}));
     assert_eq!(cluster.wait(&again)["status"], "SUCCEEDED");
 }
+
+#[test]
+fn a_frozen_worker_is_declared_dead_by_heartbeats_and_used_again_when_it_thaws() {
+    // SIGSTOP keeps the worker's connections open: only the missing
+    // heartbeats can tell the master.
+    let cluster = Cluster::start(
+        2,
+        &[("WORKER_TIMEOUT_S", "1.5")],
+        &[("GRIDMR_INJECT_DELAY_MS", "300")],
+    );
+    let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let expected = embedded_wordcount(&input);
+    let id = cluster.submit(json!({
+        "job": "wordcount", "input_url": input, "map_splits": 6, "reduce_partitions": 2,
+        "force_distributed": true
+    }));
+    cluster.poll("an attempt running on w2", || {
+        cluster
+            .tasks(&id)
+            .iter()
+            .any(|a| a["worker_id"] == "w2" && a["outcome"] == "running")
+            .then_some(())
+    });
+    cluster.signal_worker("w2", "STOP");
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(cluster.result_lines(&id), expected);
+    let attempts = cluster.tasks(&id);
+    let lost: Vec<_> = attempts.iter().filter(|a| a["outcome"] == "lost").collect();
+    assert!(!lost.is_empty(), "{attempts:?}");
+    assert!(lost
+        .iter()
+        .all(|a| a["worker_id"] == "w2" && a["error"].as_str().unwrap().contains("heartbeats")));
+    let (_, w) = cluster.get("/workers");
+    assert_eq!(w["workers"]["w2"]["alive"], false, "{w}");
+
+    // Thawed, it heartbeats again and takes work again.
+    cluster.signal_worker("w2", "CONT");
+    cluster.wait_live_workers(2);
+    let next = cluster.submit(json!({
+        "job": "wordcount", "input_url": input, "map_splits": 4, "reduce_partitions": 2,
+        "force_distributed": true
+    }));
+    assert_eq!(cluster.wait(&next)["status"], "SUCCEEDED");
+    assert_eq!(cluster.result_lines(&next), expected);
+}
+
+#[test]
+fn after_a_master_restart_workers_register_again_and_ids_are_not_reused() {
+    let mut cluster = Cluster::start(2, &[], &[]);
+    let input = cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
+    let first = cluster.submit(json!({"job": "wordcount", "input_url": input}));
+    assert_eq!(cluster.wait(&first)["status"], "SUCCEEDED");
+    let result = cluster
+        .shared
+        .path()
+        .join("jobs")
+        .join(&first)
+        .join("out/result.txt");
+
+    cluster.restart_master(&[]);
+    // The new master knows nobody; the workers' next heartbeats get 404 and
+    // they register again.
+    cluster.wait_live_workers(2);
+    let second = cluster.submit(
+        json!({"job": "wordcount", "input_url": input, "partitions": 2, "force_distributed": true}),
+    );
+    assert_ne!(second, first, "job ids are never reused");
+    assert_eq!(cluster.wait(&second)["status"], "SUCCEEDED");
+    assert_eq!(
+        cluster.result_lines(&second),
+        ["grid\t2", "hola\t3", "mr\t1", "mundo\t2"]
+    );
+    // The first job's files are untouched.
+    assert!(result.exists());
+    let (code, _) = cluster.get(&format!("/jobs/{first}"));
+    assert_eq!(code, 404, "the new master does not know the old job");
+}

@@ -162,6 +162,12 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
     let stop = CancellationToken::new();
     let scheduler = tokio::spawn(schedule_loop(shared.clone(), stop.clone()));
     let app = api::router(shared);
+    let listener = {
+        use axum::serve::ListenerExt;
+        listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        })
+    };
     let server_stop = stop.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -120,7 +120,9 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
     ));
     let stop = CancellationToken::new();
 
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Small answers on a multiplexed connection: without TCP_NODELAY, Nagle's
+    // algorithm and delayed ACKs hold the second of two answers back ~40 ms.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let service = WorkerServer::new(WorkerService { core: core.clone() });
     let server_stop = stop.clone();
     let server = tokio::spawn(async move {

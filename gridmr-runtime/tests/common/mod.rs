@@ -60,33 +60,73 @@ fn first_line(child: &mut Child, what: &str) -> String {
         .unwrap_or_else(|_| panic!("{what} did not announce itself within 60 s"))
 }
 
+fn spawn_master(
+    shared: &Path,
+    port: &str,
+    env: &[(&str, &str)],
+    name: &str,
+) -> (Child, String, PathBuf) {
+    let log = shared.join(format!("logs/{name}.log"));
+    let mut child = Command::new(bin())
+        .arg("master")
+        .env("MASTER_HOST", "127.0.0.1")
+        .env("MASTER_PORT", port)
+        .env("SHARED_DIR", shared)
+        .env("MASTER_LOG_LEVEL", "info")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start master");
+    let line = first_line(&mut child, name);
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .expect("url in the announce line")
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line:?}");
+    (child, url, log)
+}
+
 impl Cluster {
+    /// Kills the master (SIGKILL) and starts a new one on the same port and
+    /// shared folder.
+    pub fn restart_master(&mut self, env: &[(&str, &str)]) {
+        self.master.kill();
+        let port = self.url.rsplit(':').next().expect("port").to_owned();
+        let (child, url, log) = spawn_master(self.shared.path(), &port, env, "master-2");
+        assert_eq!(url, self.url);
+        self.master = Proc {
+            name: "master-2".into(),
+            child,
+            log,
+        };
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, …) to a worker.
+    pub fn signal_worker(&self, id: &str, signal: &str) {
+        let w = self
+            .workers
+            .iter()
+            .find(|w| w.name == id)
+            .expect("known worker");
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(w.child.id().to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{signal} {id}");
+    }
+
     /// A master (with `master_env`) and `workers` workers (each with
     /// `worker_env`), all registered.
     pub fn start(workers: usize, master_env: &[(&str, &str)], worker_env: &[(&str, &str)]) -> Self {
         let shared = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(shared.path().join("logs")).expect("logs dir");
         std::fs::create_dir_all(shared.path().join("in")).expect("in dir");
-        let log = shared.path().join("logs/master.log");
-        let mut child = Command::new(bin())
-            .arg("master")
-            .env("MASTER_HOST", "127.0.0.1")
-            .env("MASTER_PORT", "0")
-            .env("SHARED_DIR", shared.path())
-            .env("MASTER_LOG_LEVEL", "info")
-            .envs(master_env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start master");
-        let line = first_line(&mut child, "the master");
-        let url = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .expect("url in the announce line")
-            .to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "{line:?}");
+        let (child, url, log) = spawn_master(shared.path(), "0", master_env, "master");
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(90))
             .build()
