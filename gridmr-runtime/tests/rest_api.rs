@@ -15,7 +15,7 @@ fn has_keys(v: &Value, keys: &[&str]) {
 
 #[test]
 fn the_original_curl_sequence() {
-    let cluster = Cluster::start(2, &[], &[]);
+    let cluster = Cluster::start(2, &[], &[("WORKER_SLOTS", "2")]);
     let input = cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
 
     // curl /health
@@ -48,9 +48,19 @@ fn the_original_curl_sequence() {
     );
     assert_eq!(code, 200, "{reg}");
 
+    // An address that answers as another worker is refused.
+    let (code, reg) = cluster.post_raw(
+        "/workers/register",
+        "application/x-www-form-urlencoded",
+        &format!("worker_id=impostor&address={address}"),
+    );
+    assert_eq!(code, 400, "{reg}");
+    assert!(reg["error"].as_str().unwrap().contains("answers as worker \"w1\""), "{reg}");
+
     // curl /workers
     let (_, workers) = cluster.get("/workers");
     has_keys(&workers["workers"]["w1"], &["address", "last_seen"]);
+    assert_eq!(workers["workers"]["w1"]["slots"], 2, "re-registering keeps the worker's own slots");
     assert_eq!(workers["ring"].as_array().unwrap().len(), 2);
 
     // curl -X POST /jobs -d '{"job": …, "input_url": "nfs:///…", "partitions": 2}'

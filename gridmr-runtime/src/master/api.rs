@@ -458,7 +458,6 @@ async fn register_worker(
         )));
     }
     check_address(&req.address)?;
-    let slots = req.slots.unwrap_or(1).clamp(1, 1024);
     let url = format!("http://{}", req.address);
     let control = Duration::from_secs(sh.settings.grpc_timeout_s.clamp(1, 5));
     let probe = Endpoint::from_shared(url.clone())
@@ -475,12 +474,26 @@ async fn register_worker(
         .connect()
         .await
         .map_err(|e| unreachable(e.to_string()))?;
-    WorkerClient::new(channel)
+    let hello = WorkerClient::new(channel)
         .heartbeat(HeartbeatReq {
             worker_id: id.to_owned(),
         })
         .await
-        .map_err(|e| unreachable(e.message().to_owned()))?;
+        .map_err(|e| unreachable(e.message().to_owned()))?
+        .into_inner();
+    // A GridMR worker names itself; the original's workers leave it empty.
+    if !hello.worker_id.is_empty() && hello.worker_id != id {
+        return Err(ApiError::bad(format!(
+            "{} answers as worker {:?}, not {id:?}",
+            req.address, hello.worker_id
+        )));
+    }
+    // Slots: as registered, else as the worker reports, else 1.
+    let slots = req
+        .slots
+        .or((hello.slots > 0).then_some(hello.slots))
+        .unwrap_or(1)
+        .clamp(1, 1024);
     // The task channel: no per-call deadline (tasks run long); HTTP/2
     // keep-alives notice a peer that vanished without closing the connection.
     let tasks = Endpoint::from_shared(url)
