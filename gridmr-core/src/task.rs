@@ -87,6 +87,36 @@ impl ReduceTask {
 /// The folder of uncommitted reduce attempts inside an output folder.
 pub const ATTEMPTS_DIR: &str = "_attempts";
 
+/// Opens partition `p` of every map output named by its index file (the
+/// reduce side of the shuffle), skipping empty segments and adding their
+/// sizes to `reduce_shuffle_bytes`. Feed the readers to a
+/// [`KWayMerge`](crate::shuffle::KWayMerge).
+pub fn open_partition(
+    map_outputs: &[PathBuf],
+    p: u32,
+    counters: &mut Counters,
+) -> Result<Vec<SegmentReader>> {
+    let mut readers = Vec::new();
+    for index_path in map_outputs {
+        let index = RunIndex::read(index_path)?;
+        if p >= index.partitions() {
+            return Err(Error::corrupt(
+                index_path,
+                0,
+                format!(
+                    "has {} partitions; partition {p} was asked for",
+                    index.partitions()
+                ),
+            ));
+        }
+        if index.records[p as usize] > 0 {
+            counters.add_builtin(builtin::REDUCE_SHUFFLE_BYTES, index.segment_len(p));
+            readers.push(SegmentReader::open(&index, p)?);
+        }
+    }
+    Ok(readers)
+}
+
 /// `part-r-NNNNN`, Hadoop's name for reduce output `partition`.
 pub fn part_file_name(partition: u32) -> String {
     format!("part-r-{partition:05}")
@@ -281,24 +311,7 @@ where
 {
     let p = task.partition;
     let mut counters = Counters::default();
-    let mut readers = Vec::new();
-    for index_path in &task.map_outputs {
-        let index = RunIndex::read(index_path)?;
-        if p >= index.partitions() {
-            return Err(Error::corrupt(
-                index_path,
-                0,
-                format!(
-                    "has {} partitions; partition {p} was asked for",
-                    index.partitions()
-                ),
-            ));
-        }
-        if index.records[p as usize] > 0 {
-            counters.add_builtin(builtin::REDUCE_SHUFFLE_BYTES, index.segment_len(p));
-            readers.push(SegmentReader::open(&index, p)?);
-        }
-    }
+    let readers = open_partition(&task.map_outputs, p, &mut counters)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
     }

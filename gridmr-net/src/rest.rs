@@ -50,6 +50,22 @@ pub struct SubmitRequest {
     /// New: LZ4-compress shuffle blocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compress_shuffle: Option<bool>,
+    /// New: a Hadoop-Streaming mapper command (run with `sh -c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapper: Option<String>,
+    /// New: the streaming reducer command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reducer: Option<String>,
+    /// New: the streaming combiner command, run on each map task's sorted output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combiner: Option<String>,
+    /// New: files (on the shared folder) copied into every streaming task's
+    /// working folder, as Hadoop's `-files`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<String>>,
+    /// New: longest a script or streaming task may run, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u32>,
 }
 
 /// The states of a job, as the original named them, plus `CANCELLED`.
@@ -239,6 +255,10 @@ pub struct JobStatus {
     /// New: submit time, milliseconds since the Unix epoch.
     #[serde(default)]
     pub submitted_at_ms: u64,
+    /// New: the last `reporter:status:` line a committed streaming or script
+    /// attempt wrote on stderr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_status: Option<String>,
 }
 
 /// One job in `GET /jobs`.

@@ -87,6 +87,8 @@ pub fn map_task_to_wire(task: &MapTask, job_name: &str, script_path: &str) -> pr
         split_end: task.split.end,
         index: task.index,
         shuffle: Some(shuffle_to_wire(&task.shuffle)),
+        streaming: None,
+        timeout_s: 0,
     }
 }
 
@@ -152,6 +154,8 @@ pub fn reduce_task_to_wire(
         output_path: task.output_dir.display().to_string(),
         attempt: task.attempt,
         job_name: job_name.to_owned(),
+        streaming: None,
+        timeout_s: 0,
     }
 }
 

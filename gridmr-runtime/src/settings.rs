@@ -146,6 +146,13 @@ pub struct WorkerSettings {
     /// Time between heartbeats, in milliseconds.
     #[arg(long, env = "HEARTBEAT_INTERVAL_MS", default_value_t = 1000)]
     pub heartbeat_ms: u64,
+    /// The Python that runs job scripts.
+    #[arg(long, env = "GRIDMR_PYTHON", default_value = "python3")]
+    pub python: String,
+    /// Longest a script or streaming task may run, in seconds, unless the
+    /// job sets its own (0: no limit).
+    #[arg(long, env = "SCRIPT_TIMEOUT_S", default_value_t = 3600)]
+    pub script_timeout_s: u64,
     /// Testing hook: fail these attempts on purpose. Comma-separated
     /// `TASK@ATTEMPT`, TASK being `single`, `map-00003`, `reduce-00001` or
     /// `*`, ATTEMPT a number or `*`.
@@ -173,6 +180,8 @@ impl WorkerSettings {
             advertise_host: None,
             slots: None,
             heartbeat_ms: 1000,
+            python: "python3".into(),
+            script_timeout_s: 3600,
             inject_fail: Vec::new(),
             inject_delay_ms: 0,
             log_level: "info".into(),

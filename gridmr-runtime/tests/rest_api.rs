@@ -55,12 +55,21 @@ fn the_original_curl_sequence() {
         &format!("worker_id=impostor&address={address}"),
     );
     assert_eq!(code, 400, "{reg}");
-    assert!(reg["error"].as_str().unwrap().contains("answers as worker \"w1\""), "{reg}");
+    assert!(
+        reg["error"]
+            .as_str()
+            .unwrap()
+            .contains("answers as worker \"w1\""),
+        "{reg}"
+    );
 
     // curl /workers
     let (_, workers) = cluster.get("/workers");
     has_keys(&workers["workers"]["w1"], &["address", "last_seen"]);
-    assert_eq!(workers["workers"]["w1"]["slots"], 2, "re-registering keeps the worker's own slots");
+    assert_eq!(
+        workers["workers"]["w1"]["slots"], 2,
+        "re-registering keeps the worker's own slots"
+    );
     assert_eq!(workers["ring"].as_array().unwrap().len(), 2);
 
     // curl -X POST /jobs -d '{"job": …, "input_url": "nfs:///…", "partitions": 2}'

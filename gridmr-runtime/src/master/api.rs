@@ -1,9 +1,11 @@
 //! The REST API (axum). Every error is a 4xx or 5xx answer with a JSON body
 //! `{"error": "…"}`; no request can stop the master.
 
+use super::jobs::JobKind;
 use super::state::{Effect, JobRequest};
 use super::workers::{unix_now, WorkerEntry};
 use super::{apply, submit, Shared};
+use super::{ScriptSource, Staging};
 use crate::paths::{check_inside, parse_url, Location};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -120,44 +122,91 @@ fn check_count(name: &str, value: Option<u32>, max: u32) -> ApiResult<()> {
     }
 }
 
-/// Checks a submission and turns it into a [`JobRequest`].
-fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<JobRequest> {
-    let kind =
-        match (&req.job, &req.script_url) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::bad("give either `job` or `script_url`, not both"))
-            }
-            (None, None) => {
-                return Err(ApiError::bad(
-                    "missing field: `job` (a typed job's name) or `script_url` (a job script)",
-                ))
-            }
-            (None, Some(_)) => return Err(ApiError::bad(
-                "script jobs (`script_url`) are not supported by this build; submit a typed `job`",
-            )),
-            (Some(name), None) => {
-                if sh.registry.get(name).is_err() {
-                    let known: Vec<&str> = sh.registry.names().collect();
-                    return Err(ApiError::bad(format!(
-                        "unknown job {name:?}; this cluster runs: {}",
-                        known.join(", ")
-                    )));
-                }
-                super::jobs::JobKind::Typed(name.clone())
-            }
-        };
-    let input =
-        match parse_url(&req.input_url) {
-            Ok(Location::Local(p)) => p,
-            Ok(Location::Remote(_)) => return Err(ApiError::bad(
-                "input_url must be on the shared folder (nfs:///, file:/// or an absolute path)",
-            )),
-            Err(e) => return Err(ApiError::bad(format!("input_url {e}"))),
-        };
+/// Resolves a local path given by a client: inside the shared folder (or
+/// an `INPUT_ROOTS` folder), without `..`.
+fn local_path(sh: &Shared, field: &str, url: &str) -> ApiResult<std::path::PathBuf> {
+    let path = match parse_url(url) {
+        Ok(Location::Local(p)) => p,
+        Ok(Location::Remote(_)) => {
+            return Err(ApiError::bad(format!(
+                "{field} must be on the shared folder (nfs:///, file:/// or an absolute path)"
+            )))
+        }
+        Err(e) => return Err(ApiError::bad(format!("{field} {e}"))),
+    };
     let mut roots = vec![sh.shared_dir.clone()];
     roots.extend(sh.settings.input_roots.iter().cloned());
-    let input_path =
-        check_inside(&input, &roots).map_err(|e| ApiError::bad(format!("input_url: {e}")))?;
+    check_inside(&path, &roots).map_err(|e| ApiError::bad(format!("{field}: {e}")))
+}
+
+/// Checks a submission and turns it into a [`JobRequest`] and what must be
+/// copied into the job's folder.
+fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Staging)> {
+    let named = [
+        req.job.is_some(),
+        req.script_url.is_some(),
+        req.mapper.is_some(),
+    ];
+    if named.iter().filter(|x| **x).count() > 1 {
+        return Err(ApiError::bad(
+            "give one of `job`, `script_url` or `mapper`, not both",
+        ));
+    }
+    if req.mapper.is_none()
+        && (req.reducer.is_some() || req.combiner.is_some() || req.files.is_some())
+    {
+        return Err(ApiError::bad(
+            "`reducer`, `combiner` and `files` belong to streaming jobs, which need a `mapper`",
+        ));
+    }
+    let mut staging = Staging::default();
+    let kind = if let Some(name) = &req.job {
+        if sh.registry.get(name).is_err() {
+            let known: Vec<&str> = sh.registry.names().collect();
+            return Err(ApiError::bad(format!(
+                "unknown job {name:?}; this cluster runs: {}",
+                known.join(", ")
+            )));
+        }
+        JobKind::Typed(name.clone())
+    } else if let Some(url) = &req.script_url {
+        staging.script = Some(match parse_url(url) {
+            Ok(Location::Remote(u)) => ScriptSource::Remote(u),
+            _ => ScriptSource::Local(local_path(sh, "script_url", url)?),
+        });
+        JobKind::Script(std::path::PathBuf::new())
+    } else if let Some(mapper) = &req.mapper {
+        let reducer = req.reducer.clone().unwrap_or_default();
+        if mapper.trim().is_empty() {
+            return Err(ApiError::bad("mapper is empty"));
+        }
+        if reducer.trim().is_empty() {
+            return Err(ApiError::bad(
+                "missing field: `reducer` (map-only streaming jobs are not supported yet)",
+            ));
+        }
+        for f in req.files.iter().flatten() {
+            let p = local_path(sh, "files", f)?;
+            if !p.is_file() {
+                return Err(ApiError::bad(format!(
+                    "files: {} is not a file",
+                    p.display()
+                )));
+            }
+            staging.files.push(p);
+        }
+        JobKind::Streaming {
+            mapper: mapper.clone(),
+            reducer,
+            combiner: req.combiner.clone().unwrap_or_default(),
+            files_dir: None,
+        }
+    } else {
+        return Err(ApiError::bad(
+            "missing field: `job` (a typed job's name), `script_url` (a job script) or `mapper` (a streaming job)",
+        ));
+    };
+    let input_path = local_path(sh, "input_url", &req.input_url)?;
     let max = sh.settings.max_partitions;
     check_count("partitions", req.partitions, max)?;
     check_count("map_splits", req.map_splits, max)?;
@@ -174,7 +223,7 @@ fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<JobRequest> {
     if req.compress_shuffle == Some(true) {
         shuffle.compression = Compression::Lz4;
     }
-    Ok(JobRequest {
+    let request = JobRequest {
         kind,
         input_path,
         partitions: req.partitions,
@@ -182,14 +231,43 @@ fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<JobRequest> {
         reduce_partitions: req.reduce_partitions,
         force_distributed: req.force_distributed.unwrap_or(false),
         shuffle,
-    })
+        timeout_s: req.timeout_s.unwrap_or(0),
+    };
+    Ok((request, staging))
+}
+
+/// Largest job script `script_url` may download.
+const MAX_SCRIPT_BYTES: usize = 4 << 20;
+
+async fn download(url: &str) -> ApiResult<Vec<u8>> {
+    let bad = |e: String| ApiError::bad(format!("script_url {url}: {e}"));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(bad(format!("HTTP {}", resp.status())));
+    }
+    let bytes = resp.bytes().await.map_err(|e| bad(e.to_string()))?;
+    if bytes.len() > MAX_SCRIPT_BYTES {
+        return Err(bad(format!("larger than {MAX_SCRIPT_BYTES} bytes")));
+    }
+    Ok(bytes.to_vec())
 }
 
 async fn submit_job(State(sh): Shr, body: Bytes) -> ApiResult<Json<JobStatus>> {
     let req: SubmitRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad(format!("invalid job request: {e}")))?;
-    let checked = check_submit(&sh, req)?;
-    let status = submit(&sh, checked)?;
+    let (checked, mut staging) = check_submit(&sh, req)?;
+    if let Some(ScriptSource::Remote(url)) = &staging.script {
+        staging.script = Some(ScriptSource::Bytes(download(url).await?));
+    }
+    let status = submit(&sh, checked, staging)?;
     tracing::info!(job = %status.job_id, name = %status.job, input = %status.input_path, "job submitted");
     Ok(Json(status))
 }

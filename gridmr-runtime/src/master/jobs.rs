@@ -82,12 +82,30 @@ impl Task {
 pub(crate) enum JobKind {
     /// A job registered in the binary, by name.
     Typed(String),
+    /// An original-style Python job script (its copy in the job folder).
+    Script(PathBuf),
+    /// Hadoop-Streaming commands.
+    Streaming {
+        mapper: String,
+        reducer: String,
+        combiner: String,
+        files_dir: Option<PathBuf>,
+    },
 }
 
 impl JobKind {
+    /// The typed job's name; empty for scripts.
     pub(crate) fn name(&self) -> &str {
         match self {
             JobKind::Typed(name) => name,
+            _ => "",
+        }
+    }
+
+    pub(crate) fn script_path(&self) -> String {
+        match self {
+            JobKind::Script(p) => p.display().to_string(),
+            _ => String::new(),
         }
     }
 }
@@ -187,6 +205,10 @@ pub(crate) struct Job {
     pub(crate) attempts: Vec<TaskAttempt>,
     pub(crate) clock: Clock,
     pub(crate) result_file: Option<PathBuf>,
+    /// Longest a script task may run, seconds (0: the worker's default).
+    pub(crate) timeout_s: u32,
+    /// The last `reporter:status:` line of a committed attempt.
+    pub(crate) task_status: Option<String>,
 }
 
 fn counts(tasks: &[Task]) -> TaskCounts {
@@ -245,7 +267,7 @@ impl Job {
             mode: self.mode,
             message: self.message.clone(),
             outputs: self.outputs(),
-            script_path: String::new(),
+            script_path: self.kind.script_path(),
             input_path: self.input_path.display().to_string(),
             chunks_dir: self.dirs.base.join("chunks").display().to_string(),
             shuffle_dir: self.dirs.shuffle.display().to_string(),
@@ -260,6 +282,7 @@ impl Job {
             times: self.clock.times(),
             input_size_bytes: self.input_size,
             submitted_at_ms: self.clock.submitted_ms,
+            task_status: self.task_status.clone(),
         }
     }
 

@@ -213,11 +213,61 @@ async fn schedule_loop(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
+/// Where a job script comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum ScriptSource {
+    Local(PathBuf),
+    Remote(String),
+    Bytes(Vec<u8>),
+}
+
+/// What a submission copies into its job folder.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Staging {
+    pub(crate) script: Option<ScriptSource>,
+    pub(crate) files: Vec<PathBuf>,
+}
+
+/// Copies a job's script and files into its folder; fixes up its kind.
+fn stage(base: &Path, kind: &mut jobs::JobKind, staging: Staging) -> Result<()> {
+    if let (jobs::JobKind::Script(path), Some(source)) = (&mut *kind, staging.script) {
+        let dest = base.join("script.py");
+        match source {
+            ScriptSource::Local(src) => {
+                std::fs::copy(&src, &dest).map_err(|e| Error::io("copy", &src, e))?;
+            }
+            ScriptSource::Bytes(bytes) => {
+                std::fs::write(&dest, bytes).map_err(|e| Error::io("write", &dest, e))?;
+            }
+            ScriptSource::Remote(url) => {
+                return Err(Error::setting(
+                    "script_url",
+                    format!("{url} was not downloaded"),
+                ))
+            }
+        }
+        *path = dest;
+    }
+    if let jobs::JobKind::Streaming { files_dir, .. } = kind {
+        if !staging.files.is_empty() {
+            let dir = base.join("files");
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+            for f in &staging.files {
+                let name = f.file_name().unwrap_or(f.as_os_str());
+                std::fs::copy(f, dir.join(name)).map_err(|e| Error::io("copy", f, e))?;
+            }
+            *files_dir = Some(dir);
+        }
+    }
+    Ok(())
+}
+
 /// Lays out a new job: a fresh id whose folder did not exist, its folders,
-/// and its entry in the store. Returns its status.
+/// its script and files, and its entry in the store. Returns its status.
 pub(crate) fn submit(
     shared: &Arc<Shared>,
-    request: JobRequest,
+    mut request: JobRequest,
+    staging: Staging,
 ) -> Result<gridmr_net::rest::JobStatus> {
     let jobs_dir = shared.jobs_dir();
     let (id, base) = loop {
@@ -237,6 +287,7 @@ pub(crate) fn submit(
     for d in [&dirs.shuffle, &dirs.out] {
         std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
     }
+    stage(&dirs.base, &mut request.kind, staging)?;
     let status = shared
         .lock()
         .add_job(id.clone(), request.clone(), dirs)
@@ -251,10 +302,10 @@ async fn prepare(shared: Arc<Shared>, id: String, request: JobRequest) {
         return;
     };
     shared.poke();
-    let format = shared
-        .registry
-        .get(request.kind.name())
-        .map(|j| j.input_format());
+    let format = match &request.kind {
+        jobs::JobKind::Typed(name) => shared.registry.get(name).map(|j| j.input_format()),
+        _ => Ok(gridmr_core::InputFormat::Lines),
+    };
     let threshold = shared.settings.threshold_bytes;
     let planned = tokio::task::spawn_blocking(move || {
         let format = format.map_err(|e| e.to_string())?;
@@ -288,15 +339,33 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
         match d.call.clone() {
             Call::Single(m) => client.execute_job(m).await.map(|r| {
                 let r = r.into_inner();
-                outcome(r.success, r.output_path, r.error, &r.counters)
+                outcome(
+                    r.success,
+                    r.output_path,
+                    r.error,
+                    &r.counters,
+                    r.status_message,
+                )
             }),
             Call::Map(m) => client.execute_map(m).await.map(|r| {
                 let r = r.into_inner();
-                outcome(r.success, r.index_path, r.error, &r.counters)
+                outcome(
+                    r.success,
+                    r.index_path,
+                    r.error,
+                    &r.counters,
+                    r.status_message,
+                )
             }),
             Call::Reduce(m) => client.execute_reduce(m).await.map(|r| {
                 let r = r.into_inner();
-                outcome(r.success, r.output_path, r.error, &r.counters)
+                outcome(
+                    r.success,
+                    r.output_path,
+                    r.error,
+                    &r.counters,
+                    r.status_message,
+                )
             }),
         }
     };
@@ -343,6 +412,7 @@ fn outcome(
     output: String,
     error: String,
     counters: &[gridmr_net::proto::Counter],
+    status: String,
 ) -> Outcome {
     if !success {
         let error = if error.is_empty() {
@@ -358,6 +428,7 @@ fn outcome(
     Outcome::Succeeded {
         output: PathBuf::from(output),
         counters: gridmr_net::wire::counters_from_wire(counters),
+        status: (!status.is_empty()).then_some(status),
     }
 }
 

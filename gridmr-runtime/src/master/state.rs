@@ -60,7 +60,11 @@ pub(crate) struct AttemptKey {
 pub(crate) enum Outcome {
     /// It produced `output` (map: the index file; reduce and single: the
     /// attempt's part file).
-    Succeeded { output: PathBuf, counters: Counters },
+    Succeeded {
+        output: PathBuf,
+        counters: Counters,
+        status: Option<String>,
+    },
     /// Its code or its input failed; counts toward `MAX_TASK_ATTEMPTS`.
     Failed(String),
     /// Its worker went away.
@@ -101,6 +105,7 @@ pub(crate) struct JobRequest {
     pub(crate) reduce_partitions: Option<u32>,
     pub(crate) force_distributed: bool,
     pub(crate) shuffle: ShuffleSettings,
+    pub(crate) timeout_s: u32,
 }
 
 /// What preparing a job decided.
@@ -240,6 +245,8 @@ impl State {
                 ..Clock::default()
             },
             result_file: None,
+            timeout_s: request.timeout_s,
+            task_status: None,
         };
         self.ids.insert(id, seq);
         self.metrics.jobs_submitted.inc();
@@ -394,10 +401,31 @@ impl State {
             error: None,
         });
         let name = job.kind.name().to_owned();
+        let script = job.kind.script_path();
+        let streaming = match &job.kind {
+            JobKind::Streaming {
+                mapper,
+                reducer,
+                combiner,
+                files_dir,
+            } => Some(proto::StreamingSpec {
+                mapper: mapper.clone(),
+                reducer: reducer.clone(),
+                combiner: combiner.clone(),
+                files_dir: files_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        let timeout_s = job.timeout_s;
         let call = match phase {
             Phase::Single => Call::Single(proto::JobTask {
                 job_id: job.id.clone(),
-                script_path: String::new(),
+                script_path: script.clone(),
+                streaming,
+                timeout_s,
                 input_path: job.input_path.display().to_string(),
                 output_dir: job.dirs.out.display().to_string(),
                 job_name: name,
@@ -410,32 +438,40 @@ impl State {
                     .display()
                     .to_string(),
             }),
-            Phase::Map => Call::Map(map_task_to_wire(
-                &MapTask {
-                    job_id: job.id.clone(),
-                    index,
-                    attempt,
-                    worker_id: worker_id.clone(),
-                    split: job.splits[index as usize].clone(),
-                    partitions: job.reduce_partitions,
-                    shuffle_dir: job.dirs.shuffle.clone(),
-                    shuffle: job.shuffle,
-                },
-                &name,
-                "",
-            )),
-            Phase::Reduce => Call::Reduce(reduce_task_to_wire(
-                &ReduceTask {
-                    job_id: job.id.clone(),
-                    partition: index,
-                    attempt,
-                    worker_id: worker_id.clone(),
-                    map_outputs: job.maps.iter().filter_map(|t| t.output.clone()).collect(),
-                    output_dir: job.dirs.out.clone(),
-                },
-                &name,
-                "",
-            )),
+            Phase::Map => Call::Map(proto::MapTask {
+                streaming,
+                timeout_s,
+                ..map_task_to_wire(
+                    &MapTask {
+                        job_id: job.id.clone(),
+                        index,
+                        attempt,
+                        worker_id: worker_id.clone(),
+                        split: job.splits[index as usize].clone(),
+                        partitions: job.reduce_partitions,
+                        shuffle_dir: job.dirs.shuffle.clone(),
+                        shuffle: job.shuffle,
+                    },
+                    &name,
+                    &script,
+                )
+            }),
+            Phase::Reduce => Call::Reduce(proto::ReduceTask {
+                streaming,
+                timeout_s,
+                ..reduce_task_to_wire(
+                    &ReduceTask {
+                        job_id: job.id.clone(),
+                        partition: index,
+                        attempt,
+                        worker_id: worker_id.clone(),
+                        map_outputs: job.maps.iter().filter_map(|t| t.output.clone()).collect(),
+                        output_dir: job.dirs.out.clone(),
+                    },
+                    &name,
+                    &script,
+                )
+            }),
         };
         Dispatch {
             key: AttemptKey {
@@ -502,7 +538,11 @@ impl State {
         let active = job.is_active();
         let task_done = job.tasks(key.phase)[key.index as usize].state == TaskState::Done;
         match outcome {
-            Outcome::Succeeded { output, counters } => {
+            Outcome::Succeeded {
+                output,
+                counters,
+                status,
+            } => {
                 if !active || task_done {
                     job.attempts[key.record].outcome = "superseded".into();
                     effects.push(Effect::RemoveAttemptOutput(key.phase, output));
@@ -510,6 +550,9 @@ impl State {
                 }
                 job.attempts[key.record].outcome = "succeeded".into();
                 job.counters.merge(&counters);
+                if status.is_some() {
+                    job.task_status = status;
+                }
                 let task = &mut job.tasks_mut(key.phase)[key.index as usize];
                 task.state = TaskState::Done;
                 task.output = Some(output);
@@ -802,6 +845,7 @@ mod tests {
             reduce_partitions: None,
             force_distributed: force,
             shuffle: ShuffleSettings::default(),
+            timeout_s: 0,
         }
     }
 
@@ -891,6 +935,7 @@ mod tests {
         Outcome::Succeeded {
             output: path.into(),
             counters: Counters::default(),
+            status: None,
         }
     }
 

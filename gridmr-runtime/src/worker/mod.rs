@@ -7,7 +7,9 @@
 //! master has forgotten it (a restart, or it was declared dead), and it
 //! registers again.
 
+mod external;
 mod faults;
+mod scripts;
 mod service;
 
 pub use faults::Faults;
@@ -83,6 +85,18 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// The Python driver for job scripts, kept in the binary.
+const DRIVER: &str = include_str!("driver.py");
+
+/// Writes the driver where this worker's subprocesses can run it.
+fn write_driver() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("gridmr-worker-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let path = dir.join("driver.py");
+    std::fs::write(&path, DRIVER).map_err(|e| Error::io("write", &path, e))?;
+    Ok(path)
+}
+
 /// Starts a worker: binds its gRPC server, then (if `MASTER_HTTP` is set)
 /// registers with the master and heartbeats in the background.
 pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<WorkerHandle> {
@@ -111,12 +125,20 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
         .max(1);
     let faults = Faults::parse(&settings.inject_fail, settings.inject_delay_ms)?;
+    let runner = scripts::Runner {
+        python: settings.python.clone().into(),
+        driver: write_driver()?,
+        worker_id: id.clone(),
+        default_timeout: (settings.script_timeout_s > 0)
+            .then(|| Duration::from_secs(settings.script_timeout_s)),
+    };
     let core = Arc::new(WorkerCore::new(
         id.clone(),
         registry,
         shared_dir,
         slots,
         faults,
+        runner,
     ));
     let stop = CancellationToken::new();
 

@@ -1,7 +1,9 @@
 //! The worker's gRPC service: runs map, reduce and SINGLE tasks of the jobs
 //! in its registry, off the async runtime, in a fixed number of slots.
 
+use super::external::Processes;
 use super::faults::Faults;
+use super::scripts::{self, Program, Runner};
 use crate::paths::check_inside;
 use gridmr_core::engine::{JobConfig, LocalEngine};
 use gridmr_core::task::{MapTask, ReduceTask};
@@ -25,6 +27,23 @@ use tonic::{Request, Response, Status};
 struct Produced {
     output: PathBuf,
     counters: Counters,
+    status: Option<String>,
+}
+
+impl From<scripts::ScriptOutput> for Produced {
+    fn from(o: scripts::ScriptOutput) -> Self {
+        Produced {
+            output: o.output,
+            counters: o.counters,
+            status: o.status,
+        }
+    }
+}
+
+/// What a task runs: a typed job from the registry, or a script.
+enum Work {
+    Typed(Arc<dyn JobDef>),
+    Script(Program),
 }
 
 /// Shared state of one worker.
@@ -37,6 +56,8 @@ pub(crate) struct WorkerCore {
     pub(crate) running: AtomicU32,
     cancelled: Mutex<HashSet<String>>,
     faults: Faults,
+    runner: Runner,
+    procs: Arc<Processes>,
 }
 
 impl WorkerCore {
@@ -46,6 +67,7 @@ impl WorkerCore {
         shared_dir: PathBuf,
         slots: u32,
         faults: Faults,
+        runner: Runner,
     ) -> Self {
         WorkerCore {
             id,
@@ -56,6 +78,8 @@ impl WorkerCore {
             running: AtomicU32::new(0),
             cancelled: Mutex::new(HashSet::new()),
             faults,
+            runner,
+            procs: Arc::new(Processes::default()),
         }
     }
 
@@ -74,15 +98,40 @@ impl WorkerCore {
             .map_err(Status::invalid_argument)
     }
 
-    fn job(&self, name: &str, script_path: &str) -> Result<Arc<dyn JobDef>, String> {
-        if name.is_empty() {
-            return Err(if script_path.is_empty() {
-                "the task names no job".into()
-            } else {
-                "this worker does not run script jobs".into()
-            });
+    /// What a task names: a registered job, a streaming job or a script.
+    fn work(
+        &self,
+        name: &str,
+        script_path: &str,
+        streaming: Option<&proto::StreamingSpec>,
+    ) -> Result<Work, Status> {
+        if !name.is_empty() {
+            return self
+                .registry
+                .get(name)
+                .map(Work::Typed)
+                .map_err(|e| Status::failed_precondition(e.to_string()));
         }
-        self.registry.get(name).map_err(|e| e.to_string())
+        if let Some(s) = streaming.filter(|s| !s.mapper.is_empty()) {
+            let files_dir = (!s.files_dir.is_empty()).then(|| PathBuf::from(&s.files_dir));
+            if let Some(d) = &files_dir {
+                self.inside(d)?;
+            }
+            return Ok(Work::Script(Program::Streaming {
+                mapper: s.mapper.clone(),
+                reducer: s.reducer.clone(),
+                combiner: s.combiner.clone(),
+                files_dir,
+            }));
+        }
+        if !script_path.is_empty() {
+            let script = PathBuf::from(script_path);
+            self.inside(&script)?;
+            return Ok(Work::Script(Program::Python { script }));
+        }
+        Err(Status::invalid_argument(
+            "the task names no job, script or streaming command",
+        ))
     }
 
     /// Runs `work` in a task slot on the blocking pool, with the testing
@@ -92,7 +141,7 @@ impl WorkerCore {
         job_id: &str,
         task: &str,
         attempt: u32,
-        work: impl FnOnce() -> gridmr_core::Result<Produced> + Send + 'static,
+        work: impl FnOnce() -> Result<Produced, String> + Send + 'static,
         discard: impl FnOnce(&Path) + Send + 'static,
     ) -> Result<Produced, String> {
         let _permit = self
@@ -115,8 +164,7 @@ impl WorkerCore {
         }
         let produced = tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| format!("task thread: {e}"))?
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("task thread: {e}"))??;
         if self.is_cancelled(job_id) {
             let output = produced.output;
             let _ = tokio::task::spawn_blocking(move || discard(&output)).await;
@@ -190,38 +238,54 @@ impl Worker for WorkerService {
             attempt,
             ..Default::default()
         };
-        let job = match core.job(&msg.job_name, &msg.script_path) {
-            Ok(job) => job,
-            Err(e) => {
-                answer.error = e;
-                return Ok(Response::new(answer));
-            }
-        };
+        let what = core.work(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
         let attempt_dir = output_dir
             .join(gridmr_core::task::ATTEMPTS_DIR)
             .join(format!("single-a{attempt}"));
+        let shuffle = shuffle_from_wire(msg.shuffle.as_ref());
+        let work_dir_for_task = work_dir.clone();
+        let (runner, procs) = (core.runner.clone(), core.procs.clone());
+        let (job_id, input, timeout_s) =
+            (msg.job_id.clone(), msg.input_path.clone(), msg.timeout_s);
+        let out_dir = output_dir.clone();
         let config = JobConfig {
             output: Some(attempt_dir.clone()),
             reduce_partitions: Some(1),
-            shuffle: shuffle_from_wire(msg.shuffle.as_ref()),
+            shuffle,
             job_id: Some(msg.job_id.clone()),
             ..JobConfig::new(msg.input_path.clone())
         };
-        let work_dir_for_task = work_dir.clone();
-        let work = move || {
-            let engine = LocalEngine::new(&work_dir_for_task).with_threads(1);
-            let outcome = engine.run(job.as_ref(), &config);
-            let _ = std::fs::remove_dir_all(&work_dir_for_task);
-            let outcome = outcome?;
-            Ok(Produced {
-                output: outcome
-                    .output_dir
-                    .join(gridmr_core::task::part_file_name(0)),
-                counters: outcome.counters,
-            })
+        let work = move || match what {
+            Work::Typed(job) => {
+                let engine = LocalEngine::new(&work_dir_for_task).with_threads(1);
+                let outcome = engine.run(job.as_ref(), &config);
+                let _ = std::fs::remove_dir_all(&work_dir_for_task);
+                let outcome = outcome.map_err(|e| e.to_string())?;
+                Ok(Produced {
+                    output: outcome
+                        .output_dir
+                        .join(gridmr_core::task::part_file_name(0)),
+                    counters: outcome.counters,
+                    status: None,
+                })
+            }
+            Work::Script(program) => scripts::run_single(
+                &runner,
+                &procs,
+                &program,
+                &job_id,
+                &input,
+                &out_dir,
+                &work_dir_for_task,
+                attempt,
+                shuffle,
+                timeout_s,
+            )
+            .map(Produced::from),
         };
-        let discard = move |_: &Path| {
+        let discard = move |p: &Path| {
             let _ = std::fs::remove_dir_all(&attempt_dir);
+            let _ = std::fs::remove_file(p);
         };
         match core
             .run(&msg.job_id, "single", attempt, work, discard)
@@ -231,6 +295,7 @@ impl Worker for WorkerService {
                 answer.success = true;
                 answer.output_path = p.output.display().to_string();
                 answer.counters = counters_to_wire(&p.counters);
+                answer.status_message = p.status.unwrap_or_default();
             }
             Err(e) => answer.error = e,
         }
@@ -255,20 +320,21 @@ impl Worker for WorkerService {
             attempt: task.attempt,
             ..Default::default()
         };
-        let job = match core.job(&msg.job_name, &msg.script_path) {
-            Ok(job) => job,
-            Err(e) => {
-                answer.error = e;
-                return Ok(Response::new(answer));
-            }
-        };
+        let what = core.work(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
         let (task_id, attempt) = (task.task_id(), task.attempt);
-        let work = move || {
-            let report = job.run_map(&task)?;
-            Ok(Produced {
-                output: report.output,
-                counters: report.counters,
-            })
+        let (runner, procs, timeout_s) = (core.runner.clone(), core.procs.clone(), msg.timeout_s);
+        let work = move || match what {
+            Work::Typed(job) => {
+                let report = job.run_map(&task).map_err(|e| e.to_string())?;
+                Ok(Produced {
+                    output: report.output,
+                    counters: report.counters,
+                    status: None,
+                })
+            }
+            Work::Script(program) => {
+                scripts::run_map(&runner, &procs, &program, &task, timeout_s).map(Produced::from)
+            }
         };
         match core
             .run(&msg.job_id, &task_id, attempt, work, remove_map_output)
@@ -280,6 +346,7 @@ impl Worker for WorkerService {
                     vec![p.output.with_extension("data").display().to_string()];
                 answer.index_path = p.output.display().to_string();
                 answer.counters = counters_to_wire(&p.counters);
+                answer.status_message = p.status.unwrap_or_default();
             }
             Err(e) => answer.error = e,
         }
@@ -307,20 +374,21 @@ impl Worker for WorkerService {
             attempt: task.attempt,
             ..Default::default()
         };
-        let job = match core.job(&msg.job_name, &msg.script_path) {
-            Ok(job) => job,
-            Err(e) => {
-                answer.error = e;
-                return Ok(Response::new(answer));
-            }
-        };
+        let what = core.work(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
         let (task_id, attempt) = (task.task_id(), task.attempt);
-        let work = move || {
-            let report = job.run_reduce(&task)?;
-            Ok(Produced {
-                output: report.output,
-                counters: report.counters,
-            })
+        let (runner, procs, timeout_s) = (core.runner.clone(), core.procs.clone(), msg.timeout_s);
+        let work = move || match what {
+            Work::Typed(job) => {
+                let report = job.run_reduce(&task).map_err(|e| e.to_string())?;
+                Ok(Produced {
+                    output: report.output,
+                    counters: report.counters,
+                    status: None,
+                })
+            }
+            Work::Script(program) => {
+                scripts::run_reduce(&runner, &procs, &program, &task, timeout_s).map(Produced::from)
+            }
         };
         let discard = |p: &Path| {
             let _ = std::fs::remove_file(p);
@@ -333,6 +401,7 @@ impl Worker for WorkerService {
                 answer.success = true;
                 answer.output_path = p.output.display().to_string();
                 answer.counters = counters_to_wire(&p.counters);
+                answer.status_message = p.status.unwrap_or_default();
             }
             Err(e) => answer.error = e,
         }
@@ -349,8 +418,10 @@ impl Worker for WorkerService {
             return Err(Status::invalid_argument("CancelReq.job_id is empty"));
         }
         if let Ok(mut c) = self.core.cancelled.lock() {
-            c.insert(job_id);
+            c.insert(job_id.clone());
         }
+        // Script tasks are killed now; typed tasks finish and are discarded.
+        self.core.procs.cancel(&job_id);
         Ok(Response::new(CancelResp {
             ok: true,
             running: self.core.running.load(Ordering::Relaxed),

@@ -1,0 +1,190 @@
+"""GridMR's driver for the original GridMR's Python job scripts.
+
+The worker embeds this file and runs it as a subprocess, one per task:
+
+    python3 driver.py probe   SCRIPT                 -> prints the functions SCRIPT defines
+    python3 driver.py map     SCRIPT  < lines        -> "key<TAB>value" lines
+    python3 driver.py reduce  SCRIPT  < sorted pairs -> "key<TAB>result" lines
+    python3 driver.py process SCRIPT INPUT OUTPUT    -> SCRIPT.process(INPUT, OUTPUT)
+
+The script's contract is the original's: map_func(line) returns an iterable of
+(key, value) pairs for one input line (which still ends in its newline);
+reduce_func(key, values) returns one (key, result) pair; keys are grouped as
+str(key); on the reduce side a value that parses as an int arrives as int,
+anything else as str; a reduce input line without a tab counts as (line, 1).
+
+Input is read as UTF-8, ignoring undecodable bytes, with universal newlines,
+as the original read its files. When a stream ends well, the driver writes the
+line END on stdout: the worker treats output without it as a crashed script
+(os._exit, a signal), never as a short result.
+"""
+
+import importlib.util
+import io
+import itertools
+import sys
+import traceback
+
+END = "\x00GRIDMR-END"
+
+
+class ScriptError(Exception):
+    """A broken contract: reported without the driver's own frames."""
+
+
+def load(path):
+    spec = importlib.util.spec_from_file_location("gridmr_job", path)
+    if spec is None or spec.loader is None:
+        raise ScriptError(f"cannot load job script {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gridmr_job"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def function(module, name, signature):
+    f = getattr(module, name, None)
+    if f is None:
+        raise ScriptError(f"the job script does not define {name}{signature}")
+    if not callable(f):
+        raise ScriptError(f"{name} in the job script is not a function")
+    return f
+
+
+def text(x, what):
+    s = str(x)
+    if "\t" in s or "\n" in s or "\r" in s:
+        raise ScriptError(f"{what} {s!r} contains a tab or a line break")
+    return s
+
+
+def pair(result, what):
+    try:
+        k, v = result
+    except (TypeError, ValueError):
+        raise ScriptError(
+            f"{what} must be a (key, value) pair; it gave {result!r:.200}"
+        ) from None
+    return k, v
+
+
+def user_call(f, *args):
+    # sys.exit inside user code must not pass for a clean end of the task.
+    try:
+        return f(*args)
+    except SystemExit as e:
+        raise ScriptError(f"{f.__name__} called sys.exit({e.code!r})") from None
+
+
+def output():
+    return io.TextIOWrapper(
+        sys.stdout.buffer, encoding="utf-8", newline="\n", write_through=False
+    )
+
+
+def lines_in():
+    # As the original opened its files: UTF-8, undecodable bytes dropped,
+    # universal newlines ("\r\n" arrives as "\n").
+    return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="ignore")
+
+
+def do_map(module):
+    map_func = function(module, "map_func", "(line)")
+    out = output()
+    write = out.write
+    for line in lines_in():
+        result = user_call(map_func, line)
+        if result is None:
+            raise ScriptError("map_func returned None; it must return (key, value) pairs")
+        try:
+            pairs = iter(result)
+        except TypeError:
+            raise ScriptError(
+                f"map_func must return an iterable of (key, value) pairs; it gave {result!r:.200}"
+            ) from None
+        for item in pairs:
+            k, v = pair(item, "each item map_func returns")
+            write(text(k, "map_func key"))
+            write("\t")
+            write(text(v, "map_func value"))
+            write("\n")
+    write(END + "\n")
+    out.flush()
+
+
+def parse_value(v):
+    try:
+        return int(v)
+    except ValueError:
+        return v
+
+
+def records(stream):
+    for line in stream:
+        line = line.rstrip("\n")
+        key, tab, value = line.partition("\t")
+        yield (key, parse_value(value)) if tab else (line, 1)
+
+
+def do_reduce(module):
+    reduce_func = function(module, "reduce_func", "(key, values)")
+    out = output()
+    write = out.write
+    for key, group in itertools.groupby(records(lines_in()), key=lambda kv: kv[0]):
+        values = [v for _, v in group]
+        k, r = pair(user_call(reduce_func, key, values), "reduce_func's result")
+        write(text(k, "reduce_func key"))
+        write("\t")
+        write(text(r, "reduce_func result"))
+        write("\n")
+    write(END + "\n")
+    out.flush()
+
+
+def do_process(module, input_path, output_path):
+    process = function(module, "process", "(input_path, output_path)")
+    user_call(process, input_path, output_path)
+    sys.stdout.write(END + "\n")
+    sys.stdout.flush()
+
+
+def do_probe(module):
+    names = [n for n in ("map_func", "reduce_func", "process") if callable(getattr(module, n, None))]
+    sys.stdout.write(" ".join(names) + "\n" + END + "\n")
+    sys.stdout.flush()
+
+
+def main(argv):
+    if len(argv) < 3:
+        sys.stderr.write("usage: driver.py probe|map|reduce|process SCRIPT [INPUT OUTPUT]\n")
+        return 2
+    mode, script = argv[1], argv[2]
+    try:
+        module = load(script)
+        if mode == "map":
+            do_map(module)
+        elif mode == "reduce":
+            do_reduce(module)
+        elif mode == "process" and len(argv) == 5:
+            do_process(module, argv[3], argv[4])
+        elif mode == "probe":
+            do_probe(module)
+        else:
+            sys.stderr.write(f"driver.py: unknown mode {mode!r}\n")
+            return 2
+    except ScriptError as e:
+        sys.stderr.write(f"gridmr: {e}\n")
+        return 1
+    except BrokenPipeError:
+        return 1
+    except SyntaxError:
+        traceback.print_exc(limit=0)
+        return 1
+    except BaseException:  # noqa: B902 - the user's error, reported whole
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,315 @@
+//! Running a task's external process (a Python driver or a streaming
+//! command): stdin fed from one thread, stdout read line by line on the
+//! caller's thread, stderr kept (its tail, and Hadoop's `reporter:` lines) on
+//! another, and a watchdog that kills the whole process group on timeout or
+//! cancellation. Blocking code: it runs on tokio's blocking pool.
+
+use gridmr_core::Counters;
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+/// How much of a process's stderr a failed task keeps.
+const STDERR_TAIL: usize = 4 << 10;
+
+/// The line the Python driver writes when its output is complete.
+pub(crate) const END_LINE: &[u8] = b"\x00GRIDMR-END";
+
+/// Process groups of running tasks, by job, so a cancellation can kill them.
+#[derive(Debug, Default)]
+pub(crate) struct Processes {
+    by_job: Mutex<HashMap<String, Vec<i32>>>,
+    cancelled: Mutex<Vec<String>>,
+}
+
+impl Processes {
+    fn add(&self, job: &str, pid: i32) {
+        if let Ok(mut m) = self.by_job.lock() {
+            m.entry(job.to_owned()).or_default().push(pid);
+        }
+    }
+
+    fn remove(&self, job: &str, pid: i32) {
+        if let Ok(mut m) = self.by_job.lock() {
+            if let Some(v) = m.get_mut(job) {
+                v.retain(|p| *p != pid);
+                if v.is_empty() {
+                    m.remove(job);
+                }
+            }
+        }
+    }
+
+    /// Kills every process of `job`, and any it starts from now on.
+    pub(crate) fn cancel(&self, job: &str) -> usize {
+        if let Ok(mut c) = self.cancelled.lock() {
+            c.push(job.to_owned());
+        }
+        let pids = self
+            .by_job
+            .lock()
+            .map(|m| m.get(job).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        for pid in &pids {
+            kill_group(*pid);
+        }
+        pids.len()
+    }
+
+    fn is_cancelled(&self, job: &str) -> bool {
+        self.cancelled
+            .lock()
+            .map(|c| c.iter().any(|j| j == job))
+            .unwrap_or(false)
+    }
+}
+
+fn kill_group(pid: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory
+    // is involved, and a group that already exited just gives ESRCH.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
+/// One external process.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    pub(crate) what: String,
+    pub(crate) argv: Vec<OsString>,
+    pub(crate) cwd: PathBuf,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) timeout: Option<Duration>,
+    /// Whether the output must end with [`END_LINE`] (the Python driver).
+    pub(crate) expect_end: bool,
+}
+
+/// What a finished process left besides its output.
+#[derive(Debug, Default)]
+pub(crate) struct Finished {
+    pub(crate) counters: Counters,
+    pub(crate) status: Option<String>,
+}
+
+#[derive(Default)]
+struct StderrState {
+    tail: VecDeque<u8>,
+    counters: Counters,
+    status: Option<String>,
+}
+
+impl StderrState {
+    fn line(&mut self, line: &[u8]) {
+        if let Some(rest) = line.strip_prefix(b"reporter:counter:") {
+            let text = String::from_utf8_lossy(rest);
+            let mut parts = text.trim_end().splitn(3, ',');
+            if let (Some(g), Some(n), Some(a)) = (parts.next(), parts.next(), parts.next()) {
+                if let Ok(a) = a.trim().parse::<u64>() {
+                    self.counters.add(g, n, a);
+                    return;
+                }
+            }
+        } else if let Some(rest) = line.strip_prefix(b"reporter:status:") {
+            self.status = Some(String::from_utf8_lossy(rest).trim_end().to_owned());
+            return;
+        }
+        self.tail.extend(line);
+        while self.tail.len() > STDERR_TAIL {
+            self.tail.pop_front();
+        }
+    }
+
+    fn tail(&self) -> String {
+        let bytes: Vec<u8> = self.tail.iter().copied().collect();
+        String::from_utf8_lossy(&bytes).trim().to_owned()
+    }
+}
+
+/// Runs `spec`, writing its stdin with `feed` (on a thread of its own) and
+/// giving each stdout line, without its line end, to `on_line`. Fails with
+/// the process's stderr tail if it exits non-zero, is killed, times out, or
+/// (for the driver) ends without its end line.
+pub(crate) fn run(
+    spec: &Spec,
+    procs: &Processes,
+    job_id: &str,
+    feed: impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
+    mut on_line: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<Finished, String> {
+    if procs.is_cancelled(job_id) {
+        return Err(format!("job {job_id} was cancelled"));
+    }
+    let Some((program, args)) = spec.argv.split_first() else {
+        return Err("no command".into());
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", spec.what))?;
+    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    procs.add(job_id, pid);
+    let _unregister = Guard(|| procs.remove(job_id, pid));
+
+    let stdin = child.stdin.take();
+    let feeder = std::thread::spawn(move || {
+        if let Some(stdin) = stdin {
+            let mut w = std::io::BufWriter::with_capacity(256 << 10, stdin);
+            // A closed pipe means the process stopped reading: its exit status
+            // says why.
+            let fed = feed(&mut w).and_then(|()| w.flush());
+            return match fed {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other,
+            };
+        }
+        Ok(())
+    });
+    let stderr = child.stderr.take();
+    let err_state = Arc::new(Mutex::new(StderrState::default()));
+    let err_reader = {
+        let state = err_state.clone();
+        std::thread::spawn(move || {
+            if let Some(stderr) = stderr {
+                let mut r = BufReader::new(stderr);
+                let mut line = Vec::new();
+                while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                    if let Ok(mut s) = state.lock() {
+                        s.line(&line);
+                    }
+                    line.clear();
+                }
+            }
+        })
+    };
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let (stop_watch, watch) = mpsc::channel::<()>();
+    let watchdog = spec.timeout.map(|limit| {
+        let timed_out = timed_out.clone();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(limit) {
+                timed_out.store(true, Ordering::Relaxed);
+                kill_group(pid);
+            }
+        })
+    });
+
+    let mut failure = None;
+    let mut saw_end = false;
+    if let Some(stdout) = child.stdout.take() {
+        let mut r = BufReader::with_capacity(256 << 10, stdout);
+        let mut line = Vec::with_capacity(256);
+        loop {
+            line.clear();
+            match r.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    failure = Some(format!("reading the output of {}: {e}", spec.what));
+                    break;
+                }
+            }
+            let mut l = line.as_slice();
+            if let Some(x) = l.strip_suffix(b"\n") {
+                l = x;
+            }
+            if let Some(x) = l.strip_suffix(b"\r") {
+                l = x;
+            }
+            if spec.expect_end && l == END_LINE {
+                saw_end = true;
+                continue;
+            }
+            if saw_end {
+                failure = Some(format!("{} wrote after its end line", spec.what));
+                break;
+            }
+            if let Err(e) = on_line(l) {
+                failure = Some(e);
+                break;
+            }
+        }
+        if failure.is_some() {
+            kill_group(pid);
+            // Drain nothing more: the process is gone.
+        }
+        drop(r);
+    }
+    let status = child.wait();
+    let _ = stop_watch.send(());
+    if let Some(w) = watchdog {
+        let _ = w.join();
+    }
+    let fed = feeder.join();
+    let _ = err_reader.join();
+    let state = std::mem::take(&mut *err_state.lock().map_err(|_| "stderr reader panicked")?);
+    let tail = state.tail();
+    let with_tail = |msg: String| {
+        if tail.is_empty() {
+            msg
+        } else {
+            format!("{msg}\n{tail}")
+        }
+    };
+    if procs.is_cancelled(job_id) {
+        return Err(format!("job {job_id} was cancelled"));
+    }
+    if timed_out.load(Ordering::Relaxed) {
+        let secs = spec.timeout.map_or(0, |t| t.as_secs());
+        return Err(with_tail(format!(
+            "{} timed out after {secs} s and was killed",
+            spec.what
+        )));
+    }
+    if let Some(f) = failure {
+        return Err(with_tail(f));
+    }
+    let status = status.map_err(|e| format!("waiting for {}: {e}", spec.what))?;
+    if !status.success() {
+        let how = match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exited with code {code}"),
+            (None, Some(sig)) => format!("was killed by signal {sig}"),
+            _ => "failed".to_owned(),
+        };
+        return Err(with_tail(format!("{} {how}", spec.what)));
+    }
+    match fed {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(with_tail(format!("feeding {}: {e}", spec.what))),
+        Err(_) => return Err(format!("feeding {}: the feeder panicked", spec.what)),
+    }
+    if spec.expect_end && !saw_end {
+        return Err(with_tail(format!(
+            "{} stopped before finishing its output (os._exit or a crash?)",
+            spec.what
+        )));
+    }
+    Ok(Finished {
+        counters: state.counters,
+        status: state.status,
+    })
+}
+
+struct Guard<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Guard<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+/// Copies everything from `r` into `w` (for feeding a whole file).
+pub(crate) fn pump(mut r: impl Read, w: &mut dyn Write) -> std::io::Result<()> {
+    std::io::copy(&mut r, w).map(drop)
+}

@@ -1,0 +1,619 @@
+//! Script tasks: the original GridMR's Python job scripts (through the
+//! embedded driver) and Hadoop-Streaming commands. The user's code runs in a
+//! subprocess per task; GridMR's side (splitting, the sorted shuffle, the
+//! merge) is the same Rust data path as typed jobs, with `String` keys and
+//! values partitioned by SHA-1 as the original did.
+
+use super::external::{self, pump, Processes, Spec};
+use gridmr_core::counters::builtin;
+use gridmr_core::input::{list_input, InputSplit, LineReader};
+use gridmr_core::shuffle::{KWayMerge, MapSink, ShuffleSettings, SinkTarget};
+use gridmr_core::task::{open_partition, MapTask, ReduceTask};
+use gridmr_core::{Counters, Sha1Partitioner};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a script job runs.
+#[derive(Debug, Clone)]
+pub(crate) enum Program {
+    /// An original-style Python job script, through the driver.
+    Python { script: PathBuf },
+    /// Hadoop-Streaming commands (run with `sh -c`).
+    Streaming {
+        mapper: String,
+        reducer: String,
+        combiner: String,
+        files_dir: Option<PathBuf>,
+    },
+}
+
+/// Where and how a worker runs script tasks.
+#[derive(Debug, Clone)]
+pub(crate) struct Runner {
+    pub(crate) python: OsString,
+    pub(crate) driver: PathBuf,
+    pub(crate) worker_id: String,
+    pub(crate) default_timeout: Option<Duration>,
+}
+
+/// What a script attempt produced.
+pub(crate) struct ScriptOutput {
+    pub(crate) output: PathBuf,
+    pub(crate) counters: Counters,
+    pub(crate) status: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Map,
+    Combine,
+    Reduce,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn io_err(e: gridmr_core::Error) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+impl Runner {
+    fn spec(
+        &self,
+        program: &Program,
+        step: Step,
+        cwd: &Path,
+        env: Vec<(String, String)>,
+        timeout_s: u32,
+    ) -> Result<Spec, String> {
+        let timeout = match timeout_s {
+            0 => self.default_timeout,
+            s => Some(Duration::from_secs(u64::from(s))),
+        };
+        let mut env = env;
+        env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+        env.push(("PYTHONIOENCODING".into(), "utf-8".into()));
+        let (what, argv, expect_end) = match program {
+            Program::Python { script } => {
+                let mode = match step {
+                    Step::Map => "map",
+                    Step::Reduce => "reduce",
+                    Step::Combine => return Err("Python job scripts have no combiner".into()),
+                };
+                let argv = vec![
+                    self.python.clone(),
+                    self.driver.clone().into(),
+                    mode.into(),
+                    script.clone().into(),
+                ];
+                (format!("the job script's {mode}"), argv, true)
+            }
+            Program::Streaming {
+                mapper,
+                reducer,
+                combiner,
+                ..
+            } => {
+                let (name, cmd) = match step {
+                    Step::Map => ("mapper", mapper),
+                    Step::Combine => ("combiner", combiner),
+                    Step::Reduce => ("reducer", reducer),
+                };
+                let argv = vec!["sh".into(), "-c".into(), cmd.into()];
+                (format!("the {name} `{cmd}`"), argv, false)
+            }
+        };
+        Ok(Spec {
+            what,
+            argv,
+            cwd: cwd.to_path_buf(),
+            env,
+            timeout,
+            expect_end,
+        })
+    }
+
+    fn env(&self, task: &str, attempt: u32, input: Option<&Path>) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("GRIDMR_WORKER_ID".to_owned(), self.worker_id.clone()),
+            ("GRIDMR_TASK_ID".to_owned(), task.to_owned()),
+            ("GRIDMR_ATTEMPT".to_owned(), attempt.to_string()),
+        ];
+        if let Some(input) = input {
+            let file = input.display().to_string();
+            env.push(("mapreduce_map_input_file".into(), file.clone()));
+            env.push(("map_input_file".into(), file));
+        }
+        env
+    }
+}
+
+/// An attempt's working folder (with the job's `files` linked in), removed
+/// when dropped.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create(parent: &Path, name: &str, program: &Program) -> Result<Self, String> {
+        let dir = parent.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        if let Program::Streaming {
+            files_dir: Some(files),
+            ..
+        } = program
+        {
+            if let Ok(entries) = std::fs::read_dir(files) {
+                for e in entries.flatten() {
+                    let link = dir.join(e.file_name());
+                    std::os::unix::fs::symlink(e.path(), &link)
+                        .map_err(|x| format!("link {}: {x}", link.display()))?;
+                }
+            }
+        }
+        Ok(WorkDir(dir))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Splits a streaming output line at its first tab (no tab: the whole line
+/// is the key, the value empty).
+fn split_line(line: &[u8]) -> (String, String) {
+    match memchr_tab(line) {
+        Some(i) => (
+            String::from_utf8_lossy(&line[..i]).into_owned(),
+            String::from_utf8_lossy(&line[i + 1..]).into_owned(),
+        ),
+        None => (String::from_utf8_lossy(line).into_owned(), String::new()),
+    }
+}
+
+fn memchr_tab(line: &[u8]) -> Option<usize> {
+    line.iter().position(|&b| b == b'\t')
+}
+
+fn work_parent(shuffle_dir: &Path) -> PathBuf {
+    shuffle_dir.parent().unwrap_or(shuffle_dir).join("work")
+}
+
+fn sink(
+    dir: &Path,
+    stem: String,
+    partitions: u32,
+    settings: ShuffleSettings,
+) -> MapSink<String, String> {
+    MapSink::new(
+        SinkTarget {
+            dir: dir.to_path_buf(),
+            stem,
+            partitions,
+        },
+        settings,
+        Arc::new(Sha1Partitioner),
+        None,
+    )
+}
+
+/// One map attempt of a script job: the split's lines through the mapper,
+/// its `key<TAB>value` lines into the sorted shuffle.
+pub(crate) fn run_map(
+    runner: &Runner,
+    procs: &Processes,
+    program: &Program,
+    task: &MapTask,
+    timeout_s: u32,
+) -> Result<ScriptOutput, String> {
+    std::fs::create_dir_all(&task.shuffle_dir)
+        .map_err(|e| format!("create {}: {e}", task.shuffle_dir.display()))?;
+    let stem = task.output_stem();
+    let work = WorkDir::create(&work_parent(&task.shuffle_dir), &stem, program)?;
+    let env = runner.env(&task.task_id(), task.attempt, Some(&task.split.path));
+    let spec = runner.spec(program, Step::Map, &work.0, env, timeout_s)?;
+    let combine = matches!(program, Program::Streaming { combiner, .. } if !combiner.is_empty());
+    let first_stem = if combine {
+        format!("{stem}-precombine")
+    } else {
+        stem.clone()
+    };
+    let mut out = sink(&task.shuffle_dir, first_stem, task.partitions, task.shuffle);
+
+    let reader = LineReader::open(&task.split, LineReader::DEFAULT_BUFFER).map_err(err)?;
+    let lines = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let (l, b) = (lines.clone(), bytes.clone());
+    let feed = move |w: &mut dyn Write| {
+        let mut reader = reader;
+        let mut n = 0u64;
+        while let Some((_, line)) = reader.next_line().map_err(io_err)? {
+            w.write_all(line)?;
+            w.write_all(b"\n")?;
+            n += 1;
+        }
+        l.store(n, Ordering::Relaxed);
+        b.store(reader.bytes_read(), Ordering::Relaxed);
+        Ok(())
+    };
+    let mut counters = Counters::default();
+    let finished = external::run(&spec, procs, &task.job_id, feed, |line| {
+        let (k, v) = split_line(line);
+        out.emit(k, v).map_err(err)
+    });
+    let finished = match finished {
+        Ok(f) => f,
+        Err(e) => {
+            out.discard();
+            return Err(e);
+        }
+    };
+    let mut index = out.finish(&mut counters).map_err(err)?;
+    counters.add_builtin(builtin::MAP_INPUT_RECORDS, lines.load(Ordering::Relaxed));
+    counters.add_builtin(builtin::MAP_INPUT_BYTES, bytes.load(Ordering::Relaxed));
+    counters.merge(&finished.counters);
+    let mut status = finished.status;
+    if combine {
+        let pre = index.index_path.clone();
+        let combined = combine_output(
+            runner,
+            procs,
+            program,
+            task,
+            &pre,
+            &stem,
+            &work.0,
+            timeout_s,
+            &mut counters,
+        );
+        let _ = std::fs::remove_file(pre.with_extension("data"));
+        let _ = std::fs::remove_file(&pre);
+        let (i, s) = combined?;
+        index = i;
+        status = s.or(status);
+    }
+    counters.add_builtin(
+        builtin::MAP_OUTPUT_BYTES,
+        index.offsets.last().copied().unwrap_or(0),
+    );
+    Ok(ScriptOutput {
+        output: index.index_path,
+        counters,
+        status,
+    })
+}
+
+/// Runs a map output's partitions through the streaming combiner, each
+/// partition's records sorted by key, into the attempt's final shuffle file.
+#[allow(clippy::too_many_arguments)]
+fn combine_output(
+    runner: &Runner,
+    procs: &Processes,
+    program: &Program,
+    task: &MapTask,
+    pre_index: &Path,
+    stem: &str,
+    cwd: &Path,
+    timeout_s: u32,
+    counters: &mut Counters,
+) -> Result<(gridmr_core::shuffle::RunIndex, Option<String>), String> {
+    let mut out = sink(
+        &task.shuffle_dir,
+        stem.to_owned(),
+        task.partitions,
+        task.shuffle,
+    );
+    let mut status = None;
+    for p in 0..task.partitions {
+        let mut scratch = Counters::default();
+        let readers = open_partition(&[pre_index.to_path_buf()], p, &mut scratch).map_err(err)?;
+        if readers.is_empty() {
+            continue;
+        }
+        let merge = KWayMerge::<String, String>::new(readers).map_err(err)?;
+        let env = runner.env(&task.task_id(), task.attempt, Some(&task.split.path));
+        let spec = runner.spec(program, Step::Combine, cwd, env, timeout_s)?;
+        let done = external::run(
+            &spec,
+            procs,
+            &task.job_id,
+            feed_pairs(merge, None),
+            |line| {
+                let (k, v) = split_line(line);
+                out.emit(k, v).map_err(err)
+            },
+        );
+        match done {
+            Ok(f) => {
+                counters.merge(&f.counters);
+                status = f.status.or(status);
+            }
+            Err(e) => {
+                out.discard();
+                return Err(e);
+            }
+        }
+    }
+    let index = out.finish(counters).map_err(err)?;
+    Ok((index, status))
+}
+
+/// Feeds merged `(key, value)` pairs as `key<TAB>value` lines.
+fn feed_pairs(
+    mut merge: KWayMerge<String, String>,
+    records: Option<Arc<AtomicU64>>,
+) -> impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static {
+    move |w: &mut dyn Write| {
+        let mut n = 0u64;
+        while let Some((k, v)) = merge.next().map_err(io_err)? {
+            w.write_all(k.as_bytes())?;
+            w.write_all(b"\t")?;
+            w.write_all(v.as_bytes())?;
+            w.write_all(b"\n")?;
+            n += 1;
+        }
+        if let Some(r) = records {
+            r.store(n, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// One reduce attempt of a script job: the partition, merged and sorted by
+/// key, through the reducer, its lines into the attempt's part file.
+pub(crate) fn run_reduce(
+    runner: &Runner,
+    procs: &Processes,
+    program: &Program,
+    task: &ReduceTask,
+    timeout_s: u32,
+) -> Result<ScriptOutput, String> {
+    let path = task.attempt_path();
+    let result = reduce_into(runner, procs, program, task, timeout_s, &path);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    result
+}
+
+fn reduce_into(
+    runner: &Runner,
+    procs: &Processes,
+    program: &Program,
+    task: &ReduceTask,
+    timeout_s: u32,
+    path: &Path,
+) -> Result<ScriptOutput, String> {
+    let mut counters = Counters::default();
+    let readers = open_partition(&task.map_outputs, task.partition, &mut counters).map_err(err)?;
+    let merge = KWayMerge::<String, String>::new(readers).map_err(err)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    }
+    let file =
+        std::fs::File::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(256 << 10, file);
+    let parent = task.output_dir.join(gridmr_core::task::ATTEMPTS_DIR);
+    let work = WorkDir::create(
+        &parent,
+        &format!("{}-a{}-work", task.task_id(), task.attempt),
+        program,
+    )?;
+    let env = runner.env(&task.task_id(), task.attempt, None);
+    let spec = runner.spec(program, Step::Reduce, &work.0, env, timeout_s)?;
+    let records = Arc::new(AtomicU64::new(0));
+    let (mut lines, mut bytes) = (0u64, 0u64);
+    let finished = external::run(
+        &spec,
+        procs,
+        &task.job_id,
+        feed_pairs(merge, Some(records.clone())),
+        |line| {
+            lines += 1;
+            bytes += line.len() as u64 + 1;
+            out.write_all(line)
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(|e| format!("write {}: {e}", path.display()))
+        },
+    )?;
+    out.flush()
+        .map_err(|e| format!("write {}: {e}", path.display()))?;
+    counters.add_builtin(
+        builtin::REDUCE_INPUT_RECORDS,
+        records.load(Ordering::Relaxed),
+    );
+    counters.add_builtin(builtin::OUTPUT_RECORDS, lines);
+    counters.add_builtin(builtin::OUTPUT_BYTES, bytes);
+    counters.merge(&finished.counters);
+    Ok(ScriptOutput {
+        output: path.to_path_buf(),
+        counters,
+        status: finished.status,
+    })
+}
+
+/// Which of `map_func`, `reduce_func`, `process` a Python script defines.
+fn probe(
+    runner: &Runner,
+    procs: &Processes,
+    job_id: &str,
+    script: &Path,
+    cwd: &Path,
+) -> Result<Vec<String>, String> {
+    let spec = Spec {
+        what: "the job script".into(),
+        argv: vec![
+            runner.python.clone(),
+            runner.driver.clone().into(),
+            "probe".into(),
+            script.into(),
+        ],
+        cwd: cwd.to_path_buf(),
+        env: vec![("PYTHONDONTWRITEBYTECODE".into(), "1".into())],
+        timeout: Some(Duration::from_secs(60)),
+        expect_end: true,
+    };
+    let mut names = Vec::new();
+    external::run(
+        &spec,
+        procs,
+        job_id,
+        |_| Ok(()),
+        |line| {
+            names.extend(
+                String::from_utf8_lossy(line)
+                    .split_whitespace()
+                    .map(str::to_owned),
+            );
+            Ok(())
+        },
+    )?;
+    Ok(names)
+}
+
+/// The SINGLE mode of a script job: `process(input, output)` when the script
+/// defines it (the input joined into one file when it is several), else every
+/// input file mapped and everything reduced into one partition.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_single(
+    runner: &Runner,
+    procs: &Processes,
+    program: &Program,
+    job_id: &str,
+    input: &str,
+    output_dir: &Path,
+    work_dir: &Path,
+    attempt: u32,
+    shuffle: ShuffleSettings,
+    timeout_s: u32,
+) -> Result<ScriptOutput, String> {
+    let result = single(
+        runner, procs, program, job_id, input, output_dir, work_dir, attempt, shuffle, timeout_s,
+    );
+    let _ = std::fs::remove_dir_all(work_dir);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn single(
+    runner: &Runner,
+    procs: &Processes,
+    program: &Program,
+    job_id: &str,
+    input: &str,
+    output_dir: &Path,
+    work_dir: &Path,
+    attempt: u32,
+    shuffle: ShuffleSettings,
+    timeout_s: u32,
+) -> Result<ScriptOutput, String> {
+    std::fs::create_dir_all(work_dir).map_err(|e| format!("create {}: {e}", work_dir.display()))?;
+    let files = list_input(input).map_err(err)?;
+    if let Program::Python { script } = program {
+        if probe(runner, procs, job_id, script, work_dir)?
+            .iter()
+            .any(|n| n == "process")
+        {
+            let source = match files.as_slice() {
+                [one] => one.path.clone(),
+                many => {
+                    // The original's layout: the input joined as input/input.data.
+                    let joined = work_dir.join("input").join("input.data");
+                    if let Some(d) = joined.parent() {
+                        std::fs::create_dir_all(d).map_err(err)?;
+                    }
+                    let mut out = std::fs::File::create(&joined).map_err(err)?;
+                    for f in many {
+                        let r = std::fs::File::open(&f.path).map_err(err)?;
+                        pump(r, &mut out).map_err(err)?;
+                    }
+                    joined
+                }
+            };
+            let dest = output_dir
+                .join(gridmr_core::task::ATTEMPTS_DIR)
+                .join(format!(
+                    "{}-a{attempt}",
+                    gridmr_core::task::part_file_name(0)
+                ));
+            if let Some(d) = dest.parent() {
+                std::fs::create_dir_all(d).map_err(err)?;
+            }
+            let mut spec = runner.spec(
+                program,
+                Step::Map,
+                work_dir,
+                runner.env("single", attempt, Some(&source)),
+                timeout_s,
+            )?;
+            spec.what = "the job script's process".into();
+            spec.argv = vec![
+                runner.python.clone(),
+                runner.driver.clone().into(),
+                "process".into(),
+                script.clone().into(),
+                source.clone().into(),
+                dest.clone().into(),
+            ];
+            let finished = external::run(&spec, procs, job_id, |_| Ok(()), |_| Ok(()))?;
+            if !dest.is_file() {
+                return Err(format!(
+                    "process(input_path, output_path) wrote no file at {}",
+                    dest.display()
+                ));
+            }
+            let mut counters = finished.counters;
+            counters.add_builtin(builtin::MAP_INPUT_BYTES, files.iter().map(|f| f.len).sum());
+            return Ok(ScriptOutput {
+                output: dest,
+                counters,
+                status: finished.status,
+            });
+        }
+    }
+    let shuffle_dir = work_dir.join("shuffle");
+    let mut counters = Counters::default();
+    let mut outputs = Vec::new();
+    let mut status = None;
+    for (i, f) in files.iter().filter(|f| f.len > 0).enumerate() {
+        let task = MapTask {
+            job_id: job_id.to_owned(),
+            index: i as u32,
+            attempt,
+            worker_id: runner.worker_id.clone(),
+            split: InputSplit {
+                path: f.path.clone(),
+                start: 0,
+                end: f.len,
+            },
+            partitions: 1,
+            shuffle_dir: shuffle_dir.clone(),
+            shuffle,
+        };
+        let out = run_map(runner, procs, program, &task, timeout_s)?;
+        counters.merge(&out.counters);
+        status = out.status.or(status);
+        outputs.push(out.output);
+    }
+    let reduce = ReduceTask {
+        job_id: job_id.to_owned(),
+        partition: 0,
+        attempt,
+        worker_id: runner.worker_id.clone(),
+        map_outputs: outputs,
+        output_dir: output_dir.to_path_buf(),
+    };
+    let out = run_reduce(runner, procs, program, &reduce, timeout_s)?;
+    counters.merge(&out.counters);
+    Ok(ScriptOutput {
+        output: out.output,
+        counters,
+        status: out.status.or(status),
+    })
+}
