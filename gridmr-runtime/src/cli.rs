@@ -45,8 +45,27 @@ enum Command {
         #[command(flatten)]
         master: MasterAddr,
         /// A typed job registered in this binary.
+        #[arg(long, group = "what")]
+        job: Option<String>,
+        /// A Python job script (map_func, reduce_func, optional process), on
+        /// the shared folder or at an http(s) URL.
+        #[arg(long, group = "what")]
+        script: Option<String>,
+        /// A Hadoop-Streaming mapper command (with --reducer).
+        #[arg(long, group = "what", requires = "reducer")]
+        mapper: Option<String>,
+        /// The streaming reducer command.
+        #[arg(long, requires = "mapper")]
+        reducer: Option<String>,
+        /// The streaming combiner command.
+        #[arg(long, requires = "mapper")]
+        combiner: Option<String>,
+        /// A file copied into every streaming task's working folder (repeat).
+        #[arg(long = "file", requires = "mapper")]
+        files: Vec<String>,
+        /// Longest a script or streaming task may run, in seconds.
         #[arg(long)]
-        job: String,
+        timeout_s: Option<u32>,
         /// Input on the shared folder: a file, a folder or a glob.
         #[arg(long)]
         input: String,
@@ -236,6 +255,12 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
         Command::Submit {
             master,
             job,
+            script,
+            mapper,
+            reducer,
+            combiner,
+            files,
+            timeout_s,
             input,
             partitions,
             map_splits,
@@ -244,11 +269,23 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             compress_shuffle,
             wait,
         } => {
+            if job.is_none() && script.is_none() && mapper.is_none() {
+                return Err(Error::setting(
+                    "submit",
+                    "give --job NAME, --script FILE or --mapper CMD --reducer CMD",
+                ));
+            }
             let client = Client::new(&master.master);
             let status = client
                 .submit(&SubmitRequest {
-                    job: Some(job),
-                    input_url: input,
+                    job,
+                    script_url: script.map(|s| absolute(&s)),
+                    mapper,
+                    reducer,
+                    combiner,
+                    files: (!files.is_empty()).then(|| files.iter().map(|f| absolute(f)).collect()),
+                    timeout_s,
+                    input_url: absolute(&input),
                     partitions,
                     map_splits,
                     reduce_partitions,
@@ -340,6 +377,18 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A relative path that exists, made absolute (the master needs absolute
+/// paths); anything else (URLs, globs, absolute paths) as given.
+fn absolute(path: &str) -> String {
+    let p = std::path::Path::new(path);
+    if p.is_relative() && !path.contains("://") && p.exists() {
+        if let Ok(abs) = std::fs::canonicalize(p) {
+            return abs.display().to_string();
+        }
+    }
+    path.to_owned()
 }
 
 /// Prints a line to stdout and flushes it (scripts and tests wait for it).

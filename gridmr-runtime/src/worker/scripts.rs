@@ -352,9 +352,13 @@ fn feed_pairs(
     move |w: &mut dyn Write| {
         let mut n = 0u64;
         while let Some((k, v)) = merge.next().map_err(io_err)? {
+            // A record whose value is empty (a mapper line without a tab) goes
+            // back out as the bare key, as `mapper | sort | reducer` would see it.
             w.write_all(k.as_bytes())?;
-            w.write_all(b"\t")?;
-            w.write_all(v.as_bytes())?;
+            if !v.is_empty() {
+                w.write_all(b"\t")?;
+                w.write_all(v.as_bytes())?;
+            }
             w.write_all(b"\n")?;
             n += 1;
         }

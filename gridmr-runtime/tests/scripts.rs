@@ -1,0 +1,433 @@
+//! Script jobs on a loopback cluster: the original's Python job scripts and
+//! Hadoop-Streaming commands, their results, and their failures.
+
+mod common;
+
+use common::{embedded_wordcount, repo_data, sorted_lines, Cluster};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn example(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(rel)
+}
+
+fn write(cluster: &Cluster, name: &str, text: &str) -> PathBuf {
+    let path = cluster.shared.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn counts(pairs: &[(&str, u32)]) -> Vec<String> {
+    let mut v: Vec<String> = pairs.iter().map(|(k, n)| format!("{k}\t{n}")).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_original_samples_with_a_python_job_script() {
+    let cluster = Cluster::start(2, &[], &[]);
+    let script = cluster.put_input(&example("wordcount.py"), "wordcount.py");
+    let expected = [
+        (
+            "input.txt",
+            counts(&[("hola", 3), ("mundo", 2), ("grid", 2), ("mr", 1)]),
+        ),
+        (
+            "data1.txt",
+            counts(&[
+                ("el", 2),
+                ("mundo", 2),
+                ("hola", 1),
+                ("cruel", 1),
+                ("como", 1),
+                ("esta", 1),
+                ("arriba", 1),
+                ("nacional", 1),
+            ]),
+        ),
+        (
+            "data2.txt",
+            counts(&[
+                ("el", 2),
+                ("mundo", 2),
+                ("esta", 1),
+                ("patas", 1),
+                ("arriba", 1),
+                ("es", 1),
+                ("muy", 1),
+                ("bacano", 1),
+            ]),
+        ),
+    ];
+    let mut jobs = Vec::new();
+    for (name, want) in &expected {
+        let input = cluster.put_input(&repo_data(&format!("samples/{name}")), name);
+        for body in [
+            json!({"script_url": format!("nfs://{}", script.display()), "input_url": input}),
+            json!({"script_url": format!("file://{}", script.display()), "input_url": input, "partitions": 3, "force_distributed": true}),
+        ] {
+            jobs.push((cluster.submit(body), want.clone()));
+        }
+    }
+    for (id, want) in jobs {
+        let done = cluster.wait(&id);
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+        assert!(done["script_path"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("{id}/script.py")));
+        assert_eq!(cluster.result_lines(&id), want, "{id}");
+        if done["mode"] == "DISTRIBUTED" && want.iter().any(|l| l.starts_with("grid")) {
+            // Keys sit in the original's SHA-1 partitions (R = 3): hola 0,
+            // grid 0, mr 1, mundo 2.
+            let out = Path::new(done["output_dir"].as_str().unwrap());
+            let part = |p: u32| {
+                sorted_lines(&std::fs::read_to_string(out.join(format!("part-r-{p:05}"))).unwrap())
+            };
+            assert_eq!(part(0), ["grid\t2", "hola\t3"]);
+            assert_eq!(part(1), ["mr\t1"]);
+            assert_eq!(part(2), ["mundo\t2"]);
+        }
+    }
+}
+
+#[test]
+fn process_environment_and_values_as_the_original() {
+    let cluster = Cluster::start(2, &[], &[]);
+    let input = cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
+    // process() in SINGLE mode; map_func/reduce_func otherwise. Values that
+    // parse as ints arrive as ints, others as str; the task's environment.
+    let script = write(
+        &cluster,
+        "job.py",
+        r#"
+import os
+
+def map_func(line):
+    yield ("task", os.environ["GRIDMR_TASK_ID"][:4])
+    yield ("file", os.path.basename(os.environ["map_input_file"]))
+    yield ("same", os.environ["mapreduce_map_input_file"] == os.environ["map_input_file"])
+    yield ("n", 2)
+    yield ("word", line.split()[0])
+
+def reduce_func(key, values):
+    kinds = sorted({type(v).__name__ for v in values})
+    if key == "n":
+        return key, sum(values)
+    return key, "/".join(sorted({str(v) for v in values})) + ":" + ",".join(kinds)
+
+def process(input_path, output_path):
+    with open(input_path) as f, open(output_path, "w") as out:
+        out.write("lines\t%d\n" % sum(1 for _ in f))
+"#,
+    );
+    let single = cluster.submit(json!({"script_url": script, "input_url": input}));
+    let dist = cluster.submit(json!({"script_url": script, "input_url": input, "partitions": 2, "force_distributed": true}));
+    assert_eq!(cluster.wait(&single)["status"], "SUCCEEDED");
+    assert_eq!(cluster.result_lines(&single), ["lines\t3"]);
+    let done = cluster.wait(&dist);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        cluster.result_lines(&dist),
+        [
+            "file\tinput.txt:str",
+            "n\t6",
+            "same\tTrue:str",
+            "task\tmap-:str",
+            "word\tHola/hola/mundo:str",
+        ]
+    );
+}
+
+fn sh(cmd: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn madoop_available() -> bool {
+    let found = Command::new("madoop")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("GRIDMR_REQUIRE_MADOOP").is_none(),
+            "madoop is required (pip install madoop)"
+        );
+        eprintln!("madoop not installed: skipping the madoop comparison (pip install madoop)");
+    }
+    found
+}
+
+#[test]
+fn streaming_jobs_equal_the_serial_pipeline_and_madoop() {
+    let cluster = Cluster::start(2, &[], &[]);
+    let text = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let crlf = cluster.put_input(
+        &repo_data("gutenberg/lincoln_first_inaugural_crlf.txt"),
+        "lincoln.txt",
+    );
+    // The scripts sit beside the input folder, not in it; executable, as
+    // madoop runs them directly.
+    let script = |name: &str| {
+        let dest = cluster.shared.path().join(name);
+        std::fs::copy(example(&format!("streaming/{name}")), &dest).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dest
+    };
+    let (mapper, reducer) = (script("mapper.py"), script("reducer.py"));
+    let in_dir = cluster.shared.path().join("in");
+    let serial = sorted_lines(&sh(&format!(
+        "cat {0}/ernest.txt {0}/lincoln.txt | python3 {1} | sort | python3 {2}",
+        in_dir.display(),
+        mapper.display(),
+        reducer.display()
+    )));
+    assert!(serial.len() > 1000);
+
+    let python = json!({
+        "mapper": "python3 mapper.py", "reducer": "python3 reducer.py",
+        "files": [mapper, reducer], "input_url": in_dir, "partitions": 3, "force_distributed": true
+    });
+    let mut with_combiner = python.clone();
+    with_combiner["combiner"] = json!("python3 reducer.py");
+    // Shell pipelines and compiled tools, unmodified: awk as the mapper,
+    // `uniq -c` (a C program) over sorted input as the reducer.
+    let tools = json!({
+        "mapper": "awk '{ for (i = 1; i <= NF; i++) print $i }'",
+        "reducer": "uniq -c | awk '{ print $2 \"\\t\" $1 }'",
+        "input_url": in_dir, "partitions": 2, "force_distributed": true
+    });
+    // Input lines reach the mapper with their CR LF or LF stripped and one
+    // LF added, as Hadoop's TextInputFormat gives them.
+    let tools_serial = sorted_lines(&sh(&format!(
+        "cat {0}/ernest.txt {0}/lincoln.txt | sed 's/\\r$//' | awk '{{ for (i = 1; i <= NF; i++) print $i }}' | sort | uniq -c | awk '{{ print $2 \"\\t\" $1 }}'",
+        in_dir.display()
+    )));
+    let single = json!({
+        "mapper": "python3 mapper.py", "reducer": "python3 reducer.py",
+        "files": [mapper, reducer], "input_url": in_dir
+    });
+    let ids: Vec<(String, &Vec<String>)> = vec![
+        (cluster.submit(python), &serial),
+        (cluster.submit(with_combiner), &serial),
+        (cluster.submit(tools), &tools_serial),
+        (cluster.submit(single), &serial),
+    ];
+    for (id, want) in &ids {
+        let done = cluster.wait(id);
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+        assert_eq!(&cluster.result_lines(id), *want, "{id}");
+    }
+    // The typed word count agrees on each file's own words.
+    for f in [&text, &crlf] {
+        let alone = sorted_lines(&sh(&format!(
+            "python3 {} < {} | sort | python3 {}",
+            mapper.display(),
+            f.display(),
+            reducer.display()
+        )));
+        assert_eq!(embedded_wordcount(f), alone);
+    }
+
+    if madoop_available() {
+        let out = cluster.shared.path().join("madoop-out");
+        let ran = Command::new("madoop")
+            .args([
+                "-input",
+                &in_dir.display().to_string(),
+                "-output",
+                &out.display().to_string(),
+            ])
+            .args([
+                "-mapper",
+                &mapper.display().to_string(),
+                "-reducer",
+                &reducer.display().to_string(),
+            ])
+            .args(["-numReduceTasks", "3"])
+            .output()
+            .unwrap();
+        assert!(
+            ran.status.success(),
+            "madoop: {}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
+        let mut lines = Vec::new();
+        for e in std::fs::read_dir(&out).unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with("part-") {
+                lines.extend(sorted_lines(&std::fs::read_to_string(e.path()).unwrap()));
+            }
+        }
+        lines.sort();
+        assert_eq!(cluster.result_lines(&ids[0].0), lines, "GridMR vs madoop");
+    }
+}
+
+#[test]
+fn streaming_reporter_lines_update_counters_and_status() {
+    let cluster = Cluster::start(1, &[], &[]);
+    let input = cluster.put_input(&repo_data("samples/data1.txt"), "data1.txt");
+    let id = cluster.submit(json!({
+        "mapper": "awk '{ print $1; print \"reporter:counter:app,lines,1\" > \"/dev/stderr\" }'",
+        "reducer": "sort -u; echo 'reporter:status:reduced' >&2",
+        "input_url": input, "partitions": 2, "force_distributed": true
+    }));
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["counters"]["app"]["lines"], 3);
+    assert_eq!(done["task_status"], "reduced");
+    assert_eq!(cluster.result_lines(&id), ["arriba", "como", "hola"]);
+}
+
+#[test]
+fn broken_scripts_fail_their_job_clearly_and_nothing_else() {
+    let cluster = Cluster::start(2, &[("MAX_TASK_ATTEMPTS", "2")], &[("WORKER_SLOTS", "2")]);
+    let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let expected = embedded_wordcount(&input);
+    let typed = cluster.submit(
+        json!({"job": "wordcount", "input_url": input, "partitions": 2, "force_distributed": true}),
+    );
+
+    let script = |name: &str, body: &str| write(&cluster, name, body);
+    let reduce = "\ndef reduce_func(k, v):\n    return k, len(v)\n";
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            json!({"script_url": script("raises.py", &format!("def map_func(line):\n    raise ValueError('boom in map')\n{reduce}"))}),
+            "map-",
+            "ValueError: boom in map",
+        ),
+        (
+            json!({"script_url": script("exits.py", &format!("import sys\ndef map_func(line):\n    sys.exit(3)\n{reduce}"))}),
+            "map-",
+            "called sys.exit(3)",
+        ),
+        (
+            json!({"script_url": script("os_exit.py", &format!("import os\ndef map_func(line):\n    os._exit(0)\n{reduce}"))}),
+            "map-",
+            "stopped before finishing",
+        ),
+        (
+            json!({"script_url": script("garbage.py", &format!("def map_func(line):\n    return 5\n{reduce}"))}),
+            "map-",
+            "iterable of (key, value) pairs",
+        ),
+        (
+            json!({"script_url": script("tab.py", &format!("def map_func(line):\n    return [('a\\tb', 1)]\n{reduce}"))}),
+            "map-",
+            "contains a tab",
+        ),
+        (
+            json!({"script_url": script("hangs.py", &format!("import time\ndef map_func(line):\n    time.sleep(600)\n{reduce}")), "timeout_s": 2}),
+            "map-",
+            "timed out after 2 s",
+        ),
+        (
+            json!({"script_url": script("no_reduce.py", "def map_func(line):\n    return [(line.strip(), 1)]\n")}),
+            "reduce-",
+            "does not define reduce_func(key, values)",
+        ),
+        (
+            json!({"script_url": script("syntax.py", "def map_func(line) return 5\n")}),
+            "map-",
+            "SyntaxError",
+        ),
+        (
+            json!({"script_url": script("segfault.py", &format!("import ctypes\ndef map_func(line):\n    ctypes.string_at(0)\n{reduce}"))}),
+            "map-",
+            "killed by signal 11",
+        ),
+        (
+            json!({"mapper": "echo oops >&2; exit 7", "reducer": "cat"}),
+            "map-",
+            "exited with code 7\noops",
+        ),
+    ];
+    let ids: Vec<(String, &str, &str)> = cases
+        .into_iter()
+        .map(|(mut body, task, needle)| {
+            body["input_url"] = json!(input);
+            body["partitions"] = json!(2);
+            body["force_distributed"] = json!(true);
+            (cluster.submit(body), task, needle)
+        })
+        .collect();
+    for (id, task, needle) in &ids {
+        let done = cluster.wait(id);
+        assert_eq!(done["status"], "FAILED", "{done}");
+        let error = done["error"].as_str().unwrap();
+        assert!(error.contains(needle), "{id}: {needle:?} not in {error:?}");
+        assert!(error.contains("2 time(s)"), "{error}");
+        // The failing task was tried MAX_TASK_ATTEMPTS times.
+        let attempts = cluster.tasks(id);
+        let failed = attempts
+            .iter()
+            .filter(|a| a["outcome"] == "failed" && a["task"].as_str().unwrap().starts_with(task))
+            .count();
+        assert!(failed >= 2, "{id}: {attempts:?}");
+    }
+    // The typed job running beside them is unaffected; the cluster is healthy.
+    let done = cluster.wait(&typed);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(cluster.result_lines(&typed), expected);
+    let (code, health) = cluster.get("/health");
+    assert_eq!((code, &health["workers"]), (200, &json!(2)));
+    let good = cluster.submit(json!({"script_url": cluster.put_input(&example("wordcount.py"), "wc.py"), "input_url": input, "partitions": 2, "force_distributed": true}));
+    assert_eq!(cluster.wait(&good)["status"], "SUCCEEDED");
+    assert_eq!(cluster.result_lines(&good), expected);
+}
+
+#[test]
+fn bad_script_submissions_are_refused() {
+    let cluster = Cluster::start(1, &[], &[]);
+    let input = cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    for (body, needle) in [
+        (
+            json!({"script_url": outside.path(), "input_url": input}),
+            "outside the shared folder",
+        ),
+        (
+            json!({"script_url": "/nope/x.py", "input_url": input}),
+            "/nope",
+        ),
+        (
+            json!({"script_url": "http://127.0.0.1:1/x.py", "input_url": input}),
+            "script_url",
+        ),
+        (json!({"mapper": "cat", "input_url": input}), "reducer"),
+        (
+            json!({"reducer": "cat", "input_url": input}),
+            "need a `mapper`",
+        ),
+        (
+            json!({"mapper": "cat", "reducer": "cat", "files": [outside.path()], "input_url": input}),
+            "outside",
+        ),
+        (
+            json!({"job": "wordcount", "mapper": "cat", "reducer": "cat", "input_url": input}),
+            "not both",
+        ),
+    ] {
+        let (code, answer) = cluster.post_json("/jobs", &body);
+        assert_eq!(code, 400, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(needle),
+            "{body}: {answer}"
+        );
+    }
+}
