@@ -431,3 +431,66 @@ fn bad_script_submissions_are_refused() {
         );
     }
 }
+
+fn mrjob_available() -> bool {
+    let found = Command::new("python3")
+        .args(["-c", "import mrjob"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("GRIDMR_REQUIRE_MADOOP").is_none(),
+            "mrjob is required (pip install mrjob)"
+        );
+        eprintln!("mrjob not installed: skipping (pip install mrjob)");
+    }
+    found
+}
+
+#[test]
+fn an_mrjob_script_runs_as_hadoop_runs_it() {
+    if !mrjob_available() {
+        return;
+    }
+    let cluster = Cluster::start(2, &[], &[]);
+    let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let job = write(
+        &cluster,
+        "mr_word_count.py",
+        r#"from mrjob.job import MRJob
+
+
+class MRWordCount(MRJob):
+    def mapper(self, _, line):
+        for word in line.lower().split():
+            yield word, 1
+
+    def combiner(self, word, counts):
+        yield word, sum(counts)
+
+    def reducer(self, word, counts):
+        yield word, sum(counts)
+
+
+if __name__ == "__main__":
+    MRWordCount.run()
+"#,
+    );
+    // As Hadoop Streaming invokes an mrjob step.
+    let id = cluster.submit(json!({
+        "mapper": "python3 mr_word_count.py --step-num=0 --mapper",
+        "combiner": "python3 mr_word_count.py --step-num=0 --combiner",
+        "reducer": "python3 mr_word_count.py --step-num=0 --reducer",
+        "files": [job], "input_url": input, "partitions": 3, "force_distributed": true
+    }));
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    // mrjob's own local runner on the same script and input.
+    let inline = sorted_lines(&sh(&format!(
+        "python3 {} -r inline --no-conf {} 2>/dev/null",
+        job.display(),
+        input.display()
+    )));
+    assert!(inline.len() > 1000);
+    assert_eq!(cluster.result_lines(&id), inline);
+}
