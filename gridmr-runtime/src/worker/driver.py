@@ -92,6 +92,8 @@ def do_map(module):
     map_func = function(module, "map_func", "(line)")
     out = output()
     write = out.write
+    batch = []
+    add = batch.append
     for line in lines_in():
         result = user_call(map_func, line)
         if result is None:
@@ -103,11 +105,24 @@ def do_map(module):
                 f"map_func must return an iterable of (key, value) pairs; it gave {result!r:.200}"
             ) from None
         for item in pairs:
-            k, v = pair(item, "each item map_func returns")
-            write(text(k, "map_func key"))
-            write("\t")
-            write(text(v, "map_func value"))
+            try:
+                k, v = item
+            except (TypeError, ValueError):
+                pair(item, "each item map_func returns")
+            ks = k if type(k) is str else str(k)
+            vs = v if type(v) is str else str(v)
+            s = ks + "\t" + vs
+            if s.count("\t") != 1 or "\n" in s or "\r" in s:
+                text(ks, "map_func key")
+                text(vs, "map_func value")
+            add(s)
+        if len(batch) >= 4096:
+            write("\n".join(batch))
             write("\n")
+            batch.clear()
+    if batch:
+        write("\n".join(batch))
+        write("\n")
     write(END + "\n")
     out.flush()
 
@@ -119,11 +134,21 @@ def parse_value(v):
         return v
 
 
+def parse_values(texts):
+    try:
+        return [int(v) for v in texts]
+    except ValueError:
+        return [parse_value(v) for v in texts]
+
+
 def records(stream):
+    # Each line is "key<TAB>value[<TAB>value...]": GridMR groups a map
+    # task's values by key (no key or value holds a tab). A line without a
+    # tab counts as (line, 1), as the original read its intermediate files.
     for line in stream:
         line = line.rstrip("\n")
-        key, tab, value = line.partition("\t")
-        yield (key, parse_value(value)) if tab else (line, 1)
+        key, tab, values = line.partition("\t")
+        yield (key, parse_values(values.split("\t"))) if tab else (line, [1])
 
 
 def do_reduce(module):
@@ -131,7 +156,7 @@ def do_reduce(module):
     out = output()
     write = out.write
     for key, group in itertools.groupby(records(lines_in()), key=lambda kv: kv[0]):
-        values = [v for _, v in group]
+        values = [v for _, vs in group for v in vs]
         k, r = pair(user_call(reduce_func, key, values), "reduce_func's result")
         write(text(k, "reduce_func key"))
         write("\t")

@@ -208,43 +208,33 @@ pub(crate) fn run(
     let mut failure = None;
     let mut saw_end = false;
     if let Some(stdout) = child.stdout.take() {
-        let mut r = BufReader::with_capacity(256 << 10, stdout);
-        let mut line = Vec::with_capacity(256);
+        let mut lines = Lines::new(stdout);
         loop {
-            line.clear();
-            match r.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {}
+            let got = lines.next_with(|l| {
+                let l = l.strip_suffix(b"\r").unwrap_or(l);
+                if spec.expect_end && l == END_LINE {
+                    saw_end = true;
+                    return Ok(());
+                }
+                if saw_end {
+                    return Err(format!("{} wrote after its end line", spec.what));
+                }
+                on_line(l)
+            });
+            match got {
+                Ok(true) => {}
+                Ok(false) => break,
                 Err(e) => {
-                    failure = Some(format!("reading the output of {}: {e}", spec.what));
+                    failure = Some(e);
                     break;
                 }
-            }
-            let mut l = line.as_slice();
-            if let Some(x) = l.strip_suffix(b"\n") {
-                l = x;
-            }
-            if let Some(x) = l.strip_suffix(b"\r") {
-                l = x;
-            }
-            if spec.expect_end && l == END_LINE {
-                saw_end = true;
-                continue;
-            }
-            if saw_end {
-                failure = Some(format!("{} wrote after its end line", spec.what));
-                break;
-            }
-            if let Err(e) = on_line(l) {
-                failure = Some(e);
-                break;
             }
         }
         if failure.is_some() {
             kill_group(pid);
             // Drain nothing more: the process is gone.
         }
-        drop(r);
+        drop(lines);
     }
     let status = child.wait();
     let _ = stop_watch.send(());
@@ -301,6 +291,68 @@ pub(crate) fn run(
     })
 }
 
+/// Lines of a pipe, handed out as slices of the read buffer (no copy per
+/// line; a line longer than the buffer is assembled in `carry`).
+struct Lines<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    carry: Vec<u8>,
+}
+
+impl<R: Read> Lines<R> {
+    fn new(inner: R) -> Self {
+        Lines {
+            inner,
+            buf: vec![0; 256 << 10],
+            start: 0,
+            end: 0,
+            carry: Vec::new(),
+        }
+    }
+
+    /// Calls `f` with every complete line of the next chunk read (without its
+    /// `\n`); `Ok(false)` at the end of the stream.
+    fn next_with(
+        &mut self,
+        mut f: impl FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<bool, String> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = loop {
+                match self.inner.read(&mut self.buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(format!("reading the output: {e}")),
+                }
+            };
+            if self.end == 0 {
+                if !self.carry.is_empty() {
+                    let last = std::mem::take(&mut self.carry);
+                    f(&last)?;
+                }
+                return Ok(false);
+            }
+        }
+        let chunk = &self.buf[self.start..self.end];
+        let mut pos = 0;
+        while let Some(i) = memchr::memchr(b'\n', &chunk[pos..]) {
+            if self.carry.is_empty() {
+                f(&chunk[pos..pos + i])?;
+            } else {
+                self.carry.extend_from_slice(&chunk[pos..pos + i]);
+                let line = std::mem::take(&mut self.carry);
+                f(&line)?;
+            }
+            pos += i + 1;
+        }
+        self.carry.extend_from_slice(&chunk[pos..]);
+        self.start = self.end;
+        Ok(true)
+    }
+}
+
 struct Guard<F: FnMut()>(F);
 
 impl<F: FnMut()> Drop for Guard<F> {
@@ -312,4 +364,52 @@ impl<F: FnMut()> Drop for Guard<F> {
 /// Copies everything from `r` into `w` (for feeding a whole file).
 pub(crate) fn pump(mut r: impl Read, w: &mut dyn Write) -> std::io::Result<()> {
     std::io::copy(&mut r, w).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_lines(data: &[u8], buf: usize) -> Vec<Vec<u8>> {
+        let mut lines = Lines::new(data);
+        lines.buf = vec![0; buf];
+        let mut out = Vec::new();
+        while lines
+            .next_with(|l| {
+                out.push(l.to_vec());
+                Ok(())
+            })
+            .unwrap()
+        {}
+        out
+    }
+
+    #[test]
+    fn lines_across_buffer_edges_and_without_a_last_newline() {
+        let data = b"alpha\nbe\n\nvery long line here\nlast";
+        let want: Vec<Vec<u8>> = vec![
+            b"alpha".to_vec(),
+            b"be".to_vec(),
+            b"".to_vec(),
+            b"very long line here".to_vec(),
+            b"last".to_vec(),
+        ];
+        for buf in [1, 2, 3, 5, 7, 64] {
+            assert_eq!(all_lines(data, buf), want, "buffer {buf}");
+        }
+        assert!(all_lines(b"", 4).is_empty());
+    }
+
+    #[test]
+    fn reporter_lines_become_counters_and_status() {
+        let mut s = StderrState::default();
+        s.line(b"reporter:counter:app,rows,3\n");
+        s.line(b"reporter:counter:app,rows,4\n");
+        s.line(b"reporter:status:half way\n");
+        s.line(b"reporter:counter:bad line\n");
+        s.line(b"Traceback: boom\n");
+        assert_eq!(s.counters.get("app", "rows"), 7);
+        assert_eq!(s.status.as_deref(), Some("half way"));
+        assert!(s.tail().contains("boom") && s.tail().contains("bad line"));
+    }
 }

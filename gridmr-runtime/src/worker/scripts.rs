@@ -165,6 +165,54 @@ impl Drop for WorkDir {
     }
 }
 
+/// Map output of a Python script grouped by key: each key's values joined
+/// by tabs, in arrival order, under a byte budget.
+struct Grouper {
+    table: rustc_hash::FxHashMap<Vec<u8>, Vec<u8>>,
+    bytes: u64,
+    budget: u64,
+}
+
+impl Grouper {
+    fn new(budget: u64) -> Self {
+        Grouper {
+            table: rustc_hash::FxHashMap::default(),
+            bytes: 0,
+            budget: budget.max(1 << 16),
+        }
+    }
+
+    fn add(&mut self, key: &[u8], value: &[u8]) {
+        match self.table.get_mut(key) {
+            Some(values) => {
+                values.push(b'\t');
+                values.extend_from_slice(value);
+                self.bytes += value.len() as u64 + 1;
+            }
+            None => {
+                // Two allocations and a table slot.
+                self.bytes += (key.len() + value.len()) as u64 + 96;
+                self.table.insert(key.to_vec(), value.to_vec());
+            }
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.bytes >= self.budget
+    }
+
+    fn drain_into(&mut self, out: &mut MapSink<String, String>) -> gridmr_core::Result<()> {
+        for (k, v) in self.table.drain() {
+            out.emit(
+                String::from_utf8_lossy(&k).into_owned(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )?;
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
 /// Splits a streaming output line at its first tab (no tab: the whole line
 /// is the key, the value empty).
 fn split_line(line: &[u8]) -> (String, String) {
@@ -178,7 +226,7 @@ fn split_line(line: &[u8]) -> (String, String) {
 }
 
 fn memchr_tab(line: &[u8]) -> Option<usize> {
-    line.iter().position(|&b| b == b'\t')
+    memchr::memchr(b'\t', line)
 }
 
 fn work_parent(shuffle_dir: &Path) -> PathBuf {
@@ -243,11 +291,36 @@ pub(crate) fn run_map(
         Ok(())
     };
     let mut counters = Counters::default();
+    // A Python script's values reach reduce_func as one list per key, so
+    // its map output is grouped by key here (values joined by tabs, which
+    // the driver forbids inside keys and values): one shuffle record per
+    // distinct key instead of one per pair. Streaming output is not grouped:
+    // a streaming value may hold tabs.
+    let mut grouper = matches!(program, Program::Python { .. })
+        .then(|| Grouper::new(task.shuffle.sort_buffer_bytes));
+    let mut pairs = 0u64;
     let finished = external::run(&spec, procs, &task.job_id, feed, |line| {
-        let (k, v) = split_line(line);
-        out.emit(k, v).map_err(err)
+        pairs += 1;
+        match &mut grouper {
+            Some(g) => {
+                let tab = memchr_tab(line).unwrap_or(line.len());
+                let value = line.get(tab + 1..).unwrap_or(b"");
+                g.add(&line[..tab], value);
+                if g.is_full() {
+                    g.drain_into(&mut out).map_err(err)?;
+                }
+                Ok(())
+            }
+            None => {
+                let (k, v) = split_line(line);
+                out.emit(k, v).map_err(err)
+            }
+        }
     });
-    let finished = match finished {
+    let finished = match finished.and_then(|f| match &mut grouper {
+        Some(g) => g.drain_into(&mut out).map(|()| f).map_err(err),
+        None => Ok(f),
+    }) {
         Ok(f) => f,
         Err(e) => {
             out.discard();
@@ -255,6 +328,10 @@ pub(crate) fn run_map(
         }
     };
     let mut index = out.finish(&mut counters).map_err(err)?;
+    if grouper.is_some() {
+        // Count the script's pairs, not the grouped shuffle records.
+        counters.add_builtin(builtin::COMBINE_INPUT_RECORDS, pairs);
+    }
     counters.add_builtin(builtin::MAP_INPUT_RECORDS, lines.load(Ordering::Relaxed));
     counters.add_builtin(builtin::MAP_INPUT_BYTES, bytes.load(Ordering::Relaxed));
     counters.merge(&finished.counters);
@@ -323,7 +400,7 @@ fn combine_output(
             &spec,
             procs,
             &task.job_id,
-            feed_pairs(merge, None),
+            feed_pairs(merge, None, true),
             |line| {
                 let (k, v) = split_line(line);
                 out.emit(k, v).map_err(err)
@@ -344,10 +421,12 @@ fn combine_output(
     Ok((index, status))
 }
 
-/// Feeds merged `(key, value)` pairs as `key<TAB>value` lines.
+/// Feeds merged `(key, value)` pairs as `key<TAB>value` lines (`bare`: an
+/// empty value as the bare key, as streaming commands expect).
 fn feed_pairs(
     mut merge: KWayMerge<String, String>,
     records: Option<Arc<AtomicU64>>,
+    bare: bool,
 ) -> impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static {
     move |w: &mut dyn Write| {
         let mut n = 0u64;
@@ -355,7 +434,7 @@ fn feed_pairs(
             // A record whose value is empty (a mapper line without a tab) goes
             // back out as the bare key, as `mapper | sort | reducer` would see it.
             w.write_all(k.as_bytes())?;
-            if !v.is_empty() {
+            if !(bare && v.is_empty()) {
                 w.write_all(b"\t")?;
                 w.write_all(v.as_bytes())?;
             }
@@ -417,7 +496,11 @@ fn reduce_into(
         &spec,
         procs,
         &task.job_id,
-        feed_pairs(merge, Some(records.clone())),
+        feed_pairs(
+            merge,
+            Some(records.clone()),
+            matches!(program, Program::Streaming { .. }),
+        ),
         |line| {
             lines += 1;
             bytes += line.len() as u64 + 1;
