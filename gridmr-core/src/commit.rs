@@ -26,12 +26,20 @@ pub fn commit_reduce(attempt_file: &Path, output_dir: &Path, partition: u32) -> 
 /// Completes `output_dir` once all `partitions` parts are committed: writes `result.txt`,
 /// removes uncommitted attempts, and writes `_SUCCESS` last. Returns the result file's path.
 pub fn finalize_output(output_dir: &Path, partitions: u32) -> Result<PathBuf> {
+    let names: Vec<String> = (0..partitions).map(part_file_name).collect();
+    finalize_parts(output_dir, &names)
+}
+
+/// Like [`finalize_output`] for parts with other names (a map-only job's
+/// `part-m-NNNNN`): joins `names` in the order given into `result.txt`,
+/// removes the attempts folder, and writes `_SUCCESS` last.
+pub fn finalize_parts(output_dir: &Path, names: &[String]) -> Result<PathBuf> {
     let result = output_dir.join(RESULT_FILE);
     let tmp = output_dir.join(format!(".{RESULT_FILE}.tmp"));
     let file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    for p in 0..partitions {
-        let part = output_dir.join(part_file_name(p));
+    for name in names {
+        let part = output_dir.join(name);
         let mut input = File::open(&part).map_err(|e| Error::io("open", &part, e))?;
         std::io::copy(&mut input, &mut out).map_err(|e| Error::io("copy", &part, e))?;
     }

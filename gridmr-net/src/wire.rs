@@ -89,6 +89,7 @@ pub fn map_task_to_wire(task: &MapTask, job_name: &str, script_path: &str) -> pr
         shuffle: Some(shuffle_to_wire(&task.shuffle)),
         streaming: None,
         timeout_s: 0,
+        map_only_output: String::new(),
     }
 }
 

@@ -51,8 +51,8 @@ enum Command {
         /// the shared folder or at an http(s) URL.
         #[arg(long, group = "what")]
         script: Option<String>,
-        /// A Hadoop-Streaming mapper command (with --reducer).
-        #[arg(long, group = "what", requires = "reducer")]
+        /// A Hadoop-Streaming mapper command (without --reducer: a map-only job).
+        #[arg(long, group = "what")]
         mapper: Option<String>,
         /// The streaming reducer command.
         #[arg(long, requires = "mapper")]

@@ -279,6 +279,45 @@ fn streaming_jobs_equal_the_serial_pipeline_and_madoop() {
 }
 
 #[test]
+fn a_map_only_streaming_job_keeps_the_mappers_output_in_input_order() {
+    let cluster = Cluster::start(2, &[], &[]);
+    let text = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let mapper = "awk 'NF { print NR \"\\t\" $1 }'";
+    // No reducer, and (the same) zero reduce tasks.
+    let a = cluster.submit(json!({"mapper": mapper, "input_url": text, "map_splits": 3}));
+    let b = cluster.submit(json!({"mapper": mapper, "reducer": "cat", "reduce_partitions": 0, "input_url": text, "map_splits": 1}));
+    for (id, parts) in [(&a, 3), (&b, 1)] {
+        let done = cluster.wait(id);
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+        assert_eq!(done["tasks"]["reduce"]["total"], 0);
+        let (_, ls) = cluster.get(&format!("/jobs/{id}/ls"));
+        let out: Vec<&str> = ls["out"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(
+            out.iter().filter(|n| n.starts_with("part-m-")).count(),
+            parts,
+            "{ls}"
+        );
+    }
+    // One split: exactly the mapper over the whole input, line for line.
+    let serial = sh(&format!("sed 's/\\r$//' {} | {mapper}", text.display()));
+    let (_, whole) = cluster.get_text(&format!("/jobs/{b}/result?format=text"));
+    assert_eq!(whole, serial);
+    // Three splits: each split's lines numbered from 1 again, in input order.
+    let (_, split) = cluster.get_text(&format!("/jobs/{a}/result?format=text"));
+    let words = |t: &str| {
+        t.lines()
+            .map(|l| l.split('\t').nth(1).unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(words(&split), words(&serial));
+}
+
+#[test]
 fn streaming_reporter_lines_update_counters_and_status() {
     let cluster = Cluster::start(1, &[], &[]);
     let input = cluster.put_input(&repo_data("samples/data1.txt"), "data1.txt");
@@ -409,7 +448,6 @@ fn bad_script_submissions_are_refused() {
             json!({"script_url": "http://127.0.0.1:1/x.py", "input_url": input}),
             "script_url",
         ),
-        (json!({"mapper": "cat", "input_url": input}), "reducer"),
         (
             json!({"reducer": "cat", "input_url": input}),
             "need a `mapper`",

@@ -160,6 +160,7 @@ fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Stagi
         ));
     }
     let mut staging = Staging::default();
+    let mut map_only = false;
     let kind = if let Some(name) = &req.job {
         if sh.registry.get(name).is_err() {
             let known: Vec<&str> = sh.registry.names().collect();
@@ -180,11 +181,9 @@ fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Stagi
         if mapper.trim().is_empty() {
             return Err(ApiError::bad("mapper is empty"));
         }
-        if reducer.trim().is_empty() {
-            return Err(ApiError::bad(
-                "missing field: `reducer` (map-only streaming jobs are not supported yet)",
-            ));
-        }
+        // No reducer, or zero reduce tasks: a map-only job, as Hadoop's
+        // `-numReduceTasks 0`.
+        map_only = reducer.trim().is_empty() || req.reduce_partitions == Some(0);
         for f in req.files.iter().flatten() {
             let p = local_path(sh, "files", f)?;
             if !p.is_file() {
@@ -210,7 +209,9 @@ fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Stagi
     let max = sh.settings.max_partitions;
     check_count("partitions", req.partitions, max)?;
     check_count("map_splits", req.map_splits, max)?;
-    check_count("reduce_partitions", req.reduce_partitions, max)?;
+    if !map_only {
+        check_count("reduce_partitions", req.reduce_partitions, max)?;
+    }
     let mut shuffle = ShuffleSettings::default();
     if let Some(b) = req.sort_buffer_bytes {
         if !(64 << 10..=16 << 30).contains(&b) {
@@ -232,6 +233,7 @@ fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Stagi
         force_distributed: req.force_distributed.unwrap_or(false),
         shuffle,
         timeout_s: req.timeout_s.unwrap_or(0),
+        map_only,
     };
     Ok((request, staging))
 }

@@ -209,6 +209,8 @@ pub(crate) struct Job {
     pub(crate) timeout_s: u32,
     /// The last `reporter:status:` line of a committed attempt.
     pub(crate) task_status: Option<String>,
+    /// A streaming job without reducers.
+    pub(crate) map_only: bool,
 }
 
 fn counts(tasks: &[Task]) -> TaskCounts {
@@ -326,7 +328,9 @@ impl Job {
         match self.mode {
             Mode::Single => Some(Phase::Single),
             Mode::Distributed => {
-                if self.maps.iter().all(|t| t.state == TaskState::Done) {
+                if self.map_only {
+                    Some(Phase::Map)
+                } else if self.maps.iter().all(|t| t.state == TaskState::Done) {
                     Some(Phase::Reduce)
                 } else {
                     Some(Phase::Map)

@@ -450,10 +450,21 @@ fn remove_attempt_output(phase: Phase, path: &Path) {
 }
 
 fn commit(plan: &CommitPlan) -> gridmr_core::Result<PathBuf> {
-    for (p, file) in &plan.parts {
-        commit_reduce(file, &plan.out, *p)?;
-    }
-    let result = finalize_output(&plan.out, plan.parts.len() as u32)?;
+    let result = if plan.map_only {
+        let mut names = Vec::with_capacity(plan.parts.len());
+        for (i, file) in &plan.parts {
+            let name = format!("part-m-{i:05}");
+            let dest = plan.out.join(&name);
+            std::fs::rename(file, &dest).map_err(|e| gridmr_core::Error::io("rename", file, e))?;
+            names.push(name);
+        }
+        gridmr_core::commit::finalize_parts(&plan.out, &names)?
+    } else {
+        for (p, file) in &plan.parts {
+            commit_reduce(file, &plan.out, *p)?;
+        }
+        finalize_output(&plan.out, plan.parts.len() as u32)?
+    };
     let _ = std::fs::remove_dir_all(plan.out.join(gridmr_core::task::ATTEMPTS_DIR));
     // Map outputs are not needed once the output is committed.
     if let Ok(entries) = std::fs::read_dir(&plan.shuffle) {

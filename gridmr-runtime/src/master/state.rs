@@ -79,6 +79,8 @@ pub(crate) struct CommitPlan {
     pub(crate) shuffle: PathBuf,
     /// `(partition, attempt file)`, every partition once.
     pub(crate) parts: Vec<(u32, PathBuf)>,
+    /// The parts are map outputs (`part-m-NNNNN`).
+    pub(crate) map_only: bool,
 }
 
 /// Work the caller does outside the lock.
@@ -106,6 +108,8 @@ pub(crate) struct JobRequest {
     pub(crate) force_distributed: bool,
     pub(crate) shuffle: ShuffleSettings,
     pub(crate) timeout_s: u32,
+    /// A streaming job without reducers: map output is the job's output.
+    pub(crate) map_only: bool,
 }
 
 /// What preparing a job decided.
@@ -135,7 +139,9 @@ pub(crate) fn plan(
         .max(1);
     let maps = request.map_splits.or(request.partitions);
     let wide = reduce > 1 || maps.unwrap_or(default) > 1;
-    let distributed = request.force_distributed || (input_size >= threshold && wide);
+    // A map-only job always runs DISTRIBUTED: its output is its map tasks'.
+    let distributed =
+        request.map_only || request.force_distributed || (input_size >= threshold && wide);
     if !distributed {
         return Plan {
             mode: Mode::Single,
@@ -153,7 +159,7 @@ pub(crate) fn plan(
         mode: Mode::Distributed,
         input_size,
         splits: plan_splits(files, &policy, format),
-        reduce_partitions: reduce,
+        reduce_partitions: if request.map_only { 0 } else { reduce },
     }
 }
 
@@ -247,6 +253,7 @@ impl State {
             result_file: None,
             timeout_s: request.timeout_s,
             task_status: None,
+            map_only: request.map_only,
         };
         self.ids.insert(id, seq);
         self.metrics.jobs_submitted.inc();
@@ -291,7 +298,7 @@ impl State {
                             job.maps.len(),
                             job.reduce_partitions
                         );
-                        if job.maps.is_empty() {
+                        if job.maps.is_empty() && !job.map_only {
                             Self::enter_reduce(job);
                         }
                     }
@@ -441,6 +448,11 @@ impl State {
             Phase::Map => Call::Map(proto::MapTask {
                 streaming,
                 timeout_s,
+                map_only_output: if job.map_only {
+                    job.dirs.out.display().to_string()
+                } else {
+                    String::new()
+                },
                 ..map_task_to_wire(
                     &MapTask {
                         job_id: job.id.clone(),
@@ -565,7 +577,26 @@ impl State {
                             .count();
                         job.message = format!("mapped {done}/{}", job.maps.len());
                         if done == job.maps.len() {
-                            Self::enter_reduce(job);
+                            if job.map_only {
+                                job.clock.end(Phase::Map);
+                                job.message = "committing the output".into();
+                                effects.push(Effect::Commit(CommitPlan {
+                                    job_id: job.id.clone(),
+                                    out: job.dirs.out.clone(),
+                                    shuffle: job.dirs.shuffle.clone(),
+                                    parts: job
+                                        .maps
+                                        .iter()
+                                        .enumerate()
+                                        .filter_map(|(i, t)| {
+                                            t.output.clone().map(|o| (i as u32, o))
+                                        })
+                                        .collect(),
+                                    map_only: true,
+                                }));
+                            } else {
+                                Self::enter_reduce(job);
+                            }
                         }
                     }
                     Phase::Reduce | Phase::Single => {
@@ -589,6 +620,7 @@ impl State {
                                     .enumerate()
                                     .filter_map(|(p, t)| t.output.clone().map(|o| (p as u32, o)))
                                     .collect(),
+                                map_only: false,
                             }));
                         }
                     }
@@ -846,6 +878,7 @@ mod tests {
             force_distributed: force,
             shuffle: ShuffleSettings::default(),
             timeout_s: 0,
+            map_only: false,
         }
     }
 

@@ -366,6 +366,82 @@ pub(crate) fn run_map(
     })
 }
 
+/// The name of a map-only job's part file.
+pub(crate) fn map_part_name(index: u32) -> String {
+    format!("part-m-{index:05}")
+}
+
+/// One map attempt of a map-only streaming job: the mapper's output lines,
+/// as they come, into `<out_dir>/_attempts/part-m-NNNNN-aA`.
+pub(crate) fn run_map_only(
+    runner: &Runner,
+    procs: &Processes,
+    program: &Program,
+    task: &MapTask,
+    out_dir: &Path,
+    timeout_s: u32,
+) -> Result<ScriptOutput, String> {
+    let attempts = out_dir.join(gridmr_core::task::ATTEMPTS_DIR);
+    std::fs::create_dir_all(&attempts)
+        .map_err(|e| format!("create {}: {e}", attempts.display()))?;
+    let path = attempts.join(format!("{}-a{}", map_part_name(task.index), task.attempt));
+    let result = (|| {
+        let stem = format!(
+            "{}-work",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let work = WorkDir::create(&attempts, &stem, program)?;
+        let env = runner.env(&task.task_id(), task.attempt, Some(&task.split.path));
+        let spec = runner.spec(program, Step::Map, &work.0, env, timeout_s)?;
+        let file =
+            std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+        let mut out = std::io::BufWriter::with_capacity(256 << 10, file);
+        let reader = LineReader::open(&task.split, LineReader::DEFAULT_BUFFER).map_err(err)?;
+        let input = Arc::new(AtomicU64::new(0));
+        let input_bytes = Arc::new(AtomicU64::new(0));
+        let (l, b) = (input.clone(), input_bytes.clone());
+        let feed = move |w: &mut dyn Write| {
+            let mut reader = reader;
+            let mut n = 0u64;
+            while let Some((_, line)) = reader.next_line().map_err(io_err)? {
+                w.write_all(line)?;
+                w.write_all(b"\n")?;
+                n += 1;
+            }
+            l.store(n, Ordering::Relaxed);
+            b.store(reader.bytes_read(), Ordering::Relaxed);
+            Ok(())
+        };
+        let (mut lines, mut bytes) = (0u64, 0u64);
+        let finished = external::run(&spec, procs, &task.job_id, feed, |line| {
+            lines += 1;
+            bytes += line.len() as u64 + 1;
+            out.write_all(line)
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(|e| format!("write {}: {e}", path.display()))
+        })?;
+        out.flush()
+            .map_err(|e| format!("write {}: {e}", path.display()))?;
+        let mut counters = finished.counters;
+        counters.add_builtin(builtin::MAP_INPUT_RECORDS, input.load(Ordering::Relaxed));
+        counters.add_builtin(
+            builtin::MAP_INPUT_BYTES,
+            input_bytes.load(Ordering::Relaxed),
+        );
+        counters.add_builtin(builtin::OUTPUT_RECORDS, lines);
+        counters.add_builtin(builtin::OUTPUT_BYTES, bytes);
+        Ok(ScriptOutput {
+            output: path.clone(),
+            counters,
+            status: finished.status,
+        })
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    result
+}
+
 /// Runs a map output's partitions through the streaming combiner, each
 /// partition's records sorted by key, into the attempt's final shuffle file.
 #[allow(clippy::too_many_arguments)]

@@ -310,9 +310,19 @@ impl Worker for WorkerService {
         let msg = request.into_inner();
         let core = &self.core;
         let started = Instant::now();
-        let task: MapTask = map_task_from_wire(&msg, &core.id)
+        let map_only =
+            (!msg.map_only_output.is_empty()).then(|| PathBuf::from(&msg.map_only_output));
+        let mut wire = msg.clone();
+        if map_only.is_some() {
+            // A map-only task has no partitions; the shuffle fields go unused.
+            wire.reduce_partitions = 1;
+        }
+        let task: MapTask = map_task_from_wire(&wire, &core.id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         core.inside(&task.shuffle_dir)?;
+        if let Some(out) = &map_only {
+            core.inside(out)?;
+        }
         let mut answer = MapResult {
             job_id: task.job_id.clone(),
             worker_id: core.id.clone(),
@@ -323,6 +333,11 @@ impl Worker for WorkerService {
         let what = core.work(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
         let (task_id, attempt) = (task.task_id(), task.attempt);
         let (runner, procs, timeout_s) = (core.runner.clone(), core.procs.clone(), msg.timeout_s);
+        if map_only.is_some() && matches!(what, Work::Typed(_)) {
+            return Err(Status::invalid_argument(
+                "map-only tasks are for streaming jobs",
+            ));
+        }
         let work = move || match what {
             Work::Typed(job) => {
                 let report = job.run_map(&task).map_err(|e| e.to_string())?;
@@ -332,9 +347,13 @@ impl Worker for WorkerService {
                     status: None,
                 })
             }
-            Work::Script(program) => {
-                scripts::run_map(&runner, &procs, &program, &task, timeout_s).map(Produced::from)
+            Work::Script(program) => match &map_only {
+                Some(out) => {
+                    scripts::run_map_only(&runner, &procs, &program, &task, out, timeout_s)
+                }
+                None => scripts::run_map(&runner, &procs, &program, &task, timeout_s),
             }
+            .map(Produced::from),
         };
         match core
             .run(&msg.job_id, &task_id, attempt, work, remove_map_output)
