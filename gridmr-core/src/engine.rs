@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::input::{list_input, plan_splits, SplitPolicy};
 use crate::registry::JobDef;
 use crate::shuffle::ShuffleSettings;
-use crate::task::{MapTask, ReduceTask, TaskReport};
+use crate::task::{CancelFlag, MapTask, ReduceTask, TaskReport};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -178,6 +178,8 @@ impl LocalEngine {
         let splits = plan_splits(&files, &policy, job.input_format());
         let prepared = Instant::now();
 
+        // One flag for the job: when a task gives up, its siblings stop early.
+        let cancel = CancelFlag::default();
         let map_tasks: Vec<MapTask> = splits
             .into_iter()
             .enumerate()
@@ -190,14 +192,21 @@ impl LocalEngine {
                 partitions,
                 shuffle_dir: shuffle_dir.clone(),
                 shuffle: config.shuffle,
+                cancel: cancel.clone(),
             })
             .collect();
-        let maps = self.run_tasks(&job_id, &map_tasks, MapTask::task_id, |t, attempt| {
-            job.run_map(&MapTask {
-                attempt,
-                ..t.clone()
-            })
-        })?;
+        let maps = self.run_tasks(
+            &job_id,
+            &map_tasks,
+            &cancel,
+            MapTask::task_id,
+            |t, attempt| {
+                job.run_map(&MapTask {
+                    attempt,
+                    ..t.clone()
+                })
+            },
+        )?;
         let mapped = Instant::now();
 
         let map_outputs: Vec<PathBuf> = maps.iter().map(|r| r.output.clone()).collect();
@@ -209,15 +218,21 @@ impl LocalEngine {
                 worker_id: "local".into(),
                 map_outputs: map_outputs.clone(),
                 output_dir: output_dir.clone(),
+                cancel: cancel.clone(),
             })
             .collect();
-        let reduces =
-            self.run_tasks(&job_id, &reduce_tasks, ReduceTask::task_id, |t, attempt| {
+        let reduces = self.run_tasks(
+            &job_id,
+            &reduce_tasks,
+            &cancel,
+            ReduceTask::task_id,
+            |t, attempt| {
                 job.run_reduce(&ReduceTask {
                     attempt,
                     ..t.clone()
                 })
-            })?;
+            },
+        )?;
         let reduced = Instant::now();
 
         for (p, report) in reduces.iter().enumerate() {
@@ -256,6 +271,7 @@ impl LocalEngine {
         &self,
         job_id: &str,
         tasks: &[T],
+        cancel: &CancelFlag,
         task_id: impl Fn(&T) -> String + Sync,
         run: impl Fn(&T, u32) -> Result<TaskReport> + Sync,
     ) -> Result<Vec<TaskReport>> {
@@ -285,6 +301,7 @@ impl LocalEngine {
                     }
                     Err((attempts, e)) => {
                         failed.store(true, Ordering::Relaxed);
+                        cancel.cancel();
                         if let Ok(mut f) = failure.lock() {
                             f.get_or_insert(Error::JobFailed {
                                 job_id: job_id.to_owned(),

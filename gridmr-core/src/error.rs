@@ -46,6 +46,9 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// The attempt was cancelled (its job was deleted or failed).
+    #[error("the task was cancelled")]
+    Cancelled,
     /// No job of that name is registered.
     #[error("unknown job {0:?}")]
     UnknownJob(String),

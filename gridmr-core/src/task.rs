@@ -17,6 +17,54 @@ use crate::shuffle::{
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Asks a running attempt to stop. Clones share the flag; a task checks it
+/// every [`CancelFlag::CHECK_EVERY`] records (and between reduce groups) and
+/// then fails with [`Error::Cancelled`], removing what it wrote.
+///
+/// ```
+/// use gridmr_core::task::CancelFlag;
+/// let flag = CancelFlag::default();
+/// let seen_by_task = flag.clone();
+/// flag.cancel();
+/// assert!(seen_by_task.is_cancelled());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    /// How many records a task handles between two looks at its flag.
+    pub const CHECK_EVERY: u64 = 1024;
+
+    /// Asks every holder of this flag to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Flags carry no data: two tasks that differ only in their flags are equal.
+impl PartialEq for CancelFlag {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for CancelFlag {}
 
 /// One attempt of a map task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +85,9 @@ pub struct MapTask {
     pub shuffle_dir: PathBuf,
     /// Buffer, compression and merge settings.
     pub shuffle: ShuffleSettings,
+    /// Stops the attempt early when cancelled (not serialized).
+    #[serde(skip)]
+    pub cancel: CancelFlag,
 }
 
 impl MapTask {
@@ -66,6 +117,9 @@ pub struct ReduceTask {
     pub map_outputs: Vec<PathBuf>,
     /// The job's output folder.
     pub output_dir: PathBuf,
+    /// Stops the attempt early when cancelled (not serialized).
+    #[serde(skip)]
+    pub cancel: CancelFlag,
 }
 
 impl ReduceTask {
@@ -223,7 +277,13 @@ where
             sink: &mut sink,
         };
         mapper.setup(&mut ctx)?;
-        feed(&mut mapper, &mut ctx, &task.split, job.input_format)?;
+        feed(
+            &mut mapper,
+            &mut ctx,
+            &task.split,
+            job.input_format,
+            &task.cancel,
+        )?;
         mapper.cleanup(&mut ctx)?;
         Ok(())
     });
@@ -250,6 +310,7 @@ fn feed<M: Mapper>(
     ctx: &mut MapContext<'_, M::Key, M::Value>,
     split: &InputSplit,
     format: InputFormat,
+    cancel: &CancelFlag,
 ) -> Result<(), TaskFailure> {
     let file = split.path.as_path();
     match format {
@@ -258,6 +319,9 @@ fn feed<M: Mapper>(
             let mut records = 0u64;
             while let Some((offset, bytes)) = reader.next_line()? {
                 records += 1;
+                if records.is_multiple_of(CancelFlag::CHECK_EVERY) {
+                    cancel.check()?;
+                }
                 mapper.map(
                     &Record {
                         file,
@@ -334,7 +398,12 @@ where
         };
         reducer.setup(&mut ctx)?;
         let mut key = groups.next_group(None)?;
+        let mut seen = 0u64;
         while let Some(k) = key {
+            if seen.is_multiple_of(CancelFlag::CHECK_EVERY) {
+                task.cancel.check()?;
+            }
+            seen += 1;
             let mut error = None;
             let mut values = GroupValues {
                 groups: &mut groups,

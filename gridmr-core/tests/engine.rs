@@ -348,3 +348,70 @@ fn a_reducer_may_leave_values_unread() {
     }
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_cancelled_attempt_stops_and_leaves_no_output() {
+    use gridmr_core::task::{run_map, run_reduce, CancelFlag, MapTask, ReduceTask};
+    use gridmr_core::{InputSplit, ShuffleSettings};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    // More lines than a task handles between two looks at its flag.
+    let text: String = (0..5000)
+        .map(|i| format!("word{} common\n", i % 97))
+        .collect();
+    std::fs::write(&input, &text).unwrap();
+    let job = gridmr_core::jobs::wordcount::job();
+    let flag = CancelFlag::default();
+    let task = MapTask {
+        job_id: "j".into(),
+        index: 0,
+        attempt: 1,
+        worker_id: "w".into(),
+        split: InputSplit {
+            path: input.clone(),
+            start: 0,
+            end: text.len() as u64,
+        },
+        partitions: 2,
+        shuffle_dir: dir.path().join("shuffle"),
+        shuffle: ShuffleSettings::default(),
+        cancel: flag.clone(),
+    };
+    // Not cancelled: it runs.
+    let done = run_map(&job, &task).unwrap();
+    assert!(done.output.exists());
+    // Cancelled: the next attempt stops with Error::Cancelled and removes its files.
+    flag.cancel();
+    let stopped = run_map(
+        &job,
+        &MapTask {
+            attempt: 2,
+            ..task.clone()
+        },
+    );
+    assert!(
+        matches!(stopped, Err(gridmr_core::Error::Cancelled)),
+        "{stopped:?}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("shuffle"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("-a2"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let reduce = ReduceTask {
+        job_id: "j".into(),
+        partition: 0,
+        attempt: 1,
+        worker_id: "w".into(),
+        map_outputs: vec![done.output],
+        output_dir: dir.path().join("out"),
+        cancel: flag,
+    };
+    let stopped = run_reduce(&job, &reduce);
+    assert!(
+        matches!(stopped, Err(gridmr_core::Error::Cancelled)),
+        "{stopped:?}"
+    );
+    assert!(!reduce.attempt_path().exists());
+}

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::proto;
 use gridmr_core::input::InputSplit;
 use gridmr_core::shuffle::{Compression, ShuffleSettings};
-use gridmr_core::task::{MapTask, ReduceTask};
+use gridmr_core::task::{CancelFlag, MapTask, ReduceTask};
 use gridmr_core::Counters;
 use std::path::PathBuf;
 
@@ -134,6 +134,7 @@ pub fn map_task_from_wire(msg: &proto::MapTask, worker_id: &str) -> Result<MapTa
         partitions,
         shuffle_dir: non_empty(M, "shuffle_dir", &msg.shuffle_dir)?,
         shuffle: shuffle_from_wire(msg.shuffle.as_ref()),
+        cancel: CancelFlag::default(),
     })
 }
 
@@ -176,6 +177,7 @@ pub fn reduce_task_from_wire(msg: &proto::ReduceTask, worker_id: &str) -> Result
         worker_id: worker_id.to_owned(),
         map_outputs,
         output_dir: non_empty(M, "output_path", &msg.output_path)?,
+        cancel: CancelFlag::default(),
     })
 }
 
@@ -200,6 +202,7 @@ mod tests {
                 compression: Compression::Lz4,
                 ..ShuffleSettings::default()
             },
+            cancel: CancelFlag::default(),
         }
     }
 
@@ -276,6 +279,7 @@ mod tests {
             worker_id: "w".into(),
             map_outputs: vec!["/a.index".into(), "/b.index".into()],
             output_dir: "/out".into(),
+            cancel: CancelFlag::default(),
         };
         let wire = reduce_task_to_wire(&t, "wc", "");
         assert_eq!(reduce_task_from_wire(&wire, "w").unwrap(), t);

@@ -758,6 +758,7 @@ fn single(
             partitions: 1,
             shuffle_dir: shuffle_dir.clone(),
             shuffle,
+            cancel: Default::default(),
         };
         let out = run_map(runner, procs, program, &task, timeout_s)?;
         counters.merge(&out.counters);
@@ -771,6 +772,7 @@ fn single(
         worker_id: runner.worker_id.clone(),
         map_outputs: outputs,
         output_dir: output_dir.to_path_buf(),
+        cancel: Default::default(),
     };
     let out = run_reduce(runner, procs, program, &reduce, timeout_s)?;
     counters.merge(&out.counters);

@@ -6,7 +6,7 @@ use super::faults::Faults;
 use super::scripts::{self, Program, Runner};
 use crate::paths::check_inside;
 use gridmr_core::engine::{JobConfig, LocalEngine};
-use gridmr_core::task::{MapTask, ReduceTask};
+use gridmr_core::task::{CancelFlag, MapTask, ReduceTask};
 use gridmr_core::{Counters, JobDef, Registry};
 use gridmr_net::proto::worker_server::Worker;
 use gridmr_net::proto::{
@@ -58,6 +58,8 @@ pub(crate) struct WorkerCore {
     faults: Faults,
     runner: Runner,
     procs: Arc<Processes>,
+    /// One flag per job, shared by its typed attempts here.
+    flags: Mutex<std::collections::HashMap<String, CancelFlag>>,
 }
 
 impl WorkerCore {
@@ -80,7 +82,16 @@ impl WorkerCore {
             faults,
             runner,
             procs: Arc::new(Processes::default()),
+            flags: Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// The cancel flag of a job's typed attempts on this worker.
+    fn flag(&self, job_id: &str) -> CancelFlag {
+        self.flags
+            .lock()
+            .map(|mut f| f.entry(job_id.to_owned()).or_default().clone())
+            .unwrap_or_default()
     }
 
     fn is_cancelled(&self, job_id: &str) -> bool {
@@ -156,6 +167,9 @@ impl WorkerCore {
         let _running = RunningGuard(self.clone());
         if !self.faults.delay().is_zero() {
             tokio::time::sleep(self.faults.delay()).await;
+            if self.is_cancelled(job_id) {
+                return Err(format!("job {job_id} was cancelled"));
+            }
         }
         if self.faults.fails(task, attempt) {
             return Err(format!(
@@ -317,8 +331,9 @@ impl Worker for WorkerService {
             // A map-only task has no partitions; the shuffle fields go unused.
             wire.reduce_partitions = 1;
         }
-        let task: MapTask = map_task_from_wire(&wire, &core.id)
+        let mut task: MapTask = map_task_from_wire(&wire, &core.id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        task.cancel = core.flag(&task.job_id);
         core.inside(&task.shuffle_dir)?;
         if let Some(out) = &map_only {
             core.inside(out)?;
@@ -380,8 +395,9 @@ impl Worker for WorkerService {
         let msg = request.into_inner();
         let core = &self.core;
         let started = Instant::now();
-        let task: ReduceTask = reduce_task_from_wire(&msg, &core.id)
+        let mut task: ReduceTask = reduce_task_from_wire(&msg, &core.id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        task.cancel = core.flag(&task.job_id);
         core.inside(&task.output_dir)?;
         for input in &task.map_outputs {
             core.inside(input)?;
@@ -439,7 +455,8 @@ impl Worker for WorkerService {
         if let Ok(mut c) = self.core.cancelled.lock() {
             c.insert(job_id.clone());
         }
-        // Script tasks are killed now; typed tasks finish and are discarded.
+        // Typed attempts stop at their next check; script tasks are killed.
+        self.core.flag(&job_id).cancel();
         self.core.procs.cancel(&job_id);
         Ok(Response::new(CancelResp {
             ok: true,
