@@ -532,3 +532,41 @@ if __name__ == "__main__":
     assert!(inline.len() > 1000);
     assert_eq!(cluster.result_lines(&id), inline);
 }
+
+/// Serves one file over HTTP on 127.0.0.1, to every request, until dropped.
+fn serve_file(body: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    format!("http://{addr}/wordcount.py")
+}
+
+#[test]
+fn a_script_url_over_http_is_downloaded_into_the_job_folder() {
+    let cluster = Cluster::start(1, &[], &[]);
+    let input = cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
+    let url = serve_file(std::fs::read_to_string(example("wordcount.py")).unwrap());
+    let id = cluster.submit(json!({"script_url": url, "input_url": input}));
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        std::fs::read_to_string(done["script_path"].as_str().unwrap()).unwrap(),
+        std::fs::read_to_string(example("wordcount.py")).unwrap()
+    );
+    assert_eq!(
+        cluster.result_lines(&id),
+        counts(&[("hola", 3), ("mundo", 2), ("grid", 2), ("mr", 1)])
+    );
+}
