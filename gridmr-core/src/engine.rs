@@ -100,6 +100,7 @@ pub struct LocalEngine {
     threads: usize,
     max_attempts: u32,
     keep_intermediate: bool,
+    cancel: Option<CancelFlag>,
 }
 
 static JOB_SEQ: AtomicU32 = AtomicU32::new(0);
@@ -122,6 +123,7 @@ impl LocalEngine {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_attempts: 1,
             keep_intermediate: false,
+            cancel: None,
         }
     }
 
@@ -140,6 +142,22 @@ impl LocalEngine {
     /// Keeps the shuffle files after a successful job (they are removed by default).
     pub fn keep_intermediate(mut self, keep: bool) -> Self {
         self.keep_intermediate = keep;
+        self
+    }
+
+    /// Runs jobs under `flag`: cancelling it from another thread stops the
+    /// running job's tasks (within 1,024 records) with [`Error::Cancelled`].
+    ///
+    /// ```
+    /// use gridmr_core::{task::CancelFlag, LocalEngine};
+    /// let flag = CancelFlag::default();
+    /// let engine = LocalEngine::new("/tmp/work").with_cancel(flag.clone());
+    /// // ... engine.run(...) on a thread; then, from here:
+    /// flag.cancel();
+    /// # let _ = engine;
+    /// ```
+    pub fn with_cancel(mut self, flag: CancelFlag) -> Self {
+        self.cancel = Some(flag);
         self
     }
 
@@ -178,8 +196,13 @@ impl LocalEngine {
         let splits = plan_splits(&files, &policy, job.input_format());
         let prepared = Instant::now();
 
-        // One flag for the job: when a task gives up, its siblings stop early.
-        let cancel = CancelFlag::default();
+        // One flag for the job: when a task gives up, its siblings stop early;
+        // the caller may also cancel it from another thread.
+        let cancel = self
+            .cancel
+            .as_ref()
+            .map(CancelFlag::child)
+            .unwrap_or_default();
         let map_tasks: Vec<MapTask> = splits
             .into_iter()
             .enumerate()
@@ -287,6 +310,14 @@ impl LocalEngine {
                 let outcome = loop {
                     match run(task, attempt) {
                         Ok(report) => break Ok(report),
+                        // Cancelled: no retry, and the job's error says so.
+                        Err(Error::Cancelled) => {
+                            failed.store(true, Ordering::Relaxed);
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(Error::Cancelled);
+                            }
+                            return;
+                        }
                         // Another task already failed the job: stop quietly.
                         Err(_) if failed.load(Ordering::Relaxed) => return,
                         Err(_) if attempt < self.max_attempts => attempt += 1,
@@ -300,8 +331,8 @@ impl LocalEngine {
                         }
                     }
                     Err((attempts, e)) => {
-                        failed.store(true, Ordering::Relaxed);
-                        cancel.cancel();
+                        // Record the failure before stopping the siblings, so
+                        // that it, not their cancellation, is the job's error.
                         if let Ok(mut f) = failure.lock() {
                             f.get_or_insert(Error::JobFailed {
                                 job_id: job_id.to_owned(),
@@ -310,6 +341,8 @@ impl LocalEngine {
                                 last_error: e.to_string(),
                             });
                         }
+                        failed.store(true, Ordering::Relaxed);
+                        cancel.cancel();
                         return;
                     }
                 }

@@ -32,20 +32,36 @@ use std::sync::Arc;
 /// assert!(seen_by_task.is_cancelled());
 /// ```
 #[derive(Debug, Clone, Default)]
-pub struct CancelFlag(Arc<AtomicBool>);
+pub struct CancelFlag(Arc<FlagState>);
+
+#[derive(Debug, Default)]
+struct FlagState {
+    cancelled: AtomicBool,
+    parent: Option<CancelFlag>,
+}
 
 impl CancelFlag {
     /// How many records a task handles between two looks at its flag.
     pub const CHECK_EVERY: u64 = 1024;
 
-    /// Asks every holder of this flag to stop.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+    /// A flag that is cancelled when it or `self` is (cancelling it leaves
+    /// `self` alone).
+    pub fn child(&self) -> CancelFlag {
+        CancelFlag(Arc::new(FlagState {
+            cancelled: AtomicBool::new(false),
+            parent: Some(self.clone()),
+        }))
     }
 
-    /// Whether [`cancel`](Self::cancel) was called.
+    /// Asks every holder of this flag (and of its children) to stop.
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this flag or one of its parents was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.cancelled.load(Ordering::Relaxed)
+            || self.0.parent.as_ref().is_some_and(CancelFlag::is_cancelled)
     }
 
     fn check(&self) -> Result<()> {
@@ -318,10 +334,10 @@ fn feed<M: Mapper>(
             let mut reader = LineReader::open(split, LineReader::DEFAULT_BUFFER)?;
             let mut records = 0u64;
             while let Some((offset, bytes)) = reader.next_line()? {
-                records += 1;
                 if records.is_multiple_of(CancelFlag::CHECK_EVERY) {
                     cancel.check()?;
                 }
+                records += 1;
                 mapper.map(
                     &Record {
                         file,

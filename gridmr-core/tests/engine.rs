@@ -415,3 +415,24 @@ fn a_cancelled_attempt_stops_and_leaves_no_output() {
     );
     assert!(!reduce.attempt_path().exists());
 }
+
+#[test]
+fn a_failed_job_does_not_cancel_the_callers_flag_but_the_caller_can_cancel() {
+    use gridmr_core::task::CancelFlag;
+    let work = tempfile::tempdir().unwrap();
+    let flag = CancelFlag::default();
+    let engine = LocalEngine::new(work.path())
+        .with_threads(2)
+        .with_cancel(flag.clone());
+    let missing = JobConfig::new(work.path().join("no-such-input").display().to_string());
+    assert!(engine.run(&wordcount::job(), &missing).is_err());
+    assert!(
+        !flag.is_cancelled(),
+        "the engine's own stop flag is a child"
+    );
+    let input = JobConfig::new(data("samples/input.txt").display().to_string());
+    assert!(engine.run(&wordcount::job(), &input).is_ok());
+    flag.cancel();
+    let stopped = engine.run(&wordcount::job(), &input);
+    assert!(matches!(stopped, Err(Error::Cancelled)), "{stopped:?}");
+}

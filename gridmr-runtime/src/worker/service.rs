@@ -262,6 +262,7 @@ impl Worker for WorkerService {
         let (job_id, input, timeout_s) =
             (msg.job_id.clone(), msg.input_path.clone(), msg.timeout_s);
         let out_dir = output_dir.clone();
+        let flag = core.flag(&msg.job_id);
         let config = JobConfig {
             output: Some(attempt_dir.clone()),
             reduce_partitions: Some(1),
@@ -271,7 +272,9 @@ impl Worker for WorkerService {
         };
         let work = move || match what {
             Work::Typed(job) => {
-                let engine = LocalEngine::new(&work_dir_for_task).with_threads(1);
+                let engine = LocalEngine::new(&work_dir_for_task)
+                    .with_threads(1)
+                    .with_cancel(flag);
                 let outcome = engine.run(job.as_ref(), &config);
                 let _ = std::fs::remove_dir_all(&work_dir_for_task);
                 let outcome = outcome.map_err(|e| e.to_string())?;
