@@ -274,22 +274,7 @@ pub(crate) fn run_map(
     };
     let mut out = sink(&task.shuffle_dir, first_stem, task.partitions, task.shuffle);
 
-    let reader = LineReader::open(&task.split, LineReader::DEFAULT_BUFFER).map_err(err)?;
-    let lines = Arc::new(AtomicU64::new(0));
-    let bytes = Arc::new(AtomicU64::new(0));
-    let (l, b) = (lines.clone(), bytes.clone());
-    let feed = move |w: &mut dyn Write| {
-        let mut reader = reader;
-        let mut n = 0u64;
-        while let Some((_, line)) = reader.next_line().map_err(io_err)? {
-            w.write_all(line)?;
-            w.write_all(b"\n")?;
-            n += 1;
-        }
-        l.store(n, Ordering::Relaxed);
-        b.store(reader.bytes_read(), Ordering::Relaxed);
-        Ok(())
-    };
+    let (feed, input) = feed_split(&task.split)?;
     let mut counters = Counters::default();
     // A Python script's values reach reduce_func as one list per key, so
     // its map output is grouped by key here (values joined by tabs, which
@@ -332,8 +317,7 @@ pub(crate) fn run_map(
         // Count the script's pairs, not the grouped shuffle records.
         counters.add_builtin(builtin::COMBINE_INPUT_RECORDS, pairs);
     }
-    counters.add_builtin(builtin::MAP_INPUT_RECORDS, lines.load(Ordering::Relaxed));
-    counters.add_builtin(builtin::MAP_INPUT_BYTES, bytes.load(Ordering::Relaxed));
+    input.add_to(&mut counters);
     counters.merge(&finished.counters);
     let mut status = finished.status;
     if combine {
@@ -366,6 +350,48 @@ pub(crate) fn run_map(
     })
 }
 
+/// What a split's feeder counted, read once the process has finished.
+#[derive(Default)]
+struct InputCount {
+    records: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl InputCount {
+    fn add_to(&self, counters: &mut Counters) {
+        counters.add_builtin(
+            builtin::MAP_INPUT_RECORDS,
+            self.records.load(Ordering::Relaxed),
+        );
+        counters.add_builtin(builtin::MAP_INPUT_BYTES, self.bytes.load(Ordering::Relaxed));
+    }
+}
+
+/// The feeder of a task's process (a split's lines, each ended by one
+/// `\n`) and the counts it leaves behind.
+type SplitFeed = (
+    Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>,
+    InputCount,
+);
+
+fn feed_split(split: &InputSplit) -> Result<SplitFeed, String> {
+    let mut reader = LineReader::open(split, LineReader::DEFAULT_BUFFER).map_err(err)?;
+    let count = InputCount::default();
+    let (records, bytes) = (count.records.clone(), count.bytes.clone());
+    let feed = move |w: &mut dyn Write| {
+        let mut n = 0u64;
+        while let Some((_, line)) = reader.next_line().map_err(io_err)? {
+            w.write_all(line)?;
+            w.write_all(b"\n")?;
+            n += 1;
+        }
+        records.store(n, Ordering::Relaxed);
+        bytes.store(reader.bytes_read(), Ordering::Relaxed);
+        Ok(())
+    };
+    Ok((Box::new(feed), count))
+}
+
 /// The name of a map-only job's part file.
 pub(crate) fn map_part_name(index: u32) -> String {
     format!("part-m-{index:05}")
@@ -396,22 +422,7 @@ pub(crate) fn run_map_only(
         let file =
             std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
         let mut out = std::io::BufWriter::with_capacity(256 << 10, file);
-        let reader = LineReader::open(&task.split, LineReader::DEFAULT_BUFFER).map_err(err)?;
-        let input = Arc::new(AtomicU64::new(0));
-        let input_bytes = Arc::new(AtomicU64::new(0));
-        let (l, b) = (input.clone(), input_bytes.clone());
-        let feed = move |w: &mut dyn Write| {
-            let mut reader = reader;
-            let mut n = 0u64;
-            while let Some((_, line)) = reader.next_line().map_err(io_err)? {
-                w.write_all(line)?;
-                w.write_all(b"\n")?;
-                n += 1;
-            }
-            l.store(n, Ordering::Relaxed);
-            b.store(reader.bytes_read(), Ordering::Relaxed);
-            Ok(())
-        };
+        let (feed, input) = feed_split(&task.split)?;
         let (mut lines, mut bytes) = (0u64, 0u64);
         let finished = external::run(&spec, procs, &task.job_id, feed, |line| {
             lines += 1;
@@ -423,11 +434,7 @@ pub(crate) fn run_map_only(
         out.flush()
             .map_err(|e| format!("write {}: {e}", path.display()))?;
         let mut counters = finished.counters;
-        counters.add_builtin(builtin::MAP_INPUT_RECORDS, input.load(Ordering::Relaxed));
-        counters.add_builtin(
-            builtin::MAP_INPUT_BYTES,
-            input_bytes.load(Ordering::Relaxed),
-        );
+        input.add_to(&mut counters);
         counters.add_builtin(builtin::OUTPUT_RECORDS, lines);
         counters.add_builtin(builtin::OUTPUT_BYTES, bytes);
         Ok(ScriptOutput {

@@ -6,7 +6,7 @@ use super::faults::Faults;
 use super::scripts::{self, Program, Runner};
 use crate::paths::check_inside;
 use gridmr_core::engine::{JobConfig, LocalEngine};
-use gridmr_core::task::{CancelFlag, MapTask, ReduceTask};
+use gridmr_core::task::{CancelFlag, MapTask, ReduceTask, TaskReport};
 use gridmr_core::{Counters, JobDef, Registry};
 use gridmr_net::proto::worker_server::Worker;
 use gridmr_net::proto::{
@@ -15,7 +15,6 @@ use gridmr_net::proto::{
 use gridmr_net::wire::{
     counters_to_wire, map_task_from_wire, reduce_task_from_wire, shuffle_from_wire,
 };
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +39,16 @@ impl From<scripts::ScriptOutput> for Produced {
     }
 }
 
+impl From<TaskReport> for Produced {
+    fn from(r: TaskReport) -> Self {
+        Produced {
+            output: r.output,
+            counters: r.counters,
+            status: None,
+        }
+    }
+}
+
 /// What a task runs: a typed job from the registry, or a script.
 enum Work {
     Typed(Arc<dyn JobDef>),
@@ -54,7 +63,6 @@ pub(crate) struct WorkerCore {
     slots: Arc<Semaphore>,
     pub(crate) slot_count: u32,
     pub(crate) running: AtomicU32,
-    cancelled: Mutex<HashSet<String>>,
     faults: Faults,
     runner: Runner,
     procs: Arc<Processes>,
@@ -78,7 +86,6 @@ impl WorkerCore {
             slots: Arc::new(Semaphore::new(slots as usize)),
             slot_count: slots,
             running: AtomicU32::new(0),
-            cancelled: Mutex::new(HashSet::new()),
             faults,
             runner,
             procs: Arc::new(Processes::default()),
@@ -95,9 +102,9 @@ impl WorkerCore {
     }
 
     fn is_cancelled(&self, job_id: &str) -> bool {
-        self.cancelled
+        self.flags
             .lock()
-            .map(|c| c.contains(job_id))
+            .map(|f| f.get(job_id).is_some_and(CancelFlag::is_cancelled))
             .unwrap_or(false)
     }
 
@@ -357,14 +364,10 @@ impl Worker for WorkerService {
             ));
         }
         let work = move || match what {
-            Work::Typed(job) => {
-                let report = job.run_map(&task).map_err(|e| e.to_string())?;
-                Ok(Produced {
-                    output: report.output,
-                    counters: report.counters,
-                    status: None,
-                })
-            }
+            Work::Typed(job) => job
+                .run_map(&task)
+                .map(Produced::from)
+                .map_err(|e| e.to_string()),
             Work::Script(program) => match &map_only {
                 Some(out) => {
                     scripts::run_map_only(&runner, &procs, &program, &task, out, timeout_s)
@@ -416,14 +419,10 @@ impl Worker for WorkerService {
         let (task_id, attempt) = (task.task_id(), task.attempt);
         let (runner, procs, timeout_s) = (core.runner.clone(), core.procs.clone(), msg.timeout_s);
         let work = move || match what {
-            Work::Typed(job) => {
-                let report = job.run_reduce(&task).map_err(|e| e.to_string())?;
-                Ok(Produced {
-                    output: report.output,
-                    counters: report.counters,
-                    status: None,
-                })
-            }
+            Work::Typed(job) => job
+                .run_reduce(&task)
+                .map(Produced::from)
+                .map_err(|e| e.to_string()),
             Work::Script(program) => {
                 scripts::run_reduce(&runner, &procs, &program, &task, timeout_s).map(Produced::from)
             }
@@ -454,9 +453,6 @@ impl Worker for WorkerService {
         let job_id = request.into_inner().job_id;
         if job_id.is_empty() {
             return Err(Status::invalid_argument("CancelReq.job_id is empty"));
-        }
-        if let Ok(mut c) = self.core.cancelled.lock() {
-            c.insert(job_id.clone());
         }
         // Typed attempts stop at their next check; script tasks are killed.
         self.core.flag(&job_id).cancel();
