@@ -142,6 +142,64 @@ def process(input_path, output_path):
     );
 }
 
+#[test]
+fn every_value_reaches_reduce_func_once_whatever_the_pairs_look_like() {
+    let cluster = Cluster::start(2, &[], &[]);
+    // 60,000 lines give 312,006 pairs: several of the driver's counted
+    // batches, so a key's values arrive as many counted items.
+    let n = 60_000u32;
+    let text: String = (1..=n).map(|i| format!("{i}\n")).collect();
+    let input = cluster.shared.path().join("numbers.txt");
+    std::fs::write(&input, text).unwrap();
+    let script = write(
+        &cluster,
+        "shapes.py",
+        r#"
+def map_func(line):
+    n = int(line)
+    print("debug output of map_func", n)   # goes to the task's log, not the data
+    pairs = [(n % 3, "x"), ["list", n % 2], (n % 2 == 0, 1), ("one", 1), ("one", "1")]
+    if n % 5 == 0:
+        pairs.append(("1", "s"))           # str(key): groups with the int key 1
+    if n % 10000 == 0:
+        pairs.append(((n, "t"), 2.5))
+    return iter(pairs) if n % 2 else pairs
+
+def reduce_func(key, values):
+    print("debug output of reduce_func", key)
+    seen = {}
+    for v in values:
+        seen[repr(v)] = seen.get(repr(v), 0) + 1
+    return key, " ".join(f"{v}*{c}" for v, c in sorted(seen.items()))
+"#,
+    );
+    let mut want = vec![
+        format!("0\t'x'*{}", n / 3),
+        format!("1\t's'*{} 'x'*{}", n / 5, n.div_ceil(3)),
+        format!("2\t'x'*{}", n / 3),
+        format!("False\t1*{}", n / 2),
+        format!("True\t1*{}", n / 2),
+        format!("list\t0*{} 1*{}", n / 2, n / 2),
+        format!("one\t1*{}", 2 * n),
+    ];
+    want.extend((1..=n / 10000).map(|i| format!("({}, 't')\t'2.5'*1", i * 10000)));
+    want.sort();
+    let pairs = 5 * n + n / 5 + n / 10000;
+    let jobs = [
+        cluster.submit(json!({"script_url": script, "input_url": input})),
+        cluster.submit(json!({"script_url": script, "input_url": input, "partitions": 3, "force_distributed": true})),
+    ];
+    for id in jobs {
+        let done = cluster.wait(&id);
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+        assert_eq!(cluster.result_lines(&id), want, "{id}");
+        assert_eq!(
+            done["counters"]["gridmr"]["map_output_records"], pairs,
+            "{done}"
+        );
+    }
+}
+
 fn sh(cmd: &str) -> String {
     let out = Command::new("sh")
         .arg("-c")

@@ -16,7 +16,9 @@ anything else as str; a reduce input line without a tab counts as (line, 1).
 Input is read as UTF-8, ignoring undecodable bytes, with universal newlines,
 as the original read its files. When a stream ends well, the driver writes the
 line END on stdout: the worker treats output without it as a crashed script
-(os._exit, a signal), never as a short result.
+(os._exit, a signal), never as a short result. The data stream is the
+driver's alone: while the script runs, sys.stdout is its stderr, so a print()
+in map_func shows in the task's log instead of corrupting the output.
 """
 
 import importlib.util
@@ -24,6 +26,7 @@ import io
 import itertools
 import sys
 import traceback
+from collections import Counter
 
 END = "\x00GRIDMR-END"
 
@@ -76,10 +79,12 @@ def user_call(f, *args):
         raise ScriptError(f"{f.__name__} called sys.exit({e.code!r})") from None
 
 
+# The real stdout, set by main() before the script is loaded.
+DATA = None
+
+
 def output():
-    return io.TextIOWrapper(
-        sys.stdout.buffer, encoding="utf-8", newline="\n", write_through=False
-    )
+    return io.TextIOWrapper(DATA, encoding="utf-8", newline="\n", write_through=False)
 
 
 def lines_in():
@@ -88,41 +93,80 @@ def lines_in():
     return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="ignore")
 
 
+def grouped_in():
+    # The reduce side's input, written by the worker: lines end in "\n" only,
+    # and a "\r" inside one is a count marker (see write_counted).
+    return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="ignore", newline="\n")
+
+
+# The map side counts and writes out its pairs every MAP_BATCH_PAIRS pairs, or
+# sooner when the lines they came from reach MAP_BATCH_CHARS (large values).
+MAP_BATCH_PAIRS = 1 << 17
+MAP_BATCH_CHARS = 16 << 20
+
+
+def pairs_of(result):
+    """map_func's result for one line as a list (a generator runs here)."""
+    if result is None:
+        raise ScriptError("map_func returned None; it must return (key, value) pairs")
+    try:
+        return list(result)
+    except TypeError:
+        raise ScriptError(
+            f"map_func must return an iterable of (key, value) pairs; it gave {result!r:.200}"
+        ) from None
+    except SystemExit as e:
+        raise ScriptError(f"map_func called sys.exit({e.code!r})") from None
+
+
+def pair_texts(items):
+    # The careful path, for items that are not 2-tuples (2-lists, 2-strings...),
+    # and the clear error for those that are not pairs at all.
+    for item in items:
+        k, v = pair(item, "each item map_func returns")
+        yield str(k) + "\t" + str(v)
+
+
+def write_counted(batch, write):
+    # Equal "key<TAB>value" texts of a batch leave as one line, with their
+    # count as a third field when it is over 1; the worker groups by key.
+    counts = Counter(batch)
+    batch.clear()
+    lines = []
+    add = lines.append
+    for s, n in counts.items():
+        if s.count("\t") != 1 or "\n" in s or "\r" in s:
+            raise ScriptError(f"map_func key or value in {s!r:.200} contains a tab or a line break")
+        add(s if n == 1 else f"{s}\t{n}")
+    add("")
+    write("\n".join(lines))
+
+
 def do_map(module):
+    # Each pair is formatted by "%s\t%s" (str() of both, as the contract
+    # compares keys) and counted by Counter: both in C, no bytecode per pair.
     map_func = function(module, "map_func", "(line)")
     out = output()
     write = out.write
+    text_of = "%s\t%s".__mod__
     batch = []
-    add = batch.append
+    extend = batch.extend
+    chars = 0
     for line in lines_in():
+        chars += len(line)
         result = user_call(map_func, line)
-        if result is None:
-            raise ScriptError("map_func returned None; it must return (key, value) pairs")
+        if type(result) is not list and type(result) is not tuple:
+            result = pairs_of(result)
+        size = len(batch)
         try:
-            pairs = iter(result)
+            extend(map(text_of, result))
         except TypeError:
-            raise ScriptError(
-                f"map_func must return an iterable of (key, value) pairs; it gave {result!r:.200}"
-            ) from None
-        for item in pairs:
-            try:
-                k, v = item
-            except (TypeError, ValueError):
-                pair(item, "each item map_func returns")
-            ks = k if type(k) is str else str(k)
-            vs = v if type(v) is str else str(v)
-            s = ks + "\t" + vs
-            if s.count("\t") != 1 or "\n" in s or "\r" in s:
-                text(ks, "map_func key")
-                text(vs, "map_func value")
-            add(s)
-        if len(batch) >= 4096:
-            write("\n".join(batch))
-            write("\n")
-            batch.clear()
-    if batch:
-        write("\n".join(batch))
-        write("\n")
+            del batch[size:]
+            extend(pair_texts(result))
+        if len(batch) >= MAP_BATCH_PAIRS or chars >= MAP_BATCH_CHARS:
+            write_counted(batch, write)
+            chars = 0
+    write_counted(batch, write)
     write(END + "\n")
     out.flush()
 
@@ -141,21 +185,39 @@ def parse_values(texts):
         return [parse_value(v) for v in texts]
 
 
+def parse_counted(texts):
+    # "value<CR>count" stands for count equal values (see write_counted).
+    values = []
+    for t in texts:
+        v, cr, n = t.partition("\r")
+        if cr:
+            values.extend([parse_value(v)] * int(n))
+        else:
+            values.append(parse_value(v))
+    return values
+
+
 def records(stream):
-    # Each line is "key<TAB>value[<TAB>value...]": GridMR groups a map
-    # task's values by key (no key or value holds a tab). A line without a
-    # tab counts as (line, 1), as the original read its intermediate files.
+    # Each line is "key<TAB>item[<TAB>item...]": GridMR groups a map task's
+    # values by key (no key or value holds a tab), an item being a value or
+    # "value<CR>count". A line without a tab counts as (line, 1), as the
+    # original read its intermediate files.
     for line in stream:
         line = line.rstrip("\n")
-        key, tab, values = line.partition("\t")
-        yield (key, parse_values(values.split("\t"))) if tab else (line, [1])
+        key, tab, items = line.partition("\t")
+        if not tab:
+            yield line, [1]
+        elif "\r" in items:
+            yield key, parse_counted(items.split("\t"))
+        else:
+            yield key, parse_values(items.split("\t"))
 
 
 def do_reduce(module):
     reduce_func = function(module, "reduce_func", "(key, values)")
     out = output()
     write = out.write
-    for key, group in itertools.groupby(records(lines_in()), key=lambda kv: kv[0]):
+    for key, group in itertools.groupby(records(grouped_in()), key=lambda kv: kv[0]):
         values = [v for _, vs in group for v in vs]
         k, r = pair(user_call(reduce_func, key, values), "reduce_func's result")
         write(text(k, "reduce_func key"))
@@ -169,14 +231,16 @@ def do_reduce(module):
 def do_process(module, input_path, output_path):
     process = function(module, "process", "(input_path, output_path)")
     user_call(process, input_path, output_path)
-    sys.stdout.write(END + "\n")
-    sys.stdout.flush()
+    out = output()
+    out.write(END + "\n")
+    out.flush()
 
 
 def do_probe(module):
     names = [n for n in ("map_func", "reduce_func", "process") if callable(getattr(module, n, None))]
-    sys.stdout.write(" ".join(names) + "\n" + END + "\n")
-    sys.stdout.flush()
+    out = output()
+    out.write(" ".join(names) + "\n" + END + "\n")
+    out.flush()
 
 
 def main(argv):
@@ -184,6 +248,10 @@ def main(argv):
         sys.stderr.write("usage: driver.py probe|map|reduce|process SCRIPT [INPUT OUTPUT]\n")
         return 2
     mode, script = argv[1], argv[2]
+    global DATA
+    sys.stdout.flush()
+    DATA = sys.stdout.buffer
+    sys.stdout = sys.stderr
     try:
         module = load(script)
         if mode == "map":

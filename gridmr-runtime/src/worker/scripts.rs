@@ -165,8 +165,10 @@ impl Drop for WorkDir {
     }
 }
 
-/// Map output of a Python script grouped by key: each key's values joined
-/// by tabs, in arrival order, under a byte budget.
+/// Map output of a Python script grouped by key, under a byte budget: each
+/// key's items joined by tabs in arrival order, an item being a value or
+/// `value<CR>count` (that many equal values; the driver forbids tabs and
+/// line breaks inside keys and values, so neither can be mistaken).
 struct Grouper {
     table: rustc_hash::FxHashMap<Vec<u8>, Vec<u8>>,
     bytes: u64,
@@ -182,19 +184,48 @@ impl Grouper {
         }
     }
 
-    fn add(&mut self, key: &[u8], value: &[u8]) {
-        match self.table.get_mut(key) {
-            Some(values) => {
-                values.push(b'\t');
-                values.extend_from_slice(value);
-                self.bytes += value.len() as u64 + 1;
+    /// Adds one driver line, `key<TAB>value` or `key<TAB>value<TAB>count`;
+    /// returns how many pairs it stands for.
+    fn add_line(&mut self, line: &[u8]) -> Result<u64, String> {
+        let bad = || {
+            format!(
+                "unexpected map output line from the driver: {:?}",
+                String::from_utf8_lossy(&line[..line.len().min(200)])
+            )
+        };
+        let tab = memchr_tab(line).ok_or_else(bad)?;
+        let (key, item) = (&line[..tab], &line[tab + 1..]);
+        let (value, count) = match memchr_tab(item) {
+            None => (item, None),
+            Some(j) => (&item[..j], Some(&item[j + 1..])),
+        };
+        let pairs = match count {
+            None => 1,
+            Some(c) => std::str::from_utf8(c)
+                .ok()
+                .and_then(|c| c.parse::<u64>().ok())
+                .filter(|&n| n > 1)
+                .ok_or_else(bad)?,
+        };
+        let entry = match self.table.get_mut(key) {
+            Some(items) => {
+                items.push(b'\t');
+                self.bytes += 1;
+                items
             }
             None => {
                 // Two allocations and a table slot.
-                self.bytes += (key.len() + value.len()) as u64 + 96;
-                self.table.insert(key.to_vec(), value.to_vec());
+                self.bytes += key.len() as u64 + 96;
+                self.table.entry(key.to_vec()).or_default()
             }
+        };
+        entry.extend_from_slice(value);
+        if let Some(c) = count {
+            entry.push(b'\r');
+            entry.extend_from_slice(c);
         }
+        self.bytes += item.len() as u64;
+        Ok(pairs)
     }
 
     fn is_full(&self) -> bool {
@@ -277,31 +308,32 @@ pub(crate) fn run_map(
     let (feed, input) = feed_split(&task.split)?;
     let mut counters = Counters::default();
     // A Python script's values reach reduce_func as one list per key, so
-    // its map output is grouped by key here (values joined by tabs, which
-    // the driver forbids inside keys and values): one shuffle record per
-    // distinct key instead of one per pair. Streaming output is not grouped:
-    // a streaming value may hold tabs.
+    // its map output is grouped by key here (the driver has already counted
+    // equal pairs): one shuffle record per distinct key instead of one per
+    // pair. Streaming output is not grouped: a streaming value may hold tabs.
     let mut grouper = matches!(program, Program::Python { .. })
         .then(|| Grouper::new(task.shuffle.sort_buffer_bytes));
     let mut pairs = 0u64;
-    let finished = external::run(&spec, procs, &task.job_id, feed, |line| {
-        pairs += 1;
-        match &mut grouper {
+    let finished = external::run(
+        &spec,
+        procs,
+        &task.job_id,
+        feed,
+        |line| match &mut grouper {
             Some(g) => {
-                let tab = memchr_tab(line).unwrap_or(line.len());
-                let value = line.get(tab + 1..).unwrap_or(b"");
-                g.add(&line[..tab], value);
+                pairs += g.add_line(line)?;
                 if g.is_full() {
                     g.drain_into(&mut out).map_err(err)?;
                 }
                 Ok(())
             }
             None => {
+                pairs += 1;
                 let (k, v) = split_line(line);
                 out.emit(k, v).map_err(err)
             }
-        }
-    });
+        },
+    );
     let finished = match finished.and_then(|f| match &mut grouper {
         Some(g) => g.drain_into(&mut out).map(|()| f).map_err(err),
         None => Ok(f),
@@ -312,11 +344,25 @@ pub(crate) fn run_map(
             return Err(e);
         }
     };
-    let mut index = out.finish(&mut counters).map_err(err)?;
-    if grouper.is_some() {
-        // Count the script's pairs, not the grouped shuffle records.
+    let mut index = if grouper.is_some() {
+        // Grouping by key is this job's combiner: the script's pairs are
+        // the map output and the combiner's input, the grouped shuffle
+        // records its output.
+        let mut sunk = Counters::default();
+        let index = out.finish(&mut sunk).map_err(err)?;
+        for (group, name, n) in sunk.iter() {
+            let name = match name {
+                builtin::MAP_OUTPUT_RECORDS => builtin::COMBINE_OUTPUT_RECORDS,
+                other => other,
+            };
+            counters.add(group, name, n);
+        }
+        counters.add_builtin(builtin::MAP_OUTPUT_RECORDS, pairs);
         counters.add_builtin(builtin::COMBINE_INPUT_RECORDS, pairs);
-    }
+        index
+    } else {
+        out.finish(&mut counters).map_err(err)?
+    };
     input.add_to(&mut counters);
     counters.merge(&finished.counters);
     let mut status = finished.status;
@@ -788,4 +834,47 @@ fn single(
         counters,
         status: out.status.or(status),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(g: &Grouper, key: &str) -> String {
+        String::from_utf8(g.table[key.as_bytes()].clone()).unwrap()
+    }
+
+    #[test]
+    fn the_grouper_keeps_counted_items_in_arrival_order() {
+        let mut g = Grouper::new(1 << 20);
+        let mut pairs = 0;
+        for line in ["the\t1\t523", "a\tx", "the\t1", "the\tone\t2", "a\t\t7"] {
+            pairs += g.add_line(line.as_bytes()).unwrap();
+        }
+        assert_eq!(pairs, 523 + 1 + 1 + 2 + 7);
+        assert_eq!(items(&g, "the"), "1\r523\t1\tone\r2");
+        assert_eq!(items(&g, "a"), "x\t\r7");
+        assert!(!g.is_full());
+    }
+
+    #[test]
+    fn the_grouper_refuses_lines_the_driver_never_writes() {
+        let mut g = Grouper::new(1 << 20);
+        for line in ["no tab", "k\tv\tmany", "k\tv\t1", "k\tv\t-3", "k\tv\t2\t2"] {
+            let e = g.add_line(line.as_bytes()).unwrap_err();
+            assert!(e.contains("unexpected map output line"), "{line}: {e}");
+        }
+        assert!(g.table.is_empty());
+    }
+
+    #[test]
+    fn the_grouper_reports_full_at_its_budget() {
+        let mut g = Grouper::new(1 << 16);
+        let mut n = 0;
+        while !g.is_full() {
+            g.add_line(format!("key{n}\tvalue").as_bytes()).unwrap();
+            n += 1;
+        }
+        assert!((400..1000).contains(&n), "{n} keys");
+    }
 }
