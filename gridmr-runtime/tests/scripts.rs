@@ -200,6 +200,48 @@ def reduce_func(key, values):
     }
 }
 
+#[test]
+fn mostly_distinct_pairs_reach_reduce_func_too() {
+    let cluster = Cluster::start(2, &[], &[]);
+    // Half of each batch distinct: the driver stops counting after the
+    // first batch and writes the rest as they come.
+    let n = 300_000u64;
+    let text: String = (1..=n).map(|i| format!("{i}\n")).collect();
+    let input = cluster.shared.path().join("numbers.txt");
+    std::fs::write(&input, text).unwrap();
+    let script = write(
+        &cluster,
+        "distinct.py",
+        r#"
+def map_func(line):
+    n = int(line)
+    return [(n % 7, n), ("c", 1)]
+
+def reduce_func(key, values):
+    return key, "%d %d" % (len(values), sum(values))
+"#,
+    );
+    let mut want: Vec<String> = (0..7u64)
+        .map(|k| {
+            let ns: Vec<u64> = (1..=n).filter(|i| i % 7 == k).collect();
+            format!("{k}\t{} {}", ns.len(), ns.iter().sum::<u64>())
+        })
+        .collect();
+    want.push(format!("c\t{n} {n}"));
+    want.sort();
+    let jobs = [
+        cluster.submit(json!({"script_url": script, "input_url": input})),
+        cluster.submit(json!({"script_url": script, "input_url": input, "partitions": 2, "force_distributed": true})),
+    ];
+    for id in jobs {
+        let done = cluster.wait(&id);
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+        assert_eq!(cluster.result_lines(&id), want, "{id}");
+        let c = &done["counters"]["gridmr"];
+        assert_eq!(c["map_output_records"], 2 * n, "{done}");
+    }
+}
+
 fn sh(cmd: &str) -> String {
     let out = Command::new("sh")
         .arg("-c")

@@ -95,7 +95,7 @@ def lines_in():
 
 def grouped_in():
     # The reduce side's input, written by the worker: lines end in "\n" only,
-    # and a "\r" inside one is a count marker (see write_counted).
+    # and a "\r" inside one is a count marker (see PairWriter).
     return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="ignore", newline="\n")
 
 
@@ -127,30 +127,60 @@ def pair_texts(items):
         yield str(k) + "\t" + str(v)
 
 
-def write_counted(batch, write):
-    # Equal "key<TAB>value" texts of a batch leave as one line, with their
-    # count as a third field when it is over 1; the worker groups by key.
-    counts = Counter(batch)
-    batch.clear()
-    lines = []
-    add = lines.append
-    for s, n in counts.items():
+def bad_pair(texts):
+    for s in texts:
         if s.count("\t") != 1 or "\n" in s or "\r" in s:
-            raise ScriptError(f"map_func key or value in {s!r:.200} contains a tab or a line break")
-        add(s if n == 1 else f"{s}\t{n}")
-    add("")
-    write("\n".join(lines))
+            return ScriptError(f"map_func key or value in {s!r:.200} contains a tab or a line break")
+    return ScriptError("map_func key or value contains a tab or a line break")
+
+
+# A batch with more distinct pairs than COUNT_WORTH of its size was not worth
+# counting: the next COUNT_PAUSE batches are written as they are.
+COUNT_WORTH = 0.5
+COUNT_PAUSE = 8
+
+
+class PairWriter:
+    """Writes batches of "key<TAB>value" texts, equal ones counted.
+
+    A counted batch leaves as "key<TAB>value<TAB>count" lines, one per
+    distinct pair, the worker groups them by key. The checks that no key or
+    value holds a tab or a line break run on the joined text of the batch: in
+    C, like the formatting and the counting, so no bytecode runs per pair.
+    """
+
+    def __init__(self, write):
+        self.write = write
+        self.pause = 0
+
+    def flush(self, batch):
+        if not batch:
+            return
+        if self.pause:
+            self.pause -= 1
+            n, tabs, text = len(batch), 1, "\n".join(batch)
+        else:
+            counts = Counter(batch)
+            if len(counts) > COUNT_WORTH * len(batch):
+                self.pause = COUNT_PAUSE
+            n, tabs, text = len(counts), 2, "\n".join(map("%s\t%d".__mod__, counts.items()))
+        if text.count("\t") != tabs * n or text.count("\n") != n - 1 or "\r" in text:
+            raise bad_pair(batch)
+        batch.clear()
+        self.write(text)
+        self.write("\n")
 
 
 def do_map(module):
     # Each pair is formatted by "%s\t%s" (str() of both, as the contract
-    # compares keys) and counted by Counter: both in C, no bytecode per pair.
+    # compares keys), in C; PairWriter counts and checks them.
     map_func = function(module, "map_func", "(line)")
     out = output()
     write = out.write
     text_of = "%s\t%s".__mod__
     batch = []
     extend = batch.extend
+    pairs = PairWriter(write)
     chars = 0
     for line in lines_in():
         chars += len(line)
@@ -164,9 +194,9 @@ def do_map(module):
             del batch[size:]
             extend(pair_texts(result))
         if len(batch) >= MAP_BATCH_PAIRS or chars >= MAP_BATCH_CHARS:
-            write_counted(batch, write)
+            pairs.flush(batch)
             chars = 0
-    write_counted(batch, write)
+    pairs.flush(batch)
     write(END + "\n")
     out.flush()
 
@@ -186,7 +216,7 @@ def parse_values(texts):
 
 
 def parse_counted(texts):
-    # "value<CR>count" stands for count equal values (see write_counted).
+    # "value<CR>count" stands for count equal values (see PairWriter).
     values = []
     for t in texts:
         v, cr, n = t.partition("\r")

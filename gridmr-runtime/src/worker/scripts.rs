@@ -184,8 +184,8 @@ impl Grouper {
         }
     }
 
-    /// Adds one driver line, `key<TAB>value` or `key<TAB>value<TAB>count`;
-    /// returns how many pairs it stands for.
+    /// Adds one driver line, `key<TAB>value` or `key<TAB>value<TAB>count`
+    /// (count ≥ 1); returns how many pairs it stands for.
     fn add_line(&mut self, line: &[u8]) -> Result<u64, String> {
         let bad = || {
             format!(
@@ -204,7 +204,7 @@ impl Grouper {
             Some(c) => std::str::from_utf8(c)
                 .ok()
                 .and_then(|c| c.parse::<u64>().ok())
-                .filter(|&n| n > 1)
+                .filter(|&n| n > 0)
                 .ok_or_else(bad)?,
         };
         let entry = match self.table.get_mut(key) {
@@ -220,11 +220,14 @@ impl Grouper {
             }
         };
         entry.extend_from_slice(value);
-        if let Some(c) = count {
-            entry.push(b'\r');
-            entry.extend_from_slice(c);
+        match count {
+            Some(c) if pairs > 1 => {
+                entry.push(b'\r');
+                entry.extend_from_slice(c);
+                self.bytes += item.len() as u64;
+            }
+            _ => self.bytes += value.len() as u64,
         }
-        self.bytes += item.len() as u64;
         Ok(pairs)
     }
 
@@ -848,11 +851,18 @@ mod tests {
     fn the_grouper_keeps_counted_items_in_arrival_order() {
         let mut g = Grouper::new(1 << 20);
         let mut pairs = 0;
-        for line in ["the\t1\t523", "a\tx", "the\t1", "the\tone\t2", "a\t\t7"] {
+        for line in [
+            "the\t1\t523",
+            "a\tx",
+            "the\t1",
+            "the\tone\t2",
+            "a\t\t7",
+            "the\tz\t1",
+        ] {
             pairs += g.add_line(line.as_bytes()).unwrap();
         }
-        assert_eq!(pairs, 523 + 1 + 1 + 2 + 7);
-        assert_eq!(items(&g, "the"), "1\r523\t1\tone\r2");
+        assert_eq!(pairs, 523 + 1 + 1 + 2 + 7 + 1);
+        assert_eq!(items(&g, "the"), "1\r523\t1\tone\r2\tz");
         assert_eq!(items(&g, "a"), "x\t\r7");
         assert!(!g.is_full());
     }
@@ -860,7 +870,7 @@ mod tests {
     #[test]
     fn the_grouper_refuses_lines_the_driver_never_writes() {
         let mut g = Grouper::new(1 << 20);
-        for line in ["no tab", "k\tv\tmany", "k\tv\t1", "k\tv\t-3", "k\tv\t2\t2"] {
+        for line in ["no tab", "k\tv\tmany", "k\tv\t0", "k\tv\t-3", "k\tv\t2\t2"] {
             let e = g.add_line(line.as_bytes()).unwrap_err();
             assert!(e.contains("unexpected map output line"), "{line}: {e}");
         }
