@@ -63,8 +63,9 @@ pub struct MasterSettings {
     /// Most reduce attempts running at once.
     #[arg(long, env = "MAX_INFLIGHT_REDUCES", default_value_t = 8)]
     pub max_inflight_reduces: u32,
-    /// Attempts per task before the job fails.
-    #[arg(long, env = "MAX_TASK_ATTEMPTS", default_value_t = 4)]
+    /// Attempts per task before the job fails (1 to 100).
+    #[arg(long, env = "MAX_TASK_ATTEMPTS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_task_attempts: u32,
     /// A worker silent for this long is dead and its tasks are rerun, in
     /// seconds (fractions allowed).

@@ -179,33 +179,81 @@ fn a_frozen_worker_is_declared_dead_by_heartbeats_and_used_again_when_it_thaws()
 }
 
 #[test]
-fn after_a_master_restart_workers_register_again_and_ids_are_not_reused() {
-    let mut cluster = Cluster::start(2, &[], &[]);
+fn a_master_restart_keeps_ended_jobs_and_runs_unfinished_ones_again() {
+    // Every attempt takes at least a second, so a job is surely running
+    // when the master is killed.
+    let mut cluster = Cluster::start(
+        2,
+        &[("MAX_TASK_ATTEMPTS", "1")],
+        &[("GRIDMR_INJECT_DELAY_MS", "1000")],
+    );
     let input = cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
-    let first = cluster.submit(json!({"job": "wordcount", "input_url": input}));
-    assert_eq!(cluster.wait(&first)["status"], "SUCCEEDED");
-    let result = cluster
-        .shared
-        .path()
-        .join("jobs")
-        .join(&first)
-        .join("out/result.txt");
-
-    cluster.restart_master(&[]);
-    // The new master knows nobody; the workers' next heartbeats get 404 and
-    // they register again.
-    cluster.wait_live_workers(2);
-    let second = cluster.submit(
+    let counts = ["grid\t2", "hola\t3", "mr\t1", "mundo\t2"];
+    let done = cluster.submit(json!({"job": "wordcount", "input_url": input}));
+    let done_before = cluster.wait(&done);
+    assert_eq!(done_before["status"], "SUCCEEDED");
+    let done_tasks = cluster.tasks(&done);
+    let script = cluster.shared.path().join("raises.py");
+    std::fs::write(
+        &script,
+        "def map_func(line):\n    raise ValueError('boom')\n\ndef reduce_func(k, vs):\n    return k, 0\n",
+    )
+    .unwrap();
+    let failed = cluster.submit(json!({"script_url": script, "input_url": input}));
+    let failed_before = cluster.wait(&failed);
+    assert_eq!(failed_before["status"], "FAILED");
+    let deleted = cluster.submit(json!({"job": "wordcount", "input_url": input}));
+    assert_eq!(cluster.wait(&deleted)["status"], "SUCCEEDED");
+    assert_eq!(cluster.delete(&format!("/jobs/{deleted}")).0, 200);
+    let running = cluster.submit(
         json!({"job": "wordcount", "input_url": input, "partitions": 2, "force_distributed": true}),
     );
-    assert_ne!(second, first, "job ids are never reused");
-    assert_eq!(cluster.wait(&second)["status"], "SUCCEEDED");
+    cluster.poll("the job to start mapping", || {
+        let (_, v) = cluster.get(&format!("/jobs/{running}"));
+        (v["status"] == "MAPPING").then_some(())
+    });
+
+    cluster.restart_master(&[("MAX_TASK_ATTEMPTS", "1")]);
+    // Ended jobs are served as they ended, straight away.
+    let (code, done_after) = cluster.get(&format!("/jobs/{done}"));
+    assert_eq!(code, 200, "{done_after}");
+    for field in ["status", "counters", "times", "tasks", "outputs", "mode"] {
+        assert_eq!(done_after[field], done_before[field], "{field}");
+    }
+    assert_eq!(cluster.result_lines(&done), counts);
+    assert_eq!(cluster.tasks(&done), done_tasks);
+    let (_, failed_after) = cluster.get(&format!("/jobs/{failed}"));
+    assert_eq!(failed_after["status"], "FAILED");
+    assert_eq!(failed_after["error"], failed_before["error"]);
+    assert!(failed_after["error"].as_str().unwrap().contains("boom"));
     assert_eq!(
-        cluster.result_lines(&second),
-        ["grid\t2", "hola\t3", "mr\t1", "mundo\t2"]
+        cluster.get(&format!("/jobs/{deleted}")).0,
+        404,
+        "deleted stays deleted"
     );
-    // The first job's files are untouched.
-    assert!(result.exists());
-    let (code, _) = cluster.get(&format!("/jobs/{first}"));
-    assert_eq!(code, 404, "the new master does not know the old job");
+    let (_, list) = cluster.get("/jobs");
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 3, "{list}");
+
+    // The workers register again, and the job that was running runs again
+    // to the end, its attempts numbered apart from the first run's.
+    cluster.wait_live_workers(2);
+    let again = cluster.wait(&running);
+    assert_eq!(again["status"], "SUCCEEDED", "{again}");
+    assert_eq!(cluster.result_lines(&running), counts);
+    let attempts = cluster.tasks(&running);
+    assert!(!attempts.is_empty());
+    for a in &attempts {
+        assert!(a["attempt"].as_u64().unwrap() > 1000, "{a}");
+    }
+    let (_, request) = cluster.get(&format!("/jobs/{running}"));
+    assert_eq!(request["counters"]["gridmr"]["map_input_records"], 3);
+
+    // Ids are never reused, and a new job runs as usual.
+    let new = cluster.submit(json!({"job": "wordcount", "input_url": input}));
+    assert!(
+        ![&done, &failed, &deleted, &running].contains(&&new),
+        "{new}"
+    );
+    assert_eq!(cluster.wait(&new)["status"], "SUCCEEDED");
+    assert_eq!(cluster.result_lines(&new), counts);
 }

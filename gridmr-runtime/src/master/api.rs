@@ -328,6 +328,10 @@ async fn delete_job(
     apply(&sh, effects);
     sh.poke();
     let purge = q.purge.unwrap_or(false);
+    if !purge {
+        let base = dirs.base.clone();
+        let _ = tokio::task::spawn_blocking(move || super::store::forget(&base)).await;
+    }
     if purge {
         let base = dirs.base.clone();
         tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&base))

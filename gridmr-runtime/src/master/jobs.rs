@@ -1,7 +1,8 @@
 //! The job store: every job's plan, tasks, attempts, counters and clock.
 //!
 //! Pure bookkeeping, no I/O and no async: the scheduler (in `state`) decides
-//! with it, and the REST API reads it.
+//! with it, and the REST API reads it. A job serializes whole (the `store`
+//! keeps finished jobs across master restarts).
 
 use gridmr_core::input::InputSplit;
 use gridmr_core::shuffle::ShuffleSettings;
@@ -10,6 +11,7 @@ use gridmr_net::rest::{
     JobMetrics, JobState, JobStatus, JobSummary, Mode, PhaseTasks, PhaseTimes, TaskAttempt,
     TaskCounts,
 };
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -40,7 +42,7 @@ impl Phase {
 }
 
 /// Where a task is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum TaskState {
     Pending,
     Running,
@@ -48,7 +50,7 @@ pub(crate) enum TaskState {
 }
 
 /// One task (map split, reduce partition or the SINGLE run).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Task {
     pub(crate) state: TaskState,
     /// Attempts dispatched so far (the next attempt's number is this + 1).
@@ -78,7 +80,7 @@ impl Task {
 }
 
 /// What a job runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum JobKind {
     /// A job registered in the binary, by name.
     Typed(String),
@@ -111,15 +113,29 @@ impl JobKind {
 }
 
 /// The job's folders on the shared folder.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct JobDirs {
     pub(crate) base: PathBuf,
     pub(crate) shuffle: PathBuf,
     pub(crate) out: PathBuf,
 }
 
-/// When things happened.
-#[derive(Debug, Clone, Default)]
+impl JobDirs {
+    /// The folders of the job whose folder is `base`.
+    pub(crate) fn under(base: PathBuf) -> Self {
+        JobDirs {
+            shuffle: base.join("shuffle"),
+            out: base.join("out"),
+            base,
+        }
+    }
+}
+
+/// When things happened. On disk only the submission time and the phase
+/// times survive (instants mean nothing to another process): a clock read
+/// back is frozen at those times.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(into = "ClockRecord", from = "ClockRecord")]
 pub(crate) struct Clock {
     pub(crate) submitted: Option<Instant>,
     pub(crate) submitted_ms: u64,
@@ -127,6 +143,34 @@ pub(crate) struct Clock {
     pub(crate) phase_start: [Option<Instant>; 3],
     pub(crate) phase_end: [Option<Instant>; 3],
     pub(crate) finished: Option<Instant>,
+    /// The times of a clock read back from disk.
+    pub(crate) frozen: Option<PhaseTimes>,
+}
+
+/// A [`Clock`] on disk.
+#[derive(Serialize, Deserialize)]
+struct ClockRecord {
+    submitted_ms: u64,
+    times: PhaseTimes,
+}
+
+impl From<Clock> for ClockRecord {
+    fn from(c: Clock) -> Self {
+        ClockRecord {
+            submitted_ms: c.submitted_ms,
+            times: c.times(),
+        }
+    }
+}
+
+impl From<ClockRecord> for Clock {
+    fn from(r: ClockRecord) -> Self {
+        Clock {
+            submitted_ms: r.submitted_ms,
+            frozen: Some(r.times),
+            ..Clock::default()
+        }
+    }
 }
 
 fn phase_slot(p: Phase) -> usize {
@@ -157,6 +201,9 @@ impl Clock {
     }
 
     pub(crate) fn times(&self) -> PhaseTimes {
+        if let Some(t) = self.frozen {
+            return t;
+        }
         let now = Instant::now();
         let Some(submitted) = self.submitted else {
             return PhaseTimes::default();
@@ -183,7 +230,7 @@ impl Clock {
 }
 
 /// Everything the master knows about one job.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Job {
     pub(crate) id: String,
     pub(crate) kind: JobKind,
@@ -211,6 +258,14 @@ pub(crate) struct Job {
     pub(crate) task_status: Option<String>,
     /// A streaming job without reducers.
     pub(crate) map_only: bool,
+    /// Added to every attempt number: a job run again after a master
+    /// restart must not write where attempts of its earlier run, which
+    /// workers may still be finishing, write.
+    #[serde(default)]
+    pub(crate) attempt_base: u32,
+    /// Whether the store holds this job's final state.
+    #[serde(skip)]
+    pub(crate) saved: bool,
 }
 
 fn counts(tasks: &[Task]) -> TaskCounts {

@@ -11,6 +11,7 @@ mod api;
 mod jobs;
 mod metrics;
 mod state;
+mod store;
 mod workers;
 
 use crate::error::{Error, Result};
@@ -159,8 +160,12 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
         wake: Notify::new(),
         changed: watch::channel(0).0,
     });
+    let again = recover(&shared, &jobs_dir);
     let stop = CancellationToken::new();
     let scheduler = tokio::spawn(schedule_loop(shared.clone(), stop.clone()));
+    for (id, request) in again {
+        tokio::spawn(prepare(shared.clone(), id, request));
+    }
     let app = api::router(shared);
     let listener = {
         use axum::serve::ListenerExt;
@@ -188,17 +193,89 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
     })
 }
 
+/// Attempt numbers each run of a job may use: a job run again after a
+/// master restart numbers its attempts from `restarts × ATTEMPTS_PER_RUN + 1`
+/// (MAX_TASK_ATTEMPTS is at most 100, and lost attempts count apart).
+const ATTEMPTS_PER_RUN: u32 = 1000;
+
+/// Takes back the jobs earlier masters left in the store: ended ones as they
+/// ended; the others, their partial output removed, queued to run again.
+/// Returns the latter, to prepare.
+fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
+    let mut again = Vec::new();
+    for stored in store::load(jobs_dir) {
+        match stored {
+            store::Stored::Ended(job) => shared.lock().restore(*job),
+            store::Stored::Unfinished {
+                id,
+                dirs,
+                mut submitted,
+            } => {
+                submitted.restarts += 1;
+                let reset =
+                    clear_output(&dirs).and_then(|()| store::save_request(&dirs.base, &submitted));
+                if let Err(e) = reset {
+                    tracing::warn!(job = %id, error = %e, "cannot run the job again; left alone");
+                    continue;
+                }
+                tracing::info!(job = %id, restarts = submitted.restarts,
+                    "the job had not ended when the last master stopped; running it again");
+                let request = submitted.request;
+                let base = submitted.restarts.saturating_mul(ATTEMPTS_PER_RUN);
+                shared
+                    .lock()
+                    .add_job(id.clone(), request.clone(), dirs)
+                    .attempt_base = base;
+                again.push((id, request));
+            }
+        }
+    }
+    again
+}
+
+/// Empties a job's shuffle and output folders.
+fn clear_output(dirs: &jobs::JobDirs) -> Result<()> {
+    for d in [&dirs.shuffle, &dirs.out] {
+        match std::fs::remove_dir_all(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", d, e)),
+        }
+        std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
+    }
+    Ok(())
+}
+
+/// Writes ended jobs to the store. A job deleted meanwhile loses the file
+/// again (the DELETE removes it too, whichever comes last).
+fn save_ended(shared: &Arc<Shared>, ended: Vec<jobs::Job>) {
+    if ended.is_empty() {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        for job in ended {
+            if let Err(e) = store::save_ended(&job) {
+                tracing::warn!(job = %job.id, error = %e, "cannot save the ended job");
+            } else if shared.lock().job(&job.id).is_none() {
+                store::forget(&job.dirs.base);
+            }
+        }
+    });
+}
+
 async fn schedule_loop(shared: Arc<Shared>, stop: CancellationToken) {
     let tick = (shared.settings.worker_timeout() / 4)
         .clamp(Duration::from_millis(20), Duration::from_millis(500));
     loop {
-        let (dispatches, effects) = {
+        let (dispatches, effects, ended) = {
             let mut st = shared.lock();
             let effects = st.expire_workers(Instant::now());
-            (st.schedule(), effects)
+            (st.schedule(), effects, st.take_unsaved())
         };
         let moved = !dispatches.is_empty() || !effects.is_empty();
         apply(&shared, effects);
+        save_ended(&shared, ended);
         for d in dispatches {
             tokio::spawn(run_attempt(shared.clone(), d));
         }
@@ -279,15 +356,18 @@ pub(crate) fn submit(
             Err(e) => return Err(Error::io("create", &base, e)),
         }
     };
-    let dirs = jobs::JobDirs {
-        shuffle: base.join("shuffle"),
-        out: base.join("out"),
-        base,
-    };
+    let dirs = jobs::JobDirs::under(base);
     for d in [&dirs.shuffle, &dirs.out] {
         std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
     }
     stage(&dirs.base, &mut request.kind, staging)?;
+    store::save_request(
+        &dirs.base,
+        &store::Submitted {
+            request: request.clone(),
+            restarts: 0,
+        },
+    )?;
     let status = shared
         .lock()
         .add_job(id.clone(), request.clone(), dirs)

@@ -98,7 +98,7 @@ pub(crate) enum Effect {
 }
 
 /// What `POST /jobs` asked for, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct JobRequest {
     pub(crate) kind: JobKind,
     pub(crate) input_path: PathBuf,
@@ -222,8 +222,32 @@ impl State {
         self.jobs.values()
     }
 
+    /// Takes back a finished job read from the store.
+    pub(crate) fn restore(&mut self, mut job: Job) {
+        for a in job.attempts.iter_mut().filter(|a| a.outcome == "running") {
+            // Still running when the job ended; nobody heard how it ended.
+            a.outcome = "unknown".into();
+        }
+        job.saved = true;
+        self.order += 1;
+        self.ids.insert(job.id.clone(), self.order);
+        self.jobs.insert(self.order, job);
+    }
+
+    /// Finished jobs the store does not hold yet; marked as held.
+    pub(crate) fn take_unsaved(&mut self) -> Vec<Job> {
+        self.jobs
+            .values_mut()
+            .filter(|j| j.state.is_terminal() && !j.saved)
+            .map(|j| {
+                j.saved = true;
+                j.clone()
+            })
+            .collect()
+    }
+
     /// Adds a QUEUED job.
-    pub(crate) fn add_job(&mut self, id: String, request: JobRequest, dirs: JobDirs) -> &Job {
+    pub(crate) fn add_job(&mut self, id: String, request: JobRequest, dirs: JobDirs) -> &mut Job {
         self.order += 1;
         let seq = self.order;
         let job = Job {
@@ -254,6 +278,8 @@ impl State {
             timeout_s: request.timeout_s,
             task_status: None,
             map_only: request.map_only,
+            attempt_base: 0,
+            saved: false,
         };
         self.ids.insert(id, seq);
         self.metrics.jobs_submitted.inc();
@@ -380,11 +406,12 @@ impl State {
         worker_id: String,
         client: WorkerClient<Channel>,
     ) -> Dispatch {
+        let base = job.attempt_base;
         let task = &mut job.tasks_mut(phase)[index as usize];
         task.state = TaskState::Running;
         task.running += 1;
         task.dispatched += 1;
-        let attempt = task.dispatched;
+        let attempt = base + task.dispatched;
         job.clock.start(phase);
         match phase {
             Phase::Single => {
@@ -530,7 +557,7 @@ impl State {
         outcome: Outcome,
     ) -> Vec<Effect> {
         self.release(key, worker_id);
-        let max_attempts = self.settings.max_task_attempts.max(1);
+        let max_attempts = self.settings.max_task_attempts.clamp(1, 100);
         let metrics = self.metrics.clone();
         let mut effects = Vec::new();
         let Some(job) = self.job_mut(&key.job_id) else {
@@ -1070,5 +1097,50 @@ mod tests {
         assert!(s.workers.list.iter().all(|w| w.running == 0));
         let next = s.next_id();
         assert_ne!(next, id, "ids are never reused");
+    }
+
+    #[tokio::test]
+    async fn an_ended_job_is_saved_once_and_reads_back_as_it_ended() {
+        let (mut s, id) = state_with_job(1);
+        assert!(s.take_unsaved().is_empty(), "still running");
+        for boom in ["boom 1", "boom 2"] {
+            let d = s.schedule().remove(0);
+            s.complete(&d.key, &d.worker_id, Outcome::Failed(boom.into()));
+        }
+        let ended = s.take_unsaved();
+        assert_eq!(ended.len(), 1);
+        assert!(s.take_unsaved().is_empty(), "saved once");
+        let json = serde_json::to_string(&ended[0]).unwrap();
+        let back: Job = serde_json::from_str(&json).unwrap();
+        let mut fresh = State::new(settings(), Arc::new(Metrics::new()), 1);
+        fresh.restore(back);
+        let status = |st: &State| serde_json::to_value(st.job(&id).unwrap().status()).unwrap();
+        assert_eq!(status(&fresh), status(&s));
+        assert_eq!(fresh.jobs_by_state()["FAILED"], 1);
+        assert!(
+            fresh.take_unsaved().is_empty(),
+            "a restored job is saved already"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_run_again_numbers_its_attempts_apart() {
+        let mut s = State::new(settings(), Arc::new(Metrics::new()), 1);
+        s.register(worker("a", 1));
+        s.add_job("job-000007".into(), request(Some(1), true), dirs())
+            .attempt_base = 2000;
+        let live = s.start_preparing("job-000007").unwrap();
+        let p = plan(
+            &files(10),
+            InputFormat::Lines,
+            &request(Some(1), true),
+            live,
+            1,
+        );
+        s.prepared("job-000007", Ok(p));
+        let d = s.schedule().remove(0);
+        assert_eq!(d.key.attempt, 2001);
+        s.complete(&d.key, &d.worker_id, Outcome::Failed("boom".into()));
+        assert_eq!(s.schedule().remove(0).key.attempt, 2002);
     }
 }
