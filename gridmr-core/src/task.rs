@@ -97,7 +97,8 @@ pub struct MapTask {
     pub split: InputSplit,
     /// How many reduce partitions to cut the output into.
     pub partitions: u32,
-    /// Where map outputs go (shared by all the job's map tasks).
+    /// Where map outputs go (shared by all the job's map tasks). Created if missing, but its
+    /// parent (the job's folder) must exist: see [`create_leaf_dir`].
     pub shuffle_dir: PathBuf,
     /// Buffer, compression and merge settings.
     pub shuffle: ShuffleSettings,
@@ -131,7 +132,8 @@ pub struct ReduceTask {
     pub worker_id: String,
     /// The index files of the committed map outputs (one per map task).
     pub map_outputs: Vec<PathBuf>,
-    /// The job's output folder.
+    /// The job's output folder, which must exist (attempts write below it, in
+    /// [`ATTEMPTS_DIR`]).
     pub output_dir: PathBuf,
     /// Stops the attempt early when cancelled (not serialized).
     #[serde(skip)]
@@ -156,6 +158,25 @@ impl ReduceTask {
 
 /// The folder of uncommitted reduce attempts inside an output folder.
 pub const ATTEMPTS_DIR: &str = "_attempts";
+
+/// Creates `dir` if it is missing, but never its parent: an attempt of a job whose folder was
+/// deleted under it fails instead of bringing the folder back.
+///
+/// ```
+/// let tmp = tempfile::tempdir().unwrap();
+/// let dir = tmp.path().join("shuffle");
+/// gridmr_core::task::create_leaf_dir(&dir).unwrap();
+/// gridmr_core::task::create_leaf_dir(&dir).unwrap(); // already there: fine
+/// assert!(gridmr_core::task::create_leaf_dir(&tmp.path().join("gone/shuffle")).is_err());
+/// assert!(!tmp.path().join("gone").exists());
+/// ```
+pub fn create_leaf_dir(dir: &Path) -> Result<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(Error::io("create", dir, e)),
+    }
+}
 
 /// Opens partition `p` of every map output named by its index file (the
 /// reduce side of the shuffle), skipping empty segments and adding their
@@ -263,8 +284,7 @@ where
     R: Reducer<Key = M::Key, Value = M::Value>,
 {
     check_partitions(task.partitions)?;
-    std::fs::create_dir_all(&task.shuffle_dir)
-        .map_err(|e| Error::io("create", &task.shuffle_dir, e))?;
+    create_leaf_dir(&task.shuffle_dir)?;
     let info = TaskInfo {
         job_id: task.job_id.clone(),
         task_id: task.task_id(),
@@ -393,7 +413,7 @@ where
     let mut counters = Counters::default();
     let readers = open_partition(&task.map_outputs, p, &mut counters)?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        create_leaf_dir(dir)?;
     }
     let info = TaskInfo {
         job_id: task.job_id.clone(),

@@ -399,6 +399,7 @@ fn a_cancelled_attempt_stops_and_leaves_no_output() {
         .filter(|e| e.file_name().to_string_lossy().contains("-a2"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    std::fs::create_dir(dir.path().join("out")).unwrap();
     let reduce = ReduceTask {
         job_id: "j".into(),
         partition: 0,

@@ -419,4 +419,9 @@ fn deleting_a_running_job_cancels_it() {
         .all(|j| j["job_id"] != id.as_str()));
     let (code, _) = cluster.get(&format!("/jobs/{id}"));
     assert_eq!(code, 404);
+    // The purge is final: attempts that were still starting when it came
+    // (the next job ran after them, behind the workers' single slots) fail
+    // rather than make the job's folder again.
+    let base = cluster.shared.path().join("jobs").join(&id);
+    assert!(!base.exists(), "{} came back", base.display());
 }

@@ -8,7 +8,7 @@ use super::external::{self, pump, Processes, Spec};
 use gridmr_core::counters::builtin;
 use gridmr_core::input::{list_input, InputSplit, LineReader};
 use gridmr_core::shuffle::{KWayMerge, MapSink, ShuffleSettings, SinkTarget};
-use gridmr_core::task::{open_partition, MapTask, ReduceTask};
+use gridmr_core::task::{create_leaf_dir, open_partition, MapTask, ReduceTask};
 use gridmr_core::{Counters, Sha1Partitioner};
 use std::ffi::OsString;
 use std::io::Write;
@@ -141,7 +141,9 @@ impl WorkDir {
     fn create(parent: &Path, name: &str, program: &Program) -> Result<Self, String> {
         let dir = parent.join(name);
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        create_leaf_dir(parent)
+            .and_then(|()| create_leaf_dir(&dir))
+            .map_err(err)?;
         if let Program::Streaming {
             files_dir: Some(files),
             ..
@@ -294,8 +296,7 @@ pub(crate) fn run_map(
     task: &MapTask,
     timeout_s: u32,
 ) -> Result<ScriptOutput, String> {
-    std::fs::create_dir_all(&task.shuffle_dir)
-        .map_err(|e| format!("create {}: {e}", task.shuffle_dir.display()))?;
+    create_leaf_dir(&task.shuffle_dir).map_err(err)?;
     let stem = task.output_stem();
     let work = WorkDir::create(&work_parent(&task.shuffle_dir), &stem, program)?;
     let env = runner.env(&task.task_id(), task.attempt, Some(&task.split.path));
@@ -457,8 +458,7 @@ pub(crate) fn run_map_only(
     timeout_s: u32,
 ) -> Result<ScriptOutput, String> {
     let attempts = out_dir.join(gridmr_core::task::ATTEMPTS_DIR);
-    std::fs::create_dir_all(&attempts)
-        .map_err(|e| format!("create {}: {e}", attempts.display()))?;
+    create_leaf_dir(&attempts).map_err(err)?;
     let path = attempts.join(format!("{}-a{}", map_part_name(task.index), task.attempt));
     let result = (|| {
         let stem = format!(
@@ -609,7 +609,7 @@ fn reduce_into(
     let readers = open_partition(&task.map_outputs, task.partition, &mut counters).map_err(err)?;
     let merge = KWayMerge::<String, String>::new(readers).map_err(err)?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        create_leaf_dir(dir).map_err(err)?;
     }
     let file =
         std::fs::File::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
@@ -732,7 +732,7 @@ fn single(
     shuffle: ShuffleSettings,
     timeout_s: u32,
 ) -> Result<ScriptOutput, String> {
-    std::fs::create_dir_all(work_dir).map_err(|e| format!("create {}: {e}", work_dir.display()))?;
+    create_leaf_dir(work_dir).map_err(err)?;
     let files = list_input(input).map_err(err)?;
     if let Program::Python { script } = program {
         if probe(runner, procs, job_id, script, work_dir)?
@@ -762,7 +762,7 @@ fn single(
                     gridmr_core::task::part_file_name(0)
                 ));
             if let Some(d) = dest.parent() {
-                std::fs::create_dir_all(d).map_err(err)?;
+                create_leaf_dir(d).map_err(err)?;
             }
             let mut spec = runner.spec(
                 program,

@@ -6,7 +6,9 @@ use super::faults::Faults;
 use super::scripts::{self, Program, Runner};
 use crate::paths::check_inside;
 use gridmr_core::engine::{JobConfig, LocalEngine};
-use gridmr_core::task::{CancelFlag, MapTask, ReduceTask, TaskReport};
+use gridmr_core::task::{
+    create_leaf_dir, CancelFlag, MapTask, ReduceTask, TaskReport, ATTEMPTS_DIR,
+};
 use gridmr_core::{Counters, JobDef, Registry};
 use gridmr_net::proto::worker_server::Worker;
 use gridmr_net::proto::{
@@ -279,6 +281,12 @@ impl Worker for WorkerService {
         };
         let work = move || match what {
             Work::Typed(job) => {
+                // The job's folders are made here, below the job's own, so
+                // that an attempt of a job deleted meanwhile fails instead of
+                // bringing its folder back.
+                create_leaf_dir(&work_dir_for_task)
+                    .and_then(|()| create_leaf_dir(&out_dir.join(ATTEMPTS_DIR)))
+                    .map_err(|e| e.to_string())?;
                 let engine = LocalEngine::new(&work_dir_for_task)
                     .with_threads(1)
                     .with_cancel(flag);
