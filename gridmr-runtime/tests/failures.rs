@@ -205,15 +205,17 @@ fn a_master_restart_keeps_ended_jobs_and_runs_unfinished_ones_again() {
     let deleted = cluster.submit(json!({"job": "wordcount", "input_url": input}));
     assert_eq!(cluster.wait(&deleted)["status"], "SUCCEEDED");
     assert_eq!(cluster.delete(&format!("/jobs/{deleted}")).0, 200);
-    let running = cluster.submit(
-        json!({"job": "wordcount", "input_url": input, "partitions": 2, "force_distributed": true}),
-    );
+    // No width asked: the job is as wide as the live workers' slots, then
+    // and after the restart.
+    let running =
+        cluster.submit(json!({"job": "wordcount", "input_url": input, "force_distributed": true}));
     cluster.poll("the job to start mapping", || {
         let (_, v) = cluster.get(&format!("/jobs/{running}"));
         (v["status"] == "MAPPING").then_some(())
     });
 
-    cluster.restart_master(&[("MAX_TASK_ATTEMPTS", "1")]);
+    // Workers heartbeat every 200 ms: all are back well within 1.5 s.
+    cluster.restart_master(&[("MAX_TASK_ATTEMPTS", "1"), ("WORKER_TIMEOUT_S", "1.5")]);
     // Ended jobs are served as they ended, straight away.
     let (code, done_after) = cluster.get(&format!("/jobs/{done}"));
     assert_eq!(code, 200, "{done_after}");
@@ -239,6 +241,10 @@ fn a_master_restart_keeps_ended_jobs_and_runs_unfinished_ones_again() {
     cluster.wait_live_workers(2);
     let again = cluster.wait(&running);
     assert_eq!(again["status"], "SUCCEEDED", "{again}");
+    assert_eq!(
+        (&again["map_splits"], &again["reduce_partitions"]),
+        (&json!(2), &json!(2))
+    );
     assert_eq!(cluster.result_lines(&running), counts);
     let attempts = cluster.tasks(&running);
     assert!(!attempts.is_empty());

@@ -164,7 +164,13 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
     let stop = CancellationToken::new();
     let scheduler = tokio::spawn(schedule_loop(shared.clone(), stop.clone()));
     for (id, request) in again {
-        tokio::spawn(prepare(shared.clone(), id, request));
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if request.width_from_cluster() {
+                workers_back(&shared).await;
+            }
+            prepare(shared, id, request).await
+        });
     }
     let app = api::router(shared);
     let listener = {
@@ -231,6 +237,14 @@ fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
         }
     }
     again
+}
+
+/// Waits until the workers are back with a master that has just started:
+/// WORKER_TIMEOUT_S, within which every live worker heartbeats, gets a 404
+/// and registers again. A job as wide as the cluster planned before then
+/// would be as narrow as the workers that happened to be back.
+async fn workers_back(shared: &Arc<Shared>) {
+    tokio::time::sleep(shared.settings.worker_timeout()).await;
 }
 
 /// Empties a job's shuffle and output folders.

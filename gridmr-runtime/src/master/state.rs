@@ -112,6 +112,14 @@ pub(crate) struct JobRequest {
     pub(crate) map_only: bool,
 }
 
+impl JobRequest {
+    /// Whether the job's width (splits, partitions, and so its mode) comes
+    /// from the live workers' slots because the request left it open.
+    pub(crate) fn width_from_cluster(&self) -> bool {
+        self.partitions.is_none() && (self.map_splits.is_none() || self.reduce_partitions.is_none())
+    }
+}
+
 /// What preparing a job decided.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Plan {
@@ -1143,4 +1151,22 @@ mod tests {
         s.complete(&d.key, &d.worker_id, Outcome::Failed("boom".into()));
         assert_eq!(s.schedule().remove(0).key.attempt, 2002);
     }
+
+    #[test]
+    fn only_a_request_that_leaves_its_width_open_takes_the_clusters() {
+        assert!(request(None, true).width_from_cluster());
+        assert!(!request(Some(3), false).width_from_cluster());
+        let both = JobRequest {
+            map_splits: Some(4),
+            reduce_partitions: Some(2),
+            ..request(None, false)
+        };
+        assert!(!both.width_from_cluster());
+        let maps_only = JobRequest {
+            map_splits: Some(4),
+            ..request(None, false)
+        };
+        assert!(maps_only.width_from_cluster(), "reduce partitions left open");
+    }
+
 }
