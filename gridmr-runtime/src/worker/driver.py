@@ -110,11 +110,13 @@ def pairs_of(result):
     if result is None:
         raise ScriptError("map_func returned None; it must return (key, value) pairs")
     try:
-        return list(result)
+        items = iter(result)
     except TypeError:
         raise ScriptError(
             f"map_func must return an iterable of (key, value) pairs; it gave {result!r:.200}"
         ) from None
+    try:
+        return list(items)
     except SystemExit as e:
         raise ScriptError(f"map_func called sys.exit({e.code!r})") from None
 
