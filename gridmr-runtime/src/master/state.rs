@@ -1166,7 +1166,9 @@ mod tests {
             map_splits: Some(4),
             ..request(None, false)
         };
-        assert!(maps_only.width_from_cluster(), "reduce partitions left open");
+        assert!(
+            maps_only.width_from_cluster(),
+            "reduce partitions left open"
+        );
     }
-
 }

@@ -10,6 +10,7 @@ use gridmr_core::input::{list_input, InputSplit, LineReader};
 use gridmr_core::shuffle::{KWayMerge, MapSink, ShuffleSettings, SinkTarget};
 use gridmr_core::task::{create_leaf_dir, open_partition, MapTask, ReduceTask};
 use gridmr_core::{Counters, Sha1Partitioner};
+use hashbrown::hash_map::EntryRef;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -167,12 +168,18 @@ impl Drop for WorkDir {
     }
 }
 
-/// Map output of a Python script grouped by key, under a byte budget: each
-/// key's items joined by tabs in arrival order, an item being a value or
-/// `value<CR>count` (that many equal values; the driver forbids tabs and
-/// line breaks inside keys and values, so neither can be mistaken).
+/// A map task's output grouped by key, under a byte budget: one shuffle
+/// record per distinct key instead of one per pair.
+///
+/// - A Python script's items are joined by tabs in arrival order, an item
+///   being a value or `value<CR>count` (that many equal values); the driver
+///   forbids tabs and line breaks inside keys and values, so neither can be
+///   mistaken, and the reduce driver expands them.
+/// - A streaming command's values are joined by line feeds (a value is the
+///   rest of an output line, so it holds none); [`feed_pairs`] gives the
+///   reducer one line per value again.
 struct Grouper {
-    table: rustc_hash::FxHashMap<Vec<u8>, Vec<u8>>,
+    table: hashbrown::HashMap<Vec<u8>, Vec<u8>, rustc_hash::FxBuildHasher>,
     bytes: u64,
     budget: u64,
 }
@@ -180,14 +187,32 @@ struct Grouper {
 impl Grouper {
     fn new(budget: u64) -> Self {
         Grouper {
-            table: rustc_hash::FxHashMap::default(),
+            table: hashbrown::HashMap::default(),
             bytes: 0,
             budget: budget.max(1 << 16),
         }
     }
 
-    /// Adds one driver line, `key<TAB>value` or `key<TAB>value<TAB>count`
-    /// (count ≥ 1); returns how many pairs it stands for.
+    /// The key's grouped values, `sep` already pushed after earlier ones.
+    fn entry(&mut self, key: &[u8], sep: u8) -> &mut Vec<u8> {
+        match self.table.entry_ref(key) {
+            EntryRef::Occupied(e) => {
+                self.bytes += 1;
+                let values = e.into_mut();
+                values.push(sep);
+                values
+            }
+            EntryRef::Vacant(e) => {
+                // Two allocations and a table slot.
+                self.bytes += key.len() as u64 + 96;
+                e.insert(Vec::new())
+            }
+        }
+    }
+
+    /// Adds one line of the Python driver, `key<TAB>value` or
+    /// `key<TAB>value<TAB>count` (count ≥ 1); returns how many pairs it
+    /// stands for.
     fn add_line(&mut self, line: &[u8]) -> Result<u64, String> {
         let bad = || {
             format!(
@@ -209,28 +234,26 @@ impl Grouper {
                 .filter(|&n| n > 0)
                 .ok_or_else(bad)?,
         };
-        let entry = match self.table.get_mut(key) {
-            Some(items) => {
-                items.push(b'\t');
-                self.bytes += 1;
-                items
-            }
-            None => {
-                // Two allocations and a table slot.
-                self.bytes += key.len() as u64 + 96;
-                self.table.entry(key.to_vec()).or_default()
-            }
-        };
+        let entry = self.entry(key, b'\t');
         entry.extend_from_slice(value);
-        match count {
-            Some(c) if pairs > 1 => {
-                entry.push(b'\r');
-                entry.extend_from_slice(c);
-                self.bytes += item.len() as u64;
-            }
-            _ => self.bytes += value.len() as u64,
+        let mut added = value.len();
+        if let Some(c) = count.filter(|_| pairs > 1) {
+            entry.push(b'\r');
+            entry.extend_from_slice(c);
+            added += 1 + c.len();
         }
+        self.bytes += added as u64;
         Ok(pairs)
+    }
+
+    /// Adds one streaming output line: split at its first tab, or all key.
+    fn add_streaming(&mut self, line: &[u8]) {
+        let (key, value) = match memchr_tab(line) {
+            Some(i) => (&line[..i], &line[i + 1..]),
+            None => (line, &b""[..]),
+        };
+        self.entry(key, b'\n').extend_from_slice(value);
+        self.bytes += value.len() as u64;
     }
 
     fn is_full(&self) -> bool {
@@ -311,62 +334,46 @@ pub(crate) fn run_map(
 
     let (feed, input) = feed_split(&task.split)?;
     let mut counters = Counters::default();
-    // A Python script's values reach reduce_func as one list per key, so
-    // its map output is grouped by key here (the driver has already counted
-    // equal pairs): one shuffle record per distinct key instead of one per
-    // pair. Streaming output is not grouped: a streaming value may hold tabs.
-    let mut grouper = matches!(program, Program::Python { .. })
-        .then(|| Grouper::new(task.shuffle.sort_buffer_bytes));
+    // The reducer sees each key once with all its values, so map output is
+    // grouped by key here: one shuffle record per distinct key instead of
+    // one per pair (the Python driver has already counted equal pairs).
+    let python = matches!(program, Program::Python { .. });
+    let mut grouper = Grouper::new(task.shuffle.sort_buffer_bytes);
     let mut pairs = 0u64;
-    let finished = external::run(
-        &spec,
-        procs,
-        &task.job_id,
-        feed,
-        |line| match &mut grouper {
-            Some(g) => {
-                pairs += g.add_line(line)?;
-                if g.is_full() {
-                    g.drain_into(&mut out).map_err(err)?;
-                }
-                Ok(())
-            }
-            None => {
-                pairs += 1;
-                let (k, v) = split_line(line);
-                out.emit(k, v).map_err(err)
-            }
-        },
-    );
-    let finished = match finished.and_then(|f| match &mut grouper {
-        Some(g) => g.drain_into(&mut out).map(|()| f).map_err(err),
-        None => Ok(f),
-    }) {
-        Ok(f) => f,
-        Err(e) => {
-            out.discard();
-            return Err(e);
+    let finished = external::run(&spec, procs, &task.job_id, feed, |line| {
+        if python {
+            pairs += grouper.add_line(line)?;
+        } else {
+            pairs += 1;
+            grouper.add_streaming(line);
         }
-    };
-    let mut index = if grouper.is_some() {
-        // Grouping by key is this job's combiner: the script's pairs are
-        // the map output and the combiner's input, the grouped shuffle
-        // records its output.
-        let mut sunk = Counters::default();
-        let index = out.finish(&mut sunk).map_err(err)?;
-        for (group, name, n) in sunk.iter() {
-            let name = match name {
-                builtin::MAP_OUTPUT_RECORDS => builtin::COMBINE_OUTPUT_RECORDS,
-                other => other,
-            };
-            counters.add(group, name, n);
+        if grouper.is_full() {
+            grouper.drain_into(&mut out).map_err(err)?;
         }
-        counters.add_builtin(builtin::MAP_OUTPUT_RECORDS, pairs);
-        counters.add_builtin(builtin::COMBINE_INPUT_RECORDS, pairs);
-        index
-    } else {
-        out.finish(&mut counters).map_err(err)?
-    };
+        Ok(())
+    });
+    let finished =
+        match finished.and_then(|f| grouper.drain_into(&mut out).map(|()| f).map_err(err)) {
+            Ok(f) => f,
+            Err(e) => {
+                out.discard();
+                return Err(e);
+            }
+        };
+    // Grouping by key acts as a combiner: the script's pairs are the map
+    // output and the grouping's input, the grouped shuffle records its
+    // output.
+    let mut sunk = Counters::default();
+    let mut index = out.finish(&mut sunk).map_err(err)?;
+    for (group, name, n) in sunk.iter() {
+        let name = match name {
+            builtin::MAP_OUTPUT_RECORDS => builtin::COMBINE_OUTPUT_RECORDS,
+            other => other,
+        };
+        counters.add(group, name, n);
+    }
+    counters.add_builtin(builtin::MAP_OUTPUT_RECORDS, pairs);
+    counters.add_builtin(builtin::COMBINE_INPUT_RECORDS, pairs);
     input.add_to(&mut counters);
     counters.merge(&finished.counters);
     let mut status = finished.status;
@@ -553,25 +560,35 @@ fn combine_output(
     Ok((index, status))
 }
 
-/// Feeds merged `(key, value)` pairs as `key<TAB>value` lines (`bare`: an
-/// empty value as the bare key, as streaming commands expect).
+/// Feeds merged records to a process, sorted by key: for a Python script,
+/// one `key<TAB>items` line per record (the driver expands the items); for a
+/// streaming command, one `key<TAB>value` line per value of the record's
+/// line-feed-joined values (see [`Grouper`]), an empty value as the bare
+/// key, as `mapper | sort | reducer` would show a mapper line without a tab.
 fn feed_pairs(
     mut merge: KWayMerge<String, String>,
     records: Option<Arc<AtomicU64>>,
-    bare: bool,
+    streaming: bool,
 ) -> impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static {
     move |w: &mut dyn Write| {
         let mut n = 0u64;
         while let Some((k, v)) = merge.next().map_err(io_err)? {
-            // A record whose value is empty (a mapper line without a tab) goes
-            // back out as the bare key, as `mapper | sort | reducer` would see it.
-            w.write_all(k.as_bytes())?;
-            if !(bare && v.is_empty()) {
-                w.write_all(b"\t")?;
-                w.write_all(v.as_bytes())?;
+            if !streaming {
+                for part in [k.as_bytes(), b"\t", v.as_bytes(), b"\n"] {
+                    w.write_all(part)?;
+                }
+                n += 1;
+                continue;
             }
-            w.write_all(b"\n")?;
-            n += 1;
+            for value in v.split('\n') {
+                w.write_all(k.as_bytes())?;
+                if !value.is_empty() {
+                    w.write_all(b"\t")?;
+                    w.write_all(value.as_bytes())?;
+                }
+                w.write_all(b"\n")?;
+                n += 1;
+            }
         }
         if let Some(r) = records {
             r.store(n, Ordering::Relaxed);
@@ -875,6 +892,16 @@ mod tests {
             assert!(e.contains("unexpected map output line"), "{line}: {e}");
         }
         assert!(g.table.is_empty());
+    }
+
+    #[test]
+    fn the_grouper_joins_streaming_values_by_line_feeds() {
+        let mut g = Grouper::new(1 << 20);
+        for line in ["k\tv1", "bare", "k\tv\twith tab", "k\t", "bare"] {
+            g.add_streaming(line.as_bytes());
+        }
+        assert_eq!(items(&g, "k"), "v1\nv\twith tab\n");
+        assert_eq!(items(&g, "bare"), "\n");
     }
 
     #[test]
