@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Word count by the original's Python job-script contract (examples/wordcount.py) on a loopback
-# cluster (a master and 2 workers × 1 slot, release build), against the serial pipeline
-# `cat | python3 mapper.py | sort | python3 reducer.py` and against the typed job on the same
-# cluster. Also reports how the workers' CPU time splits between GridMR itself (splitting,
-# shuffle, merge) and the Python subprocesses.
+# Word count by the original's Python job-script contract (examples/wordcount.py) and as a
+# Hadoop-Streaming job (examples/streaming/) on a loopback cluster (a master and 2 workers × 1
+# slot, release build), against the serial pipeline `cat | python3 mapper.py | sort | python3
+# reducer.py` and against the typed job on the same cluster. Also reports how the workers' CPU
+# time splits between GridMR itself (splitting, shuffle, merge) and the Python subprocesses.
+#
+# PYTHONUNBUFFERED is unset for everything: with it, a streaming mapper's print() is one write
+# per line (on this machine 5x slower for the serial pipeline's mapper alone).
 #
 #   benches/python-wordcount.sh [SIZE]      SIZE: 100m (default) or 1g
 #
 # Needs ../shared (the corpus). Data in ${GRIDMR_BENCH_DIR:-target/bench-data}.
 set -euo pipefail
+unset PYTHONUNBUFFERED
 size=${1:-100m}
 top=$(cd "$(dirname "$0")/.." && pwd)
 shared=${GRIDMR_SHARED:-$top/../shared}
@@ -20,7 +24,7 @@ cargo build -q --release -p gridmr-runtime --manifest-path "$top/Cargo.toml"
 bin=$top/target/release/gridmr
 work=$data/python-bench
 rm -rf "$work"; mkdir -p "$work/shared"
-cp "$top/examples/wordcount.py" "$work/shared/wordcount.py"
+cp "$top/examples/wordcount.py" "$top"/examples/streaming/*.py "$work/shared/"
 cat "$input" >/dev/null
 
 port=$((20000 + RANDOM % 20000))
@@ -59,6 +63,9 @@ before=$(for p in "${pids[@]}"; do cpu "$p"; done)
 read -r py_s py_id < <(run_job "{\"script_url\": \"$work/shared/wordcount.py\", \"input_url\": \"$input\", \"partitions\": 2}")
 after=$(for p in "${pids[@]}"; do cpu "$p"; done)
 read -r typed_s typed_id < <(run_job "{\"job\": \"wordcount\", \"input_url\": \"$input\", \"partitions\": 2}")
+before_st=$(for p in "${pids[@]}"; do cpu "$p"; done)
+read -r st_s st_id < <(run_job "{\"mapper\": \"python3 mapper.py\", \"reducer\": \"python3 reducer.py\", \"files\": [\"$work/shared/mapper.py\", \"$work/shared/reducer.py\"], \"input_url\": \"$input\", \"partitions\": 2}")
+after_st=$(for p in "${pids[@]}"; do cpu "$p"; done)
 
 t0=$(date +%s.%N)
 LC_ALL=C bash -c "cat '$input' | python3 '$top/examples/streaming/mapper.py' | sort | python3 '$top/examples/streaming/reducer.py'" >"$work/serial.txt"
@@ -67,17 +74,25 @@ serial_s=$(python3 -c "print(round($t1 - $t0, 2))")
 
 python3 "$shared/bench/same-output" "$work/serial.txt" "$work/shared/jobs/$py_id/out/result.txt" | tail -1
 python3 "$shared/bench/same-output" "$work/serial.txt" "$work/shared/jobs/$typed_id/out/result.txt" | tail -1
-python3 - "$before" "$after" "$work/$py_id.json" "$size" "$py_s" "$typed_s" "$serial_s" <<'PY'
+python3 "$shared/bench/same-output" "$work/serial.txt" "$work/shared/jobs/$st_id/out/result.txt" | tail -1
+python3 - "$size" "$serial_s" "$typed_s" \
+  "script" "$py_s" "$before" "$after" "$work/$py_id.json" \
+  "streaming" "$st_s" "$before_st" "$after_st" "$work/$st_id.json" <<'PY'
 import json, sys
-before, after, status, size, py, typed, serial = sys.argv[1:]
-b = [list(map(float, l.split())) for l in before.strip().splitlines()]
-a = [list(map(float, l.split())) for l in after.strip().splitlines()]
-rust = sum(x[0] - y[0] for x, y in zip(a, b))
-python = sum(x[1] - y[1] for x, y in zip(a, b))
-t = json.load(open(status))["times"]
-print(f"| input | serial pipeline | GridMR Python script, 2 workers | GridMR typed, 2 workers |")
-print(f"| {size} | {float(serial):.2f} s | {float(py):.2f} s ({float(serial)/float(py):.2f}x faster) | {float(typed):.2f} s |")
-print(f"script job phases: map {t['t_map_s']:.2f} s, reduce {t['t_reduce_s']:.2f} s, total {t['t_total_s']:.2f} s")
-print(f"worker CPU during the script job: GridMR (Rust) {rust:.2f} s, Python subprocesses {python:.2f} s "
-      f"-> Rust share {100 * rust / max(rust + python, 1e-9):.0f}%")
+size, serial, typed = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+rows = [sys.argv[4:9], sys.argv[9:14]]
+print(f"| {size} | wall time | vs serial | job phases | worker CPU: GridMR / Python | GridMR share |")
+print(f"|---|---|---|---|---|---|")
+print(f"| serial pipeline | {serial:.2f} s | 1x | | | |")
+for name, secs, before, after, status in rows:
+    b = [list(map(float, l.split())) for l in before.strip().splitlines()]
+    a = [list(map(float, l.split())) for l in after.strip().splitlines()]
+    rust = sum(x[0] - y[0] for x, y in zip(a, b))
+    python = sum(x[1] - y[1] for x, y in zip(a, b))
+    t = json.load(open(status))["times"]
+    secs = float(secs)
+    print(f"| GridMR {name} job, 2 workers | {secs:.2f} s | {serial / secs:.2f}x faster | "
+          f"map {t['t_map_s']:.2f} s, reduce {t['t_reduce_s']:.2f} s | {rust:.2f} s / {python:.2f} s | "
+          f"{100 * rust / max(rust + python, 1e-9):.0f}% |")
+print(f"| GridMR typed job, 2 workers | {typed:.2f} s | {serial / typed:.2f}x faster | | | |")
 PY
