@@ -18,6 +18,12 @@ pub enum SchedulerPolicy {
     RoundRobin,
 }
 
+/// The most attempts per task `MAX_TASK_ATTEMPTS` may ask for. A job run
+/// again after a master restart numbers its attempts 1000 apart from its
+/// earlier run's, and lost attempts count apart from failed ones, so this
+/// keeps the runs' numbers from meeting.
+pub const MAX_TASK_ATTEMPTS_CAP: u32 = 100;
+
 /// The master's settings.
 #[derive(Debug, Clone, Args)]
 pub struct MasterSettings {
@@ -63,9 +69,9 @@ pub struct MasterSettings {
     /// Most reduce attempts running at once.
     #[arg(long, env = "MAX_INFLIGHT_REDUCES", default_value_t = 8)]
     pub max_inflight_reduces: u32,
-    /// Attempts per task before the job fails (1 to 100).
+    /// Attempts per task before the job fails (1 to [`MAX_TASK_ATTEMPTS_CAP`]).
     #[arg(long, env = "MAX_TASK_ATTEMPTS", default_value_t = 4,
-          value_parser = clap::value_parser!(u32).range(1..=100))]
+          value_parser = clap::value_parser!(u32).range(1..=MAX_TASK_ATTEMPTS_CAP as i64))]
     pub max_task_attempts: u32,
     /// A worker silent for this long is dead and its tasks are rerun, in
     /// seconds (fractions allowed).

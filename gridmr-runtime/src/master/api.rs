@@ -328,12 +328,11 @@ async fn delete_job(
     apply(&sh, effects);
     sh.poke();
     let purge = q.purge.unwrap_or(false);
+    let base = dirs.base.clone();
     if !purge {
-        let base = dirs.base.clone();
+        // Its records go: a deleted job must not come back at a restart.
         let _ = tokio::task::spawn_blocking(move || super::store::forget(&base)).await;
-    }
-    if purge {
-        let base = dirs.base.clone();
+    } else {
         tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&base))
             .await
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

@@ -263,9 +263,6 @@ pub(crate) struct Job {
     /// workers may still be finishing, write.
     #[serde(default)]
     pub(crate) attempt_base: u32,
-    /// Whether the store holds this job's final state.
-    #[serde(skip)]
-    pub(crate) saved: bool,
 }
 
 fn counts(tasks: &[Task]) -> TaskCounts {

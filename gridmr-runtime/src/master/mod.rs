@@ -201,7 +201,7 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
 
 /// Attempt numbers each run of a job may use: a job run again after a
 /// master restart numbers its attempts from `restarts × ATTEMPTS_PER_RUN + 1`
-/// (MAX_TASK_ATTEMPTS is at most 100, and lost attempts count apart).
+/// (see [`crate::settings::MAX_TASK_ATTEMPTS_CAP`]).
 const ATTEMPTS_PER_RUN: u32 = 1000;
 
 /// Takes back the jobs earlier masters left in the store: ended ones as they

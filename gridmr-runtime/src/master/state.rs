@@ -6,7 +6,7 @@
 use super::jobs::{Clock, Job, JobDirs, JobKind, Phase, Task, TaskState};
 use super::metrics::Metrics;
 use super::workers::{WorkerEntry, Workers};
-use crate::settings::MasterSettings;
+use crate::settings::{MasterSettings, MAX_TASK_ATTEMPTS_CAP};
 use gridmr_core::input::{plan_splits, InputFile, InputFormat, InputSplit, SplitPolicy};
 use gridmr_core::shuffle::ShuffleSettings;
 use gridmr_core::task::{MapTask, ReduceTask};
@@ -14,7 +14,7 @@ use gridmr_core::Counters;
 use gridmr_net::proto::{self, worker_client::WorkerClient};
 use gridmr_net::rest::{JobState, Mode, TaskAttempt};
 use gridmr_net::wire::{map_task_to_wire, reduce_task_to_wire, shuffle_to_wire};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -179,6 +179,8 @@ pub(crate) struct State {
     ids: BTreeMap<String, u64>,
     next_seq: u64,
     order: u64,
+    /// Jobs added here whose final state the store does not hold yet.
+    unsaved: BTreeSet<u64>,
     pub(crate) workers: Workers,
     inflight: [u32; 3],
 }
@@ -204,6 +206,7 @@ impl State {
             ids: BTreeMap::new(),
             next_seq: first_seq.max(1),
             order: 0,
+            unsaved: BTreeSet::new(),
             workers: Workers::default(),
             inflight: [0; 3],
         }
@@ -236,22 +239,25 @@ impl State {
             // Still running when the job ended; nobody heard how it ended.
             a.outcome = "unknown".into();
         }
-        job.saved = true;
         self.order += 1;
         self.ids.insert(job.id.clone(), self.order);
         self.jobs.insert(self.order, job);
     }
 
-    /// Finished jobs the store does not hold yet; marked as held.
+    /// Jobs that have ended since the last call, for the store (each once).
     pub(crate) fn take_unsaved(&mut self) -> Vec<Job> {
-        self.jobs
-            .values_mut()
-            .filter(|j| j.state.is_terminal() && !j.saved)
-            .map(|j| {
-                j.saved = true;
-                j.clone()
-            })
-            .collect()
+        let jobs = &self.jobs;
+        let mut ended = Vec::new();
+        // Deleted jobs leave the set too.
+        self.unsaved.retain(|seq| match jobs.get(seq) {
+            Some(j) if j.state.is_terminal() => {
+                ended.push(j.clone());
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+        ended
     }
 
     /// Adds a QUEUED job.
@@ -287,9 +293,9 @@ impl State {
             task_status: None,
             map_only: request.map_only,
             attempt_base: 0,
-            saved: false,
         };
         self.ids.insert(id, seq);
+        self.unsaved.insert(seq);
         self.metrics.jobs_submitted.inc();
         self.jobs.entry(seq).or_insert(job)
     }
@@ -565,7 +571,10 @@ impl State {
         outcome: Outcome,
     ) -> Vec<Effect> {
         self.release(key, worker_id);
-        let max_attempts = self.settings.max_task_attempts.clamp(1, 100);
+        let max_attempts = self
+            .settings
+            .max_task_attempts
+            .clamp(1, MAX_TASK_ATTEMPTS_CAP);
         let metrics = self.metrics.clone();
         let mut effects = Vec::new();
         let Some(job) = self.job_mut(&key.job_id) else {

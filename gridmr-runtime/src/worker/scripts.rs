@@ -246,12 +246,9 @@ impl Grouper {
         Ok(pairs)
     }
 
-    /// Adds one streaming output line: split at its first tab, or all key.
+    /// Adds one streaming output line.
     fn add_streaming(&mut self, line: &[u8]) {
-        let (key, value) = match memchr_tab(line) {
-            Some(i) => (&line[..i], &line[i + 1..]),
-            None => (line, &b""[..]),
-        };
+        let (key, value) = split_at_tab(line);
         self.entry(key, b'\n').extend_from_slice(value);
         self.bytes += value.len() as u64;
     }
@@ -274,14 +271,20 @@ impl Grouper {
 
 /// Splits a streaming output line at its first tab (no tab: the whole line
 /// is the key, the value empty).
-fn split_line(line: &[u8]) -> (String, String) {
+fn split_at_tab(line: &[u8]) -> (&[u8], &[u8]) {
     match memchr_tab(line) {
-        Some(i) => (
-            String::from_utf8_lossy(&line[..i]).into_owned(),
-            String::from_utf8_lossy(&line[i + 1..]).into_owned(),
-        ),
-        None => (String::from_utf8_lossy(line).into_owned(), String::new()),
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, b""),
     }
+}
+
+/// [`split_at_tab`], as strings.
+fn split_line(line: &[u8]) -> (String, String) {
+    let (k, v) = split_at_tab(line);
+    (
+        String::from_utf8_lossy(k).into_owned(),
+        String::from_utf8_lossy(v).into_owned(),
+    )
 }
 
 fn memchr_tab(line: &[u8]) -> Option<usize> {
