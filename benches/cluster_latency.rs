@@ -8,7 +8,6 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use gridmr::jobs::wordcount;
 use gridmr::net::rest::{JobState, SubmitRequest};
-use gridmr::net::Client;
 use gridmr::runtime::{master, worker, MasterSettings, Registry, WorkerSettings};
 use std::time::Duration;
 
@@ -36,7 +35,7 @@ fn bench(c: &mut Criterion) {
             ws.slots = Some(1);
             workers.push(worker::start(ws, jobs.clone()).await.expect("worker"));
         }
-        let client = Client::new(&master.url());
+        let client = master.client();
         while client.health().await.expect("health").workers < 2 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -15,7 +15,6 @@
 use clap::Parser;
 use gridmr::jobs::wordcount;
 use gridmr::net::rest::SubmitRequest;
-use gridmr::net::Client;
 use gridmr::output::read_output;
 use gridmr::runtime::{master, worker, MasterSettings, Registry, WorkerSettings};
 use gridmr::{Compression, Counters, JobConfig, LocalEngine};
@@ -159,7 +158,7 @@ async fn run_cluster(args: &Args) -> Result<(), Failure> {
         ws.slots = Some(slots);
         workers.push(worker::start(ws, jobs.clone()).await?);
     }
-    let client = Client::new(&master.url());
+    let client = master.client();
     // Wait (with a deadline) until every worker has registered.
     let deadline = Instant::now() + std::time::Duration::from_secs(30);
     while client.health().await?.workers < workers.len() {

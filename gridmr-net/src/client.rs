@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::auth::Token;
 use crate::error::{Error, Result};
 use crate::rest::{
     DeleteAnswer, ErrorBody, Health, Heartbeat, JobList, JobListing, JobMetricsList, JobStatus,
@@ -34,22 +35,83 @@ const WAIT_SLICE: Duration = Duration::from_millis(500);
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// `Bearer <token>`, marked sensitive so that no debug output shows it.
+    bearer: Option<reqwest::header::HeaderValue>,
+}
+
+fn normalize(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.starts_with("http://") || base.starts_with("https://") {
+        base.to_owned()
+    } else {
+        format!("http://{base}")
+    }
 }
 
 impl Client {
-    /// A client for the master at `base`: `http://host:port` or `host:port`.
+    /// A client for the master at `base`: `http://host:port`,
+    /// `https://host:port` or `host:port`, sending no token (see
+    /// [`Client::with_token`]) and trusting the system's roots for https.
     pub fn new(base: &str) -> Self {
-        let base = base.trim_end_matches('/');
-        let base = if base.starts_with("http://") || base.starts_with("https://") {
-            base.to_owned()
-        } else {
-            format!("http://{base}")
-        };
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();
-        Client { base, http }
+        Client {
+            base: normalize(base),
+            http,
+            bearer: None,
+        }
+    }
+
+    /// A client that trusts the PEM certificates in `ca` for an https master
+    /// (`GRIDMR_TLS_CA`), besides the usual roots.
+    pub fn with_ca(base: &str, ca: &std::path::Path) -> Result<Self> {
+        let tls = |reason: String| Error::Tls {
+            what: "CA",
+            path: ca.to_path_buf(),
+            reason,
+        };
+        let pem = std::fs::read(ca).map_err(|e| tls(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| tls(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(tls("holds no PEM certificate".into()));
+        }
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+        for c in certs {
+            builder = builder.add_root_certificate(c);
+        }
+        let http = builder.build().map_err(|e| tls(e.to_string()))?;
+        Ok(Client {
+            base: normalize(base),
+            http,
+            bearer: None,
+        })
+    }
+
+    /// The same client, sending `Authorization: Bearer <token>` with every
+    /// request (`None`: no header, for a master with `GRIDMR_AUTH=off`).
+    pub fn with_token(mut self, token: Option<&Token>) -> Self {
+        self.bearer = token.and_then(|t| {
+            let mut v =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
+            v.set_sensitive(true);
+            Some(v)
+        });
+        self
+    }
+
+    /// Whether requests carry a token.
+    pub fn has_token(&self) -> bool {
+        self.bearer.is_some()
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, url);
+        match &self.bearer {
+            Some(b) => req.header(reqwest::header::AUTHORIZATION, b.clone()),
+            None => req,
+        }
     }
 
     /// The master's base URL.
@@ -99,7 +161,8 @@ impl Client {
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let url = self.url(path);
-        self.json(&url, self.http.get(&url)).await
+        self.json(&url, self.request(reqwest::Method::GET, &url))
+            .await
     }
 
     /// `GET /health`.
@@ -110,7 +173,8 @@ impl Client {
     /// `POST /jobs`.
     pub async fn submit(&self, req: &SubmitRequest) -> Result<JobStatus> {
         let url = self.url("/jobs");
-        self.json(&url, self.http.post(&url).json(req)).await
+        self.json(&url, self.request(reqwest::Method::POST, &url).json(req))
+            .await
     }
 
     /// `GET /jobs/{id}`.
@@ -160,7 +224,9 @@ impl Client {
     /// holding the result in memory. Returns the bytes written.
     pub async fn result_to(&self, job_id: &str, out: &mut impl Write) -> Result<u64> {
         let url = self.url(&format!("/jobs/{job_id}/result?format=text"));
-        let resp = self.send(&url, self.http.get(&url)).await?;
+        let resp = self
+            .send(&url, self.request(reqwest::Method::GET, &url))
+            .await?;
         let mut stream = resp.bytes_stream();
         let mut written = 0u64;
         while let Some(chunk) = stream.next().await {
@@ -178,7 +244,8 @@ impl Client {
     /// `DELETE /jobs/{id}` (`purge`: also remove its files).
     pub async fn delete(&self, job_id: &str, purge: bool) -> Result<DeleteAnswer> {
         let url = self.url(&format!("/jobs/{job_id}?purge={purge}"));
-        self.json(&url, self.http.delete(&url)).await
+        self.json(&url, self.request(reqwest::Method::DELETE, &url))
+            .await
     }
 
     /// `GET /workers`.
@@ -189,7 +256,8 @@ impl Client {
     /// `POST /workers/register` (JSON body).
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterAnswer> {
         let url = self.url("/workers/register");
-        self.json(&url, self.http.post(&url).json(req)).await
+        self.json(&url, self.request(reqwest::Method::POST, &url).json(req))
+            .await
     }
 
     /// `POST /workers/{id}/heartbeat`. An [`Error::Http`] with status 404
@@ -198,8 +266,7 @@ impl Client {
         let url = self.url(&format!("/workers/{worker_id}/heartbeat"));
         self.send(
             &url,
-            self.http
-                .post(&url)
+            self.request(reqwest::Method::POST, &url)
                 .json(beat)
                 .timeout(Duration::from_secs(5)),
         )

@@ -39,6 +39,31 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A cluster token that cannot be used (too short, readable by others).
+    #[error("cluster token: {reason}")]
+    Token {
+        /// What is wrong (never the token itself).
+        reason: String,
+    },
+    /// A token file that cannot be read or written.
+    #[error("cluster token file {path}: {source}")]
+    TokenFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A TLS certificate, key or CA file that cannot be used.
+    #[error("TLS {what} {path}: {reason}")]
+    Tls {
+        /// `certificate`, `key` or `CA`.
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Writing a streamed answer failed.
     #[error("writing the answer: {0}")]
     Write(#[source] std::io::Error),

@@ -13,6 +13,7 @@
 //! Only paths and small messages cross gRPC; shuffle data moves through the
 //! shared folder.
 
+pub mod auth;
 pub mod client;
 pub mod error;
 pub mod rest;

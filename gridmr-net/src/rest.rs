@@ -282,8 +282,14 @@ pub struct JobSummary {
 /// `GET /jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobList {
-    /// Jobs in submission order.
+    /// Jobs in submission order (one page of them).
     pub jobs: Vec<JobSummary>,
+    /// New: how many jobs the master has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<usize>,
+    /// New: the `offset` of the next page, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
 }
 
 /// `GET /jobs/{id}/ls`: the job's folder.
@@ -365,6 +371,11 @@ pub struct RegisterAnswer {
 pub struct Heartbeat {
     /// Attempts running on the worker.
     pub running: u32,
+    /// New: the `host:port` the worker registered with. A heartbeat naming
+    /// another address than the registered one is refused (409), so a
+    /// worker id cannot be kept alive from two places.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// One worker in `GET /workers`.
@@ -436,6 +447,13 @@ pub struct Health {
     /// New: the typed jobs this cluster's binary registers.
     #[serde(default)]
     pub jobs: Vec<String>,
+    /// New: whether the API and the workers require the cluster token
+    /// (false only under `GRIDMR_AUTH=off`).
+    #[serde(default)]
+    pub auth: bool,
+    /// New: what an operator should know (authentication switched off).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// New: one task attempt in `GET /jobs/{id}/tasks`.

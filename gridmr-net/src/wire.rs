@@ -55,14 +55,16 @@ pub fn shuffle_to_wire(s: &ShuffleSettings) -> proto::ShuffleOptions {
 pub fn shuffle_from_wire(o: Option<&proto::ShuffleOptions>) -> ShuffleSettings {
     let mut s = ShuffleSettings::default();
     if let Some(o) = o {
+        // Clamped to what a submission may ask for: a message must not make
+        // a worker allocate without bound.
         if o.sort_buffer_bytes > 0 {
-            s.sort_buffer_bytes = o.sort_buffer_bytes;
+            s.sort_buffer_bytes = o.sort_buffer_bytes.clamp(64 << 10, 16 << 30);
         }
         if o.merge_factor >= 2 {
-            s.merge_factor = o.merge_factor as usize;
+            s.merge_factor = (o.merge_factor as usize).min(1024);
         }
         if o.block_bytes > 0 {
-            s.block_bytes = o.block_bytes as usize;
+            s.block_bytes = (o.block_bytes as usize).clamp(4 << 10, 64 << 20);
         }
         if o.compress {
             s.compression = Compression::Lz4;
@@ -107,14 +109,46 @@ fn non_empty(message: &'static str, field: &str, value: &str) -> Result<PathBuf>
     Ok(PathBuf::from(value))
 }
 
+/// Most reduce partitions a task message may name (a REST submission is
+/// held to `MAX_PARTITIONS`, 10,000 by default).
+pub const MAX_WIRE_PARTITIONS: u32 = 100_000;
+
+/// Checks that a job id is a plain name: it becomes part of file names.
+pub fn check_job_id(message: &'static str, id: &str) -> Result<()> {
+    let plain = !id.is_empty()
+        && id.len() <= 128
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if plain {
+        Ok(())
+    } else {
+        Err(invalid(
+            message,
+            format!("job_id {:?} is not a plain name", truncate(id, 64)),
+        ))
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// A core map task from a protocol message, run by `worker_id`.
 ///
 /// A split of `0..0` means the whole file, as the original's chunk files.
 pub fn map_task_from_wire(msg: &proto::MapTask, worker_id: &str) -> Result<MapTask> {
     const M: &str = "MapTask";
+    check_job_id(M, &msg.job_id)?;
     let partitions = u32::try_from(msg.reduce_partitions)
         .ok()
-        .filter(|p| *p > 0)
+        .filter(|p| *p > 0 && *p <= MAX_WIRE_PARTITIONS)
         .ok_or_else(|| invalid(M, format!("reduce_partitions is {}", msg.reduce_partitions)))?;
     let (start, end) = match (msg.split_start, msg.split_end) {
         (0, 0) => (0, u64::MAX),
@@ -164,8 +198,14 @@ pub fn reduce_task_to_wire(
 /// A core reduce task from a protocol message, run by `worker_id`.
 pub fn reduce_task_from_wire(msg: &proto::ReduceTask, worker_id: &str) -> Result<ReduceTask> {
     const M: &str = "ReduceTask";
+    check_job_id(M, &msg.job_id)?;
     let partition = u32::try_from(msg.partition_id)
-        .map_err(|_| invalid(M, format!("partition_id is {}", msg.partition_id)))?;
+        .ok()
+        .filter(|p| *p < MAX_WIRE_PARTITIONS)
+        .ok_or_else(|| invalid(M, format!("partition_id is {}", msg.partition_id)))?;
+    if msg.shuffle_inputs.len() > 1_000_000 {
+        return Err(invalid(M, "more than 1,000,000 shuffle_inputs"));
+    }
     let mut map_outputs = Vec::with_capacity(msg.shuffle_inputs.len());
     for p in &msg.shuffle_inputs {
         map_outputs.push(non_empty(M, "shuffle_inputs", p)?);

@@ -29,9 +29,25 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct MasterAddr {
-    /// The master's REST address.
+    /// The master's REST address (`https://…` when it serves TLS).
     #[arg(long, env = "GRIDMR_MASTER", default_value = "http://127.0.0.1:8080")]
     master: String,
+    /// The shared folder, where the master keeps the cluster token
+    /// (`.gridmr/cluster.token`) unless GRIDMR_TOKEN or GRIDMR_TOKEN_FILE
+    /// names one.
+    #[arg(long, env = "SHARED_DIR")]
+    shared_dir: Option<PathBuf>,
+    /// Authentication and TLS.
+    #[command(flatten)]
+    security: crate::security::Security,
+}
+
+impl MasterAddr {
+    /// A REST client with the cluster token and the CA, as configured.
+    fn client(&self) -> Result<Client> {
+        let token = self.security.client_token(self.shared_dir.as_deref())?;
+        self.security.rest_client(&self.master, token.as_ref())
+    }
 }
 
 #[derive(Subcommand)]
@@ -275,7 +291,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                     "give --job NAME, --script FILE or --mapper CMD --reducer CMD",
                 ));
             }
-            let client = Client::new(&master.master);
+            let client = master.client()?;
             let status = client
                 .submit(&SubmitRequest {
                     job,
@@ -307,7 +323,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             job_id,
             wait,
         } => {
-            let client = Client::new(&master.master);
+            let client = master.client()?;
             let status = if wait {
                 client.wait(&job_id, |_| {}).await?
             } else {
@@ -320,7 +336,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             job_id,
             output,
         } => {
-            let client = Client::new(&master.master);
+            let client = master.client()?;
             match output {
                 Some(path) => {
                     let file =
@@ -335,16 +351,14 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Ls { master, job_id } => {
-            print_json(&Client::new(&master.master).ls(&job_id).await?)?
-        }
-        Command::Jobs { master } => print_json(&Client::new(&master.master).list().await?)?,
-        Command::Workers { master } => print_json(&Client::new(&master.master).workers().await?)?,
+        Command::Ls { master, job_id } => print_json(&master.client()?.ls(&job_id).await?)?,
+        Command::Jobs { master } => print_json(&master.client()?.list().await?)?,
+        Command::Workers { master } => print_json(&master.client()?.workers().await?)?,
         Command::Delete {
             master,
             job_id,
             purge,
-        } => print_json(&Client::new(&master.master).delete(&job_id, purge).await?)?,
+        } => print_json(&master.client()?.delete(&job_id, purge).await?)?,
         Command::Local {
             job,
             input,

@@ -32,10 +32,12 @@ pub mod cli;
 pub mod error;
 pub mod master;
 pub mod paths;
+pub mod security;
 pub mod settings;
 pub mod worker;
 
 pub use cli::main_with;
 pub use error::{Error, Result};
 pub use gridmr_core::Registry;
-pub use settings::{MasterSettings, SchedulerPolicy, WorkerSettings};
+pub use security::{AuthSwitch, Security};
+pub use settings::{FenceSettings, MasterSettings, SchedulerPolicy, WorkerSettings};

@@ -72,12 +72,7 @@ pub fn check_inside(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, String> {
     let resolved = fixed
         .canonicalize()
         .map_err(|e| format!("{}: {e}", fixed.display()))?;
-    let inside = roots.iter().any(|root| {
-        root.canonicalize()
-            .map(|r| resolved.starts_with(r))
-            .unwrap_or(false)
-    });
-    if !inside {
+    if !within(&resolved, roots) {
         let names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
         return Err(format!(
             "{} is outside the shared folder ({})",
@@ -90,6 +85,67 @@ pub fn check_inside(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, String> {
     } else {
         Ok(resolved.join(pattern))
     }
+}
+
+/// Whether `resolved` (already canonical) lies inside one of `roots`, by
+/// whole path components (`/data/shared2` is not inside `/data/shared`).
+fn within(resolved: &Path, roots: &[PathBuf]) -> bool {
+    roots.iter().any(|root| {
+        root.canonicalize()
+            .map(|r| resolved.starts_with(r))
+            .unwrap_or(false)
+    })
+}
+
+/// Lists an input spec (a file, a folder or a glob) and checks that every
+/// file it names resolves, symbolic links followed, inside `roots`: a
+/// folder holding a link to `/etc/passwd`, or a glob through a linked
+/// folder, is refused.
+pub fn confine_input(
+    spec: &str,
+    roots: &[PathBuf],
+) -> Result<Vec<gridmr_core::input::InputFile>, String> {
+    let files = gridmr_core::input::list_input(spec).map_err(|e| e.to_string())?;
+    for f in &files {
+        let resolved = f
+            .path
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", f.path.display()))?;
+        if !within(&resolved, roots) {
+            return Err(format!(
+                "{} resolves to {}, outside the shared folder",
+                f.path.display(),
+                resolved.display()
+            ));
+        }
+    }
+    Ok(files)
+}
+
+/// Checks a path that may not exist yet (a folder a task creates): no `..`,
+/// its parent resolves inside `roots`, and it is not itself a symbolic
+/// link. Returns it under its resolved parent.
+pub fn check_new_inside(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, String> {
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(format!("{} contains '..'", path.display()));
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(format!("{} names no file", path.display()));
+    };
+    let parent = parent
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", parent.display()))?;
+    if !within(&parent, roots) {
+        return Err(format!("{} is outside the shared folder", path.display()));
+    }
+    let full = parent.join(name);
+    if full
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return Err(format!("{} is a symbolic link", path.display()));
+    }
+    Ok(full)
 }
 
 #[cfg(test)]
@@ -133,5 +189,51 @@ mod tests {
         std::os::unix::fs::symlink(other.path(), root.path().join("link")).unwrap();
         let err = check_inside(&root.path().join("link/b.txt"), &roots).unwrap_err();
         assert!(err.contains("outside"), "{err}");
+    }
+
+    #[test]
+    fn inputs_are_confined_after_expansion() {
+        let root = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let roots = [root.path().to_path_buf()];
+        std::fs::write(other.path().join("secret.txt"), "s").unwrap();
+        std::fs::create_dir(root.path().join("in")).unwrap();
+        std::fs::write(root.path().join("in/a.txt"), "a").unwrap();
+        let spec = root.path().join("in").display().to_string();
+        assert_eq!(confine_input(&spec, &roots).unwrap().len(), 1);
+        // A link inside a folder to a file outside.
+        std::os::unix::fs::symlink(
+            other.path().join("secret.txt"),
+            root.path().join("in/s.txt"),
+        )
+        .unwrap();
+        let err = confine_input(&spec, &roots).unwrap_err();
+        assert!(err.contains("outside"), "{err}");
+        // A glob through a linked folder.
+        std::os::unix::fs::symlink(other.path(), root.path().join("linked")).unwrap();
+        let glob = format!("{}/linked/*.txt", root.path().display());
+        assert!(confine_input(&glob, &roots)
+            .unwrap_err()
+            .contains("outside"));
+        // A sibling whose name starts like the root is not inside it.
+        let sibling = PathBuf::from(format!("{}2", root.path().display()));
+        std::fs::create_dir_all(&sibling).unwrap();
+        std::fs::write(sibling.join("x.txt"), "x").unwrap();
+        let spec = sibling.join("x.txt").display().to_string();
+        assert!(confine_input(&spec, &roots).is_err());
+        let _ = std::fs::remove_dir_all(&sibling);
+    }
+
+    #[test]
+    fn new_paths_are_checked_by_their_parent() {
+        let root = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let roots = [root.path().to_path_buf()];
+        assert!(check_new_inside(&root.path().join("work"), &roots).is_ok());
+        assert!(check_new_inside(&other.path().join("work"), &roots).is_err());
+        assert!(check_new_inside(&root.path().join("a/../../x"), &roots).is_err());
+        std::os::unix::fs::symlink(other.path(), root.path().join("out")).unwrap();
+        assert!(check_new_inside(&root.path().join("out"), &roots).is_err());
+        assert!(check_new_inside(&root.path().join("out/work"), &roots).is_err());
     }
 }

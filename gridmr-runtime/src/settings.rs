@@ -4,6 +4,7 @@
 //! environment names are the original GridMR's where it had the setting.
 //! Flags win over the environment.
 
+use crate::security::Security;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -90,6 +91,13 @@ pub struct MasterSettings {
     /// Log filter (`info`, `debug`, `gridmr_runtime=trace`, …).
     #[arg(long, env = "MASTER_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Hosts `script_url` may download from over http(s)
+    /// (comma-separated `host` or `host:port`); empty: downloads are off.
+    #[arg(long, env = "GRIDMR_SCRIPT_HOSTS", value_delimiter = ',')]
+    pub script_hosts: Vec<String>,
+    /// Authentication and TLS.
+    #[command(flatten)]
+    pub security: Security,
 }
 
 impl MasterSettings {
@@ -114,6 +122,8 @@ impl MasterSettings {
             max_partitions: 10_000,
             result_inline_max_bytes: 4 << 20,
             log_level: "info".into(),
+            script_hosts: Vec::new(),
+            security: Security::default(),
         }
     }
 
@@ -172,6 +182,12 @@ pub struct WorkerSettings {
     /// Log filter.
     #[arg(long, env = "WORKER_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Limits and environment of script and streaming tasks.
+    #[command(flatten)]
+    pub fence: FenceSettings,
+    /// Authentication and TLS.
+    #[command(flatten)]
+    pub security: Security,
 }
 
 impl WorkerSettings {
@@ -192,6 +208,53 @@ impl WorkerSettings {
             inject_fail: Vec::new(),
             inject_delay_ms: 0,
             log_level: "info".into(),
+            fence: FenceSettings::default(),
+            security: Security::default(),
+        }
+    }
+}
+
+/// What fences a script or streaming task's processes (`docs/security.md`).
+/// Each limit is a `setrlimit` applied in the child before `exec`; 0 turns
+/// one off.
+#[derive(Debug, Clone, Args)]
+pub struct FenceSettings {
+    /// Address space of each task process, in MiB (RLIMIT_AS).
+    #[arg(long, env = "TASK_MEMORY_MB", default_value_t = 4096)]
+    pub memory_mb: u64,
+    /// CPU seconds of each task process (RLIMIT_CPU).
+    #[arg(long, env = "TASK_CPU_S", default_value_t = 0)]
+    pub cpu_s: u64,
+    /// Largest file a task process may write, in MiB (RLIMIT_FSIZE).
+    #[arg(long, env = "TASK_FILE_MB", default_value_t = 65_536)]
+    pub file_mb: u64,
+    /// Open files per task process (RLIMIT_NOFILE).
+    #[arg(long, env = "TASK_OPEN_FILES", default_value_t = 1024)]
+    pub open_files: u64,
+    /// Processes of the task's user (RLIMIT_NPROC; counts every process of
+    /// that user, so it matters most with `GRIDMR_TASK_USER`).
+    #[arg(long, env = "TASK_PROCESSES", default_value_t = 4096)]
+    pub processes: u64,
+    /// Run task processes as this unprivileged user (name or uid); needs a
+    /// worker started as root.
+    #[arg(long, env = "GRIDMR_TASK_USER")]
+    pub task_user: Option<String>,
+    /// More environment variables handed to tasks (comma-separated names),
+    /// besides the allow-list (PATH, HOME, LANG, LC_*, TZ, …).
+    #[arg(long, env = "GRIDMR_TASK_ENV", value_delimiter = ',')]
+    pub pass_env: Vec<String>,
+}
+
+impl Default for FenceSettings {
+    fn default() -> Self {
+        FenceSettings {
+            memory_mb: 4096,
+            cpu_s: 0,
+            file_mb: 65_536,
+            open_files: 1024,
+            processes: 4096,
+            task_user: None,
+            pass_env: Vec::new(),
         }
     }
 }

@@ -655,9 +655,15 @@ fn serve_file(body: String) -> String {
 
 #[test]
 fn a_script_url_over_http_is_downloaded_into_the_job_folder() {
-    let cluster = Cluster::start(1, &[], &[]);
-    let input = cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
     let url = serve_file(std::fs::read_to_string(example("wordcount.py")).unwrap());
+    let host = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let cluster = Cluster::start(1, &[("GRIDMR_SCRIPT_HOSTS", host.as_str())], &[]);
+    let input = cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
     let id = cluster.submit(json!({"script_url": url, "input_url": input}));
     let done = cluster.wait(&id);
     assert_eq!(done["status"], "SUCCEEDED", "{done}");

@@ -8,13 +8,14 @@ use super::{apply, submit, Shared};
 use super::{ScriptSource, Staging};
 use crate::paths::{check_inside, parse_url, Location};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gridmr_core::shuffle::{Compression, ShuffleSettings};
-use gridmr_net::proto::worker_client::WorkerClient;
+use gridmr_net::auth::{worker_rpc, WorkerRpc};
 use gridmr_net::proto::HeartbeatReq;
 use gridmr_net::rest::{
     DeleteAnswer, ErrorBody, Health, Heartbeat, JobList, JobListing, JobMetricsList, JobResult,
@@ -24,7 +25,6 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tonic::transport::Endpoint;
 
 type Shr = State<Arc<Shared>>;
 
@@ -73,6 +73,94 @@ impl From<crate::error::Error> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Largest request body any endpoint reads (a submission or a
+/// registration is a few hundred bytes).
+pub(crate) const MAX_BODY_BYTES: usize = 256 << 10;
+/// Longest streaming command (`mapper`, `reducer`, `combiner`).
+pub(crate) const MAX_COMMAND_BYTES: usize = 8 << 10;
+/// Longest path or URL in a request.
+pub(crate) const MAX_PATH_BYTES: usize = 4 << 10;
+/// Most `files` a streaming job may ship.
+pub(crate) const MAX_FILES: usize = 256;
+/// Most jobs one `GET /jobs` answer lists.
+pub(crate) const MAX_PAGE: usize = 1000;
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`]; more is a 413.
+async fn read_body(body: Body) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            use std::error::Error as _;
+            let mut source = e.source();
+            let mut too_big = false;
+            while let Some(s) = source {
+                too_big |= s.is::<http_body_util::LengthLimitError>();
+                source = s.source();
+            }
+            if too_big {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+                )
+            } else {
+                ApiError::bad(format!("reading the request body: {e}"))
+            }
+        })
+}
+
+/// Every endpoint but `GET /health` needs `Authorization: Bearer <token>`
+/// (unless `GRIDMR_AUTH=off`).
+async fn require_token(State(sh): Shr, req: Request, next: Next) -> Response {
+    if !sh.auth.is_on() || req.uri().path() == "/health" {
+        return next.run(req).await;
+    }
+    let given = req.headers().get(header::AUTHORIZATION);
+    let ok = match (sh.auth.current(), given) {
+        (Some(token), Some(v)) => token.matches_bearer(v.as_bytes()),
+        _ => false,
+    };
+    if ok {
+        return next.run(req).await;
+    }
+    let why = if given.is_none() {
+        "missing `Authorization: Bearer <cluster token>`; the master keeps the token in \
+         <SHARED_DIR>/.gridmr/cluster.token (or set GRIDMR_TOKEN / GRIDMR_TOKEN_FILE)"
+    } else {
+        "wrong cluster token"
+    };
+    let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, why).into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"gridmr\""),
+    );
+    resp
+}
+
+/// Turns any error answer that is not JSON yet (axum's own rejections:
+/// a bad path segment, a missing content type) into `{"error": "…"}`.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 4 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let text = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    ApiError::new(status, text).into_response()
+}
+
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/health", get(health))
@@ -90,6 +178,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         })
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            require_token,
+        ))
+        .layer(middleware::from_fn(json_errors))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)
 }
 
@@ -109,6 +203,12 @@ async fn health(State(sh): Shr) -> Json<Health> {
         threshold: sh.settings.threshold_bytes,
         workers,
         jobs: sh.registry.names().map(str::to_owned).collect(),
+        auth: sh.auth.is_on(),
+        warnings: if sh.auth.is_on() {
+            Vec::new()
+        } else {
+            vec!["GRIDMR_AUTH=off: the API and the workers accept calls from anyone who can reach them".into()]
+        },
     })
 }
 
@@ -134,14 +234,50 @@ fn local_path(sh: &Shared, field: &str, url: &str) -> ApiResult<std::path::PathB
         }
         Err(e) => return Err(ApiError::bad(format!("{field} {e}"))),
     };
-    let mut roots = vec![sh.shared_dir.clone()];
-    roots.extend(sh.settings.input_roots.iter().cloned());
-    check_inside(&path, &roots).map_err(|e| ApiError::bad(format!("{field}: {e}")))
+    check_inside(&path, &sh.input_roots()).map_err(|e| ApiError::bad(format!("{field}: {e}")))
 }
 
 /// Checks a submission and turns it into a [`JobRequest`] and what must be
 /// copied into the job's folder.
+fn check_sizes(req: &SubmitRequest) -> ApiResult<()> {
+    for (field, value, max) in [
+        ("mapper", &req.mapper, MAX_COMMAND_BYTES),
+        ("reducer", &req.reducer, MAX_COMMAND_BYTES),
+        ("combiner", &req.combiner, MAX_COMMAND_BYTES),
+        ("job", &req.job, 256),
+        ("script_url", &req.script_url, MAX_PATH_BYTES),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| v.len() > max) {
+            return Err(ApiError::bad(format!(
+                "{field} is {} bytes; at most {max} are allowed",
+                v.len()
+            )));
+        }
+    }
+    if req.input_url.len() > MAX_PATH_BYTES {
+        return Err(ApiError::bad(format!(
+            "input_url is {} bytes; at most {MAX_PATH_BYTES} are allowed",
+            req.input_url.len()
+        )));
+    }
+    let files = req.files.as_deref().unwrap_or_default();
+    if files.len() > MAX_FILES {
+        return Err(ApiError::bad(format!(
+            "{} files; at most {MAX_FILES} are allowed",
+            files.len()
+        )));
+    }
+    if let Some(f) = files.iter().find(|f| f.len() > MAX_PATH_BYTES) {
+        return Err(ApiError::bad(format!(
+            "a files entry is {} bytes; at most {MAX_PATH_BYTES} are allowed",
+            f.len()
+        )));
+    }
+    Ok(())
+}
+
 fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Staging)> {
+    check_sizes(&req)?;
     let named = [
         req.job.is_some(),
         req.script_url.is_some(),
@@ -240,44 +376,137 @@ fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Stagi
 
 /// Largest job script `script_url` may download.
 const MAX_SCRIPT_BYTES: usize = 4 << 20;
+/// Most redirects a download follows (each to an allowed host).
+const MAX_REDIRECTS: usize = 3;
 
-async fn download(url: &str) -> ApiResult<Vec<u8>> {
+/// Whether `url`'s host (or `host:port`) is in `GRIDMR_SCRIPT_HOSTS`.
+fn host_allowed(url: &reqwest::Url, allowed: &[String]) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url.port_or_known_default();
+    allowed.iter().any(|a| {
+        let a = a.trim();
+        match a
+            .rsplit_once(':')
+            .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        {
+            Some((h, p)) => {
+                h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .eq_ignore_ascii_case(host)
+                    && p.parse::<u16>().ok() == port
+            }
+            None => a.eq_ignore_ascii_case(host),
+        }
+    })
+}
+
+/// Downloads a job script: only from `GRIDMR_SCRIPT_HOSTS`, redirects only
+/// to those hosts, at most [`MAX_SCRIPT_BYTES`] (counted while streaming),
+/// and no byte of the body in an error.
+async fn download(url: &str, allowed: &[String]) -> ApiResult<Vec<u8>> {
     let bad = |e: String| ApiError::bad(format!("script_url {url}: {e}"));
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    if allowed.is_empty() {
+        return Err(bad(
+            "downloads are off on this master (GRIDMR_SCRIPT_HOSTS lists the hosts allowed); put the script on the shared folder".into(),
+        ));
+    }
+    if !host_allowed(&parsed, allowed) {
+        return Err(bad("its host is not in GRIDMR_SCRIPT_HOSTS".into()));
+    }
+    let hosts = allowed.to_vec();
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if host_allowed(attempt.url(), &hosts) {
+            attempt.follow()
+        } else {
+            attempt.error("a redirect to a host not in GRIDMR_SCRIPT_HOSTS")
+        }
+    });
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .redirect(policy)
         .build()
         .map_err(|e| bad(e.to_string()))?;
     let resp = client
-        .get(url)
+        .get(parsed)
         .send()
         .await
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(e.without_url().to_string()))?;
     if !resp.status().is_success() {
         return Err(bad(format!("HTTP {}", resp.status())));
     }
-    let bytes = resp.bytes().await.map_err(|e| bad(e.to_string()))?;
-    if bytes.len() > MAX_SCRIPT_BYTES {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_SCRIPT_BYTES as u64)
+    {
         return Err(bad(format!("larger than {MAX_SCRIPT_BYTES} bytes")));
     }
-    Ok(bytes.to_vec())
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    use futures_util::StreamExt;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| bad(e.without_url().to_string()))?;
+        if body.len() + chunk.len() > MAX_SCRIPT_BYTES {
+            return Err(bad(format!("larger than {MAX_SCRIPT_BYTES} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
-async fn submit_job(State(sh): Shr, body: Bytes) -> ApiResult<Json<JobStatus>> {
+async fn submit_job(State(sh): Shr, body: Body) -> ApiResult<Json<JobStatus>> {
+    let body = read_body(body).await?;
     let req: SubmitRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad(format!("invalid job request: {e}")))?;
     let (checked, mut staging) = check_submit(&sh, req)?;
+    // Every file a folder or glob names must resolve inside the roots too.
+    let roots = sh.input_roots();
+    let spec = checked.input_path.display().to_string();
+    tokio::task::spawn_blocking(move || crate::paths::confine_input(&spec, &roots))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError::bad(format!("input_url: {e}")))?;
     if let Some(ScriptSource::Remote(url)) = &staging.script {
-        staging.script = Some(ScriptSource::Bytes(download(url).await?));
+        staging.script = Some(ScriptSource::Bytes(
+            download(url, &sh.settings.script_hosts).await?,
+        ));
     }
     let status = submit(&sh, checked, staging)?;
     tracing::info!(job = %status.job_id, name = %status.job, input = %status.input_path, "job submitted");
     Ok(Json(status))
 }
 
-async fn list_jobs(State(sh): Shr) -> Json<JobList> {
-    Json(JobList {
-        jobs: sh.lock().jobs().map(|j| j.summary()).collect(),
-    })
+#[derive(Default, Deserialize)]
+struct ListQuery {
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// `GET /jobs?offset=N&limit=M`: at most [`MAX_PAGE`] jobs per answer, in
+/// submission order; `next_offset` names the next page.
+async fn list_jobs(State(sh): Shr, RawQuery(q): RawQuery) -> ApiResult<Json<JobList>> {
+    let q: ListQuery = query(q)?;
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    let st = sh.lock();
+    let total = st.jobs().count();
+    let jobs: Vec<_> = st
+        .jobs()
+        .skip(offset)
+        .take(limit)
+        .map(|j| j.summary())
+        .collect();
+    let end = offset.saturating_add(jobs.len());
+    Ok(Json(JobList {
+        jobs,
+        total: Some(total),
+        next_offset: (end < total).then_some(end),
+    }))
 }
 
 #[derive(Default, Deserialize)]
@@ -527,43 +756,82 @@ fn check_address(address: &str) -> ApiResult<()> {
     }
 }
 
+/// Asks the worker at `address` who it is (the `Heartbeat` RPC, with the
+/// token). `Err` when it does not answer.
+async fn probe(
+    sh: &Shared,
+    address: &str,
+    id: &str,
+) -> Result<gridmr_net::proto::HeartbeatResp, String> {
+    let control = Duration::from_secs(sh.settings.grpc_timeout_s.clamp(1, 5));
+    let endpoint = sh
+        .endpoint(address)
+        .map_err(|e| e.to_string())?
+        .connect_timeout(control)
+        .timeout(control);
+    let channel = endpoint.connect().await.map_err(|e| {
+        use std::error::Error as _;
+        match e.source() {
+            Some(s) => format!("{e}: {s}"),
+            None => e.to_string(),
+        }
+    })?;
+    worker_rpc(channel, &sh.auth)
+        .heartbeat(HeartbeatReq {
+            worker_id: id.to_owned(),
+        })
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|e| e.message().to_owned())
+}
+
 async fn register_worker(
     State(sh): Shr,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<RegisterAnswer>> {
+    let body = read_body(body).await?;
     let req = registration(q, &headers, &body)?;
     let id = req.worker_id.trim();
     if id.is_empty() || id.len() > 128 || id.contains(['/', ' ']) {
         return Err(ApiError::bad(format!(
-            "worker_id {id:?} is not a plain name"
+            "worker_id {:?} is not a plain name",
+            id.chars().take(64).collect::<String>()
         )));
     }
     check_address(&req.address)?;
-    let url = format!("http://{}", req.address);
-    let control = Duration::from_secs(sh.settings.grpc_timeout_s.clamp(1, 5));
-    let probe = Endpoint::from_shared(url.clone())
-        .map_err(|e| ApiError::bad(format!("address {:?}: {e}", req.address)))?
-        .connect_timeout(control)
-        .timeout(control);
+    // An id alive at another address keeps it while that address still
+    // answers as this worker: an impostor cannot take over a live worker's
+    // identity, and a worker that moved can come back.
+    let previous = {
+        let st = sh.lock();
+        st.workers
+            .list
+            .iter()
+            .find(|w| w.id == id && w.alive && w.address != req.address)
+            .map(|w| w.address.clone())
+    };
+    if let Some(old) = previous {
+        if let Ok(hello) = probe(&sh, &old, id).await {
+            if hello.worker_id.is_empty() || hello.worker_id == id {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "worker {id:?} is alive at {old}; stop it first or pick another WORKER_ID"
+                    ),
+                ));
+            }
+        }
+        tracing::info!(worker = %id, old = %old, new = %req.address, "worker moved");
+    }
     let unreachable = |e: String| {
         ApiError::bad(format!(
             "worker address {} is unreachable: {e}",
             req.address
         ))
     };
-    let channel = probe
-        .connect()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let hello = WorkerClient::new(channel)
-        .heartbeat(HeartbeatReq {
-            worker_id: id.to_owned(),
-        })
-        .await
-        .map_err(|e| unreachable(e.message().to_owned()))?
-        .into_inner();
+    let hello = probe(&sh, &req.address, id).await.map_err(unreachable)?;
     // A GridMR worker names itself; the original's workers leave it empty.
     if !hello.worker_id.is_empty() && hello.worker_id != id {
         return Err(ApiError::bad(format!(
@@ -579,13 +847,16 @@ async fn register_worker(
         .clamp(1, 1024);
     // The task channel: no per-call deadline (tasks run long); HTTP/2
     // keep-alives notice a peer that vanished without closing the connection.
-    let tasks = Endpoint::from_shared(url)
+    let control = Duration::from_secs(sh.settings.grpc_timeout_s.clamp(1, 5));
+    let tasks = sh
+        .endpoint(&req.address)
         .map_err(|e| ApiError::bad(e.to_string()))?
         .connect_timeout(control)
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true)
         .connect_lazy();
+    let client: WorkerRpc = worker_rpc(tasks, &sh.auth);
     let entry = WorkerEntry {
         id: id.to_owned(),
         address: req.address.clone(),
@@ -594,7 +865,7 @@ async fn register_worker(
         alive: true,
         last_seen: Instant::now(),
         last_seen_unix: unix_now(),
-        client: WorkerClient::new(tasks),
+        client,
     };
     let (effects, count, ring): (Vec<Effect>, usize, Vec<String>) = {
         let mut st = sh.lock();
@@ -614,14 +885,34 @@ async fn register_worker(
 async fn heartbeat(
     State(sh): Shr,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
-    if !body.is_empty() {
-        serde_json::from_slice::<Heartbeat>(&body)
-            .map_err(|e| ApiError::bad(format!("invalid heartbeat: {e}")))?;
-    }
+    let body = read_body(body).await?;
+    let beat = if body.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_slice::<Heartbeat>(&body)
+                .map_err(|e| ApiError::bad(format!("invalid heartbeat: {e}")))?,
+        )
+    };
+    let claimed = beat.and_then(|b| b.address);
     let (known, revived) = {
         let mut st = sh.lock();
+        let registered = st
+            .workers
+            .list
+            .iter()
+            .find(|w| w.id == id)
+            .map(|w| w.address.clone());
+        if let (Some(at), Some(claimed)) = (&registered, &claimed) {
+            if at != claimed {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!("worker {id:?} is registered at {at}, not {claimed}"),
+                ));
+            }
+        }
         let was_alive = st.workers.live().any(|w| w.id == id);
         (st.heartbeat(&id), !was_alive)
     };

@@ -8,6 +8,7 @@
 //! answer, a registration) and on a short tick that checks heartbeats.
 
 mod api;
+mod http;
 mod jobs;
 mod metrics;
 mod state;
@@ -34,6 +35,11 @@ use tonic::Code;
 /// What the REST handlers and the scheduler share.
 pub(crate) struct Shared {
     pub(crate) settings: Arc<MasterSettings>,
+    /// The cluster token REST callers must show and worker calls carry.
+    pub(crate) auth: gridmr_net::auth::Auth,
+    /// TLS towards workers (`GRIDMR_TLS_CA` set): their addresses are
+    /// dialled as `https://`.
+    pub(crate) grpc_tls: Option<tonic::transport::ClientTlsConfig>,
     pub(crate) shared_dir: PathBuf,
     pub(crate) registry: Registry,
     pub(crate) metrics: Arc<Metrics>,
@@ -62,11 +68,38 @@ impl Shared {
     pub(crate) fn jobs_dir(&self) -> PathBuf {
         self.shared_dir.join("jobs")
     }
+
+    /// The folders inputs may come from: the share and `INPUT_ROOTS`.
+    pub(crate) fn input_roots(&self) -> Vec<PathBuf> {
+        let mut roots = vec![self.shared_dir.clone()];
+        roots.extend(self.settings.input_roots.iter().cloned());
+        roots
+    }
+
+    /// A gRPC endpoint for a worker's `host:port`: `https://` with the
+    /// cluster's TLS when `GRIDMR_TLS_CA` is set.
+    pub(crate) fn endpoint(&self, address: &str) -> Result<tonic::transport::Endpoint> {
+        let scheme = if self.grpc_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{address}"))
+            .map_err(|e| Error::setting("worker address", e.to_string()))?;
+        match &self.grpc_tls {
+            Some(tls) => endpoint
+                .tls_config(tls.clone())
+                .map_err(|e| Error::setting("GRIDMR_TLS_CA", e.to_string())),
+            None => Ok(endpoint),
+        }
+    }
 }
 
 /// A running master.
 pub struct MasterHandle {
     addr: SocketAddr,
+    auth: gridmr_net::auth::Auth,
+    tls: bool,
     stop: CancellationToken,
     server: JoinHandle<Result<()>>,
     scheduler: JoinHandle<()>,
@@ -78,9 +111,23 @@ impl MasterHandle {
         self.addr
     }
 
-    /// The REST API's base URL (`http://127.0.0.1:PORT`).
+    /// The REST API's base URL (`http://127.0.0.1:PORT`, or `https://`
+    /// when it serves TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The cluster token callers must send (`None` under
+    /// `GRIDMR_AUTH=off`).
+    pub fn token(&self) -> Option<&gridmr_net::auth::Token> {
+        self.auth.current()
+    }
+
+    /// A REST client for this master that sends its token (plain HTTP; for
+    /// a TLS master build one with [`gridmr_net::Client::with_ca`]).
+    pub fn client(&self) -> gridmr_net::Client {
+        gridmr_net::Client::new(&self.url()).with_token(self.token())
     }
 
     /// A token that stops the master when cancelled.
@@ -135,6 +182,14 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
         .map_err(|e| Error::io("open shared folder", &settings.shared_dir, e))?;
     let jobs_dir = shared_dir.join("jobs");
     std::fs::create_dir_all(&jobs_dir).map_err(|e| Error::io("create", &jobs_dir, e))?;
+    let auth = settings.security.master_auth(&shared_dir)?;
+    if !auth.is_on() {
+        tracing::warn!(
+            "GRIDMR_AUTH=off: anyone who can reach this master's port can run any command on every worker"
+        );
+    }
+    let rest_tls = settings.security.rest_tls()?;
+    let grpc_tls = settings.security.grpc_client_tls()?;
     let bind = format!("{}:{}", settings.host, settings.port);
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
@@ -154,6 +209,8 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
             first_free_seq(&jobs_dir),
         )),
         settings,
+        auth: auth.clone(),
+        grpc_tls,
         shared_dir,
         registry,
         metrics,
@@ -173,26 +230,17 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
         });
     }
     let app = api::router(shared);
-    let listener = {
-        use axum::serve::ListenerExt;
-        listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        })
-    };
+    let tls = rest_tls.is_some();
     let server_stop = stop.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(server_stop.cancelled_owned())
-            .await
-            .map_err(|e| Error::Serve {
-                what: "REST",
-                addr,
-                reason: e.to_string(),
-            })
+        http::serve(listener, app, rest_tls, server_stop).await;
+        Ok(())
     });
-    tracing::info!(%addr, "master listening");
+    tracing::info!(%addr, tls, auth = auth.is_on(), "master listening");
     Ok(MasterHandle {
         addr,
+        auth,
+        tls,
         stop,
         server,
         scheduler,
@@ -473,19 +521,50 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
             ))),
         },
     };
+    let answer = match answer {
+        Ok(Outcome::Succeeded {
+            output,
+            counters,
+            status,
+        }) => {
+            let (expected, job_dir) = (d.expected.clone(), d.job_dir.clone());
+            let checked = tokio::task::spawn_blocking(move || {
+                verify_output(&output, &expected, &job_dir).map(|()| output)
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            Ok(match checked {
+                Ok(output) => Outcome::Succeeded {
+                    output,
+                    counters,
+                    status,
+                },
+                Err(e) => {
+                    tracing::warn!(job = %d.key.job_id, worker = %d.worker_id, error = %e,
+                        "a worker reported an output the master did not plan");
+                    Outcome::Failed(e)
+                }
+            })
+        }
+        other => other,
+    };
     let (result, unreachable) = match answer {
         Ok(o) => (o, false),
         Err(status) if is_lost(&status) => (
-            Outcome::Lost(format!("worker {}: {}", d.worker_id, status.message())),
+            Outcome::Lost(bounded_error(format!(
+                "worker {}: {}",
+                d.worker_id,
+                status.message()
+            ))),
             true,
         ),
         Err(status) => (
-            Outcome::Failed(format!(
+            Outcome::Failed(bounded_error(format!(
                 "worker {} answered {:?}: {}",
                 d.worker_id,
                 status.code(),
                 status.message()
-            )),
+            ))),
             false,
         ),
     };
@@ -501,6 +580,70 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
     shared.poke();
 }
 
+/// Most bytes of an error text kept per attempt (a failed script's stderr
+/// tail, a worker's message).
+pub(crate) const MAX_ERROR_BYTES: usize = 4 << 10;
+
+/// `text` cut to at most [`MAX_ERROR_BYTES`] bytes, on a character
+/// boundary, marked when cut.
+pub(crate) fn bounded_error(mut text: String) -> String {
+    if text.len() > MAX_ERROR_BYTES {
+        let mut end = MAX_ERROR_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(" …(cut)");
+    }
+    text
+}
+
+/// Checks an output a worker reported: it must be one the master planned
+/// for that attempt, a regular file (no symbolic link; a map's data file
+/// too), and resolve inside the job's folder. Nothing a message names is
+/// trusted further.
+fn verify_output(output: &Path, expected: &[PathBuf], job_dir: &Path) -> Result<(), String> {
+    if !expected.iter().any(|e| e == output) {
+        return Err(format!(
+            "the worker reported output {:?}, which is not this attempt's ({})",
+            bounded_error(output.display().to_string()),
+            expected
+                .iter()
+                .map(|e| e.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ));
+    }
+    let mut files = vec![output.to_path_buf()];
+    if output.extension().is_some_and(|e| e == "index") {
+        files.push(output.with_extension("data"));
+    }
+    let base = job_dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", job_dir.display()))?;
+    for f in files {
+        let meta = f
+            .symlink_metadata()
+            .map_err(|e| format!("reported output {}: {e}", f.display()))?;
+        if !meta.file_type().is_file() {
+            return Err(format!(
+                "reported output {} is not a regular file",
+                f.display()
+            ));
+        }
+        let resolved = f
+            .canonicalize()
+            .map_err(|e| format!("reported output {}: {e}", f.display()))?;
+        if !resolved.starts_with(&base) {
+            return Err(format!(
+                "reported output {} resolves outside the job's folder",
+                f.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn outcome(
     success: bool,
     output: String,
@@ -514,7 +657,7 @@ fn outcome(
         } else {
             error
         };
-        return Outcome::Failed(error);
+        return Outcome::Failed(bounded_error(error));
     }
     if output.is_empty() {
         return Outcome::Failed("the worker reported success but named no output".into());
@@ -536,8 +679,20 @@ fn remove_attempt_output(phase: Phase, path: &Path) {
             let _ = std::fs::remove_file(path);
         }
         Phase::Single => {
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::remove_dir_all(dir);
+            // A typed job's engine output has a folder of its own
+            // (`single-aN/`); a script's is one file.
+            match path.parent() {
+                Some(dir)
+                    if dir
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("single-a")) =>
+                {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                _ => {
+                    let _ = std::fs::remove_file(path);
+                }
             }
         }
     }

@@ -11,14 +11,14 @@ use gridmr_core::input::{plan_splits, InputFile, InputFormat, InputSplit, SplitP
 use gridmr_core::shuffle::ShuffleSettings;
 use gridmr_core::task::{MapTask, ReduceTask};
 use gridmr_core::Counters;
-use gridmr_net::proto::{self, worker_client::WorkerClient};
+use gridmr_net::auth::WorkerRpc;
+use gridmr_net::proto;
 use gridmr_net::rest::{JobState, Mode, TaskAttempt};
 use gridmr_net::wire::{map_task_to_wire, reduce_task_to_wire, shuffle_to_wire};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use tonic::transport::Channel;
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -40,8 +40,43 @@ pub(crate) enum Call {
 pub(crate) struct Dispatch {
     pub(crate) key: AttemptKey,
     pub(crate) worker_id: String,
-    pub(crate) client: WorkerClient<Channel>,
+    pub(crate) client: WorkerRpc,
     pub(crate) call: Call,
+    /// The outputs this attempt may report, as the master planned them; a
+    /// worker naming any other path fails the attempt.
+    pub(crate) expected: Vec<PathBuf>,
+    /// The job's folder, which every output must resolve inside.
+    pub(crate) job_dir: PathBuf,
+}
+
+/// The files an attempt may report as its output. Map: its index in the
+/// shuffle folder (map-only: its `part-m` attempt file). Reduce: its
+/// `part-r` attempt file. Single: a script's `part-r-00000` attempt file,
+/// or a typed job's engine output in `single-aN/`.
+pub(crate) fn expected_outputs(job: &Job, phase: Phase, index: u32, attempt: u32) -> Vec<PathBuf> {
+    let attempts = job.dirs.out.join(gridmr_core::task::ATTEMPTS_DIR);
+    match phase {
+        Phase::Map if job.map_only => {
+            vec![attempts.join(format!("part-m-{index:05}-a{attempt}"))]
+        }
+        Phase::Map => vec![job
+            .dirs
+            .shuffle
+            .join(format!("map-{index:05}-a{attempt}.index"))],
+        Phase::Reduce => vec![attempts.join(format!(
+            "{}-a{attempt}",
+            gridmr_core::task::part_file_name(index)
+        ))],
+        Phase::Single => vec![
+            attempts.join(format!(
+                "{}-a{attempt}",
+                gridmr_core::task::part_file_name(0)
+            )),
+            attempts
+                .join(format!("single-a{attempt}"))
+                .join(gridmr_core::task::part_file_name(0)),
+        ],
+    }
 }
 
 /// Names one attempt.
@@ -93,7 +128,7 @@ pub(crate) enum Effect {
     /// Tell these workers to stop the job's attempts.
     Cancel {
         job_id: String,
-        clients: Vec<WorkerClient<Channel>>,
+        clients: Vec<WorkerRpc>,
     },
 }
 
@@ -418,7 +453,7 @@ impl State {
         phase: Phase,
         index: u32,
         worker_id: String,
-        client: WorkerClient<Channel>,
+        client: WorkerRpc,
     ) -> Dispatch {
         let base = job.attempt_base;
         let task = &mut job.tasks_mut(phase)[index as usize];
@@ -539,6 +574,8 @@ impl State {
             worker_id,
             client,
             call,
+            expected: expected_outputs(job, phase, index, attempt),
+            job_dir: job.dirs.base.clone(),
         }
     }
 
@@ -910,7 +947,7 @@ mod tests {
             alive: true,
             last_seen: Instant::now(),
             last_seen_unix: 0.0,
-            client: WorkerClient::new(channel),
+            client: gridmr_net::auth::worker_rpc(channel, &gridmr_net::auth::Auth::Off),
         }
     }
 

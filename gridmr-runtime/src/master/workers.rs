@@ -2,10 +2,9 @@
 //! choice of a worker for the next task.
 
 use crate::settings::SchedulerPolicy;
-use gridmr_net::proto::worker_client::WorkerClient;
+use gridmr_net::auth::WorkerRpc;
 use gridmr_net::rest::WorkerInfo;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tonic::transport::Channel;
 
 /// One registered worker.
 #[derive(Debug, Clone)]
@@ -18,7 +17,7 @@ pub(crate) struct WorkerEntry {
     pub(crate) alive: bool,
     pub(crate) last_seen: Instant,
     pub(crate) last_seen_unix: f64,
-    pub(crate) client: WorkerClient<Channel>,
+    pub(crate) client: WorkerRpc,
 }
 
 pub(crate) fn unix_now() -> f64 {
@@ -152,7 +151,7 @@ mod tests {
             alive: true,
             last_seen: Instant::now(),
             last_seen_unix: 0.0,
-            client: WorkerClient::new(channel),
+            client: gridmr_net::auth::worker_rpc(channel, &gridmr_net::auth::Auth::Off),
         }
     }
 

@@ -4,8 +4,9 @@
 //! another, and a watchdog that kills the whole process group on timeout or
 //! cancellation. Blocking code: it runs on tokio's blocking pool.
 
+use super::fence::{Fence, Tree};
 use gridmr_core::Counters;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -21,24 +22,29 @@ const STDERR_TAIL: usize = 4 << 10;
 /// The line the Python driver writes when its output is complete.
 pub(crate) const END_LINE: &[u8] = b"\x00GRIDMR-END";
 
-/// Process groups of running tasks, by job, so a cancellation can kill them.
+/// A running task process: its pid (and process group) and its tree.
+type Running = (i32, Arc<Tree>);
+
+/// Process trees of running tasks, by job, so a cancellation can kill them.
+/// Only jobs with attempts on this worker are kept: the worker forgets a
+/// job when its last attempt here ends ([`Processes::forget`]).
 #[derive(Debug, Default)]
 pub(crate) struct Processes {
-    by_job: Mutex<HashMap<String, Vec<i32>>>,
-    cancelled: Mutex<Vec<String>>,
+    by_job: Mutex<HashMap<String, Vec<Running>>>,
+    cancelled: Mutex<HashSet<String>>,
 }
 
 impl Processes {
-    fn add(&self, job: &str, pid: i32) {
+    fn add(&self, job: &str, pid: i32, tree: Arc<Tree>) {
         if let Ok(mut m) = self.by_job.lock() {
-            m.entry(job.to_owned()).or_default().push(pid);
+            m.entry(job.to_owned()).or_default().push((pid, tree));
         }
     }
 
     fn remove(&self, job: &str, pid: i32) {
         if let Ok(mut m) = self.by_job.lock() {
             if let Some(v) = m.get_mut(job) {
-                v.retain(|p| *p != pid);
+                v.retain(|(p, _)| *p != pid);
                 if v.is_empty() {
                     m.remove(job);
                 }
@@ -46,35 +52,35 @@ impl Processes {
         }
     }
 
-    /// Kills every process of `job`, and any it starts from now on.
+    /// Kills every process of `job`, and any it starts from now on (until
+    /// [`Processes::forget`]).
     pub(crate) fn cancel(&self, job: &str) -> usize {
         if let Ok(mut c) = self.cancelled.lock() {
-            c.push(job.to_owned());
+            c.insert(job.to_owned());
         }
-        let pids = self
+        let trees = self
             .by_job
             .lock()
             .map(|m| m.get(job).cloned().unwrap_or_default())
             .unwrap_or_default();
-        for pid in &pids {
-            kill_group(*pid);
+        for (pid, tree) in &trees {
+            tree.kill(*pid);
         }
-        pids.len()
+        trees.len()
+    }
+
+    /// Drops what is kept about `job` (its last attempt here ended).
+    pub(crate) fn forget(&self, job: &str) {
+        if let Ok(mut c) = self.cancelled.lock() {
+            c.remove(job);
+        }
     }
 
     fn is_cancelled(&self, job: &str) -> bool {
         self.cancelled
             .lock()
-            .map(|c| c.iter().any(|j| j == job))
+            .map(|c| c.contains(job))
             .unwrap_or(false)
-    }
-}
-
-fn kill_group(pid: i32) {
-    // SAFETY: kill(2) with a negative pid signals a process group; no memory
-    // is involved, and a group that already exited just gives ESRCH.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
     }
 }
 
@@ -88,6 +94,8 @@ pub(crate) struct Spec {
     pub(crate) timeout: Option<Duration>,
     /// Whether the output must end with [`END_LINE`] (the Python driver).
     pub(crate) expect_end: bool,
+    /// Limits, environment and tree kill of the process.
+    pub(crate) fence: Arc<Fence>,
 }
 
 /// What a finished process left besides its output.
@@ -148,18 +156,20 @@ pub(crate) fn run(
     let Some((program, args)) = spec.argv.split_first() else {
         return Err("no command".into());
     };
-    let mut child = Command::new(program)
-        .args(args)
+    let tree = Arc::new(spec.fence.tree());
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .current_dir(&spec.cwd)
-        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
+        .process_group(0);
+    spec.fence.apply(&mut cmd, &tree, &spec.env);
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", spec.what))?;
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-    procs.add(job_id, pid);
+    procs.add(job_id, pid, tree.clone());
     let _unregister = Guard(|| procs.remove(job_id, pid));
 
     let stdin = child.stdin.take();
@@ -177,6 +187,18 @@ pub(crate) fn run(
         Ok(())
     });
     let stderr = child.stderr.take();
+    let stdout = child.stdout.take();
+    // The process is waited for on a thread of its own: once it exits, its
+    // whole tree is killed, so a descendant still holding the output pipe
+    // cannot keep the attempt (and its timeout) open.
+    let reaper = {
+        let tree = tree.clone();
+        std::thread::spawn(move || {
+            let status = child.wait();
+            tree.kill(pid);
+            status
+        })
+    };
     let err_state = Arc::new(Mutex::new(StderrState::default()));
     let err_reader = {
         let state = err_state.clone();
@@ -197,17 +219,18 @@ pub(crate) fn run(
     let (stop_watch, watch) = mpsc::channel::<()>();
     let watchdog = spec.timeout.map(|limit| {
         let timed_out = timed_out.clone();
+        let tree = tree.clone();
         std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(limit) {
                 timed_out.store(true, Ordering::Relaxed);
-                kill_group(pid);
+                tree.kill(pid);
             }
         })
     });
 
     let mut failure = None;
     let mut saw_end = false;
-    if let Some(stdout) = child.stdout.take() {
+    if let Some(stdout) = stdout {
         let mut lines = Lines::new(stdout);
         loop {
             let got = lines.next_with(|l| {
@@ -231,12 +254,14 @@ pub(crate) fn run(
             }
         }
         if failure.is_some() {
-            kill_group(pid);
+            tree.kill(pid);
             // Drain nothing more: the process is gone.
         }
         drop(lines);
     }
-    let status = child.wait();
+    let status = reaper
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the reaper thread panicked")));
     let _ = stop_watch.send(());
     if let Some(w) = watchdog {
         let _ = w.join();
@@ -269,6 +294,12 @@ pub(crate) fn run(
     if !status.success() {
         let how = match (status.code(), status.signal()) {
             (Some(code), _) => format!("exited with code {code}"),
+            (None, Some(libc::SIGXCPU)) => {
+                "used up its CPU time (TASK_CPU_S) and was killed".to_owned()
+            }
+            (None, Some(libc::SIGXFSZ)) => {
+                "wrote a file larger than TASK_FILE_MB and was killed".to_owned()
+            }
             (None, Some(sig)) => format!("was killed by signal {sig}"),
             _ => "failed".to_owned(),
         };

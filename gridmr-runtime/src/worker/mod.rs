@@ -9,6 +9,7 @@
 
 mod external;
 mod faults;
+pub(crate) mod fence;
 mod scripts;
 mod service;
 
@@ -17,6 +18,7 @@ pub use faults::Faults;
 use crate::error::{Error, Result};
 use crate::settings::WorkerSettings;
 use gridmr_core::Registry;
+use gridmr_net::auth::{Auth, RequireToken, Token};
 use gridmr_net::proto::worker_server::WorkerServer;
 use gridmr_net::rest::{Heartbeat, RegisterRequest};
 use gridmr_net::Client;
@@ -125,13 +127,18 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
         .max(1);
     let faults = Faults::parse(&settings.inject_fail, settings.inject_delay_ms)?;
+    let (auth, token_pending) = settings.security.worker_auth(&shared_dir)?;
+    let grpc_tls = settings.security.grpc_server_tls()?;
+    let fence = fence::Fence::new(&settings.fence)?;
     let runner = scripts::Runner {
         python: settings.python.clone().into(),
         driver: write_driver()?,
         worker_id: id.clone(),
         default_timeout: (settings.script_timeout_s > 0)
             .then(|| Duration::from_secs(settings.script_timeout_s)),
+        fence: Arc::new(fence),
     };
+    let cgroups = runner.fence.uses_cgroups();
     let core = Arc::new(WorkerCore::new(
         id.clone(),
         registry,
@@ -145,10 +152,20 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
     // Small answers on a multiplexed connection: without TCP_NODELAY, Nagle's
     // algorithm and delayed ACKs hold the second of two answers back ~40 ms.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let service = WorkerServer::new(WorkerService { core: core.clone() });
+    let service = WorkerServer::with_interceptor(
+        WorkerService { core: core.clone() },
+        RequireToken::new(auth.clone()),
+    );
+    let tls = grpc_tls.is_some();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(cfg) = grpc_tls {
+        builder = builder
+            .tls_config(cfg)
+            .map_err(|e| Error::setting("GRIDMR_TLS_CERT", e.to_string()))?;
+    }
     let server_stop = stop.clone();
     let server = tokio::spawn(async move {
-        tonic::transport::Server::builder()
+        builder
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, server_stop.cancelled_owned())
             .await
@@ -158,7 +175,7 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
                 reason: e.to_string(),
             })
     });
-    tracing::info!(worker = %id, %addr, slots, "worker listening");
+    tracing::info!(worker = %id, %addr, slots, tls, auth = auth.is_on(), task_cgroups = cgroups, "worker listening");
 
     let membership =
         settings.master_http.clone().map(|master| {
@@ -175,7 +192,12 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
             };
             let interval = Duration::from_millis(settings.heartbeat_ms.max(10));
             tokio::spawn(keep_registered(
-                Client::new(&master),
+                Membership {
+                    master,
+                    security: settings.security.clone(),
+                    auth,
+                    token_pending,
+                },
                 request,
                 interval,
                 core,
@@ -192,15 +214,66 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
     })
 }
 
-/// Registers (with backoff until the master answers), then heartbeats; a 404
+/// How a worker reaches its master.
+struct Membership {
+    master: String,
+    security: crate::security::Security,
+    /// The worker's own auth; its token cell is filled here once the master
+    /// has written the shared token file.
+    auth: Auth,
+    /// The shared token file to wait for, when no token was known at start.
+    token_pending: Option<std::path::PathBuf>,
+}
+
+impl Membership {
+    /// The REST client, once the token is known (`None`: not yet).
+    fn client(&self) -> Result<Option<Client>> {
+        if let (Some(path), Auth::Token(cell)) = (&self.token_pending, &self.auth) {
+            if cell.get().is_none() {
+                if !path.exists() {
+                    return Ok(None);
+                }
+                cell.set(Token::read_file(path)?);
+                tracing::info!("found the cluster token on the share");
+            }
+        }
+        self.security
+            .rest_client(&self.master, self.auth.current())
+            .map(Some)
+    }
+}
+
+/// Waits for the token (a worker started before its master), then
+/// registers (with backoff until the master answers) and heartbeats; a 404
 /// heartbeat means "register again".
 async fn keep_registered(
-    master: Client,
+    membership: Membership,
     request: RegisterRequest,
     interval: Duration,
     core: Arc<WorkerCore>,
     stop: CancellationToken,
 ) {
+    let mut backoff = Duration::from_millis(50);
+    let mut complained = false;
+    let master = loop {
+        match membership.client() {
+            Ok(Some(c)) => break c,
+            Ok(None) if !complained => {
+                tracing::warn!("waiting for the master to write the cluster token on the share");
+                complained = true;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reach the master");
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    };
     let mut registered = false;
     let mut backoff = Duration::from_millis(50);
     let mut complained = false;
@@ -233,11 +306,20 @@ async fn keep_registered(
         }
         let beat = Heartbeat {
             running: core.running.load(Ordering::Relaxed),
+            address: Some(request.address.clone()),
         };
         match master.heartbeat(&core.id, &beat).await {
             Ok(()) => complained = false,
             Err(gridmr_net::Error::Http { status: 404, .. }) => {
                 tracing::warn!("the master does not know this worker; registering again");
+                registered = false;
+            }
+            Err(gridmr_net::Error::Http {
+                status: 409,
+                message,
+                ..
+            }) => {
+                tracing::warn!(%message, "the master has this id at another address; registering again");
                 registered = false;
             }
             Err(e) => {

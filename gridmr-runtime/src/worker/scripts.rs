@@ -39,6 +39,8 @@ pub(crate) struct Runner {
     pub(crate) driver: PathBuf,
     pub(crate) worker_id: String,
     pub(crate) default_timeout: Option<Duration>,
+    /// Limits, environment and tree kill of every task process.
+    pub(crate) fence: Arc<super::fence::Fence>,
 }
 
 /// What a script attempt produced.
@@ -116,6 +118,7 @@ impl Runner {
             env,
             timeout,
             expect_end,
+            fence: self.fence.clone(),
         })
     }
 
@@ -139,12 +142,21 @@ impl Runner {
 struct WorkDir(PathBuf);
 
 impl WorkDir {
-    fn create(parent: &Path, name: &str, program: &Program) -> Result<Self, String> {
+    fn create(
+        runner: &Runner,
+        parent: &Path,
+        name: &str,
+        program: &Program,
+    ) -> Result<Self, String> {
         let dir = parent.join(name);
         let _ = std::fs::remove_dir_all(&dir);
         create_leaf_dir(parent)
             .and_then(|()| create_leaf_dir(&dir))
             .map_err(err)?;
+        runner
+            .fence
+            .give(&dir)
+            .map_err(|e| format!("hand {} to GRIDMR_TASK_USER: {e}", dir.display()))?;
         if let Program::Streaming {
             files_dir: Some(files),
             ..
@@ -324,7 +336,7 @@ pub(crate) fn run_map(
 ) -> Result<ScriptOutput, String> {
     create_leaf_dir(&task.shuffle_dir).map_err(err)?;
     let stem = task.output_stem();
-    let work = WorkDir::create(&work_parent(&task.shuffle_dir), &stem, program)?;
+    let work = WorkDir::create(runner, &work_parent(&task.shuffle_dir), &stem, program)?;
     let env = runner.env(&task.task_id(), task.attempt, Some(&task.split.path));
     let spec = runner.spec(program, Step::Map, &work.0, env, timeout_s)?;
     let combine = matches!(program, Program::Streaming { combiner, .. } if !combiner.is_empty());
@@ -475,7 +487,7 @@ pub(crate) fn run_map_only(
             "{}-work",
             path.file_name().unwrap_or_default().to_string_lossy()
         );
-        let work = WorkDir::create(&attempts, &stem, program)?;
+        let work = WorkDir::create(runner, &attempts, &stem, program)?;
         let env = runner.env(&task.task_id(), task.attempt, Some(&task.split.path));
         let spec = runner.spec(program, Step::Map, &work.0, env, timeout_s)?;
         let file =
@@ -636,6 +648,7 @@ fn reduce_into(
     let mut out = std::io::BufWriter::with_capacity(256 << 10, file);
     let parent = task.output_dir.join(gridmr_core::task::ATTEMPTS_DIR);
     let work = WorkDir::create(
+        runner,
         &parent,
         &format!("{}-a{}-work", task.task_id(), task.attempt),
         program,
@@ -697,6 +710,7 @@ fn probe(
         env: vec![("PYTHONDONTWRITEBYTECODE".into(), "1".into())],
         timeout: Some(Duration::from_secs(60)),
         expect_end: true,
+        fence: runner.fence.clone(),
     };
     let mut names = Vec::new();
     external::run(
@@ -753,6 +767,10 @@ fn single(
     timeout_s: u32,
 ) -> Result<ScriptOutput, String> {
     create_leaf_dir(work_dir).map_err(err)?;
+    runner
+        .fence
+        .give(work_dir)
+        .map_err(|e| format!("hand {} to GRIDMR_TASK_USER: {e}", work_dir.display()))?;
     let files = list_input(input).map_err(err)?;
     if let Program::Python { script } = program {
         if probe(runner, procs, job_id, script, work_dir)?
@@ -783,6 +801,11 @@ fn single(
                 ));
             if let Some(d) = dest.parent() {
                 create_leaf_dir(d).map_err(err)?;
+            }
+            if runner.fence.user().is_some() {
+                // process() writes the file itself, as the task user.
+                std::fs::File::create(&dest).map_err(err)?;
+                runner.fence.give(&dest).map_err(err)?;
             }
             let mut spec = runner.spec(
                 program,

@@ -4,7 +4,7 @@
 use super::external::Processes;
 use super::faults::Faults;
 use super::scripts::{self, Program, Runner};
-use crate::paths::check_inside;
+use crate::paths::{check_inside, check_new_inside, confine_input};
 use gridmr_core::engine::{JobConfig, LocalEngine};
 use gridmr_core::task::{
     create_leaf_dir, CancelFlag, MapTask, ReduceTask, TaskReport, ATTEMPTS_DIR,
@@ -68,8 +68,47 @@ pub(crate) struct WorkerCore {
     faults: Faults,
     runner: Runner,
     procs: Arc<Processes>,
-    /// One flag per job, shared by its typed attempts here.
-    flags: Mutex<std::collections::HashMap<String, CancelFlag>>,
+    /// The jobs with attempts on this worker now: their cancel flag and how
+    /// many attempts hold it. A job leaves when its last attempt here ends,
+    /// so the map is as large as the work in hand, and a cancel for a job
+    /// with nothing here changes nothing.
+    jobs: Mutex<std::collections::HashMap<String, JobHere>>,
+}
+
+/// A job while it has attempts on this worker.
+#[derive(Default)]
+struct JobHere {
+    flag: CancelFlag,
+    attempts: u32,
+}
+
+/// One attempt's hold on its job's entry; dropping it lets the job go.
+struct Ticket {
+    core: Arc<WorkerCore>,
+    job_id: String,
+    flag: CancelFlag,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let last = match self.core.jobs.lock() {
+            Ok(mut jobs) => match jobs.get_mut(&self.job_id) {
+                Some(j) if j.attempts <= 1 => {
+                    jobs.remove(&self.job_id);
+                    true
+                }
+                Some(j) => {
+                    j.attempts -= 1;
+                    false
+                }
+                None => false,
+            },
+            Err(_) => false,
+        };
+        if last {
+            self.core.procs.forget(&self.job_id);
+        }
+    }
 }
 
 impl WorkerCore {
@@ -91,29 +130,51 @@ impl WorkerCore {
             faults,
             runner,
             procs: Arc::new(Processes::default()),
-            flags: Mutex::new(std::collections::HashMap::new()),
+            jobs: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
-    /// The cancel flag of a job's typed attempts on this worker.
-    fn flag(&self, job_id: &str) -> CancelFlag {
-        self.flags
+    /// Registers an attempt of `job_id`: its job's cancel flag, held until
+    /// the ticket drops.
+    fn enter(self: &Arc<Self>, job_id: &str) -> Ticket {
+        let flag = self
+            .jobs
             .lock()
-            .map(|mut f| f.entry(job_id.to_owned()).or_default().clone())
-            .unwrap_or_default()
+            .map(|mut jobs| {
+                let j = jobs.entry(job_id.to_owned()).or_default();
+                j.attempts += 1;
+                j.flag.clone()
+            })
+            .unwrap_or_default();
+        Ticket {
+            core: self.clone(),
+            job_id: job_id.to_owned(),
+            flag,
+        }
     }
 
     fn is_cancelled(&self, job_id: &str) -> bool {
-        self.flags
+        self.jobs
             .lock()
-            .map(|f| f.get(job_id).is_some_and(CancelFlag::is_cancelled))
+            .map(|f| f.get(job_id).is_some_and(|j| j.flag.is_cancelled()))
             .unwrap_or(false)
     }
 
-    /// Refuses a path outside the shared folder (a master must not make a
-    /// worker write elsewhere).
+    fn roots(&self) -> &[PathBuf] {
+        std::slice::from_ref(&self.shared_dir)
+    }
+
+    /// Refuses a path outside the shared folder, symbolic links resolved (a
+    /// master must not make a worker read or write elsewhere).
     fn inside(&self, path: &Path) -> Result<(), Status> {
-        check_inside(path, std::slice::from_ref(&self.shared_dir))
+        check_inside(path, self.roots())
+            .map(drop)
+            .map_err(Status::invalid_argument)
+    }
+
+    /// The same for a folder the task creates.
+    fn inside_new(&self, path: &Path) -> Result<(), Status> {
+        check_new_inside(path, self.roots())
             .map(drop)
             .map_err(Status::invalid_argument)
     }
@@ -252,9 +313,13 @@ impl Worker for WorkerService {
                 )));
             }
         }
+        gridmr_net::wire::check_job_id("JobTask", &msg.job_id)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let output_dir = PathBuf::from(&msg.output_dir);
         let work_dir = PathBuf::from(&msg.work_dir);
         core.inside(&output_dir)?;
+        core.inside_new(&work_dir)?;
+        let ticket = core.enter(&msg.job_id);
         let mut answer = JobResult {
             job_id: msg.job_id.clone(),
             worker_id: core.id.clone(),
@@ -271,7 +336,8 @@ impl Worker for WorkerService {
         let (job_id, input, timeout_s) =
             (msg.job_id.clone(), msg.input_path.clone(), msg.timeout_s);
         let out_dir = output_dir.clone();
-        let flag = core.flag(&msg.job_id);
+        let flag = ticket.flag.clone();
+        let roots = core.roots().to_vec();
         let config = JobConfig {
             output: Some(attempt_dir.clone()),
             reduce_partitions: Some(1),
@@ -279,41 +345,46 @@ impl Worker for WorkerService {
             job_id: Some(msg.job_id.clone()),
             ..JobConfig::new(msg.input_path.clone())
         };
-        let work = move || match what {
-            Work::Typed(job) => {
-                // The job's folders are made here, below the job's own, so
-                // that an attempt of a job deleted meanwhile fails instead of
-                // bringing its folder back.
-                create_leaf_dir(&work_dir_for_task)
-                    .and_then(|()| create_leaf_dir(&out_dir.join(ATTEMPTS_DIR)))
-                    .map_err(|e| e.to_string())?;
-                let engine = LocalEngine::new(&work_dir_for_task)
-                    .with_threads(1)
-                    .with_cancel(flag);
-                let outcome = engine.run(job.as_ref(), &config);
-                let _ = std::fs::remove_dir_all(&work_dir_for_task);
-                let outcome = outcome.map_err(|e| e.to_string())?;
-                Ok(Produced {
-                    output: outcome
-                        .output_dir
-                        .join(gridmr_core::task::part_file_name(0)),
-                    counters: outcome.counters,
-                    status: None,
-                })
+        let work = move || {
+            // Every file a folder or glob input names must resolve inside
+            // the share.
+            confine_input(&input, &roots)?;
+            match what {
+                Work::Typed(job) => {
+                    // The job's folders are made here, below the job's own, so
+                    // that an attempt of a job deleted meanwhile fails instead of
+                    // bringing its folder back.
+                    create_leaf_dir(&work_dir_for_task)
+                        .and_then(|()| create_leaf_dir(&out_dir.join(ATTEMPTS_DIR)))
+                        .map_err(|e| e.to_string())?;
+                    let engine = LocalEngine::new(&work_dir_for_task)
+                        .with_threads(1)
+                        .with_cancel(flag);
+                    let outcome = engine.run(job.as_ref(), &config);
+                    let _ = std::fs::remove_dir_all(&work_dir_for_task);
+                    let outcome = outcome.map_err(|e| e.to_string())?;
+                    Ok(Produced {
+                        output: outcome
+                            .output_dir
+                            .join(gridmr_core::task::part_file_name(0)),
+                        counters: outcome.counters,
+                        status: None,
+                    })
+                }
+                Work::Script(program) => scripts::run_single(
+                    &runner,
+                    &procs,
+                    &program,
+                    &job_id,
+                    &input,
+                    &out_dir,
+                    &work_dir_for_task,
+                    attempt,
+                    shuffle,
+                    timeout_s,
+                )
+                .map(Produced::from),
             }
-            Work::Script(program) => scripts::run_single(
-                &runner,
-                &procs,
-                &program,
-                &job_id,
-                &input,
-                &out_dir,
-                &work_dir_for_task,
-                attempt,
-                shuffle,
-                timeout_s,
-            )
-            .map(Produced::from),
         };
         let discard = move |p: &Path| {
             let _ = std::fs::remove_dir_all(&attempt_dir);
@@ -351,7 +422,9 @@ impl Worker for WorkerService {
         }
         let mut task: MapTask = map_task_from_wire(&wire, &core.id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        task.cancel = core.flag(&task.job_id);
+        let ticket = core.enter(&task.job_id);
+        task.cancel = ticket.flag.clone();
+        core.inside(&task.split.path)?;
         core.inside(&task.shuffle_dir)?;
         if let Some(out) = &map_only {
             core.inside(out)?;
@@ -411,7 +484,8 @@ impl Worker for WorkerService {
         let started = Instant::now();
         let mut task: ReduceTask = reduce_task_from_wire(&msg, &core.id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        task.cancel = core.flag(&task.job_id);
+        let ticket = core.enter(&task.job_id);
+        task.cancel = ticket.flag.clone();
         core.inside(&task.output_dir)?;
         for input in &task.map_outputs {
             core.inside(input)?;
@@ -462,9 +536,21 @@ impl Worker for WorkerService {
         if job_id.is_empty() {
             return Err(Status::invalid_argument("CancelReq.job_id is empty"));
         }
+        gridmr_net::wire::check_job_id("CancelReq", &job_id)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         // Typed attempts stop at their next check; script tasks are killed.
-        self.core.flag(&job_id).cancel();
-        self.core.procs.cancel(&job_id);
+        // A job with no attempt here has nothing to stop, and nothing is
+        // kept about it.
+        let here = self
+            .core
+            .jobs
+            .lock()
+            .map(|jobs| jobs.get(&job_id).map(|j| j.flag.clone()))
+            .unwrap_or(None);
+        if let Some(flag) = here {
+            flag.cancel();
+            self.core.procs.cancel(&job_id);
+        }
         Ok(Response::new(CancelResp {
             ok: true,
             running: self.core.running.load(Ordering::Relaxed),

@@ -89,6 +89,38 @@ fn spawn_master(
     (child, url, log)
 }
 
+/// The cluster token the master wrote on the share, if any (none under
+/// `GRIDMR_AUTH=off`).
+pub fn token(shared: &Path) -> Option<String> {
+    std::fs::read_to_string(shared.join(".gridmr/cluster.token"))
+        .ok()
+        .map(|t| t.trim().to_owned())
+}
+
+/// A blocking HTTP client that sends the share's cluster token.
+pub fn authed_client(shared: &Path) -> reqwest::blocking::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token(shared) {
+        let mut v =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).expect("token header");
+        v.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(90))
+        .default_headers(headers)
+        .build()
+        .expect("http client")
+}
+
+/// A blocking HTTP client that sends no token.
+pub fn bare_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
 impl Cluster {
     /// Kills the master (SIGKILL) and starts a new one on the same port and
     /// shared folder.
@@ -127,10 +159,7 @@ impl Cluster {
         std::fs::create_dir_all(shared.path().join("logs")).expect("logs dir");
         std::fs::create_dir_all(shared.path().join("in")).expect("in dir");
         let (child, url, log) = spawn_master(shared.path(), "0", master_env, "master");
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(90))
-            .build()
-            .expect("http client");
+        let http = authed_client(shared.path());
         let mut cluster = Cluster {
             shared,
             url,

@@ -1,0 +1,386 @@
+//! The fence around a script or streaming task's processes.
+//!
+//! - **Limits**: `setrlimit` in the child before `exec` (address space, CPU
+//!   seconds, file size, open files, processes), from [`FenceSettings`].
+//! - **Environment**: cleared, then an allow-list copied from the worker's
+//!   own (PATH, HOME, locale, TZ, Python's and the operator's
+//!   `GRIDMR_TASK_ENV` names); never the cluster token.
+//! - **The whole tree dies with the task**: each attempt gets a cgroup v2
+//!   leaf when the worker may create one below its own cgroup, and
+//!   `cgroup.kill` ends every process in it, detached ones included. Where
+//!   there is no such cgroup, each attempt's processes carry a tag in their
+//!   environment and the worker kills its process group and every process
+//!   still showing the tag (a process that clears its own environment and
+//!   leaves its session escapes this fallback; `docs/security.md` says so).
+//! - **User**: with `GRIDMR_TASK_USER`, the child drops to that user's uid,
+//!   gid and no supplementary groups before `exec`.
+
+use crate::error::{Error, Result};
+use crate::settings::FenceSettings;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Environment variables a task inherits from the worker when set.
+const ALLOWED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "PYENV_ROOT",
+    "PYENV_VERSION",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "JAVA_HOME",
+];
+
+/// Variables no setting may hand to a task.
+const NEVER_ENV: &[&str] = &["GRIDMR_TOKEN", "GRIDMR_TOKEN_FILE"];
+
+/// The name of the tag variable of the fallback tree kill.
+const TAG_VAR: &str = "GRIDMR_TASK_TAG";
+
+/// What every task process of this worker is fenced with.
+#[derive(Debug)]
+pub(crate) struct Fence {
+    limits: Vec<(libc::__rlimit_resource_t, u64)>,
+    user: Option<(libc::uid_t, libc::gid_t)>,
+    env: Vec<(String, String)>,
+    /// This worker's cgroup v2 folder for task leaves, when it could make
+    /// one.
+    cgroups: Option<PathBuf>,
+    next: AtomicU64,
+}
+
+/// One attempt's processes, killed together.
+#[derive(Debug)]
+pub(crate) struct Tree {
+    tag: String,
+    cgroup: Option<PathBuf>,
+    /// `cgroup.procs` of the leaf, opened before the fork so the child only
+    /// writes its pid (no allocation after `fork`).
+    procs_file: Option<std::fs::File>,
+}
+
+fn mib(n: u64) -> u64 {
+    n.saturating_mul(1 << 20)
+}
+
+/// The cgroup v2 mount and this process's cgroup in it.
+fn own_cgroup() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mounts.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        (right.split(' ').next()? == "cgroup2")
+            .then(|| left.split(' ').nth(4).map(PathBuf::from))?
+    })?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(mount.join(rel.trim_start_matches('/')))
+}
+
+/// A folder for this worker's task cgroups, if the kernel lets it make one
+/// and kill through it.
+fn task_cgroups() -> Option<PathBuf> {
+    let base = own_cgroup()?.join(format!("gridmr-worker-{}", std::process::id()));
+    match std::fs::create_dir(&base) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(_) => return None,
+    }
+    if base.join("cgroup.kill").exists() && base.join("cgroup.procs").exists() {
+        Some(base)
+    } else {
+        let _ = std::fs::remove_dir(&base);
+        None
+    }
+}
+
+fn lookup_user(name: &str) -> Result<(libc::uid_t, libc::gid_t)> {
+    let bad = |reason: String| Error::setting("GRIDMR_TASK_USER", reason);
+    let cname = std::ffi::CString::new(name).map_err(|_| bad("holds a NUL byte".into()))?;
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 << 10];
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to live, correctly sized memory owned here;
+    // getpwnam_r writes only within `pwd` and `buf`.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut out,
+        )
+    };
+    if rc == 0 && !out.is_null() {
+        return Ok((pwd.pw_uid, pwd.pw_gid));
+    }
+    match name.parse::<libc::uid_t>() {
+        Ok(uid) => Ok((uid, uid)),
+        Err(_) => Err(bad(format!("no user {name:?}"))),
+    }
+}
+
+impl Fence {
+    /// The fence the settings describe; checks the task user exists and can
+    /// be switched to.
+    pub(crate) fn new(s: &FenceSettings) -> Result<Fence> {
+        let mut limits = Vec::new();
+        for (res, value) in [
+            (libc::RLIMIT_AS, mib(s.memory_mb)),
+            (libc::RLIMIT_CPU, s.cpu_s),
+            (libc::RLIMIT_FSIZE, mib(s.file_mb)),
+            (libc::RLIMIT_NOFILE, s.open_files),
+            (libc::RLIMIT_NPROC, s.processes),
+        ] {
+            if value > 0 {
+                limits.push((res, value));
+            }
+        }
+        let user = match s.task_user.as_deref().filter(|u| !u.is_empty()) {
+            None => None,
+            Some(name) => {
+                let (uid, gid) = lookup_user(name)?;
+                // SAFETY: geteuid has no preconditions.
+                if unsafe { libc::geteuid() } != 0 {
+                    return Err(Error::setting(
+                        "GRIDMR_TASK_USER",
+                        "switching users needs a worker started as root",
+                    ));
+                }
+                if uid == 0 {
+                    return Err(Error::setting(
+                        "GRIDMR_TASK_USER",
+                        "names root; pick an unprivileged user",
+                    ));
+                }
+                Some((uid, gid))
+            }
+        };
+        if let Some(v) = s.pass_env.iter().find(|v| NEVER_ENV.contains(&v.as_str())) {
+            return Err(Error::setting(
+                "GRIDMR_TASK_ENV",
+                format!("{v} is never handed to tasks"),
+            ));
+        }
+        let env = std::env::vars()
+            .filter(|(k, _)| {
+                !NEVER_ENV.contains(&k.as_str())
+                    && (ALLOWED_ENV.contains(&k.as_str())
+                        || k.starts_with("LC_")
+                        || s.pass_env.iter().any(|p| p == k))
+            })
+            .collect();
+        let cgroups = task_cgroups();
+        tracing::debug!(cgroups = ?cgroups, "task fence");
+        Ok(Fence {
+            limits,
+            user,
+            env,
+            cgroups,
+            next: AtomicU64::new(1),
+        })
+    }
+
+    /// Whether attempts get their own cgroup.
+    pub(crate) fn uses_cgroups(&self) -> bool {
+        self.cgroups.is_some()
+    }
+
+    /// The user tasks run as, if not the worker's.
+    pub(crate) fn user(&self) -> Option<(libc::uid_t, libc::gid_t)> {
+        self.user
+    }
+
+    /// A new tree for one process (its cgroup leaf made now).
+    pub(crate) fn tree(&self) -> Tree {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}-{n}", std::process::id());
+        let cgroup = self.cgroups.as_ref().and_then(|base| {
+            let leaf = base.join(format!("task-{n}"));
+            std::fs::create_dir(&leaf).ok().map(|()| leaf)
+        });
+        let procs_file = cgroup.as_ref().and_then(|leaf| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(leaf.join("cgroup.procs"))
+                .ok()
+        });
+        Tree {
+            tag,
+            cgroup,
+            procs_file,
+        }
+    }
+
+    /// Fences `cmd`: the scrubbed environment plus `extra`, and, in the
+    /// child before `exec`, its cgroup, the limits and the user.
+    pub(crate) fn apply(&self, cmd: &mut Command, tree: &Tree, extra: &[(String, String)]) {
+        cmd.env_clear();
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd.envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd.env(TAG_VAR, &tree.tag);
+        let limits = self.limits.clone();
+        let user = self.user;
+        let procs_fd = tree.procs_file.as_ref().map(|f| f.as_raw_fd());
+        // SAFETY: the closure runs between fork and exec and calls only
+        // async-signal-safe functions (getpid, write, setrlimit, setgroups,
+        // setgid, setuid) on memory it owns; it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(fd) = procs_fd {
+                    let mut buf = [0u8; 24];
+                    let mut i = buf.len();
+                    let mut pid = libc::getpid() as u64;
+                    loop {
+                        i -= 1;
+                        buf[i] = b'0' + (pid % 10) as u8;
+                        pid /= 10;
+                        if pid == 0 {
+                            break;
+                        }
+                    }
+                    let n = buf.len() - i;
+                    if libc::write(fd, buf[i..].as_ptr().cast(), n) != n as isize {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                for (res, value) in &limits {
+                    let lim = libc::rlimit {
+                        rlim_cur: *value,
+                        rlim_max: *value,
+                    };
+                    if libc::setrlimit(*res, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if let Some((uid, gid)) = user {
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(gid) != 0
+                        || libc::setuid(uid) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// Hands `path` to the task user, if there is one (its working folder).
+    pub(crate) fn give(&self, path: &Path) -> std::io::Result<()> {
+        match self.user {
+            Some((uid, gid)) => std::os::unix::fs::chown(path, Some(uid), Some(gid)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Fence {
+    fn drop(&mut self) {
+        if let Some(base) = &self.cgroups {
+            let _ = std::fs::remove_dir(base);
+        }
+    }
+}
+
+impl Tree {
+    /// Kills every process of the tree: the process group led by `pgid`,
+    /// and the cgroup (or every process carrying the tag).
+    pub(crate) fn kill(&self, pgid: i32) {
+        // SAFETY: kill(2) on a process group; a gone group gives ESRCH.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+        match &self.cgroup {
+            Some(leaf) => {
+                let _ = std::fs::write(leaf.join("cgroup.kill"), "1");
+            }
+            None => kill_tagged(&format!("{TAG_VAR}={}", self.tag)),
+        }
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let Some(leaf) = &self.cgroup else {
+            return;
+        };
+        let _ = std::fs::write(leaf.join("cgroup.kill"), "1");
+        // The leaf can go once the kernel has reaped its processes.
+        let end = Instant::now() + Duration::from_secs(2);
+        while std::fs::remove_dir(leaf).is_err() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// SIGKILLs every process whose environment holds `needle` (`VAR=value`).
+fn kill_tagged(needle: &str) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let needle = needle.as_bytes();
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|v| v == needle) {
+            // SAFETY: kill(2) of one pid; a gone process gives ESRCH.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_is_an_allow_list() {
+        let fence = Fence::new(&FenceSettings::default()).unwrap();
+        assert!(fence
+            .env
+            .iter()
+            .all(|(k, _)| !NEVER_ENV.contains(&k.as_str())));
+        assert!(fence.env.iter().any(|(k, _)| k == "PATH"));
+        let refused = Fence::new(&FenceSettings {
+            pass_env: vec!["GRIDMR_TOKEN".into()],
+            ..FenceSettings::default()
+        });
+        assert!(refused.is_err());
+    }
+
+    #[test]
+    fn limits_apply_in_the_child() {
+        let fence = Fence::new(&FenceSettings {
+            open_files: 77,
+            ..FenceSettings::default()
+        })
+        .unwrap();
+        let tree = fence.tree();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "ulimit -n; echo \"$GRIDMR_TOKEN\""]);
+        fence.apply(&mut cmd, &tree, &[]);
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.lines().next(), Some("77"), "{text}");
+        assert_eq!(text.lines().nth(1), Some(""), "{text}");
+    }
+}
