@@ -85,7 +85,10 @@ fn spawn_master(
         .next()
         .expect("url in the announce line")
         .to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line:?}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"),
+        "{line:?}"
+    );
     (child, url, log)
 }
 
@@ -99,6 +102,11 @@ pub fn token(shared: &Path) -> Option<String> {
 
 /// A blocking HTTP client that sends the share's cluster token.
 pub fn authed_client(shared: &Path) -> reqwest::blocking::Client {
+    authed_client_with_ca(shared, None)
+}
+
+/// The same, also trusting the PEM certificates in `ca`.
+pub fn authed_client_with_ca(shared: &Path, ca: Option<&Path>) -> reqwest::blocking::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(t) = token(shared) {
         let mut v =
@@ -106,11 +114,14 @@ pub fn authed_client(shared: &Path) -> reqwest::blocking::Client {
         v.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, v);
     }
-    reqwest::blocking::Client::builder()
+    let mut builder = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(90))
-        .default_headers(headers)
-        .build()
-        .expect("http client")
+        .default_headers(headers);
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).expect("CA file");
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA"));
+    }
+    builder.build().expect("http client")
 }
 
 /// A blocking HTTP client that sends no token.
@@ -159,7 +170,11 @@ impl Cluster {
         std::fs::create_dir_all(shared.path().join("logs")).expect("logs dir");
         std::fs::create_dir_all(shared.path().join("in")).expect("in dir");
         let (child, url, log) = spawn_master(shared.path(), "0", master_env, "master");
-        let http = authed_client(shared.path());
+        let ca = master_env
+            .iter()
+            .find(|(k, _)| *k == "GRIDMR_TLS_CA")
+            .map(|(_, v)| PathBuf::from(v));
+        let http = authed_client_with_ca(shared.path(), ca.as_deref());
         let mut cluster = Cluster {
             shared,
             url,
@@ -249,6 +264,24 @@ impl Cluster {
         let text = resp.text().expect("body");
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, value)
+    }
+
+    /// The master's log so far.
+    pub fn master_log(&self) -> String {
+        std::fs::read_to_string(&self.master.log).unwrap_or_default()
+    }
+
+    /// Every live worker's `host:port`, by id.
+    pub fn worker_addresses(&self) -> Vec<(String, String)> {
+        let (_, v) = self.get("/workers");
+        v["workers"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(id, w)| (id.clone(), w["address"].as_str().unwrap_or("").to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {

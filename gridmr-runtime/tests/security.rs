@@ -1,0 +1,546 @@
+//! The attacks of issue 9, each tried on a real loopback cluster and shown
+//! to fail, and the same jobs shown to succeed with the cluster token.
+
+mod common;
+
+use common::{bare_client, Cluster};
+use gridmr_net::proto::worker_client::WorkerClient;
+use gridmr_net::proto::{self, worker_server};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tonic::{Request, Response, Status};
+
+fn write(cluster: &Cluster, name: &str, text: &str) -> PathBuf {
+    let p = cluster.shared.path().join("in").join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn answer(resp: reqwest::blocking::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[test]
+fn rest_needs_the_token_and_a_job_runs_with_it() {
+    let cluster = Cluster::start(1, &[], &[]);
+    let token = common::token(cluster.shared.path()).expect("the master wrote a token");
+    assert_eq!(token.len(), 64);
+    let mode = std::fs::metadata(cluster.shared.path().join(".gridmr/cluster.token"))
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap();
+    assert_eq!(mode, 0o600);
+    let bare = bare_client();
+    for (method, path) in [
+        ("GET", "/jobs"),
+        ("POST", "/jobs"),
+        ("GET", "/workers"),
+        ("POST", "/workers/register"),
+        ("POST", "/workers/w1/heartbeat"),
+        ("GET", "/jobs/job-000001/result"),
+        ("DELETE", "/jobs/job-000001"),
+        ("GET", "/metrics"),
+    ] {
+        let url = format!("{}{path}", cluster.url);
+        let req = match method {
+            "GET" => bare.get(&url),
+            "POST" => bare.post(&url).body("{}"),
+            _ => bare.delete(&url),
+        };
+        let (code, body) = answer(req.send().unwrap());
+        assert_eq!(code, 401, "{method} {path}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+        let (code, body) = answer(
+            match method {
+                "GET" => bare.get(&url),
+                "POST" => bare.post(&url).body("{}"),
+                _ => bare.delete(&url),
+            }
+            .bearer_auth("x".repeat(64))
+            .send()
+            .unwrap(),
+        );
+        assert_eq!(code, 401, "{method} {path} with a wrong token: {body}");
+        assert!(!body.to_string().contains(&token));
+    }
+    let (code, health) = answer(bare.get(format!("{}/health", cluster.url)).send().unwrap());
+    assert_eq!(code, 200);
+    assert_eq!(health["auth"], true);
+    // The same job, with the token, runs.
+    let input = write(&cluster, "a.txt", "to be or not to be\n");
+    let id = cluster.submit(json!({"job": "wordcount", "input_url": input}));
+    assert_eq!(cluster.wait(&id)["status"], "SUCCEEDED");
+    assert!(cluster.result_lines(&id).contains(&"be\t2".to_owned()));
+    // The token is in no log.
+    assert!(!cluster.master_log().contains(&token));
+}
+
+#[test]
+fn auth_off_is_explicit_and_warned_about() {
+    let off = [("GRIDMR_AUTH", "off")];
+    let cluster = Cluster::start(1, &off, &off);
+    assert!(common::token(cluster.shared.path()).is_none());
+    let (code, health) = answer(
+        bare_client()
+            .get(format!("{}/health", cluster.url))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(health["auth"], false);
+    assert!(health["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("GRIDMR_AUTH=off"));
+    let (code, _) = answer(
+        bare_client()
+            .get(format!("{}/jobs", cluster.url))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 200);
+    assert!(cluster.master_log().contains("GRIDMR_AUTH=off"));
+}
+
+#[test]
+fn an_impostor_cannot_take_a_live_workers_id() {
+    let cluster = Cluster::start(1, &[], &[]);
+    let (_, real) = cluster.worker_addresses().into_iter().next().unwrap();
+    // A listener that is not the worker.
+    let decoy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let decoy = decoy.local_addr().unwrap().to_string();
+    let (code, body) = cluster.post_json(
+        "/workers/register",
+        &json!({"worker_id": "w1", "address": decoy}),
+    );
+    assert_eq!(code, 409, "{body}");
+    // Nor keep it alive from elsewhere.
+    let (code, body) = cluster.post_json(
+        "/workers/w1/heartbeat",
+        &json!({"running": 0, "address": decoy}),
+    );
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(cluster.worker_addresses(), vec![("w1".to_owned(), real)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_refuse_grpc_without_the_token() {
+    let cluster = tokio::task::spawn_blocking(|| Cluster::start(1, &[], &[]))
+        .await
+        .unwrap();
+    let (_, address) = tokio::task::block_in_place(|| cluster.worker_addresses())
+        .into_iter()
+        .next()
+        .unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let mut client = WorkerClient::connect(format!("http://{address}"))
+        .await
+        .unwrap();
+    let hb = client
+        .heartbeat(proto::HeartbeatReq::default())
+        .await
+        .unwrap_err();
+    assert_eq!(hb.code(), tonic::Code::Unauthenticated);
+    let map = client
+        .execute_map(proto::MapTask {
+            job_id: "j".into(),
+            input_chunk: "/etc/passwd".into(),
+            shuffle_dir: outside.path().display().to_string(),
+            reduce_partitions: 1,
+            job_name: "wordcount".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(map.code(), tonic::Code::Unauthenticated);
+    let cancel = client
+        .cancel_job(proto::CancelReq {
+            job_id: "job-000009".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(cancel.code(), tonic::Code::Unauthenticated);
+    // With the token, a path outside the share is refused all the same.
+    let token = common::token(cluster.shared.path()).unwrap();
+    let mut req = Request::new(proto::MapTask {
+        job_id: "j".into(),
+        input_chunk: "/etc/passwd".into(),
+        shuffle_dir: cluster.shared.path().display().to_string(),
+        reduce_partitions: 1,
+        job_name: "wordcount".into(),
+        ..Default::default()
+    });
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let err = client.execute_map(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("outside"), "{err}");
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+}
+
+/// A worker that claims every task succeeded with a file of its choosing.
+struct Liar {
+    output: String,
+}
+
+#[tonic::async_trait]
+impl worker_server::Worker for Liar {
+    async fn heartbeat(
+        &self,
+        _: Request<proto::HeartbeatReq>,
+    ) -> Result<Response<proto::HeartbeatResp>, Status> {
+        Ok(Response::new(proto::HeartbeatResp {
+            ok: true,
+            worker_id: "liar".into(),
+            slots: 1,
+            ..Default::default()
+        }))
+    }
+    async fn execute_job(
+        &self,
+        r: Request<proto::JobTask>,
+    ) -> Result<Response<proto::JobResult>, Status> {
+        Ok(Response::new(proto::JobResult {
+            job_id: r.into_inner().job_id,
+            success: true,
+            output_path: self.output.clone(),
+            ..Default::default()
+        }))
+    }
+    async fn execute_map(
+        &self,
+        r: Request<proto::MapTask>,
+    ) -> Result<Response<proto::MapResult>, Status> {
+        Ok(Response::new(proto::MapResult {
+            job_id: r.into_inner().job_id,
+            success: true,
+            index_path: self.output.clone(),
+            ..Default::default()
+        }))
+    }
+    async fn execute_reduce(
+        &self,
+        r: Request<proto::ReduceTask>,
+    ) -> Result<Response<proto::ReduceResult>, Status> {
+        Ok(Response::new(proto::ReduceResult {
+            job_id: r.into_inner().job_id,
+            success: true,
+            output_path: self.output.clone(),
+            ..Default::default()
+        }))
+    }
+    async fn cancel_job(
+        &self,
+        _: Request<proto::CancelReq>,
+    ) -> Result<Response<proto::CancelResp>, Status> {
+        Ok(Response::new(proto::CancelResp::default()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_commits_no_path_a_worker_makes_up() {
+    let cluster =
+        tokio::task::spawn_blocking(|| Cluster::start(0, &[("MAX_TASK_ATTEMPTS", "2")], &[]))
+            .await
+            .unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.txt");
+    std::fs::write(&secret, "master-host secret\n").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let liar = Liar {
+        output: secret.display().to_string(),
+    };
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(worker_server::WorkerServer::new(liar))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let input = write(&cluster, "a.txt", "a b\n");
+    let (cluster, status) = tokio::task::spawn_blocking(move || {
+        let (code, body) = cluster.post_json(
+            "/workers/register",
+            &json!({"worker_id": "liar", "address": address}),
+        );
+        assert_eq!(code, 200, "{body}");
+        let id = cluster.submit(json!({"job": "wordcount", "input_url": input}));
+        let status = cluster.wait(&id);
+        let (code, _) = cluster.get(&format!("/jobs/{id}/result"));
+        assert_eq!(code, 409);
+        let (code, body) = cluster.delete(&format!("/jobs/{id}?purge=true"));
+        assert_eq!(code, 200, "{body}");
+        (cluster, status)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status["status"], "FAILED", "{status}");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("not this attempt's"),
+        "{status}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "master-host secret\n"
+    );
+    assert!(outside.path().exists());
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn inputs_through_symbolic_links_are_refused() {
+    let cluster = Cluster::start(1, &[], &[]);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("passwd"), "root:x:0:0\n").unwrap();
+    let folder = cluster.shared.path().join("in/linked");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("ok.txt"), "fine\n").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("passwd"), folder.join("p.txt")).unwrap();
+    let (code, body) =
+        cluster.post_json("/jobs", &json!({"job": "wordcount", "input_url": folder}));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("outside"),
+        "{body}"
+    );
+    std::os::unix::fs::symlink(outside.path(), cluster.shared.path().join("in/dir")).unwrap();
+    let glob = format!("{}/in/dir/*", cluster.shared.path().display());
+    let (code, body) = cluster.post_json("/jobs", &json!({"job": "wordcount", "input_url": glob}));
+    assert_eq!(code, 400, "{body}");
+}
+
+/// Serves `answer` (raw HTTP) to every connection; returns `host:port`.
+fn serve_raw(answer: Vec<u8>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(&answer);
+        }
+    });
+    addr
+}
+
+#[test]
+fn downloads_only_from_allowed_hosts_and_within_the_cap() {
+    let secret_body = "SECRET-BODY-LINE";
+    let target = serve_raw(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{secret_body}",
+            secret_body.len()
+        )
+        .into_bytes(),
+    );
+    let redirect = serve_raw(
+        format!(
+            "HTTP/1.1 302 Found\r\nlocation: http://{target}/x.py\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
+        .into_bytes(),
+    );
+    let mut big = b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_vec();
+    big.extend(std::iter::repeat_n(b'#', 6 << 20));
+    let huge = serve_raw(big);
+    // Off by default: no fetch at all.
+    let cluster = Cluster::start(0, &[], &[]);
+    let input = write(&cluster, "a.txt", "a\n");
+    let (code, body) = cluster.post_json(
+        "/jobs",
+        &json!({"script_url": format!("http://{target}/x.py"), "input_url": input}),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("downloads are off"));
+    drop(cluster);
+    let allowed = format!("{redirect},{huge}");
+    let cluster = Cluster::start(0, &[("GRIDMR_SCRIPT_HOSTS", allowed.as_str())], &[]);
+    let input = write(&cluster, "a.txt", "a\n");
+    for (url, want) in [
+        (
+            format!("http://{target}/x.py"),
+            "not in GRIDMR_SCRIPT_HOSTS",
+        ),
+        (format!("http://{redirect}/r.py"), "redirect"),
+        (format!("http://{huge}/big.py"), "larger than"),
+    ] {
+        let (code, body) =
+            cluster.post_json("/jobs", &json!({"script_url": url, "input_url": input}));
+        assert_eq!(code, 400, "{url}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains(want), "{url}: {error}");
+        assert!(
+            !error.contains(secret_body) && !error.contains("####"),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn oversized_requests_get_json_errors() {
+    let cluster = Cluster::start(0, &[], &[]);
+    let input = write(&cluster, "a.txt", "a\n");
+    let (code, body) = cluster.post_json(
+        "/jobs",
+        &json!({"mapper": "x".repeat(20_000), "reducer": "cat", "input_url": input}),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("mapper"), "{body}");
+    let (code, body) = cluster.post_json(
+        "/jobs",
+        &json!({"mapper": "cat", "input_url": input, "pad": "y".repeat(400_000)}),
+    );
+    assert_eq!(code, 413, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    let (code, body) = cluster.get("/jobs/%ZZ");
+    assert!((400..500).contains(&code), "{code}");
+    assert!(body["error"].is_string(), "{body}");
+}
+
+fn processes_with(marker: &str) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(marker) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn task_processes_are_fenced() {
+    let worker_env = [("TASK_MEMORY_MB", "300"), ("SECRET_PROBE", "leak")];
+    let cluster = Cluster::start(1, &[("MAX_TASK_ATTEMPTS", "1")], &worker_env);
+    let input = write(&cluster, "a.txt", "a\nb\n");
+    // A memory-hungry mapper dies of its limit.
+    let id = cluster.submit(json!({
+        "mapper": "python3 -c 'x = bytearray(1 << 30)'",
+        "reducer": "cat",
+        "input_url": input,
+    }));
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "FAILED", "{done}");
+    assert!(
+        done["error"].as_str().unwrap().contains("MemoryError"),
+        "{done}"
+    );
+    // The token is not in a task's environment.
+    let id = cluster.submit(json!({
+        "mapper": "env | grep -c -e SECRET_PROBE -e GRIDMR_TOKEN; env | grep -c ^PATH= ; cat >/dev/null",
+        "input_url": input,
+    }));
+    assert_eq!(cluster.wait(&id)["status"], "SUCCEEDED");
+    let (_, text) = cluster.get_text(&format!("/jobs/{id}/result?format=text"));
+    assert_eq!(text.lines().collect::<Vec<_>>(), ["0", "1"], "{text}");
+    // A detached grandchild holding the output pipe dies at the timeout.
+    let started = Instant::now();
+    let id = cluster.submit(json!({
+        "mapper": "setsid sleep 317.25 & sleep 318.25",
+        "reducer": "cat",
+        "input_url": input,
+        "timeout_s": 2,
+    }));
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "FAILED", "{done}");
+    assert!(
+        done["error"].as_str().unwrap().contains("timed out"),
+        "{done}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(100),
+        "the attempt outlived its timeout"
+    );
+    cluster.poll("the detached sleep to be killed", || {
+        (processes_with("317.25") == 0).then_some(())
+    });
+    // Children of a succeeded task do not outlive it.
+    let id = cluster.submit(json!({
+        "mapper": "(setsid sleep 319.25 >/dev/null 2>&1 &); cat",
+        "input_url": input,
+    }));
+    assert_eq!(cluster.wait(&id)["status"], "SUCCEEDED");
+    cluster.poll("the succeeded task's child to be killed", || {
+        (processes_with("319.25") == 0).then_some(())
+    });
+}
+
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    let (ca_path, cert_path, key_path) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+    std::fs::write(&cert_path, leaf.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (ca_path, cert_path, key_path)
+}
+
+#[test]
+fn tls_for_rest_and_grpc() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certs(certs.path());
+    let (ca, cert, key) = (
+        ca.display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string(),
+    );
+    let env = [
+        ("GRIDMR_TLS_CA", ca.as_str()),
+        ("GRIDMR_TLS_CERT", cert.as_str()),
+        ("GRIDMR_TLS_KEY", key.as_str()),
+    ];
+    let cluster = Cluster::start(2, &env, &env);
+    assert!(cluster.url.starts_with("https://"), "{}", cluster.url);
+    let input = write(&cluster, "a.txt", "x y x\n");
+    let id = cluster.submit(
+        json!({"job": "wordcount", "input_url": input, "partitions": 2, "force_distributed": true}),
+    );
+    assert_eq!(cluster.wait(&id)["status"], "SUCCEEDED");
+    assert_eq!(cluster.result_lines(&id), ["x\t2", "y\t1"]);
+    // A client that does not trust the CA is refused.
+    let err = bare_client()
+        .get(format!("{}/health", cluster.url))
+        .send()
+        .unwrap_err();
+    assert!(
+        err.is_connect() || err.to_string().contains("certificate"),
+        "{err}"
+    );
+    // Plain HTTP to the TLS port gets no API answer.
+    let plain = cluster.url.replace("https://", "http://");
+    assert!(
+        bare_client()
+            .get(format!("{plain}/health"))
+            .send()
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+            == false
+    );
+}
