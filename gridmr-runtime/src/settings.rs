@@ -223,7 +223,7 @@ pub struct FenceSettings {
     #[arg(long, env = "TASK_MEMORY_MB", default_value_t = 4096)]
     pub memory_mb: u64,
     /// CPU seconds of each task process (RLIMIT_CPU).
-    #[arg(long, env = "TASK_CPU_S", default_value_t = 0)]
+    #[arg(long, env = "TASK_CPU_S", default_value_t = 7200)]
     pub cpu_s: u64,
     /// Largest file a task process may write, in MiB (RLIMIT_FSIZE).
     #[arg(long, env = "TASK_FILE_MB", default_value_t = 65_536)]
@@ -249,7 +249,7 @@ impl Default for FenceSettings {
     fn default() -> Self {
         FenceSettings {
             memory_mb: 4096,
-            cpu_s: 0,
+            cpu_s: 7200,
             file_mb: 65_536,
             open_files: 1024,
             processes: 4096,
