@@ -147,7 +147,7 @@ async fn run_cluster(args: &Args) -> Result<(), Failure> {
     } else {
         input_path.parent().unwrap_or(Path::new("/")).to_path_buf()
     };
-    settings.input_roots = vec![root];
+    settings.input_roots = vec![root.clone()];
     let master = master::start(settings, jobs.clone()).await?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let slots = args.slots.unwrap_or((cores / args.workers.max(1)).max(1));
@@ -156,6 +156,7 @@ async fn run_cluster(args: &Args) -> Result<(), Failure> {
         let mut ws = WorkerSettings::local(shared, Some(master.url()));
         ws.worker_id = Some(format!("worker-{i}"));
         ws.slots = Some(slots);
+        ws.input_roots = vec![root.clone()];
         workers.push(worker::start(ws, jobs.clone()).await?);
     }
     let client = master.client();

@@ -146,6 +146,10 @@ pub struct WorkerSettings {
     /// master.
     #[arg(long, env = "SHARED_DIR", default_value = "/data/shared")]
     pub shared_dir: PathBuf,
+    /// More folders inputs may be read from (comma-separated), as the
+    /// master's `INPUT_ROOTS`; outputs stay inside the shared folder.
+    #[arg(long, env = "INPUT_ROOTS", value_delimiter = ',')]
+    pub input_roots: Vec<PathBuf>,
     /// This worker's id (default: `<hostname>-<port>`).
     #[arg(long, env = "WORKER_ID")]
     pub worker_id: Option<String>,
@@ -198,6 +202,7 @@ impl WorkerSettings {
             grpc_host: "127.0.0.1".into(),
             grpc_port: 0,
             shared_dir: shared_dir.into(),
+            input_roots: Vec::new(),
             worker_id: None,
             master_http,
             advertise_host: None,

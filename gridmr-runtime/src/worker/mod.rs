@@ -139,10 +139,18 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
         fence: Arc::new(fence),
     };
     let cgroups = runner.fence.uses_cgroups();
+    let mut input_roots = vec![shared_dir.clone()];
+    for r in &settings.input_roots {
+        input_roots.push(
+            r.canonicalize()
+                .map_err(|e| Error::io("open input root", r, e))?,
+        );
+    }
     let core = Arc::new(WorkerCore::new(
         id.clone(),
         registry,
         shared_dir,
+        input_roots,
         slots,
         faults,
         runner,

@@ -62,6 +62,8 @@ pub(crate) struct WorkerCore {
     pub(crate) id: String,
     registry: Registry,
     shared_dir: PathBuf,
+    /// Where inputs may be read: the share and `INPUT_ROOTS`.
+    input_roots: Vec<PathBuf>,
     slots: Arc<Semaphore>,
     pub(crate) slot_count: u32,
     pub(crate) running: AtomicU32,
@@ -116,6 +118,7 @@ impl WorkerCore {
         id: String,
         registry: Registry,
         shared_dir: PathBuf,
+        input_roots: Vec<PathBuf>,
         slots: u32,
         faults: Faults,
         runner: Runner,
@@ -124,6 +127,7 @@ impl WorkerCore {
             id,
             registry,
             shared_dir,
+            input_roots,
             slots: Arc::new(Semaphore::new(slots as usize)),
             slot_count: slots,
             running: AtomicU32::new(0),
@@ -337,7 +341,7 @@ impl Worker for WorkerService {
             (msg.job_id.clone(), msg.input_path.clone(), msg.timeout_s);
         let out_dir = output_dir.clone();
         let flag = ticket.flag.clone();
-        let roots = core.roots().to_vec();
+        let roots = core.input_roots.clone();
         let config = JobConfig {
             output: Some(attempt_dir.clone()),
             reduce_partitions: Some(1),
@@ -424,7 +428,7 @@ impl Worker for WorkerService {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let ticket = core.enter(&task.job_id);
         task.cancel = ticket.flag.clone();
-        core.inside(&task.split.path)?;
+        check_inside(&task.split.path, &core.input_roots).map_err(Status::invalid_argument)?;
         core.inside(&task.shuffle_dir)?;
         if let Some(out) = &map_only {
             core.inside(out)?;
