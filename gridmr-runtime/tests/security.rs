@@ -611,3 +611,33 @@ fn rest_parsing_fuzz() {
     let (code, _) = cluster.get("/health");
     assert_eq!(code, 200);
 }
+
+#[test]
+fn idle_and_slow_header_connections_are_closed() {
+    let cluster = Cluster::start(0, &[], &[]);
+    let addr = cluster.url.trim_start_matches("http://").to_owned();
+    let mut idle: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    // A request's headers begun and never finished.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    idle.push(slow);
+    // The API still answers while they hang.
+    assert_eq!(cluster.get("/health").0, 200);
+    // Each is closed by the server (HEADER_TIMEOUT, 10 s) well before 60 s.
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut buf = [0u8; 512];
+        let n = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break 0,
+                Ok(_) => continue, // a 408 answer before the close
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break 0,
+                Err(e) => panic!("the connection was not closed: {e}"),
+            }
+        };
+        assert_eq!(n, 0);
+    }
+}
