@@ -237,8 +237,8 @@ fn local_path(sh: &Shared, field: &str, url: &str) -> ApiResult<std::path::PathB
     check_inside(&path, &sh.input_roots()).map_err(|e| ApiError::bad(format!("{field}: {e}")))
 }
 
-/// Checks a submission and turns it into a [`JobRequest`] and what must be
-/// copied into the job's folder.
+/// Refuses fields longer than a command or path can sensibly be (a 400
+/// before anything else is looked at).
 fn check_sizes(req: &SubmitRequest) -> ApiResult<()> {
     for (field, value, max) in [
         ("mapper", &req.mapper, MAX_COMMAND_BYTES),
@@ -276,6 +276,8 @@ fn check_sizes(req: &SubmitRequest) -> ApiResult<()> {
     Ok(())
 }
 
+/// Checks a submission and turns it into a [`JobRequest`] and what must be
+/// copied into the job's folder.
 fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Staging)> {
     check_sizes(&req)?;
     let named = [
@@ -763,7 +765,7 @@ async fn probe(
     address: &str,
     id: &str,
 ) -> Result<gridmr_net::proto::HeartbeatResp, String> {
-    let control = Duration::from_secs(sh.settings.grpc_timeout_s.clamp(1, 5));
+    let control = sh.control_timeout();
     let endpoint = sh
         .endpoint(address)
         .map_err(|e| e.to_string())?
@@ -847,11 +849,10 @@ async fn register_worker(
         .clamp(1, 1024);
     // The task channel: no per-call deadline (tasks run long); HTTP/2
     // keep-alives notice a peer that vanished without closing the connection.
-    let control = Duration::from_secs(sh.settings.grpc_timeout_s.clamp(1, 5));
     let tasks = sh
         .endpoint(&req.address)
         .map_err(|e| ApiError::bad(e.to_string()))?
-        .connect_timeout(control)
+        .connect_timeout(sh.control_timeout())
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true)

@@ -69,6 +69,12 @@ impl Shared {
         self.shared_dir.join("jobs")
     }
 
+    /// Timeout of a control call to a worker (registration probe): at most
+    /// 5 s, whatever `GRPC_TIMEOUT_S` says.
+    pub(crate) fn control_timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.grpc_timeout_s.clamp(1, 5))
+    }
+
     /// The folders inputs may come from: the share and `INPUT_ROOTS`.
     pub(crate) fn input_roots(&self) -> Vec<PathBuf> {
         let mut roots = vec![self.shared_dir.clone()];
@@ -551,20 +557,16 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
     let (result, unreachable) = match answer {
         Ok(o) => (o, false),
         Err(status) if is_lost(&status) => (
-            Outcome::Lost(bounded_error(format!(
-                "worker {}: {}",
-                d.worker_id,
-                status.message()
-            ))),
+            Outcome::Lost(format!("worker {}: {}", d.worker_id, status.message())),
             true,
         ),
         Err(status) => (
-            Outcome::Failed(bounded_error(format!(
+            Outcome::Failed(format!(
                 "worker {} answered {:?}: {}",
                 d.worker_id,
                 status.code(),
                 status.message()
-            ))),
+            )),
             false,
         ),
     };
@@ -580,24 +582,6 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
     shared.poke();
 }
 
-/// Most bytes of an error text kept per attempt (a failed script's stderr
-/// tail, a worker's message).
-pub(crate) const MAX_ERROR_BYTES: usize = 4 << 10;
-
-/// `text` cut to at most [`MAX_ERROR_BYTES`] bytes, on a character
-/// boundary, marked when cut.
-pub(crate) fn bounded_error(mut text: String) -> String {
-    if text.len() > MAX_ERROR_BYTES {
-        let mut end = MAX_ERROR_BYTES;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str(" …(cut)");
-    }
-    text
-}
-
 /// Checks an output a worker reported: it must be one the master planned
 /// for that attempt, a regular file (no symbolic link; a map's data file
 /// too), and resolve inside the job's folder. Nothing a message names is
@@ -606,7 +590,7 @@ fn verify_output(output: &Path, expected: &[PathBuf], job_dir: &Path) -> Result<
     if !expected.iter().any(|e| e == output) {
         return Err(format!(
             "the worker reported output {:?}, which is not this attempt's ({})",
-            bounded_error(output.display().to_string()),
+            output.display().to_string(),
             expected
                 .iter()
                 .map(|e| e.display().to_string())
@@ -657,7 +641,7 @@ fn outcome(
         } else {
             error
         };
-        return Outcome::Failed(bounded_error(error));
+        return Outcome::Failed(error);
     }
     if output.is_empty() {
         return Outcome::Failed("the worker reported success but named no output".into());

@@ -27,6 +27,25 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Most bytes of an error text kept per attempt (a failed script's stderr
+/// tail, a worker's message).
+const MAX_ERROR_BYTES: usize = 4 << 10;
+
+/// `text` cut to at most [`MAX_ERROR_BYTES`] bytes, on a character
+/// boundary, marked when cut. Every attempt's
+/// error goes through it before it is stored, whoever produced it.
+fn bounded_error(mut text: String) -> String {
+    if text.len() > MAX_ERROR_BYTES {
+        let mut end = MAX_ERROR_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(" …(cut)");
+    }
+    text
+}
+
 /// The gRPC call of one attempt.
 #[derive(Debug, Clone)]
 pub(crate) enum Call {
@@ -710,6 +729,7 @@ impl State {
                 }
             }
             Outcome::Failed(error) | Outcome::Lost(error) => {
+                let error = bounded_error(error);
                 let lost = label == "lost";
                 let record = &mut job.attempts[key.record];
                 if record.outcome == "running" {
@@ -1196,6 +1216,15 @@ mod tests {
         assert_eq!(d.key.attempt, 2001);
         s.complete(&d.key, &d.worker_id, Outcome::Failed("boom".into()));
         assert_eq!(s.schedule().remove(0).key.attempt, 2002);
+    }
+
+    #[test]
+    fn stored_errors_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(MAX_ERROR_BYTES);
+        let cut = bounded_error(long);
+        assert!(cut.len() <= MAX_ERROR_BYTES + " …(cut)".len());
+        assert!(cut.ends_with("…(cut)"));
+        assert_eq!(bounded_error("short".into()), "short");
     }
 
     #[test]
