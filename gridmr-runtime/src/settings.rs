@@ -248,6 +248,13 @@ pub struct FenceSettings {
     /// besides the allow-list (PATH, HOME, LANG, LC_*, TZ, …).
     #[arg(long, env = "GRIDMR_TASK_ENV", value_delimiter = ',')]
     pub pass_env: Vec<String>,
+    /// Give each attempt a cgroup v2 leaf, killed as one with `cgroup.kill`,
+    /// where the worker may make one (`on`, the default); `off` keeps to the
+    /// fallback of a process-group kill plus a per-attempt environment tag,
+    /// for hosts whose cgroups another manager owns.
+    #[arg(long, env = "GRIDMR_TASK_CGROUPS", default_value = "on", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub cgroups: bool,
 }
 
 impl Default for FenceSettings {
@@ -260,6 +267,7 @@ impl Default for FenceSettings {
             processes: 4096,
             task_user: None,
             pass_env: Vec::new(),
+            cgroups: true,
         }
     }
 }

@@ -9,6 +9,7 @@ use gridmr_net::proto::{self, worker_server};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 
@@ -541,6 +542,51 @@ fn tls_for_rest_and_grpc() {
         .map(|r| r.status().is_success())
         .unwrap_or(false);
     assert!(!plain_ok);
+    // A worker takes gRPC calls only from a holder of a certificate the CA
+    // signed: the token alone, over TLS that trusts the worker, is refused.
+    let (_, address) = cluster.worker_addresses().into_iter().next().unwrap();
+    let token = common::token(cluster.shared.path()).unwrap();
+    let call = |identity: bool| {
+        let ca_pem = std::fs::read(&ca).unwrap();
+        let (cert_pem, key_pem) = (std::fs::read(&cert).unwrap(), std::fs::read(&key).unwrap());
+        let address = address.clone();
+        let token = token.clone();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async move {
+                use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+                let mut tls = ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(ca_pem))
+                    .domain_name("localhost");
+                if identity {
+                    tls = tls.identity(Identity::from_pem(cert_pem, key_pem));
+                }
+                let host = address
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://");
+                let channel = Endpoint::from_shared(format!("https://{host}"))
+                    .unwrap()
+                    .tls_config(tls)
+                    .unwrap()
+                    .connect_timeout(Duration::from_secs(20))
+                    .connect()
+                    .await?;
+                let mut req = Request::new(proto::HeartbeatReq::default());
+                req.metadata_mut()
+                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
+                WorkerClient::new(channel)
+                    .heartbeat(req)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)
+            })
+    };
+    assert!(call(true).is_ok(), "{:?}", call(true));
+    let refused = call(false);
+    assert!(
+        refused.is_err(),
+        "a worker answered a caller without a certificate"
+    );
 }
 
 /// Fuzzes the REST parsing on a live master: random bodies, content types,
@@ -640,4 +686,99 @@ fn idle_and_slow_header_connections_are_closed() {
         };
         assert_eq!(n, 0);
     }
+}
+
+/// The unprivileged account the task-user test runs tasks as, made when
+/// missing; `None` when this test process cannot switch users.
+fn task_user() -> Option<&'static str> {
+    const NAME: &str = "gridmr-task-test";
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let exists = |n: &str| {
+        Command::new("id")
+            .arg(n)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !exists(NAME) {
+        // Tests run in parallel: a concurrent useradd may win; check again.
+        let _ = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                NAME,
+            ])
+            .status();
+    }
+    exists(NAME).then_some(NAME)
+}
+
+#[test]
+fn tasks_run_as_the_task_user() {
+    let Some(user) = task_user() else {
+        eprintln!("skipped: switching users needs root and useradd");
+        return;
+    };
+    let cluster = Cluster::start(
+        1,
+        &[],
+        &[("GRIDMR_TASK_USER", user), ("GRIDMR_TASK_CGROUPS", "off")],
+    );
+    // The share is readable by the task user (as a deployment makes it);
+    // the token inside stays the worker's own (0600 in a 0700 folder).
+    let open = |p: &Path| {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap()
+    };
+    open(cluster.shared.path());
+    open(&cluster.shared.path().join("in"));
+    let input = write(&cluster, "a.txt", "a\nb\n");
+    open(&input);
+    let token = cluster.shared.path().join(".gridmr/cluster.token");
+    assert!(token.exists());
+    let uid = String::from_utf8(
+        Command::new("id")
+            .args(["-u", user])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    // A streaming task: its uid, and whether it could read the token.
+    let id = cluster.submit(json!({
+        "mapper": format!("id -u; cat {} 2>/dev/null | wc -c; cat >/dev/null", token.display()),
+        "input_url": input,
+    }));
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let (_, text) = cluster.get_text(&format!("/jobs/{id}/result?format=text"));
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [uid.as_str(), "0"],
+        "{text}"
+    );
+    // A Python job script, on the distributed path: map and reduce run as
+    // the task user too.
+    let script = write(
+        &cluster,
+        "uid.py",
+        "import os\ndef map_func(line):\n    return [(os.getuid(), 1)]\n\ndef reduce_func(key, values):\n    return key, sum(values)\n",
+    );
+    open(&script);
+    let id = cluster.submit(json!({
+        "script_url": script,
+        "input_url": input,
+        "partitions": 2,
+        "force_distributed": true,
+    }));
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(cluster.result_lines(&id), [format!("{uid}\t2")]);
 }

@@ -59,8 +59,12 @@ pub(crate) struct Fence {
     /// This worker's cgroup v2 folder for task leaves, when it could make
     /// one.
     cgroups: Option<PathBuf>,
-    next: AtomicU64,
 }
+
+/// Numbers trees process-wide: tags (and leaf names) must differ between
+/// the fences of several workers embedded in one process, or one worker's
+/// fallback kill would reach another's task.
+static NEXT_TREE: AtomicU64 = AtomicU64::new(1);
 
 /// One attempt's processes, killed together.
 #[derive(Debug)]
@@ -92,7 +96,10 @@ fn own_cgroup() -> Option<PathBuf> {
 /// A folder for this worker's task cgroups, if the kernel lets it make one
 /// and kill through it.
 fn task_cgroups() -> Option<PathBuf> {
-    let base = own_cgroup()?.join(format!("gridmr-worker-{}", std::process::id()));
+    // One folder per fence: a fence removes its folder when dropped.
+    static NEXT_FENCE: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT_FENCE.fetch_add(1, Ordering::Relaxed);
+    let base = own_cgroup()?.join(format!("gridmr-worker-{}-{n}", std::process::id()));
     match std::fs::create_dir(&base) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -182,14 +189,13 @@ impl Fence {
                         || s.pass_env.iter().any(|p| p == k))
             })
             .collect();
-        let cgroups = task_cgroups();
+        let cgroups = if s.cgroups { task_cgroups() } else { None };
         tracing::debug!(cgroups = ?cgroups, "task fence");
         Ok(Fence {
             limits,
             user,
             env,
             cgroups,
-            next: AtomicU64::new(1),
         })
     }
 
@@ -205,7 +211,7 @@ impl Fence {
 
     /// A new tree for one process (its cgroup leaf made now).
     pub(crate) fn tree(&self) -> Tree {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = NEXT_TREE.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}-{n}", std::process::id());
         let cgroup = self.cgroups.as_ref().and_then(|base| {
             let leaf = base.join(format!("task-{n}"));
@@ -382,5 +388,70 @@ mod tests {
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(text.lines().next(), Some("77"), "{text}");
         assert_eq!(text.lines().nth(1), Some(""), "{text}");
+    }
+
+    /// Processes running `sleep <marker>`.
+    fn processes_with(marker: &str) -> usize {
+        let marker = format!("sleep\0{marker}");
+        std::fs::read_dir("/proc")
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        std::fs::read(e.path().join("cmdline"))
+                            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Starts a task whose child leaves the process group and the session,
+    /// kills the tree, and tells whether the child died too.
+    fn kill_reaches_a_detached_child(fence: &Fence, marker: &str) -> bool {
+        use std::io::BufRead;
+        let tree = fence.tree();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("setsid sleep {marker} & echo started; wait")])
+            .stdout(std::process::Stdio::piped())
+            .process_group(0);
+        fence.apply(&mut cmd, &tree, &[]);
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "started");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while processes_with(marker) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(processes_with(marker), 1, "the detached child never ran");
+        tree.kill(child.id() as i32);
+        child.wait().unwrap();
+        while processes_with(marker) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        processes_with(marker) == 0
+    }
+
+    #[test]
+    fn the_tag_fallback_kills_a_detached_child() {
+        let fence = Fence::new(&FenceSettings {
+            cgroups: false,
+            ..FenceSettings::default()
+        })
+        .unwrap();
+        assert!(!fence.uses_cgroups());
+        assert!(kill_reaches_a_detached_child(&fence, "331.125"));
+    }
+
+    #[test]
+    fn the_cgroup_kills_a_detached_child() {
+        let fence = Fence::new(&FenceSettings::default()).unwrap();
+        if !fence.uses_cgroups() {
+            eprintln!("skipped: this host gives the worker no cgroup v2 leaf to kill through");
+            return;
+        }
+        assert!(kill_reaches_a_detached_child(&fence, "332.125"));
     }
 }
