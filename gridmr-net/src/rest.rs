@@ -259,6 +259,22 @@ pub struct JobStatus {
     /// attempt wrote on stderr.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_status: Option<String>,
+    /// New: workers kept from this job for now, after several of its
+    /// attempts failed on each (`EXCLUDE_AFTER_FAILURES`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_workers: Vec<String>,
+}
+
+/// New: the answer of `POST /jobs/{id}/cancel`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CancelAnswer {
+    /// The job.
+    pub job_id: String,
+    /// Whether it was running (and is CANCELLED now); `false` for a job
+    /// that had already ended, which keeps its state.
+    pub cancelled: bool,
+    /// Its state now.
+    pub status: JobState,
 }
 
 /// One job in `GET /jobs`.
@@ -353,6 +369,11 @@ pub struct RegisterRequest {
     /// New: how many tasks it runs at once (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slots: Option<u32>,
+    /// New: how often the worker will heartbeat, in milliseconds. A worker
+    /// that does not say (registered by hand, the original's) is probed by
+    /// the master over gRPC instead of being expected to heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ms: Option<u64>,
 }
 
 /// The answer to a registration.
@@ -469,11 +490,20 @@ pub struct TaskAttempt {
     pub started_ms: u64,
     /// When its answer arrived; `None` while it runs.
     pub finished_ms: Option<u64>,
-    /// `running`, `succeeded`, `failed`, `lost`, `superseded` or `cancelled`.
+    /// `running`, `succeeded`, `failed` (counts against the task's
+    /// attempts unless `kind` is `map_output_lost`), `lost` (its worker went
+    /// away), `killed` (cancelled, or another attempt won), `superseded`
+    /// (succeeded after another attempt had) or `unknown` (running when the
+    /// master stopped).
     pub outcome: String,
-    /// Its error, if it failed.
+    /// Its error, if it failed, was lost or killed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For `failed`: `task` (the job's code or input), `engine`, `timeout`
+    /// or `map_output_lost` (a map output it read was missing or damaged;
+    /// that map ran again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// New: `GET /jobs/{id}/tasks`.

@@ -74,6 +74,21 @@ pub struct MasterSettings {
     #[arg(long, env = "MAX_TASK_ATTEMPTS", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=MAX_TASK_ATTEMPTS_CAP as i64))]
     pub max_task_attempts: u32,
+    /// Times a task may be running on a worker that is lost (killed,
+    /// restarted, cut off) before the job fails: the guard against a task
+    /// that kills every worker it lands on. Lost attempts do not count
+    /// against `MAX_TASK_ATTEMPTS` (1 to [`MAX_TASK_ATTEMPTS_CAP`]).
+    #[arg(long, env = "MAX_TASK_LOSSES", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_TASK_ATTEMPTS_CAP as i64))]
+    pub max_task_losses: u32,
+    /// A worker on which this many attempts of one job failed is kept from
+    /// that job for `EXCLUDE_S` seconds (Spark's `excludeOnFailure`); 0
+    /// turns exclusion off. Ignored while every live worker is excluded.
+    #[arg(long, env = "EXCLUDE_AFTER_FAILURES", default_value_t = 2)]
+    pub exclude_after_failures: u32,
+    /// How long an excluded worker is kept from the job, in seconds.
+    #[arg(long, env = "EXCLUDE_S", default_value_t = 600)]
+    pub exclude_s: u64,
     /// A worker silent for this long is dead and its tasks are rerun, in
     /// seconds (fractions allowed).
     #[arg(long, env = "WORKER_TIMEOUT_S", default_value_t = 10.0)]
@@ -117,6 +132,9 @@ impl MasterSettings {
             max_inflight_maps: 16,
             max_inflight_reduces: 8,
             max_task_attempts: 4,
+            max_task_losses: 8,
+            exclude_after_failures: 2,
+            exclude_s: 600,
             worker_timeout_s: 10.0,
             policy: SchedulerPolicy::LeastLoaded,
             max_partitions: 10_000,

@@ -107,6 +107,13 @@ fn failing_tasks_are_retried_then_fail_the_job_with_their_error() {
 
     let failed = cluster.wait(&doomed);
     assert_eq!(failed["status"], "FAILED", "{failed}");
+    // A failed job leaves no map outputs or attempt files behind.
+    for dir in ["shuffle_dir", "output_dir"] {
+        let dir = std::path::PathBuf::from(failed[dir].as_str().unwrap());
+        cluster.poll("the failed job's files to be removed", || {
+            (std::fs::read_dir(&dir).unwrap().count() == 0).then_some(())
+        });
+    }
     let error = failed["error"].as_str().unwrap();
     assert!(
         error.contains("reduce-00002")
@@ -262,4 +269,97 @@ fn a_master_restart_keeps_ended_jobs_and_runs_unfinished_ones_again() {
     );
     assert_eq!(cluster.wait(&new)["status"], "SUCCEEDED");
     assert_eq!(cluster.result_lines(&new), counts);
+}
+
+#[test]
+fn a_lost_map_output_runs_that_map_again() {
+    // Slow attempts leave time to remove a committed map output before the
+    // reduce reads it.
+    let cluster = Cluster::start(1, &[], &[("GRIDMR_INJECT_DELAY_MS", "1500")]);
+    let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let expected = embedded_wordcount(&input);
+    let id = cluster.submit(json!({
+        "job": "wordcount", "input_url": input, "map_splits": 2, "reduce_partitions": 1,
+        "force_distributed": true
+    }));
+    let status = cluster.poll("the maps to be done", || {
+        let (_, v) = cluster.get(&format!("/jobs/{id}"));
+        (v["status"] == "REDUCING").then_some(v)
+    });
+    let shuffle = std::path::PathBuf::from(status["shuffle_dir"].as_str().unwrap());
+    let data = std::fs::read_dir(&shuffle)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "data")
+                && p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("map-00001")
+        })
+        .expect("map-00001's data file");
+    std::fs::remove_file(&data).unwrap();
+
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(cluster.result_lines(&id), expected);
+    let attempts = cluster.tasks(&id);
+    let lost: Vec<_> = attempts
+        .iter()
+        .filter(|a| a["task"] == "reduce-00000" && a["outcome"] == "failed")
+        .collect();
+    assert_eq!(lost.len(), 1, "{attempts:?}");
+    assert_eq!(lost[0]["kind"], "map_output_lost");
+    assert!(
+        lost[0]["error"].as_str().unwrap().contains("map-00001"),
+        "{lost:?}"
+    );
+    let runs = |task: &str| attempts.iter().filter(|a| a["task"] == task).count();
+    assert_eq!(runs("map-00001"), 2, "only the lost map runs again");
+    assert_eq!(runs("map-00000"), 1);
+    assert_eq!(
+        done["tasks"]["reduce"]["failed_attempts"], 0,
+        "the reduce is not charged"
+    );
+}
+
+#[test]
+fn a_cancelled_job_keeps_its_record_and_stops_its_tasks() {
+    let cluster = Cluster::start(1, &[], &[]);
+    let input = cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
+    // A marker of this run's own: a process left by an earlier run must
+    // not count.
+    let marker = format!("337.{}", std::process::id());
+    let id = cluster.submit(json!({
+        "mapper": format!("sleep {marker}; cat"), "reducer": "cat", "input_url": input,
+        "partitions": 2, "force_distributed": true
+    }));
+    let mapper_alive = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        })
+    };
+    cluster.poll("the mapper to run", || mapper_alive().then_some(()));
+    let (code, body) = cluster.post_json(&format!("/jobs/{id}/cancel"), &json!({}));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["cancelled"], true);
+    assert_eq!(body["status"], "CANCELLED");
+    let (_, v) = cluster.get(&format!("/jobs/{id}"));
+    assert_eq!(v["status"], "CANCELLED", "{v}");
+    assert!(cluster.tasks(&id).iter().all(|a| a["outcome"] == "killed"));
+    cluster.poll("the mapper to be killed", || {
+        (!mapper_alive()).then_some(())
+    });
+    // Cancelling again changes nothing; an unknown job is a 404.
+    let (code, body) = cluster.post_json(&format!("/jobs/{id}/cancel"), &json!({}));
+    assert_eq!((code, &body["cancelled"]), (200, &json!(false)), "{body}");
+    assert_eq!(
+        cluster.post_json("/jobs/job-999999/cancel", &json!({})).0,
+        404
+    );
+    // The worker is free for the next job.
+    let next = cluster.submit(json!({"job": "wordcount", "input_url": input}));
+    assert_eq!(cluster.wait(&next)["status"], "SUCCEEDED");
 }

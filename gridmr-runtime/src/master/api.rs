@@ -166,6 +166,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/health", get(health))
         .route("/jobs", post(submit_job).get(list_jobs))
         .route("/jobs/{id}", get(job_status).delete(delete_job))
+        .route("/jobs/{id}/cancel", post(cancel_job))
         .route("/jobs/{id}/ls", get(job_ls))
         .route("/jobs/{id}/result", get(job_result))
         .route("/jobs/{id}/tasks", get(job_tasks))
@@ -546,6 +547,29 @@ struct DeleteQuery {
     purge: Option<bool>,
 }
 
+/// Cancels a job and keeps its record, as CANCELLED (Hadoop's `job
+/// -kill`): its attempts are stopped and its shuffle and attempt files
+/// removed. A job that has already ended keeps its state.
+async fn cancel_job(
+    State(sh): Shr,
+    Path(id): Path<String>,
+) -> ApiResult<Json<gridmr_net::rest::CancelAnswer>> {
+    let (cancelled, effects, status) = {
+        let mut st = sh.lock();
+        let (cancelled, effects) = st.cancel(&id).ok_or_else(|| ApiError::unknown_job(&id))?;
+        let status = st.job(&id).map_or(JobState::Cancelled, |j| j.state);
+        (cancelled, effects, status)
+    };
+    apply(&sh, effects);
+    sh.poke();
+    tracing::info!(job = %id, cancelled, "job cancel asked");
+    Ok(Json(gridmr_net::rest::CancelAnswer {
+        job_id: id,
+        cancelled,
+        status,
+    }))
+}
+
 async fn delete_job(
     State(sh): Shr,
     Path(id): Path<String>,
@@ -702,7 +726,7 @@ async fn job_tasks(State(sh): Shr, Path(id): Path<String>) -> ApiResult<Json<Tas
     let job = st.job(&id).ok_or_else(|| ApiError::unknown_job(&id))?;
     Ok(Json(TaskAttempts {
         job_id: id,
-        attempts: job.attempts.clone(),
+        attempts: job.attempts.iter().cloned().map(Into::into).collect(),
     }))
 }
 
@@ -867,6 +891,10 @@ async fn register_worker(
         last_seen: Instant::now(),
         last_seen_unix: unix_now(),
         client,
+        // A GridMR worker names itself and lists its typed jobs; the
+        // original's workers do neither.
+        jobs: (!hello.worker_id.is_empty()).then(|| hello.jobs.clone()),
+        heartbeats: req.heartbeat_ms.is_some(),
     };
     let (effects, count, ring): (Vec<Effect>, usize, Vec<String>) = {
         let mut st = sh.lock();

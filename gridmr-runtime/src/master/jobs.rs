@@ -12,11 +12,12 @@ use gridmr_net::rest::{
     TaskCounts,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The phases a task belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) enum Phase {
     Single,
     Map,
@@ -41,6 +42,197 @@ impl Phase {
     }
 }
 
+/// One task of a job: its phase and index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct TaskRef {
+    pub(crate) phase: Phase,
+    pub(crate) index: u32,
+}
+
+impl TaskRef {
+    /// `single`, `map-NNNNN` or `reduce-NNNNN`.
+    pub(crate) fn name(self) -> String {
+        self.phase.task_name(self.index)
+    }
+
+    /// Reads a task name back (the store's and the API's form).
+    pub(crate) fn parse(name: &str) -> Option<TaskRef> {
+        let (phase, index) = match name {
+            "single" => (Phase::Single, 0),
+            _ => match name.split_once('-')? {
+                ("map", i) => (Phase::Map, i.parse().ok()?),
+                ("reduce", i) => (Phase::Reduce, i.parse().ok()?),
+                _ => return None,
+            },
+        };
+        Some(TaskRef { phase, index })
+    }
+}
+
+/// Why an attempt failed. The variant decides whether the failure counts
+/// against `MAX_TASK_ATTEMPTS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AttemptError {
+    /// The job's code or its input failed (with the stderr tail).
+    Task(String),
+    /// The worker could not run it, or answered with something unusable.
+    Engine(String),
+    /// It ran past its timeout.
+    Timeout(String),
+    /// A map output it read is missing or damaged: that map runs again, and
+    /// the reduce is not charged.
+    MapOutputLost { map: u32, message: String },
+}
+
+impl AttemptError {
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            AttemptError::Task(m) | AttemptError::Engine(m) | AttemptError::Timeout(m) => m,
+            AttemptError::MapOutputLost { message, .. } => message,
+        }
+    }
+
+    /// The same error with its message passed through `f`.
+    pub(crate) fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            AttemptError::Task(m) => AttemptError::Task(f(m)),
+            AttemptError::Engine(m) => AttemptError::Engine(f(m)),
+            AttemptError::Timeout(m) => AttemptError::Timeout(f(m)),
+            AttemptError::MapOutputLost { map, message } => AttemptError::MapOutputLost {
+                map,
+                message: f(message),
+            },
+        }
+    }
+
+    /// Its name in the API (`TaskAttempt.kind`).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            AttemptError::Task(_) => "task",
+            AttemptError::Engine(_) => "engine",
+            AttemptError::Timeout(_) => "timeout",
+            AttemptError::MapOutputLost { .. } => "map_output_lost",
+        }
+    }
+}
+
+/// Where an attempt is. Only `Running` moves on; every other state is
+/// final, so a late or repeated report about an attempt changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AttemptState {
+    Running,
+    /// Its output is the task's (kept on the [`Task`]).
+    Succeeded,
+    Failed(AttemptError),
+    /// Its worker went away (restarted, silent, unreachable). Not charged
+    /// to the task, but to [`Task::lost`] (the poison-task guard).
+    Lost(String),
+    /// Stopped by the master: its job was cancelled or failed, or another
+    /// attempt of the task won.
+    Killed(String),
+    /// It succeeded after another attempt of its task had.
+    Superseded,
+    /// Still running when the master that ran it stopped.
+    Unknown,
+}
+
+impl AttemptState {
+    /// The API's `outcome`.
+    pub(crate) fn as_str(&self) -> &'static str {
+        match self {
+            AttemptState::Running => "running",
+            AttemptState::Succeeded => "succeeded",
+            AttemptState::Failed(_) => "failed",
+            AttemptState::Lost(_) => "lost",
+            AttemptState::Killed(_) => "killed",
+            AttemptState::Superseded => "superseded",
+            AttemptState::Unknown => "unknown",
+        }
+    }
+}
+
+/// One attempt of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "TaskAttempt", try_from = "TaskAttempt")]
+pub(crate) struct Attempt {
+    pub(crate) task: TaskRef,
+    /// 1, 2, … (plus the job's `attempt_base` after a master restart).
+    pub(crate) number: u32,
+    pub(crate) worker: String,
+    pub(crate) started_ms: u64,
+    pub(crate) finished_ms: Option<u64>,
+    pub(crate) state: AttemptState,
+}
+
+impl Attempt {
+    pub(crate) fn is_running(&self) -> bool {
+        self.state == AttemptState::Running
+    }
+
+    /// Moves a running attempt to `state`; `false` (and no change) when it
+    /// had already ended.
+    pub(crate) fn end(&mut self, state: AttemptState, now_ms: u64) -> bool {
+        if !self.is_running() {
+            return false;
+        }
+        self.state = state;
+        self.finished_ms = Some(now_ms);
+        true
+    }
+}
+
+/// The API's (and the store's) form of an attempt.
+impl From<Attempt> for TaskAttempt {
+    fn from(a: Attempt) -> Self {
+        let (error, kind) = match &a.state {
+            AttemptState::Failed(e) => (Some(e.message().to_owned()), Some(e.kind().to_owned())),
+            AttemptState::Lost(m) | AttemptState::Killed(m) => (Some(m.clone()), None),
+            _ => (None, None),
+        };
+        TaskAttempt {
+            task: a.task.name(),
+            attempt: a.number,
+            worker_id: a.worker,
+            started_ms: a.started_ms,
+            finished_ms: a.finished_ms,
+            outcome: a.state.as_str().to_owned(),
+            error,
+            kind,
+        }
+    }
+}
+
+impl TryFrom<TaskAttempt> for Attempt {
+    type Error = String;
+
+    fn try_from(t: TaskAttempt) -> Result<Self, String> {
+        let task = TaskRef::parse(&t.task).ok_or_else(|| format!("bad task name {:?}", t.task))?;
+        let message = t.error.clone().unwrap_or_default();
+        let state = match t.outcome.as_str() {
+            "succeeded" => AttemptState::Succeeded,
+            "failed" => AttemptState::Failed(match t.kind.as_deref() {
+                Some("engine") => AttemptError::Engine(message),
+                Some("timeout") => AttemptError::Timeout(message),
+                Some("map_output_lost") => AttemptError::MapOutputLost { map: 0, message },
+                _ => AttemptError::Task(message),
+            }),
+            "lost" => AttemptState::Lost(message),
+            "killed" | "cancelled" => AttemptState::Killed(message),
+            "superseded" => AttemptState::Superseded,
+            // "running" and "unknown": nobody heard how it ended.
+            _ => AttemptState::Unknown,
+        };
+        Ok(Attempt {
+            task,
+            number: t.attempt,
+            worker: t.worker_id,
+            started_ms: t.started_ms,
+            finished_ms: t.finished_ms,
+            state,
+        })
+    }
+}
+
 /// Where a task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum TaskState {
@@ -57,9 +249,16 @@ pub(crate) struct Task {
     pub(crate) dispatched: u32,
     /// Attempts running now.
     pub(crate) running: u32,
+    /// Failed attempts that count against `MAX_TASK_ATTEMPTS`.
     pub(crate) failures: u32,
+    /// Attempts lost with their worker (the poison-task guard,
+    /// `MAX_TASK_LOSSES`).
     pub(crate) lost: u32,
     pub(crate) last_error: Option<String>,
+    /// Workers on which an attempt of this task failed: a retry goes
+    /// elsewhere when it can.
+    #[serde(default)]
+    pub(crate) failed_on: Vec<String>,
     /// The committed attempt's output (map: index file; reduce and single:
     /// the attempt's part file, renamed at commit).
     pub(crate) output: Option<PathBuf>,
@@ -74,6 +273,7 @@ impl Task {
             failures: 0,
             lost: 0,
             last_error: None,
+            failed_on: Vec::new(),
             output: None,
         }
     }
@@ -249,7 +449,7 @@ pub(crate) struct Job {
     pub(crate) maps: Vec<Task>,
     pub(crate) reduces: Vec<Task>,
     pub(crate) counters: Counters,
-    pub(crate) attempts: Vec<TaskAttempt>,
+    pub(crate) attempts: Vec<Attempt>,
     pub(crate) clock: Clock,
     pub(crate) result_file: Option<PathBuf>,
     /// Longest a script task may run, seconds (0: the worker's default).
@@ -263,6 +463,18 @@ pub(crate) struct Job {
     /// workers may still be finishing, write.
     #[serde(default)]
     pub(crate) attempt_base: u32,
+    /// Workers kept from this job after failing several of its attempts
+    /// (Spark's `excludeOnFailure`).
+    #[serde(default)]
+    pub(crate) exclusions: BTreeMap<String, Exclusion>,
+}
+
+/// A worker's failed attempts in one job, and until when it is kept from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Exclusion {
+    pub(crate) failures: u32,
+    /// Milliseconds since the Unix epoch; `None` while not excluded.
+    pub(crate) until_ms: Option<u64>,
 }
 
 fn counts(tasks: &[Task]) -> TaskCounts {
@@ -337,6 +549,7 @@ impl Job {
             input_size_bytes: self.input_size,
             submitted_at_ms: self.clock.submitted_ms,
             task_status: self.task_status.clone(),
+            excluded_workers: self.excluded_workers(super::state::now_ms()),
         }
     }
 
@@ -361,6 +574,23 @@ impl Job {
             reduce_partitions: self.reduce_partitions,
             times: self.clock.times(),
         }
+    }
+
+    /// Whether `worker` is kept from this job at `now_ms`.
+    pub(crate) fn is_excluded(&self, worker: &str, now_ms: u64) -> bool {
+        self.exclusions
+            .get(worker)
+            .and_then(|e| e.until_ms)
+            .is_some_and(|until| until > now_ms)
+    }
+
+    /// The workers kept from this job at `now_ms`.
+    pub(crate) fn excluded_workers(&self, now_ms: u64) -> Vec<String> {
+        self.exclusions
+            .keys()
+            .filter(|w| self.is_excluded(w, now_ms))
+            .cloned()
+            .collect()
     }
 
     /// Whether a new attempt may start (the job is running and not being

@@ -20,6 +20,7 @@ use crate::settings::MasterSettings;
 use gridmr_core::commit::{commit_reduce, finalize_output};
 use gridmr_core::input::list_input;
 use gridmr_core::Registry;
+use jobs::AttemptError;
 use jobs::Phase;
 use metrics::Metrics;
 use state::{Call, CommitPlan, Dispatch, Effect, JobRequest, Outcome, State};
@@ -477,6 +478,17 @@ fn is_lost(status: &tonic::Status) -> bool {
     }
 }
 
+/// What a worker's answer says about its attempt.
+struct Answer {
+    success: bool,
+    output: String,
+    error: String,
+    failure: i32,
+    lost_input: String,
+    counters: Vec<gridmr_net::proto::Counter>,
+    status: String,
+}
+
 async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
     let mut client = d.client.clone();
     let limit = match shared.settings.task_timeout_s {
@@ -487,33 +499,39 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
         match d.call.clone() {
             Call::Single(m) => client.execute_job(m).await.map(|r| {
                 let r = r.into_inner();
-                outcome(
-                    r.success,
-                    r.output_path,
-                    r.error,
-                    &r.counters,
-                    r.status_message,
-                )
+                outcome(Answer {
+                    success: r.success,
+                    output: r.output_path,
+                    error: r.error,
+                    failure: r.failure,
+                    lost_input: String::new(),
+                    counters: r.counters,
+                    status: r.status_message,
+                })
             }),
             Call::Map(m) => client.execute_map(m).await.map(|r| {
                 let r = r.into_inner();
-                outcome(
-                    r.success,
-                    r.index_path,
-                    r.error,
-                    &r.counters,
-                    r.status_message,
-                )
+                outcome(Answer {
+                    success: r.success,
+                    output: r.index_path,
+                    error: r.error,
+                    failure: r.failure,
+                    lost_input: String::new(),
+                    counters: r.counters,
+                    status: r.status_message,
+                })
             }),
             Call::Reduce(m) => client.execute_reduce(m).await.map(|r| {
                 let r = r.into_inner();
-                outcome(
-                    r.success,
-                    r.output_path,
-                    r.error,
-                    &r.counters,
-                    r.status_message,
-                )
+                outcome(Answer {
+                    success: r.success,
+                    output: r.output_path,
+                    error: r.error,
+                    failure: r.failure,
+                    lost_input: r.lost_input,
+                    counters: r.counters,
+                    status: r.status_message,
+                })
             }),
         }
     };
@@ -548,7 +566,7 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
                 Err(e) => {
                     tracing::warn!(job = %d.key.job_id, worker = %d.worker_id, error = %e,
                         "a worker reported an output the master did not plan");
-                    Outcome::Failed(e)
+                    Outcome::Failed(AttemptError::Engine(e))
                 }
             })
         }
@@ -560,13 +578,21 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
             Outcome::Lost(format!("worker {}: {}", d.worker_id, status.message())),
             true,
         ),
+        Err(status) if status.code() == Code::DeadlineExceeded => (
+            Outcome::Failed(AttemptError::Timeout(format!(
+                "worker {}: {}",
+                d.worker_id,
+                status.message()
+            ))),
+            false,
+        ),
         Err(status) => (
-            Outcome::Failed(format!(
+            Outcome::Failed(AttemptError::Engine(format!(
                 "worker {} answered {:?}: {}",
                 d.worker_id,
                 status.code(),
                 status.message()
-            )),
+            ))),
             false,
         ),
     };
@@ -628,28 +654,36 @@ fn verify_output(output: &Path, expected: &[PathBuf], job_dir: &Path) -> Result<
     Ok(())
 }
 
-fn outcome(
-    success: bool,
-    output: String,
-    error: String,
-    counters: &[gridmr_net::proto::Counter],
-    status: String,
-) -> Outcome {
-    if !success {
-        let error = if error.is_empty() {
+/// An attempt's outcome from its worker's answer.
+fn outcome(a: Answer) -> Outcome {
+    use gridmr_net::proto::Failure as Kind;
+    if !a.success {
+        let error = if a.error.is_empty() {
             "the worker reported failure without an error".to_owned()
         } else {
-            error
+            a.error
         };
-        return Outcome::Failed(error);
+        return match Kind::try_from(a.failure).unwrap_or(Kind::Unspecified) {
+            Kind::Unspecified | Kind::Task => Outcome::Failed(AttemptError::Task(error)),
+            Kind::Engine => Outcome::Failed(AttemptError::Engine(error)),
+            Kind::Timeout => Outcome::Failed(AttemptError::Timeout(error)),
+            Kind::Cancelled => Outcome::Killed(error),
+            Kind::MapOutputLost if !a.lost_input.is_empty() => Outcome::InputLost {
+                input: PathBuf::from(a.lost_input),
+                message: error,
+            },
+            Kind::MapOutputLost => Outcome::Failed(AttemptError::Engine(error)),
+        };
     }
-    if output.is_empty() {
-        return Outcome::Failed("the worker reported success but named no output".into());
+    if a.output.is_empty() {
+        return Outcome::Failed(AttemptError::Engine(
+            "the worker reported success but named no output".into(),
+        ));
     }
     Outcome::Succeeded {
-        output: PathBuf::from(output),
-        counters: gridmr_net::wire::counters_from_wire(counters),
-        status: (!status.is_empty()).then_some(status),
+        output: PathBuf::from(a.output),
+        counters: gridmr_net::wire::counters_from_wire(&a.counters),
+        status: (!a.status.is_empty()).then_some(a.status),
     }
 }
 
@@ -708,6 +742,23 @@ fn commit(plan: &CommitPlan) -> gridmr_core::Result<PathBuf> {
     Ok(result)
 }
 
+/// Removes what a failed or cancelled job left: map outputs, attempt
+/// files and any part files of a commit that did not finish. The folders
+/// and the job's record stay.
+fn clean(dirs: &jobs::JobDirs) {
+    for d in [&dirs.shuffle, &dirs.out] {
+        if let Ok(entries) = std::fs::read_dir(d) {
+            for e in entries.flatten() {
+                let path = e.path();
+                let _ = match e.file_type() {
+                    Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                    _ => std::fs::remove_file(&path),
+                };
+            }
+        }
+    }
+}
+
 /// Carries out effects outside the lock.
 pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
     for effect in effects {
@@ -723,7 +774,38 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                         .await
                         .map_err(|e| e.to_string())
                         .and_then(|r| r.map_err(|e| e.to_string()));
-                    shared.lock().committed(&id, result);
+                    let effects = shared.lock().committed(&id, result);
+                    apply(&shared, effects);
+                    shared.poke();
+                });
+            }
+            Effect::Clean(dirs) => {
+                tokio::task::spawn_blocking(move || clean(&dirs));
+            }
+            Effect::Probe {
+                worker_id,
+                mut client,
+            } => {
+                let shared = shared.clone();
+                let timeout = shared.control_timeout();
+                tokio::spawn(async move {
+                    let req = gridmr_net::proto::HeartbeatReq {
+                        worker_id: worker_id.clone(),
+                    };
+                    let alive = matches!(
+                        tokio::time::timeout(timeout, client.heartbeat(req)).await,
+                        Ok(Ok(_))
+                    );
+                    let effects = {
+                        let mut st = shared.lock();
+                        if alive {
+                            st.probed(&worker_id);
+                            Vec::new()
+                        } else {
+                            st.worker_unreachable(&worker_id)
+                        }
+                    };
+                    apply(&shared, effects);
                     shared.poke();
                 });
             }

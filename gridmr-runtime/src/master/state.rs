@@ -3,7 +3,10 @@
 //! cancellations. No I/O happens here; what needs I/O comes back as an
 //! [`Effect`] for the caller to carry out outside the lock.
 
-use super::jobs::{Clock, Job, JobDirs, JobKind, Phase, Task, TaskState};
+use super::jobs::{
+    Attempt, AttemptError, AttemptState, Clock, Job, JobDirs, JobKind, Phase, Task, TaskRef,
+    TaskState,
+};
 use super::metrics::Metrics;
 use super::workers::{WorkerEntry, Workers};
 use crate::settings::{MasterSettings, MAX_TASK_ATTEMPTS_CAP};
@@ -13,7 +16,7 @@ use gridmr_core::task::{MapTask, ReduceTask};
 use gridmr_core::Counters;
 use gridmr_net::auth::WorkerRpc;
 use gridmr_net::proto;
-use gridmr_net::rest::{JobState, Mode, TaskAttempt};
+use gridmr_net::rest::{JobState, Mode};
 use gridmr_net::wire::{map_task_to_wire, reduce_task_to_wire, shuffle_to_wire};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -102,14 +105,13 @@ pub(crate) fn expected_outputs(job: &Job, phase: Phase, index: u32, attempt: u32
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AttemptKey {
     pub(crate) job_id: String,
-    pub(crate) phase: Phase,
-    pub(crate) index: u32,
+    pub(crate) task: TaskRef,
     pub(crate) attempt: u32,
     /// Its position in the job's attempt records.
     pub(crate) record: usize,
 }
 
-/// How an attempt ended.
+/// How an attempt ended, as its answer (or its worker's loss) tells.
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
     /// It produced `output` (map: the index file; reduce and single: the
@@ -119,10 +121,25 @@ pub(crate) enum Outcome {
         counters: Counters,
         status: Option<String>,
     },
-    /// Its code or its input failed; counts toward `MAX_TASK_ATTEMPTS`.
-    Failed(String),
+    /// It failed; the error says whose fault it was.
+    Failed(AttemptError),
+    /// A reduce could not read `input`, a map output.
+    InputLost { input: PathBuf, message: String },
     /// Its worker went away.
     Lost(String),
+    /// The worker stopped it because its job was cancelled.
+    Killed(String),
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded { .. } => "succeeded",
+            Outcome::Failed(_) | Outcome::InputLost { .. } => "failed",
+            Outcome::Lost(_) => "lost",
+            Outcome::Killed(_) => "killed",
+        }
+    }
 }
 
 /// What the output commit of a finished job does.
@@ -148,6 +165,14 @@ pub(crate) enum Effect {
     Cancel {
         job_id: String,
         clients: Vec<WorkerRpc>,
+    },
+    /// Remove what a failed or cancelled job left in its shuffle and
+    /// output folders (its record stays).
+    Clean(JobDirs),
+    /// Ask a worker that sends no heartbeats whether it is alive.
+    Probe {
+        worker_id: String,
+        client: WorkerRpc,
     },
 }
 
@@ -289,9 +314,9 @@ impl State {
 
     /// Takes back a finished job read from the store.
     pub(crate) fn restore(&mut self, mut job: Job) {
-        for a in job.attempts.iter_mut().filter(|a| a.outcome == "running") {
+        for a in job.attempts.iter_mut().filter(|a| a.is_running()) {
             // Still running when the job ended; nobody heard how it ended.
-            a.outcome = "unknown".into();
+            a.state = AttemptState::Unknown;
         }
         self.order += 1;
         self.ids.insert(job.id.clone(), self.order);
@@ -347,6 +372,7 @@ impl State {
             task_status: None,
             map_only: request.map_only,
             attempt_base: 0,
+            exclusions: BTreeMap::new(),
         };
         self.ids.insert(id, seq);
         self.unsaved.insert(seq);
@@ -402,9 +428,14 @@ impl State {
         }
     }
 
+    /// Every map is done: the reduces may run. A map run again because its
+    /// output was lost brings the job back here with its reduces as they
+    /// were.
     fn enter_reduce(job: &mut Job) {
         job.clock.end(Phase::Map);
-        job.reduces = (0..job.reduce_partitions).map(|_| Task::new()).collect();
+        if job.reduces.is_empty() {
+            job.reduces = (0..job.reduce_partitions).map(|_| Task::new()).collect();
+        }
         job.state = JobState::Reducing;
         job.message = format!("reducing {} partitions", job.reduce_partitions);
     }
@@ -414,6 +445,77 @@ impl State {
         job.message = error.clone();
         job.error = Some(error);
         job.clock.finished = Some(Instant::now());
+    }
+
+    /// Ends a job that has not ended: FAILED with `error`, or CANCELLED.
+    /// Its running attempts are killed (their slots freed now, their
+    /// workers told), and what it left in its folders is removed.
+    fn end_job(&mut self, id: &str, failed: Option<String>) -> Vec<Effect> {
+        let mut effects: Vec<Effect> = self.cancel_effects(id).into_iter().collect();
+        let why = if failed.is_some() {
+            "its job failed"
+        } else {
+            "its job was cancelled"
+        };
+        self.kill_running(id, why);
+        let metrics = self.metrics.clone();
+        let Some(job) = self.job_mut(id) else {
+            return effects;
+        };
+        match failed {
+            Some(error) => {
+                Self::fail(job, error);
+                metrics.jobs_finished(JobState::Failed);
+            }
+            None => {
+                job.state = JobState::Cancelled;
+                job.message = "cancelled".into();
+                job.clock.finished = Some(Instant::now());
+                metrics.jobs_finished(JobState::Cancelled);
+            }
+        }
+        effects.push(Effect::Clean(job.dirs.clone()));
+        effects
+    }
+
+    /// Marks a job's running attempts killed and frees their slots.
+    fn kill_running(&mut self, id: &str, why: &str) {
+        let running: Vec<(AttemptKey, String)> = match self.job(id) {
+            Some(job) => job
+                .attempts
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.is_running())
+                .map(|(record, a)| (Self::key_of(id, record, a), a.worker.clone()))
+                .collect(),
+            None => return,
+        };
+        let now = now_ms();
+        for (key, worker) in running {
+            self.release(&key, &worker);
+            if let Some(job) = self.job_mut(id) {
+                job.attempts[key.record].end(AttemptState::Killed(why.to_owned()), now);
+            }
+        }
+    }
+
+    fn key_of(job_id: &str, record: usize, a: &Attempt) -> AttemptKey {
+        AttemptKey {
+            job_id: job_id.to_owned(),
+            task: a.task,
+            attempt: a.number,
+            record,
+        }
+    }
+
+    /// Cancels a job and keeps its record (CANCELLED). `None` if there is
+    /// no such job; `Some(false)` if it had already ended.
+    pub(crate) fn cancel(&mut self, id: &str) -> Option<(bool, Vec<Effect>)> {
+        let job = self.job(id)?;
+        if job.state.is_terminal() {
+            return Some((false, Vec::new()));
+        }
+        Some((true, self.end_job(id, None)))
     }
 
     fn cap(&self, p: Phase) -> u32 {
@@ -426,10 +528,14 @@ impl State {
     }
 
     /// Assigns pending tasks to free worker slots: jobs in submission order,
-    /// within the in-flight caps.
+    /// within the in-flight caps. A task goes to a worker that can run its
+    /// job, preferring one it has not failed on and the job has not
+    /// excluded; when every live worker is one of those, it goes to any.
     pub(crate) fn schedule(&mut self) -> Vec<Dispatch> {
         let mut out = Vec::new();
         let seqs: Vec<u64> = self.jobs.keys().copied().collect();
+        let now = now_ms();
+        let policy = self.settings.policy;
         for seq in seqs {
             let Some(phase) = self.jobs.get(&seq).and_then(Job::runnable_phase) else {
                 continue;
@@ -441,18 +547,35 @@ impl State {
                 {
                     break;
                 }
+                if self.workers.list.iter().all(|w| w.free() == 0) {
+                    return out;
+                }
                 let Some(job) = self.jobs.get(&seq) else {
                     break;
                 };
-                let Some(index) = job
-                    .tasks(phase)
-                    .iter()
-                    .position(|t| t.state == TaskState::Pending)
-                else {
+                let name = job.kind.name();
+                let mut chosen = None;
+                for (index, task) in job.tasks(phase).iter().enumerate() {
+                    if task.state != TaskState::Pending {
+                        continue;
+                    }
+                    let preferred = |w: &WorkerEntry| {
+                        w.can_run(name)
+                            && !task.failed_on.contains(&w.id)
+                            && !job.is_excluded(&w.id, now)
+                    };
+                    let pick = if self.workers.live().any(preferred) {
+                        self.workers.pick(policy, preferred)
+                    } else {
+                        self.workers.pick(policy, |w| w.can_run(name))
+                    };
+                    if let Some(w) = pick {
+                        chosen = Some((index as u32, w));
+                        break;
+                    }
+                }
+                let Some((index, w)) = chosen else {
                     break;
-                };
-                let Some(w) = self.workers.pick(self.settings.policy) else {
-                    return out;
                 };
                 let worker = &mut self.workers.list[w];
                 worker.running += 1;
@@ -461,7 +584,7 @@ impl State {
                 let Some(job) = self.jobs.get_mut(&seq) else {
                     break;
                 };
-                out.push(Self::dispatch(job, phase, index as u32, worker_id, client));
+                out.push(Self::dispatch(job, phase, index, worker_id, client));
             }
         }
         out
@@ -493,14 +616,14 @@ impl State {
             Phase::Reduce => job.state = JobState::Reducing,
         }
         let record = job.attempts.len();
-        job.attempts.push(TaskAttempt {
-            task: phase.task_name(index),
-            attempt,
-            worker_id: worker_id.clone(),
+        let task = TaskRef { phase, index };
+        job.attempts.push(Attempt {
+            task,
+            number: attempt,
+            worker: worker_id.clone(),
             started_ms: now_ms(),
             finished_ms: None,
-            outcome: "running".into(),
-            error: None,
+            state: AttemptState::Running,
         });
         let name = job.kind.name().to_owned();
         let script = job.kind.script_path();
@@ -585,8 +708,7 @@ impl State {
         Dispatch {
             key: AttemptKey {
                 job_id: job.id.clone(),
-                phase,
-                index,
+                task,
                 attempt,
                 record,
             },
@@ -598,175 +720,283 @@ impl State {
         }
     }
 
-    /// Releases the slot an attempt held, if it still holds one.
+    /// Releases the slot an attempt held, if it still holds one (it is
+    /// still running).
     fn release(&mut self, key: &AttemptKey, worker_id: &str) -> bool {
         let Some(job) = self.job_mut(&key.job_id) else {
             return false;
         };
-        let Some(record) = job.attempts.get(key.record) else {
-            return false;
-        };
-        if record.outcome != "running" {
+        if !job
+            .attempts
+            .get(key.record)
+            .is_some_and(Attempt::is_running)
+        {
             return false;
         }
-        if let Some(t) = job.tasks_mut(key.phase).get_mut(key.index as usize) {
+        let phase = key.task.phase;
+        if let Some(t) = job.tasks_mut(phase).get_mut(key.task.index as usize) {
             t.running = t.running.saturating_sub(1);
         }
-        self.inflight[slot(key.phase)] = self.inflight[slot(key.phase)].saturating_sub(1);
+        self.inflight[slot(phase)] = self.inflight[slot(phase)].saturating_sub(1);
         if let Some(w) = self.workers.get_mut(worker_id) {
             w.running = w.running.saturating_sub(1);
         }
         true
     }
 
-    /// Records an attempt's outcome and moves its job on.
+    /// Records an attempt's outcome and moves its job on. A report about an
+    /// attempt that has already ended changes nothing, except that a late
+    /// success is still taken while its task is not done.
     pub(crate) fn complete(
         &mut self,
         key: &AttemptKey,
         worker_id: &str,
         outcome: Outcome,
     ) -> Vec<Effect> {
-        self.release(key, worker_id);
-        let max_attempts = self
-            .settings
-            .max_task_attempts
-            .clamp(1, MAX_TASK_ATTEMPTS_CAP);
+        let held = self.release(key, worker_id);
         let metrics = self.metrics.clone();
         let mut effects = Vec::new();
+        let (phase, index) = (key.task.phase, key.task.index as usize);
         let Some(job) = self.job_mut(&key.job_id) else {
             if let Outcome::Succeeded { output, .. } = outcome {
-                effects.push(Effect::RemoveAttemptOutput(key.phase, output));
+                effects.push(Effect::RemoveAttemptOutput(phase, output));
             }
             return effects;
         };
         let now = now_ms();
-        let record = &mut job.attempts[key.record];
-        record.finished_ms.get_or_insert(now);
-        let seconds = now.saturating_sub(record.started_ms) as f64 / 1000.0;
-        let label = match &outcome {
-            Outcome::Succeeded { .. } => "succeeded",
-            Outcome::Failed(_) => "failed",
-            Outcome::Lost(_) => "lost",
-        };
-        metrics.task_finished(key.phase.as_str(), label, seconds);
+        if held {
+            let started = job.attempts[key.record].started_ms;
+            let seconds = now.saturating_sub(started) as f64 / 1000.0;
+            metrics.task_finished(phase.as_str(), outcome.label(), seconds);
+        }
         let active = job.is_active();
-        let task_done = job.tasks(key.phase)[key.index as usize].state == TaskState::Done;
-        match outcome {
+        let task_done = job.tasks(phase)[index].state == TaskState::Done;
+        let state = match outcome {
             Outcome::Succeeded {
                 output,
                 counters,
                 status,
             } => {
                 if !active || task_done {
-                    job.attempts[key.record].outcome = "superseded".into();
-                    effects.push(Effect::RemoveAttemptOutput(key.phase, output));
+                    job.attempts[key.record].end(AttemptState::Superseded, now);
+                    effects.push(Effect::RemoveAttemptOutput(phase, output));
                     return effects;
                 }
-                job.attempts[key.record].outcome = "succeeded".into();
-                job.counters.merge(&counters);
-                if status.is_some() {
-                    job.task_status = status;
-                }
-                let task = &mut job.tasks_mut(key.phase)[key.index as usize];
-                task.state = TaskState::Done;
-                task.output = Some(output);
-                match key.phase {
-                    Phase::Map => {
-                        let done = job
-                            .maps
-                            .iter()
-                            .filter(|t| t.state == TaskState::Done)
-                            .count();
-                        job.message = format!("mapped {done}/{}", job.maps.len());
-                        if done == job.maps.len() {
-                            if job.map_only {
-                                job.clock.end(Phase::Map);
-                                job.message = "committing the output".into();
-                                effects.push(Effect::Commit(CommitPlan {
-                                    job_id: job.id.clone(),
-                                    out: job.dirs.out.clone(),
-                                    shuffle: job.dirs.shuffle.clone(),
-                                    parts: job
-                                        .maps
-                                        .iter()
-                                        .enumerate()
-                                        .filter_map(|(i, t)| {
-                                            t.output.clone().map(|o| (i as u32, o))
-                                        })
-                                        .collect(),
-                                    map_only: true,
-                                }));
-                            } else {
-                                Self::enter_reduce(job);
-                            }
-                        }
-                    }
-                    Phase::Reduce | Phase::Single => {
-                        let total = job.tasks(key.phase).len();
-                        let done = job
-                            .tasks(key.phase)
-                            .iter()
-                            .filter(|t| t.state == TaskState::Done)
-                            .count();
-                        job.message = format!("reduced {done}/{total}");
-                        if done == total {
-                            job.clock.end(key.phase);
-                            job.message = "committing the output".into();
-                            effects.push(Effect::Commit(CommitPlan {
-                                job_id: job.id.clone(),
-                                out: job.dirs.out.clone(),
-                                shuffle: job.dirs.shuffle.clone(),
-                                parts: job
-                                    .tasks(key.phase)
-                                    .iter()
-                                    .enumerate()
-                                    .filter_map(|(p, t)| t.output.clone().map(|o| (p as u32, o)))
-                                    .collect(),
-                                map_only: false,
-                            }));
-                        }
-                    }
+                self.succeeded(key, output, counters, status, &mut effects);
+                return effects;
+            }
+            Outcome::Failed(e) => AttemptState::Failed(e),
+            Outcome::InputLost { input, message } => {
+                match job
+                    .maps
+                    .iter()
+                    .position(|t| t.output.as_ref() == Some(&input))
+                {
+                    Some(map) => AttemptState::Failed(AttemptError::MapOutputLost {
+                        map: map as u32,
+                        message,
+                    }),
+                    // Not a map output of this job's: the reduce's own fault.
+                    None => AttemptState::Failed(AttemptError::Engine(message)),
                 }
             }
-            Outcome::Failed(error) | Outcome::Lost(error) => {
-                let error = bounded_error(error);
-                let lost = label == "lost";
-                let record = &mut job.attempts[key.record];
-                if record.outcome == "running" {
-                    record.outcome = label.into();
-                    record.error = Some(error.clone());
-                } else {
-                    // Already marked lost when its worker expired.
-                    return effects;
-                }
-                if !active || task_done {
-                    return effects;
-                }
-                let task = &mut job.tasks_mut(key.phase)[key.index as usize];
-                if lost {
-                    task.lost += 1;
-                } else {
-                    task.failures += 1;
-                }
-                task.last_error = Some(error.clone());
-                let given_up = task.failures >= max_attempts || task.lost >= max_attempts;
-                if given_up {
-                    let (n, how) = if lost {
-                        (task.lost, "lost its worker")
+            Outcome::Lost(why) => AttemptState::Lost(why),
+            Outcome::Killed(why) => AttemptState::Killed(why),
+        };
+        let state = match state {
+            AttemptState::Failed(e) => AttemptState::Failed(e.map_message(bounded_error)),
+            AttemptState::Lost(m) => AttemptState::Lost(bounded_error(m)),
+            other => other,
+        };
+        if !job.attempts[key.record].end(state.clone(), now) || !active || task_done {
+            return effects;
+        }
+        effects.extend(self.charge(key, worker_id, &state));
+        effects
+    }
+
+    /// A successful attempt becomes its task's output; the phase, and the
+    /// job, move on when it was the last.
+    fn succeeded(
+        &mut self,
+        key: &AttemptKey,
+        output: PathBuf,
+        counters: Counters,
+        status: Option<String>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let now = now_ms();
+        let (phase, index) = (key.task.phase, key.task.index as usize);
+        let mut others = Vec::new();
+        let Some(job) = self.job_mut(&key.job_id) else {
+            return;
+        };
+        // A late success of an attempt already marked lost is taken all
+        // the same: its output is as good as any.
+        let record = &mut job.attempts[key.record];
+        record.state = AttemptState::Succeeded;
+        record.finished_ms.get_or_insert(now);
+        job.counters.merge(&counters);
+        if status.is_some() {
+            job.task_status = status;
+        }
+        let task = &mut job.tasks_mut(phase)[index];
+        task.state = TaskState::Done;
+        task.output = Some(output);
+        // Other attempts of the task still running have lost the race.
+        for (record, a) in job.attempts.iter().enumerate() {
+            if a.task == key.task && a.is_running() {
+                others.push((Self::key_of(&job.id, record, a), a.worker.clone()));
+            }
+        }
+        match phase {
+            Phase::Map => {
+                let done = job
+                    .maps
+                    .iter()
+                    .filter(|t| t.state == TaskState::Done)
+                    .count();
+                job.message = format!("mapped {done}/{}", job.maps.len());
+                if done == job.maps.len() {
+                    if job.map_only {
+                        job.clock.end(Phase::Map);
+                        job.message = "committing the output".into();
+                        effects.push(Effect::Commit(Self::commit_plan(job, Phase::Map)));
                     } else {
-                        (task.failures, "failed")
-                    };
-                    let name = key.phase.task_name(key.index);
-                    Self::fail(
-                        job,
-                        format!("task {name} {how} {n} time(s); last error: {error}"),
-                    );
-                    metrics.jobs_finished(JobState::Failed);
-                    effects.extend(self.cancel_effects(&key.job_id));
-                } else if task.running == 0 {
-                    task.state = TaskState::Pending;
+                        Self::enter_reduce(job);
+                    }
                 }
             }
+            Phase::Reduce | Phase::Single => {
+                let total = job.tasks(phase).len();
+                let done = job
+                    .tasks(phase)
+                    .iter()
+                    .filter(|t| t.state == TaskState::Done)
+                    .count();
+                job.message = format!("reduced {done}/{total}");
+                if done == total && job.maps.iter().all(|t| t.state == TaskState::Done) {
+                    job.clock.end(phase);
+                    job.message = "committing the output".into();
+                    effects.push(Effect::Commit(Self::commit_plan(job, phase)));
+                }
+            }
+        }
+        for (other, worker) in others {
+            self.release(&other, &worker);
+            if let Some(job) = self.job_mut(&key.job_id) {
+                job.attempts[other.record].end(
+                    AttemptState::Killed("another attempt of the task succeeded".into()),
+                    now,
+                );
+            }
+        }
+    }
+
+    fn commit_plan(job: &Job, phase: Phase) -> CommitPlan {
+        CommitPlan {
+            job_id: job.id.clone(),
+            out: job.dirs.out.clone(),
+            shuffle: job.dirs.shuffle.clone(),
+            parts: job
+                .tasks(phase)
+                .iter()
+                .enumerate()
+                .filter_map(|(p, t)| t.output.clone().map(|o| (p as u32, o)))
+                .collect(),
+            map_only: phase == Phase::Map,
+        }
+    }
+
+    /// Charges an attempt that ended without output to what caused it, and
+    /// puts its task back in the queue (or fails the job):
+    /// - a failure of the task's own counts against `MAX_TASK_ATTEMPTS`, and
+    ///   against its worker in this job (exclusion);
+    /// - a lost map output sends that map back to run again (charged to the
+    ///   map, as Hadoop charges fetch failures), not the reduce;
+    /// - a lost worker counts against `MAX_TASK_LOSSES` only;
+    /// - a killed attempt counts nowhere.
+    fn charge(&mut self, key: &AttemptKey, worker_id: &str, state: &AttemptState) -> Vec<Effect> {
+        let s = self.settings.clone();
+        let max_attempts = s.max_task_attempts.clamp(1, MAX_TASK_ATTEMPTS_CAP);
+        let max_losses = s.max_task_losses.clamp(1, MAX_TASK_ATTEMPTS_CAP);
+        let now = now_ms();
+        let (phase, index) = (key.task.phase, key.task.index as usize);
+        let name = key.task.name();
+        let Some(job) = self.job_mut(&key.job_id) else {
+            return Vec::new();
+        };
+        let mut effects = Vec::new();
+        let mut give_up = None;
+        match state {
+            AttemptState::Failed(AttemptError::MapOutputLost { map, message }) => {
+                let map_name = Phase::Map.task_name(*map);
+                if let Some(m) = job.maps.get_mut(*map as usize) {
+                    if m.state == TaskState::Done {
+                        m.state = TaskState::Pending;
+                        m.failures += 1;
+                        m.last_error = Some(format!("its output was lost: {message}"));
+                        if let Some(out) = m.output.take() {
+                            effects.push(Effect::RemoveAttemptOutput(Phase::Map, out));
+                        }
+                        tracing::warn!(job = %job.id, map = %map_name, reduce = %name,
+                            "a map output cannot be read; running the map again");
+                        job.state = JobState::Mapping;
+                        job.message = format!("{map_name}'s output was lost; running it again");
+                        if m.failures >= max_attempts {
+                            give_up = Some(format!(
+                                "task {map_name} failed {} time(s) or lost its output; last: {message}",
+                                m.failures
+                            ));
+                        }
+                    }
+                }
+            }
+            AttemptState::Failed(e) => {
+                let task = &mut job.tasks_mut(phase)[index];
+                task.failures += 1;
+                task.last_error = Some(e.message().to_owned());
+                if !task.failed_on.iter().any(|w| w == worker_id) {
+                    task.failed_on.push(worker_id.to_owned());
+                }
+                if task.failures >= max_attempts {
+                    give_up = Some(format!(
+                        "task {name} failed {} time(s); last error: {}",
+                        task.failures,
+                        e.message()
+                    ));
+                }
+                let ex = job.exclusions.entry(worker_id.to_owned()).or_default();
+                ex.failures += 1;
+                if s.exclude_after_failures > 0
+                    && ex.failures >= s.exclude_after_failures
+                    && ex.until_ms.is_none_or(|t| t <= now)
+                {
+                    ex.until_ms = Some(now.saturating_add(s.exclude_s.saturating_mul(1000)));
+                    tracing::warn!(job = %job.id, worker = %worker_id, failures = ex.failures,
+                        "worker excluded from the job");
+                }
+            }
+            AttemptState::Lost(why) => {
+                let task = &mut job.tasks_mut(phase)[index];
+                task.lost += 1;
+                task.last_error = Some(why.clone());
+                if task.lost >= max_losses {
+                    give_up = Some(format!(
+                        "task {name} was running on a worker that was lost {} time(s) \
+                         (MAX_TASK_LOSSES; a task that kills its worker?); last: {why}",
+                        task.lost
+                    ));
+                }
+            }
+            _ => {}
+        }
+        let task = &mut job.tasks_mut(phase)[index];
+        if task.running == 0 && task.state == TaskState::Running {
+            task.state = TaskState::Pending;
+        }
+        if let Some(error) = give_up {
+            effects.extend(self.end_job(&key.job_id, Some(error)));
         }
         effects
     }
@@ -775,13 +1005,13 @@ impl State {
     fn cancel_effects(&self, job_id: &str) -> Option<Effect> {
         let job = self.job(job_id)?;
         let mut clients = Vec::new();
-        let mut seen = Vec::new();
-        for a in job.attempts.iter().filter(|a| a.outcome == "running") {
-            if seen.contains(&a.worker_id) {
+        let mut seen: Vec<&str> = Vec::new();
+        for a in job.attempts.iter().filter(|a| a.is_running()) {
+            if seen.contains(&a.worker.as_str()) {
                 continue;
             }
-            seen.push(a.worker_id.clone());
-            if let Some(w) = self.workers.list.iter().find(|w| w.id == a.worker_id) {
+            seen.push(&a.worker);
+            if let Some(w) = self.workers.list.iter().find(|w| w.id == a.worker) {
                 clients.push(w.client.clone());
             }
         }
@@ -792,13 +1022,17 @@ impl State {
     }
 
     /// The commit of a job's output finished.
-    pub(crate) fn committed(&mut self, job_id: &str, result: Result<PathBuf, String>) {
+    pub(crate) fn committed(
+        &mut self,
+        job_id: &str,
+        result: Result<PathBuf, String>,
+    ) -> Vec<Effect> {
         let metrics = self.metrics.clone();
         let Some(job) = self.job_mut(job_id) else {
-            return;
+            return Vec::new();
         };
         if !job.is_active() {
-            return;
+            return Vec::new();
         }
         match result {
             Ok(file) => {
@@ -808,11 +1042,9 @@ impl State {
                 job.clock.finished = Some(Instant::now());
                 metrics.bytes_from(&job.counters);
                 metrics.jobs_finished(JobState::Succeeded);
+                Vec::new()
             }
-            Err(e) => {
-                Self::fail(job, format!("cannot commit the output: {e}"));
-                metrics.jobs_finished(JobState::Failed);
-            }
+            Err(e) => self.end_job(job_id, Some(format!("cannot commit the output: {e}"))),
         }
     }
 
@@ -831,20 +1063,37 @@ impl State {
         match self.workers.get_mut(id) {
             Some(w) => {
                 w.touch();
+                w.heartbeats = true;
                 true
             }
             None => false,
         }
     }
 
-    /// Declares silent workers dead and requeues their attempts.
+    /// A worker that sends no heartbeats answered the master's probe.
+    pub(crate) fn probed(&mut self, id: &str) {
+        if let Some(w) = self.workers.get_mut(id) {
+            w.touch();
+        }
+    }
+
+    /// Declares silent workers dead and requeues their attempts; asks for
+    /// probes of those that never send heartbeats.
     pub(crate) fn expire_workers(&mut self, now: Instant) -> Vec<Effect> {
         let timeout = self.settings.worker_timeout();
-        let dead = self.workers.expire(timeout, now);
+        let (dead, probe) = self.workers.expire(timeout, now);
         let mut effects = Vec::new();
         for id in dead {
             tracing::warn!(worker = %id, "worker missed its heartbeats; its tasks go back to the queue");
             effects.extend(self.lose_attempts_on(&id, "its worker stopped sending heartbeats"));
+        }
+        for id in probe {
+            if let Some(w) = self.workers.list.iter().find(|w| w.id == id) {
+                effects.push(Effect::Probe {
+                    worker_id: id,
+                    client: w.client.clone(),
+                });
+            }
         }
         effects
     }
@@ -864,15 +1113,8 @@ impl State {
         let mut keys = Vec::new();
         for job in self.jobs.values() {
             for (record, a) in job.attempts.iter().enumerate() {
-                if a.outcome == "running" && a.worker_id == worker_id {
-                    let (phase, index) = parse_task(&a.task);
-                    keys.push(AttemptKey {
-                        job_id: job.id.clone(),
-                        phase,
-                        index,
-                        attempt: a.attempt,
-                        record,
-                    });
+                if a.is_running() && a.worker == worker_id {
+                    keys.push(Self::key_of(&job.id, record, a));
                 }
             }
         }
@@ -883,41 +1125,17 @@ impl State {
         effects
     }
 
-    /// Cancels and forgets a job. Returns whether it was still running, and
-    /// the effects (cancel messages).
+    /// Cancels and forgets a job. Returns whether it was still running, its
+    /// folders, and the effects (cancel messages).
     pub(crate) fn delete(&mut self, id: &str) -> Option<(bool, JobDirs, Vec<Effect>)> {
-        let metrics = self.metrics.clone();
+        self.job(id)?;
         let effects: Vec<Effect> = self.cancel_effects(id).into_iter().collect();
-        // Free the slots of its running attempts now.
-        let running: Vec<(AttemptKey, String)> = {
-            let job = self.job(id)?;
-            job.attempts
-                .iter()
-                .enumerate()
-                .filter(|(_, a)| a.outcome == "running")
-                .map(|(record, a)| {
-                    let (phase, index) = parse_task(&a.task);
-                    (
-                        AttemptKey {
-                            job_id: id.to_owned(),
-                            phase,
-                            index,
-                            attempt: a.attempt,
-                            record,
-                        },
-                        a.worker_id.clone(),
-                    )
-                })
-                .collect()
-        };
-        for (key, worker) in &running {
-            self.release(key, worker);
-        }
+        self.kill_running(id, "its job was deleted");
         let seq = self.ids.remove(id)?;
         let job = self.jobs.remove(&seq)?;
         let was_running = !job.state.is_terminal();
         if was_running {
-            metrics.jobs_finished(JobState::Cancelled);
+            self.metrics.jobs_finished(JobState::Cancelled);
         }
         Some((was_running, job.dirs, effects))
     }
@@ -932,16 +1150,6 @@ impl State {
             *m.entry(j.state.as_str()).or_insert(0) += 1;
         }
         m
-    }
-}
-
-fn parse_task(name: &str) -> (Phase, u32) {
-    if let Some(i) = name.strip_prefix("map-") {
-        (Phase::Map, i.parse().unwrap_or(0))
-    } else if let Some(i) = name.strip_prefix("reduce-") {
-        (Phase::Reduce, i.parse().unwrap_or(0))
-    } else {
-        (Phase::Single, 0)
     }
 }
 
@@ -968,6 +1176,8 @@ mod tests {
             last_seen: Instant::now(),
             last_seen_unix: 0.0,
             client: gridmr_net::auth::worker_rpc(channel, &gridmr_net::auth::Auth::Off),
+            jobs: None,
+            heartbeats: true,
         }
     }
 
@@ -1067,6 +1277,10 @@ mod tests {
         (s, id)
     }
 
+    fn failed(message: &str) -> Outcome {
+        Outcome::Failed(AttemptError::Task(message.into()))
+    }
+
     fn ok(path: &str) -> Outcome {
         Outcome::Succeeded {
             output: path.into(),
@@ -1091,7 +1305,7 @@ mod tests {
         s.complete(&third[0].key, &third[0].worker_id, ok("/m.index"));
         assert_eq!(s.job(&id).unwrap().state, JobState::Reducing);
         let reduces = s.schedule();
-        assert_eq!(reduces[0].key.phase, Phase::Reduce);
+        assert_eq!(reduces[0].key.task.phase, Phase::Reduce);
         let Call::Reduce(r) = &reduces[0].call else {
             panic!()
         };
@@ -1117,10 +1331,10 @@ mod tests {
     async fn failures_retry_then_fail_the_job() {
         let (mut s, id) = state_with_job(1);
         let d = s.schedule().remove(0);
-        s.complete(&d.key, &d.worker_id, Outcome::Failed("boom 1".into()));
+        s.complete(&d.key, &d.worker_id, failed("boom 1"));
         let d2 = s.schedule().remove(0);
         assert_eq!(d2.key.attempt, 2);
-        s.complete(&d2.key, &d2.worker_id, Outcome::Failed("boom 2".into()));
+        s.complete(&d2.key, &d2.worker_id, failed("boom 2"));
         let job = s.job(&id).unwrap();
         assert_eq!(job.state, JobState::Failed);
         assert!(job.error.as_deref().unwrap().contains("boom 2"));
@@ -1137,7 +1351,10 @@ mod tests {
         s.expire_workers(Instant::now());
         let job = s.job(&id).unwrap();
         assert_eq!(job.phase_tasks().map.lost_attempts, 1);
-        assert_eq!(job.attempts[on_a.key.record].outcome, "lost");
+        assert!(matches!(
+            job.attempts[on_a.key.record].state,
+            AttemptState::Lost(_)
+        ));
         // The requeued task goes to the live worker once it has a slot.
         let other = ds.iter().find(|d| d.worker_id == "b").unwrap().clone();
         s.complete(&other.key, &other.worker_id, ok("/m1"));
@@ -1179,7 +1396,7 @@ mod tests {
         assert!(s.take_unsaved().is_empty(), "still running");
         for boom in ["boom 1", "boom 2"] {
             let d = s.schedule().remove(0);
-            s.complete(&d.key, &d.worker_id, Outcome::Failed(boom.into()));
+            s.complete(&d.key, &d.worker_id, failed(boom));
         }
         let ended = s.take_unsaved();
         assert_eq!(ended.len(), 1);
@@ -1214,7 +1431,7 @@ mod tests {
         s.prepared("job-000007", Ok(p));
         let d = s.schedule().remove(0);
         assert_eq!(d.key.attempt, 2001);
-        s.complete(&d.key, &d.worker_id, Outcome::Failed("boom".into()));
+        s.complete(&d.key, &d.worker_id, failed("boom"));
         assert_eq!(s.schedule().remove(0).key.attempt, 2002);
     }
 
@@ -1245,5 +1462,199 @@ mod tests {
             maps_only.width_from_cluster(),
             "reduce partitions left open"
         );
+    }
+
+    /// A job of `maps` map tasks and `reduces` reduce tasks on workers a
+    /// and b (one slot each), with every map done when `map_all`.
+    fn job_on_two(maps: u32, reduces: u32, max_losses: u32) -> (State, String) {
+        let mut settings = MasterSettings::local("/tmp");
+        settings.max_task_attempts = 2;
+        settings.max_task_losses = max_losses;
+        let mut s = State::new(Arc::new(settings), Arc::new(Metrics::new()), 1);
+        s.register(worker("a", 1));
+        s.register(worker("b", 1));
+        let id = s.next_id();
+        let mut req = request(None, true);
+        req.map_splits = Some(maps);
+        req.reduce_partitions = Some(reduces);
+        s.add_job(id.clone(), req.clone(), dirs());
+        let live = s.start_preparing(&id).unwrap();
+        let p = plan(&files(100_000), InputFormat::Lines, &req, live, 1);
+        s.prepared(&id, Ok(p));
+        (s, id)
+    }
+
+    #[tokio::test]
+    async fn lost_attempts_do_not_count_but_a_poison_task_is_stopped() {
+        let (mut s, id) = job_on_two(1, 1, 5);
+        for n in 1..=4 {
+            let d = s.schedule().remove(0);
+            s.worker_unreachable(&d.worker_id);
+            // The worker comes back.
+            s.register(worker(&d.worker_id, 1));
+            let job = s.job(&id).unwrap();
+            assert!(job.is_active(), "lost {n} time(s): {}", job.message);
+        }
+        let d = s.schedule().remove(0);
+        s.worker_unreachable(&d.worker_id);
+        let job = s.job(&id).unwrap();
+        assert_eq!(job.state, JobState::Failed);
+        let error = job.error.clone().unwrap();
+        assert!(error.contains("lost 5 time(s)"), "{error}");
+        assert!(error.contains("MAX_TASK_LOSSES"), "{error}");
+        assert_eq!(job.phase_tasks().map.failed_attempts, 0);
+    }
+
+    #[tokio::test]
+    async fn a_retry_goes_to_another_worker_and_a_failing_worker_is_excluded() {
+        let (mut s, id) = job_on_two(4, 1, 8);
+        let first = s.schedule();
+        assert_eq!(first.len(), 2);
+        let on_a = first.iter().find(|d| d.worker_id == "a").unwrap().clone();
+        let on_b = first.iter().find(|d| d.worker_id == "b").unwrap().clone();
+        s.complete(&on_a.key, "a", failed("bad disk"));
+        // a is free, but the failed task waits for b; a takes another task.
+        let next = s.schedule();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].worker_id, "a");
+        assert_ne!(next[0].key.task, on_a.key.task);
+        s.complete(&next[0].key, "a", failed("bad disk"));
+        let job = s.job(&id).unwrap();
+        assert_eq!(job.excluded_workers(now_ms()), ["a"]);
+        assert_eq!(job.status().excluded_workers, ["a"]);
+        // Excluded: a gets nothing while b can run the job.
+        assert!(s.schedule().is_empty());
+        s.complete(&on_b.key, "b", ok("/m-b"));
+        let retry = s.schedule();
+        assert_eq!(retry.len(), 1);
+        assert_eq!(retry[0].worker_id, "b");
+        // With b gone, the excluded worker is all there is: it is used.
+        s.worker_unreachable("b");
+        let fallback = s.schedule();
+        assert_eq!(fallback.len(), 1);
+        assert_eq!(fallback[0].worker_id, "a");
+    }
+
+    #[tokio::test]
+    async fn a_lost_map_output_reruns_that_map_without_charging_the_reduce() {
+        let (mut s, id) = job_on_two(2, 2, 8);
+        for d in s.schedule() {
+            let out = format!("/shuffle/{}.index", d.key.task.name());
+            s.complete(&d.key, &d.worker_id.clone(), ok(&out));
+        }
+        let reduces = s.schedule();
+        assert_eq!(reduces.len(), 2);
+        let (r0, r1) = (reduces[0].clone(), reduces[1].clone());
+        s.complete(&r1.key, &r1.worker_id, ok("/out/r1"));
+        let effects = s.complete(
+            &r0.key,
+            &r0.worker_id,
+            Outcome::InputLost {
+                input: "/shuffle/map-00001.index".into(),
+                message: "no such file".into(),
+            },
+        );
+        assert!(effects.iter().any(
+            |e| matches!(e, Effect::RemoveAttemptOutput(Phase::Map, p) if p == &PathBuf::from("/shuffle/map-00001.index"))
+        ));
+        let job = s.job(&id).unwrap();
+        assert_eq!(job.state, JobState::Mapping);
+        assert_eq!(job.reduces[0].failures, 0, "the reduce is not charged");
+        assert_eq!(job.maps[1].failures, 1, "the map is");
+        assert_eq!(job.reduces[1].state, TaskState::Done, "done reduces stay");
+        let attempt: gridmr_net::rest::TaskAttempt = job.attempts[r0.key.record].clone().into();
+        assert_eq!(attempt.kind.as_deref(), Some("map_output_lost"));
+        // Only map 1 runs again, then only reduce 0.
+        let again = s.schedule();
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            again[0].key.task,
+            TaskRef {
+                phase: Phase::Map,
+                index: 1
+            }
+        );
+        s.complete(
+            &again[0].key,
+            &again[0].worker_id,
+            ok("/shuffle/map-00001-2.index"),
+        );
+        let rerun = s.schedule();
+        assert_eq!(rerun.len(), 1);
+        assert_eq!(
+            rerun[0].key.task,
+            TaskRef {
+                phase: Phase::Reduce,
+                index: 0
+            }
+        );
+        let effects = s.complete(&rerun[0].key, &rerun[0].worker_id, ok("/out/r0"));
+        assert!(effects
+            .iter()
+            .any(|e| matches!(e, Effect::Commit(c) if c.parts.len() == 2)));
+    }
+
+    #[tokio::test]
+    async fn cancel_keeps_the_record_frees_the_slots_and_cleans_up() {
+        let (mut s, id) = job_on_two(2, 1, 8);
+        let running = s.schedule();
+        assert_eq!(running.len(), 2);
+        let (cancelled, effects) = s.cancel(&id).unwrap();
+        assert!(cancelled);
+        assert!(effects.iter().any(|e| matches!(e, Effect::Clean(_))));
+        assert!(effects.iter().any(|e| matches!(e, Effect::Cancel { .. })));
+        let job = s.job(&id).unwrap();
+        assert_eq!(job.state, JobState::Cancelled);
+        assert!(job
+            .attempts
+            .iter()
+            .all(|a| matches!(a.state, AttemptState::Killed(_))));
+        assert!(s.workers.list.iter().all(|w| w.running == 0));
+        // A late success is superseded and removed; a second cancel is a no-op.
+        let late = s.complete(&running[0].key, &running[0].worker_id, ok("/late"));
+        assert!(matches!(&late[..], [Effect::RemoveAttemptOutput(..)]));
+        assert!(!s.cancel(&id).unwrap().0);
+        assert_eq!(s.job(&id).unwrap().state, JobState::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn a_typed_job_goes_only_to_workers_that_have_it() {
+        let mut s = State::new(settings(), Arc::new(Metrics::new()), 1);
+        let mut without = worker("old", 4);
+        without.jobs = Some(vec!["grep".into()]);
+        s.register(without);
+        let id = s.next_id();
+        s.add_job(id.clone(), request(Some(1), true), dirs());
+        let live = s.start_preparing(&id).unwrap();
+        let p = plan(
+            &files(10),
+            InputFormat::Lines,
+            &request(Some(1), true),
+            live,
+            1,
+        );
+        s.prepared(&id, Ok(p));
+        assert!(s.schedule().is_empty());
+        let mut with = worker("new", 1);
+        with.jobs = Some(vec!["wordcount".into()]);
+        s.register(with);
+        let d = s.schedule();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].worker_id, "new");
+    }
+
+    #[tokio::test]
+    async fn a_worker_without_heartbeats_is_probed_not_expired() {
+        let mut s = State::new(settings(), Arc::new(Metrics::new()), 1);
+        let mut quiet = worker("curl", 1);
+        quiet.heartbeats = false;
+        quiet.last_seen = Instant::now() - std::time::Duration::from_secs(60);
+        s.register(quiet);
+        let effects = s.expire_workers(Instant::now());
+        assert!(matches!(&effects[..], [Effect::Probe { worker_id, .. }] if worker_id == "curl"));
+        assert_eq!(s.workers.live().count(), 1);
+        // A failed probe makes it unreachable.
+        s.worker_unreachable("curl");
+        assert_eq!(s.workers.live().count(), 0);
     }
 }

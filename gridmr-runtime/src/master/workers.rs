@@ -18,6 +18,13 @@ pub(crate) struct WorkerEntry {
     pub(crate) last_seen: Instant,
     pub(crate) last_seen_unix: f64,
     pub(crate) client: WorkerRpc,
+    /// The typed jobs its binary has, as it said when probed; `None` for a
+    /// worker that does not say (the original's), taken to run anything.
+    pub(crate) jobs: Option<Vec<String>>,
+    /// Whether it has sent a heartbeat since it registered. One that never
+    /// does (registered by hand, the original's flow) is probed by the
+    /// master instead of being declared dead.
+    pub(crate) heartbeats: bool,
 }
 
 pub(crate) fn unix_now() -> f64 {
@@ -44,6 +51,15 @@ impl WorkerEntry {
         } else {
             0
         }
+    }
+
+    /// Whether it can run tasks of the typed job `name` (scripts: any).
+    pub(crate) fn can_run(&self, name: &str) -> bool {
+        name.is_empty()
+            || self
+                .jobs
+                .as_ref()
+                .is_none_or(|jobs| jobs.iter().any(|j| j == name))
     }
 
     pub(crate) fn touch(&mut self) {
@@ -92,20 +108,33 @@ impl Workers {
         }
     }
 
-    /// Ids of live workers silent for longer than `timeout`, now marked dead.
-    pub(crate) fn expire(&mut self, timeout: Duration, now: Instant) -> Vec<String> {
-        let mut dead = Vec::new();
+    /// Live workers silent for longer than `timeout`: those that send
+    /// heartbeats are marked dead (first list); those that never do are to
+    /// be probed (second list), and are not asked again until `timeout`
+    /// has passed once more.
+    pub(crate) fn expire(&mut self, timeout: Duration, now: Instant) -> (Vec<String>, Vec<String>) {
+        let (mut dead, mut probe) = (Vec::new(), Vec::new());
         for w in self.list.iter_mut().filter(|w| w.alive) {
             if now.saturating_duration_since(w.last_seen) > timeout {
-                w.alive = false;
-                dead.push(w.id.clone());
+                if w.heartbeats {
+                    w.alive = false;
+                    dead.push(w.id.clone());
+                } else {
+                    w.last_seen = now;
+                    probe.push(w.id.clone());
+                }
             }
         }
-        dead
+        (dead, probe)
     }
 
-    /// The worker for the next task, or `None` when every slot is taken.
-    pub(crate) fn pick(&mut self, policy: SchedulerPolicy) -> Option<usize> {
+    /// The worker with a free slot for the next task, among those `fits`
+    /// accepts; `None` when none has one.
+    pub(crate) fn pick(
+        &mut self,
+        policy: SchedulerPolicy,
+        fits: impl Fn(&WorkerEntry) -> bool,
+    ) -> Option<usize> {
         let n = self.list.len();
         if n == 0 {
             return None;
@@ -115,7 +144,7 @@ impl Workers {
                 .list
                 .iter()
                 .enumerate()
-                .filter(|(_, w)| w.free() > 0)
+                .filter(|(_, w)| w.free() > 0 && fits(w))
                 .max_by(|(ia, a), (ib, b)| {
                     a.free()
                         .cmp(&b.free())
@@ -126,7 +155,7 @@ impl Workers {
             SchedulerPolicy::RoundRobin => {
                 for step in 0..n {
                     let i = (self.cursor + step) % n;
-                    if self.list[i].free() > 0 {
+                    if self.list[i].free() > 0 && fits(&self.list[i]) {
                         self.cursor = (i + 1) % n;
                         return Some(i);
                     }
@@ -152,6 +181,8 @@ mod tests {
             last_seen: Instant::now(),
             last_seen_unix: 0.0,
             client: gridmr_net::auth::worker_rpc(channel, &gridmr_net::auth::Auth::Off),
+            jobs: None,
+            heartbeats: true,
         }
     }
 
@@ -161,12 +192,12 @@ mod tests {
         w.upsert(entry("a", 2, 1));
         w.upsert(entry("b", 2, 0));
         w.upsert(entry("c", 2, 0));
-        assert_eq!(w.pick(SchedulerPolicy::LeastLoaded), Some(1));
+        assert_eq!(w.pick(SchedulerPolicy::LeastLoaded, |_| true), Some(1));
         w.list[1].running = 2;
         w.list[2].running = 2;
-        assert_eq!(w.pick(SchedulerPolicy::LeastLoaded), Some(0));
+        assert_eq!(w.pick(SchedulerPolicy::LeastLoaded, |_| true), Some(0));
         w.list[0].running = 2;
-        assert_eq!(w.pick(SchedulerPolicy::LeastLoaded), None);
+        assert_eq!(w.pick(SchedulerPolicy::LeastLoaded, |_| true), None);
     }
 
     #[tokio::test]
@@ -175,10 +206,10 @@ mod tests {
         for id in ["a", "b", "c"] {
             w.upsert(entry(id, 1, 0));
         }
-        assert_eq!(w.pick(SchedulerPolicy::RoundRobin), Some(0));
-        assert_eq!(w.pick(SchedulerPolicy::RoundRobin), Some(1));
+        assert_eq!(w.pick(SchedulerPolicy::RoundRobin, |_| true), Some(0));
+        assert_eq!(w.pick(SchedulerPolicy::RoundRobin, |_| true), Some(1));
         w.list[2].alive = false;
-        assert_eq!(w.pick(SchedulerPolicy::RoundRobin), Some(0));
+        assert_eq!(w.pick(SchedulerPolicy::RoundRobin, |_| true), Some(0));
     }
 
     #[tokio::test]
@@ -188,7 +219,7 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(5);
         assert_eq!(
             w.expire(Duration::from_secs(1), later),
-            vec!["a".to_string()]
+            (vec!["a".to_string()], vec![])
         );
         assert_eq!(w.live_slots(), 0);
         assert!(w.upsert(entry("a", 3, 0)));

@@ -4,6 +4,7 @@
 //! another, and a watchdog that kills the whole process group on timeout or
 //! cancellation. Blocking code: it runs on tokio's blocking pool.
 
+use super::failure::Failure;
 use super::fence::{Fence, Tree};
 use gridmr_core::Counters;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -35,9 +36,18 @@ pub(crate) struct Processes {
 }
 
 impl Processes {
+    /// Records a started process of `job`. A cancel that came between the
+    /// caller's last check and now finds it here, or is found by the check
+    /// after the push (both sides mark first and look second), so the
+    /// process never outlives a cancel.
     fn add(&self, job: &str, pid: i32, tree: Arc<Tree>) {
         if let Ok(mut m) = self.by_job.lock() {
-            m.entry(job.to_owned()).or_default().push((pid, tree));
+            m.entry(job.to_owned())
+                .or_default()
+                .push((pid, tree.clone()));
+        }
+        if self.is_cancelled(job) {
+            tree.kill(pid);
         }
     }
 
@@ -149,12 +159,12 @@ pub(crate) fn run(
     job_id: &str,
     feed: impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
     mut on_line: impl FnMut(&[u8]) -> Result<(), String>,
-) -> Result<Finished, String> {
+) -> Result<Finished, Failure> {
     if procs.is_cancelled(job_id) {
-        return Err(format!("job {job_id} was cancelled"));
+        return Err(Failure::cancelled(job_id));
     }
     let Some((program, args)) = spec.argv.split_first() else {
-        return Err("no command".into());
+        return Err(Failure::engine("no command"));
     };
     let tree = Arc::new(spec.fence.tree());
     let mut cmd = Command::new(program);
@@ -278,17 +288,17 @@ pub(crate) fn run(
         }
     };
     if procs.is_cancelled(job_id) {
-        return Err(format!("job {job_id} was cancelled"));
+        return Err(Failure::cancelled(job_id));
     }
     if timed_out.load(Ordering::Relaxed) {
         let secs = spec.timeout.map_or(0, |t| t.as_secs());
-        return Err(with_tail(format!(
+        return Err(Failure::timeout(with_tail(format!(
             "{} timed out after {secs} s and was killed",
             spec.what
-        )));
+        ))));
     }
     if let Some(f) = failure {
-        return Err(with_tail(f));
+        return Err(with_tail(f).into());
     }
     let status = status.map_err(|e| format!("waiting for {}: {e}", spec.what))?;
     if !status.success() {
@@ -303,18 +313,24 @@ pub(crate) fn run(
             (None, Some(sig)) => format!("was killed by signal {sig}"),
             _ => "failed".to_owned(),
         };
-        return Err(with_tail(format!("{} {how}", spec.what)));
+        return Err(with_tail(format!("{} {how}", spec.what)).into());
     }
     match fed {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(with_tail(format!("feeding {}: {e}", spec.what))),
-        Err(_) => return Err(format!("feeding {}: the feeder panicked", spec.what)),
+        Ok(Err(e)) => return Err(with_tail(format!("feeding {}: {e}", spec.what)).into()),
+        Err(_) => {
+            return Err(Failure::engine(format!(
+                "feeding {}: the feeder panicked",
+                spec.what
+            )))
+        }
     }
     if spec.expect_end && !saw_end {
         return Err(with_tail(format!(
             "{} stopped before finishing its output (os._exit or a crash?)",
             spec.what
-        )));
+        ))
+        .into());
     }
     Ok(Finished {
         counters: state.counters,
@@ -400,6 +416,23 @@ pub(crate) fn pump(mut r: impl Read, w: &mut dyn Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_started_after_its_jobs_cancel_is_killed() {
+        let fence = Fence::new(&crate::settings::FenceSettings::default()).unwrap();
+        let procs = Processes::default();
+        procs.cancel("job-1");
+        let tree = Arc::new(fence.tree());
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30").process_group(0);
+        fence.apply(&mut cmd, &tree, &[]);
+        let mut child = cmd.spawn().unwrap();
+        procs.add("job-1", child.id() as i32, tree);
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        procs.forget("job-1");
+        assert!(!procs.is_cancelled("job-1"));
+    }
 
     fn all_lines(data: &[u8], buf: usize) -> Vec<Vec<u8>> {
         let mut lines = Lines::new(data);

@@ -8,6 +8,7 @@
 //! registers again.
 
 mod external;
+mod failure;
 mod faults;
 pub(crate) mod fence;
 mod scripts;
@@ -197,6 +198,7 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
                 worker_id: id.clone(),
                 address: format!("{advertise}:{}", addr.port()),
                 slots: Some(slots),
+                heartbeat_ms: Some(settings.heartbeat_ms.max(10)),
             };
             let interval = Duration::from_millis(settings.heartbeat_ms.max(10));
             tokio::spawn(keep_registered(

@@ -5,6 +5,7 @@
 //! values partitioned by SHA-1 as the original did.
 
 use super::external::{self, pump, Processes, Spec};
+use super::failure::Failure;
 use gridmr_core::counters::builtin;
 use gridmr_core::input::{list_input, InputSplit, LineReader};
 use gridmr_core::shuffle::{KWayMerge, MapSink, ShuffleSettings, SinkTarget};
@@ -333,7 +334,7 @@ pub(crate) fn run_map(
     program: &Program,
     task: &MapTask,
     timeout_s: u32,
-) -> Result<ScriptOutput, String> {
+) -> Result<ScriptOutput, Failure> {
     create_leaf_dir(&task.shuffle_dir).map_err(err)?;
     let stem = task.output_stem();
     let work = WorkDir::create(runner, &work_parent(&task.shuffle_dir), &stem, program)?;
@@ -367,14 +368,18 @@ pub(crate) fn run_map(
         }
         Ok(())
     });
-    let finished =
-        match finished.and_then(|f| grouper.drain_into(&mut out).map(|()| f).map_err(err)) {
-            Ok(f) => f,
-            Err(e) => {
-                out.discard();
-                return Err(e);
-            }
-        };
+    let finished = match finished.and_then(|f| {
+        grouper
+            .drain_into(&mut out)
+            .map(|()| f)
+            .map_err(|e| Failure::engine(e.to_string()))
+    }) {
+        Ok(f) => f,
+        Err(e) => {
+            out.discard();
+            return Err(e);
+        }
+    };
     // Grouping by key acts as a combiner: the script's pairs are the map
     // output and the grouping's input, the grouped shuffle records its
     // output.
@@ -478,7 +483,7 @@ pub(crate) fn run_map_only(
     task: &MapTask,
     out_dir: &Path,
     timeout_s: u32,
-) -> Result<ScriptOutput, String> {
+) -> Result<ScriptOutput, Failure> {
     let attempts = out_dir.join(gridmr_core::task::ATTEMPTS_DIR);
     create_leaf_dir(&attempts).map_err(err)?;
     let path = attempts.join(format!("{}-a{}", map_part_name(task.index), task.attempt));
@@ -533,7 +538,7 @@ fn combine_output(
     cwd: &Path,
     timeout_s: u32,
     counters: &mut Counters,
-) -> Result<(gridmr_core::shuffle::RunIndex, Option<String>), String> {
+) -> Result<(gridmr_core::shuffle::RunIndex, Option<String>), Failure> {
     let mut out = sink(
         &task.shuffle_dir,
         stem.to_owned(),
@@ -620,7 +625,7 @@ pub(crate) fn run_reduce(
     program: &Program,
     task: &ReduceTask,
     timeout_s: u32,
-) -> Result<ScriptOutput, String> {
+) -> Result<ScriptOutput, Failure> {
     let path = task.attempt_path();
     let result = reduce_into(runner, procs, program, task, timeout_s, &path);
     if result.is_err() {
@@ -636,7 +641,7 @@ fn reduce_into(
     task: &ReduceTask,
     timeout_s: u32,
     path: &Path,
-) -> Result<ScriptOutput, String> {
+) -> Result<ScriptOutput, Failure> {
     let mut counters = Counters::default();
     let readers = open_partition(&task.map_outputs, task.partition, &mut counters).map_err(err)?;
     let merge = KWayMerge::<String, String>::new(readers).map_err(err)?;
@@ -697,7 +702,7 @@ fn probe(
     job_id: &str,
     script: &Path,
     cwd: &Path,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Failure> {
     let spec = Spec {
         what: "the job script".into(),
         argv: vec![
@@ -745,7 +750,7 @@ pub(crate) fn run_single(
     attempt: u32,
     shuffle: ShuffleSettings,
     timeout_s: u32,
-) -> Result<ScriptOutput, String> {
+) -> Result<ScriptOutput, Failure> {
     let result = single(
         runner, procs, program, job_id, input, output_dir, work_dir, attempt, shuffle, timeout_s,
     );
@@ -765,7 +770,7 @@ fn single(
     attempt: u32,
     shuffle: ShuffleSettings,
     timeout_s: u32,
-) -> Result<ScriptOutput, String> {
+) -> Result<ScriptOutput, Failure> {
     create_leaf_dir(work_dir).map_err(err)?;
     runner
         .fence
@@ -828,7 +833,8 @@ fn single(
                 return Err(format!(
                     "process(input_path, output_path) wrote no file at {}",
                     dest.display()
-                ));
+                )
+                .into());
             }
             let mut counters = finished.counters;
             counters.add_builtin(builtin::MAP_INPUT_BYTES, files.iter().map(|f| f.len).sum());

@@ -2,15 +2,18 @@
 //! in its registry, off the async runtime, in a fixed number of slots.
 
 use super::external::Processes;
+use super::failure::Failure;
 use super::faults::Faults;
 use super::scripts::{self, Program, Runner};
 use crate::paths::{check_inside, check_new_inside, confine_input};
 use gridmr_core::engine::{JobConfig, LocalEngine};
+use gridmr_core::shuffle::RunIndex;
 use gridmr_core::task::{
     create_leaf_dir, CancelFlag, MapTask, ReduceTask, TaskReport, ATTEMPTS_DIR,
 };
 use gridmr_core::{Counters, JobDef, Registry};
 use gridmr_net::proto::worker_server::Worker;
+use gridmr_net::proto::Failure as FailureKind;
 use gridmr_net::proto::{
     self, CancelReq, CancelResp, HeartbeatReq, HeartbeatResp, JobResult, MapResult, ReduceResult,
 };
@@ -75,7 +78,15 @@ pub(crate) struct WorkerCore {
     /// so the map is as large as the work in hand, and a cancel for a job
     /// with nothing here changes nothing.
     jobs: Mutex<std::collections::HashMap<String, JobHere>>,
+    /// Jobs cancelled while they had no attempt here: a cancel can overtake
+    /// the task call it is meant to stop (both are sent at once), and the
+    /// attempt must then not start. Bounded in count and age.
+    cancelled_early: Mutex<std::collections::VecDeque<(String, Instant)>>,
 }
+
+/// Most early cancels kept, and for how long.
+const EARLY_CANCELS: usize = 4096;
+const EARLY_CANCEL_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A job while it has attempts on this worker.
 #[derive(Default)]
@@ -135,21 +146,51 @@ impl WorkerCore {
             runner,
             procs: Arc::new(Processes::default()),
             jobs: Mutex::new(std::collections::HashMap::new()),
+            cancelled_early: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    /// Remembers a cancel for a job with no attempt here yet.
+    fn cancel_early(&self, job_id: &str) {
+        if let Ok(mut early) = self.cancelled_early.lock() {
+            let now = Instant::now();
+            while early
+                .front()
+                .is_some_and(|(_, at)| now.duration_since(*at) > EARLY_CANCEL_TTL)
+                || early.len() >= EARLY_CANCELS
+            {
+                early.pop_front();
+            }
+            if !early.iter().any(|(id, _)| id == job_id) {
+                early.push_back((job_id.to_owned(), now));
+            }
+        }
+    }
+
+    fn was_cancelled_early(&self, job_id: &str) -> bool {
+        self.cancelled_early.lock().is_ok_and(|early| {
+            early
+                .iter()
+                .any(|(id, at)| id == job_id && at.elapsed() <= EARLY_CANCEL_TTL)
+        })
     }
 
     /// Registers an attempt of `job_id`: its job's cancel flag, held until
     /// the ticket drops.
     fn enter(self: &Arc<Self>, job_id: &str) -> Ticket {
-        let flag = self
+        let (flag, early) = self
             .jobs
             .lock()
             .map(|mut jobs| {
                 let j = jobs.entry(job_id.to_owned()).or_default();
                 j.attempts += 1;
-                j.flag.clone()
+                (j.flag.clone(), self.was_cancelled_early(job_id))
             })
             .unwrap_or_default();
+        if early {
+            flag.cancel();
+            self.procs.cancel(job_id);
+        }
         Ticket {
             core: self.clone(),
             job_id: job_id.to_owned(),
@@ -226,37 +267,37 @@ impl WorkerCore {
         job_id: &str,
         task: &str,
         attempt: u32,
-        work: impl FnOnce() -> Result<Produced, String> + Send + 'static,
+        work: impl FnOnce() -> Result<Produced, Failure> + Send + 'static,
         discard: impl FnOnce(&Path) + Send + 'static,
-    ) -> Result<Produced, String> {
+    ) -> Result<Produced, Failure> {
         let _permit = self
             .slots
             .acquire()
             .await
-            .map_err(|_| "the worker is shutting down".to_owned())?;
+            .map_err(|_| Failure::engine("the worker is shutting down"))?;
         if self.is_cancelled(job_id) {
-            return Err(format!("job {job_id} was cancelled"));
+            return Err(Failure::cancelled(job_id));
         }
         self.running.fetch_add(1, Ordering::Relaxed);
         let _running = RunningGuard(self.clone());
         if !self.faults.delay().is_zero() {
             tokio::time::sleep(self.faults.delay()).await;
             if self.is_cancelled(job_id) {
-                return Err(format!("job {job_id} was cancelled"));
+                return Err(Failure::cancelled(job_id));
             }
         }
         if self.faults.fails(task, attempt) {
-            return Err(format!(
+            return Err(Failure::task(format!(
                 "injected failure of {task} attempt {attempt} (GRIDMR_INJECT_FAIL)"
-            ));
+            )));
         }
         let produced = tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| format!("task thread: {e}"))??;
+            .map_err(|e| Failure::engine(format!("task thread: {e}")))??;
         if self.is_cancelled(job_id) {
             let output = produced.output;
             let _ = tokio::task::spawn_blocking(move || discard(&output)).await;
-            return Err(format!("job {job_id} was cancelled"));
+            return Err(Failure::cancelled(job_id));
         }
         Ok(produced)
     }
@@ -268,6 +309,23 @@ impl Drop for RunningGuard {
     fn drop(&mut self) {
         self.0.running.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// The first of a reduce's map outputs that cannot be read back: checked
+/// by its index alone (`whole = false`: present, checksummed, data long
+/// enough), or read through every block (`whole = true`, after a reduce
+/// failed).
+fn first_lost_input(inputs: &[PathBuf], whole: bool) -> Option<Failure> {
+    inputs.iter().find_map(|input| {
+        let checked = if whole {
+            RunIndex::verify(input)
+        } else {
+            RunIndex::read(input).map(|_| ())
+        };
+        checked
+            .err()
+            .map(|e| Failure::map_output_lost(input, format!("a map output cannot be read: {e}")))
+    })
 }
 
 fn remove_map_output(index: &Path) {
@@ -359,14 +417,13 @@ impl Worker for WorkerService {
                     // that an attempt of a job deleted meanwhile fails instead of
                     // bringing its folder back.
                     create_leaf_dir(&work_dir_for_task)
-                        .and_then(|()| create_leaf_dir(&out_dir.join(ATTEMPTS_DIR)))
-                        .map_err(|e| e.to_string())?;
+                        .and_then(|()| create_leaf_dir(&out_dir.join(ATTEMPTS_DIR)))?;
                     let engine = LocalEngine::new(&work_dir_for_task)
                         .with_threads(1)
                         .with_cancel(flag);
                     let outcome = engine.run(job.as_ref(), &config);
                     let _ = std::fs::remove_dir_all(&work_dir_for_task);
-                    let outcome = outcome.map_err(|e| e.to_string())?;
+                    let outcome = outcome?;
                     Ok(Produced {
                         output: outcome
                             .output_dir
@@ -404,7 +461,10 @@ impl Worker for WorkerService {
                 answer.counters = counters_to_wire(&p.counters);
                 answer.status_message = p.status.unwrap_or_default();
             }
-            Err(e) => answer.error = e,
+            Err(f) => {
+                answer.failure = f.kind.into();
+                answer.error = f.message;
+            }
         }
         answer.duration_ms = millis(started);
         Ok(Response::new(answer))
@@ -452,7 +512,7 @@ impl Worker for WorkerService {
             Work::Typed(job) => job
                 .run_map(&task)
                 .map(Produced::from)
-                .map_err(|e| e.to_string()),
+                .map_err(Failure::from),
             Work::Script(program) => match &map_only {
                 Some(out) => {
                     scripts::run_map_only(&runner, &procs, &program, &task, out, timeout_s)
@@ -473,7 +533,10 @@ impl Worker for WorkerService {
                 answer.counters = counters_to_wire(&p.counters);
                 answer.status_message = p.status.unwrap_or_default();
             }
-            Err(e) => answer.error = e,
+            Err(f) => {
+                answer.failure = f.kind.into();
+                answer.error = f.message;
+            }
         }
         answer.duration_ms = millis(started);
         Ok(Response::new(answer))
@@ -504,13 +567,27 @@ impl Worker for WorkerService {
         let what = core.work(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
         let (task_id, attempt) = (task.task_id(), task.attempt);
         let (runner, procs, timeout_s) = (core.runner.clone(), core.procs.clone(), msg.timeout_s);
-        let work = move || match what {
-            Work::Typed(job) => job
-                .run_reduce(&task)
-                .map(Produced::from)
-                .map_err(|e| e.to_string()),
-            Work::Script(program) => {
-                scripts::run_reduce(&runner, &procs, &program, &task, timeout_s).map(Produced::from)
+        let work = move || {
+            // A missing or truncated map output is found before any work.
+            if let Some(lost) = first_lost_input(&task.map_outputs, false) {
+                return Err(lost);
+            }
+            let result = match what {
+                Work::Typed(job) => job
+                    .run_reduce(&task)
+                    .map(Produced::from)
+                    .map_err(Failure::from),
+                Work::Script(program) => {
+                    scripts::run_reduce(&runner, &procs, &program, &task, timeout_s)
+                        .map(Produced::from)
+                }
+            };
+            match result {
+                // Whatever the reduce said, a damaged input is the map's loss.
+                Err(f) if matches!(f.kind, FailureKind::Task | FailureKind::Engine) => {
+                    Err(first_lost_input(&task.map_outputs, true).unwrap_or(f))
+                }
+                other => other,
             }
         };
         let discard = |p: &Path| {
@@ -526,7 +603,14 @@ impl Worker for WorkerService {
                 answer.counters = counters_to_wire(&p.counters);
                 answer.status_message = p.status.unwrap_or_default();
             }
-            Err(e) => answer.error = e,
+            Err(f) => {
+                answer.failure = f.kind.into();
+                answer.error = f.message;
+                answer.lost_input = f
+                    .lost_input
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+            }
         }
         answer.duration_ms = millis(started);
         Ok(Response::new(answer))
@@ -543,14 +627,20 @@ impl Worker for WorkerService {
         gridmr_net::wire::check_job_id("CancelReq", &job_id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         // Typed attempts stop at their next check; script tasks are killed.
-        // A job with no attempt here has nothing to stop, and nothing is
-        // kept about it.
-        let here = self
-            .core
-            .jobs
-            .lock()
-            .map(|jobs| jobs.get(&job_id).map(|j| j.flag.clone()))
-            .unwrap_or(None);
+        // A job with no attempt here yet is remembered for a while (the
+        // cancel may have overtaken its task call), in a bounded list. The
+        // jobs lock is held throughout, so an attempt entering meanwhile
+        // sees one or the other.
+        let here = match self.core.jobs.lock() {
+            Ok(jobs) => match jobs.get(&job_id) {
+                Some(j) => Some(j.flag.clone()),
+                None => {
+                    self.core.cancel_early(&job_id);
+                    None
+                }
+            },
+            Err(_) => None,
+        };
         if let Some(flag) = here {
             flag.cancel();
             self.core.procs.cancel(&job_id);
