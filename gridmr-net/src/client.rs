@@ -30,6 +30,10 @@ use std::time::Duration;
 /// How long one long-poll of [`Client::wait`] lasts on the server.
 const WAIT_SLICE: Duration = Duration::from_millis(500);
 
+/// Longest run of failed polls [`Client::wait`] rides out (a master
+/// restarting) before it gives up.
+pub const WAIT_OUTAGE: Duration = Duration::from_secs(120);
+
 /// A handle on one master. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -191,13 +195,34 @@ impl Client {
 
     /// Long-polls until the job is finished, calling `progress` with every
     /// status seen, and returns the final status (whatever its state).
+    ///
+    /// It rides out a master restart: while the master cannot be reached
+    /// ([`Error::is_transient`]) it asks again with backoff, for up to
+    /// [`WAIT_OUTAGE`] in a row; jobs outlive their master, so the wait
+    /// goes on where it was.
     pub async fn wait(
         &self,
         job_id: &str,
         mut progress: impl FnMut(&JobStatus),
     ) -> Result<JobStatus> {
+        let mut outage: Option<std::time::Instant> = None;
+        let mut backoff = Duration::from_millis(100);
         loop {
-            let status = self.status_wait(job_id, WAIT_SLICE).await?;
+            let status = match self.status_wait(job_id, WAIT_SLICE).await {
+                Ok(s) => s,
+                Err(e) if e.is_transient() => {
+                    let since = *outage.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() >= WAIT_OUTAGE {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            outage = None;
+            backoff = Duration::from_millis(100);
             progress(&status);
             if status.status.is_terminal() {
                 return Ok(status);

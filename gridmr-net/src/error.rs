@@ -69,5 +69,25 @@ pub enum Error {
     Write(#[source] std::io::Error),
 }
 
+impl Error {
+    /// Whether asking again later may succeed: the server could not be
+    /// reached (restarting, say) or a proxy in front of it answered 502, 503
+    /// or 504. A 4xx, a bad answer or a local problem is not transient.
+    ///
+    /// ```
+    /// let e = gridmr_net::Error::Http { url: "u".into(), status: 503, message: "m".into() };
+    /// assert!(e.is_transient());
+    /// let e = gridmr_net::Error::Http { url: "u".into(), status: 404, message: "m".into() };
+    /// assert!(!e.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Transport { source, .. } => !source.is_builder() && !source.is_decode(),
+            Error::Http { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+}
+
 /// `Result` with the wire layer's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -221,6 +221,16 @@ fn a_master_restart_keeps_ended_jobs_and_runs_unfinished_ones_again() {
         (v["status"] == "MAPPING").then_some(())
     });
 
+    // A client waiting on the job rides out the restart.
+    let mut waiting = std::process::Command::new(env!("CARGO_BIN_EXE_gridmr"))
+        .args(["status", "--wait", &running])
+        .env("GRIDMR_MASTER", &cluster.url)
+        .env("SHARED_DIR", cluster.shared.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
     // Workers heartbeat every 200 ms: all are back well within 1.5 s.
     cluster.restart_master(&[("MAX_TASK_ATTEMPTS", "1"), ("WORKER_TIMEOUT_S", "1.5")]);
     // Ended jobs are served as they ended, straight away.
@@ -260,6 +270,12 @@ fn a_master_restart_keeps_ended_jobs_and_runs_unfinished_ones_again() {
     }
     let (_, request) = cluster.get(&format!("/jobs/{running}"));
     assert_eq!(request["counters"]["gridmr"]["map_input_records"], 3);
+    let exit = cluster.poll("the waiting client to end", || waiting.try_wait().unwrap());
+    assert!(exit.success(), "status --wait gave up during the restart");
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut waiting.stdout.take().unwrap(), &mut printed).unwrap();
+    let printed: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(printed["status"], "SUCCEEDED", "{printed}");
 
     // Ids are never reused, and a new job runs as usual.
     let new = cluster.submit(json!({"job": "wordcount", "input_url": input}));

@@ -190,6 +190,32 @@ async fn workers_refuse_grpc_without_the_token() {
 /// A worker that claims every task succeeded with a file of its choosing.
 struct Liar {
     output: String,
+    /// The typed jobs it claims to have.
+    jobs: Vec<String>,
+    /// Heartbeat calls it answered (the master's probes).
+    probes: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Liar {
+    fn new(output: String, jobs: &[&str]) -> Self {
+        Liar {
+            output,
+            jobs: jobs.iter().map(|j| j.to_string()).collect(),
+            probes: Default::default(),
+        }
+    }
+
+    /// Serves it on an ephemeral port; returns the address.
+    async fn serve(self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(worker_server::WorkerServer::new(self))
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        address
+    }
 }
 
 #[tonic::async_trait]
@@ -198,10 +224,13 @@ impl worker_server::Worker for Liar {
         &self,
         _: Request<proto::HeartbeatReq>,
     ) -> Result<Response<proto::HeartbeatResp>, Status> {
+        self.probes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Response::new(proto::HeartbeatResp {
             ok: true,
             worker_id: "liar".into(),
             slots: 1,
+            jobs: self.jobs.clone(),
             ..Default::default()
         }))
     }
@@ -255,16 +284,9 @@ async fn the_master_commits_no_path_a_worker_makes_up() {
     let outside = tempfile::tempdir().unwrap();
     let secret = outside.path().join("secret.txt");
     std::fs::write(&secret, "master-host secret\n").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let liar = Liar {
-        output: secret.display().to_string(),
-    };
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(worker_server::WorkerServer::new(liar))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+    let address = Liar::new(secret.display().to_string(), &["wordcount"])
+        .serve()
+        .await;
     let input = write(&cluster, "a.txt", "a b\n");
     let (cluster, status) = tokio::task::spawn_blocking(move || {
         let (code, body) = cluster.post_json(
@@ -298,6 +320,48 @@ async fn the_master_commits_no_path_a_worker_makes_up() {
     tokio::task::spawn_blocking(move || drop(cluster))
         .await
         .unwrap();
+}
+
+/// Registration matches reality: a typed job goes only to workers that
+/// have it (refused at submit when no live one does), and a worker
+/// registered by hand, which sends no heartbeats, is probed instead of
+/// being declared dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_registered_by_hand_are_probed_and_typed_jobs_need_a_worker_that_has_them() {
+    let cluster =
+        tokio::task::spawn_blocking(|| Cluster::start(0, &[("WORKER_TIMEOUT_S", "0.3")], &[]))
+            .await
+            .unwrap();
+    let liar = Liar::new(String::new(), &["grep"]);
+    let probes = liar.probes.clone();
+    let address = liar.serve().await;
+    let input = write(&cluster, "a.txt", "a b\n");
+    tokio::task::spawn_blocking(move || {
+        let (code, body) = cluster.post_json(
+            "/workers/register",
+            &json!({"worker_id": "liar", "address": address}),
+        );
+        assert_eq!(code, 200, "{body}");
+        let (code, body) =
+            cluster.post_json("/jobs", &json!({"job": "wordcount", "input_url": input}));
+        assert_eq!(code, 400, "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("no live worker can run"),
+            "{body}"
+        );
+        // Several timeouts pass: it is probed, and stays alive.
+        cluster.poll("three probes", || {
+            (probes.load(std::sync::atomic::Ordering::Relaxed) >= 4).then_some(())
+        });
+        let (_, w) = cluster.get("/workers");
+        assert_eq!(w["workers"]["liar"]["alive"], true, "{w}");
+        drop(cluster);
+    })
+    .await
+    .unwrap();
 }
 
 #[test]

@@ -308,6 +308,19 @@ fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Stagi
                 known.join(", ")
             )));
         }
+        // Live workers that all lack the job would leave it waiting forever.
+        // (With none live, it waits for workers, as any job does.)
+        let unable = {
+            let st = sh.lock();
+            let mut live = st.workers.live().peekable();
+            live.peek().is_some() && live.all(|w| !w.can_run(name))
+        };
+        if unable {
+            return Err(ApiError::bad(format!(
+                "no live worker can run job {name:?}: their binaries do not have it \
+                 (deploy a worker binary with it registered)"
+            )));
+        }
         JobKind::Typed(name.clone())
     } else if let Some(url) = &req.script_url {
         staging.script = Some(match parse_url(url) {

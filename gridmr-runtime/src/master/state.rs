@@ -227,8 +227,15 @@ pub(crate) fn plan(
     let maps = request.map_splits.or(request.partitions);
     let wide = reduce > 1 || maps.unwrap_or(default) > 1;
     // A map-only job always runs DISTRIBUTED: its output is its map tasks'.
-    let distributed =
-        request.map_only || request.force_distributed || (input_size >= threshold && wide);
+    // So does a job that names its own width in the new fields
+    // (`reduce_partitions`, `map_splits` above 1): an explicit count is
+    // never dropped. The original's `partitions` keeps the original's rule.
+    let explicit = request.reduce_partitions.is_some_and(|r| r > 1)
+        || request.map_splits.is_some_and(|m| m > 1);
+    let distributed = request.map_only
+        || request.force_distributed
+        || explicit
+        || (input_size >= threshold && wide);
     if !distributed {
         return Plan {
             mode: Mode::Single,
@@ -1257,6 +1264,17 @@ mod tests {
             t,
         );
         assert_eq!((default.splits.len(), default.reduce_partitions), (4, 4));
+        // An explicit reduce count below the threshold is kept: DISTRIBUTED.
+        let mut explicit = request(None, false);
+        explicit.reduce_partitions = Some(10);
+        let small = plan(&files(99), InputFormat::Lines, &explicit, 4, t);
+        assert_eq!(
+            (small.mode, small.reduce_partitions),
+            (Mode::Distributed, 10)
+        );
+        explicit.reduce_partitions = Some(1);
+        let one = plan(&files(99), InputFormat::Lines, &explicit, 4, t);
+        assert_eq!(one.mode, Mode::Single);
     }
 
     fn state_with_job(partitions: u32) -> (State, String) {

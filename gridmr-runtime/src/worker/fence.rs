@@ -99,7 +99,9 @@ fn task_cgroups() -> Option<PathBuf> {
     // One folder per fence: a fence removes its folder when dropped.
     static NEXT_FENCE: AtomicU64 = AtomicU64::new(1);
     let n = NEXT_FENCE.fetch_add(1, Ordering::Relaxed);
-    let base = own_cgroup()?.join(format!("gridmr-worker-{}-{n}", std::process::id()));
+    let own = own_cgroup()?;
+    sweep_dead_workers(&own);
+    let base = own.join(format!("gridmr-worker-{}-{n}", std::process::id()));
     match std::fs::create_dir(&base) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -110,6 +112,51 @@ fn task_cgroups() -> Option<PathBuf> {
     } else {
         let _ = std::fs::remove_dir(&base);
         None
+    }
+}
+
+/// Kills the tasks a worker killed with SIGKILL left behind, and removes
+/// its task cgroups: every `gridmr-worker-PID-N` folder next to ours whose
+/// PID is no longer running. (A live PID is left alone, whoever has it.)
+fn sweep_dead_workers(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("gridmr-worker-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let base = e.path();
+        let leaves: Vec<PathBuf> = std::fs::read_dir(&base)
+            .map(|d| {
+                d.flatten()
+                    .filter(|l| l.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|l| l.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for leaf in &leaves {
+            let _ = std::fs::write(leaf.join("cgroup.kill"), "1");
+        }
+        let end = Instant::now() + Duration::from_secs(2);
+        for leaf in &leaves {
+            while std::fs::remove_dir(leaf).is_err() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        if std::fs::remove_dir(&base).is_ok() {
+            tracing::warn!(folder = %base.display(), tasks = leaves.len(),
+                "killed the tasks of a worker that died without stopping them");
+        }
     }
 }
 
@@ -453,5 +500,26 @@ mod tests {
             return;
         }
         assert!(kill_reaches_a_detached_child(&fence, "332.125"));
+    }
+
+    #[test]
+    fn a_dead_workers_left_over_tasks_are_killed_by_the_next_fence() {
+        let fence = Fence::new(&FenceSettings::default()).unwrap();
+        let Some(base) = fence.cgroups.clone() else {
+            eprintln!("skipped: this host gives the worker no cgroup v2 leaf to kill through");
+            return;
+        };
+        // A leaf as a worker that died (its PID unused) would have left it.
+        let parent = base.parent().unwrap();
+        let dead = parent.join(format!("gridmr-worker-{}-1", i32::MAX - 7));
+        let leaf = dead.join("task-1");
+        std::fs::create_dir_all(&leaf).unwrap();
+        let mut child = Command::new("sleep").arg("333.125").spawn().unwrap();
+        std::fs::write(leaf.join("cgroup.procs"), child.id().to_string()).unwrap();
+        let _next = Fence::new(&FenceSettings::default()).unwrap();
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert!(!dead.exists());
     }
 }
