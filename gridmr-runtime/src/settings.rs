@@ -89,6 +89,21 @@ pub struct MasterSettings {
     /// How long an excluded worker is kept from the job, in seconds.
     #[arg(long, env = "EXCLUDE_S", default_value_t = 600)]
     pub exclude_s: u64,
+    /// Backup attempts for stragglers (Hadoop's and Spark's speculation):
+    /// `on` (default) or `off`.
+    #[arg(long, env = "SPECULATION", default_value = "on", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub speculation: bool,
+    /// A task is a straggler when its attempt has run this many times the
+    /// median of its phase's successful attempts…
+    #[arg(long, env = "SPECULATION_MULTIPLIER", default_value_t = 1.5)]
+    pub speculation_multiplier: f64,
+    /// …once this share of the phase's tasks is done…
+    #[arg(long, env = "SPECULATION_QUANTILE", default_value_t = 0.75)]
+    pub speculation_quantile: f64,
+    /// …and for at least this many seconds.
+    #[arg(long, env = "SPECULATION_MIN_S", default_value_t = 1.0)]
+    pub speculation_min_s: f64,
     /// A worker silent for this long is dead and its tasks are rerun, in
     /// seconds (fractions allowed).
     #[arg(long, env = "WORKER_TIMEOUT_S", default_value_t = 10.0)]
@@ -135,6 +150,10 @@ impl MasterSettings {
             max_task_losses: 8,
             exclude_after_failures: 2,
             exclude_s: 600,
+            speculation: true,
+            speculation_multiplier: 1.5,
+            speculation_quantile: 0.75,
+            speculation_min_s: 1.0,
             worker_timeout_s: 10.0,
             policy: SchedulerPolicy::LeastLoaded,
             max_partitions: 10_000,

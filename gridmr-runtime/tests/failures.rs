@@ -12,7 +12,7 @@ fn a_worker_killed_during_the_map_phase_does_not_fail_the_job() {
     // heartbeat timeout so a silent worker is noticed quickly either way.
     let mut cluster = Cluster::start(
         2,
-        &[("WORKER_TIMEOUT_S", "2")],
+        &[("WORKER_TIMEOUT_S", "2"), ("SPECULATION", "off")],
         &[("GRIDMR_INJECT_DELAY_MS", "400")],
     );
     let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
@@ -143,9 +143,10 @@ fn failing_tasks_are_retried_then_fail_the_job_with_their_error() {
 fn a_frozen_worker_is_declared_dead_by_heartbeats_and_used_again_when_it_thaws() {
     // SIGSTOP keeps the worker's connections open: only the missing
     // heartbeats can tell the master.
+    // No backup attempts: this test is about the heartbeats.
     let cluster = Cluster::start(
         2,
-        &[("WORKER_TIMEOUT_S", "1.5")],
+        &[("WORKER_TIMEOUT_S", "1.5"), ("SPECULATION", "off")],
         &[("GRIDMR_INJECT_DELAY_MS", "300")],
     );
     let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
@@ -378,4 +379,41 @@ fn a_cancelled_job_keeps_its_record_and_stops_its_tasks() {
     // The worker is free for the next job.
     let next = cluster.submit(json!({"job": "wordcount", "input_url": input}));
     assert_eq!(cluster.wait(&next)["status"], "SUCCEEDED");
+}
+
+#[test]
+fn a_slow_worker_is_overtaken_by_backup_attempts() {
+    // w2 takes 30 s before each attempt; w1 none.
+    let mut cluster = Cluster::start(1, &[("SPECULATION_MIN_S", "0.5")], &[]);
+    cluster.add_worker("w2", &[("GRIDMR_INJECT_DELAY_MS", "30000")]);
+    cluster.wait_live_workers(2);
+    let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let expected = embedded_wordcount(&input);
+    let id = cluster.submit(json!({
+        "job": "wordcount", "input_url": input, "map_splits": 4, "reduce_partitions": 4,
+        "force_distributed": true
+    }));
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(cluster.result_lines(&id), expected);
+    let attempts = cluster.tasks(&id);
+    let killed: Vec<_> = attempts
+        .iter()
+        .filter(|a| a["outcome"] == "killed")
+        .collect();
+    assert!(!killed.is_empty(), "no backup overtook w2: {attempts:?}");
+    for k in &killed {
+        assert_eq!(k["worker_id"], "w2", "{k}");
+        assert!(
+            k["error"].as_str().unwrap().contains("another attempt"),
+            "{k}"
+        );
+        assert!(
+            attempts.iter().any(|a| a["task"] == k["task"]
+                && a["outcome"] == "succeeded"
+                && a["worker_id"] == "w1"),
+            "{attempts:?}"
+        );
+    }
+    assert_eq!(done["tasks"]["map"]["failed_attempts"], 0);
 }

@@ -259,6 +259,9 @@ pub(crate) struct Task {
     /// elsewhere when it can.
     #[serde(default)]
     pub(crate) failed_on: Vec<String>,
+    /// Whether a backup (speculative) attempt was started for it.
+    #[serde(default)]
+    pub(crate) speculated: bool,
     /// The committed attempt's output (map: index file; reduce and single:
     /// the attempt's part file, renamed at commit).
     pub(crate) output: Option<PathBuf>,
@@ -274,6 +277,7 @@ impl Task {
             lost: 0,
             last_error: None,
             failed_on: Vec::new(),
+            speculated: false,
             output: None,
         }
     }

@@ -814,11 +814,28 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                 for mut client in clients {
                     let req = gridmr_net::proto::CancelReq {
                         job_id: job_id.clone(),
+                        ..Default::default()
                     };
                     tokio::spawn(async move {
                         let _ = tokio::time::timeout(timeout, client.cancel_job(req)).await;
                     });
                 }
+            }
+            Effect::CancelAttempt {
+                job_id,
+                task,
+                attempt,
+                mut client,
+            } => {
+                let timeout = Duration::from_secs(shared.settings.grpc_timeout_s.max(1));
+                let req = gridmr_net::proto::CancelReq {
+                    job_id,
+                    task: task.name(),
+                    attempt,
+                };
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(timeout, client.cancel_job(req)).await;
+                });
             }
         }
     }

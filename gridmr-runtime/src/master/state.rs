@@ -169,6 +169,13 @@ pub(crate) enum Effect {
     /// Remove what a failed or cancelled job left in its shuffle and
     /// output folders (its record stays).
     Clean(JobDirs),
+    /// Stop one attempt (the loser of a speculative race).
+    CancelAttempt {
+        job_id: String,
+        task: TaskRef,
+        attempt: u32,
+        client: WorkerRpc,
+    },
     /// Ask a worker that sends no heartbeats whether it is alive.
     Probe {
         worker_id: String,
@@ -593,8 +600,88 @@ impl State {
                 };
                 out.push(Self::dispatch(job, phase, index, worker_id, client));
             }
+            self.speculate(seq, phase, now, &mut out);
         }
         out
+    }
+
+    /// Backup attempts for stragglers (Google's backup tasks, Hadoop's and
+    /// Spark's speculation): once `SPECULATION_QUANTILE` of a phase's tasks
+    /// are done and none is waiting, a task whose only attempt has run for
+    /// more than `SPECULATION_MULTIPLIER` times the median of the phase's
+    /// successful attempts (and `SPECULATION_MIN_S`) gets one more attempt,
+    /// on another worker. The first to succeed wins; the other is killed.
+    fn speculate(&mut self, seq: u64, phase: Phase, now: u64, out: &mut Vec<Dispatch>) {
+        let s = self.settings.clone();
+        if !s.speculation {
+            return;
+        }
+        loop {
+            let total: u32 = self.inflight.iter().sum();
+            if total >= s.max_inflight || self.inflight[slot(phase)] >= self.cap(phase) {
+                return;
+            }
+            let Some(job) = self.jobs.get(&seq) else {
+                return;
+            };
+            let tasks = job.tasks(phase);
+            if tasks.iter().any(|t| t.state == TaskState::Pending) {
+                return;
+            }
+            let done = tasks.iter().filter(|t| t.state == TaskState::Done).count();
+            if done == 0 || (done as f64) < s.speculation_quantile * tasks.len() as f64 {
+                return;
+            }
+            let mut took: Vec<u64> = job
+                .attempts
+                .iter()
+                .filter(|a| a.task.phase == phase && a.state == AttemptState::Succeeded)
+                .filter_map(|a| a.finished_ms.map(|f| f.saturating_sub(a.started_ms)))
+                .collect();
+            if took.is_empty() {
+                return;
+            }
+            took.sort_unstable();
+            let median = took[took.len() / 2] as f64;
+            let threshold = (median * s.speculation_multiplier).max(s.speculation_min_s * 1000.0);
+            let straggler = job
+                .attempts
+                .iter()
+                .filter(|a| a.is_running() && a.task.phase == phase)
+                .filter(|a| {
+                    let t = &tasks[a.task.index as usize];
+                    t.running == 1 && !t.speculated
+                })
+                .map(|a| (a, now.saturating_sub(a.started_ms)))
+                .filter(|(_, ran)| *ran as f64 > threshold)
+                .max_by_key(|(_, ran)| *ran)
+                .map(|(a, ran)| (a.task.index, a.worker.clone(), ran));
+            let Some((index, slow, ran)) = straggler else {
+                return;
+            };
+            let name = job.kind.name();
+            let task = &tasks[index as usize];
+            let fits = |w: &WorkerEntry| {
+                w.id != slow
+                    && w.can_run(name)
+                    && !task.failed_on.contains(&w.id)
+                    && !job.is_excluded(&w.id, now)
+            };
+            let Some(w) = self.workers.pick(s.policy, fits) else {
+                return;
+            };
+            tracing::info!(job = %job.id, task = %phase.task_name(index), slow = %slow,
+                ran_ms = ran, median_ms = median, "starting a backup attempt");
+            let worker = &mut self.workers.list[w];
+            worker.running += 1;
+            let (worker_id, client) = (worker.id.clone(), worker.client.clone());
+            self.inflight[slot(phase)] += 1;
+            let Some(job) = self.jobs.get_mut(&seq) else {
+                return;
+            };
+            job.tasks_mut(phase)[index as usize].speculated = true;
+            out.push(Self::dispatch(job, phase, index, worker_id, client));
+        }
     }
 
     fn dispatch(
@@ -896,6 +983,14 @@ impl State {
                     AttemptState::Killed("another attempt of the task succeeded".into()),
                     now,
                 );
+            }
+            if let Some(w) = self.workers.list.iter().find(|w| w.id == worker) {
+                effects.push(Effect::CancelAttempt {
+                    job_id: key.job_id.clone(),
+                    task: other.task,
+                    attempt: other.attempt,
+                    client: w.client.clone(),
+                });
             }
         }
     }
@@ -1674,5 +1769,52 @@ mod tests {
         // A failed probe makes it unreachable.
         s.worker_unreachable("curl");
         assert_eq!(s.workers.live().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_straggler_gets_a_backup_attempt_and_the_loser_is_killed() {
+        let (mut s, id) = job_on_two(4, 1, 8);
+        // Maps 0..3 finish in about 100 ms each; map 3 runs on and on.
+        let mut slow = None;
+        for _ in 0..3 {
+            for d in s.schedule() {
+                if d.key.task.index == 3 {
+                    slow = Some(d);
+                    continue;
+                }
+                let job = s.job_mut(&id).unwrap();
+                job.attempts[d.key.record].started_ms -= 100;
+                s.complete(
+                    &d.key,
+                    &d.worker_id.clone(),
+                    ok(&format!("/m{}", d.key.task.index)),
+                );
+            }
+        }
+        let slow = slow.expect("map 3 was dispatched");
+        assert!(s.schedule().is_empty(), "not a straggler yet");
+        s.job_mut(&id).unwrap().attempts[slow.key.record].started_ms -= 5_000;
+        let backup = s.schedule();
+        assert_eq!(backup.len(), 1, "{backup:?}");
+        assert_eq!(backup[0].key.task, slow.key.task);
+        assert_ne!(backup[0].worker_id, slow.worker_id);
+        assert!(s.schedule().is_empty(), "one backup per task");
+        // The backup wins: the straggler is killed, on its worker too.
+        let effects = s.complete(&backup[0].key, &backup[0].worker_id, ok("/m3-backup"));
+        assert!(effects.iter().any(|e| matches!(e,
+            Effect::CancelAttempt { task, attempt, .. } if *task == slow.key.task && *attempt == slow.key.attempt)));
+        let job = s.job(&id).unwrap();
+        assert!(matches!(
+            job.attempts[slow.key.record].state,
+            AttemptState::Killed(_)
+        ));
+        assert_eq!(job.maps[3].output, Some(PathBuf::from("/m3-backup")));
+        assert_eq!(job.state, JobState::Reducing);
+        assert!(s.workers.list.iter().all(|w| w.running == 0));
+        // Its late answer changes nothing but its files.
+        let late = s.complete(&slow.key, &slow.worker_id, ok("/m3-late"));
+        assert!(
+            matches!(&late[..], [Effect::RemoveAttemptOutput(Phase::Map, p)] if p == &PathBuf::from("/m3-late"))
+        );
     }
 }

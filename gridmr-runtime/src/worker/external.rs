@@ -23,8 +23,32 @@ const STDERR_TAIL: usize = 4 << 10;
 /// The line the Python driver writes when its output is complete.
 pub(crate) const END_LINE: &[u8] = b"\x00GRIDMR-END";
 
-/// A running task process: its pid (and process group) and its tree.
-type Running = (i32, Arc<Tree>);
+/// Whose a task process is: its job, and its attempt (`map-00003@2`), so a
+/// cancel can stop a whole job or one attempt of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub(crate) job: String,
+    pub(crate) attempt: String,
+}
+
+impl Owner {
+    /// The attempt `attempt` of task `task` (`map-00003`, `single`) of `job`.
+    pub(crate) fn new(job: &str, task: &str, attempt: u32) -> Self {
+        Owner {
+            job: job.to_owned(),
+            attempt: attempt_key(task, attempt),
+        }
+    }
+}
+
+/// How an attempt is named in cancels: `map-00003@2`.
+pub(crate) fn attempt_key(task: &str, attempt: u32) -> String {
+    format!("{task}@{attempt}")
+}
+
+/// A running task process: its attempt, its pid (and process group) and its
+/// tree.
+type Running = (String, i32, Arc<Tree>);
 
 /// Process trees of running tasks, by job, so a cancellation can kill them.
 /// Only jobs with attempts on this worker are kept: the worker forgets a
@@ -32,21 +56,28 @@ type Running = (i32, Arc<Tree>);
 #[derive(Debug, Default)]
 pub(crate) struct Processes {
     by_job: Mutex<HashMap<String, Vec<Running>>>,
+    /// Cancelled jobs, and cancelled attempts (`job` `attempt`).
     cancelled: Mutex<HashSet<String>>,
 }
 
+fn attempt_scope(job: &str, attempt: &str) -> String {
+    format!("{job} {attempt}")
+}
+
 impl Processes {
-    /// Records a started process of `job`. A cancel that came between the
-    /// caller's last check and now finds it here, or is found by the check
-    /// after the push (both sides mark first and look second), so the
-    /// process never outlives a cancel.
-    fn add(&self, job: &str, pid: i32, tree: Arc<Tree>) {
+    /// Records a started process. A cancel that came between the caller's
+    /// last check and now finds it here, or is found by the check after the
+    /// push (both sides mark first and look second), so the process never
+    /// outlives a cancel.
+    fn add(&self, owner: &Owner, pid: i32, tree: Arc<Tree>) {
         if let Ok(mut m) = self.by_job.lock() {
-            m.entry(job.to_owned())
-                .or_default()
-                .push((pid, tree.clone()));
+            m.entry(owner.job.clone()).or_default().push((
+                owner.attempt.clone(),
+                pid,
+                tree.clone(),
+            ));
         }
-        if self.is_cancelled(job) {
+        if self.is_cancelled(owner) {
             tree.kill(pid);
         }
     }
@@ -54,7 +85,7 @@ impl Processes {
     fn remove(&self, job: &str, pid: i32) {
         if let Ok(mut m) = self.by_job.lock() {
             if let Some(v) = m.get_mut(job) {
-                v.retain(|(p, _)| *p != pid);
+                v.retain(|(_, p, _)| *p != pid);
                 if v.is_empty() {
                     m.remove(job);
                 }
@@ -62,34 +93,44 @@ impl Processes {
         }
     }
 
-    /// Kills every process of `job`, and any it starts from now on (until
-    /// [`Processes::forget`]).
-    pub(crate) fn cancel(&self, job: &str) -> usize {
+    /// Kills every process of `job` (or, with `attempt`, of that attempt
+    /// only), and any it starts from now on (until [`Processes::forget`]).
+    pub(crate) fn cancel(&self, job: &str, attempt: Option<&str>) -> usize {
         if let Ok(mut c) = self.cancelled.lock() {
-            c.insert(job.to_owned());
+            c.insert(match attempt {
+                Some(a) => attempt_scope(job, a),
+                None => job.to_owned(),
+            });
         }
         let trees = self
             .by_job
             .lock()
             .map(|m| m.get(job).cloned().unwrap_or_default())
             .unwrap_or_default();
-        for (pid, tree) in &trees {
-            tree.kill(*pid);
+        let mut n = 0;
+        for (a, pid, tree) in &trees {
+            if attempt.is_none_or(|want| want == a) {
+                tree.kill(*pid);
+                n += 1;
+            }
         }
-        trees.len()
+        n
     }
 
     /// Drops what is kept about `job` (its last attempt here ended).
     pub(crate) fn forget(&self, job: &str) {
         if let Ok(mut c) = self.cancelled.lock() {
-            c.remove(job);
+            let prefix = format!("{job} ");
+            c.retain(|k| k != job && !k.starts_with(&prefix));
         }
     }
 
-    fn is_cancelled(&self, job: &str) -> bool {
+    fn is_cancelled(&self, owner: &Owner) -> bool {
         self.cancelled
             .lock()
-            .map(|c| c.contains(job))
+            .map(|c| {
+                c.contains(&owner.job) || c.contains(&attempt_scope(&owner.job, &owner.attempt))
+            })
             .unwrap_or(false)
     }
 }
@@ -156,12 +197,12 @@ impl StderrState {
 pub(crate) fn run(
     spec: &Spec,
     procs: &Processes,
-    job_id: &str,
+    owner: &Owner,
     feed: impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
     mut on_line: impl FnMut(&[u8]) -> Result<(), String>,
 ) -> Result<Finished, Failure> {
-    if procs.is_cancelled(job_id) {
-        return Err(Failure::cancelled(job_id));
+    if procs.is_cancelled(owner) {
+        return Err(Failure::cancelled(&owner.job));
     }
     let Some((program, args)) = spec.argv.split_first() else {
         return Err(Failure::engine("no command"));
@@ -179,8 +220,8 @@ pub(crate) fn run(
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", spec.what))?;
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-    procs.add(job_id, pid, tree.clone());
-    let _unregister = Guard(|| procs.remove(job_id, pid));
+    procs.add(owner, pid, tree.clone());
+    let _unregister = Guard(|| procs.remove(&owner.job, pid));
 
     let stdin = child.stdin.take();
     let feeder = std::thread::spawn(move || {
@@ -287,8 +328,8 @@ pub(crate) fn run(
             format!("{msg}\n{tail}")
         }
     };
-    if procs.is_cancelled(job_id) {
-        return Err(Failure::cancelled(job_id));
+    if procs.is_cancelled(owner) {
+        return Err(Failure::cancelled(&owner.job));
     }
     if timed_out.load(Ordering::Relaxed) {
         let secs = spec.timeout.map_or(0, |t| t.as_secs());
@@ -421,17 +462,30 @@ mod tests {
     fn a_process_started_after_its_jobs_cancel_is_killed() {
         let fence = Fence::new(&crate::settings::FenceSettings::default()).unwrap();
         let procs = Processes::default();
-        procs.cancel("job-1");
-        let tree = Arc::new(fence.tree());
-        let mut cmd = Command::new("sleep");
-        cmd.arg("30").process_group(0);
-        fence.apply(&mut cmd, &tree, &[]);
-        let mut child = cmd.spawn().unwrap();
-        procs.add("job-1", child.id() as i32, tree);
-        let status = child.wait().unwrap();
-        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        let spawn = || {
+            let tree = Arc::new(fence.tree());
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30").process_group(0);
+            fence.apply(&mut cmd, &tree, &[]);
+            (cmd.spawn().unwrap(), tree)
+        };
+        let (first, second) = (
+            Owner::new("job-1", "map-00000", 1),
+            Owner::new("job-1", "map-00001", 1),
+        );
+        // One attempt cancelled: its process dies, the other's lives on.
+        procs.cancel("job-1", Some(&first.attempt));
+        let (mut a, tree_a) = spawn();
+        procs.add(&first, a.id() as i32, tree_a);
+        assert_eq!(a.wait().unwrap().signal(), Some(libc::SIGKILL));
+        let (mut b, tree_b) = spawn();
+        procs.add(&second, b.id() as i32, tree_b);
+        assert!(b.try_wait().unwrap().is_none());
+        // The whole job cancelled: the rest dies.
+        assert_eq!(procs.cancel("job-1", None), 2);
+        assert_eq!(b.wait().unwrap().signal(), Some(libc::SIGKILL));
         procs.forget("job-1");
-        assert!(!procs.is_cancelled("job-1"));
+        assert!(!procs.is_cancelled(&first) && !procs.is_cancelled(&second));
     }
 
     fn all_lines(data: &[u8], buf: usize) -> Vec<Vec<u8>> {

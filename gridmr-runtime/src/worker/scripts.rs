@@ -4,7 +4,11 @@
 //! merge) is the same Rust data path as typed jobs, with `String` keys and
 //! values partitioned by SHA-1 as the original did.
 
-use super::external::{self, pump, Processes, Spec};
+use super::external::{self, pump, Owner, Processes, Spec};
+
+fn owner_of(job: &str, task: &str, attempt: u32) -> Owner {
+    Owner::new(job, task, attempt)
+}
 use super::failure::Failure;
 use gridmr_core::counters::builtin;
 use gridmr_core::input::{list_input, InputSplit, LineReader};
@@ -356,18 +360,24 @@ pub(crate) fn run_map(
     let python = matches!(program, Program::Python { .. });
     let mut grouper = Grouper::new(task.shuffle.sort_buffer_bytes);
     let mut pairs = 0u64;
-    let finished = external::run(&spec, procs, &task.job_id, feed, |line| {
-        if python {
-            pairs += grouper.add_line(line)?;
-        } else {
-            pairs += 1;
-            grouper.add_streaming(line);
-        }
-        if grouper.is_full() {
-            grouper.drain_into(&mut out).map_err(err)?;
-        }
-        Ok(())
-    });
+    let finished = external::run(
+        &spec,
+        procs,
+        &owner_of(&task.job_id, &task.task_id(), task.attempt),
+        feed,
+        |line| {
+            if python {
+                pairs += grouper.add_line(line)?;
+            } else {
+                pairs += 1;
+                grouper.add_streaming(line);
+            }
+            if grouper.is_full() {
+                grouper.drain_into(&mut out).map_err(err)?;
+            }
+            Ok(())
+        },
+    );
     let finished = match finished.and_then(|f| {
         grouper
             .drain_into(&mut out)
@@ -500,13 +510,19 @@ pub(crate) fn run_map_only(
         let mut out = std::io::BufWriter::with_capacity(256 << 10, file);
         let (feed, input) = feed_split(&task.split)?;
         let (mut lines, mut bytes) = (0u64, 0u64);
-        let finished = external::run(&spec, procs, &task.job_id, feed, |line| {
-            lines += 1;
-            bytes += line.len() as u64 + 1;
-            out.write_all(line)
-                .and_then(|()| out.write_all(b"\n"))
-                .map_err(|e| format!("write {}: {e}", path.display()))
-        })?;
+        let finished = external::run(
+            &spec,
+            procs,
+            &owner_of(&task.job_id, &task.task_id(), task.attempt),
+            feed,
+            |line| {
+                lines += 1;
+                bytes += line.len() as u64 + 1;
+                out.write_all(line)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .map_err(|e| format!("write {}: {e}", path.display()))
+            },
+        )?;
         out.flush()
             .map_err(|e| format!("write {}: {e}", path.display()))?;
         let mut counters = finished.counters;
@@ -558,7 +574,7 @@ fn combine_output(
         let done = external::run(
             &spec,
             procs,
-            &task.job_id,
+            &owner_of(&task.job_id, &task.task_id(), task.attempt),
             feed_pairs(merge, None, true),
             |line| {
                 let (k, v) = split_line(line);
@@ -665,7 +681,7 @@ fn reduce_into(
     let finished = external::run(
         &spec,
         procs,
-        &task.job_id,
+        &owner_of(&task.job_id, &task.task_id(), task.attempt),
         feed_pairs(
             merge,
             Some(records.clone()),
@@ -699,7 +715,7 @@ fn reduce_into(
 fn probe(
     runner: &Runner,
     procs: &Processes,
-    job_id: &str,
+    owner: &Owner,
     script: &Path,
     cwd: &Path,
 ) -> Result<Vec<String>, Failure> {
@@ -721,7 +737,7 @@ fn probe(
     external::run(
         &spec,
         procs,
-        job_id,
+        owner,
         |_| Ok(()),
         |line| {
             names.extend(
@@ -778,9 +794,15 @@ fn single(
         .map_err(|e| format!("hand {} to GRIDMR_TASK_USER: {e}", work_dir.display()))?;
     let files = list_input(input).map_err(err)?;
     if let Program::Python { script } = program {
-        if probe(runner, procs, job_id, script, work_dir)?
-            .iter()
-            .any(|n| n == "process")
+        if probe(
+            runner,
+            procs,
+            &owner_of(job_id, "single", attempt),
+            script,
+            work_dir,
+        )?
+        .iter()
+        .any(|n| n == "process")
         {
             let source = match files.as_slice() {
                 [one] => one.path.clone(),
@@ -828,7 +850,13 @@ fn single(
                 source.clone().into(),
                 dest.clone().into(),
             ];
-            let finished = external::run(&spec, procs, job_id, |_| Ok(()), |_| Ok(()))?;
+            let finished = external::run(
+                &spec,
+                procs,
+                &owner_of(job_id, "single", attempt),
+                |_| Ok(()),
+                |_| Ok(()),
+            )?;
             if !dest.is_file() {
                 return Err(format!(
                     "process(input_path, output_path) wrote no file at {}",

@@ -1,7 +1,7 @@
 //! The worker's gRPC service: runs map, reduce and SINGLE tasks of the jobs
 //! in its registry, off the async runtime, in a fixed number of slots.
 
-use super::external::Processes;
+use super::external::{attempt_key, Processes};
 use super::failure::Failure;
 use super::faults::Faults;
 use super::scripts::{self, Program, Runner};
@@ -92,13 +92,17 @@ const EARLY_CANCEL_TTL: std::time::Duration = std::time::Duration::from_secs(600
 #[derive(Default)]
 struct JobHere {
     flag: CancelFlag,
-    attempts: u32,
+    /// Its attempts here (`map-00003@2`), each with a flag of its own (a
+    /// child of the job's), so one attempt can be stopped alone.
+    attempts: std::collections::HashMap<String, CancelFlag>,
 }
 
 /// One attempt's hold on its job's entry; dropping it lets the job go.
 struct Ticket {
     core: Arc<WorkerCore>,
     job_id: String,
+    attempt: String,
+    /// The attempt's flag: cancelled with its job, or alone.
     flag: CancelFlag,
 }
 
@@ -106,13 +110,14 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         let last = match self.core.jobs.lock() {
             Ok(mut jobs) => match jobs.get_mut(&self.job_id) {
-                Some(j) if j.attempts <= 1 => {
-                    jobs.remove(&self.job_id);
-                    true
-                }
                 Some(j) => {
-                    j.attempts -= 1;
-                    false
+                    j.attempts.remove(&self.attempt);
+                    if j.attempts.is_empty() {
+                        jobs.remove(&self.job_id);
+                        true
+                    } else {
+                        false
+                    }
                 }
                 None => false,
             },
@@ -175,34 +180,30 @@ impl WorkerCore {
         })
     }
 
-    /// Registers an attempt of `job_id`: its job's cancel flag, held until
-    /// the ticket drops.
-    fn enter(self: &Arc<Self>, job_id: &str) -> Ticket {
+    /// Registers attempt `attempt` of task `task` of `job_id`: its cancel
+    /// flag, held until the ticket drops.
+    fn enter(self: &Arc<Self>, job_id: &str, task: &str, attempt: u32) -> Ticket {
+        let key = attempt_key(task, attempt);
         let (flag, early) = self
             .jobs
             .lock()
             .map(|mut jobs| {
                 let j = jobs.entry(job_id.to_owned()).or_default();
-                j.attempts += 1;
-                (j.flag.clone(), self.was_cancelled_early(job_id))
+                let flag = j.flag.child();
+                j.attempts.insert(key.clone(), flag.clone());
+                (flag, self.was_cancelled_early(job_id))
             })
             .unwrap_or_default();
         if early {
             flag.cancel();
-            self.procs.cancel(job_id);
+            self.procs.cancel(job_id, None);
         }
         Ticket {
             core: self.clone(),
             job_id: job_id.to_owned(),
+            attempt: key,
             flag,
         }
-    }
-
-    fn is_cancelled(&self, job_id: &str) -> bool {
-        self.jobs
-            .lock()
-            .map(|f| f.get(job_id).is_some_and(|j| j.flag.is_cancelled()))
-            .unwrap_or(false)
     }
 
     fn roots(&self) -> &[PathBuf] {
@@ -264,7 +265,7 @@ impl WorkerCore {
     /// hooks applied. A cancelled job's output is removed by `discard`.
     async fn run(
         self: &Arc<Self>,
-        job_id: &str,
+        ticket: &Ticket,
         task: &str,
         attempt: u32,
         work: impl FnOnce() -> Result<Produced, Failure> + Send + 'static,
@@ -275,16 +276,21 @@ impl WorkerCore {
             .acquire()
             .await
             .map_err(|_| Failure::engine("the worker is shutting down"))?;
-        if self.is_cancelled(job_id) {
+        let job_id = ticket.job_id.as_str();
+        let cancelled = || ticket.flag.is_cancelled();
+        if cancelled() {
             return Err(Failure::cancelled(job_id));
         }
         self.running.fetch_add(1, Ordering::Relaxed);
         let _running = RunningGuard(self.clone());
-        if !self.faults.delay().is_zero() {
-            tokio::time::sleep(self.faults.delay()).await;
-            if self.is_cancelled(job_id) {
+        // The injected delay ends early at a cancel, as real work would.
+        let delay_end = Instant::now() + self.faults.delay();
+        while Instant::now() < delay_end {
+            if cancelled() {
                 return Err(Failure::cancelled(job_id));
             }
+            let left = delay_end.saturating_duration_since(Instant::now());
+            tokio::time::sleep(left.min(std::time::Duration::from_millis(20))).await;
         }
         if self.faults.fails(task, attempt) {
             return Err(Failure::task(format!(
@@ -294,7 +300,7 @@ impl WorkerCore {
         let produced = tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| Failure::engine(format!("task thread: {e}")))??;
-        if self.is_cancelled(job_id) {
+        if cancelled() {
             let output = produced.output;
             let _ = tokio::task::spawn_blocking(move || discard(&output)).await;
             return Err(Failure::cancelled(job_id));
@@ -381,7 +387,7 @@ impl Worker for WorkerService {
         let work_dir = PathBuf::from(&msg.work_dir);
         core.inside(&output_dir)?;
         core.inside_new(&work_dir)?;
-        let ticket = core.enter(&msg.job_id);
+        let ticket = core.enter(&msg.job_id, "single", attempt);
         let mut answer = JobResult {
             job_id: msg.job_id.clone(),
             worker_id: core.id.clone(),
@@ -451,10 +457,7 @@ impl Worker for WorkerService {
             let _ = std::fs::remove_dir_all(&attempt_dir);
             let _ = std::fs::remove_file(p);
         };
-        match core
-            .run(&msg.job_id, "single", attempt, work, discard)
-            .await
-        {
+        match core.run(&ticket, "single", attempt, work, discard).await {
             Ok(p) => {
                 answer.success = true;
                 answer.output_path = p.output.display().to_string();
@@ -486,7 +489,7 @@ impl Worker for WorkerService {
         }
         let mut task: MapTask = map_task_from_wire(&wire, &core.id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let ticket = core.enter(&task.job_id);
+        let ticket = core.enter(&task.job_id, &task.task_id(), task.attempt);
         task.cancel = ticket.flag.clone();
         check_inside(&task.split.path, &core.input_roots).map_err(Status::invalid_argument)?;
         core.inside(&task.shuffle_dir)?;
@@ -522,7 +525,7 @@ impl Worker for WorkerService {
             .map(Produced::from),
         };
         match core
-            .run(&msg.job_id, &task_id, attempt, work, remove_map_output)
+            .run(&ticket, &task_id, attempt, work, remove_map_output)
             .await
         {
             Ok(p) => {
@@ -551,7 +554,7 @@ impl Worker for WorkerService {
         let started = Instant::now();
         let mut task: ReduceTask = reduce_task_from_wire(&msg, &core.id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let ticket = core.enter(&task.job_id);
+        let ticket = core.enter(&task.job_id, &task.task_id(), task.attempt);
         task.cancel = ticket.flag.clone();
         core.inside(&task.output_dir)?;
         for input in &task.map_outputs {
@@ -593,10 +596,7 @@ impl Worker for WorkerService {
         let discard = |p: &Path| {
             let _ = std::fs::remove_file(p);
         };
-        match core
-            .run(&msg.job_id, &task_id, attempt, work, discard)
-            .await
-        {
+        match core.run(&ticket, &task_id, attempt, work, discard).await {
             Ok(p) => {
                 answer.success = true;
                 answer.output_path = p.output.display().to_string();
@@ -620,7 +620,9 @@ impl Worker for WorkerService {
         &self,
         request: Request<CancelReq>,
     ) -> Result<Response<CancelResp>, Status> {
-        let job_id = request.into_inner().job_id;
+        let req = request.into_inner();
+        let job_id = req.job_id;
+        let one = (!req.task.is_empty()).then(|| attempt_key(&req.task, req.attempt));
         if job_id.is_empty() {
             return Err(Status::invalid_argument("CancelReq.job_id is empty"));
         }
@@ -631,19 +633,23 @@ impl Worker for WorkerService {
         // cancel may have overtaken its task call), in a bounded list. The
         // jobs lock is held throughout, so an attempt entering meanwhile
         // sees one or the other.
+        // One attempt: its flag and its processes only (nothing is kept
+        // when it is not here: it has ended).
         let here = match self.core.jobs.lock() {
-            Ok(jobs) => match jobs.get(&job_id) {
-                Some(j) => Some(j.flag.clone()),
-                None => {
+            Ok(jobs) => match (jobs.get(&job_id), &one) {
+                (Some(j), None) => Some(j.flag.clone()),
+                (Some(j), Some(key)) => j.attempts.get(key).cloned(),
+                (None, None) => {
                     self.core.cancel_early(&job_id);
                     None
                 }
+                (None, Some(_)) => None,
             },
             Err(_) => None,
         };
         if let Some(flag) = here {
             flag.cancel();
-            self.core.procs.cancel(&job_id);
+            self.core.procs.cancel(&job_id, one.as_deref());
         }
         Ok(Response::new(CancelResp {
             ok: true,
