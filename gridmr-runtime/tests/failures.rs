@@ -417,3 +417,44 @@ fn a_slow_worker_is_overtaken_by_backup_attempts() {
     }
     assert_eq!(done["tasks"]["map"]["failed_attempts"], 0);
 }
+
+#[test]
+fn a_master_restart_keeps_the_committed_maps_of_a_running_job() {
+    let env = [("SPECULATION", "off"), ("WORKER_TIMEOUT_S", "1.5")];
+    let mut cluster = Cluster::start(2, &env, &[("GRIDMR_INJECT_DELAY_MS", "700")]);
+    let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let expected = embedded_wordcount(&input);
+    let id = cluster.submit(json!({
+        "job": "wordcount", "input_url": input, "map_splits": 6, "reduce_partitions": 2,
+        "force_distributed": true
+    }));
+    let done_before: Vec<String> = cluster.poll("two maps committed", || {
+        let done: Vec<String> = cluster
+            .tasks(&id)
+            .iter()
+            .filter(|a| a["outcome"] == "succeeded")
+            .filter_map(|a| a["task"].as_str().map(str::to_owned))
+            .collect();
+        (done.len() >= 2).then_some(done)
+    });
+    cluster.restart_master(&env);
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(cluster.result_lines(&id), expected);
+    // The new run ran only the maps that had not been committed.
+    let rerun: Vec<String> = cluster
+        .tasks(&id)
+        .iter()
+        .filter_map(|a| {
+            a["task"]
+                .as_str()
+                .filter(|t| t.starts_with("map-"))
+                .map(str::to_owned)
+        })
+        .collect();
+    for kept in &done_before {
+        assert!(!rerun.contains(kept), "{kept} ran again: {rerun:?}");
+    }
+    assert!(rerun.len() < 6, "{rerun:?}");
+    assert!(cluster.master_log().contains("resuming"));
+}

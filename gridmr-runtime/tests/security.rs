@@ -163,6 +163,7 @@ async fn workers_refuse_grpc_without_the_token() {
     let cancel = client
         .cancel_job(proto::CancelReq {
             job_id: "job-000009".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

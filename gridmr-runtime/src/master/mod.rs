@@ -273,21 +273,39 @@ fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
                 mut submitted,
             } => {
                 submitted.restarts += 1;
-                let reset =
-                    clear_output(&dirs).and_then(|()| store::save_request(&dirs.base, &submitted));
+                // A prepared DISTRIBUTED job resumes: its committed map
+                // outputs are kept. Anything else runs again from scratch.
+                let plan = store::read_plan(&dirs.base).filter(|p| {
+                    p.mode == gridmr_net::rest::Mode::Distributed && !submitted.request.map_only
+                });
+                let kept = match &plan {
+                    Some(p) => keep_map_outputs(&dirs.shuffle, p.splits.len(), p.reduce_partitions),
+                    None => Vec::new(),
+                };
+                let reset = clear_output(&dirs, &kept)
+                    .and_then(|()| store::save_request(&dirs.base, &submitted));
                 if let Err(e) = reset {
                     tracing::warn!(job = %id, error = %e, "cannot run the job again; left alone");
                     continue;
                 }
-                tracing::info!(job = %id, restarts = submitted.restarts,
-                    "the job had not ended when the last master stopped; running it again");
                 let request = submitted.request;
                 let base = submitted.restarts.saturating_mul(ATTEMPTS_PER_RUN);
                 shared
                     .lock()
                     .add_job(id.clone(), request.clone(), dirs)
                     .attempt_base = base;
-                again.push((id, request));
+                match plan {
+                    Some(plan) => {
+                        let n = shared.lock().resume(&id, plan, kept);
+                        tracing::info!(job = %id, restarts = submitted.restarts, maps_kept = n,
+                            "the job had not ended when the last master stopped; resuming it");
+                    }
+                    None => {
+                        tracing::info!(job = %id, restarts = submitted.restarts,
+                            "the job had not ended when the last master stopped; running it again");
+                        again.push((id, request));
+                    }
+                }
             }
         }
     }
@@ -302,13 +320,68 @@ async fn workers_back(shared: &Arc<Shared>) {
     tokio::time::sleep(shared.settings.worker_timeout()).await;
 }
 
-/// Empties a job's shuffle and output folders.
-fn clear_output(dirs: &jobs::JobDirs) -> Result<()> {
+/// The map outputs of an earlier run worth keeping, by map index: for
+/// each map, the first `map-NNNNN-aA.index` in `shuffle` whose index reads
+/// back whole (checksum, data file long enough) with `partitions`
+/// partitions. (A block damaged beyond that is found by the reduce that
+/// reads it, and that map runs again.)
+fn keep_map_outputs(shuffle: &Path, maps: usize, partitions: u32) -> Vec<Option<PathBuf>> {
+    let mut kept: Vec<Option<PathBuf>> = vec![None; maps];
+    let Ok(entries) = std::fs::read_dir(shuffle) else {
+        return kept;
+    };
+    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    files.sort();
+    for path in files {
+        let Some(index) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("map-"))
+            .filter(|n| n.ends_with(".index"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if index >= maps || kept[index].is_some() {
+            continue;
+        }
+        let whole =
+            gridmr_core::shuffle::RunIndex::read(&path).is_ok_and(|i| i.partitions() == partitions);
+        if whole {
+            kept[index] = Some(path);
+        }
+    }
+    kept
+}
+
+/// Empties a job's output folder, and its shuffle folder but for the map
+/// outputs in `keep` (their index and data files).
+fn clear_output(dirs: &jobs::JobDirs, keep: &[Option<PathBuf>]) -> Result<()> {
+    let mut keep_files: Vec<PathBuf> = Vec::new();
+    for index in keep.iter().flatten() {
+        if let Ok(i) = gridmr_core::shuffle::RunIndex::read(index) {
+            keep_files.push(i.data_path.clone());
+        }
+        keep_files.push(index.clone());
+    }
     for d in [&dirs.shuffle, &dirs.out] {
-        match std::fs::remove_dir_all(d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove", d, e)),
+        if let Ok(entries) = std::fs::read_dir(d) {
+            for e in entries.flatten() {
+                let path = e.path();
+                if keep_files.contains(&path) {
+                    continue;
+                }
+                let removed = match e.file_type() {
+                    Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                    _ => std::fs::remove_file(&path),
+                };
+                if let Err(e) = removed {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(Error::io("remove", &path, e));
+                    }
+                }
+            }
         }
         std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
     }
@@ -325,7 +398,10 @@ fn save_ended(shared: &Arc<Shared>, ended: Vec<jobs::Job>) {
     tokio::task::spawn_blocking(move || {
         for job in ended {
             if let Err(e) = store::save_ended(&job) {
-                tracing::warn!(job = %job.id, error = %e, "cannot save the ended job");
+                // Tried again at the next tick: a disk that was full may
+                // have room once the job's files are cleaned up.
+                tracing::warn!(job = %job.id, error = %e, "cannot save the ended job; will retry");
+                shared.lock().unsaved_again(&job.id);
             } else if shared.lock().job(&job.id).is_none() {
                 store::forget(&job.dirs.base);
             }
@@ -464,6 +540,16 @@ async fn prepare(shared: Arc<Shared>, id: String, request: JobRequest) {
     })
     .await
     .unwrap_or_else(|e| Err(format!("planning thread: {e}")));
+    if let Ok(plan) = &planned {
+        if plan.mode == gridmr_net::rest::Mode::Distributed {
+            let base = shared.jobs_dir().join(&id);
+            let plan = plan.clone();
+            let saved = tokio::task::spawn_blocking(move || store::save_plan(&base, &plan)).await;
+            if let Ok(Err(e)) = saved {
+                tracing::warn!(job = %id, error = %e, "cannot save the plan; a restart will plan the job again");
+            }
+        }
+    }
     shared.lock().prepared(&id, planned);
     shared.poke();
 }

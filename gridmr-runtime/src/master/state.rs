@@ -206,8 +206,9 @@ impl JobRequest {
     }
 }
 
-/// What preparing a job decided.
-#[derive(Debug, Clone, PartialEq)]
+/// What preparing a job decided. Kept in the job's folder (`plan.json`)
+/// so that a job can resume after a master restart with the same tasks.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Plan {
     pub(crate) mode: Mode,
     pub(crate) input_size: u64,
@@ -353,6 +354,14 @@ impl State {
         ended
     }
 
+    /// An ended job whose record could not be written: offered again by
+    /// the next [`State::take_unsaved`].
+    pub(crate) fn unsaved_again(&mut self, id: &str) {
+        if let Some(seq) = self.ids.get(id) {
+            self.unsaved.insert(*seq);
+        }
+    }
+
     /// Adds a QUEUED job.
     pub(crate) fn add_job(&mut self, id: String, request: JobRequest, dirs: JobDirs) -> &mut Job {
         self.order += 1;
@@ -445,6 +454,34 @@ impl State {
     /// Every map is done: the reduces may run. A map run again because its
     /// output was lost brings the job back here with its reduces as they
     /// were.
+    /// Takes back an unfinished job after a master restart with the plan it
+    /// had: maps whose outputs survived (`kept[i]`, checked by the caller)
+    /// are done, the rest run again. Returns how many were kept.
+    pub(crate) fn resume(&mut self, id: &str, plan: Plan, kept: Vec<Option<PathBuf>>) -> usize {
+        match self.job_mut(id) {
+            Some(job) if job.state == JobState::Queued => job.state = JobState::Preparing,
+            _ => return 0,
+        }
+        self.prepared(id, Ok(plan));
+        let Some(job) = self.job_mut(id) else {
+            return 0;
+        };
+        let mut n = 0;
+        for (task, output) in job.maps.iter_mut().zip(kept) {
+            if let Some(output) = output {
+                task.state = TaskState::Done;
+                task.output = Some(output);
+                n += 1;
+            }
+        }
+        if n > 0 && n == job.maps.len() && !job.map_only {
+            Self::enter_reduce(job);
+        } else if n > 0 {
+            job.message = format!("resumed with {n}/{} maps done", job.maps.len());
+        }
+        n
+    }
+
     fn enter_reduce(job: &mut Job) {
         job.clock.end(Phase::Map);
         if job.reduces.is_empty() {

@@ -10,7 +10,7 @@
 //! or the new one, never half of one.
 
 use super::jobs::{Job, JobDirs};
-use super::state::JobRequest;
+use super::state::{JobRequest, Plan};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 pub(crate) const REQUEST_FILE: &str = "request.json";
 /// An ended job, written once it has ended.
 pub(crate) const JOB_FILE: &str = "job.json";
+/// A DISTRIBUTED job's plan (its splits and partitions), written when it is
+/// prepared: a job resumed after a master restart keeps its tasks.
+pub(crate) const PLAN_FILE: &str = "plan.json";
 
 /// What `request.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +72,16 @@ pub(crate) fn save_request(base: &Path, submitted: &Submitted) -> Result<()> {
 }
 
 /// Writes an ended job's `job.json`.
+pub(crate) fn save_plan(base: &Path, plan: &Plan) -> Result<()> {
+    let path = base.join(PLAN_FILE);
+    write_atomic(&path, &to_json(plan, &path)?)
+}
+
+/// The job's plan, if it was prepared and the file reads back.
+pub(crate) fn read_plan(base: &Path) -> Option<Plan> {
+    read::<Plan>(&base.join(PLAN_FILE)).ok().flatten()
+}
+
 pub(crate) fn save_ended(job: &Job) -> Result<()> {
     let path = job.dirs.base.join(JOB_FILE);
     write_atomic(&path, &to_json(job, &path)?)
@@ -76,7 +89,7 @@ pub(crate) fn save_ended(job: &Job) -> Result<()> {
 
 /// Removes a job's records (a deleted job must not come back).
 pub(crate) fn forget(base: &Path) {
-    for name in [JOB_FILE, REQUEST_FILE] {
+    for name in [JOB_FILE, REQUEST_FILE, PLAN_FILE] {
         let _ = std::fs::remove_file(base.join(name));
     }
 }

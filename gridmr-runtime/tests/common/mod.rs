@@ -66,10 +66,50 @@ fn spawn_master(
     env: &[(&str, &str)],
     name: &str,
 ) -> (Child, String, PathBuf) {
+    spawn_master_on(&Host::local(), shared, port, env, name)
+}
+
+/// Where a process runs: a network namespace (none: this one) and the
+/// address it binds.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub netns: Option<String>,
+    pub ip: String,
+}
+
+impl Host {
+    pub fn local() -> Self {
+        Host {
+            netns: None,
+            ip: "127.0.0.1".into(),
+        }
+    }
+
+    /// A command for `program`, run in this host's namespace.
+    fn command(&self, program: &str) -> Command {
+        match &self.netns {
+            None => Command::new(program),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, program]);
+                c
+            }
+        }
+    }
+}
+
+fn spawn_master_on(
+    host: &Host,
+    shared: &Path,
+    port: &str,
+    env: &[(&str, &str)],
+    name: &str,
+) -> (Child, String, PathBuf) {
     let log = shared.join(format!("logs/{name}.log"));
-    let mut child = Command::new(bin())
+    let mut child = host
+        .command(bin())
         .arg("master")
-        .env("MASTER_HOST", "127.0.0.1")
+        .env("MASTER_HOST", &host.ip)
         .env("MASTER_PORT", port)
         .env("SHARED_DIR", shared)
         .env("MASTER_LOG_LEVEL", "info")
@@ -86,7 +126,8 @@ fn spawn_master(
         .expect("url in the announce line")
         .to_owned();
     assert!(
-        url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"),
+        url.starts_with(&format!("http://{}:", host.ip))
+            || url.starts_with(&format!("https://{}:", host.ip)),
         "{line:?}"
     );
     (child, url, log)
@@ -166,16 +207,32 @@ impl Cluster {
     /// A master (with `master_env`) and `workers` workers (each with
     /// `worker_env`), all registered.
     pub fn start(workers: usize, master_env: &[(&str, &str)], worker_env: &[(&str, &str)]) -> Self {
+        let mut cluster = Self::start_master_on(&Host::local(), master_env);
+        for i in 0..workers {
+            cluster.add_worker(&format!("w{}", i + 1), worker_env);
+        }
+        cluster.wait_live_workers(workers);
+        cluster
+    }
+
+    /// A master alone, on `host`.
+    pub fn start_master_on(host: &Host, master_env: &[(&str, &str)]) -> Self {
         let shared = tempfile::tempdir().expect("temp dir");
+        // Other hosts' processes (another user, say) read the share too.
+        std::fs::set_permissions(
+            shared.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("share mode");
         std::fs::create_dir_all(shared.path().join("logs")).expect("logs dir");
         std::fs::create_dir_all(shared.path().join("in")).expect("in dir");
-        let (child, url, log) = spawn_master(shared.path(), "0", master_env, "master");
+        let (child, url, log) = spawn_master_on(host, shared.path(), "0", master_env, "master");
         let ca = master_env
             .iter()
             .find(|(k, _)| *k == "GRIDMR_TLS_CA")
             .map(|(_, v)| PathBuf::from(v));
         let http = authed_client_with_ca(shared.path(), ca.as_deref());
-        let mut cluster = Cluster {
+        Cluster {
             shared,
             url,
             master: Proc {
@@ -185,20 +242,21 @@ impl Cluster {
             },
             workers: Vec::new(),
             http,
-        };
-        for i in 0..workers {
-            cluster.add_worker(&format!("w{}", i + 1), worker_env);
         }
-        cluster.wait_live_workers(workers);
-        cluster
     }
 
     /// Starts one more worker (not waiting for its registration).
     pub fn add_worker(&mut self, id: &str, env: &[(&str, &str)]) {
+        self.add_worker_on(&Host::local(), id, env)
+    }
+
+    /// Starts one more worker on `host` (not waiting for its registration).
+    pub fn add_worker_on(&mut self, host: &Host, id: &str, env: &[(&str, &str)]) {
         let log = self.shared.path().join(format!("logs/{id}.log"));
-        let mut child = Command::new(bin())
+        let mut child = host
+            .command(bin())
             .arg("worker")
-            .env("GRPC_HOST", "127.0.0.1")
+            .env("GRPC_HOST", &host.ip)
             .env("GRPC_PORT", "0")
             .env("SHARED_DIR", self.shared.path())
             .env("WORKER_ID", id)

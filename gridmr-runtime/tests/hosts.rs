@@ -1,0 +1,189 @@
+//! Several hosts, really: the master and each worker in a network namespace
+//! of its own (a veth pair each, joined by a bridge), the shared folder seen
+//! by all. One worker's link is cut in the middle of a job, then restored.
+//! Needs root (`ip netns`); without it the test says so and does nothing.
+
+mod common;
+
+use common::{embedded_wordcount, repo_data, Cluster, Host};
+use serde_json::json;
+use std::process::Command;
+
+/// Runs `ip …`; `false` if it fails (its error goes to the test's output).
+fn ip(args: &[&str]) -> bool {
+    let out = Command::new("ip").args(args).output();
+    match out {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            eprintln!(
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("ip {}: {e}", args.join(" "));
+            false
+        }
+    }
+}
+
+/// Hosts on 10.<net>.0.0/24: one namespace each, joined by a bridge in a
+/// hub namespace of their own (whose firewall is empty, whatever the
+/// machine's is), and the test's own namespace on the bridge too, as
+/// 10.<net>.0.254. Removed when dropped.
+struct Net {
+    tag: String,
+    net: u32,
+    hosts: Vec<String>,
+}
+
+impl Net {
+    /// Makes `n` hosts, or `None` where namespaces cannot be made.
+    fn new(n: usize) -> Option<Net> {
+        let tag = format!("g{}", std::process::id() % 100_000);
+        let net = 100 + std::process::id() % 100;
+        let hub = format!("{tag}hub");
+        let mut made = Net {
+            tag: tag.clone(),
+            net,
+            hosts: Vec::new(),
+        };
+        if !ip(&["netns", "add", &hub]) {
+            return None;
+        }
+        let (root, root_peer) = (format!("{tag}r"), format!("{tag}rh"));
+        let ok = ip(&["-n", &hub, "link", "add", "hubbr", "type", "bridge"])
+            && ip(&["-n", &hub, "link", "set", "hubbr", "up"])
+            && ip(&[
+                "link", "add", &root, "type", "veth", "peer", "name", &root_peer,
+            ])
+            && ip(&["link", "set", &root_peer, "netns", &hub])
+            && ip(&["-n", &hub, "link", "set", &root_peer, "master", "hubbr"])
+            && ip(&["-n", &hub, "link", "set", &root_peer, "up"])
+            && ip(&["addr", "add", &format!("10.{net}.0.254/24"), "dev", &root])
+            && ip(&["link", "set", &root, "up"]);
+        if !ok {
+            return Some(made).and(None);
+        }
+        for k in 1..=n {
+            let ns = format!("{tag}h{k}");
+            let (outer, inner) = (format!("{tag}v{k}"), format!("{tag}p{k}"));
+            made.hosts.push(ns.clone());
+            let ok = ip(&["netns", "add", &ns])
+                && ip(&[
+                    "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+                ])
+                && ip(&["link", "set", &inner, "netns", &ns])
+                && ip(&["link", "set", &outer, "netns", &hub])
+                && ip(&["-n", &hub, "link", "set", &outer, "master", "hubbr"])
+                && ip(&["-n", &hub, "link", "set", &outer, "up"])
+                && ip(&[
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("10.{net}.0.{k}/24"),
+                    "dev",
+                    &inner,
+                ])
+                && ip(&["-n", &ns, "link", "set", &inner, "up"])
+                && ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            if !ok {
+                return None;
+            }
+        }
+        Some(made)
+    }
+
+    fn host(&self, k: usize) -> Host {
+        Host {
+            netns: Some(self.hosts[k - 1].clone()),
+            ip: format!("10.{}.0.{k}", self.net),
+        }
+    }
+
+    /// Takes host `k`'s link down or up (at the bridge).
+    fn link(&self, k: usize, up: bool) {
+        let hub = format!("{}hub", self.tag);
+        let dev = format!("{}v{k}", self.tag);
+        let state = if up { "up" } else { "down" };
+        assert!(ip(&["-n", &hub, "link", "set", &dev, state]));
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        // A namespace's end of a veth pair goes with it, and the pair too.
+        for ns in &self.hosts {
+            ip(&["netns", "del", ns]);
+        }
+        ip(&["netns", "del", &format!("{}hub", self.tag)]);
+        ip(&["link", "del", &format!("{}r", self.tag)]);
+    }
+}
+
+#[test]
+fn a_worker_cut_off_mid_job_is_replaced_and_comes_back() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: network namespaces need root");
+        return;
+    }
+    let Some(net) = Net::new(3) else {
+        eprintln!("skipped: this machine cannot make network namespaces and veth pairs (above: the command that failed)");
+        return;
+    };
+    let master_env = [("WORKER_TIMEOUT_S", "1.5"), ("SPECULATION", "off")];
+    let mut cluster = Cluster::start_master_on(&net.host(1), &master_env);
+    let slow = [("GRIDMR_INJECT_DELAY_MS", "500")];
+    cluster.add_worker_on(&net.host(2), "w1", &slow);
+    cluster.add_worker_on(&net.host(3), "w2", &slow);
+    cluster.wait_live_workers(2);
+    let addresses = cluster.worker_addresses();
+    assert!(
+        addresses.iter().all(|(_, a)| a.starts_with("10.")),
+        "each worker has its own address: {addresses:?}"
+    );
+    let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let expected = embedded_wordcount(&input);
+    let id = cluster.submit(json!({
+        "job": "wordcount", "input_url": input, "map_splits": 6, "reduce_partitions": 2,
+        "force_distributed": true
+    }));
+    cluster.poll("a map running on w2", || {
+        cluster
+            .tasks(&id)
+            .iter()
+            .any(|a| a["worker_id"] == "w2" && a["outcome"] == "running")
+            .then_some(())
+    });
+    net.link(3, false);
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(cluster.result_lines(&id), expected);
+    let attempts = cluster.tasks(&id);
+    let lost: Vec<_> = attempts.iter().filter(|a| a["outcome"] == "lost").collect();
+    assert!(!lost.is_empty(), "{attempts:?}");
+    assert!(lost.iter().all(|a| a["worker_id"] == "w2"), "{attempts:?}");
+    for a in &lost {
+        assert!(attempts.iter().any(|b| b["task"] == a["task"]
+            && b["outcome"] == "succeeded"
+            && b["worker_id"] == "w1"));
+    }
+    // Restored, w2 heartbeats again and takes work again.
+    net.link(3, true);
+    cluster.wait_live_workers(2);
+    let next = cluster.submit(json!({
+        "job": "wordcount", "input_url": input, "map_splits": 4, "reduce_partitions": 2,
+        "force_distributed": true
+    }));
+    assert_eq!(cluster.wait(&next)["status"], "SUCCEEDED");
+    assert_eq!(cluster.result_lines(&next), expected);
+    assert!(cluster
+        .tasks(&next)
+        .iter()
+        .any(|a| a["worker_id"] == "w2" && a["outcome"] == "succeeded"));
+    drop(cluster);
+}
