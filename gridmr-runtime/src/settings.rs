@@ -78,7 +78,7 @@ pub struct MasterSettings {
     /// restarted, cut off) before the job fails: the guard against a task
     /// that kills every worker it lands on. Lost attempts do not count
     /// against `MAX_TASK_ATTEMPTS` (1 to [`MAX_TASK_ATTEMPTS_CAP`]).
-    #[arg(long, env = "MAX_TASK_LOSSES", default_value_t = 8,
+    #[arg(long, env = "MAX_TASK_LOSSES", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..=MAX_TASK_ATTEMPTS_CAP as i64))]
     pub max_task_losses: u32,
     /// A worker on which this many attempts of one job failed is kept from
@@ -147,7 +147,7 @@ impl MasterSettings {
             max_inflight_maps: 16,
             max_inflight_reduces: 8,
             max_task_attempts: 4,
-            max_task_losses: 8,
+            max_task_losses: 100,
             exclude_after_failures: 2,
             exclude_s: 600,
             speculation: true,
