@@ -379,6 +379,23 @@ impl Reducer for CrashReduce {
     }
 }
 
+/// Not the lab's: word count whose first attempt of `map-00000` aborts
+/// its process, for `TASK_ISOLATION=process`.
+#[derive(Clone, Default)]
+struct AbortOnce;
+
+impl Mapper for AbortOnce {
+    type Key = String;
+    type Value = u64;
+    fn map(&mut self, r: &Record<'_>, ctx: &mut MapContext<'_, String, u64>) -> UserResult {
+        let info = ctx.info();
+        if info.task_id == "map-00000" && info.attempt == 1 {
+            std::process::abort();
+        }
+        Wc.map(r, ctx)
+    }
+}
+
 fn registry() -> Registry {
     let whole = InputFormat::WholeFiles;
     let mut r = Registry::new();
@@ -389,6 +406,7 @@ fn registry() -> Registry {
     r.register(Job::new("mit-jobcount", JobCount, CountMarks).with_input_format(whole));
     r.register(Job::new("mit-early-exit", Wc, EarlyExit).with_input_format(whole));
     r.register(Job::new("mit-crash", CrashMap, CrashReduce).with_input_format(whole));
+    r.register(Job::new("abort-once", AbortOnce, Count).with_input_format(whole));
     r
 }
 
@@ -516,6 +534,11 @@ impl Cluster {
 
     /// Runs a job on the lab's inputs to the end; its result lines, sorted.
     fn run(&self, job: &str, reduces: u32) -> Result<Vec<String>, String> {
+        self.run_job(job, reduces).map(|(_, lines)| lines)
+    }
+
+    /// The same, with the job's id.
+    fn run_job(&self, job: &str, reduces: u32) -> Result<(String, Vec<String>), String> {
         let input = self.share.path().join("in");
         if !input.exists() {
             std::fs::create_dir_all(&input).map_err(|e| e.to_string())?;
@@ -546,11 +569,13 @@ impl Cluster {
                     Err(e) => return Err(e.to_string()),
                 }
             };
-            let done = self
-                .client
-                .wait(&submitted.job_id, |_| {})
-                .await
-                .map_err(|e| e.to_string())?;
+            let done = tokio::time::timeout(
+                Duration::from_secs(600),
+                self.client.wait(&submitted.job_id, |_| {}),
+            )
+            .await
+            .map_err(|_| format!("{} did not end within 10 minutes", submitted.job_id))?
+            .map_err(|e| e.to_string())?;
             if done.status != JobState::Succeeded {
                 return Err(format!("{:?}: {:?}", done.status, done.error));
             }
@@ -564,7 +589,7 @@ impl Cluster {
                 .map(str::to_owned)
                 .collect();
             lines.sort();
-            Ok(lines)
+            Ok((submitted.job_id, lines))
         })
     }
 
@@ -702,6 +727,38 @@ fn crash() -> Result<(), String> {
         .ok_or("crash output differs from the sequential run".into())
 }
 
+/// GridMR's own, beyond the lab: with `TASK_ISOLATION=process`, user code
+/// that aborts fails one attempt, and its worker lives.
+fn isolation() -> Result<(), String> {
+    let c = Cluster::start(2, &[("TASK_ISOLATION", "process")]);
+    let got = c.run_job("abort-once", 3);
+    let aborted = match &got {
+        Ok((id, _)) => {
+            c.rt.block_on(c.client.tasks(id))
+                .map_err(|e| e.to_string())?
+                .attempts
+                .iter()
+                .any(|a| {
+                    a.task == "map-00000"
+                        && a.outcome == "failed"
+                        && a.error.as_deref().is_some_and(|e| e.contains("signal 6"))
+                })
+        }
+        Err(_) => false,
+    };
+    let starts = c.stop();
+    if !aborted {
+        return Err("no attempt of map-00000 failed by SIGABRT".into());
+    }
+    let got = got.map(|(_, lines)| lines);
+    if starts != 2 {
+        return Err(format!("workers were started {starts} times: one died"));
+    }
+    (got? == sequential("mit-wc"))
+        .then_some(())
+        .ok_or("output differs from the sequential run".into())
+}
+
 type Test = (&'static str, fn() -> Result<(), String>);
 
 const TESTS: &[Test] = &[
@@ -712,12 +769,16 @@ const TESTS: &[Test] = &[
     ("job_count", job_count),
     ("early_exit", early_exit),
     ("crash", crash),
+    ("isolation", isolation),
 ];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // Started by a test as the cluster's binary.
-    if matches!(args.get(1).map(String::as_str), Some("master" | "worker")) {
+    if matches!(
+        args.get(1).map(String::as_str),
+        Some("master" | "worker" | "task-child")
+    ) {
         return gridmr::runtime::main_with(registry());
     }
     // `mit_lab1 [NAME [RUNS]]`; cargo's own flags (--nocapture…) are ignored.

@@ -186,6 +186,12 @@ fn init_logs(level: &str) {
 /// Parses the command line and runs it with `registry`'s jobs. This is the
 /// whole `main` of a GridMR binary.
 pub fn main_with(registry: Registry) -> ExitCode {
+    // A worker with TASK_ISOLATION=process starts this binary for each
+    // typed attempt; the child never parses the command line.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(crate::worker::isolated::CHILD_COMMAND) {
+        return crate::worker::isolated::child_main(&registry, &args[1..]);
+    }
     let cli = Cli::parse();
     let log_level = match &cli.command {
         Command::Master(s) => s.log_level.clone(),

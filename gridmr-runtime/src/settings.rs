@@ -170,6 +170,18 @@ impl MasterSettings {
     }
 }
 
+/// `TASK_ISOLATION`: where a worker runs typed tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Isolation {
+    /// On the worker's task threads: fastest; user code shares the worker's
+    /// fate.
+    #[default]
+    Thread,
+    /// Each attempt in a child process of the worker's own binary (its
+    /// `main` must call `main_with`), fenced like script tasks.
+    Process,
+}
+
 /// The worker's settings.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerSettings {
@@ -201,6 +213,11 @@ pub struct WorkerSettings {
     /// Tasks run at once (default: the number of cores).
     #[arg(long, env = "WORKER_SLOTS")]
     pub slots: Option<u32>,
+    /// Where typed tasks run: `thread` (default; in the worker process) or
+    /// `process` (each attempt in a child of this binary, so user code that
+    /// aborts or exits fails one attempt and the worker lives).
+    #[arg(long, env = "TASK_ISOLATION", value_enum, default_value_t = Isolation::Thread)]
+    pub isolation: Isolation,
     /// Time between heartbeats, in milliseconds.
     #[arg(long, env = "HEARTBEAT_INTERVAL_MS", default_value_t = 1000)]
     pub heartbeat_ms: u64,
@@ -244,6 +261,7 @@ impl WorkerSettings {
             master_http,
             advertise_host: None,
             slots: None,
+            isolation: Isolation::Thread,
             heartbeat_ms: 1000,
             python: "python3".into(),
             script_timeout_s: 3600,

@@ -11,6 +11,7 @@ mod external;
 mod failure;
 mod faults;
 pub(crate) mod fence;
+pub(crate) mod isolated;
 mod scripts;
 mod service;
 
@@ -131,6 +132,9 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
     let (auth, token_pending) = settings.security.worker_auth(&shared_dir)?;
     let grpc_tls = settings.security.grpc_server_tls()?;
     let fence = fence::Fence::new(&settings.fence)?;
+    if settings.isolation == crate::settings::Isolation::Process {
+        isolated::check_binary().map_err(|e| Error::setting("TASK_ISOLATION", e))?;
+    }
     let runner = scripts::Runner {
         python: settings.python.clone().into(),
         driver: write_driver()?,
@@ -147,7 +151,7 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
                 .map_err(|e| Error::io("open input root", r, e))?,
         );
     }
-    let core = Arc::new(WorkerCore::new(
+    let mut core = WorkerCore::new(
         id.clone(),
         registry,
         shared_dir,
@@ -155,7 +159,9 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
         slots,
         faults,
         runner,
-    ));
+    );
+    core.isolated = settings.isolation == crate::settings::Isolation::Process;
+    let core = Arc::new(core);
     let stop = CancellationToken::new();
 
     // Small answers on a multiplexed connection: without TCP_NODELAY, Nagle's

@@ -73,6 +73,9 @@ pub(crate) struct WorkerCore {
     faults: Faults,
     runner: Runner,
     procs: Arc<Processes>,
+    /// `TASK_ISOLATION=process`: typed map and reduce attempts run in a
+    /// child of this binary.
+    pub(crate) isolated: bool,
     /// The jobs with attempts on this worker now: their cancel flag and how
     /// many attempts hold it. A job leaves when its last attempt here ends,
     /// so the map is as large as the work in hand, and a cancel for a job
@@ -150,6 +153,7 @@ impl WorkerCore {
             faults,
             runner,
             procs: Arc::new(Processes::default()),
+            isolated: false,
             jobs: Mutex::new(std::collections::HashMap::new()),
             cancelled_early: Mutex::new(std::collections::VecDeque::new()),
         }
@@ -511,7 +515,17 @@ impl Worker for WorkerService {
                 "map-only tasks are for streaming jobs",
             ));
         }
+        let isolated = core.isolated;
         let work = move || match what {
+            Work::Typed(job) if isolated => {
+                super::isolated::run_map(&runner, &procs, &task, job.name()).map(
+                    |(output, counters)| Produced {
+                        output,
+                        counters,
+                        status: None,
+                    },
+                )
+            }
             Work::Typed(job) => job
                 .run_map(&task)
                 .map(Produced::from)
@@ -570,12 +584,22 @@ impl Worker for WorkerService {
         let what = core.work(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
         let (task_id, attempt) = (task.task_id(), task.attempt);
         let (runner, procs, timeout_s) = (core.runner.clone(), core.procs.clone(), msg.timeout_s);
+        let isolated = core.isolated;
         let work = move || {
             // A missing or truncated map output is found before any work.
             if let Some(lost) = first_lost_input(&task.map_outputs, false) {
                 return Err(lost);
             }
             let result = match what {
+                Work::Typed(job) if isolated => {
+                    super::isolated::run_reduce(&runner, &procs, &task, job.name()).map(
+                        |(output, counters)| Produced {
+                            output,
+                            counters,
+                            status: None,
+                        },
+                    )
+                }
                 Work::Typed(job) => job
                     .run_reduce(&task)
                     .map(Produced::from)

@@ -1,0 +1,176 @@
+//! `TASK_ISOLATION=process`: each typed attempt runs in a child of the
+//! worker's own binary (as Hadoop runs each task in a JVM of its own), so
+//! user code that aborts, exits or leaks fails one attempt, and the worker
+//! lives on.
+//!
+//! The worker starts `<its binary> task-child <worker id>` through the task
+//! fence and writes the task on its stdin: one tag byte (`m` map, `r`
+//! reduce) and the task's protobuf message (`MapTask` or `ReduceTask`, as
+//! on the wire). The child finds the job in its registry (the same binary,
+//! the same registry), runs the attempt, and writes one JSON line,
+//! [`ChildReport`], on stdout; a failure is its stderr and a non-zero exit.
+//! [`main_with`](crate::main_with) answers `task-child` before parsing its
+//! command line, so every binary built on it can run children.
+
+use super::external::{self, Owner, Processes, Spec};
+use super::failure::Failure;
+use super::scripts::Runner;
+use gridmr_core::task::{MapTask, ReduceTask};
+use gridmr_core::{Counters, Registry};
+use gridmr_net::proto;
+use gridmr_net::wire::{
+    map_task_from_wire, map_task_to_wire, reduce_task_from_wire, reduce_task_to_wire,
+};
+use prost::Message;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The hidden command a worker's binary answers as a task child.
+pub const CHILD_COMMAND: &str = "task-child";
+
+/// What a child prints when asked `task-child --probe`.
+const PROBE_ANSWER: &str = "gridmr task-child 1";
+
+/// A child's answer.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ChildReport {
+    output: PathBuf,
+    counters: Counters,
+}
+
+/// Checks that this process's binary runs task children (its `main` calls
+/// `main_with`), before a worker with `TASK_ISOLATION=process` takes tasks.
+pub(crate) fn check_binary() -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("this binary: {e}"))?;
+    let out = std::process::Command::new(&exe)
+        .args([CHILD_COMMAND, "--probe"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
+    if String::from_utf8_lossy(&out.stdout).trim() == PROBE_ANSWER {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} does not run task children: its main must call gridmr_runtime::main_with",
+            exe.display()
+        ))
+    }
+}
+
+/// Runs a typed map attempt in a child.
+pub(crate) fn run_map(
+    runner: &Runner,
+    procs: &Processes,
+    task: &MapTask,
+    job: &str,
+) -> Result<(PathBuf, Counters), Failure> {
+    let msg = map_task_to_wire(task, job, "").encode_to_vec();
+    let owner = Owner::new(&task.job_id, &task.task_id(), task.attempt);
+    run(runner, procs, &owner, b'm', msg)
+}
+
+/// Runs a typed reduce attempt in a child.
+pub(crate) fn run_reduce(
+    runner: &Runner,
+    procs: &Processes,
+    task: &ReduceTask,
+    job: &str,
+) -> Result<(PathBuf, Counters), Failure> {
+    let msg = reduce_task_to_wire(task, job, "").encode_to_vec();
+    let owner = Owner::new(&task.job_id, &task.task_id(), task.attempt);
+    run(runner, procs, &owner, b'r', msg)
+}
+
+fn run(
+    runner: &Runner,
+    procs: &Processes,
+    owner: &Owner,
+    tag: u8,
+    msg: Vec<u8>,
+) -> Result<(PathBuf, Counters), Failure> {
+    let exe = std::env::current_exe().map_err(|e| Failure::engine(format!("this binary: {e}")))?;
+    let spec = Spec {
+        what: "the typed task (TASK_ISOLATION=process)".into(),
+        argv: vec![
+            exe.into(),
+            CHILD_COMMAND.into(),
+            runner.worker_id.clone().into(),
+        ],
+        cwd: std::env::temp_dir(),
+        env: Vec::new(),
+        timeout: None,
+        expect_end: false,
+        fence: runner.fence.clone(),
+    };
+    let mut report = None;
+    external::run(
+        &spec,
+        procs,
+        owner,
+        move |w| {
+            w.write_all(&[tag])?;
+            w.write_all(&msg)
+        },
+        |line| {
+            let r: ChildReport = serde_json::from_slice(line)
+                .map_err(|e| format!("the task child answered {line:?}: {e}"))?;
+            report = Some(r);
+            Ok(())
+        },
+    )?;
+    let r = report.ok_or_else(|| Failure::engine("the task child ended without its report"))?;
+    Ok((r.output, r.counters))
+}
+
+/// The child's side: `task-child <worker id>` (or `--probe`).
+pub fn child_main(registry: &Registry, args: &[String]) -> ExitCode {
+    if args.first().map(String::as_str) == Some("--probe") {
+        println!("{PROBE_ANSWER}");
+        return ExitCode::SUCCESS;
+    }
+    let worker_id = args.first().cloned().unwrap_or_default();
+    match child(registry, &worker_id) {
+        Ok(report) => match serde_json::to_string(&report) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn child(registry: &Registry, worker_id: &str) -> Result<ChildReport, String> {
+    let mut input = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut input)
+        .map_err(|e| format!("reading the task: {e}"))?;
+    let (tag, body) = input.split_first().ok_or("no task on stdin")?;
+    let report = match tag {
+        b'm' => {
+            let msg = proto::MapTask::decode(body).map_err(|e| e.to_string())?;
+            let task = map_task_from_wire(&msg, worker_id).map_err(|e| e.to_string())?;
+            let job = registry.get(&msg.job_name).map_err(|e| e.to_string())?;
+            job.run_map(&task).map_err(|e| e.to_string())?
+        }
+        b'r' => {
+            let msg = proto::ReduceTask::decode(body).map_err(|e| e.to_string())?;
+            let task = reduce_task_from_wire(&msg, worker_id).map_err(|e| e.to_string())?;
+            let job = registry.get(&msg.job_name).map_err(|e| e.to_string())?;
+            job.run_reduce(&task).map_err(|e| e.to_string())?
+        }
+        other => return Err(format!("unknown task tag {other}")),
+    };
+    Ok(ChildReport {
+        output: report.output,
+        counters: report.counters,
+    })
+}
