@@ -56,6 +56,7 @@ pub mod error;
 pub mod input;
 pub mod job;
 pub mod jobs;
+pub mod layout;
 pub mod output;
 pub mod partition;
 pub mod registry;

@@ -9,6 +9,7 @@ use crate::counters::{builtin, Counters};
 use crate::error::{Error, Result, UserError};
 use crate::input::{read_whole, InputFormat, InputSplit, LineReader, Record};
 use crate::job::{Job, MapContext, Mapper, ReduceContext, Reducer, TaskInfo, Values};
+use crate::layout;
 use crate::output::TextWriter;
 use crate::shuffle::merge::GroupValues;
 use crate::shuffle::{
@@ -110,12 +111,12 @@ pub struct MapTask {
 impl MapTask {
     /// `map-NNNNN`.
     pub fn task_id(&self) -> String {
-        format!("map-{:05}", self.index)
+        layout::map_task(self.index)
     }
 
     /// The file-name stem of this attempt's output, `map-NNNNN-aA`.
     pub fn output_stem(&self) -> String {
-        format!("{}-a{}", self.task_id(), self.attempt)
+        layout::MapOutput::stem(self.index, self.attempt)
     }
 }
 
@@ -143,21 +144,16 @@ pub struct ReduceTask {
 impl ReduceTask {
     /// `reduce-NNNNN`.
     pub fn task_id(&self) -> String {
-        format!("reduce-{:05}", self.partition)
+        layout::reduce_task(self.partition)
     }
 
     /// Where this attempt writes: `<output>/_attempts/part-r-NNNNN-aA`.
     pub fn attempt_path(&self) -> PathBuf {
-        self.output_dir.join(ATTEMPTS_DIR).join(format!(
-            "{}-a{}",
-            part_file_name(self.partition),
-            self.attempt
-        ))
+        layout::reduce_attempt_file(&self.output_dir, self.partition, self.attempt)
     }
 }
 
-/// The folder of uncommitted reduce attempts inside an output folder.
-pub const ATTEMPTS_DIR: &str = "_attempts";
+pub use crate::layout::ATTEMPTS_DIR;
 
 /// Creates `dir` if it is missing, but never its parent: an attempt of a job whose folder was
 /// deleted under it fails instead of bringing the folder back.
@@ -208,9 +204,10 @@ pub fn open_partition(
     Ok(readers)
 }
 
-/// `part-r-NNNNN`, Hadoop's name for reduce output `partition`.
+/// `part-r-NNNNN`, Hadoop's name for reduce output `partition`
+/// ([`layout::part_r`]).
 pub fn part_file_name(partition: u32) -> String {
-    format!("part-r-{partition:05}")
+    layout::part_r(partition)
 }
 
 /// What a successful attempt hands to the committer.

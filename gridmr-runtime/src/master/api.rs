@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gridmr_core::shuffle::{Compression, ShuffleSettings};
-use gridmr_net::auth::{worker_rpc, WorkerRpc};
+use gridmr_net::auth::worker_rpc;
 use gridmr_net::proto::HeartbeatReq;
 use gridmr_net::rest::{
     DeleteAnswer, ErrorBody, Health, Heartbeat, JobList, JobListing, JobMetricsList, JobResult,
@@ -894,7 +894,7 @@ async fn register_worker(
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true)
         .connect_lazy();
-    let client: WorkerRpc = worker_rpc(tasks, &sh.auth);
+    sh.pool.insert(id, worker_rpc(tasks, &sh.auth));
     let entry = WorkerEntry {
         id: id.to_owned(),
         address: req.address.clone(),
@@ -903,7 +903,6 @@ async fn register_worker(
         alive: true,
         last_seen: Instant::now(),
         last_seen_unix: unix_now(),
-        client,
         // A GridMR worker names itself and lists its typed jobs; the
         // original's workers do neither.
         jobs: (!hello.worker_id.is_empty()).then(|| hello.jobs.clone()),

@@ -35,9 +35,9 @@ impl Phase {
 
     pub(crate) fn task_name(self, index: u32) -> String {
         match self {
-            Phase::Single => "single".into(),
-            Phase::Map => format!("map-{index:05}"),
-            Phase::Reduce => format!("reduce-{index:05}"),
+            Phase::Single => gridmr_core::layout::SINGLE_TASK.into(),
+            Phase::Map => gridmr_core::layout::map_task(index),
+            Phase::Reduce => gridmr_core::layout::reduce_task(index),
         }
     }
 }

@@ -11,6 +11,7 @@ mod api;
 mod http;
 mod jobs;
 mod metrics;
+mod pool;
 mod state;
 mod store;
 mod workers;
@@ -19,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::settings::MasterSettings;
 use gridmr_core::commit::{commit_reduce, finalize_output};
 use gridmr_core::input::list_input;
+use gridmr_core::layout;
 use gridmr_core::Registry;
 use jobs::AttemptError;
 use jobs::Phase;
@@ -44,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) shared_dir: PathBuf,
     pub(crate) registry: Registry,
     pub(crate) metrics: Arc<Metrics>,
+    /// The workers' gRPC channels, by id.
+    pub(crate) pool: pool::WorkerPool,
     state: Mutex<State>,
     wake: Notify,
     changed: watch::Sender<u64>,
@@ -221,6 +225,7 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
         shared_dir,
         registry,
         metrics,
+        pool: pool::WorkerPool::default(),
         wake: Notify::new(),
         changed: watch::channel(0).0,
     });
@@ -336,10 +341,8 @@ fn keep_map_outputs(shuffle: &Path, maps: usize, partitions: u32) -> Vec<Option<
         let Some(index) = path
             .file_name()
             .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("map-"))
-            .filter(|n| n.ends_with(".index"))
-            .and_then(|n| n.split('-').next())
-            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(layout::MapOutput::map_index_of)
+            .map(|i| i as usize)
         else {
             continue;
         };
@@ -576,7 +579,16 @@ struct Answer {
 }
 
 async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
-    let mut client = d.client.clone();
+    let Some(mut client) = shared.pool.get(&d.worker_id) else {
+        let effects = shared.lock().complete(
+            &d.key,
+            &d.worker_id,
+            Outcome::Lost(format!("worker {} has no channel", d.worker_id)),
+        );
+        apply(&shared, effects);
+        shared.poke();
+        return;
+    };
     let limit = match shared.settings.task_timeout_s {
         0 => None,
         s => Some(Duration::from_secs(s)),
@@ -712,7 +724,7 @@ fn verify_output(output: &Path, expected: &[PathBuf], job_dir: &Path) -> Result<
     }
     let mut files = vec![output.to_path_buf()];
     if output.extension().is_some_and(|e| e == "index") {
-        files.push(output.with_extension("data"));
+        files.push(layout::MapOutput::new(output).data());
     }
     let base = job_dir
         .canonicalize()
@@ -775,10 +787,7 @@ fn outcome(a: Answer) -> Outcome {
 
 fn remove_attempt_output(phase: Phase, path: &Path) {
     match phase {
-        Phase::Map => {
-            let _ = std::fs::remove_file(path.with_extension("data"));
-            let _ = std::fs::remove_file(path);
-        }
+        Phase::Map => layout::MapOutput::new(path).remove(),
         Phase::Reduce => {
             let _ = std::fs::remove_file(path);
         }
@@ -786,12 +795,7 @@ fn remove_attempt_output(phase: Phase, path: &Path) {
             // A typed job's engine output has a folder of its own
             // (`single-aN/`); a script's is one file.
             match path.parent() {
-                Some(dir)
-                    if dir
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("single-a")) =>
-                {
+                Some(dir) if layout::is_single_attempt_dir(dir) => {
                     let _ = std::fs::remove_dir_all(dir);
                 }
                 _ => {
@@ -806,7 +810,7 @@ fn commit(plan: &CommitPlan) -> gridmr_core::Result<PathBuf> {
     let result = if plan.map_only {
         let mut names = Vec::with_capacity(plan.parts.len());
         for (i, file) in &plan.parts {
-            let name = format!("part-m-{i:05}");
+            let name = layout::part_m(*i);
             let dest = plan.out.join(&name);
             std::fs::rename(file, &dest).map_err(|e| gridmr_core::Error::io("rename", file, e))?;
             names.push(name);
@@ -818,7 +822,7 @@ fn commit(plan: &CommitPlan) -> gridmr_core::Result<PathBuf> {
         }
         finalize_output(&plan.out, plan.parts.len() as u32)?
     };
-    let _ = std::fs::remove_dir_all(plan.out.join(gridmr_core::task::ATTEMPTS_DIR));
+    let _ = std::fs::remove_dir_all(layout::attempts_dir(&plan.out));
     // Map outputs are not needed once the output is committed.
     if let Ok(entries) = std::fs::read_dir(&plan.shuffle) {
         for e in entries.flatten() {
@@ -868,10 +872,10 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
             Effect::Clean(dirs) => {
                 tokio::task::spawn_blocking(move || clean(&dirs));
             }
-            Effect::Probe {
-                worker_id,
-                mut client,
-            } => {
+            Effect::Probe { worker_id } => {
+                let Some(mut client) = shared.pool.get(&worker_id) else {
+                    continue;
+                };
                 let shared = shared.clone();
                 let timeout = shared.control_timeout();
                 tokio::spawn(async move {
@@ -895,9 +899,9 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                     shared.poke();
                 });
             }
-            Effect::Cancel { job_id, clients } => {
+            Effect::Cancel { job_id, workers } => {
                 let timeout = Duration::from_secs(shared.settings.grpc_timeout_s.max(1));
-                for mut client in clients {
+                for mut client in workers.iter().filter_map(|w| shared.pool.get(w)) {
                     let req = gridmr_net::proto::CancelReq {
                         job_id: job_id.clone(),
                         ..Default::default()
@@ -911,8 +915,11 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                 job_id,
                 task,
                 attempt,
-                mut client,
+                worker_id,
             } => {
+                let Some(mut client) = shared.pool.get(&worker_id) else {
+                    continue;
+                };
                 let timeout = Duration::from_secs(shared.settings.grpc_timeout_s.max(1));
                 let req = gridmr_net::proto::CancelReq {
                     job_id,

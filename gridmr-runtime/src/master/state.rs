@@ -11,10 +11,10 @@ use super::metrics::Metrics;
 use super::workers::{WorkerEntry, Workers};
 use crate::settings::{MasterSettings, MAX_TASK_ATTEMPTS_CAP};
 use gridmr_core::input::{plan_splits, InputFile, InputFormat, InputSplit, SplitPolicy};
+use gridmr_core::layout;
 use gridmr_core::shuffle::ShuffleSettings;
 use gridmr_core::task::{MapTask, ReduceTask};
 use gridmr_core::Counters;
-use gridmr_net::auth::WorkerRpc;
 use gridmr_net::proto;
 use gridmr_net::rest::{JobState, Mode};
 use gridmr_net::wire::{map_task_to_wire, reduce_task_to_wire, shuffle_to_wire};
@@ -62,7 +62,6 @@ pub(crate) enum Call {
 pub(crate) struct Dispatch {
     pub(crate) key: AttemptKey,
     pub(crate) worker_id: String,
-    pub(crate) client: WorkerRpc,
     pub(crate) call: Call,
     /// The outputs this attempt may report, as the master planned them; a
     /// worker naming any other path fails the attempt.
@@ -76,27 +75,18 @@ pub(crate) struct Dispatch {
 /// `part-r` attempt file. Single: a script's `part-r-00000` attempt file,
 /// or a typed job's engine output in `single-aN/`.
 pub(crate) fn expected_outputs(job: &Job, phase: Phase, index: u32, attempt: u32) -> Vec<PathBuf> {
-    let attempts = job.dirs.out.join(gridmr_core::task::ATTEMPTS_DIR);
+    let out = &job.dirs.out;
     match phase {
-        Phase::Map if job.map_only => {
-            vec![attempts.join(format!("part-m-{index:05}-a{attempt}"))]
-        }
-        Phase::Map => vec![job
-            .dirs
-            .shuffle
-            .join(format!("map-{index:05}-a{attempt}.index"))],
-        Phase::Reduce => vec![attempts.join(format!(
-            "{}-a{attempt}",
-            gridmr_core::task::part_file_name(index)
-        ))],
+        Phase::Map if job.map_only => vec![layout::map_only_attempt_file(out, index, attempt)],
+        Phase::Map => vec![
+            layout::MapOutput::of_attempt(&job.dirs.shuffle, index, attempt)
+                .index()
+                .to_path_buf(),
+        ],
+        Phase::Reduce => vec![layout::reduce_attempt_file(out, index, attempt)],
         Phase::Single => vec![
-            attempts.join(format!(
-                "{}-a{attempt}",
-                gridmr_core::task::part_file_name(0)
-            )),
-            attempts
-                .join(format!("single-a{attempt}"))
-                .join(gridmr_core::task::part_file_name(0)),
+            layout::reduce_attempt_file(out, 0, attempt),
+            layout::single_attempt_dir(out, attempt).join(layout::part_r(0)),
         ],
     }
 }
@@ -164,7 +154,7 @@ pub(crate) enum Effect {
     /// Tell these workers to stop the job's attempts.
     Cancel {
         job_id: String,
-        clients: Vec<WorkerRpc>,
+        workers: Vec<String>,
     },
     /// Remove what a failed or cancelled job left in its shuffle and
     /// output folders (its record stays).
@@ -174,13 +164,10 @@ pub(crate) enum Effect {
         job_id: String,
         task: TaskRef,
         attempt: u32,
-        client: WorkerRpc,
+        worker_id: String,
     },
     /// Ask a worker that sends no heartbeats whether it is alive.
-    Probe {
-        worker_id: String,
-        client: WorkerRpc,
-    },
+    Probe { worker_id: String },
 }
 
 /// What `POST /jobs` asked for, checked.
@@ -630,12 +617,12 @@ impl State {
                 };
                 let worker = &mut self.workers.list[w];
                 worker.running += 1;
-                let (worker_id, client) = (worker.id.clone(), worker.client.clone());
+                let worker_id = worker.id.clone();
                 self.inflight[slot(phase)] += 1;
                 let Some(job) = self.jobs.get_mut(&seq) else {
                     break;
                 };
-                out.push(Self::dispatch(job, phase, index, worker_id, client));
+                out.push(Self::dispatch(job, phase, index, worker_id));
             }
             self.speculate(seq, phase, now, &mut out);
         }
@@ -711,23 +698,17 @@ impl State {
                 ran_ms = ran, median_ms = median, "starting a backup attempt");
             let worker = &mut self.workers.list[w];
             worker.running += 1;
-            let (worker_id, client) = (worker.id.clone(), worker.client.clone());
+            let worker_id = worker.id.clone();
             self.inflight[slot(phase)] += 1;
             let Some(job) = self.jobs.get_mut(&seq) else {
                 return;
             };
             job.tasks_mut(phase)[index as usize].speculated = true;
-            out.push(Self::dispatch(job, phase, index, worker_id, client));
+            out.push(Self::dispatch(job, phase, index, worker_id));
         }
     }
 
-    fn dispatch(
-        job: &mut Job,
-        phase: Phase,
-        index: u32,
-        worker_id: String,
-        client: WorkerRpc,
-    ) -> Dispatch {
+    fn dispatch(job: &mut Job, phase: Phase, index: u32, worker_id: String) -> Dispatch {
         let base = job.attempt_base;
         let task = &mut job.tasks_mut(phase)[index as usize];
         task.state = TaskState::Running;
@@ -787,10 +768,7 @@ impl State {
                 job_name: name,
                 attempt,
                 shuffle: Some(shuffle_to_wire(&job.shuffle)),
-                work_dir: job
-                    .dirs
-                    .base
-                    .join(format!("single-a{attempt}"))
+                work_dir: layout::single_work_dir(&job.dirs.base, attempt)
                     .display()
                     .to_string(),
             }),
@@ -844,7 +822,6 @@ impl State {
                 record,
             },
             worker_id,
-            client,
             call,
             expected: expected_outputs(job, phase, index, attempt),
             job_dir: job.dirs.base.clone(),
@@ -1021,14 +998,12 @@ impl State {
                     now,
                 );
             }
-            if let Some(w) = self.workers.list.iter().find(|w| w.id == worker) {
-                effects.push(Effect::CancelAttempt {
-                    job_id: key.job_id.clone(),
-                    task: other.task,
-                    attempt: other.attempt,
-                    client: w.client.clone(),
-                });
-            }
+            effects.push(Effect::CancelAttempt {
+                job_id: key.job_id.clone(),
+                task: other.task,
+                attempt: other.attempt,
+                worker_id: worker,
+            });
         }
     }
 
@@ -1143,20 +1118,15 @@ impl State {
     /// Cancel messages for the workers still running attempts of a job.
     fn cancel_effects(&self, job_id: &str) -> Option<Effect> {
         let job = self.job(job_id)?;
-        let mut clients = Vec::new();
-        let mut seen: Vec<&str> = Vec::new();
+        let mut workers: Vec<String> = Vec::new();
         for a in job.attempts.iter().filter(|a| a.is_running()) {
-            if seen.contains(&a.worker.as_str()) {
-                continue;
-            }
-            seen.push(&a.worker);
-            if let Some(w) = self.workers.list.iter().find(|w| w.id == a.worker) {
-                clients.push(w.client.clone());
+            if !workers.contains(&a.worker) {
+                workers.push(a.worker.clone());
             }
         }
-        (!clients.is_empty()).then(|| Effect::Cancel {
+        (!workers.is_empty()).then(|| Effect::Cancel {
             job_id: job_id.to_owned(),
-            clients,
+            workers,
         })
     }
 
@@ -1226,13 +1196,8 @@ impl State {
             tracing::warn!(worker = %id, "worker missed its heartbeats; its tasks go back to the queue");
             effects.extend(self.lose_attempts_on(&id, "its worker stopped sending heartbeats"));
         }
-        for id in probe {
-            if let Some(w) = self.workers.list.iter().find(|w| w.id == id) {
-                effects.push(Effect::Probe {
-                    worker_id: id,
-                    client: w.client.clone(),
-                });
-            }
+        for worker_id in probe {
+            effects.push(Effect::Probe { worker_id });
         }
         effects
     }
@@ -1305,7 +1270,6 @@ mod tests {
     }
 
     fn worker(id: &str, slots: u32) -> WorkerEntry {
-        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
         WorkerEntry {
             id: id.into(),
             address: format!("{id}:1"),
@@ -1314,7 +1278,6 @@ mod tests {
             alive: true,
             last_seen: Instant::now(),
             last_seen_unix: 0.0,
-            client: gridmr_net::auth::worker_rpc(channel, &gridmr_net::auth::Auth::Off),
             jobs: None,
             heartbeats: true,
         }
@@ -1533,7 +1496,7 @@ mod tests {
         assert_eq!(s.schedule().len(), 2);
         let (was_running, _, effects) = s.delete(&id).unwrap();
         assert!(was_running);
-        assert!(matches!(&effects[..], [Effect::Cancel { clients, .. }] if clients.len() == 2));
+        assert!(matches!(&effects[..], [Effect::Cancel { workers, .. }] if workers.len() == 2));
         assert!(s.job(&id).is_none());
         assert!(s.workers.list.iter().all(|w| w.running == 0));
         let next = s.next_id();

@@ -2,7 +2,6 @@
 //! choice of a worker for the next task.
 
 use crate::settings::SchedulerPolicy;
-use gridmr_net::auth::WorkerRpc;
 use gridmr_net::rest::WorkerInfo;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,7 +16,6 @@ pub(crate) struct WorkerEntry {
     pub(crate) alive: bool,
     pub(crate) last_seen: Instant,
     pub(crate) last_seen_unix: f64,
-    pub(crate) client: WorkerRpc,
     /// The typed jobs its binary has, as it said when probed; `None` for a
     /// worker that does not say (the original's), taken to run anything.
     pub(crate) jobs: Option<Vec<String>>,
@@ -171,7 +169,6 @@ mod tests {
     use super::*;
 
     fn entry(id: &str, slots: u32, running: u32) -> WorkerEntry {
-        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
         WorkerEntry {
             id: id.into(),
             address: format!("{id}:1"),
@@ -180,7 +177,6 @@ mod tests {
             alive: true,
             last_seen: Instant::now(),
             last_seen_unix: 0.0,
-            client: gridmr_net::auth::worker_rpc(channel, &gridmr_net::auth::Auth::Off),
             jobs: None,
             heartbeats: true,
         }

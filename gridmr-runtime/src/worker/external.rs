@@ -20,8 +20,7 @@ use std::time::Duration;
 /// How much of a process's stderr a failed task keeps.
 const STDERR_TAIL: usize = 4 << 10;
 
-/// The line the Python driver writes when its output is complete.
-pub(crate) const END_LINE: &[u8] = b"\x00GRIDMR-END";
+use super::protocol::END_LINE;
 
 /// Whose a task process is: its job, and its attempt (`map-00003@2`), so a
 /// cancel can stop a whole job or one attempt of it.

@@ -12,6 +12,7 @@ mod failure;
 mod faults;
 pub(crate) mod fence;
 pub(crate) mod isolated;
+mod protocol;
 mod scripts;
 mod service;
 
@@ -90,7 +91,7 @@ fn hostname() -> String {
 }
 
 /// The Python driver for job scripts, kept in the binary.
-const DRIVER: &str = include_str!("driver.py");
+pub(crate) const DRIVER: &str = include_str!("driver.py");
 
 /// Writes the driver where this worker's subprocesses can run it.
 fn write_driver() -> Result<std::path::PathBuf> {

@@ -10,12 +10,13 @@ fn owner_of(job: &str, task: &str, attempt: u32) -> Owner {
     Owner::new(job, task, attempt)
 }
 use super::failure::Failure;
+use super::protocol::{feed_pairs, split_line, Encoding, Grouper};
 use gridmr_core::counters::builtin;
 use gridmr_core::input::{list_input, InputSplit, LineReader};
+use gridmr_core::layout;
 use gridmr_core::shuffle::{KWayMerge, MapSink, ShuffleSettings, SinkTarget};
 use gridmr_core::task::{create_leaf_dir, open_partition, MapTask, ReduceTask};
 use gridmr_core::{Counters, Sha1Partitioner};
-use hashbrown::hash_map::EntryRef;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,16 @@ pub(crate) enum Program {
         combiner: String,
         files_dir: Option<PathBuf>,
     },
+}
+
+impl Program {
+    /// How its processes' lines are encoded.
+    pub(crate) fn encoding(&self) -> Encoding {
+        match self {
+            Program::Python { .. } => Encoding::Script,
+            Program::Streaming { .. } => Encoding::Streaming,
+        }
+    }
 }
 
 /// Where and how a worker runs script tasks.
@@ -185,129 +196,6 @@ impl Drop for WorkDir {
     }
 }
 
-/// A map task's output grouped by key, under a byte budget: one shuffle
-/// record per distinct key instead of one per pair.
-///
-/// - A Python script's items are joined by tabs in arrival order, an item
-///   being a value or `value<CR>count` (that many equal values); the driver
-///   forbids tabs and line breaks inside keys and values, so neither can be
-///   mistaken, and the reduce driver expands them.
-/// - A streaming command's values are joined by line feeds (a value is the
-///   rest of an output line, so it holds none); [`feed_pairs`] gives the
-///   reducer one line per value again.
-struct Grouper {
-    table: hashbrown::HashMap<Vec<u8>, Vec<u8>, rustc_hash::FxBuildHasher>,
-    bytes: u64,
-    budget: u64,
-}
-
-impl Grouper {
-    fn new(budget: u64) -> Self {
-        Grouper {
-            table: hashbrown::HashMap::default(),
-            bytes: 0,
-            budget: budget.max(1 << 16),
-        }
-    }
-
-    /// The key's grouped values, `sep` already pushed after earlier ones.
-    fn entry(&mut self, key: &[u8], sep: u8) -> &mut Vec<u8> {
-        match self.table.entry_ref(key) {
-            EntryRef::Occupied(e) => {
-                self.bytes += 1;
-                let values = e.into_mut();
-                values.push(sep);
-                values
-            }
-            EntryRef::Vacant(e) => {
-                // Two allocations and a table slot.
-                self.bytes += key.len() as u64 + 96;
-                e.insert(Vec::new())
-            }
-        }
-    }
-
-    /// Adds one line of the Python driver, `key<TAB>value` or
-    /// `key<TAB>value<TAB>count` (count ≥ 1); returns how many pairs it
-    /// stands for.
-    fn add_line(&mut self, line: &[u8]) -> Result<u64, String> {
-        let bad = || {
-            format!(
-                "unexpected map output line from the driver: {:?}",
-                String::from_utf8_lossy(&line[..line.len().min(200)])
-            )
-        };
-        let tab = memchr_tab(line).ok_or_else(bad)?;
-        let (key, item) = (&line[..tab], &line[tab + 1..]);
-        let (value, count) = match memchr_tab(item) {
-            None => (item, None),
-            Some(j) => (&item[..j], Some(&item[j + 1..])),
-        };
-        let pairs = match count {
-            None => 1,
-            Some(c) => std::str::from_utf8(c)
-                .ok()
-                .and_then(|c| c.parse::<u64>().ok())
-                .filter(|&n| n > 0)
-                .ok_or_else(bad)?,
-        };
-        let entry = self.entry(key, b'\t');
-        entry.extend_from_slice(value);
-        let mut added = value.len();
-        if let Some(c) = count.filter(|_| pairs > 1) {
-            entry.push(b'\r');
-            entry.extend_from_slice(c);
-            added += 1 + c.len();
-        }
-        self.bytes += added as u64;
-        Ok(pairs)
-    }
-
-    /// Adds one streaming output line.
-    fn add_streaming(&mut self, line: &[u8]) {
-        let (key, value) = split_at_tab(line);
-        self.entry(key, b'\n').extend_from_slice(value);
-        self.bytes += value.len() as u64;
-    }
-
-    fn is_full(&self) -> bool {
-        self.bytes >= self.budget
-    }
-
-    fn drain_into(&mut self, out: &mut MapSink<String, String>) -> gridmr_core::Result<()> {
-        for (k, v) in self.table.drain() {
-            out.emit(
-                String::from_utf8_lossy(&k).into_owned(),
-                String::from_utf8_lossy(&v).into_owned(),
-            )?;
-        }
-        self.bytes = 0;
-        Ok(())
-    }
-}
-
-/// Splits a streaming output line at its first tab (no tab: the whole line
-/// is the key, the value empty).
-fn split_at_tab(line: &[u8]) -> (&[u8], &[u8]) {
-    match memchr_tab(line) {
-        Some(i) => (&line[..i], &line[i + 1..]),
-        None => (line, b""),
-    }
-}
-
-/// [`split_at_tab`], as strings.
-fn split_line(line: &[u8]) -> (String, String) {
-    let (k, v) = split_at_tab(line);
-    (
-        String::from_utf8_lossy(k).into_owned(),
-        String::from_utf8_lossy(v).into_owned(),
-    )
-}
-
-fn memchr_tab(line: &[u8]) -> Option<usize> {
-    memchr::memchr(b'\t', line)
-}
-
 fn work_parent(shuffle_dir: &Path) -> PathBuf {
     shuffle_dir.parent().unwrap_or(shuffle_dir).join("work")
 }
@@ -357,7 +245,7 @@ pub(crate) fn run_map(
     // The reducer sees each key once with all its values, so map output is
     // grouped by key here: one shuffle record per distinct key instead of
     // one per pair (the Python driver has already counted equal pairs).
-    let python = matches!(program, Program::Python { .. });
+    let encoding = program.encoding();
     let mut grouper = Grouper::new(task.shuffle.sort_buffer_bytes);
     let mut pairs = 0u64;
     let finished = external::run(
@@ -366,12 +254,7 @@ pub(crate) fn run_map(
         &owner_of(&task.job_id, &task.task_id(), task.attempt),
         feed,
         |line| {
-            if python {
-                pairs += grouper.add_line(line)?;
-            } else {
-                pairs += 1;
-                grouper.add_streaming(line);
-            }
+            pairs += grouper.add(encoding, line)?;
             if grouper.is_full() {
                 grouper.drain_into(&mut out).map_err(err)?;
             }
@@ -420,8 +303,7 @@ pub(crate) fn run_map(
             timeout_s,
             &mut counters,
         );
-        let _ = std::fs::remove_file(pre.with_extension("data"));
-        let _ = std::fs::remove_file(&pre);
+        gridmr_core::layout::MapOutput::new(&pre).remove();
         let (i, s) = combined?;
         index = i;
         status = s.or(status);
@@ -479,11 +361,6 @@ fn feed_split(split: &InputSplit) -> Result<SplitFeed, String> {
     Ok((Box::new(feed), count))
 }
 
-/// The name of a map-only job's part file.
-pub(crate) fn map_part_name(index: u32) -> String {
-    format!("part-m-{index:05}")
-}
-
 /// One map attempt of a map-only streaming job: the mapper's output lines,
 /// as they come, into `<out_dir>/_attempts/part-m-NNNNN-aA`.
 pub(crate) fn run_map_only(
@@ -494,9 +371,9 @@ pub(crate) fn run_map_only(
     out_dir: &Path,
     timeout_s: u32,
 ) -> Result<ScriptOutput, Failure> {
-    let attempts = out_dir.join(gridmr_core::task::ATTEMPTS_DIR);
+    let attempts = layout::attempts_dir(out_dir);
     create_leaf_dir(&attempts).map_err(err)?;
-    let path = attempts.join(format!("{}-a{}", map_part_name(task.index), task.attempt));
+    let path = layout::map_only_attempt_file(out_dir, task.index, task.attempt);
     let result = (|| {
         let stem = format!(
             "{}-work",
@@ -575,7 +452,7 @@ fn combine_output(
             &spec,
             procs,
             &owner_of(&task.job_id, &task.task_id(), task.attempt),
-            feed_pairs(merge, None, true),
+            feed_pairs(merge, None, Encoding::Streaming),
             |line| {
                 let (k, v) = split_line(line);
                 out.emit(k, v).map_err(err)
@@ -594,43 +471,6 @@ fn combine_output(
     }
     let index = out.finish(counters).map_err(err)?;
     Ok((index, status))
-}
-
-/// Feeds merged records to a process, sorted by key: for a Python script,
-/// one `key<TAB>items` line per record (the driver expands the items); for a
-/// streaming command, one `key<TAB>value` line per value of the record's
-/// line-feed-joined values (see [`Grouper`]), an empty value as the bare
-/// key, as `mapper | sort | reducer` would show a mapper line without a tab.
-fn feed_pairs(
-    mut merge: KWayMerge<String, String>,
-    records: Option<Arc<AtomicU64>>,
-    streaming: bool,
-) -> impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static {
-    move |w: &mut dyn Write| {
-        let mut n = 0u64;
-        while let Some((k, v)) = merge.next().map_err(io_err)? {
-            if !streaming {
-                for part in [k.as_bytes(), b"\t", v.as_bytes(), b"\n"] {
-                    w.write_all(part)?;
-                }
-                n += 1;
-                continue;
-            }
-            for value in v.split('\n') {
-                w.write_all(k.as_bytes())?;
-                if !value.is_empty() {
-                    w.write_all(b"\t")?;
-                    w.write_all(value.as_bytes())?;
-                }
-                w.write_all(b"\n")?;
-                n += 1;
-            }
-        }
-        if let Some(r) = records {
-            r.store(n, Ordering::Relaxed);
-        }
-        Ok(())
-    }
 }
 
 /// One reduce attempt of a script job: the partition, merged and sorted by
@@ -667,11 +507,14 @@ fn reduce_into(
     let file =
         std::fs::File::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
     let mut out = std::io::BufWriter::with_capacity(256 << 10, file);
-    let parent = task.output_dir.join(gridmr_core::task::ATTEMPTS_DIR);
+    let parent = layout::attempts_dir(&task.output_dir);
     let work = WorkDir::create(
         runner,
         &parent,
-        &format!("{}-a{}-work", task.task_id(), task.attempt),
+        &format!(
+            "{}-work",
+            layout::attempt_name(&task.task_id(), task.attempt)
+        ),
         program,
     )?;
     let env = runner.env(&task.task_id(), task.attempt, None);
@@ -682,11 +525,7 @@ fn reduce_into(
         &spec,
         procs,
         &owner_of(&task.job_id, &task.task_id(), task.attempt),
-        feed_pairs(
-            merge,
-            Some(records.clone()),
-            matches!(program, Program::Streaming { .. }),
-        ),
+        feed_pairs(merge, Some(records.clone()), program.encoding()),
         |line| {
             lines += 1;
             bytes += line.len() as u64 + 1;
@@ -820,12 +659,7 @@ fn single(
                     joined
                 }
             };
-            let dest = output_dir
-                .join(gridmr_core::task::ATTEMPTS_DIR)
-                .join(format!(
-                    "{}-a{attempt}",
-                    gridmr_core::task::part_file_name(0)
-                ));
+            let dest = layout::reduce_attempt_file(output_dir, 0, attempt);
             if let Some(d) = dest.parent() {
                 create_leaf_dir(d).map_err(err)?;
             }
@@ -914,64 +748,4 @@ fn single(
         counters,
         status: out.status.or(status),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn items(g: &Grouper, key: &str) -> String {
-        String::from_utf8(g.table[key.as_bytes()].clone()).unwrap()
-    }
-
-    #[test]
-    fn the_grouper_keeps_counted_items_in_arrival_order() {
-        let mut g = Grouper::new(1 << 20);
-        let mut pairs = 0;
-        for line in [
-            "the\t1\t523",
-            "a\tx",
-            "the\t1",
-            "the\tone\t2",
-            "a\t\t7",
-            "the\tz\t1",
-        ] {
-            pairs += g.add_line(line.as_bytes()).unwrap();
-        }
-        assert_eq!(pairs, 523 + 1 + 1 + 2 + 7 + 1);
-        assert_eq!(items(&g, "the"), "1\r523\t1\tone\r2\tz");
-        assert_eq!(items(&g, "a"), "x\t\r7");
-        assert!(!g.is_full());
-    }
-
-    #[test]
-    fn the_grouper_refuses_lines_the_driver_never_writes() {
-        let mut g = Grouper::new(1 << 20);
-        for line in ["no tab", "k\tv\tmany", "k\tv\t0", "k\tv\t-3", "k\tv\t2\t2"] {
-            let e = g.add_line(line.as_bytes()).unwrap_err();
-            assert!(e.contains("unexpected map output line"), "{line}: {e}");
-        }
-        assert!(g.table.is_empty());
-    }
-
-    #[test]
-    fn the_grouper_joins_streaming_values_by_line_feeds() {
-        let mut g = Grouper::new(1 << 20);
-        for line in ["k\tv1", "bare", "k\tv\twith tab", "k\t", "bare"] {
-            g.add_streaming(line.as_bytes());
-        }
-        assert_eq!(items(&g, "k"), "v1\nv\twith tab\n");
-        assert_eq!(items(&g, "bare"), "\n");
-    }
-
-    #[test]
-    fn the_grouper_reports_full_at_its_budget() {
-        let mut g = Grouper::new(1 << 16);
-        let mut n = 0;
-        while !g.is_full() {
-            g.add_line(format!("key{n}\tvalue").as_bytes()).unwrap();
-            n += 1;
-        }
-        assert!((400..1000).contains(&n), "{n} keys");
-    }
 }

@@ -339,8 +339,7 @@ fn first_lost_input(inputs: &[PathBuf], whole: bool) -> Option<Failure> {
 }
 
 fn remove_map_output(index: &Path) {
-    let _ = std::fs::remove_file(index.with_extension("data"));
-    let _ = std::fs::remove_file(index);
+    gridmr_core::layout::MapOutput::new(index).remove();
 }
 
 fn millis(since: Instant) -> u64 {
@@ -399,9 +398,7 @@ impl Worker for WorkerService {
             ..Default::default()
         };
         let what = core.work(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
-        let attempt_dir = output_dir
-            .join(gridmr_core::task::ATTEMPTS_DIR)
-            .join(format!("single-a{attempt}"));
+        let attempt_dir = gridmr_core::layout::single_attempt_dir(&output_dir, attempt);
         let shuffle = shuffle_from_wire(msg.shuffle.as_ref());
         let work_dir_for_task = work_dir.clone();
         let (runner, procs) = (core.runner.clone(), core.procs.clone());
@@ -544,8 +541,10 @@ impl Worker for WorkerService {
         {
             Ok(p) => {
                 answer.success = true;
-                answer.partition_files =
-                    vec![p.output.with_extension("data").display().to_string()];
+                answer.partition_files = vec![gridmr_core::layout::MapOutput::new(&p.output)
+                    .data()
+                    .display()
+                    .to_string()];
                 answer.index_path = p.output.display().to_string();
                 answer.counters = counters_to_wire(&p.counters);
                 answer.status_message = p.status.unwrap_or_default();

@@ -1,0 +1,171 @@
+//! Every file and task name of a job, in one place. The engine, the master,
+//! the workers and the script executors name files only through this
+//! module.
+//!
+//! ```text
+//! <job>/shuffle/map-NNNNN-aA.index   a map attempt's output: its index,
+//! <job>/shuffle/map-NNNNN-aA.data    and the data file the index names
+//! <job>/out/_attempts/part-r-NNNNN-aA         a reduce attempt's part file
+//! <job>/out/_attempts/part-m-NNNNN-aA         a map-only attempt's part file
+//! <job>/out/_attempts/part-r-00000-aA         a script SINGLE attempt's output
+//! <job>/out/_attempts/single-aA/part-r-00000  a typed SINGLE attempt's output
+//! <job>/single-aA/                            a SINGLE attempt's working folder
+//! <job>/out/part-r-NNNNN | part-m-NNNNN, result.txt, _SUCCESS   committed
+//! ```
+//!
+//! Task names: `map-NNNNN`, `reduce-NNNNN`, `single`; attempts are numbered
+//! from 1, and every file an attempt writes carries its number, so two
+//! attempts of one task never write the same file.
+
+use std::path::{Path, PathBuf};
+
+/// The folder of uncommitted attempt files inside an output folder.
+pub const ATTEMPTS_DIR: &str = "_attempts";
+
+/// The one task of a SINGLE-mode job.
+pub const SINGLE_TASK: &str = "single";
+
+/// `map-NNNNN`.
+pub fn map_task(index: u32) -> String {
+    format!("map-{index:05}")
+}
+
+/// `reduce-NNNNN`.
+pub fn reduce_task(partition: u32) -> String {
+    format!("reduce-{partition:05}")
+}
+
+/// `part-r-NNNNN`, Hadoop's name for reduce output `partition`.
+///
+/// ```
+/// assert_eq!(gridmr_core::layout::part_r(3), "part-r-00003");
+/// ```
+pub fn part_r(partition: u32) -> String {
+    format!("part-r-{partition:05}")
+}
+
+/// `part-m-NNNNN`, Hadoop's name for the output of map-only task `index`.
+pub fn part_m(index: u32) -> String {
+    format!("part-m-{index:05}")
+}
+
+/// `<name>-aA`: the name of attempt `attempt`'s copy of `name`.
+pub fn attempt_name(name: &str, attempt: u32) -> String {
+    format!("{name}-a{attempt}")
+}
+
+/// The attempt folder of an output folder.
+pub fn attempts_dir(out_dir: &Path) -> PathBuf {
+    out_dir.join(ATTEMPTS_DIR)
+}
+
+/// A reduce attempt's part file: `<out>/_attempts/part-r-NNNNN-aA`.
+pub fn reduce_attempt_file(out_dir: &Path, partition: u32, attempt: u32) -> PathBuf {
+    attempts_dir(out_dir).join(attempt_name(&part_r(partition), attempt))
+}
+
+/// A map-only attempt's part file: `<out>/_attempts/part-m-NNNNN-aA`.
+pub fn map_only_attempt_file(out_dir: &Path, index: u32, attempt: u32) -> PathBuf {
+    attempts_dir(out_dir).join(attempt_name(&part_m(index), attempt))
+}
+
+/// A typed SINGLE attempt's engine output folder:
+/// `<out>/_attempts/single-aA`.
+pub fn single_attempt_dir(out_dir: &Path, attempt: u32) -> PathBuf {
+    attempts_dir(out_dir).join(attempt_name(SINGLE_TASK, attempt))
+}
+
+/// Whether `dir` is a typed SINGLE attempt's output folder.
+pub fn is_single_attempt_dir(dir: &Path) -> bool {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("single-a"))
+}
+
+/// A SINGLE attempt's working folder: `<job>/single-aA`.
+pub fn single_work_dir(job_dir: &Path, attempt: u32) -> PathBuf {
+    job_dir.join(attempt_name(SINGLE_TASK, attempt))
+}
+
+/// A map attempt's output: its index file and the data file beside it.
+///
+/// ```
+/// use gridmr_core::layout::MapOutput;
+/// let out = MapOutput::of_attempt("/j/shuffle".as_ref(), 3, 2);
+/// assert_eq!(out.index(), std::path::Path::new("/j/shuffle/map-00003-a2.index"));
+/// assert_eq!(out.data(), std::path::PathBuf::from("/j/shuffle/map-00003-a2.data"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapOutput {
+    index: PathBuf,
+}
+
+impl MapOutput {
+    /// The output whose index file is `index`.
+    pub fn new(index: impl Into<PathBuf>) -> Self {
+        MapOutput {
+            index: index.into(),
+        }
+    }
+
+    /// Attempt `attempt` of map `index` in `shuffle_dir`.
+    pub fn of_attempt(shuffle_dir: &Path, index: u32, attempt: u32) -> Self {
+        Self::new(shuffle_dir.join(format!("{}.index", attempt_name(&map_task(index), attempt))))
+    }
+
+    /// The file-name stem of attempt `attempt` of map `index`
+    /// (`map-NNNNN-aA`), which the map's sink completes with `.index` and
+    /// `.data`.
+    pub fn stem(index: u32, attempt: u32) -> String {
+        attempt_name(&map_task(index), attempt)
+    }
+
+    /// The map index a file name `map-NNNNN-aA.index` belongs to.
+    pub fn map_index_of(name: &str) -> Option<u32> {
+        name.strip_prefix("map-")
+            .filter(|n| n.ends_with(".index"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|n| n.parse().ok())
+    }
+
+    /// The index file.
+    pub fn index(&self) -> &Path {
+        &self.index
+    }
+
+    /// The data file (the sink writes it beside the index, same stem).
+    pub fn data(&self) -> PathBuf {
+        self.index.with_extension("data")
+    }
+
+    /// Removes both files (missing ones are no error).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(self.data());
+        let _ = std::fs::remove_file(&self.index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_back() {
+        let out = MapOutput::of_attempt(Path::new("/s"), 12, 3);
+        let name = out.index().file_name().unwrap().to_str().unwrap();
+        assert_eq!(MapOutput::map_index_of(name), Some(12));
+        assert_eq!(MapOutput::map_index_of("map-00012-a3.data"), None);
+        assert_eq!(
+            reduce_attempt_file(Path::new("/o"), 1, 2),
+            PathBuf::from("/o/_attempts/part-r-00001-a2")
+        );
+        assert!(is_single_attempt_dir(&single_attempt_dir(
+            Path::new("/o"),
+            4
+        )));
+        assert_eq!(
+            single_work_dir(Path::new("/j"), 4),
+            PathBuf::from("/j/single-a4")
+        );
+    }
+}
