@@ -415,6 +415,12 @@ pub struct WorkerInfo {
     /// New: false once it missed heartbeats for `WORKER_TIMEOUT_S`.
     #[serde(default)]
     pub alive: bool,
+    /// New: the typed jobs its binary has (absent: it did not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<Vec<String>>,
+    /// New: its binary's build, as it reported it when registering.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub build: String,
 }
 
 /// `GET /workers`.

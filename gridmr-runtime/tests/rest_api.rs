@@ -32,6 +32,18 @@ fn the_original_curl_sequence() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A GridMR worker says what it can run and which build it is.
+    assert_eq!(
+        workers["workers"]["w1"]["jobs"],
+        json!(["wordcount"]),
+        "{workers}"
+    );
+    assert!(
+        workers["workers"]["w1"]["build"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("gridmr-runtime ")),
+        "{workers}"
+    );
     let (code, reg) = cluster.post_raw(
         "/workers/register",
         "application/x-www-form-urlencoded",

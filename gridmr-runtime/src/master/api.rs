@@ -907,6 +907,7 @@ async fn register_worker(
         // original's workers do neither.
         jobs: (!hello.worker_id.is_empty()).then(|| hello.jobs.clone()),
         heartbeats: req.heartbeat_ms.is_some(),
+        build: hello.build.clone(),
     };
     let (effects, count, ring): (Vec<Effect>, usize, Vec<String>) = {
         let mut st = sh.lock();

@@ -1280,6 +1280,7 @@ mod tests {
             last_seen_unix: 0.0,
             jobs: None,
             heartbeats: true,
+            build: String::new(),
         }
     }
 

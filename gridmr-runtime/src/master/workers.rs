@@ -23,6 +23,8 @@ pub(crate) struct WorkerEntry {
     /// does (registered by hand, the original's flow) is probed by the
     /// master instead of being declared dead.
     pub(crate) heartbeats: bool,
+    /// Its binary's build, as it reported it.
+    pub(crate) build: String,
 }
 
 pub(crate) fn unix_now() -> f64 {
@@ -40,6 +42,8 @@ impl WorkerEntry {
             slots: self.slots,
             running: self.running,
             alive: self.alive,
+            jobs: self.jobs.clone(),
+            build: self.build.clone(),
         }
     }
 
@@ -179,6 +183,7 @@ mod tests {
             last_seen_unix: 0.0,
             jobs: None,
             heartbeats: true,
+            build: String::new(),
         }
     }
 

@@ -342,6 +342,26 @@ fn remove_map_output(index: &Path) {
     gridmr_core::layout::MapOutput::new(index).remove();
 }
 
+/// This binary's build: the runtime's version, and the executable's size
+/// and modification time (two different binaries hardly share both).
+fn build_id() -> &'static str {
+    static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILD.get_or_init(|| {
+        let exe = std::env::current_exe()
+            .and_then(std::fs::metadata)
+            .map(|m| {
+                let mtime = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                format!("{}-{mtime}", m.len())
+            })
+            .unwrap_or_default();
+        format!("gridmr-runtime {} {exe}", env!("CARGO_PKG_VERSION"))
+    })
+}
+
 fn millis(since: Instant) -> u64 {
     since.elapsed().as_millis().try_into().unwrap_or(u64::MAX)
 }
@@ -366,6 +386,7 @@ impl Worker for WorkerService {
             slots: core.slot_count,
             running: core.running.load(Ordering::Relaxed),
             jobs: core.registry.names().map(str::to_owned).collect(),
+            build: build_id().to_owned(),
         }))
     }
 
