@@ -81,7 +81,13 @@ pub(crate) enum AttemptError {
     Timeout(String),
     /// A map output it read is missing or damaged: that map runs again, and
     /// the reduce is not charged.
-    MapOutputLost { map: u32, message: String },
+    MapOutputLost {
+        map: u32,
+        /// The index file the reduce could not read (the map runs again
+        /// only while that is still its output).
+        lost: PathBuf,
+        message: String,
+    },
 }
 
 impl AttemptError {
@@ -98,8 +104,9 @@ impl AttemptError {
             AttemptError::Task(m) => AttemptError::Task(f(m)),
             AttemptError::Engine(m) => AttemptError::Engine(f(m)),
             AttemptError::Timeout(m) => AttemptError::Timeout(f(m)),
-            AttemptError::MapOutputLost { map, message } => AttemptError::MapOutputLost {
+            AttemptError::MapOutputLost { map, lost, message } => AttemptError::MapOutputLost {
                 map,
+                lost,
                 message: f(message),
             },
         }
@@ -213,7 +220,11 @@ impl TryFrom<TaskAttempt> for Attempt {
             "failed" => AttemptState::Failed(match t.kind.as_deref() {
                 Some("engine") => AttemptError::Engine(message),
                 Some("timeout") => AttemptError::Timeout(message),
-                Some("map_output_lost") => AttemptError::MapOutputLost { map: 0, message },
+                Some("map_output_lost") => AttemptError::MapOutputLost {
+                    map: 0,
+                    lost: PathBuf::new(),
+                    message,
+                },
                 _ => AttemptError::Task(message),
             }),
             "lost" => AttemptState::Lost(message),

@@ -895,13 +895,27 @@ impl State {
             }
             Outcome::Failed(e) => AttemptState::Failed(e),
             Outcome::InputLost { input, message } => {
-                match job
+                // The map whose output it is: by the current outputs, else
+                // by its name (an output another reduce already reported,
+                // whose map is running again).
+                let by_name = || {
+                    input
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(layout::MapOutput::map_index_of)
+                        .filter(|m| (*m as usize) < job.maps.len())
+                        .filter(|_| input.parent() == Some(job.dirs.shuffle.as_path()))
+                };
+                let map = job
                     .maps
                     .iter()
                     .position(|t| t.output.as_ref() == Some(&input))
-                {
+                    .map(|m| m as u32)
+                    .or_else(by_name);
+                match map {
                     Some(map) => AttemptState::Failed(AttemptError::MapOutputLost {
-                        map: map as u32,
+                        map,
+                        lost: input,
                         message,
                     }),
                     // Not a map output of this job's: the reduce's own fault.
@@ -1043,10 +1057,12 @@ impl State {
         let mut effects = Vec::new();
         let mut give_up = None;
         match state {
-            AttemptState::Failed(AttemptError::MapOutputLost { map, message }) => {
+            AttemptState::Failed(AttemptError::MapOutputLost { map, lost, message }) => {
                 let map_name = Phase::Map.task_name(*map);
                 if let Some(m) = job.maps.get_mut(*map as usize) {
-                    if m.state == TaskState::Done {
+                    // Only while the lost file is still the map's output: a
+                    // second reduce reporting it finds the map re-running.
+                    if m.state == TaskState::Done && m.output.as_ref() == Some(lost) {
                         m.state = TaskState::Pending;
                         m.failures += 1;
                         m.last_error = Some(format!("its output was lost: {message}"));
@@ -1817,5 +1833,40 @@ mod tests {
         assert!(
             matches!(&late[..], [Effect::RemoveAttemptOutput(Phase::Map, p)] if p == &PathBuf::from("/m3-late"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_second_reduce_reporting_the_same_lost_output_is_not_charged() {
+        let (mut s, id) = job_on_two(2, 2, 8);
+        let shuffle = s.job(&id).unwrap().dirs.shuffle.clone();
+        let out = |i: u32| {
+            layout::MapOutput::of_attempt(&shuffle, i, 1)
+                .index()
+                .to_path_buf()
+        };
+        for d in s.schedule() {
+            s.complete(
+                &d.key,
+                &d.worker_id.clone(),
+                ok(out(d.key.task.index).to_str().unwrap()),
+            );
+        }
+        let reduces = s.schedule();
+        assert_eq!(reduces.len(), 2);
+        for r in &reduces {
+            s.complete(
+                &r.key,
+                &r.worker_id,
+                Outcome::InputLost {
+                    input: out(1),
+                    message: "gone".into(),
+                },
+            );
+        }
+        let job = s.job(&id).unwrap();
+        assert_eq!(job.maps[1].failures, 1, "the map is charged once");
+        assert!(job.reduces.iter().all(|r| r.failures == 0));
+        assert_eq!(job.maps[1].state, TaskState::Pending);
+        assert_eq!(job.maps[0].state, TaskState::Done);
     }
 }
