@@ -38,20 +38,8 @@ fn a_worker_killed_during_the_map_phase_does_not_fail_the_job() {
     let done = cluster.wait(&id);
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(cluster.result_lines(&id), expected);
-    let attempts = cluster.tasks(&id);
-    let lost: Vec<_> = attempts.iter().filter(|a| a["outcome"] == "lost").collect();
-    assert!(
-        !lost.is_empty(),
-        "the killed worker's attempt is recorded as lost: {attempts:?}"
-    );
-    assert!(lost.iter().all(|a| a["worker_id"] == "w2"));
-    // Each lost task was run again and committed by the survivor.
-    for a in &lost {
-        let task = a["task"].as_str().unwrap();
-        assert!(attempts
-            .iter()
-            .any(|b| b["task"] == task && b["outcome"] == "succeeded" && b["worker_id"] == "w1"));
-    }
+    // The killed worker's attempts are lost, and run again by the survivor.
+    cluster.assert_lost_and_rerun(&id, "w2", "w1");
     assert_eq!(
         done["tasks"]["map"]["failed_attempts"], 0,
         "lost is not failed"
@@ -155,23 +143,15 @@ fn a_frozen_worker_is_declared_dead_by_heartbeats_and_used_again_when_it_thaws()
         "job": "wordcount", "input_url": input, "map_splits": 6, "reduce_partitions": 2,
         "force_distributed": true
     }));
-    cluster.poll("an attempt running on w2", || {
-        cluster
-            .tasks(&id)
-            .iter()
-            .any(|a| a["worker_id"] == "w2" && a["outcome"] == "running")
-            .then_some(())
-    });
+    cluster.wait_running_on(&id, "w2");
     cluster.signal_worker("w2", "STOP");
     let done = cluster.wait(&id);
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(cluster.result_lines(&id), expected);
-    let attempts = cluster.tasks(&id);
-    let lost: Vec<_> = attempts.iter().filter(|a| a["outcome"] == "lost").collect();
-    assert!(!lost.is_empty(), "{attempts:?}");
+    let lost = cluster.assert_lost_and_rerun(&id, "w2", "w1");
     assert!(lost
         .iter()
-        .all(|a| a["worker_id"] == "w2" && a["error"].as_str().unwrap().contains("heartbeats")));
+        .all(|a| a["error"].as_str().unwrap().contains("heartbeats")));
     let (_, w) = cluster.get("/workers");
     assert_eq!(w["workers"]["w2"]["alive"], false, "{w}");
 

@@ -152,26 +152,12 @@ fn a_worker_cut_off_mid_job_is_replaced_and_comes_back() {
         "job": "wordcount", "input_url": input, "map_splits": 6, "reduce_partitions": 2,
         "force_distributed": true
     }));
-    cluster.poll("a map running on w2", || {
-        cluster
-            .tasks(&id)
-            .iter()
-            .any(|a| a["worker_id"] == "w2" && a["outcome"] == "running")
-            .then_some(())
-    });
+    cluster.wait_running_on(&id, "w2");
     net.link(3, false);
     let done = cluster.wait(&id);
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(cluster.result_lines(&id), expected);
-    let attempts = cluster.tasks(&id);
-    let lost: Vec<_> = attempts.iter().filter(|a| a["outcome"] == "lost").collect();
-    assert!(!lost.is_empty(), "{attempts:?}");
-    assert!(lost.iter().all(|a| a["worker_id"] == "w2"), "{attempts:?}");
-    for a in &lost {
-        assert!(attempts.iter().any(|b| b["task"] == a["task"]
-            && b["outcome"] == "succeeded"
-            && b["worker_id"] == "w1"));
-    }
+    cluster.assert_lost_and_rerun(&id, "w2", "w1");
     // Restored, w2 heartbeats again and takes work again.
     net.link(3, true);
     cluster.wait_live_workers(2);

@@ -38,6 +38,48 @@ pub(crate) enum Program {
     },
 }
 
+/// A task's output lines as they come, into its attempt's part file,
+/// counted (Hadoop's output records and bytes).
+struct PartFile<'a> {
+    path: &'a Path,
+    out: std::io::BufWriter<std::fs::File>,
+    lines: u64,
+    bytes: u64,
+}
+
+impl<'a> PartFile<'a> {
+    fn create(path: &'a Path) -> Result<Self, String> {
+        let file =
+            std::fs::File::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
+        Ok(PartFile {
+            path,
+            out: std::io::BufWriter::with_capacity(256 << 10, file),
+            lines: 0,
+            bytes: 0,
+        })
+    }
+
+    /// Writes one line (its line feed added).
+    fn line(&mut self, line: &[u8]) -> Result<(), String> {
+        self.lines += 1;
+        self.bytes += line.len() as u64 + 1;
+        self.out
+            .write_all(line)
+            .and_then(|()| self.out.write_all(b"\n"))
+            .map_err(|e| format!("write {}: {e}", self.path.display()))
+    }
+
+    /// Flushes the file and adds its counts to `counters`.
+    fn finish(mut self, counters: &mut Counters) -> Result<(), String> {
+        self.out
+            .flush()
+            .map_err(|e| format!("write {}: {e}", self.path.display()))?;
+        counters.add_builtin(builtin::OUTPUT_RECORDS, self.lines);
+        counters.add_builtin(builtin::OUTPUT_BYTES, self.bytes);
+        Ok(())
+    }
+}
+
 impl Program {
     /// How its processes' lines are encoded.
     pub(crate) fn encoding(&self) -> Encoding {
@@ -382,30 +424,18 @@ pub(crate) fn run_map_only(
         let work = WorkDir::create(runner, &attempts, &stem, program)?;
         let env = runner.env(&task.task_id(), task.attempt, Some(&task.split.path));
         let spec = runner.spec(program, Step::Map, &work.0, env, timeout_s)?;
-        let file =
-            std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
-        let mut out = std::io::BufWriter::with_capacity(256 << 10, file);
+        let mut out = PartFile::create(&path)?;
         let (feed, input) = feed_split(&task.split)?;
-        let (mut lines, mut bytes) = (0u64, 0u64);
         let finished = external::run(
             &spec,
             procs,
             &owner_of(&task.job_id, &task.task_id(), task.attempt),
             feed,
-            |line| {
-                lines += 1;
-                bytes += line.len() as u64 + 1;
-                out.write_all(line)
-                    .and_then(|()| out.write_all(b"\n"))
-                    .map_err(|e| format!("write {}: {e}", path.display()))
-            },
+            |line| out.line(line),
         )?;
-        out.flush()
-            .map_err(|e| format!("write {}: {e}", path.display()))?;
         let mut counters = finished.counters;
         input.add_to(&mut counters);
-        counters.add_builtin(builtin::OUTPUT_RECORDS, lines);
-        counters.add_builtin(builtin::OUTPUT_BYTES, bytes);
+        out.finish(&mut counters)?;
         Ok(ScriptOutput {
             output: path.clone(),
             counters,
@@ -504,9 +534,7 @@ fn reduce_into(
     if let Some(dir) = path.parent() {
         create_leaf_dir(dir).map_err(err)?;
     }
-    let file =
-        std::fs::File::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
-    let mut out = std::io::BufWriter::with_capacity(256 << 10, file);
+    let mut out = PartFile::create(path)?;
     let parent = layout::attempts_dir(&task.output_dir);
     let work = WorkDir::create(
         runner,
@@ -520,28 +548,18 @@ fn reduce_into(
     let env = runner.env(&task.task_id(), task.attempt, None);
     let spec = runner.spec(program, Step::Reduce, &work.0, env, timeout_s)?;
     let records = Arc::new(AtomicU64::new(0));
-    let (mut lines, mut bytes) = (0u64, 0u64);
     let finished = external::run(
         &spec,
         procs,
         &owner_of(&task.job_id, &task.task_id(), task.attempt),
         feed_pairs(merge, Some(records.clone()), program.encoding()),
-        |line| {
-            lines += 1;
-            bytes += line.len() as u64 + 1;
-            out.write_all(line)
-                .and_then(|()| out.write_all(b"\n"))
-                .map_err(|e| format!("write {}: {e}", path.display()))
-        },
+        |line| out.line(line),
     )?;
-    out.flush()
-        .map_err(|e| format!("write {}: {e}", path.display()))?;
+    out.finish(&mut counters)?;
     counters.add_builtin(
         builtin::REDUCE_INPUT_RECORDS,
         records.load(Ordering::Relaxed),
     );
-    counters.add_builtin(builtin::OUTPUT_RECORDS, lines);
-    counters.add_builtin(builtin::OUTPUT_BYTES, bytes);
     counters.merge(&finished.counters);
     Ok(ScriptOutput {
         output: path.to_path_buf(),

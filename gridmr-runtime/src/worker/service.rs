@@ -44,6 +44,17 @@ impl From<scripts::ScriptOutput> for Produced {
     }
 }
 
+/// A task child's answer (`TASK_ISOLATION=process`).
+impl From<(PathBuf, Counters)> for Produced {
+    fn from((output, counters): (PathBuf, Counters)) -> Self {
+        Produced {
+            output,
+            counters,
+            status: None,
+        }
+    }
+}
+
 impl From<TaskReport> for Produced {
     fn from(r: TaskReport) -> Self {
         Produced {
@@ -536,13 +547,7 @@ impl Worker for WorkerService {
         let isolated = core.isolated;
         let work = move || match what {
             Work::Typed(job) if isolated => {
-                super::isolated::run_map(&runner, &procs, &task, job.name()).map(
-                    |(output, counters)| Produced {
-                        output,
-                        counters,
-                        status: None,
-                    },
-                )
+                super::isolated::run_map(&runner, &procs, &task, job.name()).map(Produced::from)
             }
             Work::Typed(job) => job
                 .run_map(&task)
@@ -612,13 +617,8 @@ impl Worker for WorkerService {
             }
             let result = match what {
                 Work::Typed(job) if isolated => {
-                    super::isolated::run_reduce(&runner, &procs, &task, job.name()).map(
-                        |(output, counters)| Produced {
-                            output,
-                            counters,
-                            status: None,
-                        },
-                    )
+                    super::isolated::run_reduce(&runner, &procs, &task, job.name())
+                        .map(Produced::from)
                 }
                 Work::Typed(job) => job
                     .run_reduce(&task)

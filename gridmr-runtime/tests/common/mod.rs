@@ -414,6 +414,43 @@ impl Cluster {
         sorted_lines(&text)
     }
 
+    /// Waits until an attempt of `job_id` is running on `worker`.
+    pub fn wait_running_on(&self, job_id: &str, worker: &str) {
+        self.poll(&format!("an attempt running on {worker}"), || {
+            self.tasks(job_id)
+                .iter()
+                .any(|a| a["worker_id"] == worker && a["outcome"] == "running")
+                .then_some(())
+        });
+    }
+
+    /// Asserts that `job_id` lost attempts on `lost_on` only, and that each
+    /// of those tasks was then committed by `rerun_on`. Returns the lost
+    /// attempts.
+    pub fn assert_lost_and_rerun(&self, job_id: &str, lost_on: &str, rerun_on: &str) -> Vec<Value> {
+        let attempts = self.tasks(job_id);
+        let lost: Vec<Value> = attempts
+            .iter()
+            .filter(|a| a["outcome"] == "lost")
+            .cloned()
+            .collect();
+        assert!(!lost.is_empty(), "no attempt was lost: {attempts:?}");
+        assert!(
+            lost.iter().all(|a| a["worker_id"] == lost_on),
+            "{attempts:?}"
+        );
+        for a in &lost {
+            assert!(
+                attempts.iter().any(|b| b["task"] == a["task"]
+                    && b["outcome"] == "succeeded"
+                    && b["worker_id"] == rerun_on),
+                "{} was not rerun on {rerun_on}: {attempts:?}",
+                a["task"]
+            );
+        }
+        lost
+    }
+
     pub fn tasks(&self, job_id: &str) -> Vec<Value> {
         let (code, v) = self.get(&format!("/jobs/{job_id}/tasks"));
         assert_eq!(code, 200, "{v}");
