@@ -33,19 +33,35 @@ pub struct SubmitRequest {
     /// (`nfs:///…`, `file:///…` or an absolute path).
     pub input_url: String,
     /// Sets both `map_splits` and `reduce_partitions` unless they are given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "count::opt_u32"
+    )]
     pub partitions: Option<u32>,
     /// How many map tasks (line-aligned byte ranges of the input).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "count::opt_u32"
+    )]
     pub map_splits: Option<u32>,
     /// How many reduce tasks, hence part files.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "count::opt_u32"
+    )]
     pub reduce_partitions: Option<u32>,
     /// DISTRIBUTED mode whatever the input's size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_distributed: Option<bool>,
     /// New: the map-side sort buffer per task, in bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "count::opt_u64"
+    )]
     pub sort_buffer_bytes: Option<u64>,
     /// New: LZ4-compress shuffle blocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,8 +80,69 @@ pub struct SubmitRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<Vec<String>>,
     /// New: longest a script or streaming task may run, in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "count::opt_u32"
+    )]
     pub timeout_s: Option<u32>,
+}
+
+/// Counts as the original's clients send them: a JSON integer, an
+/// integer-valued float (`3.0`, `1e1`), or a string of either (`"3"`), as
+/// Python's `int()` took them. A fraction, a negative or an oversized
+/// number is refused with a message.
+mod count {
+    use serde::de::{Deserializer, Error};
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(u64),
+        Float(f64),
+        Text(String),
+    }
+
+    fn whole(v: f64) -> Option<u64> {
+        (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64).then_some(v as u64)
+    }
+
+    fn opt_u64_raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let raw = Option::<Raw>::deserialize(d)?;
+        let Some(raw) = raw else { return Ok(None) };
+        let value = match &raw {
+            Raw::Int(n) => Some(*n),
+            Raw::Float(f) => whole(*f),
+            Raw::Text(t) => {
+                let t = t.trim();
+                t.parse::<u64>()
+                    .ok()
+                    .or_else(|| t.parse::<f64>().ok().and_then(whole))
+            }
+        };
+        value.map(Some).ok_or_else(|| {
+            let shown = match raw {
+                Raw::Int(n) => n.to_string(),
+                Raw::Float(f) => f.to_string(),
+                Raw::Text(t) => format!("{t:?}"),
+            };
+            D::Error::custom(format!("{shown} is not a whole number of 0 or more"))
+        })
+    }
+
+    pub(super) fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        opt_u64_raw(d)
+    }
+
+    pub(super) fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        match opt_u64_raw(d)? {
+            None => Ok(None),
+            Some(n) => u32::try_from(n)
+                .map(Some)
+                .map_err(|_| D::Error::custom(format!("{n} is too large"))),
+        }
+    }
 }
 
 /// The states of a job, as the original named them, plus `CANCELLED`.
@@ -529,4 +606,36 @@ pub struct ErrorBody {
     /// The job's state, when the error is about a job that exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<JobState>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<SubmitRequest, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn counts_are_read_as_the_original_read_them() {
+        for (given, want) in [
+            ("3", 3),
+            ("\"3\"", 3),
+            ("3.0", 3),
+            ("1e1", 10),
+            ("\" 4 \"", 4),
+            ("\"2.0\"", 2),
+        ] {
+            let r = parse(&format!(r#"{{"input_url": "/i", "partitions": {given}}}"#)).unwrap();
+            assert_eq!(r.partitions, Some(want), "{given}");
+        }
+        let r = parse(r#"{"input_url": "/i", "partitions": null, "timeout_s": "30"}"#).unwrap();
+        assert_eq!((r.partitions, r.timeout_s), (None, Some(30)));
+        for bad in ["3.5", "-1", "\"x\"", "\"\"", "1e12", "true"] {
+            let e = parse(&format!(
+                r#"{{"input_url": "/i", "reduce_partitions": {bad}}}"#
+            ));
+            assert!(e.is_err(), "{bad} was accepted");
+        }
+    }
 }

@@ -142,6 +142,49 @@ def process(input_path, output_path):
     );
 }
 
+/// The original's users: counts as strings or floats, and a folder input
+/// to `process()` whose files keep their line boundaries.
+#[test]
+fn original_style_counts_and_multi_file_process_input() {
+    let cluster = Cluster::start(1, &[], &[]);
+    let dir = cluster.shared.path().join("in/parts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "alpha\ngamma").unwrap();
+    std::fs::write(dir.join("b.txt"), "delta\n").unwrap();
+    let script = write(
+        &cluster,
+        "lines.py",
+        "def map_func(line):\n    yield (line.strip(), 1)\n\n\
+         def reduce_func(key, values):\n    return key, sum(values)\n\n\
+         def process(input_path, output_path):\n    with open(input_path) as f, open(output_path, 'w') as out:\n        for line in f:\n            out.write(line.strip() + '\\t1\\n')\n",
+    );
+    let single = cluster.submit(json!({"script_url": script, "input_url": dir, "partitions": "1"}));
+    let done = cluster.wait(&single);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["mode"], "SINGLE");
+    assert_eq!(
+        cluster.result_lines(&single),
+        ["alpha\t1", "delta\t1", "gamma\t1"]
+    );
+    for (given, want) in [(json!("2"), 2), (json!(2.0), 2), (json!(1e1), 10)] {
+        let id = cluster.submit(
+            json!({"script_url": script, "input_url": dir, "partitions": given, "force_distributed": true}),
+        );
+        let done = cluster.wait(&id);
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+        assert_eq!(done["reduce_partitions"], want, "{given}");
+    }
+    let (code, body) = cluster.post_json(
+        "/jobs",
+        &json!({"script_url": script, "input_url": dir, "partitions": 2.5}),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("whole number"),
+        "{body}"
+    );
+}
+
 #[test]
 fn every_value_reaches_reduce_func_once_whatever_the_pairs_look_like() {
     let cluster = Cluster::start(2, &[], &[]);

@@ -568,6 +568,19 @@ fn reduce_into(
     })
 }
 
+/// Whether `path` is empty or ends with a line feed.
+fn ends_with_line_feed(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    if f.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
 /// Which of `map_func`, `reduce_func`, `process` a Python script defines.
 fn probe(
     runner: &Runner,
@@ -673,6 +686,12 @@ fn single(
                     for f in many {
                         let r = std::fs::File::open(&f.path).map_err(err)?;
                         pump(r, &mut out).map_err(err)?;
+                        // Files keep their line boundaries: one that does
+                        // not end with a line feed gets one (the original
+                        // concatenated `gamma` and `delta` into `gammadelta`).
+                        if !ends_with_line_feed(&f.path).map_err(err)? {
+                            out.write_all(b"\n").map_err(err)?;
+                        }
                     }
                     joined
                 }
