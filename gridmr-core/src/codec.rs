@@ -13,7 +13,23 @@ use std::hash::Hash;
 /// hashable (map-side combining groups by it) and cloneable.
 ///
 /// Implemented for every type with those traits: `String`, integers, tuples, your own
-/// `#[derive(Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash, Clone)]` structs.
+/// `#[derive(Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash, Clone)]` structs,
+/// derived with the `serde` GridMR re-exports (no dependency of your own):
+///
+/// ```
+/// use gridmr_core::serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash, Clone, Debug)]
+/// #[serde(crate = "gridmr_core::serde")]
+/// struct Bigram(String, String);
+///
+/// fn key<K: gridmr_core::Key>(k: K) -> K { k }
+/// let k = key(Bigram("a".into(), "b".into()));
+/// let mut buf = Vec::new();
+/// gridmr_core::codec::encode_into(&k, &mut buf).unwrap();
+/// let (back, rest) = gridmr_core::codec::decode_from::<Bigram>(&buf).unwrap();
+/// assert_eq!((back, rest.len()), (k, 0));
+/// ```
 pub trait Key: Serialize + DeserializeOwned + Ord + Hash + Clone + Send + Sync + 'static {}
 impl<T: Serialize + DeserializeOwned + Ord + Hash + Clone + Send + Sync + 'static> Key for T {}
 

@@ -2,7 +2,7 @@
 //!
 //! A counter is named by a group and a name. GridMR's own counters live in the group
 //! [`BUILTIN_GROUP`]; user code adds its own through
-//! [`TaskContext::increment`](crate::TaskContext::increment). Each task attempt counts into its
+//! [`MapContext::increment`](crate::job::MapContext::increment). Each task attempt counts into its
 //! own [`Counters`]; a job's counters are the sum over **committed** attempts only, so a retried
 //! or duplicate attempt never counts twice.
 

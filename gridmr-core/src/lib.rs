@@ -74,5 +74,10 @@ pub use job::{
 };
 pub use partition::{FastPartitioner, Partitioner, Sha1Partitioner};
 pub use registry::{JobDef, Registry};
+/// The `serde` GridMR's keys and values use: derive your own key types
+/// with it (`#[derive(gridmr::serde::Serialize, gridmr::serde::Deserialize)]`
+/// and `#[serde(crate = "gridmr::serde")]`), without a dependency of your
+/// own.
+pub use serde;
 pub use shuffle::{Compression, ShuffleSettings};
 pub use task::{MapTask, ReduceTask, TaskReport};

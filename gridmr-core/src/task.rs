@@ -177,7 +177,7 @@ pub fn create_leaf_dir(dir: &Path) -> Result<()> {
 /// Opens partition `p` of every map output named by its index file (the
 /// reduce side of the shuffle), skipping empty segments and adding their
 /// sizes to `reduce_shuffle_bytes`. Feed the readers to a
-/// [`KWayMerge`](crate::shuffle::KWayMerge).
+/// [`KWayMerge`].
 pub fn open_partition(
     map_outputs: &[PathBuf],
     p: u32,

@@ -1,7 +1,7 @@
 //! The shuffle: map output buffered under a byte budget, spilled as sorted runs, merged into one
 //! data file and one index per map task, and merged again, streaming, by each reduce task.
 //!
-//! See `docs/architecture.md` for the byte layout, and [`format`] for the reference.
+//! See `docs/architecture.md` for the byte layout, and [`format`](mod@format) for the reference.
 
 pub mod format;
 pub mod merge;

@@ -1,7 +1,7 @@
 //! The master: the REST API for clients, the scheduler that hands tasks to
 //! workers over gRPC, and the job store.
 //!
-//! One lock guards the scheduler's state ([`state::State`]); nothing slow
+//! One lock guards the scheduler's state (`state::State`); nothing slow
 //! happens under it. Task calls run as their own tokio tasks; file work
 //! (listing inputs, committing outputs, removing files) runs on the
 //! blocking pool. The scheduler wakes on every event (a submit, an attempt's
