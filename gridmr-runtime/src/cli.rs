@@ -174,13 +174,23 @@ enum Command {
     },
 }
 
+/// Logs to stderr at `level`: text, coloured only when stderr is a
+/// terminal, or one JSON object per line with `LOG_FORMAT=json`.
 fn init_logs(level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
+    };
 }
 
 /// Parses the command line and runs it with `registry`'s jobs. This is the
@@ -259,6 +269,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 _ = stop.cancelled() => {}
             }
             handle.join().await?;
+            tracing::info!("master stopped");
         }
         Command::Worker(settings) => {
             let handle = crate::worker::start(settings, registry).await?;
@@ -273,6 +284,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 _ = stop.cancelled() => {}
             }
             handle.join().await?;
+            tracing::info!("worker stopped");
         }
         Command::Submit {
             master,

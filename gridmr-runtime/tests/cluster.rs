@@ -137,3 +137,42 @@ fn maps_and_reduces_run_concurrently_on_two_workers() {
         .filter(|a| a["task"].as_str().unwrap().starts_with("reduce-"))
         .all(|a| a["started_ms"].as_u64().unwrap() >= last_map));
 }
+
+/// Operators read the logs: the job and task lifecycle at info, no colour
+/// codes in a file, and one JSON object per line with `LOG_FORMAT=json`.
+#[test]
+fn logs_tell_the_lifecycle_plainly_or_as_json() {
+    let cluster = Cluster::start(1, &[("LOG_FORMAT", "json")], &[]);
+    let input = cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
+    let id = cluster.submit(serde_json::json!({
+        "job": "wordcount", "input_url": input, "partitions": 2, "force_distributed": true
+    }));
+    assert_eq!(cluster.wait(&id)["status"], "SUCCEEDED");
+    let master = cluster.master_log();
+    let lines: Vec<serde_json::Value> = master
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    for event in [
+        "job planned",
+        "attempt started",
+        "attempt succeeded",
+        "job succeeded",
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["fields"]["message"] == event && l["fields"]["job"] == id.as_str()),
+            "no {event:?} for {id} in the master's log:\n{master}"
+        );
+    }
+    let worker = std::fs::read_to_string(cluster.shared.path().join("logs/w1.log")).unwrap();
+    assert!(
+        worker.contains("task started") && worker.contains("task done"),
+        "{worker}"
+    );
+    assert!(
+        !worker.contains('\u{1b}'),
+        "colour codes in a log file: {worker}"
+    );
+}

@@ -410,8 +410,13 @@ impl State {
         }
         job.clock.prepared = Some(Instant::now());
         match plan {
-            Err(e) => Self::fail(job, format!("cannot prepare the job: {e}")),
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "job failed: cannot prepare it");
+                Self::fail(job, format!("cannot prepare the job: {e}"))
+            }
             Ok(plan) => {
+                tracing::info!(job = %id, mode = ?plan.mode, maps = plan.splits.len(),
+                    reduces = plan.reduce_partitions, input_bytes = plan.input_size, "job planned");
                 job.mode = plan.mode;
                 job.input_size = plan.input_size;
                 job.reduce_partitions = plan.reduce_partitions;
@@ -502,10 +507,12 @@ impl State {
         };
         match failed {
             Some(error) => {
+                tracing::warn!(job = %id, %error, "job failed");
                 Self::fail(job, error);
                 metrics.jobs_finished(JobState::Failed);
             }
             None => {
+                tracing::info!(job = %id, "job cancelled");
                 job.state = JobState::Cancelled;
                 job.message = "cancelled".into();
                 job.clock.finished = Some(Instant::now());
@@ -729,6 +736,7 @@ impl State {
         }
         let record = job.attempts.len();
         let task = TaskRef { phase, index };
+        tracing::info!(job = %job.id, task = %task.name(), attempt, worker = %worker_id, "attempt started");
         job.attempts.push(Attempt {
             task,
             number: attempt,
@@ -933,6 +941,14 @@ impl State {
         if !job.attempts[key.record].end(state.clone(), now) || !active || task_done {
             return effects;
         }
+        match &state {
+            AttemptState::Failed(e) => tracing::warn!(job = %key.job_id, task = %key.task.name(),
+                attempt = key.attempt, worker = %worker_id, kind = e.kind(), error = %e.message(),
+                "attempt failed"),
+            AttemptState::Lost(why) => tracing::warn!(job = %key.job_id, task = %key.task.name(),
+                attempt = key.attempt, worker = %worker_id, why = %why, "attempt lost"),
+            _ => {}
+        }
         effects.extend(self.charge(key, worker_id, &state));
         effects
     }
@@ -953,6 +969,8 @@ impl State {
         let Some(job) = self.job_mut(&key.job_id) else {
             return;
         };
+        tracing::info!(job = %key.job_id, task = %key.task.name(), attempt = key.attempt,
+            "attempt succeeded");
         // A late success of an attempt already marked lost is taken all
         // the same: its output is as good as any.
         let record = &mut job.attempts[key.record];
@@ -1161,6 +1179,7 @@ impl State {
         }
         match result {
             Ok(file) => {
+                tracing::info!(job = %job_id, result = %file.display(), "job succeeded");
                 job.result_file = Some(file);
                 job.state = JobState::Succeeded;
                 job.message = "done".into();

@@ -94,12 +94,29 @@ fn hostname() -> String {
 pub(crate) const DRIVER: &str = include_str!("driver.py");
 
 /// Writes the driver where this worker's subprocesses can run it.
-fn write_driver() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("gridmr-worker-{}", std::process::id()));
+/// The Python driver, written into a temporary folder of this worker's
+/// own, which goes when the last holder drops it.
+#[derive(Debug)]
+pub(crate) struct DriverFile {
+    pub(crate) path: std::path::PathBuf,
+}
+
+impl Drop for DriverFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn write_driver() -> Result<Arc<DriverFile>> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("gridmr-worker-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     let path = dir.join("driver.py");
     std::fs::write(&path, DRIVER).map_err(|e| Error::io("write", &path, e))?;
-    Ok(path)
+    Ok(Arc::new(DriverFile { path }))
 }
 
 /// Starts a worker: binds its gRPC server, then (if `MASTER_HTTP` is set)

@@ -94,7 +94,8 @@ impl Program {
 #[derive(Debug, Clone)]
 pub(crate) struct Runner {
     pub(crate) python: OsString,
-    pub(crate) driver: PathBuf,
+    /// The Python driver (its folder goes with the last runner).
+    pub(crate) driver: Arc<super::DriverFile>,
     pub(crate) worker_id: String,
     pub(crate) default_timeout: Option<Duration>,
     /// Limits, environment and tree kill of every task process.
@@ -148,7 +149,7 @@ impl Runner {
                 };
                 let argv = vec![
                     self.python.clone(),
-                    self.driver.clone().into(),
+                    self.driver.path.clone().into(),
                     mode.into(),
                     script.clone().into(),
                 ];
@@ -593,7 +594,7 @@ fn probe(
         what: "the job script".into(),
         argv: vec![
             runner.python.clone(),
-            runner.driver.clone().into(),
+            runner.driver.path.clone().into(),
             "probe".into(),
             script.into(),
         ],
@@ -715,7 +716,7 @@ fn single(
             spec.what = "the job script's process".into();
             spec.argv = vec![
                 runner.python.clone(),
-                runner.driver.clone().into(),
+                runner.driver.path.clone().into(),
                 "process".into(),
                 script.clone().into(),
                 source.clone().into(),

@@ -312,9 +312,23 @@ impl WorkerCore {
                 "injected failure of {task} attempt {attempt} (GRIDMR_INJECT_FAIL)"
             )));
         }
+        tracing::info!(job = %job_id, task, attempt, "task started");
+        let started = Instant::now();
         let produced = tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| Failure::engine(format!("task thread: {e}")))??;
+            .map_err(|e| Failure::engine(format!("task thread: {e}")))
+            .and_then(|r| r);
+        let produced = match produced {
+            Ok(p) => {
+                tracing::info!(job = %job_id, task, attempt, ms = millis(started), "task done");
+                p
+            }
+            Err(f) => {
+                tracing::warn!(job = %job_id, task, attempt, kind = ?f.kind, error = %f.message,
+                    "task failed");
+                return Err(f);
+            }
+        };
         if cancelled() {
             let output = produced.output;
             let _ = tokio::task::spawn_blocking(move || discard(&output)).await;
