@@ -34,6 +34,51 @@ fn file_name(record: &Record<'_>) -> String {
         .unwrap_or_default()
 }
 
+/// A reducer of text values to one text, from a function of the key and
+/// the key's values (the lab's reduce functions are all of this shape).
+#[derive(Clone)]
+struct TextReduce(fn(&str, Vec<String>) -> String);
+
+impl Reducer for TextReduce {
+    type Key = String;
+    type Value = String;
+    type OutKey = String;
+    type OutValue = String;
+    fn reduce(
+        &mut self,
+        key: &String,
+        values: &mut Values<'_, String>,
+        ctx: &mut ReduceContext<'_, String, String>,
+    ) -> UserResult {
+        let out = (self.0)(key, values.collect());
+        ctx.emit(key, &out)?;
+        Ok(())
+    }
+}
+
+/// `indexer`'s reduce: "N doc1,doc2", the documents sorted.
+fn docs(_: &str, mut docs: Vec<String>) -> String {
+    docs.sort();
+    format!("{} {}", docs.len(), docs.join(","))
+}
+
+/// `rtiming`'s reduce: the most reduces it saw running at once.
+fn parallel_reduce(_: &str, _: Vec<String>) -> String {
+    format!("parallel-{}", nparallel("reduce"))
+}
+
+/// How many values.
+fn join(_: &str, values: Vec<String>) -> String {
+    values.len().to_string()
+}
+
+/// `crash`'s reduce: the values sorted, with `maybe_crash` first.
+fn crash_reduce(_: &str, mut values: Vec<String>) -> String {
+    maybe_crash();
+    values.sort();
+    values.join(" ")
+}
+
 /// `wc`: (word, "1") for every word.
 #[derive(Clone, Default)]
 struct Wc;
@@ -84,27 +129,6 @@ impl Mapper for Indexer {
         for w in unique {
             ctx.emit(w.to_owned(), doc.clone())?;
         }
-        Ok(())
-    }
-}
-
-#[derive(Clone, Default)]
-struct Docs;
-
-impl Reducer for Docs {
-    type Key = String;
-    type Value = String;
-    type OutKey = String;
-    type OutValue = String;
-    fn reduce(
-        &mut self,
-        key: &String,
-        values: &mut Values<'_, String>,
-        ctx: &mut ReduceContext<'_, String, String>,
-    ) -> UserResult {
-        let mut docs: Vec<String> = values.collect();
-        docs.sort();
-        ctx.emit(key, &format!("{} {}", docs.len(), docs.join(",")))?;
         Ok(())
     }
 }
@@ -177,47 +201,6 @@ impl Mapper for ReduceTiming {
         for k in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"] {
             ctx.emit(k.into(), "1".into())?;
         }
-        Ok(())
-    }
-}
-
-#[derive(Clone, Default)]
-struct ParallelReduce;
-
-impl Reducer for ParallelReduce {
-    type Key = String;
-    type Value = String;
-    type OutKey = String;
-    type OutValue = String;
-    fn reduce(
-        &mut self,
-        key: &String,
-        values: &mut Values<'_, String>,
-        ctx: &mut ReduceContext<'_, String, String>,
-    ) -> UserResult {
-        values.for_each(drop);
-        let n = nparallel("reduce");
-        ctx.emit(key, &format!("parallel-{n}"))?;
-        Ok(())
-    }
-}
-
-#[derive(Clone, Default)]
-struct Join;
-
-impl Reducer for Join {
-    type Key = String;
-    type Value = String;
-    type OutKey = String;
-    type OutValue = String;
-    fn reduce(
-        &mut self,
-        key: &String,
-        values: &mut Values<'_, String>,
-        ctx: &mut ReduceContext<'_, String, String>,
-    ) -> UserResult {
-        let v: Vec<String> = values.collect();
-        ctx.emit(key, &v.len().to_string())?;
         Ok(())
     }
 }
@@ -296,9 +279,7 @@ impl Reducer for EarlyExit {
         if key == "a" {
             std::thread::sleep(Duration::from_secs(2));
         }
-        let n = values.count() as u64;
-        ctx.emit(key, &n)?;
-        Ok(())
+        Count.reduce(key, values, ctx)
     }
 }
 
@@ -357,28 +338,6 @@ impl Mapper for CrashMap {
     }
 }
 
-#[derive(Clone, Default)]
-struct CrashReduce;
-
-impl Reducer for CrashReduce {
-    type Key = String;
-    type Value = String;
-    type OutKey = String;
-    type OutValue = String;
-    fn reduce(
-        &mut self,
-        key: &String,
-        values: &mut Values<'_, String>,
-        ctx: &mut ReduceContext<'_, String, String>,
-    ) -> UserResult {
-        maybe_crash();
-        let mut v: Vec<String> = values.collect();
-        v.sort();
-        ctx.emit(key, &v.join(" "))?;
-        Ok(())
-    }
-}
-
 /// Not the lab's: word count whose first attempt of `map-00000` aborts
 /// its process, for `TASK_ISOLATION=process`.
 #[derive(Clone, Default)]
@@ -400,12 +359,14 @@ fn registry() -> Registry {
     let whole = InputFormat::WholeFiles;
     let mut r = Registry::new();
     r.register(Job::new("mit-wc", Wc, Count).with_input_format(whole));
-    r.register(Job::new("mit-indexer", Indexer, Docs).with_input_format(whole));
-    r.register(Job::new("mit-mtiming", MapTiming, Join).with_input_format(whole));
-    r.register(Job::new("mit-rtiming", ReduceTiming, ParallelReduce).with_input_format(whole));
+    r.register(Job::new("mit-indexer", Indexer, TextReduce(docs)).with_input_format(whole));
+    r.register(Job::new("mit-mtiming", MapTiming, TextReduce(join)).with_input_format(whole));
+    r.register(
+        Job::new("mit-rtiming", ReduceTiming, TextReduce(parallel_reduce)).with_input_format(whole),
+    );
     r.register(Job::new("mit-jobcount", JobCount, CountMarks).with_input_format(whole));
     r.register(Job::new("mit-early-exit", Wc, EarlyExit).with_input_format(whole));
-    r.register(Job::new("mit-crash", CrashMap, CrashReduce).with_input_format(whole));
+    r.register(Job::new("mit-crash", CrashMap, TextReduce(crash_reduce)).with_input_format(whole));
     r.register(Job::new("abort-once", AbortOnce, Count).with_input_format(whole));
     r
 }
