@@ -14,8 +14,10 @@ pub enum Error {
         /// The server's explanation.
         message: String,
     },
-    /// The server could not be reached or the connection broke.
-    #[error("{url}: {source}")]
+    /// The server could not be reached or the connection broke. The
+    /// message carries the whole chain of causes (connection refused, a
+    /// TLS error, …), which reqwest's own message leaves out.
+    #[error("{url}: {}", causes(source))]
     Transport {
         /// The URL asked.
         url: String,
@@ -67,6 +69,21 @@ pub enum Error {
     /// Writing a streamed answer failed.
     #[error("writing the answer: {0}")]
     Write(#[source] std::io::Error),
+}
+
+/// `e` and each of its sources, joined by `: `.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 impl Error {

@@ -221,6 +221,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
     };
     match runtime.block_on(run(cli.command, registry)) {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gridmr: {e}");
             ExitCode::from(exit_code(&e))
@@ -254,8 +255,21 @@ async fn shutdown_signal() {
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| Error::setting("output", e.to_string()))?;
-    println!("{text}");
-    Ok(())
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("write", "standard output", e))
+}
+
+/// Whether `e` is the reader of our output going away (`… | head`), which
+/// ends a command quietly, as `cat` does.
+fn is_broken_pipe(e: &Error) -> bool {
+    let io = match e {
+        Error::Io { source, .. } => Some(source),
+        Error::Net(gridmr_net::Error::Write(source)) => Some(source),
+        _ => None,
+    };
+    io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
@@ -413,10 +427,12 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
 
 /// A relative path that exists, made absolute (the master needs absolute
 /// paths); anything else (URLs, globs, absolute paths) as given.
+/// A relative path (or glob) resolved against the current folder, as a
+/// shell user means it; URLs and absolute paths as they are.
 fn absolute(path: &str) -> String {
     let p = std::path::Path::new(path);
-    if p.is_relative() && !path.contains("://") && p.exists() {
-        if let Ok(abs) = std::fs::canonicalize(p) {
+    if p.is_relative() && !path.contains("://") {
+        if let Ok(abs) = std::path::absolute(p) {
             return abs.display().to_string();
         }
     }
@@ -495,5 +511,28 @@ pub fn finish(done: JobStatus) -> Result<ExitCode> {
             status: done.status.as_str(),
             message: done.error.unwrap_or(done.message),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_pipe_ends_quietly_and_other_errors_do_not() {
+        let pipe = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(is_broken_pipe(&Error::Net(
+            gridmr_net::Error::Write(pipe())
+        )));
+        assert!(is_broken_pipe(&Error::io(
+            "write",
+            "standard output",
+            pipe()
+        )));
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert!(!is_broken_pipe(&Error::io("write", "out.txt", full)));
+        assert!(absolute("in/x.txt").starts_with('/'));
+        assert_eq!(absolute("nfs:///data/x"), "nfs:///data/x");
+        assert_eq!(absolute("/abs/x"), "/abs/x");
     }
 }

@@ -176,3 +176,39 @@ fn logs_tell_the_lifecycle_plainly_or_as_json() {
         "colour codes in a log file: {worker}"
     );
 }
+
+/// The CLI resolves a relative input against the current folder, and its
+/// connection errors say why.
+#[test]
+fn the_cli_takes_relative_inputs_and_explains_connection_errors() {
+    let cluster = Cluster::start(1, &[], &[]);
+    cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridmr"))
+        .args([
+            "submit",
+            "--job",
+            "wordcount",
+            "--input",
+            "in/input.txt",
+            "--wait",
+        ])
+        .current_dir(cluster.shared.path())
+        .env("GRIDMR_MASTER", &cluster.url)
+        .env("SHARED_DIR", cluster.shared.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing listens on port 9 of loopback: the cause is in the message.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridmr"))
+        .args(["jobs", "--master", "http://127.0.0.1:9"])
+        .env("GRIDMR_AUTH", "off")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+}
