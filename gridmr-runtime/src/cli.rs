@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +53,12 @@ impl MasterAddr {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print a completion script for a shell (`gridmr completions bash >
+    /// /etc/bash_completion.d/gridmr`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Run the master (REST API + scheduler).
     Master(MasterSettings),
     /// Run a worker.
@@ -385,6 +392,11 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
         }
         Command::Ls { master, job_id } => print_json(&master.client()?.ls(&job_id).await?)?,
         Command::Jobs { master } => print_json(&master.client()?.list().await?)?,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "gridmr", &mut out);
+        }
         Command::Workers { master } => print_json(&master.client()?.workers().await?)?,
         Command::Delete {
             master,
@@ -468,6 +480,9 @@ pub fn progress_line(status: &JobStatus) -> String {
     }
 }
 
+/// How often `--wait` prints a progress line when stderr is not a terminal.
+const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 /// Follows a job with a progress bar of tasks done.
 pub async fn follow(client: &Client, job_id: &str) -> Result<JobStatus> {
     let bar = ProgressBar::new(0);
@@ -477,14 +492,31 @@ pub async fn follow(client: &Client, job_id: &str) -> Result<JobStatus> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    // Piped, the bar draws nothing: a plain line every few seconds instead.
+    let plain = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_line: Option<Instant> = None;
+    let mut most = 0u32;
     let done = client
         .wait(job_id, |s| {
             let t = &s.tasks;
-            let total = t.single.total + t.map.total + t.reduce.total;
+            // Reduces are planned only once the maps are: until then the
+            // total counts them as one, so it never jumps backwards.
+            let reduces = t.reduce.total.max(u32::from(t.map.total > 0));
+            let total = t.single.total + t.map.total + reduces;
             let done = t.single.succeeded + t.map.succeeded + t.reduce.succeeded;
-            bar.set_length(u64::from(total));
+            most = most.max(total);
+            bar.set_length(u64::from(most));
             bar.set_position(u64::from(done));
             bar.set_message(progress_line(s));
+            if plain && last_line.is_none_or(|at| at.elapsed() >= PLAIN_PROGRESS_EVERY) {
+                last_line = Some(Instant::now());
+                eprintln!(
+                    "{} {}: {done}/{most} tasks, {}",
+                    s.job_id,
+                    s.status.as_str(),
+                    progress_line(s)
+                );
+            }
         })
         .await;
     bar.finish_and_clear();

@@ -197,11 +197,20 @@ fn the_cli_takes_relative_inputs_and_explains_connection_errors() {
         .env("SHARED_DIR", cluster.shared.path())
         .output()
         .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Piped, --wait prints plain progress lines (a bar draws nothing).
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.lines().any(|l| l.starts_with("job-") && l.contains(" tasks, ")),
+        "{err}"
     );
+    // Shell completions come from the same command definitions.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridmr"))
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && script.contains("_gridmr()") && script.contains("submit"));
     // Nothing listens on port 9 of loopback: the cause is in the message.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridmr"))
         .args(["jobs", "--master", "http://127.0.0.1:9"])
