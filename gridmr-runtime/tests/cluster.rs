@@ -201,7 +201,8 @@ fn the_cli_takes_relative_inputs_and_explains_connection_errors() {
     assert!(out.status.success(), "{err}");
     // Piped, --wait prints plain progress lines (a bar draws nothing).
     assert!(
-        err.lines().any(|l| l.starts_with("job-") && l.contains(" tasks, ")),
+        err.lines()
+            .any(|l| l.starts_with("job-") && l.contains(" tasks, ")),
         "{err}"
     );
     // Shell completions come from the same command definitions.
