@@ -10,6 +10,7 @@
 //! <job>/out/_attempts/part-r-00000-aA         a script SINGLE attempt's output
 //! <job>/out/_attempts/single-aA/part-r-00000  a typed SINGLE attempt's output
 //! <job>/single-aA/                            a SINGLE attempt's working folder
+//! <job>/logs/<task>-aA.log                    an attempt's log (its stderr)
 //! <job>/out/part-r-NNNNN | part-m-NNNNN, result.txt, _SUCCESS   committed
 //! ```
 //!
@@ -85,6 +86,17 @@ pub fn is_single_attempt_dir(dir: &Path) -> bool {
 /// A SINGLE attempt's working folder: `<job>/single-aA`.
 pub fn single_work_dir(job_dir: &Path, attempt: u32) -> PathBuf {
     job_dir.join(attempt_name(SINGLE_TASK, attempt))
+}
+
+/// The folder of a job's attempt logs: `<job>/logs`.
+pub fn logs_dir(job_dir: &Path) -> PathBuf {
+    job_dir.join("logs")
+}
+
+/// An attempt's own log (the stderr of its processes):
+/// `<job>/logs/<task>-aA.log`.
+pub fn attempt_log(job_dir: &Path, task: &str, attempt: u32) -> PathBuf {
+    logs_dir(job_dir).join(format!("{}.log", attempt_name(task, attempt)))
 }
 
 /// A map attempt's output: its index file and the data file beside it.

@@ -245,6 +245,11 @@ impl Client {
         self.get(&format!("/jobs/{job_id}/tasks")).await
     }
 
+    /// `GET /jobs/{id}/tasks/{task}/logs`: the logs of a task's attempts.
+    pub async fn task_logs(&self, job_id: &str, task: &str) -> Result<crate::rest::TaskLogs> {
+        self.get(&format!("/jobs/{job_id}/tasks/{task}/logs")).await
+    }
+
     /// `GET /jobs/{id}/result?format=text`, streamed into `out` without
     /// holding the result in memory. Returns the bytes written.
     pub async fn result_to(&self, job_id: &str, out: &mut impl Write) -> Result<u64> {

@@ -598,6 +598,26 @@ pub struct TaskAttempts {
     pub attempts: Vec<TaskAttempt>,
 }
 
+/// New: one attempt's log in `GET /jobs/{id}/tasks/{task}/logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptLog {
+    /// The attempt number.
+    pub attempt: u32,
+    /// What its processes wrote on stderr (at most 1 MiB).
+    pub text: String,
+}
+
+/// New: `GET /jobs/{id}/tasks/{task}/logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskLogs {
+    /// The job.
+    pub job_id: String,
+    /// `single`, `map-NNNNN` or `reduce-NNNNN`.
+    pub task: String,
+    /// Every attempt of the task that left a log, by attempt number.
+    pub logs: Vec<AttemptLog>,
+}
+
 /// The body of every error answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {

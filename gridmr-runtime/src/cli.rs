@@ -111,6 +111,15 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// The logs of a task's attempts (what its processes wrote on stderr).
+    Logs {
+        #[command(flatten)]
+        master: MasterAddr,
+        /// The job's id.
+        job_id: String,
+        /// The task: `single`, `map-00003`, `reduce-00001`.
+        task: String,
+    },
     /// A job's status (JSON).
     Status {
         #[command(flatten)]
@@ -391,6 +400,22 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             }
         }
         Command::Ls { master, job_id } => print_json(&master.client()?.ls(&job_id).await?)?,
+        Command::Logs {
+            master,
+            job_id,
+            task,
+        } => {
+            let logs = master.client()?.task_logs(&job_id, &task).await?;
+            let mut out = std::io::stdout().lock();
+            for log in &logs.logs {
+                writeln!(out, "== {} attempt {} ==", logs.task, log.attempt)
+                    .and_then(|()| out.write_all(log.text.as_bytes()))
+                    .map_err(|e| Error::io("write", "standard output", e))?;
+            }
+            if logs.logs.is_empty() {
+                eprintln!("{job_id} {task}: no attempt left a log");
+            }
+        }
         Command::Jobs { master } => print_json(&master.client()?.list().await?)?,
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -719,3 +719,53 @@ fn a_script_url_over_http_is_downloaded_into_the_job_folder() {
         counts(&[("hola", 3), ("mundo", 2), ("grid", 2), ("mr", 1)])
     );
 }
+
+/// Every attempt keeps its own log (its processes' stderr), served by
+/// `GET /jobs/{id}/tasks/{task}/logs` and `gridmr logs`.
+#[test]
+fn attempt_logs_are_kept_and_served() {
+    let cluster = Cluster::start(1, &[], &[("GRIDMR_INJECT_FAIL", "")]);
+    let input = cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
+    let id = cluster.submit(json!({
+        "mapper": "echo mapper says hi >&2; cat",
+        "reducer": "echo reducer was here >&2; cat",
+        "input_url": input, "partitions": 1, "force_distributed": true
+    }));
+    assert_eq!(cluster.wait(&id)["status"], "SUCCEEDED");
+    let (code, logs) = cluster.get(&format!("/jobs/{id}/tasks/map-00000/logs"));
+    assert_eq!(code, 200, "{logs}");
+    assert_eq!(logs["logs"][0]["attempt"], 1, "{logs}");
+    assert!(
+        logs["logs"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("mapper says hi"),
+        "{logs}"
+    );
+    let (_, logs) = cluster.get(&format!("/jobs/{id}/tasks/reduce-00000/logs"));
+    assert!(
+        logs["logs"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("reducer was here"),
+        "{logs}"
+    );
+    let (code, body) = cluster.get(&format!("/jobs/{id}/tasks/..%2F..%2Fetc/logs"));
+    assert_eq!(code, 400, "{body}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridmr"))
+        .args(["logs", &id, "map-00000"])
+        .env("GRIDMR_MASTER", &cluster.url)
+        .env("SHARED_DIR", cluster.shared.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("== map-00000 attempt 1 ==") && text.contains("mapper says hi"),
+        "{text}"
+    );
+}

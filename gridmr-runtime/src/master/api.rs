@@ -170,6 +170,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/jobs/{id}/ls", get(job_ls))
         .route("/jobs/{id}/result", get(job_result))
         .route("/jobs/{id}/tasks", get(job_tasks))
+        .route("/jobs/{id}/tasks/{task}/logs", get(task_logs))
         .route("/workers", get(list_workers))
         .route("/workers/register", post(register_worker))
         .route("/workers/{id}/heartbeat", post(heartbeat))
@@ -740,6 +741,63 @@ async fn job_tasks(State(sh): Shr, Path(id): Path<String>) -> ApiResult<Json<Tas
     Ok(Json(TaskAttempts {
         job_id: id,
         attempts: job.attempts.iter().cloned().map(Into::into).collect(),
+    }))
+}
+
+/// The logs of a task's attempts (the stderr of script and streaming
+/// processes), kept in the job's `logs/` folder.
+async fn task_logs(
+    State(sh): Shr,
+    Path((id, task)): Path<(String, String)>,
+) -> ApiResult<Json<gridmr_net::rest::TaskLogs>> {
+    let base = {
+        let st = sh.lock();
+        st.job(&id)
+            .ok_or_else(|| ApiError::unknown_job(&id))?
+            .dirs
+            .base
+            .clone()
+    };
+    let task = super::jobs::TaskRef::parse(&task)
+        .ok_or_else(|| {
+            ApiError::bad(format!(
+                "{task:?} is not a task name (single, map-NNNNN, reduce-NNNNN)"
+            ))
+        })?
+        .name();
+    let name = task.clone();
+    let logs = tokio::task::spawn_blocking(move || {
+        let prefix = format!("{name}-a");
+        let mut logs = Vec::new();
+        let dir = gridmr_core::layout::logs_dir(&base);
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let Some(attempt) = file
+                .strip_prefix(&prefix)
+                .and_then(|r| r.strip_suffix(".log"))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let mut text = Vec::new();
+            if let Ok(f) = std::fs::File::open(e.path()) {
+                use std::io::Read;
+                let _ = f.take(2 << 20).read_to_end(&mut text);
+            }
+            logs.push(gridmr_net::rest::AttemptLog {
+                attempt,
+                text: String::from_utf8_lossy(&text).into_owned(),
+            });
+        }
+        logs.sort_by_key(|l| l.attempt);
+        logs
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(gridmr_net::rest::TaskLogs {
+        job_id: id,
+        task,
+        logs,
     }))
 }
 

@@ -146,6 +146,61 @@ pub(crate) struct Spec {
     pub(crate) expect_end: bool,
     /// Limits, environment and tree kill of the process.
     pub(crate) fence: Arc<Fence>,
+    /// The attempt's log, which the process's stderr is appended to (at
+    /// most [`LOG_CAP`] bytes).
+    pub(crate) log: Option<PathBuf>,
+}
+
+impl Spec {
+    /// The same spec, its stderr appended to `log`.
+    pub(crate) fn logging_to(mut self, log: PathBuf) -> Self {
+        self.log = Some(log);
+        self
+    }
+}
+
+/// Most bytes of an attempt's log.
+pub(crate) const LOG_CAP: u64 = 1 << 20;
+
+/// Appends stderr lines to an attempt's log, up to [`LOG_CAP`].
+struct LogFile {
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    written: u64,
+}
+
+impl LogFile {
+    fn open(path: Option<&PathBuf>) -> Self {
+        let file = path.and_then(|p| {
+            if let Some(dir) = p.parent() {
+                let _ = std::fs::create_dir(dir);
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        });
+        let written = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len());
+        LogFile {
+            out: file.map(std::io::BufWriter::new),
+            written,
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        let Some(out) = &mut self.out else { return };
+        if self.written + line.len() as u64 > LOG_CAP {
+            let _ = out.write_all(b"...(log cut at LOG_CAP)\n");
+            let _ = out.flush();
+            self.out = None;
+            return;
+        }
+        self.written += line.len() as u64;
+        let _ = out.write_all(line);
+    }
 }
 
 /// What a finished process left besides its output.
@@ -252,16 +307,21 @@ pub(crate) fn run(
     let err_state = Arc::new(Mutex::new(StderrState::default()));
     let err_reader = {
         let state = err_state.clone();
+        let mut log = LogFile::open(spec.log.as_ref());
         std::thread::spawn(move || {
             if let Some(stderr) = stderr {
                 let mut r = BufReader::new(stderr);
                 let mut line = Vec::new();
                 while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                    log.line(&line);
                     if let Ok(mut s) = state.lock() {
                         s.line(&line);
                     }
                     line.clear();
                 }
+            }
+            if let Some(out) = &mut log.out {
+                let _ = out.flush();
             }
         })
     };

@@ -102,6 +102,7 @@ fn run(
         timeout: None,
         expect_end: false,
         fence: runner.fence.clone(),
+        log: None,
     };
     let mut report = None;
     external::run(

@@ -80,6 +80,12 @@ impl<'a> PartFile<'a> {
     }
 }
 
+/// A map attempt's log (its combiner's stderr goes there too).
+fn map_log(task: &MapTask) -> PathBuf {
+    let job_dir = task.shuffle_dir.parent().unwrap_or(&task.shuffle_dir);
+    layout::attempt_log(job_dir, &task.task_id(), task.attempt)
+}
+
 impl Program {
     /// How its processes' lines are encoded.
     pub(crate) fn encoding(&self) -> Encoding {
@@ -171,6 +177,7 @@ impl Runner {
             }
         };
         Ok(Spec {
+            log: None,
             what,
             argv,
             cwd: cwd.to_path_buf(),
@@ -274,7 +281,9 @@ pub(crate) fn run_map(
     let stem = task.output_stem();
     let work = WorkDir::create(runner, &work_parent(&task.shuffle_dir), &stem, program)?;
     let env = runner.env(&task.task_id(), task.attempt, Some(&task.split.path));
-    let spec = runner.spec(program, Step::Map, &work.0, env, timeout_s)?;
+    let spec = runner
+        .spec(program, Step::Map, &work.0, env, timeout_s)?
+        .logging_to(map_log(task));
     let combine = matches!(program, Program::Streaming { combiner, .. } if !combiner.is_empty());
     let first_stem = if combine {
         format!("{stem}-precombine")
@@ -424,7 +433,9 @@ pub(crate) fn run_map_only(
         );
         let work = WorkDir::create(runner, &attempts, &stem, program)?;
         let env = runner.env(&task.task_id(), task.attempt, Some(&task.split.path));
-        let spec = runner.spec(program, Step::Map, &work.0, env, timeout_s)?;
+        let spec = runner
+            .spec(program, Step::Map, &work.0, env, timeout_s)?
+            .logging_to(map_log(task));
         let mut out = PartFile::create(&path)?;
         let (feed, input) = feed_split(&task.split)?;
         let finished = external::run(
@@ -478,7 +489,9 @@ fn combine_output(
         }
         let merge = KWayMerge::<String, String>::new(readers).map_err(err)?;
         let env = runner.env(&task.task_id(), task.attempt, Some(&task.split.path));
-        let spec = runner.spec(program, Step::Combine, cwd, env, timeout_s)?;
+        let spec = runner
+            .spec(program, Step::Combine, cwd, env, timeout_s)?
+            .logging_to(map_log(task));
         let done = external::run(
             &spec,
             procs,
@@ -547,7 +560,10 @@ fn reduce_into(
         program,
     )?;
     let env = runner.env(&task.task_id(), task.attempt, None);
-    let spec = runner.spec(program, Step::Reduce, &work.0, env, timeout_s)?;
+    let job_dir = task.output_dir.parent().unwrap_or(&task.output_dir);
+    let spec = runner
+        .spec(program, Step::Reduce, &work.0, env, timeout_s)?
+        .logging_to(layout::attempt_log(job_dir, &task.task_id(), task.attempt));
     let records = Arc::new(AtomicU64::new(0));
     let finished = external::run(
         &spec,
@@ -591,6 +607,7 @@ fn probe(
     cwd: &Path,
 ) -> Result<Vec<String>, Failure> {
     let spec = Spec {
+        log: None,
         what: "the job script".into(),
         argv: vec![
             runner.python.clone(),
@@ -714,6 +731,11 @@ fn single(
                 timeout_s,
             )?;
             spec.what = "the job script's process".into();
+            spec.log = Some(layout::attempt_log(
+                output_dir.parent().unwrap_or(output_dir),
+                layout::SINGLE_TASK,
+                attempt,
+            ));
             spec.argv = vec![
                 runner.python.clone(),
                 runner.driver.path.clone().into(),
