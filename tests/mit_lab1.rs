@@ -704,6 +704,13 @@ fn isolation() -> Result<(), String> {
                         && a.outcome == "failed"
                         && a.error.as_deref().is_some_and(|e| e.contains("signal 6"))
                 })
+                // The aborted child's attempt left its own log.
+                && c.rt
+                    .block_on(c.client.task_logs(id, "map-00000"))
+                    .map_err(|e| e.to_string())?
+                    .logs
+                    .iter()
+                    .any(|l| l.attempt == 1)
         }
         Err(_) => false,
     };

@@ -15,6 +15,7 @@
 use super::external::{self, Owner, Processes, Spec};
 use super::failure::Failure;
 use super::scripts::Runner;
+use gridmr_core::layout;
 use gridmr_core::task::{MapTask, ReduceTask};
 use gridmr_core::{Counters, Registry};
 use gridmr_net::proto;
@@ -67,7 +68,9 @@ pub(crate) fn run_map(
 ) -> Result<(PathBuf, Counters), Failure> {
     let msg = map_task_to_wire(task, job, "").encode_to_vec();
     let owner = Owner::new(&task.job_id, &task.task_id(), task.attempt);
-    run(runner, procs, &owner, b'm', msg)
+    let job_dir = task.shuffle_dir.parent().unwrap_or(&task.shuffle_dir);
+    let log = layout::attempt_log(job_dir, &task.task_id(), task.attempt);
+    run(runner, procs, &owner, log, b'm', msg)
 }
 
 /// Runs a typed reduce attempt in a child.
@@ -79,13 +82,16 @@ pub(crate) fn run_reduce(
 ) -> Result<(PathBuf, Counters), Failure> {
     let msg = reduce_task_to_wire(task, job, "").encode_to_vec();
     let owner = Owner::new(&task.job_id, &task.task_id(), task.attempt);
-    run(runner, procs, &owner, b'r', msg)
+    let job_dir = task.output_dir.parent().unwrap_or(&task.output_dir);
+    let log = layout::attempt_log(job_dir, &task.task_id(), task.attempt);
+    run(runner, procs, &owner, log, b'r', msg)
 }
 
 fn run(
     runner: &Runner,
     procs: &Processes,
     owner: &Owner,
+    log: PathBuf,
     tag: u8,
     msg: Vec<u8>,
 ) -> Result<(PathBuf, Counters), Failure> {
@@ -102,7 +108,8 @@ fn run(
         timeout: None,
         expect_end: false,
         fence: runner.fence.clone(),
-        log: None,
+        // What the child writes on stderr (a panic's message, say).
+        log: Some(log),
     };
     let mut report = None;
     external::run(
