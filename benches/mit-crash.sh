@@ -16,7 +16,7 @@ trap 'rm -f "$bin"' EXIT
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 for slots in 1 2; do
   out=$(MIT_CRASH_SLEEP_MS=10000 MIT_WORKER_SLOTS=$slots "$bin" crash "$runs" 2>&1 || true)
-  echo "$out" | grep '^test crash' || true
+  echo "$out" | grep -E '^test crash|worker starts' || true
   passed=$(echo "$out" | grep -c '^test crash.* ok' || true)
   echo "slots per worker: $slots: $passed/$runs crash runs passed"
 done

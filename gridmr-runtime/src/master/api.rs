@@ -779,6 +779,10 @@ async fn task_logs(
             else {
                 continue;
             };
+            // Regular files only: a link there is no attempt's log.
+            if !e.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
             let mut text = Vec::new();
             if let Ok(f) = std::fs::File::open(e.path()) {
                 use std::io::Read;

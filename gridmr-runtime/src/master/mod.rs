@@ -361,13 +361,11 @@ fn keep_map_outputs(shuffle: &Path, maps: usize, partitions: u32) -> Vec<Option<
 /// Empties a job's output folder, and its shuffle folder but for the map
 /// outputs in `keep` (their index and data files).
 fn clear_output(dirs: &jobs::JobDirs, keep: &[Option<PathBuf>]) -> Result<()> {
-    let mut keep_files: Vec<PathBuf> = Vec::new();
-    for index in keep.iter().flatten() {
-        if let Ok(i) = gridmr_core::shuffle::RunIndex::read(index) {
-            keep_files.push(i.data_path.clone());
-        }
-        keep_files.push(index.clone());
-    }
+    let keep_files: Vec<PathBuf> = keep
+        .iter()
+        .flatten()
+        .flat_map(|index| [index.clone(), layout::MapOutput::new(index).data()])
+        .collect();
     for d in [&dirs.shuffle, &dirs.out] {
         if let Ok(entries) = std::fs::read_dir(d) {
             for e in entries.flatten() {

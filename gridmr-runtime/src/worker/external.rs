@@ -10,6 +10,7 @@ use gridmr_core::Counters;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -174,9 +175,11 @@ impl LogFile {
             if let Some(dir) = p.parent() {
                 let _ = std::fs::create_dir(dir);
             }
+            // Never through a link planted in the job's folder.
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(p)
                 .ok()
         });
