@@ -437,15 +437,16 @@ mod tests {
         assert_eq!(text.lines().nth(1), Some(""), "{text}");
     }
 
-    /// Processes running `sleep <marker>`.
+    /// Processes running exactly `sleep <marker>` (not `setsid sleep
+    /// <marker>` on its way to becoming one).
     fn processes_with(marker: &str) -> usize {
-        let marker = format!("sleep\0{marker}");
+        let cmdline = format!("sleep\0{marker}\0");
         std::fs::read_dir("/proc")
             .map(|d| {
                 d.flatten()
                     .filter(|e| {
                         std::fs::read(e.path().join("cmdline"))
-                            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+                            .is_ok_and(|c| c == cmdline.as_bytes())
                     })
                     .count()
             })
@@ -469,7 +470,7 @@ mod tests {
             .unwrap();
         assert_eq!(line.trim(), "started");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while processes_with(marker) == 0 && Instant::now() < deadline {
+        while processes_with(marker) != 1 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(processes_with(marker), 1, "the detached child never ran");
@@ -503,23 +504,34 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_workers_left_over_tasks_are_killed_by_the_next_fence() {
+    fn a_dead_workers_left_over_tasks_are_killed_by_the_sweep() {
         let fence = Fence::new(&FenceSettings::default()).unwrap();
         let Some(base) = fence.cgroups.clone() else {
             eprintln!("skipped: this host gives the worker no cgroup v2 leaf to kill through");
             return;
         };
+        // A parent of our own: fences made by other tests at the same time
+        // sweep the real parent, and would remove this test's folder under it.
+        let parent = base
+            .parent()
+            .unwrap()
+            .join(format!("gridmr-sweep-test-{}", std::process::id()));
         // A leaf as a worker that died (its PID unused) would have left it.
-        let parent = base.parent().unwrap();
         let dead = parent.join(format!("gridmr-worker-{}-1", i32::MAX - 7));
         let leaf = dead.join("task-1");
         std::fs::create_dir_all(&leaf).unwrap();
         let mut child = Command::new("sleep").arg("333.125").spawn().unwrap();
         std::fs::write(leaf.join("cgroup.procs"), child.id().to_string()).unwrap();
-        let _next = Fence::new(&FenceSettings::default()).unwrap();
+        // A live worker's folder beside it is left alone.
+        let live = parent.join(format!("gridmr-worker-{}-1", std::process::id()));
+        std::fs::create_dir(&live).unwrap();
+        sweep_dead_workers(&parent);
         let status = child.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGKILL));
         assert!(!dead.exists());
+        assert!(live.exists());
+        std::fs::remove_dir(&live).unwrap();
+        std::fs::remove_dir(&parent).unwrap();
     }
 }
