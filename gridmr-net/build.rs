@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Maps (job parameters) as BTreeMaps: ordered, as core's `Params`.
+        .btree_map(".")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -7,3 +7,6 @@ pub use gridmr_core as core;
 pub use gridmr_core::*;
 pub use gridmr_net as net;
 pub use gridmr_runtime as runtime;
+
+#[doc = include_str!("../docs/writing-jobs.md")]
+pub mod guide {}

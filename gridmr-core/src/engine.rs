@@ -1,10 +1,13 @@
 //! The embedded engine: runs a job in this process on a pool of threads, over a work folder,
 //! through the same task functions and committer that the cluster uses.
 
-use crate::commit::{commit_reduce, finalize_output};
+use crate::commit::{commit_reduce, finalize_output, finalize_parts};
 use crate::counters::Counters;
 use crate::error::{Error, Result};
-use crate::input::{list_input, plan_splits, SplitPolicy};
+use crate::input::{list_inputs, plan_splits, SplitPolicy};
+use crate::job::PlanContext;
+use crate::layout;
+use crate::params::Params;
 use crate::registry::JobDef;
 use crate::shuffle::ShuffleSettings;
 use crate::task::{CancelFlag, MapTask, ReduceTask, TaskReport};
@@ -14,14 +17,28 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What to run: input, output, and how to cut the work.
+///
+/// ```
+/// use gridmr_core::JobConfig;
+/// let config = JobConfig::new("customers.tsv")
+///     .with_input("orders/")
+///     .with_param("join", "inner");
+/// assert_eq!(config.inputs, ["customers.tsv", "orders/"]);
+/// assert_eq!(config.params.get("join"), Some("inner"));
+/// ```
 #[derive(Debug, Clone)]
 pub struct JobConfig {
-    /// A file, a directory or a glob.
-    pub input: String,
+    /// The inputs, each a file, a directory or a glob; a map task knows which
+    /// one its split came from ([`TaskInfo::input`](crate::TaskInfo::input)).
+    pub inputs: Vec<String>,
     /// The output folder; default `<work>/jobs/<job_id>/out`. It must not exist or be empty.
     pub output: Option<PathBuf>,
-    /// Reduce partitions (`R`); default: the engine's thread count.
+    /// Reduce partitions (`R`); default: the engine's thread count. `Some(0)`
+    /// makes the job map-only (Hadoop's `numReduceTasks = 0`): each map
+    /// task's records, unsorted, are its `part-m-NNNNN`.
     pub reduce_partitions: Option<u32>,
+    /// The job's parameters, which every task sees.
+    pub params: Params,
     /// How the input is cut into map tasks.
     pub splits: SplitPolicy,
     /// Shuffle settings.
@@ -34,13 +51,28 @@ impl JobConfig {
     /// A configuration reading `input`, with every other setting at its default.
     pub fn new(input: impl Into<String>) -> Self {
         JobConfig {
-            input: input.into(),
+            inputs: vec![input.into()],
             output: None,
             reduce_partitions: None,
+            params: Params::new(),
             splits: SplitPolicy::default(),
             shuffle: ShuffleSettings::default(),
             job_id: None,
         }
+    }
+}
+
+impl JobConfig {
+    /// This configuration with one more input.
+    pub fn with_input(mut self, input: impl Into<String>) -> Self {
+        self.inputs.push(input.into());
+        self
+    }
+
+    /// This configuration with the parameter `name` set to `value`.
+    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.insert(name, value);
+        self
     }
 }
 
@@ -177,20 +209,27 @@ impl LocalEngine {
             ));
         }
         let partitions = config.reduce_partitions.unwrap_or(self.threads as u32);
-        if partitions == 0 || partitions > 100_000 {
+        if partitions > 100_000 {
             return Err(Error::setting(
                 "reduce_partitions",
-                "must be between 1 and 100000",
+                "must be between 0 (map-only) and 100000",
             ));
         }
+        let map_only = partitions == 0;
         let job_dir = self.work_dir.join("jobs").join(&job_id);
         let shuffle_dir = job_dir.join("shuffle");
         let output_dir = config.output.clone().unwrap_or_else(|| job_dir.join("out"));
         prepare_output(&output_dir)?;
         std::fs::create_dir_all(&shuffle_dir).map_err(|e| Error::io("create", &shuffle_dir, e))?;
 
-        let files = list_input(&config.input)?;
+        let files = list_inputs(&config.inputs)?;
         let input_bytes = files.iter().map(|f| f.len).sum();
+        let mut params = config.params.clone();
+        params.extend(job.plan(&PlanContext {
+            files: &files,
+            partitions,
+            params: &config.params,
+        })?);
         let mut policy = config.splits;
         policy.min_splits = policy.min_splits.max(self.threads as u32);
         let splits = plan_splits(&files, &policy, job.input_format());
@@ -215,6 +254,8 @@ impl LocalEngine {
                 partitions,
                 shuffle_dir: shuffle_dir.clone(),
                 shuffle: config.shuffle,
+                params: params.clone(),
+                map_only_output: map_only.then(|| output_dir.clone()),
                 cancel: cancel.clone(),
             })
             .collect();
@@ -232,36 +273,53 @@ impl LocalEngine {
         )?;
         let mapped = Instant::now();
 
-        let map_outputs: Vec<PathBuf> = maps.iter().map(|r| r.output.clone()).collect();
-        let reduce_tasks: Vec<ReduceTask> = (0..partitions)
-            .map(|p| ReduceTask {
-                job_id: job_id.clone(),
-                partition: p,
-                attempt: 1,
-                worker_id: "local".into(),
-                map_outputs: map_outputs.clone(),
-                output_dir: output_dir.clone(),
-                cancel: cancel.clone(),
-            })
-            .collect();
-        let reduces = self.run_tasks(
-            &job_id,
-            &reduce_tasks,
-            &cancel,
-            ReduceTask::task_id,
-            |t, attempt| {
-                job.run_reduce(&ReduceTask {
-                    attempt,
-                    ..t.clone()
+        let reduces = if map_only {
+            Vec::new()
+        } else {
+            let map_outputs: Vec<PathBuf> = maps.iter().map(|r| r.output.clone()).collect();
+            let reduce_tasks: Vec<ReduceTask> = (0..partitions)
+                .map(|p| ReduceTask {
+                    job_id: job_id.clone(),
+                    partition: p,
+                    attempt: 1,
+                    worker_id: "local".into(),
+                    map_outputs: map_outputs.clone(),
+                    output_dir: output_dir.clone(),
+                    params: params.clone(),
+                    cancel: cancel.clone(),
                 })
-            },
-        )?;
+                .collect();
+            self.run_tasks(
+                &job_id,
+                &reduce_tasks,
+                &cancel,
+                ReduceTask::task_id,
+                |t, attempt| {
+                    job.run_reduce(&ReduceTask {
+                        attempt,
+                        ..t.clone()
+                    })
+                },
+            )?
+        };
         let reduced = Instant::now();
 
-        for (p, report) in reduces.iter().enumerate() {
-            commit_reduce(&report.output, &output_dir, p as u32)?;
-        }
-        let result_file = finalize_output(&output_dir, partitions)?;
+        let result_file = if map_only {
+            let mut names = Vec::with_capacity(maps.len());
+            for (i, report) in maps.iter().enumerate() {
+                let name = layout::part_m(i as u32);
+                let dest = output_dir.join(&name);
+                std::fs::rename(&report.output, &dest)
+                    .map_err(|e| Error::io("rename", &report.output, e))?;
+                names.push(name);
+            }
+            finalize_parts(&output_dir, &names)?
+        } else {
+            for (p, report) in reduces.iter().enumerate() {
+                commit_reduce(&report.output, &output_dir, p as u32)?;
+            }
+            finalize_output(&output_dir, partitions)?
+        };
         if !self.keep_intermediate {
             let _ = std::fs::remove_dir_all(&shuffle_dir);
         }

@@ -33,6 +33,10 @@ pub struct InputSplit {
     pub start: u64,
     /// Last byte (exclusive).
     pub end: u64,
+    /// Which of the job's inputs the file was listed from (0 for the first),
+    /// so that a mapper can tell its sources apart (a reduce-side join).
+    #[serde(default)]
+    pub input: u32,
 }
 
 impl InputSplit {
@@ -77,6 +81,9 @@ pub struct InputFile {
     pub path: PathBuf,
     /// Size in bytes when listed.
     pub len: u64,
+    /// Which of the job's inputs listed it (0 for the first).
+    #[serde(default)]
+    pub input: u32,
 }
 
 fn hidden(path: &Path) -> bool {
@@ -132,9 +139,50 @@ pub fn list_input(spec: &str) -> Result<Vec<InputFile>> {
             let len = std::fs::metadata(&p)
                 .map_err(|e| Error::io("stat", &p, e))?
                 .len();
-            Ok(InputFile { path: p, len })
+            Ok(InputFile {
+                path: p,
+                len,
+                input: 0,
+            })
         })
         .collect()
+}
+
+/// Lists the files of several inputs (each a file, a folder or a glob, as
+/// [`list_input`] takes them), in the order given, each file marked with
+/// the position of the input that named it. A file named by two inputs is
+/// read twice, once for each.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("left.tsv"), "1\ta\n")?;
+/// std::fs::write(dir.path().join("right.tsv"), "1\tb\n")?;
+/// let specs = [dir.path().join("left.tsv"), dir.path().join("right.tsv")]
+///     .map(|p| p.display().to_string());
+/// let files = gridmr_core::input::list_inputs(&specs)?;
+/// assert_eq!(files.iter().map(|f| f.input).collect::<Vec<_>>(), [0, 1]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn list_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
+    if specs.is_empty() {
+        return Err(Error::Input {
+            spec: String::new(),
+            reason: "a job needs at least one input".into(),
+        });
+    }
+    let mut all = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let input = u32::try_from(i).map_err(|_| Error::Input {
+            spec: spec.as_ref().to_owned(),
+            reason: "too many inputs".into(),
+        })?;
+        all.extend(
+            list_input(spec.as_ref())?
+                .into_iter()
+                .map(|f| InputFile { input, ..f }),
+        );
+    }
+    Ok(all)
 }
 
 /// Cuts `files` into splits according to `policy` and `format`.
@@ -144,7 +192,7 @@ pub fn list_input(spec: &str) -> Result<Vec<InputFile>> {
 ///
 /// ```
 /// use gridmr_core::input::{plan_splits, InputFile, InputFormat, SplitPolicy};
-/// let files = vec![InputFile { path: "a.txt".into(), len: 100 }];
+/// let files = vec![InputFile { path: "a.txt".into(), len: 100, input: 0 }];
 /// let policy = SplitPolicy { splits: Some(3), ..SplitPolicy::default() };
 /// let splits = plan_splits(&files, &policy, InputFormat::Lines);
 /// assert_eq!(splits.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>(),
@@ -162,6 +210,7 @@ pub fn plan_splits(
                 path: f.path.clone(),
                 start: 0,
                 end: f.len,
+                input: f.input,
             })
             .collect();
     }
@@ -184,6 +233,7 @@ pub fn plan_splits(
                 path: f.path.clone(),
                 start,
                 end,
+                input: f.input,
             });
             start = end;
         }
@@ -199,6 +249,7 @@ mod tests {
         InputFile {
             path: name.into(),
             len,
+            input: 0,
         }
     }
 

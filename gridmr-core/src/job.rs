@@ -3,9 +3,10 @@
 
 use crate::codec::{Key, Value};
 use crate::counters::Counters;
-use crate::error::{Result, UserResult};
-use crate::input::{InputFormat, Record};
+use crate::error::{Result, UserError, UserResult};
+use crate::input::{InputFile, InputFormat, Record};
 use crate::output::TextWriter;
+use crate::params::Params;
 use crate::partition::{Partitioner, Sha1Partitioner};
 use crate::shuffle::MapSink;
 use serde::Serialize;
@@ -27,15 +28,59 @@ pub struct TaskInfo {
     pub worker_id: String,
     /// The input file of a map task.
     pub input_file: Option<PathBuf>,
+    /// Which of the job's inputs a map task's file was listed from (0 for
+    /// the first): how a mapper tells the sides of a join apart.
+    #[serde(default)]
+    pub input: u32,
     /// The partition of a reduce task.
     pub partition: Option<u32>,
+    /// The job's parameters.
+    #[serde(default)]
+    pub params: Params,
+}
+
+impl TaskInfo {
+    /// The job's parameters (read them in `setup`).
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
+/// Where a map task's records go: the shuffle, or, for a map-only job
+/// (no reduce partitions, as Hadoop's `numReduceTasks = 0`), straight to the
+/// task's part file, unsorted.
+pub(crate) enum MapOut<K, V> {
+    Shuffle(MapSink<K, V>),
+    Direct(TextWriter<K, V>),
+}
+
+impl<K: Key, V: Value> MapOut<K, V> {
+    #[inline]
+    fn emit(&mut self, key: K, value: V) -> Result<()> {
+        match self {
+            MapOut::Shuffle(sink) => sink.emit(key, value),
+            MapOut::Direct(out) => out.write(&key, &value),
+        }
+    }
+
+    #[inline]
+    fn emit_ref<Q>(&mut self, key: &Q, value: V) -> Result<()>
+    where
+        K: Borrow<Q> + for<'q> From<&'q Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self {
+            MapOut::Shuffle(sink) => sink.emit_ref(key, value),
+            MapOut::Direct(out) => out.write(&K::from(key), &value),
+        }
+    }
 }
 
 /// What a mapper sees besides its records: task info, counters, and where to emit.
 pub struct MapContext<'a, K: Key, V: Value> {
     pub(crate) info: &'a TaskInfo,
     pub(crate) counters: &'a mut Counters,
-    pub(crate) sink: &'a mut MapSink<K, V>,
+    pub(crate) out: &'a mut MapOut<K, V>,
 }
 
 impl<K: Key, V: Value> MapContext<'_, K, V> {
@@ -44,7 +89,7 @@ impl<K: Key, V: Value> MapContext<'_, K, V> {
     /// It fails only when a spill to disk fails; return the error (`?`) to fail the attempt.
     #[inline]
     pub fn emit(&mut self, key: K, value: V) -> Result<()> {
-        self.sink.emit(key, value)
+        self.out.emit(key, value)
     }
 
     /// Emits a pair from a borrowed key (`&str` for a `String` key), which is copied only when
@@ -55,7 +100,12 @@ impl<K: Key, V: Value> MapContext<'_, K, V> {
         K: Borrow<Q> + for<'q> From<&'q Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.sink.emit_ref(key, value)
+        self.out.emit_ref(key, value)
+    }
+
+    /// The job's parameters.
+    pub fn params(&self) -> &Params {
+        &self.info.params
     }
 
     /// The attempt's task info.
@@ -77,9 +127,15 @@ pub struct ReduceContext<'a, K, V> {
 }
 
 impl<K: Serialize, V: Serialize> ReduceContext<'_, K, V> {
-    /// Writes one output record as a `key<TAB>value` line.
+    /// Writes one output record as a `key<TAB>value` line (just `key` when
+    /// the value type has no data, `()`: Hadoop's `NullWritable`).
     pub fn emit(&mut self, key: &K, value: &V) -> Result<()> {
         self.out.write(key, value)
+    }
+
+    /// The job's parameters.
+    pub fn params(&self) -> &Params {
+        &self.info.params
     }
 
     /// The attempt's task info.
@@ -240,9 +296,46 @@ pub struct Job<M: Mapper, R> {
     pub(crate) mapper: M,
     pub(crate) reducer: R,
     pub(crate) combiner: Option<Arc<dyn Combiner<M::Key, M::Value>>>,
-    pub(crate) partitioner: Arc<dyn Partitioner<M::Key>>,
+    pub(crate) partitioner: PartitionerSource<M::Key>,
     pub(crate) input_format: InputFormat,
+    pub(crate) planner: Option<Planner>,
 }
+
+/// Makes a job's partitioner from its parameters.
+type PartitionerFactory<K> =
+    Arc<dyn Fn(&Params) -> Result<Arc<dyn Partitioner<K>>, UserError> + Send + Sync>;
+
+/// A job's partitioner: one for every run, or one made per task from the
+/// job's parameters (split points a planner sampled, say).
+pub(crate) enum PartitionerSource<K> {
+    Fixed(Arc<dyn Partitioner<K>>),
+    FromParams(PartitionerFactory<K>),
+}
+
+impl<K> PartitionerSource<K> {
+    /// The partitioner for a task of a job with `params`.
+    pub(crate) fn make(&self, params: &Params) -> Result<Arc<dyn Partitioner<K>>, UserError> {
+        match self {
+            PartitionerSource::Fixed(p) => Ok(p.clone()),
+            PartitionerSource::FromParams(f) => f(params),
+        }
+    }
+}
+
+/// What a job's planning hook sees: the job's input files, its reduce
+/// partition count and the parameters it was submitted with.
+#[derive(Debug)]
+pub struct PlanContext<'a> {
+    /// Every input file, with its size and the input that named it.
+    pub files: &'a [InputFile],
+    /// The reduce partitions the job will have (0 for a map-only job).
+    pub partitions: u32,
+    /// The parameters the job was submitted with.
+    pub params: &'a Params,
+}
+
+/// A job's planning hook.
+pub(crate) type Planner = Arc<dyn Fn(&PlanContext<'_>) -> Result<Params, UserError> + Send + Sync>;
 
 impl<M, R> Job<M, R>
 where
@@ -256,8 +349,9 @@ where
             mapper,
             reducer,
             combiner: None,
-            partitioner: Arc::new(Sha1Partitioner),
+            partitioner: PartitionerSource::Fixed(Arc::new(Sha1Partitioner)),
             input_format: InputFormat::Lines,
+            planner: None,
         }
     }
 
@@ -269,7 +363,55 @@ where
 
     /// Sets the partitioner.
     pub fn with_partitioner(mut self, partitioner: impl Partitioner<M::Key>) -> Self {
-        self.partitioner = Arc::new(partitioner);
+        self.partitioner = PartitionerSource::Fixed(Arc::new(partitioner));
+        self
+    }
+
+    /// Sets a partitioner made from the job's parameters, once per map
+    /// task: a range partitioner whose split points a planner (see
+    /// [`Job::with_planner`]) sampled from the input, say. An error fails the
+    /// attempt with its message.
+    ///
+    /// ```
+    /// use gridmr_core::jobs::wordcount::{SumReducer, WordCountMapper};
+    /// use gridmr_core::partition::RangePartitioner;
+    /// use gridmr_core::Job;
+    /// let job = Job::new("ranged", WordCountMapper::default(), SumReducer)
+    ///     .with_partitioner_from(|params| RangePartitioner::<String>::from_params(params, "splits"));
+    /// # let _ = job;
+    /// ```
+    pub fn with_partitioner_from<P, F>(mut self, make: F) -> Self
+    where
+        P: Partitioner<M::Key>,
+        F: Fn(&Params) -> Result<P, UserError> + Send + Sync + 'static,
+    {
+        self.partitioner = PartitionerSource::FromParams(Arc::new(move |params: &Params| {
+            make(params).map(|p| Arc::new(p) as Arc<dyn Partitioner<M::Key>>)
+        }));
+        self
+    }
+
+    /// Sets a planning hook: run once where the job is planned (by the
+    /// embedded engine, or by the master before its first task), with the
+    /// input listed, it returns parameters to add to the job's. Hadoop's
+    /// TeraSort samples its input this way (`InputSampler`) to write the
+    /// split points of its total-order partitioner; GridMR's does the same
+    /// through [`PlanContext`].
+    ///
+    /// ```
+    /// use gridmr_core::jobs::wordcount::{SumReducer, WordCountMapper};
+    /// use gridmr_core::{Job, Params};
+    /// let job = Job::new("sized", WordCountMapper::default(), SumReducer).with_planner(|plan| {
+    ///     let bytes: u64 = plan.files.iter().map(|f| f.len).sum();
+    ///     Ok(Params::new().with("input_bytes", bytes.to_string()))
+    /// });
+    /// # let _ = job;
+    /// ```
+    pub fn with_planner<F>(mut self, plan: F) -> Self
+    where
+        F: Fn(&PlanContext<'_>) -> Result<Params, UserError> + Send + Sync + 'static,
+    {
+        self.planner = Some(Arc::new(plan));
         self
     }
 

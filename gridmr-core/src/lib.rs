@@ -58,6 +58,7 @@ pub mod job;
 pub mod jobs;
 pub mod layout;
 pub mod output;
+pub mod params;
 pub mod partition;
 pub mod registry;
 mod scalar;
@@ -70,9 +71,11 @@ pub use engine::{JobConfig, JobOutcome, LocalEngine, PhaseTimes};
 pub use error::{Error, Result, UserError, UserResult};
 pub use input::{InputFormat, InputSplit, Record, SplitPolicy};
 pub use job::{
-    Combiner, Job, MapContext, Mapper, ReduceContext, Reducer, SumCombiner, TaskInfo, Values,
+    Combiner, Job, MapContext, Mapper, PlanContext, ReduceContext, Reducer, SumCombiner, TaskInfo,
+    Values,
 };
-pub use partition::{FastPartitioner, Partitioner, Sha1Partitioner};
+pub use params::Params;
+pub use partition::{FastPartitioner, Partitioner, RangePartitioner, Sha1Partitioner};
 pub use registry::{JobDef, Registry};
 /// The `serde` GridMR's keys and values use: derive your own key types
 /// with it (`#[derive(gridmr::serde::Serialize, gridmr::serde::Deserialize)]`

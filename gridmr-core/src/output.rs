@@ -4,7 +4,8 @@
 //! A key or value that is a string (or a char, or a newtype around one) is written raw; a
 //! number or bool plainly (`42`, `1.5`, `true`); anything else as JSON. Reading back splits a
 //! line at its **first** tab, so keys must not contain tabs, and neither keys nor values may
-//! contain newlines: the same rule as Hadoop's `TextOutputFormat`.
+//! contain newlines: the same rule as Hadoop's `TextOutputFormat`. A value type that holds
+//! no data (`()`, Hadoop's `NullWritable`) writes the key alone, without a tab.
 
 use crate::counters::{builtin, Counters};
 use crate::error::{Error, Result};
@@ -27,22 +28,26 @@ pub fn write_text<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result
     Ok(())
 }
 
-/// Formats one output line, `key<TAB>value\n`.
+/// Formats one output line, `key<TAB>value\n` (`key\n` for a value type
+/// of size zero, such as `()`).
 ///
 /// ```
 /// let mut line = Vec::new();
 /// gridmr_core::output::format_line(&"hola", &3u64, &mut line).unwrap();
 /// gridmr_core::output::format_line(&(1, 2), &vec!["a"], &mut line).unwrap();
-/// assert_eq!(line, b"hola\t3\n[1,2]\t[\"a\"]\n");
+/// gridmr_core::output::format_line(&"alone", &(), &mut line).unwrap();
+/// assert_eq!(line, b"hola\t3\n[1,2]\t[\"a\"]\nalone\n");
 /// ```
-pub fn format_line<K: Serialize + ?Sized, V: Serialize + ?Sized>(
+pub fn format_line<K: Serialize + ?Sized, V: Serialize>(
     key: &K,
     value: &V,
     out: &mut Vec<u8>,
 ) -> Result<()> {
     write_text(key, out)?;
-    out.push(b'\t');
-    write_text(value, out)?;
+    if std::mem::size_of::<V>() != 0 {
+        out.push(b'\t');
+        write_text(value, out)?;
+    }
     out.push(b'\n');
     Ok(())
 }
@@ -69,6 +74,11 @@ impl<K: Serialize, V: Serialize> TextWriter<K, V> {
             bytes: 0,
             _types: PhantomData,
         })
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Writes one record.
@@ -105,6 +115,14 @@ impl<K: Serialize, V: Serialize> TextWriter<K, V> {
 /// assert_eq!((k, v), ((1, 2), vec!["a".to_string()]));
 /// ```
 pub fn parse_line<K: DeserializeOwned, V: DeserializeOwned>(line: &str) -> Result<(K, V)> {
+    if std::mem::size_of::<V>() == 0 {
+        // A key-only line (see `format_line`).
+        let key =
+            K::deserialize(TextDe(line)).map_err(|e| Error::Codec(format!("key {line:?}: {e}")))?;
+        let value = V::deserialize(TextDe("null"))
+            .map_err(|e| Error::Codec(format!("value of a key-only line: {e}")))?;
+        return Ok((key, value));
+    }
     let (k, v) = line
         .split_once('\t')
         .ok_or_else(|| Error::Codec(format!("output line without a tab: {line:?}")))?;
@@ -297,6 +315,7 @@ mod tests {
         round_trip("k".to_string(), BTreeMap::from([("a".to_string(), 1)]));
         round_trip("k".to_string(), true);
         round_trip("{not json".to_string(), "[1,".to_string());
+        round_trip("a key\twith a tab".to_string(), ());
     }
 
     #[test]

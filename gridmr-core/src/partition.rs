@@ -109,6 +109,87 @@ impl<K: Serialize + ?Sized> Partitioner<K> for FastPartitioner {
     }
 }
 
+/// A total-order partitioner: keys below the first split point go to
+/// partition 0, keys from split point `i - 1` up to split point `i` to
+/// partition `i`, and so on, so the part files, concatenated in order, are
+/// one sorted sequence (Hadoop's `TotalOrderPartitioner`).
+///
+/// The split points come from a sample of the keys
+/// ([`RangePartitioner::split_points`]), usually taken by a job's planning
+/// hook and handed to every task as a parameter
+/// ([`RangePartitioner::to_param`], [`RangePartitioner::from_params`]).
+///
+/// ```
+/// use gridmr_core::partition::{Partitioner, RangePartitioner};
+/// let sample: Vec<String> = ["d", "a", "c", "b", "f", "e"].map(String::from).to_vec();
+/// let splits = RangePartitioner::split_points(sample, 3);
+/// assert_eq!(splits, ["c", "e"]);
+/// let p = RangePartitioner::new(splits);
+/// assert_eq!(["a", "c", "d", "e", "z"].map(|k| p.partition(&k.to_string(), 3)), [0, 1, 1, 2, 2]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangePartitioner<K> {
+    splits: Vec<K>,
+}
+
+impl<K: Ord> RangePartitioner<K> {
+    /// A partitioner over `splits` (sorted here if they are not).
+    pub fn new(mut splits: Vec<K>) -> Self {
+        splits.sort();
+        RangePartitioner { splits }
+    }
+
+    /// The `partitions - 1` split points that cut `sample` into `partitions`
+    /// runs of (about) equal size. Fewer when the sample is smaller than
+    /// that; repeated keys give repeated points (and empty partitions).
+    pub fn split_points(mut sample: Vec<K>, partitions: u32) -> Vec<K>
+    where
+        K: Clone,
+    {
+        sample.sort_unstable();
+        let n = sample.len();
+        let parts = partitions.max(1) as usize;
+        if n == 0 {
+            return Vec::new();
+        }
+        (1..parts)
+            .filter_map(|i| sample.get(i * n / parts).cloned())
+            .collect()
+    }
+
+    /// The split points.
+    pub fn splits(&self) -> &[K] {
+        &self.splits
+    }
+}
+
+impl<K: Ord + Serialize + serde::de::DeserializeOwned> RangePartitioner<K> {
+    /// `splits` as a parameter value (a JSON array).
+    pub fn to_param(splits: &[K]) -> String {
+        serde_json::to_string(splits).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// The partitioner whose split points are the parameter `name` (as
+    /// [`RangePartitioner::to_param`] wrote them).
+    pub fn from_params(
+        params: &crate::Params,
+        name: &str,
+    ) -> Result<Self, crate::error::UserError> {
+        let text = params.require(name)?;
+        let splits: Vec<K> = serde_json::from_str(text).map_err(|e| {
+            crate::error::UserError::msg(format!("parameter {name}: not a list of keys: {e}"))
+        })?;
+        Ok(Self::new(splits))
+    }
+}
+
+impl<K: Ord + Send + Sync + 'static> Partitioner<K> for RangePartitioner<K> {
+    fn partition(&self, key: &K, partitions: u32) -> u32 {
+        let below = self.splits.partition_point(|s| s <= key);
+        (below as u32).min(partitions.max(1) - 1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +247,26 @@ mod tests {
             seen[a as usize] += 1;
         }
         assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
+    }
+
+    #[test]
+    fn range_partitions_are_ordered_and_in_range() {
+        let sample: Vec<u32> = (0..1000).rev().collect();
+        let splits = RangePartitioner::split_points(sample, 4);
+        assert_eq!(splits, [250, 500, 750]);
+        let p = RangePartitioner::new(splits.clone());
+        let parts: Vec<u32> = (0..1000).map(|k| p.partition(&k, 4)).collect();
+        assert!(parts.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(parts.iter().filter(|&&x| x == 1).count(), 250);
+        // Fewer partitions than the points were made for: still in range.
+        assert_eq!(p.partition(&999, 2), 1);
+        let params = crate::Params::new().with("s", RangePartitioner::to_param(&splits));
+        assert_eq!(
+            RangePartitioner::<u32>::from_params(&params, "s").unwrap(),
+            p
+        );
+        assert!(RangePartitioner::<u32>::from_params(&params.with("s", "[\"x\"]"), "s").is_err());
+        assert!(RangePartitioner::<u32>::split_points(Vec::new(), 4).is_empty());
     }
 
     #[test]

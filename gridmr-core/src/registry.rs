@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::input::InputFormat;
-use crate::job::{Job, Mapper, Reducer};
+use crate::job::{Job, Mapper, PlanContext, Reducer};
+use crate::params::Params;
 use crate::task::{run_map, run_reduce, MapTask, ReduceTask, TaskReport};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +19,12 @@ pub trait JobDef: Send + Sync {
     fn run_map(&self, task: &MapTask) -> Result<TaskReport>;
     /// Runs one reduce attempt.
     fn run_reduce(&self, task: &ReduceTask) -> Result<TaskReport>;
+    /// Runs the job's planning hook (see [`Job::with_planner`]): the
+    /// parameters to add before its first task. None by default.
+    fn plan(&self, ctx: &PlanContext<'_>) -> Result<Params> {
+        let _ = ctx;
+        Ok(Params::new())
+    }
 }
 
 impl<M, R> JobDef for Job<M, R>
@@ -39,6 +46,16 @@ where
 
     fn run_reduce(&self, task: &ReduceTask) -> Result<TaskReport> {
         run_reduce(self, task)
+    }
+
+    fn plan(&self, ctx: &PlanContext<'_>) -> Result<Params> {
+        match &self.planner {
+            None => Ok(Params::new()),
+            Some(plan) => plan(ctx).map_err(|e| Error::Task {
+                phase: "plan",
+                message: e.to_string(),
+            }),
+        }
     }
 }
 

@@ -8,9 +8,10 @@
 use crate::counters::{builtin, Counters};
 use crate::error::{Error, Result, UserError};
 use crate::input::{read_whole, InputFormat, InputSplit, LineReader, Record};
-use crate::job::{Job, MapContext, Mapper, ReduceContext, Reducer, TaskInfo, Values};
+use crate::job::{Job, MapContext, MapOut, Mapper, ReduceContext, Reducer, TaskInfo, Values};
 use crate::layout;
 use crate::output::TextWriter;
+use crate::params::Params;
 use crate::shuffle::merge::GroupValues;
 use crate::shuffle::{
     Groups, KWayMerge, MapSink, RunIndex, SegmentReader, ShuffleSettings, SinkTarget,
@@ -103,6 +104,15 @@ pub struct MapTask {
     pub shuffle_dir: PathBuf,
     /// Buffer, compression and merge settings.
     pub shuffle: ShuffleSettings,
+    /// The job's parameters.
+    #[serde(default)]
+    pub params: Params,
+    /// A map-only job's output folder (Hadoop's `numReduceTasks = 0`): the
+    /// mapper's records go, unsorted, to this attempt's part file
+    /// `<folder>/_attempts/part-m-NNNNN-aA` (the folder must exist), and
+    /// `partitions` and `shuffle_dir` are not used.
+    #[serde(default)]
+    pub map_only_output: Option<PathBuf>,
     /// Stops the attempt early when cancelled (not serialized).
     #[serde(skip)]
     pub cancel: CancelFlag,
@@ -136,6 +146,9 @@ pub struct ReduceTask {
     /// The job's output folder, which must exist (attempts write below it, in
     /// [`ATTEMPTS_DIR`]).
     pub output_dir: PathBuf,
+    /// The job's parameters.
+    #[serde(default)]
+    pub params: Params,
     /// Stops the attempt early when cancelled (not serialized).
     #[serde(skip)]
     pub cancel: CancelFlag,
@@ -280,34 +293,53 @@ where
     M: Mapper,
     R: Reducer<Key = M::Key, Value = M::Value>,
 {
-    check_partitions(task.partitions)?;
-    create_leaf_dir(&task.shuffle_dir)?;
     let info = TaskInfo {
         job_id: task.job_id.clone(),
         task_id: task.task_id(),
         attempt: task.attempt,
         worker_id: task.worker_id.clone(),
         input_file: Some(task.split.path.clone()),
+        input: task.split.input,
         partition: None,
-    };
-    let target = SinkTarget {
-        dir: task.shuffle_dir.clone(),
-        stem: task.output_stem(),
-        partitions: task.partitions,
+        params: task.params.clone(),
     };
     let mut counters = Counters::default();
-    let mut sink = MapSink::new(
-        target,
-        task.shuffle,
-        job.partitioner.clone(),
-        job.combiner.clone(),
-    );
+    let mut out = match &task.map_only_output {
+        Some(dir) => {
+            let attempts = layout::attempts_dir(dir);
+            create_leaf_dir(&attempts)?;
+            let path = layout::map_only_attempt_file(dir, task.index, task.attempt);
+            MapOut::Direct(TextWriter::create(&path)?)
+        }
+        None => {
+            check_partitions(task.partitions)?;
+            create_leaf_dir(&task.shuffle_dir)?;
+            let partitioner = job
+                .partitioner
+                .make(&task.params)
+                .map_err(|e| Error::Task {
+                    phase: "map",
+                    message: format!("making the partitioner: {e}"),
+                })?;
+            let target = SinkTarget {
+                dir: task.shuffle_dir.clone(),
+                stem: task.output_stem(),
+                partitions: task.partitions,
+            };
+            MapOut::Shuffle(MapSink::new(
+                target,
+                task.shuffle,
+                partitioner,
+                job.combiner.clone(),
+            ))
+        }
+    };
     let mut mapper = job.mapper.clone();
     let fed = guarded("map", || {
         let mut ctx = MapContext {
             info: &info,
             counters: &mut counters,
-            sink: &mut sink,
+            out: &mut out,
         };
         mapper.setup(&mut ctx)?;
         feed(
@@ -320,20 +352,46 @@ where
         mapper.cleanup(&mut ctx)?;
         Ok(())
     });
-    if let Err(e) = fed {
-        sink.discard();
-        return Err(e);
-    }
-    let index = sink.finish(&mut counters)?;
-    counters.add_builtin(
-        builtin::MAP_OUTPUT_BYTES,
-        index.offsets.last().copied().unwrap_or(0),
-    );
+    let output = match (out, fed) {
+        (MapOut::Shuffle(sink), Err(e)) => {
+            sink.discard();
+            return Err(e);
+        }
+        (MapOut::Direct(writer), Err(e)) => {
+            let path = writer.path().to_path_buf();
+            drop(writer);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        (MapOut::Shuffle(sink), Ok(())) => {
+            let index = sink.finish(&mut counters)?;
+            counters.add_builtin(
+                builtin::MAP_OUTPUT_BYTES,
+                index.offsets.last().copied().unwrap_or(0),
+            );
+            index.index_path
+        }
+        (MapOut::Direct(writer), Ok(())) => {
+            let path = writer.path().to_path_buf();
+            let mut written = Counters::default();
+            if let Err(e) = writer.finish(&mut written) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+            // A map-only task's records are its output: count them as both.
+            counters.add_builtin(
+                builtin::MAP_OUTPUT_RECORDS,
+                written.builtin(builtin::OUTPUT_RECORDS),
+            );
+            counters.merge(&written);
+            path
+        }
+    };
     Ok(TaskReport {
         task_id: task.task_id(),
         attempt: task.attempt,
         counters,
-        output: index.index_path,
+        output,
     })
 }
 
@@ -418,7 +476,9 @@ where
         attempt: task.attempt,
         worker_id: task.worker_id.clone(),
         input_file: None,
+        input: 0,
         partition: Some(p),
+        params: task.params.clone(),
     };
     let mut writer = TextWriter::<R::OutKey, R::OutValue>::create(path)?;
     let mut groups = Groups::new(KWayMerge::<M::Key, M::Value>::new(readers)?);

@@ -371,10 +371,13 @@ fn a_cancelled_attempt_stops_and_leaves_no_output() {
             path: input.clone(),
             start: 0,
             end: text.len() as u64,
+            input: 0,
         },
         partitions: 2,
         shuffle_dir: dir.path().join("shuffle"),
         shuffle: ShuffleSettings::default(),
+        params: Default::default(),
+        map_only_output: None,
         cancel: flag.clone(),
     };
     // Not cancelled: it runs.
@@ -407,6 +410,7 @@ fn a_cancelled_attempt_stops_and_leaves_no_output() {
         worker_id: "w".into(),
         map_outputs: vec![done.output],
         output_dir: dir.path().join("out"),
+        params: Default::default(),
         cancel: flag,
     };
     let stopped = run_reduce(&job, &reduce);

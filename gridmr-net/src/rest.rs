@@ -32,6 +32,15 @@ pub struct SubmitRequest {
     /// The input: a file, a folder or a glob inside the shared folder
     /// (`nfs:///…`, `file:///…` or an absolute path).
     pub input_url: String,
+    /// New: more inputs, read after `input_url`, each named like it. A map
+    /// task knows which input its split came from (a join's sides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<String>>,
+    /// New: the job's parameters, which every task sees (a typed job's
+    /// `Params`; `GRIDMR_PARAM_<NAME>` in a script's or streaming command's
+    /// environment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<BTreeMap<String, String>>,
     /// Sets both `map_splits` and `reduce_partitions` unless they are given.
     #[serde(
         default,
@@ -297,6 +306,13 @@ pub struct JobStatus {
     pub script_path: String,
     /// The input as given, resolved to a local path.
     pub input_path: String,
+    /// New: the inputs read after `input_path`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
+    /// New: the job's parameters: as submitted, with what its planning hook
+    /// added (a TeraSort's sampled split points).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
     /// The original's chunk folder. GridMR splits by byte ranges instead of
     /// copying chunks, so this folder stays empty.
     pub chunks_dir: String,

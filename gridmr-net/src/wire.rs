@@ -9,7 +9,7 @@ use crate::proto;
 use gridmr_core::input::InputSplit;
 use gridmr_core::shuffle::{Compression, ShuffleSettings};
 use gridmr_core::task::{CancelFlag, MapTask, ReduceTask};
-use gridmr_core::Counters;
+use gridmr_core::{Counters, Params};
 use std::path::PathBuf;
 
 /// Counters as protocol messages.
@@ -91,8 +91,43 @@ pub fn map_task_to_wire(task: &MapTask, job_name: &str, script_path: &str) -> pr
         shuffle: Some(shuffle_to_wire(&task.shuffle)),
         streaming: None,
         timeout_s: 0,
-        map_only_output: String::new(),
+        map_only_output: task
+            .map_only_output
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        input_index: task.split.input,
+        params: task.params.clone().into(),
     }
+}
+
+/// Most parameters a task message may carry, and their largest name and
+/// value (a REST submission is held to less).
+pub const MAX_WIRE_PARAMS: usize = 1024;
+const MAX_WIRE_PARAM_NAME: usize = 1024;
+const MAX_WIRE_PARAM_VALUE: usize = 1 << 20;
+
+/// A job's parameters from a protocol message, bounded.
+pub fn params_from_wire(
+    message: &'static str,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<Params> {
+    if params.len() > MAX_WIRE_PARAMS {
+        return Err(invalid(
+            message,
+            format!("more than {MAX_WIRE_PARAMS} params"),
+        ));
+    }
+    if let Some((k, _)) = params
+        .iter()
+        .find(|(k, v)| k.len() > MAX_WIRE_PARAM_NAME || v.len() > MAX_WIRE_PARAM_VALUE)
+    {
+        return Err(invalid(
+            message,
+            format!("param {:?} is too long", truncate(k, 64)),
+        ));
+    }
+    Ok(Params::from(params.clone()))
 }
 
 fn invalid(message: &'static str, reason: impl Into<String>) -> Error {
@@ -164,10 +199,14 @@ pub fn map_task_from_wire(msg: &proto::MapTask, worker_id: &str) -> Result<MapTa
             path: non_empty(M, "input_chunk", &msg.input_chunk)?,
             start,
             end,
+            input: msg.input_index,
         },
         partitions,
         shuffle_dir: non_empty(M, "shuffle_dir", &msg.shuffle_dir)?,
         shuffle: shuffle_from_wire(msg.shuffle.as_ref()),
+        params: params_from_wire(M, &msg.params)?,
+        map_only_output: (!msg.map_only_output.is_empty())
+            .then(|| PathBuf::from(&msg.map_only_output)),
         cancel: CancelFlag::default(),
     })
 }
@@ -192,6 +231,7 @@ pub fn reduce_task_to_wire(
         job_name: job_name.to_owned(),
         streaming: None,
         timeout_s: 0,
+        params: task.params.clone().into(),
     }
 }
 
@@ -217,6 +257,7 @@ pub fn reduce_task_from_wire(msg: &proto::ReduceTask, worker_id: &str) -> Result
         worker_id: worker_id.to_owned(),
         map_outputs,
         output_dir: non_empty(M, "output_path", &msg.output_path)?,
+        params: params_from_wire(M, &msg.params)?,
         cancel: CancelFlag::default(),
     })
 }
@@ -235,6 +276,7 @@ mod tests {
                 path: "/data/in.txt".into(),
                 start: 10,
                 end: 99,
+                input: 1,
             },
             partitions: 4,
             shuffle_dir: "/data/jobs/j1/shuffle".into(),
@@ -242,6 +284,8 @@ mod tests {
                 compression: Compression::Lz4,
                 ..ShuffleSettings::default()
             },
+            params: Params::new().with("pattern", "a+"),
+            map_only_output: None,
             cancel: CancelFlag::default(),
         }
     }
@@ -319,6 +363,7 @@ mod tests {
             worker_id: "w".into(),
             map_outputs: vec!["/a.index".into(), "/b.index".into()],
             output_dir: "/out".into(),
+            params: Params::new().with("join", "left"),
             cancel: CancelFlag::default(),
         };
         let wire = reduce_task_to_wire(&t, "wc", "");

@@ -89,9 +89,13 @@ enum Command {
         /// Longest a script or streaming task may run, in seconds.
         #[arg(long)]
         timeout_s: Option<u32>,
-        /// Input on the shared folder: a file, a folder or a glob.
-        #[arg(long)]
-        input: String,
+        /// Input on the shared folder: a file, a folder or a glob. Repeat it
+        /// for a job of several inputs (a join's sides, in order).
+        #[arg(long, required = true)]
+        input: Vec<String>,
+        /// A job parameter, `NAME=VALUE` (repeat it): `--param pattern='fo+'`.
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
         /// Map splits and reduce partitions, unless given apart.
         #[arg(long)]
         partitions: Option<u32>,
@@ -172,9 +176,12 @@ enum Command {
         /// A typed job registered in this binary.
         #[arg(long)]
         job: String,
-        /// A file, a folder or a glob.
-        #[arg(long)]
-        input: String,
+        /// A file, a folder or a glob (repeat it for several inputs).
+        #[arg(long, required = true)]
+        input: Vec<String>,
+        /// A job parameter, `NAME=VALUE` (repeat it).
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
         /// The output folder (must not exist or be empty).
         #[arg(long)]
         output: Option<PathBuf>,
@@ -184,10 +191,21 @@ enum Command {
         /// Threads (default: cores).
         #[arg(long)]
         threads: Option<usize>,
-        /// Reduce partitions (default: threads).
-        #[arg(long)]
+        /// Reduce partitions (default: threads); 0 makes the job map-only.
+        #[arg(long, visible_alias = "reduce-partitions")]
         partitions: Option<u32>,
+        /// Map tasks (default: by size, at least one per thread).
+        #[arg(long)]
+        map_splits: Option<u32>,
     },
+}
+
+/// `NAME=VALUE` as a job parameter.
+fn parse_param(text: &str) -> std::result::Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {text:?}")),
+    }
 }
 
 /// Logs to stderr at `level`: text, coloured only when stderr is a
@@ -326,6 +344,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             files,
             timeout_s,
             input,
+            params,
             partitions,
             map_splits,
             reduce_partitions,
@@ -349,7 +368,10 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                     combiner,
                     files: (!files.is_empty()).then(|| files.iter().map(|f| absolute(f)).collect()),
                     timeout_s,
-                    input_url: absolute(&input),
+                    input_url: absolute(&input[0]),
+                    inputs: (input.len() > 1)
+                        .then(|| input[1..].iter().map(|i| absolute(i)).collect()),
+                    params: (!params.is_empty()).then(|| params.into_iter().collect()),
                     partitions,
                     map_splits,
                     reduce_partitions,
@@ -431,21 +453,26 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
         Command::Local {
             job,
             input,
+            params,
             output,
             work_dir,
             threads,
             partitions,
+            map_splits,
         } => {
             let def = registry.get(&job)?;
             let mut engine = LocalEngine::new(work_dir).with_max_attempts(2);
             if let Some(t) = threads {
                 engine = engine.with_threads(t);
             }
-            let config = JobConfig {
+            let mut config = JobConfig {
+                inputs: input,
                 output,
                 reduce_partitions: partitions,
-                ..JobConfig::new(input)
+                params: params.into_iter().collect(),
+                ..JobConfig::new("")
             };
+            config.splits.splits = map_splits;
             let outcome = tokio::task::spawn_blocking(move || engine.run(def.as_ref(), &config))
                 .await
                 .map_err(|e| Error::setting("local", e.to_string()))??;

@@ -1,8 +1,9 @@
 //! The `gridmr` binary: every role (master, worker, client, embedded engine)
-//! for the built-in jobs.
+//! for the built-in jobs: word count and Hadoop's examples
+//! (`gridmr_core::jobs`).
 
 fn main() -> std::process::ExitCode {
     let mut jobs = gridmr_runtime::Registry::new();
-    jobs.register(gridmr_core::jobs::wordcount::job());
+    gridmr_core::jobs::register_all(&mut jobs);
     gridmr_runtime::main_with(jobs)
 }

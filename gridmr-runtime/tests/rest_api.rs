@@ -35,7 +35,17 @@ fn the_original_curl_sequence() {
     // A GridMR worker says what it can run and which build it is.
     assert_eq!(
         workers["workers"]["w1"]["jobs"],
-        json!(["wordcount"]),
+        json!([
+            "grep",
+            "invertedindex",
+            "join",
+            "pi",
+            "teragen",
+            "terasort",
+            "teravalidate",
+            "wordcount",
+            "wordmean"
+        ]),
         "{workers}"
     );
     assert!(

@@ -175,6 +175,7 @@ mod tests {
             path: path.to_path_buf(),
             start,
             end,
+            input: 0,
         };
         let mut r = LineReader::open(&split, buffer).unwrap();
         let mut out = Vec::new();
@@ -194,6 +195,7 @@ mod tests {
             let files = [InputFile {
                 path: path.clone(),
                 len: content.len() as u64,
+                input: 0,
             }];
             let policy = SplitPolicy {
                 splits: Some(n),
@@ -251,6 +253,7 @@ mod tests {
             path: path.clone(),
             start: 0,
             end: 9,
+            input: 0,
         };
         let mut r = LineReader::open(&split, 64).unwrap();
         let mut texts = Vec::new();

@@ -84,6 +84,45 @@ pub(crate) const MAX_PATH_BYTES: usize = 4 << 10;
 pub(crate) const MAX_FILES: usize = 256;
 /// Most jobs one `GET /jobs` answer lists.
 pub(crate) const MAX_PAGE: usize = 1000;
+/// Most inputs a job may read.
+pub(crate) const MAX_INPUTS: usize = 64;
+/// Most parameters a job may be submitted with.
+pub(crate) const MAX_PARAMS: usize = 256;
+/// Longest parameter name.
+pub(crate) const MAX_PARAM_NAME: usize = 128;
+
+/// Checks a job's parameters: at most [`MAX_PARAMS`], each name of at most
+/// [`MAX_PARAM_NAME`] letters, digits, `.`, `_` or `-` (so that it is also
+/// a plain environment variable suffix), each value free text within the
+/// request's size.
+fn check_params(
+    params: Option<std::collections::BTreeMap<String, String>>,
+) -> ApiResult<gridmr_core::Params> {
+    let params = params.unwrap_or_default();
+    if params.len() > MAX_PARAMS {
+        return Err(ApiError::bad(format!(
+            "{} params; at most {MAX_PARAMS} are allowed",
+            params.len()
+        )));
+    }
+    for (name, value) in &params {
+        let plain = !name.is_empty()
+            && name.len() <= MAX_PARAM_NAME
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !plain {
+            return Err(ApiError::bad(format!(
+                "param name {:?}: use 1 to {MAX_PARAM_NAME} letters, digits, `.`, `_` or `-`",
+                name.chars().take(64).collect::<String>()
+            )));
+        }
+        if value.contains('\0') {
+            return Err(ApiError::bad(format!("param {name}: a NUL byte")));
+        }
+    }
+    Ok(params.into())
+}
 
 /// Reads a request body of at most [`MAX_BODY_BYTES`]; more is a 413.
 async fn read_body(body: Body) -> ApiResult<Bytes> {
@@ -256,11 +295,20 @@ fn check_sizes(req: &SubmitRequest) -> ApiResult<()> {
             )));
         }
     }
-    if req.input_url.len() > MAX_PATH_BYTES {
+    let inputs = req.inputs.as_deref().unwrap_or_default();
+    if inputs.len() + 1 > MAX_INPUTS {
         return Err(ApiError::bad(format!(
-            "input_url is {} bytes; at most {MAX_PATH_BYTES} are allowed",
-            req.input_url.len()
+            "{} inputs; at most {MAX_INPUTS} are allowed",
+            inputs.len() + 1
         )));
+    }
+    for input in std::iter::once(&req.input_url).chain(inputs) {
+        if input.len() > MAX_PATH_BYTES {
+            return Err(ApiError::bad(format!(
+                "an input is {} bytes; at most {MAX_PATH_BYTES} are allowed",
+                input.len()
+            )));
+        }
     }
     let files = req.files.as_deref().unwrap_or_default();
     if files.len() > MAX_FILES {
@@ -322,6 +370,8 @@ fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Stagi
                  (deploy a worker binary with it registered)"
             )));
         }
+        // Zero reduce tasks: a map-only job, as Hadoop's `numReduceTasks = 0`.
+        map_only = req.reduce_partitions == Some(0);
         JobKind::Typed(name.clone())
     } else if let Some(url) = &req.script_url {
         staging.script = Some(match parse_url(url) {
@@ -359,6 +409,13 @@ fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Stagi
         ));
     };
     let input_path = local_path(sh, "input_url", &req.input_url)?;
+    let more_inputs = req
+        .inputs
+        .iter()
+        .flatten()
+        .map(|i| local_path(sh, "inputs", i))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let params = check_params(req.params)?;
     let max = sh.settings.max_partitions;
     check_count("partitions", req.partitions, max)?;
     check_count("map_splits", req.map_splits, max)?;
@@ -380,6 +437,8 @@ fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Stagi
     let request = JobRequest {
         kind,
         input_path,
+        more_inputs,
+        params,
         partitions: req.partitions,
         map_splits: req.map_splits,
         reduce_partitions: req.reduce_partitions,
@@ -483,11 +542,15 @@ async fn submit_job(State(sh): Shr, body: Body) -> ApiResult<Json<JobStatus>> {
     let (checked, mut staging) = check_submit(&sh, req)?;
     // Every file a folder or glob names must resolve inside the roots too.
     let roots = sh.input_roots();
-    let spec = checked.input_path.display().to_string();
-    tokio::task::spawn_blocking(move || crate::paths::confine_input(&spec, &roots))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| ApiError::bad(format!("input_url: {e}")))?;
+    let specs = checked.input_specs();
+    tokio::task::spawn_blocking(move || {
+        specs
+            .iter()
+            .try_for_each(|spec| crate::paths::confine_input(spec, &roots).map(drop))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError::bad(format!("input: {e}")))?;
     if let Some(ScriptSource::Remote(url)) = &staging.script {
         staging.script = Some(ScriptSource::Bytes(
             download(url, &sh.settings.script_hosts).await?,

@@ -6,7 +6,7 @@
 
 use gridmr_core::input::InputSplit;
 use gridmr_core::shuffle::ShuffleSettings;
-use gridmr_core::Counters;
+use gridmr_core::{Counters, Params};
 use gridmr_net::rest::{
     JobMetrics, JobState, JobStatus, JobSummary, Mode, PhaseTasks, PhaseTimes, TaskAttempt,
     TaskCounts,
@@ -450,6 +450,13 @@ pub(crate) struct Job {
     pub(crate) id: String,
     pub(crate) kind: JobKind,
     pub(crate) input_path: PathBuf,
+    /// Inputs read after `input_path`.
+    #[serde(default)]
+    pub(crate) more_inputs: Vec<PathBuf>,
+    /// The job's parameters: as submitted, then with what its planning hook
+    /// added.
+    #[serde(default)]
+    pub(crate) params: Params,
     pub(crate) input_size: u64,
     pub(crate) mode: Mode,
     pub(crate) state: JobState,
@@ -550,6 +557,12 @@ impl Job {
             outputs: self.outputs(),
             script_path: self.kind.script_path(),
             input_path: self.input_path.display().to_string(),
+            inputs: self
+                .more_inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            params: self.params.clone().into(),
             chunks_dir: self.dirs.base.join("chunks").display().to_string(),
             shuffle_dir: self.dirs.shuffle.display().to_string(),
             partitions: self.partitions_asked,

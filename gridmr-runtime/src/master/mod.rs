@@ -19,7 +19,7 @@ mod workers;
 use crate::error::{Error, Result};
 use crate::settings::MasterSettings;
 use gridmr_core::commit::{commit_reduce, finalize_output};
-use gridmr_core::input::list_input;
+use gridmr_core::input::list_inputs;
 use gridmr_core::layout;
 use gridmr_core::Registry;
 use jobs::AttemptError;
@@ -528,16 +528,30 @@ async fn prepare(shared: Arc<Shared>, id: String, request: JobRequest) {
         return;
     };
     shared.poke();
-    let format = match &request.kind {
-        jobs::JobKind::Typed(name) => shared.registry.get(name).map(|j| j.input_format()),
-        _ => Ok(gridmr_core::InputFormat::Lines),
+    let typed = match &request.kind {
+        jobs::JobKind::Typed(name) => Some(shared.registry.get(name)),
+        _ => None,
     };
     let threshold = shared.settings.threshold_bytes;
     let planned = tokio::task::spawn_blocking(move || {
-        let format = format.map_err(|e| e.to_string())?;
-        let spec = request.input_path.display().to_string();
-        let files = list_input(&spec).map_err(|e| e.to_string())?;
-        Ok(state::plan(&files, format, &request, live_slots, threshold))
+        let typed = typed.transpose().map_err(|e| e.to_string())?;
+        let format = typed
+            .as_ref()
+            .map_or(gridmr_core::InputFormat::Lines, |j| j.input_format());
+        let files = list_inputs(&request.input_specs()).map_err(|e| e.to_string())?;
+        let mut plan = state::plan(&files, format, &request, live_slots, threshold);
+        // A typed DISTRIBUTED job's planning hook runs here, before its
+        // first task (in SINGLE mode the worker's engine runs it).
+        if let (Some(job), gridmr_net::rest::Mode::Distributed) = (&typed, plan.mode) {
+            plan.params = job
+                .plan(&gridmr_core::PlanContext {
+                    files: &files,
+                    partitions: plan.reduce_partitions,
+                    params: &request.params,
+                })
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(plan)
     })
     .await
     .unwrap_or_else(|e| Err(format!("planning thread: {e}")));

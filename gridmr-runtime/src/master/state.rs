@@ -14,7 +14,7 @@ use gridmr_core::input::{plan_splits, InputFile, InputFormat, InputSplit, SplitP
 use gridmr_core::layout;
 use gridmr_core::shuffle::ShuffleSettings;
 use gridmr_core::task::{MapTask, ReduceTask};
-use gridmr_core::Counters;
+use gridmr_core::{Counters, Params};
 use gridmr_net::proto;
 use gridmr_net::rest::{JobState, Mode};
 use gridmr_net::wire::{map_task_to_wire, reduce_task_to_wire, shuffle_to_wire};
@@ -175,17 +175,31 @@ pub(crate) enum Effect {
 pub(crate) struct JobRequest {
     pub(crate) kind: JobKind,
     pub(crate) input_path: PathBuf,
+    /// Inputs read after `input_path`.
+    #[serde(default)]
+    pub(crate) more_inputs: Vec<PathBuf>,
+    /// The job's parameters, as submitted.
+    #[serde(default)]
+    pub(crate) params: Params,
     pub(crate) partitions: Option<u32>,
     pub(crate) map_splits: Option<u32>,
     pub(crate) reduce_partitions: Option<u32>,
     pub(crate) force_distributed: bool,
     pub(crate) shuffle: ShuffleSettings,
     pub(crate) timeout_s: u32,
-    /// A streaming job without reducers: map output is the job's output.
+    /// A job without reducers: map output is the job's output.
     pub(crate) map_only: bool,
 }
 
 impl JobRequest {
+    /// Every input, `input_path` first, as specifications to list.
+    pub(crate) fn input_specs(&self) -> Vec<String> {
+        std::iter::once(&self.input_path)
+            .chain(&self.more_inputs)
+            .map(|p| p.display().to_string())
+            .collect()
+    }
+
     /// Whether the job's width (splits, partitions, and so its mode) comes
     /// from the live workers' slots because the request left it open.
     pub(crate) fn width_from_cluster(&self) -> bool {
@@ -201,6 +215,10 @@ pub(crate) struct Plan {
     pub(crate) input_size: u64,
     pub(crate) splits: Vec<InputSplit>,
     pub(crate) reduce_partitions: u32,
+    /// Parameters the job's planning hook added (a typed DISTRIBUTED job's
+    /// sampled split points, say).
+    #[serde(default)]
+    pub(crate) params: Params,
 }
 
 /// Decides a job's mode, splits and partitions (the original's rule, with
@@ -237,6 +255,7 @@ pub(crate) fn plan(
             input_size,
             splits: Vec::new(),
             reduce_partitions: 1,
+            params: Params::new(),
         };
     }
     let policy = SplitPolicy {
@@ -249,6 +268,7 @@ pub(crate) fn plan(
         input_size,
         splits: plan_splits(files, &policy, format),
         reduce_partitions: if request.map_only { 0 } else { reduce },
+        params: Params::new(),
     }
 }
 
@@ -357,6 +377,8 @@ impl State {
             id: id.clone(),
             kind: request.kind,
             input_path: request.input_path,
+            more_inputs: request.more_inputs,
+            params: request.params,
             input_size: 0,
             mode: Mode::Single,
             state: JobState::Queued,
@@ -420,6 +442,7 @@ impl State {
                 job.mode = plan.mode;
                 job.input_size = plan.input_size;
                 job.reduce_partitions = plan.reduce_partitions;
+                job.params.extend(plan.params);
                 match plan.mode {
                     Mode::Single => {
                         job.single = vec![Task::new()];
@@ -772,6 +795,12 @@ impl State {
                 streaming,
                 timeout_s,
                 input_path: job.input_path.display().to_string(),
+                more_inputs: job
+                    .more_inputs
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+                params: job.params.clone().into(),
                 output_dir: job.dirs.out.display().to_string(),
                 job_name: name,
                 attempt,
@@ -783,11 +812,6 @@ impl State {
             Phase::Map => Call::Map(proto::MapTask {
                 streaming,
                 timeout_s,
-                map_only_output: if job.map_only {
-                    job.dirs.out.display().to_string()
-                } else {
-                    String::new()
-                },
                 ..map_task_to_wire(
                     &MapTask {
                         job_id: job.id.clone(),
@@ -798,6 +822,8 @@ impl State {
                         partitions: job.reduce_partitions,
                         shuffle_dir: job.dirs.shuffle.clone(),
                         shuffle: job.shuffle,
+                        params: job.params.clone(),
+                        map_only_output: job.map_only.then(|| job.dirs.out.clone()),
                         cancel: Default::default(),
                     },
                     &name,
@@ -815,6 +841,7 @@ impl State {
                         worker_id: worker_id.clone(),
                         map_outputs: job.maps.iter().filter_map(|t| t.output.clone()).collect(),
                         output_dir: job.dirs.out.clone(),
+                        params: job.params.clone(),
                         cancel: Default::default(),
                     },
                     &name,
@@ -1323,6 +1350,8 @@ mod tests {
         JobRequest {
             kind: JobKind::Typed("wordcount".into()),
             input_path: "/in.txt".into(),
+            more_inputs: Vec::new(),
+            params: Params::new(),
             partitions,
             map_splits: None,
             reduce_partitions: None,
@@ -1337,6 +1366,7 @@ mod tests {
         vec![InputFile {
             path: "/in.txt".into(),
             len,
+            input: 0,
         }]
     }
 

@@ -160,6 +160,8 @@ mod tests {
             request: JobRequest {
                 kind: JobKind::Script("/s/jobs/job-000002/script.py".into()),
                 input_path: "/s/in.txt".into(),
+                more_inputs: vec!["/s/more".into()],
+                params: gridmr_core::Params::new().with("a", "b"),
                 partitions: Some(2),
                 map_splits: None,
                 reduce_partitions: Some(3),

@@ -12,11 +12,11 @@ fn owner_of(job: &str, task: &str, attempt: u32) -> Owner {
 use super::failure::Failure;
 use super::protocol::{feed_pairs, split_line, Encoding, Grouper};
 use gridmr_core::counters::builtin;
-use gridmr_core::input::{list_input, InputSplit, LineReader};
+use gridmr_core::input::{list_inputs, InputSplit, LineReader};
 use gridmr_core::layout;
 use gridmr_core::shuffle::{KWayMerge, MapSink, ShuffleSettings, SinkTarget};
 use gridmr_core::task::{create_leaf_dir, open_partition, MapTask, ReduceTask};
-use gridmr_core::{Counters, Sha1Partitioner};
+use gridmr_core::{Counters, Params, Sha1Partitioner};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -188,7 +188,16 @@ impl Runner {
         })
     }
 
-    fn env(&self, task: &str, attempt: u32, input: Option<&Path>) -> Vec<(String, String)> {
+    /// A task process's own variables: who it is, its input file (as
+    /// Hadoop Streaming names it), and the job's parameters as
+    /// `GRIDMR_PARAM_<NAME>` (upper case, `.` and `-` as `_`).
+    fn env(
+        &self,
+        task: &str,
+        attempt: u32,
+        input: Option<&Path>,
+        params: &Params,
+    ) -> Vec<(String, String)> {
         let mut env = vec![
             ("GRIDMR_WORKER_ID".to_owned(), self.worker_id.clone()),
             ("GRIDMR_TASK_ID".to_owned(), task.to_owned()),
@@ -198,6 +207,19 @@ impl Runner {
             let file = input.display().to_string();
             env.push(("mapreduce_map_input_file".into(), file.clone()));
             env.push(("map_input_file".into(), file));
+        }
+        for (name, value) in params.iter() {
+            let name: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            env.push((format!("GRIDMR_PARAM_{name}"), value.to_owned()));
         }
         env
     }
@@ -280,7 +302,12 @@ pub(crate) fn run_map(
     create_leaf_dir(&task.shuffle_dir).map_err(err)?;
     let stem = task.output_stem();
     let work = WorkDir::create(runner, &work_parent(&task.shuffle_dir), &stem, program)?;
-    let env = runner.env(&task.task_id(), task.attempt, Some(&task.split.path));
+    let env = runner.env(
+        &task.task_id(),
+        task.attempt,
+        Some(&task.split.path),
+        &task.params,
+    );
     let spec = runner
         .spec(program, Step::Map, &work.0, env, timeout_s)?
         .logging_to(map_log(task));
@@ -432,7 +459,12 @@ pub(crate) fn run_map_only(
             path.file_name().unwrap_or_default().to_string_lossy()
         );
         let work = WorkDir::create(runner, &attempts, &stem, program)?;
-        let env = runner.env(&task.task_id(), task.attempt, Some(&task.split.path));
+        let env = runner.env(
+            &task.task_id(),
+            task.attempt,
+            Some(&task.split.path),
+            &task.params,
+        );
         let spec = runner
             .spec(program, Step::Map, &work.0, env, timeout_s)?
             .logging_to(map_log(task));
@@ -488,7 +520,12 @@ fn combine_output(
             continue;
         }
         let merge = KWayMerge::<String, String>::new(readers).map_err(err)?;
-        let env = runner.env(&task.task_id(), task.attempt, Some(&task.split.path));
+        let env = runner.env(
+            &task.task_id(),
+            task.attempt,
+            Some(&task.split.path),
+            &task.params,
+        );
         let spec = runner
             .spec(program, Step::Combine, cwd, env, timeout_s)?
             .logging_to(map_log(task));
@@ -559,7 +596,7 @@ fn reduce_into(
         ),
         program,
     )?;
-    let env = runner.env(&task.task_id(), task.attempt, None);
+    let env = runner.env(&task.task_id(), task.attempt, None, &task.params);
     let job_dir = task.output_dir.parent().unwrap_or(&task.output_dir);
     let spec = runner
         .spec(program, Step::Reduce, &work.0, env, timeout_s)?
@@ -639,48 +676,56 @@ fn probe(
     Ok(names)
 }
 
+/// One SINGLE-mode attempt of a script job: what it reads, where it writes.
+pub(crate) struct SingleAttempt<'a> {
+    pub(crate) job_id: &'a str,
+    /// The job's inputs (files, folders or globs), in order.
+    pub(crate) inputs: &'a [String],
+    pub(crate) params: &'a Params,
+    pub(crate) output_dir: &'a Path,
+    /// The attempt's own folder, removed when it ends.
+    pub(crate) work_dir: &'a Path,
+    pub(crate) attempt: u32,
+    pub(crate) shuffle: ShuffleSettings,
+    pub(crate) timeout_s: u32,
+}
+
 /// The SINGLE mode of a script job: `process(input, output)` when the script
 /// defines it (the input joined into one file when it is several), else every
 /// input file mapped and everything reduced into one partition.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_single(
     runner: &Runner,
     procs: &Processes,
     program: &Program,
-    job_id: &str,
-    input: &str,
-    output_dir: &Path,
-    work_dir: &Path,
-    attempt: u32,
-    shuffle: ShuffleSettings,
-    timeout_s: u32,
+    a: &SingleAttempt<'_>,
 ) -> Result<ScriptOutput, Failure> {
-    let result = single(
-        runner, procs, program, job_id, input, output_dir, work_dir, attempt, shuffle, timeout_s,
-    );
-    let _ = std::fs::remove_dir_all(work_dir);
+    let result = single(runner, procs, program, a);
+    let _ = std::fs::remove_dir_all(a.work_dir);
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 fn single(
     runner: &Runner,
     procs: &Processes,
     program: &Program,
-    job_id: &str,
-    input: &str,
-    output_dir: &Path,
-    work_dir: &Path,
-    attempt: u32,
-    shuffle: ShuffleSettings,
-    timeout_s: u32,
+    a: &SingleAttempt<'_>,
 ) -> Result<ScriptOutput, Failure> {
+    let SingleAttempt {
+        job_id,
+        params,
+        output_dir,
+        work_dir,
+        attempt,
+        shuffle,
+        timeout_s,
+        ..
+    } = *a;
     create_leaf_dir(work_dir).map_err(err)?;
     runner
         .fence
         .give(work_dir)
         .map_err(|e| format!("hand {} to GRIDMR_TASK_USER: {e}", work_dir.display()))?;
-    let files = list_input(input).map_err(err)?;
+    let files = list_inputs(a.inputs).map_err(err)?;
     if let Program::Python { script } = program {
         if probe(
             runner,
@@ -727,7 +772,7 @@ fn single(
                 program,
                 Step::Map,
                 work_dir,
-                runner.env("single", attempt, Some(&source)),
+                runner.env("single", attempt, Some(&source), params),
                 timeout_s,
             )?;
             spec.what = "the job script's process".into();
@@ -781,10 +826,13 @@ fn single(
                 path: f.path.clone(),
                 start: 0,
                 end: f.len,
+                input: f.input,
             },
             partitions: 1,
             shuffle_dir: shuffle_dir.clone(),
             shuffle,
+            params: params.clone(),
+            map_only_output: None,
             cancel: Default::default(),
         };
         let out = run_map(runner, procs, program, &task, timeout_s)?;
@@ -799,6 +847,7 @@ fn single(
         worker_id: runner.worker_id.clone(),
         map_outputs: outputs,
         output_dir: output_dir.to_path_buf(),
+        params: params.clone(),
         cancel: Default::default(),
     };
     let out = run_reduce(runner, procs, program, &reduce, timeout_s)?;

@@ -448,14 +448,24 @@ impl Worker for WorkerService {
         let shuffle = shuffle_from_wire(msg.shuffle.as_ref());
         let work_dir_for_task = work_dir.clone();
         let (runner, procs) = (core.runner.clone(), core.procs.clone());
-        let (job_id, input, timeout_s) =
-            (msg.job_id.clone(), msg.input_path.clone(), msg.timeout_s);
+        let (job_id, timeout_s) = (msg.job_id.clone(), msg.timeout_s);
+        let inputs: Vec<String> = std::iter::once(&msg.input_path)
+            .chain(&msg.more_inputs)
+            .cloned()
+            .collect();
+        if inputs.len() > 1024 {
+            return Err(Status::invalid_argument("more than 1024 inputs"));
+        }
+        let params = gridmr_net::wire::params_from_wire("JobTask", &msg.params)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let out_dir = output_dir.clone();
         let flag = ticket.flag.clone();
         let roots = core.input_roots.clone();
         let config = JobConfig {
+            inputs: inputs.clone(),
             output: Some(attempt_dir.clone()),
             reduce_partitions: Some(1),
+            params: params.clone(),
             shuffle,
             job_id: Some(msg.job_id.clone()),
             ..JobConfig::new(msg.input_path.clone())
@@ -463,7 +473,9 @@ impl Worker for WorkerService {
         let work = move || {
             // Every file a folder or glob input names must resolve inside
             // the share.
-            confine_input(&input, &roots)?;
+            for input in &inputs {
+                confine_input(input, &roots)?;
+            }
             match what {
                 Work::Typed(job) => {
                     // The job's folders are made here, below the job's own, so
@@ -489,13 +501,16 @@ impl Worker for WorkerService {
                     &runner,
                     &procs,
                     &program,
-                    &job_id,
-                    &input,
-                    &out_dir,
-                    &work_dir_for_task,
-                    attempt,
-                    shuffle,
-                    timeout_s,
+                    &scripts::SingleAttempt {
+                        job_id: &job_id,
+                        inputs: &inputs,
+                        params: &params,
+                        output_dir: &out_dir,
+                        work_dir: &work_dir_for_task,
+                        attempt,
+                        shuffle,
+                        timeout_s,
+                    },
                 )
                 .map(Produced::from),
             }
@@ -553,11 +568,6 @@ impl Worker for WorkerService {
         let what = core.work(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
         let (task_id, attempt) = (task.task_id(), task.attempt);
         let (runner, procs, timeout_s) = (core.runner.clone(), core.procs.clone(), msg.timeout_s);
-        if map_only.is_some() && matches!(what, Work::Typed(_)) {
-            return Err(Status::invalid_argument(
-                "map-only tasks are for streaming jobs",
-            ));
-        }
         let isolated = core.isolated;
         let work = move || match what {
             Work::Typed(job) if isolated => {

@@ -1,0 +1,496 @@
+//! TeraSort: generate rows, sort them into one total order, check the
+//! result (Hadoop's `teragen`, `terasort` and `teravalidate`).
+//!
+//! ## Rows
+//!
+//! A row is 100 bytes of printable ASCII ending in a line feed, so that the
+//! data is also text for `sort`, `grep` and the streaming jobs:
+//!
+//! ```text
+//! offset  size  field
+//!      0    10  key: printable ASCII (' '..='~'), pseudo-random
+//!     10     2  two spaces
+//!     12    32  the row number, 32 upper-case hex digits
+//!     44     2  two spaces
+//!     46    53  filler: letters derived from the row number
+//!     99     1  '\n'
+//! ```
+//!
+//! It is `gensort -a`'s layout with a line feed for its CR LF (one more
+//! filler byte keeps rows 100 bytes long). Row `i` is a pure function of
+//! `i`, so any cut of the work generates the same data.
+//!
+//! ## Jobs
+//!
+//! - `teragen` (map-only): its input is control files written by
+//!   [`write_gen_input`], lines `first count`; each line becomes `count`
+//!   rows. The counters `terasort/rows` and `terasort/checksum` (the sum of
+//!   the rows' CRC-32s, order-free) describe what it wrote.
+//! - `terasort`: the key is a row's first 10 bytes, the rest its value. A
+//!   planning hook samples [`DEFAULT_SAMPLES`] keys (parameter
+//!   `terasort.samples`) from ten places spread over the input and keeps the
+//!   split points that cut them into the job's partitions (parameter
+//!   [`SPLITS_PARAM`]), so a [`RangePartitioner`] sends each key range to one
+//!   reducer and the part files, in name order, are one sorted sequence.
+//!   The reducer writes rows back unchanged.
+//! - `teravalidate`: each map task checks that its split is in order and
+//!   reports its first and last key, row count and checksum; one reducer
+//!   checks the splits against each other in file and offset order and
+//!   writes `rows`, `checksum`, `unordered` (0 for a valid sort) and, for
+//!   each problem found, a `misorder` line.
+//!
+//! ```
+//! use gridmr_core::{jobs::terasort, JobConfig, LocalEngine};
+//! let dir = tempfile::tempdir()?;
+//! let engine = LocalEngine::new(dir.path().join("work")).with_threads(2);
+//! terasort::write_gen_input(&dir.path().join("ctl"), 2, 500)?;
+//! let mut gen = JobConfig::new(dir.path().join("ctl").to_str().unwrap());
+//! gen.reduce_partitions = Some(0);
+//! let made = engine.run(&terasort::teragen(), &gen)?;
+//! let parts = format!("{}/part-m-*", made.output_dir.display());
+//! let mut sort = JobConfig::new(parts);
+//! sort.reduce_partitions = Some(3);
+//! let sorted = engine.run(&terasort::terasort(), &sort)?;
+//! let check = JobConfig::new(format!("{}/part-r-*", sorted.output_dir.display()));
+//! let report = terasort::read_report(&engine.run(&terasort::teravalidate(), &check)?.output_dir)?;
+//! assert_eq!((report.rows, report.unordered), (500, 0));
+//! assert_eq!(report.checksum, made.counters.get("terasort", "checksum"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::error::{Error, Result, UserError, UserResult};
+use crate::input::{InputSplit, LineReader, Record};
+use crate::job::{Job, MapContext, Mapper, PlanContext, ReduceContext, Reducer, Values};
+use crate::params::Params;
+use crate::partition::{Partitioner, RangePartitioner};
+use std::io::Write;
+use std::path::Path;
+
+/// Bytes in a row, its line feed included.
+pub const ROW_BYTES: usize = 100;
+/// Bytes in a row's key.
+pub const KEY_BYTES: usize = 10;
+/// The parameter holding the sampled split points (a JSON list of keys).
+pub const SPLITS_PARAM: &str = "terasort.splits";
+/// Keys sampled to choose split points, unless `terasort.samples` says.
+pub const DEFAULT_SAMPLES: usize = 100_000;
+/// Most rows one control line names (so a task looks at its cancel flag
+/// often enough).
+pub const ROWS_PER_LINE: u64 = 1 << 20;
+/// The counter group of the rows and checksum counters.
+pub const COUNTER_GROUP: &str = "terasort";
+
+/// SplitMix64: a fast, well-mixed function of a counter.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Writes row `i` (without its line feed: 99 bytes) into `out`.
+///
+/// ```
+/// let mut row = Vec::new();
+/// gridmr_core::jobs::terasort::row(7, &mut row);
+/// assert_eq!(row.len(), 99);
+/// assert_eq!(&row[12..44], b"00000000000000000000000000000007");
+/// ```
+pub fn row(i: u64, out: &mut Vec<u8>) {
+    out.clear();
+    // Five key bytes from each of two mixed words (95^5 < 2^33).
+    for word in [mix(i), mix(!i)] {
+        let mut w = word;
+        for _ in 0..KEY_BYTES / 2 {
+            out.push(b' ' + (w % 95) as u8);
+            w /= 95;
+        }
+    }
+    out.extend_from_slice(b"  ");
+    let _ = write!(out, "{:032X}", i);
+    out.extend_from_slice(b"  ");
+    for k in 0..53u64 {
+        out.push(b'A' + ((i.wrapping_add(k)) % 26) as u8);
+    }
+}
+
+/// The CRC-32 of a row's bytes (without its line feed): summed, order-free,
+/// into a data set's checksum.
+pub fn row_checksum(row: &[u8]) -> u64 {
+    u64::from(crc32fast::hash(row))
+}
+
+/// Writes the control files of `maps` teragen tasks making `rows` rows in
+/// all into `dir` (created): `gen-NNNNN.txt`, lines `first count`.
+pub fn write_gen_input(dir: &Path, maps: u32, rows: u64) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    let maps = u64::from(maps.max(1));
+    for m in 0..maps {
+        let (first, end) = (rows * m / maps, rows * (m + 1) / maps);
+        let mut text = Vec::new();
+        let mut at = first;
+        while at < end {
+            let n = ROWS_PER_LINE.min(end - at);
+            let _ = writeln!(text, "{at} {n}");
+            at += n;
+        }
+        let path = dir.join(format!("gen-{m:05}.txt"));
+        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+    }
+    Ok(())
+}
+
+/// Makes the rows of each control line.
+#[derive(Debug, Clone, Default)]
+pub struct GenMapper {
+    row: Vec<u8>,
+}
+
+impl Mapper for GenMapper {
+    type Key = String;
+    type Value = ();
+
+    fn map(&mut self, record: &Record<'_>, ctx: &mut MapContext<'_, String, ()>) -> UserResult {
+        let text = record.text();
+        let line = text.trim();
+        if line.is_empty() {
+            return Ok(());
+        }
+        let bad = || UserError::msg(format!("expected `first count`, got {line:?}"));
+        let mut fields = line.split_whitespace();
+        let (Some(first), Some(count), None) = (fields.next(), fields.next(), fields.next()) else {
+            return Err(bad());
+        };
+        let first: u64 = first.parse().map_err(|_| bad())?;
+        let count: u64 = count.parse().map_err(|_| bad())?;
+        let end = first.checked_add(count).ok_or_else(bad)?;
+        let mut checksum = 0u64;
+        for i in first..end {
+            row(i, &mut self.row);
+            checksum = checksum.wrapping_add(row_checksum(&self.row));
+            // Rows are ASCII.
+            let text = String::from_utf8_lossy(&self.row).into_owned();
+            ctx.emit(text, ())?;
+        }
+        ctx.increment(COUNTER_GROUP, "rows", count);
+        ctx.increment(COUNTER_GROUP, "checksum", checksum);
+        Ok(())
+    }
+}
+
+/// Rows are written as they are (a map-only job has no reducer; this one
+/// is never called).
+#[derive(Debug, Clone, Default)]
+pub struct RowReducer {
+    line: String,
+}
+
+impl Reducer for RowReducer {
+    type Key = String;
+    type Value = String;
+    type OutKey = String;
+    type OutValue = ();
+
+    fn reduce(
+        &mut self,
+        key: &String,
+        values: &mut Values<'_, String>,
+        ctx: &mut ReduceContext<'_, String, ()>,
+    ) -> UserResult {
+        for rest in values {
+            self.line.clear();
+            self.line.push_str(key);
+            self.line.push_str(&rest);
+            ctx.emit(&self.line, &())?;
+        }
+        Ok(())
+    }
+}
+
+/// `teragen`: rows from control files; run it map-only
+/// (`reduce_partitions = 0`).
+pub fn teragen() -> Job<GenMapper, GenReducer> {
+    Job::new("teragen", GenMapper::default(), GenReducer)
+}
+
+/// The reducer type of [`teragen`], which runs map-only: rows pass through.
+#[derive(Debug, Clone, Default)]
+pub struct GenReducer;
+
+impl Reducer for GenReducer {
+    type Key = String;
+    type Value = ();
+    type OutKey = String;
+    type OutValue = ();
+
+    fn reduce(
+        &mut self,
+        key: &String,
+        values: &mut Values<'_, ()>,
+        ctx: &mut ReduceContext<'_, String, ()>,
+    ) -> UserResult {
+        for () in values {
+            ctx.emit(key, &())?;
+        }
+        Ok(())
+    }
+}
+
+/// A row's key and the rest of it.
+fn split_row(bytes: &[u8]) -> (&[u8], &[u8]) {
+    bytes.split_at(bytes.len().min(KEY_BYTES))
+}
+
+/// Cuts each row into its key and the rest.
+#[derive(Debug, Clone, Default)]
+pub struct SortMapper;
+
+impl Mapper for SortMapper {
+    type Key = String;
+    type Value = String;
+
+    fn map(&mut self, record: &Record<'_>, ctx: &mut MapContext<'_, String, String>) -> UserResult {
+        let text = record.text();
+        let (key, rest) = split_row(text.as_bytes());
+        // Both halves of ASCII rows are text; a key cut inside a character of
+        // other input is taken whole.
+        match (std::str::from_utf8(key), std::str::from_utf8(rest)) {
+            (Ok(k), Ok(r)) => ctx.emit(k.to_owned(), r.to_owned())?,
+            _ => ctx.emit(text.into_owned(), String::new())?,
+        }
+        Ok(())
+    }
+}
+
+/// Samples keys from up to ten places spread over the input, and returns
+/// the split points cutting them into `ctx.partitions` ranges as
+/// [`SPLITS_PARAM`].
+pub fn sample_split_points(ctx: &PlanContext<'_>) -> std::result::Result<Params, UserError> {
+    let samples = ctx
+        .params
+        .parse::<usize>("terasort.samples")?
+        .unwrap_or(DEFAULT_SAMPLES)
+        .max(1);
+    let total: u64 = ctx.files.iter().map(|f| f.len).sum();
+    let places = 10u64;
+    let per_place = samples.div_ceil(places as usize);
+    let mut keys: Vec<String> = Vec::with_capacity(samples);
+    for p in 0..places {
+        // The p-th tenth of the input, as one byte position in one file.
+        let mut at = total * p / places;
+        let Some(file) = ctx.files.iter().find(|f| {
+            if at < f.len {
+                true
+            } else {
+                at -= f.len;
+                false
+            }
+        }) else {
+            break;
+        };
+        let split = InputSplit {
+            path: file.path.clone(),
+            start: at,
+            end: file.len,
+            input: file.input,
+        };
+        let mut reader = LineReader::open(&split, LineReader::DEFAULT_BUFFER)
+            .map_err(|e| UserError::msg(e.to_string()))?;
+        let mut taken = 0;
+        while taken < per_place {
+            let Some((_, bytes)) = reader
+                .next_line()
+                .map_err(|e| UserError::msg(e.to_string()))?
+            else {
+                break;
+            };
+            let (key, _) = split_row(bytes);
+            keys.push(String::from_utf8_lossy(key).into_owned());
+            taken += 1;
+        }
+    }
+    let splits = RangePartitioner::split_points(keys, ctx.partitions.max(1));
+    Ok(Params::new().with(SPLITS_PARAM, RangePartitioner::to_param(&splits)))
+}
+
+/// The partitioner of [`terasort`]: the split points its planner sampled.
+fn range_partitioner(params: &Params) -> std::result::Result<RangePartitioner<String>, UserError> {
+    RangePartitioner::from_params(params, SPLITS_PARAM)
+}
+
+/// `terasort`: a total order over the input's rows.
+pub fn terasort() -> Job<SortMapper, RowReducer> {
+    Job::new("terasort", SortMapper, RowReducer::default())
+        .with_partitioner_from(range_partitioner)
+        .with_planner(sample_split_points)
+}
+
+/// What one teravalidate map task saw: its first and last key, its rows,
+/// their checksum, and how many of its rows were below the row before.
+pub type SplitSummary = (String, String, u64, u64, u64);
+
+/// Checks the order within a split and sums it up.
+#[derive(Debug, Clone, Default)]
+pub struct ValidateMapper {
+    first: Option<(String, u64)>,
+    last: String,
+    rows: u64,
+    checksum: u64,
+    unordered: u64,
+}
+
+impl Mapper for ValidateMapper {
+    type Key = (String, u64);
+    type Value = SplitSummary;
+
+    fn map(
+        &mut self,
+        record: &Record<'_>,
+        _ctx: &mut MapContext<'_, (String, u64), SplitSummary>,
+    ) -> UserResult {
+        let (key, _) = split_row(record.bytes);
+        let key = String::from_utf8_lossy(key);
+        if self.first.is_none() {
+            self.first = Some((key.clone().into_owned(), record.offset));
+        } else if *key < *self.last {
+            self.unordered += 1;
+        }
+        self.last.clear();
+        self.last.push_str(&key);
+        self.rows += 1;
+        self.checksum = self.checksum.wrapping_add(row_checksum(record.bytes));
+        Ok(())
+    }
+
+    fn cleanup(&mut self, ctx: &mut MapContext<'_, (String, u64), SplitSummary>) -> UserResult {
+        if let Some((first, offset)) = self.first.take() {
+            let file = ctx
+                .info()
+                .input_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let summary = (
+                first,
+                std::mem::take(&mut self.last),
+                self.rows,
+                self.checksum,
+                self.unordered,
+            );
+            ctx.emit((file, offset), summary)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every split summary goes to partition 0, so that one reducer sees them
+/// all in (file, offset) order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FirstPartition;
+
+impl<K: ?Sized> Partitioner<K> for FirstPartition {
+    fn partition(&self, _key: &K, _partitions: u32) -> u32 {
+        0
+    }
+}
+
+/// Checks the splits against each other and writes the report.
+#[derive(Debug, Clone, Default)]
+pub struct ValidateReducer {
+    last: Option<String>,
+    rows: u64,
+    checksum: u64,
+    unordered: u64,
+}
+
+impl Reducer for ValidateReducer {
+    type Key = (String, u64);
+    type Value = SplitSummary;
+    type OutKey = String;
+    type OutValue = String;
+
+    fn reduce(
+        &mut self,
+        key: &(String, u64),
+        values: &mut Values<'_, SplitSummary>,
+        ctx: &mut ReduceContext<'_, String, String>,
+    ) -> UserResult {
+        for (first, last, rows, checksum, unordered) in values {
+            if let Some(before) = &self.last {
+                if first < *before {
+                    self.unordered += 1;
+                    ctx.emit(
+                        &"misorder".into(),
+                        &format!("{} at byte {}: {first:?} after {before:?}", key.0, key.1),
+                    )?;
+                }
+            }
+            if unordered > 0 {
+                ctx.emit(
+                    &"misorder".into(),
+                    &format!(
+                        "{} from byte {}: {unordered} row(s) out of order",
+                        key.0, key.1
+                    ),
+                )?;
+            }
+            self.unordered += unordered;
+            self.rows += rows;
+            self.checksum = self.checksum.wrapping_add(checksum);
+            self.last = Some(last);
+        }
+        Ok(())
+    }
+
+    fn cleanup(&mut self, ctx: &mut ReduceContext<'_, String, String>) -> UserResult {
+        if ctx.info().partition == Some(0) {
+            ctx.emit(&"rows".into(), &self.rows.to_string())?;
+            ctx.emit(&"checksum".into(), &self.checksum.to_string())?;
+            ctx.emit(&"unordered".into(), &self.unordered.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// `teravalidate`: checks a sorted output (point it at its `part-r-*`
+/// files).
+pub fn teravalidate() -> Job<ValidateMapper, ValidateReducer> {
+    Job::new(
+        "teravalidate",
+        ValidateMapper::default(),
+        ValidateReducer::default(),
+    )
+    .with_partitioner(FirstPartition)
+}
+
+/// What teravalidate found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Rows read.
+    pub rows: u64,
+    /// The sum of their CRC-32s (compare with teragen's `terasort/checksum`).
+    pub checksum: u64,
+    /// Rows (or splits) found below the one before them: 0 when sorted.
+    pub unordered: u64,
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+/// Reads teravalidate's output folder (or file).
+pub fn read_report(output: &Path) -> Result<Report> {
+    let lines: Vec<(String, String)> = crate::output::read_output(output)?;
+    let mut report = Report::default();
+    let number = |v: &str| {
+        v.parse::<u64>()
+            .map_err(|e| Error::Codec(format!("teravalidate report {v:?}: {e}")))
+    };
+    for (k, v) in lines {
+        match k.as_str() {
+            "rows" => report.rows = number(&v)?,
+            "checksum" => report.checksum = number(&v)?,
+            "unordered" => report.unordered = number(&v)?,
+            _ => report.problems.push(v),
+        }
+    }
+    Ok(report)
+}
