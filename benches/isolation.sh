@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 copies=${1:-20}; rounds=${2:-3}
-cargo build --quiet --release -p gridmr-runtime --bin gridmr
+cargo build --quiet --release --bin gridmr
 bin=target/release/gridmr
 share=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$share"' EXIT
 mkdir -p "$share/in"

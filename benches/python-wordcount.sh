@@ -20,7 +20,7 @@ data=${GRIDMR_BENCH_DIR:-$top/target/bench-data}
 [ -d "$shared/bench" ] || { echo "needs $shared/bench (set GRIDMR_SHARED)" >&2; exit 2; }
 bash "$shared/bench/make-corpus.sh" "$data/corpus" >/dev/null
 input=$data/corpus/wc-$size.txt
-cargo build -q --release -p gridmr-runtime --manifest-path "$top/Cargo.toml"
+cargo build -q --release --bin gridmr --manifest-path "$top/Cargo.toml"
 bin=$top/target/release/gridmr
 work=$data/python-bench
 rm -rf "$work"; mkdir -p "$work/shared"

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// The repository's `data/` folder.
 pub fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../data")
+        .join("tests/data")
         .join(rel)
 }
 

@@ -10,7 +10,7 @@ use std::process::Command;
 
 fn example(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
+        .join("examples")
         .join(rel)
 }
 

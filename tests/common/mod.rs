@@ -20,9 +20,7 @@ fn bin() -> &'static str {
 
 /// The repository's test data folder.
 pub fn repo_data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../data")
-        .join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(rel)
 }
 
 struct Proc {

@@ -3,7 +3,7 @@
 //! (`gridmr_core::jobs`).
 
 fn main() -> std::process::ExitCode {
-    let mut jobs = gridmr_runtime::Registry::new();
-    gridmr_core::jobs::register_all(&mut jobs);
-    gridmr_runtime::main_with(jobs)
+    let mut jobs = gridmr::runtime::Registry::new();
+    gridmr::jobs::register_all(&mut jobs);
+    gridmr::runtime::main_with(jobs)
 }
