@@ -199,10 +199,11 @@ fn the_cli_takes_relative_inputs_and_explains_connection_errors() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    // Piped, --wait prints plain progress lines (a bar draws nothing).
+    // Piped, --wait prints plain progress lines (a bar draws nothing): the
+    // state, the tasks and the share done.
     assert!(
         err.lines()
-            .any(|l| l.starts_with("job-") && l.contains(" tasks, ")),
+            .any(|l| l.starts_with("job-") && l.contains('%') && l.contains(" · ")),
         "{err}"
     );
     // Shell completions come from the same command definitions.
@@ -221,4 +222,51 @@ fn the_cli_takes_relative_inputs_and_explains_connection_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.to_lowercase().contains("refused"), "{err}");
+}
+
+/// A running job's status moves: workers report how far each attempt got in
+/// their heartbeats, and the job's phases show fractions and bytes between
+/// none and all, which never exceed the input.
+#[test]
+fn a_running_jobs_progress_moves_between_nothing_and_everything() {
+    let cluster = Cluster::start(2, &[], &[]);
+    // 2.4 MB, far more than a pipe holds, read by a mapper that takes a
+    // while over it: the bytes fed to it are its progress.
+    let input = cluster.shared.path().join("in/lines.txt");
+    let text: String = (0..200_000).map(|i| format!("line {i:06}\n")).collect();
+    std::fs::write(&input, &text).unwrap();
+    let mapper = "python3 -c 'import sys, time\nfor i, l in enumerate(sys.stdin):\n    \
+                  i % 2000 or time.sleep(0.05)\n    sys.stdout.write(l)'";
+    let id = cluster.submit(json!({
+        "mapper": mapper, "reducer": "cat", "input_url": input.display().to_string(),
+        "map_splits": 2, "reduce_partitions": 1,
+    }));
+    let seen = cluster.poll("a map phase part-way done", || {
+        let (_, s) = cluster.get(&format!("/jobs/{id}"));
+        assert_ne!(s["status"], "FAILED", "{s}");
+        let map = &s["progress"]["map"];
+        let fraction = map["fraction"].as_f64()?;
+        (fraction > 0.05 && fraction < 0.9).then(|| s.clone())
+    });
+    let map = &seen["progress"]["map"];
+    assert_eq!(map["total"].as_u64(), Some(text.len() as u64), "{seen}");
+    let done = map["done"].as_u64().unwrap();
+    assert!(done > 0 && done < text.len() as u64, "{seen}");
+    // The attempts carry what their workers reported.
+    let tasks = cluster.tasks(&id);
+    assert!(
+        tasks
+            .iter()
+            .any(|a| a["outcome"] == "running"
+                && a["progress"]["done"].as_u64().is_some_and(|d| d > 0)),
+        "{tasks:?}"
+    );
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["progress"]["map"]["fraction"], 1.0);
+    assert_eq!(done["progress"]["reduce"]["fraction"], 1.0);
+    assert_eq!(
+        done["progress"]["map"]["done"].as_u64(),
+        Some(text.len() as u64)
+    );
 }

@@ -10,7 +10,7 @@ use crate::layout;
 use crate::params::Params;
 use crate::registry::JobDef;
 use crate::shuffle::ShuffleSettings;
-use crate::task::{CancelFlag, MapTask, ReduceTask, TaskReport};
+use crate::task::{CancelFlag, MapTask, Progress, ReduceTask, TaskReport};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -133,6 +133,7 @@ pub struct LocalEngine {
     max_attempts: u32,
     keep_intermediate: bool,
     cancel: Option<CancelFlag>,
+    progress: Option<Progress>,
 }
 
 static JOB_SEQ: AtomicU32 = AtomicU32::new(0);
@@ -156,6 +157,7 @@ impl LocalEngine {
             max_attempts: 1,
             keep_intermediate: false,
             cancel: None,
+            progress: None,
         }
     }
 
@@ -190,6 +192,13 @@ impl LocalEngine {
     /// ```
     pub fn with_cancel(mut self, flag: CancelFlag) -> Self {
         self.cancel = Some(flag);
+        self
+    }
+
+    /// Counts the map phase's input bytes, read and to read, into
+    /// `progress` (every map task adds to it).
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
         self
     }
 
@@ -257,6 +266,7 @@ impl LocalEngine {
                 params: params.clone(),
                 map_only_output: map_only.then(|| output_dir.clone()),
                 cancel: cancel.clone(),
+                progress: self.progress.clone().unwrap_or_default(),
             })
             .collect();
         let maps = self.run_tasks(
@@ -287,6 +297,7 @@ impl LocalEngine {
                     output_dir: output_dir.clone(),
                     params: params.clone(),
                     cancel: cancel.clone(),
+                    progress: Default::default(),
                 })
                 .collect();
             self.run_tasks(

@@ -19,7 +19,7 @@ use crate::shuffle::{
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Asks a running attempt to stop. Clones share the flag; a task checks it
@@ -75,6 +75,80 @@ impl CancelFlag {
     }
 }
 
+/// How far a running attempt has got, shared with whoever watches it (a
+/// worker's heartbeat, a progress bar). Clones share it; a task adds to it
+/// every [`CancelFlag::CHECK_EVERY`] records, so watching costs the task a
+/// few relaxed atomic adds.
+///
+/// A map task counts input **bytes** against its split's length; a reduce
+/// task counts input **records** against its partition's records in the
+/// map outputs.
+///
+/// ```
+/// use gridmr_core::task::Progress;
+/// let p = Progress::default();
+/// p.add_total(200);
+/// p.add(50, 3);
+/// assert_eq!((p.done(), p.total(), p.records()), (50, 200, 3));
+/// assert_eq!(p.fraction(), 0.25);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Progress(Arc<ProgressState>);
+
+#[derive(Debug, Default)]
+struct ProgressState {
+    done: AtomicU64,
+    total: AtomicU64,
+    records: AtomicU64,
+}
+
+impl Progress {
+    /// Adds `amount` to the work to do.
+    pub fn add_total(&self, amount: u64) {
+        self.0.total.fetch_add(amount, Ordering::Relaxed);
+    }
+
+    /// Adds work done: `amount` of the total, and `records` records.
+    pub fn add(&self, amount: u64, records: u64) {
+        self.0.done.fetch_add(amount, Ordering::Relaxed);
+        self.0.records.fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// Work done so far.
+    pub fn done(&self) -> u64 {
+        self.0.done.load(Ordering::Relaxed)
+    }
+
+    /// Work to do.
+    pub fn total(&self) -> u64 {
+        self.0.total.load(Ordering::Relaxed)
+    }
+
+    /// Records handled so far.
+    pub fn records(&self) -> u64 {
+        self.0.records.load(Ordering::Relaxed)
+    }
+
+    /// `done / total`, at most 1 (0 while the total is unknown).
+    pub fn fraction(&self) -> f64 {
+        let total = self.total();
+        if total == 0 {
+            return 0.0;
+        }
+        (self.done() as f64 / total as f64).min(1.0)
+    }
+}
+
+/// Progress handles carry no data of the task: tasks that differ only in
+/// them are equal.
+impl PartialEq for Progress {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Progress {}
+
 /// Flags carry no data: two tasks that differ only in their flags are equal.
 impl PartialEq for CancelFlag {
     fn eq(&self, _: &Self) -> bool {
@@ -116,6 +190,10 @@ pub struct MapTask {
     /// Stops the attempt early when cancelled (not serialized).
     #[serde(skip)]
     pub cancel: CancelFlag,
+    /// Where the attempt reports how far it got (not serialized): input
+    /// bytes against the split's length.
+    #[serde(skip)]
+    pub progress: Progress,
 }
 
 impl MapTask {
@@ -152,6 +230,10 @@ pub struct ReduceTask {
     /// Stops the attempt early when cancelled (not serialized).
     #[serde(skip)]
     pub cancel: CancelFlag,
+    /// Where the attempt reports how far it got (not serialized): records
+    /// read against the partition's records.
+    #[serde(skip)]
+    pub progress: Progress,
 }
 
 impl ReduceTask {
@@ -342,13 +424,7 @@ where
             out: &mut out,
         };
         mapper.setup(&mut ctx)?;
-        feed(
-            &mut mapper,
-            &mut ctx,
-            &task.split,
-            job.input_format,
-            &task.cancel,
-        )?;
+        feed(&mut mapper, &mut ctx, task, job.input_format)?;
         mapper.cleanup(&mut ctx)?;
         Ok(())
     });
@@ -395,23 +471,31 @@ where
     })
 }
 
-/// Feeds the split's records to the mapper.
+/// Feeds the split's records to the mapper, reporting the bytes read.
 fn feed<M: Mapper>(
     mapper: &mut M,
     ctx: &mut MapContext<'_, M::Key, M::Value>,
-    split: &InputSplit,
+    task: &MapTask,
     format: InputFormat,
-    cancel: &CancelFlag,
 ) -> Result<(), TaskFailure> {
+    let (split, cancel, progress) = (&task.split, &task.cancel, &task.progress);
     let file = split.path.as_path();
     match format {
         InputFormat::Lines => {
             let mut reader = LineReader::open(split, LineReader::DEFAULT_BUFFER)?;
+            progress.add_total(reader.len());
             let mut records = 0u64;
-            while let Some((offset, bytes)) = reader.next_line()? {
+            let mut reported = (0u64, 0u64);
+            loop {
                 if records.is_multiple_of(CancelFlag::CHECK_EVERY) {
                     cancel.check()?;
+                    let read = reader.bytes_read();
+                    progress.add(read - reported.0, records - reported.1);
+                    reported = (read, records);
                 }
+                let Some((offset, bytes)) = reader.next_line()? else {
+                    break;
+                };
                 records += 1;
                 mapper.map(
                     &Record {
@@ -422,16 +506,18 @@ fn feed<M: Mapper>(
                     ctx,
                 )?;
             }
+            let read = reader.bytes_read();
+            progress.add(read.saturating_sub(reported.0), records - reported.1);
             ctx.counters
                 .add_builtin(builtin::MAP_INPUT_RECORDS, records);
-            ctx.counters
-                .add_builtin(builtin::MAP_INPUT_BYTES, reader.bytes_read());
+            ctx.counters.add_builtin(builtin::MAP_INPUT_BYTES, read);
         }
         InputFormat::WholeFiles => {
             let bytes = read_whole(file)?;
+            let n = bytes.len() as u64;
+            progress.add_total(n);
             ctx.counters.add_builtin(builtin::MAP_INPUT_RECORDS, 1);
-            ctx.counters
-                .add_builtin(builtin::MAP_INPUT_BYTES, bytes.len() as u64);
+            ctx.counters.add_builtin(builtin::MAP_INPUT_BYTES, n);
             mapper.map(
                 &Record {
                     file,
@@ -440,6 +526,7 @@ fn feed<M: Mapper>(
                 },
                 ctx,
             )?;
+            progress.add(n, 1);
         }
     }
     Ok(())
@@ -467,6 +554,8 @@ where
     let p = task.partition;
     let mut counters = Counters::default();
     let readers = open_partition(&task.map_outputs, p, &mut counters)?;
+    task.progress
+        .add_total(readers.iter().map(SegmentReader::records).sum());
     if let Some(dir) = path.parent() {
         create_leaf_dir(dir)?;
     }
@@ -492,9 +581,13 @@ where
         reducer.setup(&mut ctx)?;
         let mut key = groups.next_group(None)?;
         let mut seen = 0u64;
+        let mut reported = 0u64;
         while let Some(k) = key {
             if seen.is_multiple_of(CancelFlag::CHECK_EVERY) {
                 task.cancel.check()?;
+                let read = groups.records();
+                task.progress.add(read - reported, read - reported);
+                reported = read;
             }
             seen += 1;
             let mut error = None;
@@ -510,6 +603,8 @@ where
             key = groups.next_group(Some(&k))?;
         }
         reducer.cleanup(&mut ctx)?;
+        let read = groups.records();
+        task.progress.add(read - reported, read - reported);
         Ok(())
     })?;
     counters.add_builtin(builtin::REDUCE_INPUT_GROUPS, groups.groups());

@@ -379,6 +379,7 @@ fn a_cancelled_attempt_stops_and_leaves_no_output() {
         params: Default::default(),
         map_only_output: None,
         cancel: flag.clone(),
+        progress: Default::default(),
     };
     // Not cancelled: it runs.
     let done = run_map(&job, &task).unwrap();
@@ -412,6 +413,7 @@ fn a_cancelled_attempt_stops_and_leaves_no_output() {
         output_dir: dir.path().join("out"),
         params: Default::default(),
         cancel: flag,
+        progress: Default::default(),
     };
     let stopped = run_reduce(&job, &reduce);
     assert!(
@@ -440,4 +442,63 @@ fn a_failed_job_does_not_cancel_the_callers_flag_but_the_caller_can_cancel() {
     flag.cancel();
     let stopped = engine.run(&wordcount::job(), &input);
     assert!(matches!(stopped, Err(Error::Cancelled)), "{stopped:?}");
+}
+
+#[test]
+fn tasks_count_their_progress_exactly() {
+    use gridmr_core::input::InputSplit;
+    use gridmr_core::task::{run_map, run_reduce, CancelFlag, MapTask, Progress, ReduceTask};
+    use gridmr_core::ShuffleSettings;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let text: String = (0..5000).map(|i| format!("w{} x\n", i % 31)).collect();
+    std::fs::write(&input, &text).unwrap();
+    let job = gridmr_core::jobs::wordcount::job();
+    let (first, second) = (Progress::default(), Progress::default());
+    let half = text.len() as u64 / 2;
+    let mut outputs = Vec::new();
+    for (start, end, progress) in [(0, half, &first), (half, text.len() as u64, &second)] {
+        let task = MapTask {
+            job_id: "j".into(),
+            index: outputs.len() as u32,
+            attempt: 1,
+            worker_id: "w".into(),
+            split: InputSplit {
+                path: input.clone(),
+                start,
+                end,
+                input: 0,
+            },
+            partitions: 1,
+            shuffle_dir: dir.path().join("shuffle"),
+            shuffle: ShuffleSettings::default(),
+            params: Default::default(),
+            map_only_output: None,
+            cancel: CancelFlag::default(),
+            progress: progress.clone(),
+        };
+        outputs.push(run_map(&job, &task).unwrap().output);
+    }
+    // Each map counted its split's bytes (a split's lines may run past its
+    // end, so together they count the file once) and its lines.
+    assert_eq!(first.done() + second.done(), text.len() as u64);
+    assert_eq!(first.total(), half);
+    assert_eq!(first.records() + second.records(), 5000);
+    assert_eq!(first.fraction(), 1.0);
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    let progress = Progress::default();
+    let reduce = ReduceTask {
+        job_id: "j".into(),
+        partition: 0,
+        attempt: 1,
+        worker_id: "w".into(),
+        map_outputs: outputs,
+        output_dir: dir.path().join("out"),
+        params: Default::default(),
+        cancel: CancelFlag::default(),
+        progress: progress.clone(),
+    };
+    run_reduce(&job, &reduce).unwrap();
+    // The combiner left one record per word per map: 31 words, 2 maps, plus "x".
+    assert_eq!((progress.done(), progress.total()), (64, 64));
 }

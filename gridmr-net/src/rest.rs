@@ -306,6 +306,9 @@ pub struct JobStatus {
     pub script_path: String,
     /// The input as given, resolved to a local path.
     pub input_path: String,
+    /// New: how far each phase has got.
+    #[serde(default)]
+    pub progress: JobProgress,
     /// New: the inputs read after `input_path`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<String>,
@@ -490,6 +493,70 @@ pub struct Heartbeat {
     /// worker id cannot be kept alive from two places.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// New: how far each attempt running on the worker has got.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<AttemptProgress>,
+}
+
+/// New: how far one running attempt has got, as its worker reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptProgress {
+    /// Its job.
+    pub job_id: String,
+    /// `single`, `map-NNNNN` or `reduce-NNNNN`.
+    pub task: String,
+    /// The attempt number.
+    pub attempt: u32,
+    /// How far it got.
+    #[serde(flatten)]
+    pub work: WorkDone,
+}
+
+/// New: work done and to do. A map or SINGLE attempt counts input bytes; a
+/// reduce attempt shuffle records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkDone {
+    /// Work done: bytes (map, single) or records (reduce).
+    pub done: u64,
+    /// Work to do, in the same unit (0 while unknown).
+    pub total: u64,
+    /// Records handled.
+    pub records: u64,
+}
+
+impl WorkDone {
+    /// `done / total`, at most 1 (0 while the total is unknown).
+    pub fn fraction(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            (self.done as f64 / self.total as f64).min(1.0)
+        }
+    }
+}
+
+/// New: how far one phase of a job has got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseProgress {
+    /// 0 to 1: finished tasks count whole, running ones by their best
+    /// attempt's report.
+    pub fraction: f64,
+    /// Work done: input bytes (map, single) or shuffle records (reduce).
+    pub done: u64,
+    /// Work to do, in the same unit: for reduce, the records of the tasks
+    /// started so far.
+    pub total: u64,
+}
+
+/// New: how far each phase of a job has got (from the workers' heartbeats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobProgress {
+    /// The SINGLE task.
+    pub single: PhaseProgress,
+    /// The map tasks.
+    pub map: PhaseProgress,
+    /// The reduce tasks.
+    pub reduce: PhaseProgress,
 }
 
 /// One worker in `GET /workers`.
@@ -603,6 +670,9 @@ pub struct TaskAttempt {
     /// that map ran again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The last progress its worker reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<WorkDone>,
 }
 
 /// New: `GET /jobs/{id}/tasks`.

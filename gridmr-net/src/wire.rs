@@ -208,6 +208,7 @@ pub fn map_task_from_wire(msg: &proto::MapTask, worker_id: &str) -> Result<MapTa
         map_only_output: (!msg.map_only_output.is_empty())
             .then(|| PathBuf::from(&msg.map_only_output)),
         cancel: CancelFlag::default(),
+        progress: Default::default(),
     })
 }
 
@@ -259,6 +260,7 @@ pub fn reduce_task_from_wire(msg: &proto::ReduceTask, worker_id: &str) -> Result
         output_dir: non_empty(M, "output_path", &msg.output_path)?,
         params: params_from_wire(M, &msg.params)?,
         cancel: CancelFlag::default(),
+        progress: Default::default(),
     })
 }
 
@@ -287,6 +289,7 @@ mod tests {
             params: Params::new().with("pattern", "a+"),
             map_only_output: None,
             cancel: CancelFlag::default(),
+            progress: Default::default(),
         }
     }
 
@@ -365,6 +368,7 @@ mod tests {
             output_dir: "/out".into(),
             params: Params::new().with("join", "left"),
             cancel: CancelFlag::default(),
+            progress: Default::default(),
         };
         let wire = reduce_task_to_wire(&t, "wc", "");
         assert_eq!(reduce_task_from_wire(&wire, "w").unwrap(), t);

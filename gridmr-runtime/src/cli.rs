@@ -535,39 +535,90 @@ pub fn progress_line(status: &JobStatus) -> String {
 /// How often `--wait` prints a progress line when stderr is not a terminal.
 const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-/// Follows a job with a progress bar of tasks done.
+/// The job's share done, 0 to 1: its SINGLE task, or its map and reduce
+/// phases weighed alike (a map-only job: its maps).
+pub fn job_fraction(status: &JobStatus) -> f64 {
+    let p = &status.progress;
+    match status.mode {
+        gridmr_net::rest::Mode::Single => p.single.fraction,
+        gridmr_net::rest::Mode::Distributed if status.reduce_partitions == 0 => p.map.fraction,
+        gridmr_net::rest::Mode::Distributed => (p.map.fraction + p.reduce.fraction) / 2.0,
+    }
+}
+
+/// `1.2 GB` (decimal units, as `du --si`).
+fn bytes(n: u64) -> String {
+    let n = n as f64;
+    match n {
+        n if n >= 1e9 => format!("{:.2} GB", n / 1e9),
+        n if n >= 1e6 => format!("{:.1} MB", n / 1e6),
+        n if n >= 1e3 => format!("{:.1} kB", n / 1e3),
+        n => format!("{n:.0} B"),
+    }
+}
+
+/// What `--wait` shows of a job: its tasks, the input read, how fast, and
+/// when it should end.
+struct Watch {
+    started: Instant,
+    /// The highest fraction seen, so the bar never goes back (a lost
+    /// attempt's work is done again).
+    best: f64,
+}
+
+impl Watch {
+    fn line(&mut self, s: &JobStatus) -> (f64, String) {
+        self.best = self.best.max(job_fraction(s));
+        let p = &s.progress;
+        let input = if s.mode == gridmr_net::rest::Mode::Single {
+            p.single
+        } else {
+            p.map
+        };
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let mut parts = vec![progress_line(s), format!("{:.0}%", self.best * 100.0)];
+        if input.total > 0 {
+            parts.push(format!(
+                "{} of {} read",
+                bytes(input.done),
+                bytes(input.total)
+            ));
+            if elapsed > 0.5 && input.done > 0 {
+                parts.push(format!("{}/s", bytes((input.done as f64 / elapsed) as u64)));
+            }
+        }
+        if self.best > 0.02 && self.best < 1.0 && elapsed > 1.0 {
+            let left = elapsed * (1.0 - self.best) / self.best;
+            parts.push(format!("ETA {left:.0} s"));
+        }
+        (self.best, parts.join(" · "))
+    }
+}
+
+/// Follows a job with a progress bar: the share of the job done, the input
+/// read, the rate and an ETA (a plain line every few seconds when stderr is
+/// not a terminal).
 pub async fn follow(client: &Client, job_id: &str) -> Result<JobStatus> {
-    let bar = ProgressBar::new(0);
+    let bar = ProgressBar::new(1000);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tasks  {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     // Piped, the bar draws nothing: a plain line every few seconds instead.
     let plain = !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut last_line: Option<Instant> = None;
-    let mut most = 0u32;
+    let mut watch = Watch {
+        started: Instant::now(),
+        best: 0.0,
+    };
     let done = client
         .wait(job_id, |s| {
-            let t = &s.tasks;
-            // Reduces are planned only once the maps are: until then the
-            // total counts them as one, so it never jumps backwards.
-            let reduces = t.reduce.total.max(u32::from(t.map.total > 0));
-            let total = t.single.total + t.map.total + reduces;
-            let done = t.single.succeeded + t.map.succeeded + t.reduce.succeeded;
-            most = most.max(total);
-            bar.set_length(u64::from(most));
-            bar.set_position(u64::from(done));
-            bar.set_message(progress_line(s));
+            let (fraction, line) = watch.line(s);
+            bar.set_position((fraction * 1000.0) as u64);
+            bar.set_message(line.clone());
             if plain && last_line.is_none_or(|at| at.elapsed() >= PLAIN_PROGRESS_EVERY) {
                 last_line = Some(Instant::now());
-                eprintln!(
-                    "{} {}: {done}/{most} tasks, {}",
-                    s.job_id,
-                    s.status.as_str(),
-                    progress_line(s)
-                );
+                eprintln!("{} {line}", s.job_id);
             }
         })
         .await;

@@ -54,6 +54,8 @@ pub struct LineReader {
     buf_offset: u64,
     eof: bool,
     bytes_read: u64,
+    /// The split's bytes that the file holds.
+    span: u64,
 }
 
 impl LineReader {
@@ -63,6 +65,10 @@ impl LineReader {
     /// Opens `split` and positions the reader at its first line.
     pub fn open(split: &InputSplit, buffer_bytes: usize) -> Result<Self> {
         let mut file = File::open(&split.path).map_err(|e| Error::io("open", &split.path, e))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &split.path, e))?
+            .len();
         // Start one byte early: if that byte is '\n', `start` itself begins a line.
         let from = split.start.saturating_sub(1);
         file.seek(SeekFrom::Start(from))
@@ -76,6 +82,7 @@ impl LineReader {
             buf_offset: from,
             eof: false,
             bytes_read: 0,
+            span: split.end.min(file_len).saturating_sub(split.start),
         };
         if split.start > 0 {
             reader.skip_partial_line()?;
@@ -86,6 +93,17 @@ impl LineReader {
     /// Bytes of the lines returned so far, terminators included.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
+    }
+
+    /// About how many bytes the split's lines hold: its range, cut to the
+    /// file's size when opened (a split's last line may run past it).
+    pub fn len(&self) -> u64 {
+        self.span
+    }
+
+    /// Whether the split holds no byte of the file.
+    pub fn is_empty(&self) -> bool {
+        self.span == 0
     }
 
     fn fill(&mut self) -> Result<bool> {

@@ -371,6 +371,8 @@ pub struct SegmentReader {
     file: File,
     position: u64,
     end: u64,
+    /// The segment's records, as its index counts them.
+    records: u64,
     raw: Vec<u8>,
     stored: Vec<u8>,
     cursor: usize,
@@ -398,6 +400,7 @@ impl SegmentReader {
             file,
             position: start,
             end,
+            records: index.records[p as usize],
             raw: Vec::new(),
             stored: Vec::new(),
             cursor: 0,
@@ -407,6 +410,11 @@ impl SegmentReader {
     /// The data file being read.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The records of the segment, as its index counts them.
+    pub fn records(&self) -> u64 {
+        self.records
     }
 
     fn next_block(&mut self) -> Result<bool> {

@@ -1063,7 +1063,7 @@ async fn heartbeat(
                 .map_err(|e| ApiError::bad(format!("invalid heartbeat: {e}")))?,
         )
     };
-    let claimed = beat.and_then(|b| b.address);
+    let (claimed, reports) = beat.map_or((None, Vec::new()), |b| (b.address, b.progress));
     let (known, revived) = {
         let mut st = sh.lock();
         let registered = st
@@ -1081,7 +1081,11 @@ async fn heartbeat(
             }
         }
         let was_alive = st.workers.live().any(|w| w.id == id);
-        (st.heartbeat(&id), !was_alive)
+        let known = st.heartbeat(&id);
+        if known {
+            st.progress(&id, &reports);
+        }
+        (known, !was_alive)
     };
     if !known {
         return Err(ApiError::new(

@@ -8,8 +8,8 @@ use gridmr_core::input::InputSplit;
 use gridmr_core::shuffle::ShuffleSettings;
 use gridmr_core::{Counters, Params};
 use gridmr_net::rest::{
-    JobMetrics, JobState, JobStatus, JobSummary, Mode, PhaseTasks, PhaseTimes, TaskAttempt,
-    TaskCounts,
+    JobMetrics, JobProgress, JobState, JobStatus, JobSummary, Mode, PhaseProgress, PhaseTasks,
+    PhaseTimes, TaskAttempt, TaskCounts, WorkDone,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -169,6 +169,8 @@ pub(crate) struct Attempt {
     pub(crate) started_ms: u64,
     pub(crate) finished_ms: Option<u64>,
     pub(crate) state: AttemptState,
+    /// The last progress its worker reported.
+    pub(crate) progress: Option<WorkDone>,
 }
 
 impl Attempt {
@@ -205,6 +207,7 @@ impl From<Attempt> for TaskAttempt {
             outcome: a.state.as_str().to_owned(),
             error,
             kind,
+            progress: a.progress,
         }
     }
 }
@@ -240,6 +243,7 @@ impl TryFrom<TaskAttempt> for Attempt {
             started_ms: t.started_ms,
             finished_ms: t.finished_ms,
             state,
+            progress: t.progress,
         })
     }
 }
@@ -276,6 +280,10 @@ pub(crate) struct Task {
     /// The committed attempt's output (map: index file; reduce and single:
     /// the attempt's part file, renamed at commit).
     pub(crate) output: Option<PathBuf>,
+    /// Where its attempts are in the job's attempt records (a heartbeat's
+    /// progress report finds its attempt through them).
+    #[serde(default)]
+    pub(crate) attempts: Vec<usize>,
 }
 
 impl Task {
@@ -290,6 +298,7 @@ impl Task {
             failed_on: Vec::new(),
             speculated: false,
             output: None,
+            attempts: Vec::new(),
         }
     }
 }
@@ -578,6 +587,70 @@ impl Job {
             submitted_at_ms: self.clock.submitted_ms,
             task_status: self.task_status.clone(),
             excluded_workers: self.excluded_workers(super::state::now_ms()),
+            progress: self.progress(),
+        }
+    }
+
+    /// The best report among a task's running attempts.
+    fn best_running(&self, task: &Task) -> Option<WorkDone> {
+        task.attempts
+            .iter()
+            .filter_map(|&r| self.attempts.get(r))
+            .filter(|a| a.is_running())
+            .filter_map(|a| a.progress)
+            .max_by(|a, b| a.fraction().total_cmp(&b.fraction()))
+    }
+
+    /// How far a phase has got: finished tasks whole, running ones by their
+    /// best attempt. `size(i)` is task `i`'s work when it is known ahead
+    /// (a map's split length), else its attempts' reports say.
+    fn phase_progress(&self, phase: Phase, size: impl Fn(usize) -> Option<u64>) -> PhaseProgress {
+        let tasks = self.tasks(phase);
+        if tasks.is_empty() {
+            return PhaseProgress::default();
+        }
+        let (mut fraction, mut done, mut total) = (0.0, 0u64, 0u64);
+        for (i, t) in tasks.iter().enumerate() {
+            let reported = || {
+                t.attempts
+                    .iter()
+                    .rev()
+                    .filter_map(|&r| self.attempts.get(r))
+                    .find(|a| a.state == AttemptState::Succeeded)
+                    .and_then(|a| a.progress)
+            };
+            match t.state {
+                TaskState::Done => {
+                    fraction += 1.0;
+                    let n = size(i).or_else(|| reported().map(|w| w.total)).unwrap_or(0);
+                    done += n;
+                    total += n;
+                }
+                TaskState::Running => {
+                    let best = self.best_running(t);
+                    let f = best.map_or(0.0, |w| w.fraction());
+                    fraction += f;
+                    let n = size(i).or(best.map(|w| w.total)).unwrap_or(0);
+                    total += n;
+                    done += best.map_or(0, |w| w.done.min(n));
+                }
+                TaskState::Pending => total += size(i).unwrap_or(0),
+            }
+        }
+        PhaseProgress {
+            fraction: fraction / tasks.len() as f64,
+            done,
+            total,
+        }
+    }
+
+    /// How far each phase has got.
+    pub(crate) fn progress(&self) -> JobProgress {
+        let splits = &self.splits;
+        JobProgress {
+            single: self.phase_progress(Phase::Single, |_| Some(self.input_size)),
+            map: self.phase_progress(Phase::Map, |i| splits.get(i).map(|s| s.len())),
+            reduce: self.phase_progress(Phase::Reduce, |_| None),
         }
     }
 

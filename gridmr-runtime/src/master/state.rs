@@ -16,7 +16,7 @@ use gridmr_core::shuffle::ShuffleSettings;
 use gridmr_core::task::{MapTask, ReduceTask};
 use gridmr_core::{Counters, Params};
 use gridmr_net::proto;
-use gridmr_net::rest::{JobState, Mode};
+use gridmr_net::rest::{AttemptProgress, JobState, Mode};
 use gridmr_net::wire::{map_task_to_wire, reduce_task_to_wire, shuffle_to_wire};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -29,6 +29,9 @@ pub(crate) fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// Most progress reports one heartbeat may carry.
+const MAX_PROGRESS_REPORTS: usize = 4096;
 
 /// Most bytes of an error text kept per attempt (a failed script's stderr
 /// tail, a worker's message).
@@ -758,6 +761,7 @@ impl State {
             Phase::Reduce => job.state = JobState::Reducing,
         }
         let record = job.attempts.len();
+        job.tasks_mut(phase)[index as usize].attempts.push(record);
         let task = TaskRef { phase, index };
         tracing::info!(job = %job.id, task = %task.name(), attempt, worker = %worker_id, "attempt started");
         job.attempts.push(Attempt {
@@ -767,6 +771,7 @@ impl State {
             started_ms: now_ms(),
             finished_ms: None,
             state: AttemptState::Running,
+            progress: None,
         });
         let name = job.kind.name().to_owned();
         let script = job.kind.script_path();
@@ -825,6 +830,7 @@ impl State {
                         params: job.params.clone(),
                         map_only_output: job.map_only.then(|| job.dirs.out.clone()),
                         cancel: Default::default(),
+                        progress: Default::default(),
                     },
                     &name,
                     &script,
@@ -843,6 +849,7 @@ impl State {
                         output_dir: job.dirs.out.clone(),
                         params: job.params.clone(),
                         cancel: Default::default(),
+                        progress: Default::default(),
                     },
                     &name,
                     &script,
@@ -1242,6 +1249,34 @@ impl State {
     }
 
     /// A worker that sends no heartbeats answered the master's probe.
+    /// Takes a worker's progress reports: each lands on its attempt if that
+    /// attempt still runs, on that worker (a stale or forged report changes
+    /// nothing).
+    pub(crate) fn progress(&mut self, worker_id: &str, reports: &[AttemptProgress]) {
+        for r in reports.iter().take(MAX_PROGRESS_REPORTS) {
+            let Some(task) = TaskRef::parse(&r.task) else {
+                continue;
+            };
+            let Some(job) = self.job_mut(&r.job_id) else {
+                continue;
+            };
+            let Some(records) = job
+                .tasks(task.phase)
+                .get(task.index as usize)
+                .map(|t| t.attempts.clone())
+            else {
+                continue;
+            };
+            for i in records {
+                if let Some(a) = job.attempts.get_mut(i) {
+                    if a.number == r.attempt && a.worker == worker_id && a.is_running() {
+                        a.progress = Some(r.work);
+                    }
+                }
+            }
+        }
+    }
+
     pub(crate) fn probed(&mut self, id: &str) {
         if let Some(w) = self.workers.get_mut(id) {
             w.touch();

@@ -341,6 +341,7 @@ async fn keep_registered(
         let beat = Heartbeat {
             running: core.running.load(Ordering::Relaxed),
             address: Some(request.address.clone()),
+            progress: core.progress(),
         };
         match master.heartbeat(&core.id, &beat).await {
             Ok(()) => complained = false,

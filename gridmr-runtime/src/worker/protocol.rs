@@ -19,6 +19,7 @@
 //! command gets one `key<TAB>value` line per value ([`feed_pairs`]).
 
 use gridmr_core::shuffle::{KWayMerge, MapSink};
+use gridmr_core::task::{CancelFlag, Progress};
 use hashbrown::hash_map::EntryRef;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -184,14 +185,26 @@ fn memchr_tab(line: &[u8]) -> Option<usize> {
 /// streaming command, one `key<TAB>value` line per value of the record's
 /// line-feed-joined values (see [`Grouper`]), an empty value as the bare
 /// key, as `mapper | sort | reducer` would show a mapper line without a tab.
+/// The shuffle records read are added to `progress` as they go.
 pub(crate) fn feed_pairs(
     mut merge: KWayMerge<String, String>,
     records: Option<Arc<AtomicU64>>,
     encoding: Encoding,
+    progress: Progress,
 ) -> impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static {
     move |w: &mut dyn Write| {
         let mut n = 0u64;
-        while let Some((k, v)) = merge.next().map_err(io_err)? {
+        let mut reported = 0u64;
+        loop {
+            let read = merge.records();
+            if read - reported >= CancelFlag::CHECK_EVERY {
+                progress.add(read - reported, read - reported);
+                reported = read;
+            }
+            let Some((k, v)) = merge.next().map_err(io_err)? else {
+                progress.add(merge.records() - reported, merge.records() - reported);
+                break;
+            };
             if encoding == Encoding::Script {
                 for part in [k.as_bytes(), b"\t", v.as_bytes(), b"\n"] {
                     w.write_all(part)?;

@@ -15,7 +15,9 @@ use gridmr_core::counters::builtin;
 use gridmr_core::input::{list_inputs, InputSplit, LineReader};
 use gridmr_core::layout;
 use gridmr_core::shuffle::{KWayMerge, MapSink, ShuffleSettings, SinkTarget};
-use gridmr_core::task::{create_leaf_dir, open_partition, MapTask, ReduceTask};
+use gridmr_core::task::{
+    create_leaf_dir, open_partition, CancelFlag, MapTask, Progress, ReduceTask,
+};
 use gridmr_core::{Counters, Params, Sha1Partitioner};
 use std::ffi::OsString;
 use std::io::Write;
@@ -319,7 +321,7 @@ pub(crate) fn run_map(
     };
     let mut out = sink(&task.shuffle_dir, first_stem, task.partitions, task.shuffle);
 
-    let (feed, input) = feed_split(&task.split)?;
+    let (feed, input) = feed_split(&task.split, &task.progress)?;
     let mut counters = Counters::default();
     // The reducer sees each key once with all its values, so map output is
     // grouped by key here: one shuffle record per distinct key instead of
@@ -422,17 +424,31 @@ type SplitFeed = (
     InputCount,
 );
 
-fn feed_split(split: &InputSplit) -> Result<SplitFeed, String> {
+/// The feeder of a split's lines, adding the bytes it has fed to
+/// `progress` as it goes.
+fn feed_split(split: &InputSplit, progress: &Progress) -> Result<SplitFeed, String> {
     let mut reader = LineReader::open(split, LineReader::DEFAULT_BUFFER).map_err(err)?;
+    progress.add_total(reader.len());
+    let progress = progress.clone();
     let count = InputCount::default();
     let (records, bytes) = (count.records.clone(), count.bytes.clone());
     let feed = move |w: &mut dyn Write| {
         let mut n = 0u64;
+        let mut reported = (0u64, 0u64);
         while let Some((_, line)) = reader.next_line().map_err(io_err)? {
             w.write_all(line)?;
             w.write_all(b"\n")?;
             n += 1;
+            if n.is_multiple_of(CancelFlag::CHECK_EVERY) {
+                let read = reader.bytes_read();
+                progress.add(read - reported.0, n - reported.1);
+                reported = (read, n);
+            }
         }
+        progress.add(
+            reader.bytes_read().saturating_sub(reported.0),
+            n - reported.1,
+        );
         records.store(n, Ordering::Relaxed);
         bytes.store(reader.bytes_read(), Ordering::Relaxed);
         Ok(())
@@ -469,7 +485,7 @@ pub(crate) fn run_map_only(
             .spec(program, Step::Map, &work.0, env, timeout_s)?
             .logging_to(map_log(task));
         let mut out = PartFile::create(&path)?;
-        let (feed, input) = feed_split(&task.split)?;
+        let (feed, input) = feed_split(&task.split, &task.progress)?;
         let finished = external::run(
             &spec,
             procs,
@@ -533,7 +549,7 @@ fn combine_output(
             &spec,
             procs,
             &owner_of(&task.job_id, &task.task_id(), task.attempt),
-            feed_pairs(merge, None, Encoding::Streaming),
+            feed_pairs(merge, None, Encoding::Streaming, Progress::default()),
             |line| {
                 let (k, v) = split_line(line);
                 out.emit(k, v).map_err(err)
@@ -581,6 +597,8 @@ fn reduce_into(
 ) -> Result<ScriptOutput, Failure> {
     let mut counters = Counters::default();
     let readers = open_partition(&task.map_outputs, task.partition, &mut counters).map_err(err)?;
+    task.progress
+        .add_total(readers.iter().map(|r| r.records()).sum());
     let merge = KWayMerge::<String, String>::new(readers).map_err(err)?;
     if let Some(dir) = path.parent() {
         create_leaf_dir(dir).map_err(err)?;
@@ -606,7 +624,12 @@ fn reduce_into(
         &spec,
         procs,
         &owner_of(&task.job_id, &task.task_id(), task.attempt),
-        feed_pairs(merge, Some(records.clone()), program.encoding()),
+        feed_pairs(
+            merge,
+            Some(records.clone()),
+            program.encoding(),
+            task.progress.clone(),
+        ),
         |line| out.line(line),
     )?;
     out.finish(&mut counters)?;
@@ -834,6 +857,7 @@ fn single(
             params: params.clone(),
             map_only_output: None,
             cancel: Default::default(),
+            progress: Default::default(),
         };
         let out = run_map(runner, procs, program, &task, timeout_s)?;
         counters.merge(&out.counters);
@@ -849,6 +873,7 @@ fn single(
         output_dir: output_dir.to_path_buf(),
         params: params.clone(),
         cancel: Default::default(),
+        progress: Default::default(),
     };
     let out = run_reduce(runner, procs, program, &reduce, timeout_s)?;
     counters.merge(&out.counters);

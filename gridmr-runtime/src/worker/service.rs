@@ -9,7 +9,7 @@ use crate::paths::{check_inside, check_new_inside, confine_input};
 use gridmr_core::engine::{JobConfig, LocalEngine};
 use gridmr_core::shuffle::RunIndex;
 use gridmr_core::task::{
-    create_leaf_dir, CancelFlag, MapTask, ReduceTask, TaskReport, ATTEMPTS_DIR,
+    create_leaf_dir, CancelFlag, MapTask, Progress, ReduceTask, TaskReport, ATTEMPTS_DIR,
 };
 use gridmr_core::{Counters, JobDef, Registry};
 use gridmr_net::proto::worker_server::Worker;
@@ -17,6 +17,7 @@ use gridmr_net::proto::Failure as FailureKind;
 use gridmr_net::proto::{
     self, CancelReq, CancelResp, HeartbeatReq, HeartbeatResp, JobResult, MapResult, ReduceResult,
 };
+use gridmr_net::rest::{AttemptProgress, WorkDone};
 use gridmr_net::wire::{
     counters_to_wire, map_task_from_wire, reduce_task_from_wire, shuffle_from_wire,
 };
@@ -98,6 +99,9 @@ pub(crate) struct WorkerCore {
     cancelled_early: Mutex<std::collections::VecDeque<(String, Instant)>>,
 }
 
+/// Most attempts one heartbeat reports the progress of.
+pub(crate) const MAX_REPORTED_ATTEMPTS: usize = 1024;
+
 /// Most early cancels kept, and for how long.
 const EARLY_CANCELS: usize = 4096;
 const EARLY_CANCEL_TTL: std::time::Duration = std::time::Duration::from_secs(600);
@@ -106,9 +110,18 @@ const EARLY_CANCEL_TTL: std::time::Duration = std::time::Duration::from_secs(600
 #[derive(Default)]
 struct JobHere {
     flag: CancelFlag,
-    /// Its attempts here (`map-00003@2`), each with a flag of its own (a
-    /// child of the job's), so one attempt can be stopped alone.
-    attempts: std::collections::HashMap<String, CancelFlag>,
+    /// Its attempts here, by `map-00003@2`.
+    attempts: std::collections::HashMap<String, AttemptHere>,
+}
+
+/// One attempt on this worker.
+struct AttemptHere {
+    task: String,
+    attempt: u32,
+    /// Its own flag (a child of the job's), so it can be stopped alone.
+    flag: CancelFlag,
+    /// How far it got: sent with every heartbeat.
+    progress: Progress,
 }
 
 /// One attempt's hold on its job's entry; dropping it lets the job go.
@@ -118,6 +131,8 @@ struct Ticket {
     attempt: String,
     /// The attempt's flag: cancelled with its job, or alone.
     flag: CancelFlag,
+    /// Where the attempt counts its progress.
+    progress: Progress,
 }
 
 impl Drop for Ticket {
@@ -199,13 +214,22 @@ impl WorkerCore {
     /// flag, held until the ticket drops.
     fn enter(self: &Arc<Self>, job_id: &str, task: &str, attempt: u32) -> Ticket {
         let key = attempt_key(task, attempt);
+        let progress = Progress::default();
         let (flag, early) = self
             .jobs
             .lock()
             .map(|mut jobs| {
                 let j = jobs.entry(job_id.to_owned()).or_default();
                 let flag = j.flag.child();
-                j.attempts.insert(key.clone(), flag.clone());
+                j.attempts.insert(
+                    key.clone(),
+                    AttemptHere {
+                        task: task.to_owned(),
+                        attempt,
+                        flag: flag.clone(),
+                        progress: progress.clone(),
+                    },
+                );
                 (flag, self.was_cancelled_early(job_id))
             })
             .unwrap_or_default();
@@ -218,7 +242,31 @@ impl WorkerCore {
             job_id: job_id.to_owned(),
             attempt: key,
             flag,
+            progress,
         }
+    }
+
+    /// How far every attempt running here has got, for the heartbeat
+    /// (at most [`MAX_REPORTED_ATTEMPTS`]).
+    pub(crate) fn progress(&self) -> Vec<AttemptProgress> {
+        let Ok(jobs) = self.jobs.lock() else {
+            return Vec::new();
+        };
+        jobs.iter()
+            .flat_map(|(job_id, j)| {
+                j.attempts.values().map(move |a| AttemptProgress {
+                    job_id: job_id.clone(),
+                    task: a.task.clone(),
+                    attempt: a.attempt,
+                    work: WorkDone {
+                        done: a.progress.done(),
+                        total: a.progress.total(),
+                        records: a.progress.records(),
+                    },
+                })
+            })
+            .take(MAX_REPORTED_ATTEMPTS)
+            .collect()
     }
 
     fn roots(&self) -> &[PathBuf] {
@@ -460,6 +508,7 @@ impl Worker for WorkerService {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let out_dir = output_dir.clone();
         let flag = ticket.flag.clone();
+        let progress = ticket.progress.clone();
         let roots = core.input_roots.clone();
         let config = JobConfig {
             inputs: inputs.clone(),
@@ -485,7 +534,8 @@ impl Worker for WorkerService {
                         .and_then(|()| create_leaf_dir(&out_dir.join(ATTEMPTS_DIR)))?;
                     let engine = LocalEngine::new(&work_dir_for_task)
                         .with_threads(1)
-                        .with_cancel(flag);
+                        .with_cancel(flag)
+                        .with_progress(progress);
                     let outcome = engine.run(job.as_ref(), &config);
                     let _ = std::fs::remove_dir_all(&work_dir_for_task);
                     let outcome = outcome?;
@@ -553,6 +603,7 @@ impl Worker for WorkerService {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let ticket = core.enter(&task.job_id, &task.task_id(), task.attempt);
         task.cancel = ticket.flag.clone();
+        task.progress = ticket.progress.clone();
         check_inside(&task.split.path, &core.input_roots).map_err(Status::invalid_argument)?;
         core.inside(&task.shuffle_dir)?;
         if let Some(out) = &map_only {
@@ -619,6 +670,7 @@ impl Worker for WorkerService {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let ticket = core.enter(&task.job_id, &task.task_id(), task.attempt);
         task.cancel = ticket.flag.clone();
+        task.progress = ticket.progress.clone();
         core.inside(&task.output_dir)?;
         for input in &task.map_outputs {
             core.inside(input)?;
@@ -706,7 +758,7 @@ impl Worker for WorkerService {
         let here = match self.core.jobs.lock() {
             Ok(jobs) => match (jobs.get(&job_id), &one) {
                 (Some(j), None) => Some(j.flag.clone()),
-                (Some(j), Some(key)) => j.attempts.get(key).cloned(),
+                (Some(j), Some(key)) => j.attempts.get(key).map(|a| a.flag.clone()),
                 (None, None) => {
                     self.core.cancel_early(&job_id);
                     None
