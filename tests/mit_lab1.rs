@@ -346,6 +346,11 @@ struct AbortOnce;
 impl Mapper for AbortOnce {
     type Key = String;
     type Value = u64;
+    fn setup(&mut self, ctx: &mut MapContext<'_, String, u64>) -> UserResult {
+        let info = ctx.info();
+        tracing::info!(task = %info.task_id, attempt = info.attempt, "user code: setup");
+        Ok(())
+    }
     fn map(&mut self, r: &Record<'_>, ctx: &mut MapContext<'_, String, u64>) -> UserResult {
         let info = ctx.info();
         if info.task_id == "map-00000" && info.attempt == 1 {
@@ -368,7 +373,21 @@ fn registry() -> Registry {
     r.register(Job::new("mit-early-exit", Wc, EarlyExit).with_input_format(whole));
     r.register(Job::new("mit-crash", CrashMap, TextReduce(crash_reduce)).with_input_format(whole));
     r.register(Job::new("abort-once", AbortOnce, Count).with_input_format(whole));
+    r.register(Job::new("logging-wc", LoggingWc, Count).with_input_format(whole));
     r
+}
+
+/// Not the lab's: word count whose map tasks write through `tracing`.
+#[derive(Clone, Default)]
+struct LoggingWc;
+
+impl Mapper for LoggingWc {
+    type Key = String;
+    type Value = u64;
+    fn map(&mut self, r: &Record<'_>, ctx: &mut MapContext<'_, String, u64>) -> UserResult {
+        tracing::warn!(file = %file_name(r), "user code: mapping");
+        Wc.map(r, ctx)
+    }
 }
 
 // ------------------------------------------------------------- the cluster
@@ -704,13 +723,19 @@ fn isolation() -> Result<(), String> {
                         && a.outcome == "failed"
                         && a.error.as_deref().is_some_and(|e| e.contains("signal 6"))
                 })
-                // The aborted child's attempt left its own log.
-                && c.rt
-                    .block_on(c.client.task_logs(id, "map-00000"))
-                    .map_err(|e| e.to_string())?
-                    .logs
-                    .iter()
-                    .any(|l| l.attempt == 1)
+                // The aborted child's attempt left its own log, and what
+                // the next one wrote through `tracing` is in its own.
+                && {
+                    let logs = c
+                        .rt
+                        .block_on(c.client.task_logs(id, "map-00000"))
+                        .map_err(|e| e.to_string())?
+                        .logs;
+                    logs.iter().any(|l| l.attempt == 1)
+                        && logs
+                            .iter()
+                            .any(|l| l.attempt == 2 && l.text.contains("user code: setup"))
+                }
         }
         Err(_) => false,
     };
@@ -727,6 +752,27 @@ fn isolation() -> Result<(), String> {
         .ok_or("output differs from the sequential run".into())
 }
 
+/// GridMR's own: in the default thread mode, what a typed task writes
+/// through `tracing` is kept in its attempt's log.
+fn task_logs() -> Result<(), String> {
+    let c = Cluster::start(1, &[]);
+    let got = c.run_job("logging-wc", 2);
+    let logs = match &got {
+        Ok((id, _)) => {
+            c.rt.block_on(c.client.task_logs(id, "map-00000"))
+                .map_err(|e| e.to_string())?
+                .logs
+        }
+        Err(_) => Vec::new(),
+    };
+    c.stop();
+    got?;
+    let text: String = logs.iter().map(|l| l.text.as_str()).collect();
+    (text.contains("WARN") && text.contains("user code: mapping") && text.contains("file="))
+        .then_some(())
+        .ok_or(format!("map-00000's log lacks its events: {text:?}"))
+}
+
 type Test = (&'static str, fn() -> Result<(), String>);
 
 const TESTS: &[Test] = &[
@@ -738,6 +784,7 @@ const TESTS: &[Test] = &[
     ("early_exit", early_exit),
     ("crash", crash),
     ("isolation", isolation),
+    ("task_logs", task_logs),
 ];
 
 fn main() -> ExitCode {

@@ -209,22 +209,30 @@ fn parse_param(text: &str) -> std::result::Result<(String, String), String> {
 }
 
 /// Logs to stderr at `level`: text, coloured only when stderr is a
-/// terminal, or one JSON object per line with `LOG_FORMAT=json`.
+/// terminal, or one JSON object per line with `LOG_FORMAT=json`. Typed task
+/// attempts' own events also go to their attempt logs, at `TASK_LOG_LEVEL`
+/// (default `info`), whatever the process's level.
 fn init_logs(level: &str) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let task_level = std::env::var("TASK_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+    let task_filter = EnvFilter::try_new(&task_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let _ = if json {
-        builder.json().try_init()
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let stderr = if json {
+        stderr.json().with_filter(filter).boxed()
     } else {
-        builder
+        stderr
             .with_ansi(std::io::stderr().is_terminal())
-            .try_init()
+            .with_filter(filter)
+            .boxed()
     };
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(crate::worker::AttemptLogLayer.with_filter(task_filter))
+        .try_init();
 }
 
 /// Parses the command line and runs it with `registry`'s jobs. This is the

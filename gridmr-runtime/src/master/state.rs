@@ -1074,6 +1074,7 @@ impl State {
     }
 
     fn commit_plan(job: &Job, phase: Phase) -> CommitPlan {
+        tracing::info!(job = %job.id, "every task done; committing the output");
         CommitPlan {
             job_id: job.id.clone(),
             out: job.dirs.out.clone(),
@@ -1147,6 +1148,9 @@ impl State {
                         task.failures,
                         e.message()
                     ));
+                } else if task.running == 0 {
+                    tracing::info!(job = %key.job_id, task = %name, failures = task.failures,
+                        max = max_attempts, "task will be retried");
                 }
                 let ex = job.exclusions.entry(worker_id.to_owned()).or_default();
                 ex.failures += 1;

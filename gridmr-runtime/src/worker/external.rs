@@ -163,14 +163,14 @@ impl Spec {
 /// Most bytes of an attempt's log.
 pub(crate) const LOG_CAP: u64 = 1 << 20;
 
-/// Appends stderr lines to an attempt's log, up to [`LOG_CAP`].
-struct LogFile {
+/// Appends lines to an attempt's log, up to [`LOG_CAP`].
+pub(crate) struct LogFile {
     out: Option<std::io::BufWriter<std::fs::File>>,
     written: u64,
 }
 
 impl LogFile {
-    fn open(path: Option<&PathBuf>) -> Self {
+    pub(crate) fn open(path: Option<&PathBuf>) -> Self {
         let file = path.and_then(|p| {
             if let Some(dir) = p.parent() {
                 let _ = std::fs::create_dir(dir);
@@ -193,10 +193,10 @@ impl LogFile {
         }
     }
 
-    fn line(&mut self, line: &[u8]) {
+    pub(crate) fn line(&mut self, line: &[u8]) {
         let Some(out) = &mut self.out else { return };
         if self.written + line.len() as u64 > LOG_CAP {
-            let _ = out.write_all(b"...(log cut at LOG_CAP)\n");
+            let _ = writeln!(out, "...(log cut at {LOG_CAP} bytes)");
             let _ = out.flush();
             self.out = None;
             return;

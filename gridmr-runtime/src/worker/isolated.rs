@@ -137,6 +137,17 @@ pub fn child_main(registry: &Registry, args: &[String]) -> ExitCode {
         println!("{PROBE_ANSWER}");
         return ExitCode::SUCCESS;
     }
+    // What the job's code writes through `tracing` goes to stderr, which the
+    // worker keeps as the attempt's log.
+    let level = std::env::var("TASK_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
     let worker_id = args.first().cloned().unwrap_or_default();
     match child(registry, &worker_id) {
         Ok(report) => match serde_json::to_string(&report) {

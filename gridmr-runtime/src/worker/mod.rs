@@ -15,8 +15,10 @@ pub(crate) mod isolated;
 mod protocol;
 mod scripts;
 mod service;
+pub mod task_log;
 
 pub use faults::Faults;
+pub use task_log::AttemptLogLayer;
 
 use crate::error::{Error, Result};
 use crate::settings::WorkerSettings;

@@ -326,11 +326,15 @@ impl WorkerCore {
 
     /// Runs `work` in a task slot on the blocking pool, with the testing
     /// hooks applied. A cancelled job's output is removed by `discard`.
+    /// With a `log`, the work runs in an attempt span: what it writes
+    /// through `tracing` goes to that file (see [`super::task_log`]).
+    #[allow(clippy::too_many_arguments)]
     async fn run(
         self: &Arc<Self>,
         ticket: &Ticket,
         task: &str,
         attempt: u32,
+        log: Option<PathBuf>,
         work: impl FnOnce() -> Result<Produced, Failure> + Send + 'static,
         discard: impl FnOnce(&Path) + Send + 'static,
     ) -> Result<Produced, Failure> {
@@ -362,7 +366,12 @@ impl WorkerCore {
         }
         tracing::info!(job = %job_id, task, attempt, "task started");
         let started = Instant::now();
-        let produced = tokio::task::spawn_blocking(work)
+        let span = match &log {
+            Some(log) => tracing::info_span!(super::task_log::SPAN, log = %log.display(),
+                job = %job_id, task, attempt),
+            None => tracing::Span::none(),
+        };
+        let produced = tokio::task::spawn_blocking(move || span.in_scope(work))
             .await
             .map_err(|e| Failure::engine(format!("task thread: {e}")))
             .and_then(|r| r);
@@ -492,6 +501,7 @@ impl Worker for WorkerService {
             ..Default::default()
         };
         let what = core.work(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
+        let typed_log = matches!(what, Work::Typed(_));
         let attempt_dir = gridmr_core::layout::single_attempt_dir(&output_dir, attempt);
         let shuffle = shuffle_from_wire(msg.shuffle.as_ref());
         let work_dir_for_task = work_dir.clone();
@@ -569,7 +579,17 @@ impl Worker for WorkerService {
             let _ = std::fs::remove_dir_all(&attempt_dir);
             let _ = std::fs::remove_file(p);
         };
-        match core.run(&ticket, "single", attempt, work, discard).await {
+        let log = typed_log.then(|| {
+            gridmr_core::layout::attempt_log(
+                output_dir.parent().unwrap_or(&output_dir),
+                gridmr_core::layout::SINGLE_TASK,
+                attempt,
+            )
+        });
+        match core
+            .run(&ticket, "single", attempt, log, work, discard)
+            .await
+        {
             Ok(p) => {
                 answer.success = true;
                 answer.output_path = p.output.display().to_string();
@@ -620,6 +640,11 @@ impl Worker for WorkerService {
         let (task_id, attempt) = (task.task_id(), task.attempt);
         let (runner, procs, timeout_s) = (core.runner.clone(), core.procs.clone(), msg.timeout_s);
         let isolated = core.isolated;
+        // A child process's stderr is its log; in this process, its events.
+        let log = (matches!(what, Work::Typed(_)) && !isolated).then(|| {
+            let job_dir = task.shuffle_dir.parent().unwrap_or(&task.shuffle_dir);
+            gridmr_core::layout::attempt_log(job_dir, &task_id, attempt)
+        });
         let work = move || match what {
             Work::Typed(job) if isolated => {
                 super::isolated::run_map(&runner, &procs, &task, job.name()).map(Produced::from)
@@ -637,7 +662,7 @@ impl Worker for WorkerService {
             .map(Produced::from),
         };
         match core
-            .run(&ticket, &task_id, attempt, work, remove_map_output)
+            .run(&ticket, &task_id, attempt, log, work, remove_map_output)
             .await
         {
             Ok(p) => {
@@ -686,6 +711,10 @@ impl Worker for WorkerService {
         let (task_id, attempt) = (task.task_id(), task.attempt);
         let (runner, procs, timeout_s) = (core.runner.clone(), core.procs.clone(), msg.timeout_s);
         let isolated = core.isolated;
+        let log = (matches!(what, Work::Typed(_)) && !isolated).then(|| {
+            let job_dir = task.output_dir.parent().unwrap_or(&task.output_dir);
+            gridmr_core::layout::attempt_log(job_dir, &task_id, attempt)
+        });
         let work = move || {
             // A missing or truncated map output is found before any work.
             if let Some(lost) = first_lost_input(&task.map_outputs, false) {
@@ -716,7 +745,10 @@ impl Worker for WorkerService {
         let discard = |p: &Path| {
             let _ = std::fs::remove_file(p);
         };
-        match core.run(&ticket, &task_id, attempt, work, discard).await {
+        match core
+            .run(&ticket, &task_id, attempt, log, work, discard)
+            .await
+        {
             Ok(p) => {
                 answer.success = true;
                 answer.output_path = p.output.display().to_string();
