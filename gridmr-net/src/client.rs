@@ -20,7 +20,8 @@ use crate::auth::Token;
 use crate::error::{Error, Result};
 use crate::rest::{
     DeleteAnswer, ErrorBody, Health, Heartbeat, JobList, JobListing, JobMetricsList, JobStatus,
-    RegisterAnswer, RegisterRequest, SubmitRequest, TaskAttempts, WorkerList,
+    RegisterAnswer, RegisterRequest, SubmitRequest, TaskAttempts, UploadAnswer, UploadedFile,
+    WorkerList,
 };
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -307,5 +308,55 @@ impl Client {
     /// `GET /metrics/jobs`.
     pub async fn job_metrics(&self) -> Result<JobMetricsList> {
         self.get("/metrics/jobs").await
+    }
+
+    /// `POST /uploads`: a fresh upload folder on the shared folder.
+    pub async fn create_upload(&self) -> Result<UploadAnswer> {
+        let url = self.url("/uploads");
+        self.json(&url, self.request(reqwest::Method::POST, &url))
+            .await
+    }
+
+    /// `PUT /uploads/{id}/{name}`: streams the local file `local` (never
+    /// read whole into memory) as `name` of the upload (`name` may hold
+    /// `/`).
+    pub async fn upload_file(
+        &self,
+        upload_id: &str,
+        name: &str,
+        local: &std::path::Path,
+    ) -> Result<UploadedFile> {
+        let read = |source| Error::Read {
+            path: local.to_path_buf(),
+            source,
+        };
+        let file = tokio::fs::File::open(local).await.map_err(read)?;
+        let len = file.metadata().await.map_err(read)?.len();
+        let mut url = reqwest::Url::parse(&self.base).map_err(|e| Error::Decode {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push("uploads").push(upload_id);
+            segments.extend(name.split('/'));
+        }
+        let url = url.to_string();
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            256 << 10,
+        ));
+        let req = self
+            .request(reqwest::Method::PUT, &url)
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(body);
+        self.json(&url, req).await
+    }
+
+    /// `DELETE /uploads/{id}`.
+    pub async fn delete_upload(&self, upload_id: &str) -> Result<()> {
+        let url = self.url(&format!("/uploads/{upload_id}"));
+        self.send(&url, self.request(reqwest::Method::DELETE, &url))
+            .await
+            .map(drop)
     }
 }

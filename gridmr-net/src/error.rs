@@ -69,6 +69,15 @@ pub enum Error {
     /// Writing a streamed answer failed.
     #[error("writing the answer: {0}")]
     Write(#[source] std::io::Error),
+    /// A local file to upload cannot be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// `e` and each of its sources, joined by `: `.

@@ -745,3 +745,24 @@ mod tests {
         }
     }
 }
+
+/// New: `POST /uploads`: a fresh upload folder on the shared folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadAnswer {
+    /// Its id (`up-` and 32 hex digits), for `PUT /uploads/{id}/{name}`.
+    pub upload_id: String,
+    /// Its folder: name its files in a job's `input_url`, `inputs`,
+    /// `script_url` or `files`, and the job takes the upload.
+    pub path: String,
+}
+
+/// New: `PUT /uploads/{id}/{name}`: a file stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedFile {
+    /// The upload.
+    pub upload_id: String,
+    /// The file's path on the shared folder.
+    pub path: String,
+    /// Its size.
+    pub bytes: u64,
+}

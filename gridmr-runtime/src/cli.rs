@@ -70,8 +70,8 @@ enum Command {
         /// A typed job registered in this binary.
         #[arg(long, group = "what")]
         job: Option<String>,
-        /// A Python job script (map_func, reduce_func, optional process), on
-        /// the shared folder or at an http(s) URL.
+        /// A Python job script (map_func, reduce_func, optional process): a
+        /// local file (uploaded), one on the shared folder, or an http(s) URL.
         #[arg(long, group = "what")]
         script: Option<String>,
         /// A Hadoop-Streaming mapper command (without --reducer: a map-only job).
@@ -83,14 +83,16 @@ enum Command {
         /// The streaming combiner command.
         #[arg(long, requires = "mapper")]
         combiner: Option<String>,
-        /// A file copied into every streaming task's working folder (repeat).
+        /// A file copied into every streaming task's working folder, local
+        /// (uploaded) or on the shared folder (repeat).
         #[arg(long = "file", requires = "mapper")]
         files: Vec<String>,
         /// Longest a script or streaming task may run, in seconds.
         #[arg(long)]
         timeout_s: Option<u32>,
-        /// Input on the shared folder: a file, a folder or a glob. Repeat it
-        /// for a job of several inputs (a join's sides, in order).
+        /// Input: a file, a folder or a glob, on the shared folder or local
+        /// (then uploaded to the master first). Repeat it for a job of
+        /// several inputs (a join's sides, in order).
         #[arg(long, required = true)]
         input: Vec<String>,
         /// A job parameter, `NAME=VALUE` (repeat it): `--param pattern='fo+'`.
@@ -367,18 +369,32 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 ));
             }
             let client = master.client()?;
+            // Local paths the master cannot read go up first.
+            let mut stage = crate::upload::Stager::new(&client).await?;
+            let mut inputs = Vec::with_capacity(input.len());
+            for (i, spec) in input.iter().enumerate() {
+                inputs.push(stage.input(spec, i).await?);
+            }
+            let script_url = match script {
+                Some(s) => Some(stage.file(&s, "script").await?),
+                None => None,
+            };
+            let mut staged_files = Vec::with_capacity(files.len());
+            for f in &files {
+                staged_files.push(stage.file(f, "files").await?);
+            }
+            stage.report();
             let status = client
                 .submit(&SubmitRequest {
                     job,
-                    script_url: script.map(|s| absolute(&s)),
+                    script_url,
                     mapper,
                     reducer,
                     combiner,
-                    files: (!files.is_empty()).then(|| files.iter().map(|f| absolute(f)).collect()),
+                    files: (!staged_files.is_empty()).then_some(staged_files),
                     timeout_s,
-                    input_url: absolute(&input[0]),
-                    inputs: (input.len() > 1)
-                        .then(|| input[1..].iter().map(|i| absolute(i)).collect()),
+                    input_url: inputs[0].clone(),
+                    inputs: (inputs.len() > 1).then(|| inputs[1..].to_vec()),
                     params: (!params.is_empty()).then(|| params.into_iter().collect()),
                     partitions,
                     map_splits,
@@ -495,20 +511,6 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A relative path that exists, made absolute (the master needs absolute
-/// paths); anything else (URLs, globs, absolute paths) as given.
-/// A relative path (or glob) resolved against the current folder, as a
-/// shell user means it; URLs and absolute paths as they are.
-fn absolute(path: &str) -> String {
-    let p = std::path::Path::new(path);
-    if p.is_relative() && !path.contains("://") {
-        if let Ok(abs) = std::path::absolute(p) {
-            return abs.display().to_string();
-        }
-    }
-    path.to_owned()
 }
 
 /// Prints a line to stdout and flushes it (scripts and tests wait for it).
@@ -674,8 +676,5 @@ mod tests {
         )));
         let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
         assert!(!is_broken_pipe(&Error::io("write", "out.txt", full)));
-        assert!(absolute("in/x.txt").starts_with('/'));
-        assert_eq!(absolute("nfs:///data/x"), "nfs:///data/x");
-        assert_eq!(absolute("/abs/x"), "/abs/x");
     }
 }

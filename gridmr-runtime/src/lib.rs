@@ -34,6 +34,7 @@ pub mod master;
 pub mod paths;
 pub mod security;
 pub mod settings;
+pub mod upload;
 pub mod worker;
 
 pub use cli::main_with;

@@ -125,6 +125,13 @@ pub struct MasterSettings {
     /// (comma-separated `host` or `host:port`); empty: downloads are off.
     #[arg(long, env = "GRIDMR_SCRIPT_HOSTS", value_delimiter = ',')]
     pub script_hosts: Vec<String>,
+    /// Largest file `PUT /uploads/{id}/{name}` takes, in bytes.
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 64 << 30)]
+    pub max_upload_bytes: u64,
+    /// How long an upload no job took is kept after its last write, in
+    /// seconds.
+    #[arg(long, env = "UPLOAD_TTL_S", default_value_t = 86_400)]
+    pub upload_ttl_s: u64,
     /// Authentication and TLS.
     #[command(flatten)]
     pub security: Security,
@@ -160,6 +167,8 @@ impl MasterSettings {
             result_inline_max_bytes: 4 << 20,
             log_level: "info".into(),
             script_hosts: Vec::new(),
+            max_upload_bytes: 64 << 30,
+            upload_ttl_s: 86_400,
             security: Security::default(),
         }
     }

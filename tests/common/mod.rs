@@ -322,6 +322,18 @@ impl Cluster {
         (status, value)
     }
 
+    /// The master process's peak resident memory (`VmHWM`), in KiB.
+    pub fn master_peak_rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.master.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmHWM")
+    }
+
     /// The master's log so far.
     pub fn master_log(&self) -> String {
         std::fs::read_to_string(&self.master.log).unwrap_or_default()

@@ -19,7 +19,8 @@ use gridmr_net::auth::worker_rpc;
 use gridmr_net::proto::HeartbeatReq;
 use gridmr_net::rest::{
     DeleteAnswer, ErrorBody, Health, Heartbeat, JobList, JobListing, JobMetricsList, JobResult,
-    JobState, JobStatus, RegisterAnswer, RegisterRequest, SubmitRequest, TaskAttempts, WorkerList,
+    JobState, JobStatus, RegisterAnswer, RegisterRequest, SubmitRequest, TaskAttempts,
+    UploadAnswer, UploadedFile, WorkerList,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -210,6 +211,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/jobs/{id}/result", get(job_result))
         .route("/jobs/{id}/tasks", get(job_tasks))
         .route("/jobs/{id}/tasks/{task}/logs", get(task_logs))
+        .route("/uploads", post(create_upload))
+        .route("/uploads/{id}", axum::routing::delete(delete_upload))
+        .route("/uploads/{id}/{*name}", axum::routing::put(put_upload))
         .route("/workers", get(list_workers))
         .route("/workers/register", post(register_worker))
         .route("/workers/{id}/heartbeat", post(heartbeat))
@@ -866,6 +870,66 @@ async fn task_logs(
         task,
         logs,
     }))
+}
+
+impl From<super::uploads::UploadError> for ApiError {
+    fn from(e: super::uploads::UploadError) -> Self {
+        use super::uploads::UploadError as U;
+        let status = match &e {
+            U::Bad(_) | U::Body(_) => StatusCode::BAD_REQUEST,
+            U::Unknown(_) => StatusCode::NOT_FOUND,
+            U::Exists(_) => StatusCode::CONFLICT,
+            U::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            U::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
+            U::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+async fn create_upload(State(sh): Shr) -> ApiResult<Json<UploadAnswer>> {
+    let shared = sh.shared_dir.clone();
+    let (upload_id, path) = tokio::task::spawn_blocking(move || super::uploads::create(&shared))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Json(UploadAnswer {
+        upload_id,
+        path: path.display().to_string(),
+    }))
+}
+
+async fn put_upload(
+    State(sh): Shr,
+    Path((id, name)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult<Json<UploadedFile>> {
+    let (path, bytes) = super::uploads::write(
+        &sh.shared_dir,
+        &id,
+        &name,
+        body,
+        sh.settings.max_upload_bytes,
+    )
+    .await?;
+    Ok(Json(UploadedFile {
+        upload_id: id,
+        path: path.display().to_string(),
+        bytes,
+    }))
+}
+
+async fn delete_upload(
+    State(sh): Shr,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let shared = sh.shared_dir.clone();
+    let gone = id.clone();
+    tokio::task::spawn_blocking(move || super::uploads::delete(&shared, &gone))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Json(serde_json::json!({"upload_id": id, "deleted": true})))
 }
 
 async fn list_workers(State(sh): Shr) -> Json<WorkerList> {

@@ -14,6 +14,7 @@ mod metrics;
 mod pool;
 mod state;
 mod store;
+mod uploads;
 mod workers;
 
 use crate::error::{Error, Result};
@@ -232,6 +233,7 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
     let again = recover(&shared, &jobs_dir);
     let stop = CancellationToken::new();
     let scheduler = tokio::spawn(schedule_loop(shared.clone(), stop.clone()));
+    tokio::spawn(expire_uploads(shared.clone(), stop.clone()));
     for (id, request) in again {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -410,6 +412,20 @@ fn save_ended(shared: &Arc<Shared>, ended: Vec<jobs::Job>) {
     });
 }
 
+/// Removes, now and then, the uploads no job took (`UPLOAD_TTL_S`).
+async fn expire_uploads(shared: Arc<Shared>, stop: CancellationToken) {
+    let ttl = Duration::from_secs(shared.settings.upload_ttl_s);
+    let every = (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        let dir = shared.shared_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || uploads::expire(&dir, ttl)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
 async fn schedule_loop(shared: Arc<Shared>, stop: CancellationToken) {
     let tick = (shared.settings.worker_timeout() / 4)
         .clamp(Duration::from_millis(20), Duration::from_millis(500));
@@ -485,12 +501,30 @@ fn stage(base: &Path, kind: &mut jobs::JobKind, staging: Staging) -> Result<()> 
     Ok(())
 }
 
+/// Moves the uploads the job's paths lie in into its folder and points the
+/// paths there (see [`uploads`]).
+fn take_uploads(
+    shared_dir: &Path,
+    job_dir: &Path,
+    request: &mut JobRequest,
+    staging: &mut Staging,
+) -> Result<()> {
+    let mut paths: Vec<&mut PathBuf> = vec![&mut request.input_path];
+    paths.extend(request.more_inputs.iter_mut());
+    if let Some(ScriptSource::Local(p)) = &mut staging.script {
+        paths.push(p);
+    }
+    paths.extend(staging.files.iter_mut());
+    uploads::claim(shared_dir, job_dir, &mut paths)
+        .map_err(|e| Error::setting("uploads", e.to_string()))
+}
+
 /// Lays out a new job: a fresh id whose folder did not exist, its folders,
 /// its script and files, and its entry in the store. Returns its status.
 pub(crate) fn submit(
     shared: &Arc<Shared>,
     mut request: JobRequest,
-    staging: Staging,
+    mut staging: Staging,
 ) -> Result<gridmr_net::rest::JobStatus> {
     let jobs_dir = shared.jobs_dir();
     let (id, base) = loop {
@@ -506,6 +540,7 @@ pub(crate) fn submit(
     for d in [&dirs.shuffle, &dirs.out] {
         std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
     }
+    take_uploads(&shared.shared_dir, &dirs.base, &mut request, &mut staging)?;
     stage(&dirs.base, &mut request.kind, staging)?;
     store::save_request(
         &dirs.base,
