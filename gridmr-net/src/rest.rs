@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 /// assert_eq!(req.partitions, Some(4));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubmitRequest {
     /// New: the name of a typed job registered in the cluster's binary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +48,7 @@ pub struct SubmitRequest {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "count::opt_u32"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Count>))]
     pub partitions: Option<u32>,
     /// How many map tasks (line-aligned byte ranges of the input).
     #[serde(
@@ -54,6 +56,7 @@ pub struct SubmitRequest {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "count::opt_u32"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Count>))]
     pub map_splits: Option<u32>,
     /// How many reduce tasks, hence part files.
     #[serde(
@@ -61,6 +64,7 @@ pub struct SubmitRequest {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "count::opt_u32"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Count>))]
     pub reduce_partitions: Option<u32>,
     /// DISTRIBUTED mode whatever the input's size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,6 +75,7 @@ pub struct SubmitRequest {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "count::opt_u64"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Count>))]
     pub sort_buffer_bytes: Option<u64>,
     /// New: LZ4-compress shuffle blocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,7 +99,23 @@ pub struct SubmitRequest {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "count::opt_u32"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Count>))]
     pub timeout_s: Option<u32>,
+}
+
+/// A count as the original's clients send it (the schema of the count
+/// fields of [`SubmitRequest`]): a whole number, as a JSON integer, an
+/// integer-valued float or a string of either.
+#[cfg(feature = "openapi")]
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Count {
+    /// `3`.
+    Integer(u64),
+    /// `3.0` or `1e1`.
+    Number(f64),
+    /// `"3"`.
+    Text(String),
 }
 
 /// Counts as the original's clients send them: a JSON integer, an
@@ -144,6 +165,17 @@ mod count {
         opt_u64_raw(d)
     }
 
+    /// A whole number that must be there (a JSON integer, or an
+    /// integer-valued float, as JSON Schema counts `3.0` an integer).
+    pub(super) fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        opt_u64_raw(d)?.ok_or_else(|| D::Error::custom("a whole number is needed"))
+    }
+
+    pub(super) fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let n = u64(d)?;
+        u32::try_from(n).map_err(|_| D::Error::custom(format!("{n} is too large")))
+    }
+
     pub(super) fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
         match opt_u64_raw(d)? {
             None => Ok(None),
@@ -156,6 +188,7 @@ mod count {
 
 /// The states of a job, as the original named them, plus `CANCELLED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobState {
     /// Accepted, not yet planned.
@@ -218,6 +251,7 @@ impl JobState {
 
 /// How a job runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Mode {
     /// One worker runs the whole job.
@@ -238,6 +272,7 @@ impl Mode {
 
 /// Task counts of one phase.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskCounts {
     /// Tasks in the phase.
     pub total: u32,
@@ -263,6 +298,7 @@ impl TaskCounts {
 
 /// New: task counts per phase, for progress.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PhaseTasks {
     /// The one task of a SINGLE job.
     pub single: TaskCounts,
@@ -274,6 +310,7 @@ pub struct PhaseTasks {
 
 /// Phase times in seconds, as the original's `/metrics/jobs` reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PhaseTimes {
     /// Submit to done (or to now, while running).
     pub t_total_s: f64,
@@ -291,6 +328,7 @@ pub struct PhaseTimes {
 
 /// `GET /jobs/{id}` (and the answer to `POST /jobs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobStatus {
     /// The job's id, never reused.
     pub job_id: String,
@@ -338,6 +376,10 @@ pub struct JobStatus {
     pub error: Option<String>,
     /// New: counters summed over committed attempts.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = BTreeMap<String, BTreeMap<String, u64>>)
+    )]
     pub counters: Counters,
     /// New: task counts per phase.
     #[serde(default)]
@@ -363,6 +405,7 @@ pub struct JobStatus {
 
 /// New: the answer of `POST /jobs/{id}/cancel`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CancelAnswer {
     /// The job.
     pub job_id: String,
@@ -375,6 +418,7 @@ pub struct CancelAnswer {
 
 /// One job in `GET /jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobSummary {
     /// The job's id.
     pub job_id: String,
@@ -393,6 +437,7 @@ pub struct JobSummary {
 
 /// `GET /jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobList {
     /// Jobs in submission order (one page of them).
     pub jobs: Vec<JobSummary>,
@@ -406,6 +451,7 @@ pub struct JobList {
 
 /// `GET /jobs/{id}/ls`: the job's folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobListing {
     /// The job folder.
     pub base: String,
@@ -431,6 +477,7 @@ pub struct JobListing {
 
 /// `GET /jobs/{id}/result` for a result small enough to inline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobResult {
     /// The job's id.
     pub job_id: String,
@@ -442,6 +489,7 @@ pub struct JobResult {
 
 /// `DELETE /jobs/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeleteAnswer {
     /// The job's id.
     pub job_id: String,
@@ -457,23 +505,35 @@ pub struct DeleteAnswer {
 
 /// `POST /workers/register`, as query parameters, a form body or JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     /// The worker's id.
     pub worker_id: String,
     /// `host:port` where the master reaches its gRPC server.
     pub address: String,
     /// New: how many tasks it runs at once (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "count::opt_u32"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
     pub slots: Option<u32>,
     /// New: how often the worker will heartbeat, in milliseconds. A worker
     /// that does not say (registered by hand, the original's) is probed by
     /// the master over gRPC instead of being expected to heartbeat.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "count::opt_u64"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub heartbeat_ms: Option<u64>,
 }
 
 /// The answer to a registration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterAnswer {
     /// Always true.
     pub ok: bool,
@@ -485,8 +545,10 @@ pub struct RegisterAnswer {
 
 /// New: `POST /workers/{id}/heartbeat`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Heartbeat {
     /// Attempts running on the worker.
+    #[serde(deserialize_with = "count::u32")]
     pub running: u32,
     /// New: the `host:port` the worker registered with. A heartbeat naming
     /// another address than the registered one is refused (409), so a
@@ -500,12 +562,14 @@ pub struct Heartbeat {
 
 /// New: how far one running attempt has got, as its worker reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptProgress {
     /// Its job.
     pub job_id: String,
     /// `single`, `map-NNNNN` or `reduce-NNNNN`.
     pub task: String,
     /// The attempt number.
+    #[serde(deserialize_with = "count::u32")]
     pub attempt: u32,
     /// How far it got.
     #[serde(flatten)]
@@ -515,12 +579,16 @@ pub struct AttemptProgress {
 /// New: work done and to do. A map or SINGLE attempt counts input bytes; a
 /// reduce attempt shuffle records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkDone {
     /// Work done: bytes (map, single) or records (reduce).
+    #[serde(deserialize_with = "count::u64")]
     pub done: u64,
     /// Work to do, in the same unit (0 while unknown).
+    #[serde(deserialize_with = "count::u64")]
     pub total: u64,
     /// Records handled.
+    #[serde(deserialize_with = "count::u64")]
     pub records: u64,
 }
 
@@ -537,6 +605,7 @@ impl WorkDone {
 
 /// New: how far one phase of a job has got.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PhaseProgress {
     /// 0 to 1: finished tasks count whole, running ones by their best
     /// attempt's report.
@@ -550,6 +619,7 @@ pub struct PhaseProgress {
 
 /// New: how far each phase of a job has got (from the workers' heartbeats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobProgress {
     /// The SINGLE task.
     pub single: PhaseProgress,
@@ -561,6 +631,7 @@ pub struct JobProgress {
 
 /// One worker in `GET /workers`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerInfo {
     /// `host:port` of its gRPC server.
     pub address: String,
@@ -585,6 +656,7 @@ pub struct WorkerInfo {
 
 /// `GET /workers`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerList {
     /// Workers by id.
     pub workers: BTreeMap<String, WorkerInfo>,
@@ -594,6 +666,7 @@ pub struct WorkerList {
 
 /// One job in `GET /metrics/jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobMetrics {
     /// The job's id.
     pub job_id: String,
@@ -614,6 +687,7 @@ pub struct JobMetrics {
 
 /// `GET /metrics/jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobMetricsList {
     /// Every job's metrics.
     pub jobs: Vec<JobMetrics>,
@@ -621,6 +695,7 @@ pub struct JobMetricsList {
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// Always true when the master answers.
     pub ok: bool,
@@ -645,6 +720,7 @@ pub struct Health {
 
 /// New: one task attempt in `GET /jobs/{id}/tasks`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskAttempt {
     /// `single`, `map-NNNNN` or `reduce-NNNNN`.
     pub task: String,
@@ -677,6 +753,7 @@ pub struct TaskAttempt {
 
 /// New: `GET /jobs/{id}/tasks`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskAttempts {
     /// The job's id.
     pub job_id: String,
@@ -686,6 +763,7 @@ pub struct TaskAttempts {
 
 /// New: one attempt's log in `GET /jobs/{id}/tasks/{task}/logs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptLog {
     /// The attempt number.
     pub attempt: u32,
@@ -695,6 +773,7 @@ pub struct AttemptLog {
 
 /// New: `GET /jobs/{id}/tasks/{task}/logs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskLogs {
     /// The job.
     pub job_id: String,
@@ -706,6 +785,7 @@ pub struct TaskLogs {
 
 /// The body of every error answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: String,
@@ -748,6 +828,7 @@ mod tests {
 
 /// New: `POST /uploads`: a fresh upload folder on the shared folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadAnswer {
     /// Its id (`up-` and 32 hex digits), for `PUT /uploads/{id}/{name}`.
     pub upload_id: String,
@@ -758,6 +839,7 @@ pub struct UploadAnswer {
 
 /// New: `PUT /uploads/{id}/{name}`: a file stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadedFile {
     /// The upload.
     pub upload_id: String,

@@ -18,9 +18,9 @@ use gridmr_core::shuffle::{Compression, ShuffleSettings};
 use gridmr_net::auth::worker_rpc;
 use gridmr_net::proto::HeartbeatReq;
 use gridmr_net::rest::{
-    DeleteAnswer, ErrorBody, Health, Heartbeat, JobList, JobListing, JobMetricsList, JobResult,
-    JobState, JobStatus, RegisterAnswer, RegisterRequest, SubmitRequest, TaskAttempts,
-    UploadAnswer, UploadedFile, WorkerList,
+    CancelAnswer, DeleteAnswer, ErrorBody, Health, Heartbeat, JobList, JobListing, JobMetricsList,
+    JobResult, JobState, JobStatus, RegisterAnswer, RegisterRequest, SubmitRequest, TaskAttempts,
+    TaskLogs, UploadAnswer, UploadedFile, WorkerList,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -201,9 +201,44 @@ async fn json_errors(req: Request, next: Next) -> Response {
     ApiError::new(status, text).into_response()
 }
 
+/// The REST API's OpenAPI 3.1 description, from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "GridMR master", description = "The REST API of a GridMR master: jobs, uploads, workers, metrics. Every endpoint but /health needs `Authorization: Bearer <cluster token>`."),
+    paths(health, submit_job, list_jobs, job_status, cancel_job, delete_job, job_ls, job_result,
+        job_tasks, task_logs, create_upload, put_upload, delete_upload, list_workers,
+        register_worker, heartbeat, prometheus, job_metrics, openapi),
+    modifiers(&BearerToken),
+    security(("bearer" = [])),
+)]
+pub(crate) struct ApiDoc;
+
+/// The cluster token as the API's security scheme.
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// This description.
+#[utoipa::path(get, path = "/openapi.json", tag = "cluster",
+    responses((status = 200, description = "the OpenAPI description", body = Object),
+        (status = 401, description = "no or wrong cluster token", body = ErrorBody)))]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(<ApiDoc as utoipa::OpenApi>::openapi())
+}
+
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
         .route("/jobs", post(submit_job).get(list_jobs))
         .route("/jobs/{id}", get(job_status).delete(delete_job))
         .route("/jobs/{id}/cancel", post(cancel_job))
@@ -240,6 +275,9 @@ fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> ApiResult<T> {
     }
 }
 
+/// Liveness: answers without the token.
+#[utoipa::path(get, path = "/health", tag = "cluster", security(()),
+    responses((status = 200, description = "the master is up", body = Health)))]
 async fn health(State(sh): Shr) -> Json<Health> {
     let workers = sh.lock().workers.live().count();
     Json(Health {
@@ -539,6 +577,11 @@ async fn download(url: &str, allowed: &[String]) -> ApiResult<Vec<u8>> {
     Ok(body)
 }
 
+/// Submits a job.
+#[utoipa::path(post, path = "/jobs", tag = "jobs", request_body = SubmitRequest,
+    responses((status = 200, description = "the job, queued", body = JobStatus),
+        (status = 400, description = "a bad request, input or setting", body = ErrorBody), (status = 401, description = "no or wrong cluster token", body = ErrorBody),
+        (status = 413, description = "a request body over 256 KiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn submit_job(State(sh): Shr, body: Body) -> ApiResult<Json<JobStatus>> {
     let body = read_body(body).await?;
     let req: SubmitRequest = serde_json::from_slice(&body)
@@ -567,16 +610,26 @@ async fn submit_job(State(sh): Shr, body: Body) -> ApiResult<Json<JobStatus>> {
 
 #[derive(Default, Deserialize)]
 struct ListQuery {
-    offset: Option<usize>,
-    limit: Option<usize>,
+    offset: Option<i64>,
+    limit: Option<i64>,
 }
 
 /// `GET /jobs?offset=N&limit=M`: at most [`MAX_PAGE`] jobs per answer, in
 /// submission order; `next_offset` names the next page.
+#[utoipa::path(get, path = "/jobs", tag = "jobs",
+    params(("offset" = Option<i64>, Query, minimum = 0, description = "first job of the page"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "jobs per page (at most 1000 are answered)")),
+    responses((status = 200, description = "the jobs", body = JobList),
+        (status = 400, description = "a bad query", body = ErrorBody), (status = 401, description = "no or wrong cluster token", body = ErrorBody)))]
 async fn list_jobs(State(sh): Shr, RawQuery(q): RawQuery) -> ApiResult<Json<JobList>> {
     let q: ListQuery = query(q)?;
-    let offset = q.offset.unwrap_or(0);
-    let limit = q.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    let offset = usize::try_from(q.offset.unwrap_or(0))
+        .map_err(|_| ApiError::bad("offset must be 0 or more"))?;
+    let limit = match q.limit {
+        None => MAX_PAGE,
+        Some(n) if n >= 1 => usize::try_from(n).unwrap_or(MAX_PAGE).min(MAX_PAGE),
+        Some(_) => return Err(ApiError::bad("limit must be 1 or more")),
+    };
     let st = sh.lock();
     let total = st.jobs().count();
     let jobs: Vec<_> = st
@@ -595,16 +648,24 @@ async fn list_jobs(State(sh): Shr, RawQuery(q): RawQuery) -> ApiResult<Json<JobL
 
 #[derive(Default, Deserialize)]
 struct StatusQuery {
-    wait_ms: Option<u64>,
+    wait_ms: Option<i64>,
 }
 
+/// A job's status; with `wait_ms`, answers as soon as it ends.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "the job's id"),
+        ("wait_ms" = Option<i64>, Query, minimum = 0, description = "wait up to this long for the job to end (at most 60 s)")),
+    responses((status = 200, description = "the job", body = JobStatus),
+        (status = 400, description = "a bad query", body = ErrorBody), (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 404, description = "no such job", body = ErrorBody)))]
 async fn job_status(
     State(sh): Shr,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<JobStatus>> {
     let q: StatusQuery = query(q)?;
-    let wait = Duration::from_millis(q.wait_ms.unwrap_or(0).min(60_000));
+    let wait_ms = u64::try_from(q.wait_ms.unwrap_or(0))
+        .map_err(|_| ApiError::bad("wait_ms must be 0 or more"))?;
+    let wait = Duration::from_millis(wait_ms.min(60_000));
     let deadline = tokio::time::Instant::now() + wait;
     let mut changes = sh.subscribe();
     loop {
@@ -631,6 +692,10 @@ struct DeleteQuery {
 /// Cancels a job and keeps its record, as CANCELLED (Hadoop's `job
 /// -kill`): its attempts are stopped and its shuffle and attempt files
 /// removed. A job that has already ended keeps its state.
+#[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "the job's id")),
+    responses((status = 200, description = "cancelled, or already ended", body = CancelAnswer),
+        (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 404, description = "no such job", body = ErrorBody)))]
 async fn cancel_job(
     State(sh): Shr,
     Path(id): Path<String>,
@@ -651,6 +716,12 @@ async fn cancel_job(
     }))
 }
 
+/// Cancels and forgets a job; `purge` removes its folder.
+#[utoipa::path(delete, path = "/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "the job's id"),
+        ("purge" = Option<bool>, Query, description = "also remove the job's files")),
+    responses((status = 200, description = "forgotten", body = DeleteAnswer),
+        (status = 400, description = "a bad query", body = ErrorBody), (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 404, description = "no such job", body = ErrorBody)))]
 async fn delete_job(
     State(sh): Shr,
     Path(id): Path<String>,
@@ -700,6 +771,11 @@ fn names(dir: &std::path::Path) -> Vec<String> {
     v
 }
 
+/// The files of a job's folder.
+#[utoipa::path(get, path = "/jobs/{id}/ls", tag = "jobs",
+    params(("id" = String, Path, description = "the job's id")),
+    responses((status = 200, description = "the listing", body = JobListing),
+        (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 404, description = "no such job", body = ErrorBody)))]
 async fn job_ls(State(sh): Shr, Path(id): Path<String>) -> ApiResult<Json<JobListing>> {
     let job = sh
         .lock()
@@ -732,6 +808,15 @@ struct ResultQuery {
     format: Option<String>,
 }
 
+/// A finished job's result: inline JSON, or streamed text.
+#[utoipa::path(get, path = "/jobs/{id}/result", tag = "jobs",
+    params(("id" = String, Path, description = "the job's id"),
+        ("format" = Option<String>, Query, description = "`json` (default when small) or `text`")),
+    responses((status = 200, description = "the result",
+            content((JobResult = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "a bad format", body = ErrorBody), (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 404, description = "no such job", body = ErrorBody),
+        (status = 409, description = "the job has not succeeded", body = ErrorBody), (status = 410, description = "the result file is gone", body = ErrorBody),
+        (status = 413, description = "the result is too large to answer as JSON", body = ErrorBody)))]
 async fn job_result(
     State(sh): Shr,
     Path(id): Path<String>,
@@ -802,6 +887,11 @@ async fn job_result(
     .into_response())
 }
 
+/// Every attempt of a job's tasks.
+#[utoipa::path(get, path = "/jobs/{id}/tasks", tag = "jobs",
+    params(("id" = String, Path, description = "the job's id")),
+    responses((status = 200, description = "the attempts", body = TaskAttempts),
+        (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 404, description = "no such job", body = ErrorBody)))]
 async fn job_tasks(State(sh): Shr, Path(id): Path<String>) -> ApiResult<Json<TaskAttempts>> {
     let st = sh.lock();
     let job = st.job(&id).ok_or_else(|| ApiError::unknown_job(&id))?;
@@ -813,6 +903,11 @@ async fn job_tasks(State(sh): Shr, Path(id): Path<String>) -> ApiResult<Json<Tas
 
 /// The logs of a task's attempts (the stderr of script and streaming
 /// processes), kept in the job's `logs/` folder.
+#[utoipa::path(get, path = "/jobs/{id}/tasks/{task}/logs", tag = "jobs",
+    params(("id" = String, Path, description = "the job's id"),
+        ("task" = String, Path, description = "`single`, `map-NNNNN` or `reduce-NNNNN`")),
+    responses((status = 200, description = "the logs", body = TaskLogs),
+        (status = 400, description = "not a task name", body = ErrorBody), (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 404, description = "no such job", body = ErrorBody)))]
 async fn task_logs(
     State(sh): Shr,
     Path((id, task)): Path<(String, String)>,
@@ -889,6 +984,10 @@ impl From<super::uploads::UploadError> for ApiError {
     }
 }
 
+/// A fresh upload folder.
+#[utoipa::path(post, path = "/uploads", tag = "uploads",
+    responses((status = 200, description = "the upload", body = UploadAnswer),
+        (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 507, description = "the shared folder is full", body = ErrorBody)))]
 async fn create_upload(State(sh): Shr) -> ApiResult<Json<UploadAnswer>> {
     let shared = sh.shared_dir.clone();
     let (upload_id, path) = tokio::task::spawn_blocking(move || super::uploads::create(&shared))
@@ -900,6 +999,16 @@ async fn create_upload(State(sh): Shr) -> ApiResult<Json<UploadAnswer>> {
     }))
 }
 
+/// Streams a file into an upload.
+#[utoipa::path(put, path = "/uploads/{id}/{name}", tag = "uploads",
+    params(("id" = String, Path, pattern = "^up-[0-9a-f]{32}$", description = "the upload's id"),
+        ("name" = String, Path, pattern = "^[^./][^/]*(/[^./][^/]*)*$", description = "the file's name in the upload (may hold `/`)")),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream",
+        description = "the file's bytes (none: an empty file)"),
+    responses((status = 200, description = "stored", body = UploadedFile),
+        (status = 400, description = "a bad id or name", body = ErrorBody), (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 404, description = "no such upload", body = ErrorBody),
+        (status = 409, description = "the file exists", body = ErrorBody), (status = 413, description = "over MAX_UPLOAD_BYTES", body = ErrorBody),
+        (status = 507, description = "the shared folder is full", body = ErrorBody)))]
 async fn put_upload(
     State(sh): Shr,
     Path((id, name)): Path<(String, String)>,
@@ -920,6 +1029,11 @@ async fn put_upload(
     }))
 }
 
+/// Removes an upload.
+#[utoipa::path(delete, path = "/uploads/{id}", tag = "uploads",
+    params(("id" = String, Path, pattern = "^up-[0-9a-f]{32}$", description = "the upload's id")),
+    responses((status = 200, description = "removed"),
+        (status = 400, description = "a bad id", body = ErrorBody), (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 404, description = "no such upload", body = ErrorBody)))]
 async fn delete_upload(
     State(sh): Shr,
     Path(id): Path<String>,
@@ -932,6 +1046,9 @@ async fn delete_upload(
     Ok(Json(serde_json::json!({"upload_id": id, "deleted": true})))
 }
 
+/// The registered workers.
+#[utoipa::path(get, path = "/workers", tag = "cluster",
+    responses((status = 200, description = "the workers", body = WorkerList), (status = 401, description = "no or wrong cluster token", body = ErrorBody)))]
 async fn list_workers(State(sh): Shr) -> Json<WorkerList> {
     let st = sh.lock();
     Json(WorkerList {
@@ -1013,6 +1130,11 @@ async fn probe(
         .map_err(|e| e.message().to_owned())
 }
 
+/// Registers a worker (a JSON body, a form, or the original's query string).
+#[utoipa::path(post, path = "/workers/register", tag = "cluster", request_body = RegisterRequest,
+    responses((status = 200, description = "registered", body = RegisterAnswer),
+        (status = 400, description = "a bad id or address, or one that does not answer", body = ErrorBody), (status = 401, description = "no or wrong cluster token", body = ErrorBody),
+        (status = 409, description = "the id is alive at another address", body = ErrorBody), (status = 413, description = "a body over 256 KiB", body = ErrorBody)))]
 async fn register_worker(
     State(sh): Shr,
     RawQuery(q): RawQuery,
@@ -1113,6 +1235,14 @@ async fn register_worker(
     }))
 }
 
+/// A worker's heartbeat, with its attempts' progress.
+#[utoipa::path(post, path = "/workers/{id}/heartbeat", tag = "cluster",
+    request_body(content = Option<Heartbeat>, description = "optional: a worker registered by hand sends none"),
+    params(("id" = String, Path, description = "the worker's id")),
+    responses((status = 200, description = "taken"),
+        (status = 400, description = "a bad heartbeat", body = ErrorBody), (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 404, description = "unknown worker: register again", body = ErrorBody),
+        (status = 409, description = "the worker is registered at another address", body = ErrorBody),
+        (status = 413, description = "a body over 256 KiB", body = ErrorBody)))]
 async fn heartbeat(
     State(sh): Shr,
     Path(id): Path<String>,
@@ -1163,6 +1293,10 @@ async fn heartbeat(
     Ok(Json(serde_json::json!({"ok": true})))
 }
 
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", tag = "cluster",
+    responses((status = 200, description = "the metrics", content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "no or wrong cluster token", body = ErrorBody)))]
 async fn prometheus(State(sh): Shr) -> Response {
     let text = {
         let st = sh.lock();
@@ -1182,6 +1316,9 @@ async fn prometheus(State(sh): Shr) -> Response {
         .into_response()
 }
 
+/// Every job's phase times.
+#[utoipa::path(get, path = "/metrics/jobs", tag = "cluster",
+    responses((status = 200, description = "the jobs' metrics", body = JobMetricsList), (status = 401, description = "no or wrong cluster token", body = ErrorBody)))]
 async fn job_metrics(State(sh): Shr) -> Json<JobMetricsList> {
     Json(JobMetricsList {
         jobs: sh.lock().jobs().map(|j| j.metrics()).collect(),
