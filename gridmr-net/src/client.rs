@@ -310,6 +310,20 @@ impl Client {
         self.get("/metrics/jobs").await
     }
 
+    /// `POST /ui/grant`: a one-time sign-in link for the web UI (a URL on
+    /// this master, good for a couple of minutes).
+    pub async fn ui_link(&self) -> Result<String> {
+        #[derive(serde::Deserialize)]
+        struct Grant {
+            path: String,
+        }
+        let url = self.url("/ui/grant");
+        let grant: Grant = self
+            .json(&url, self.request(reqwest::Method::POST, &url))
+            .await?;
+        Ok(self.url(&grant.path))
+    }
+
     /// `POST /uploads`: a fresh upload folder on the shared folder.
     pub async fn create_upload(&self) -> Result<UploadAnswer> {
         let url = self.url("/uploads");

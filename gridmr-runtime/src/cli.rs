@@ -61,6 +61,11 @@ enum Command {
     },
     /// Run the master (REST API + scheduler).
     Master(MasterSettings),
+    /// Print a one-time sign-in link to the master's web UI.
+    Ui {
+        #[command(flatten)]
+        master: MasterAddr,
+    },
     /// Run a worker.
     Worker(WorkerSettings),
     /// Submit a job; with --wait, follow it to the end.
@@ -463,6 +468,11 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             }
         }
         Command::Jobs { master } => print_json(&master.client()?.list().await?)?,
+        Command::Ui { master } => {
+            let link = master.client()?.ui_link().await?;
+            println!("{link}");
+            eprintln!("open it within 2 minutes; it signs in one browser, once");
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut out = std::io::stdout().lock();

@@ -36,7 +36,7 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, error: impl Into<String>) -> Self {
         ApiError {
             status,
             body: ErrorBody {
@@ -72,7 +72,7 @@ impl From<crate::error::Error> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// Largest request body any endpoint reads (a submission or a
 /// registration is a few hundred bytes).
@@ -151,7 +151,8 @@ async fn read_body(body: Body) -> ApiResult<Bytes> {
 /// Every endpoint but `GET /health` needs `Authorization: Bearer <token>`
 /// (unless `GRIDMR_AUTH=off`).
 async fn require_token(State(sh): Shr, req: Request, next: Next) -> Response {
-    if !sh.auth.is_on() || req.uri().path() == "/health" {
+    let path = req.uri().path();
+    if !sh.auth.is_on() || path == "/health" || super::ui::is_public(req.method(), path) {
         return next.run(req).await;
     }
     let given = req.headers().get(header::AUTHORIZATION);
@@ -159,8 +160,12 @@ async fn require_token(State(sh): Shr, req: Request, next: Next) -> Response {
         (Some(token), Some(v)) => token.matches_bearer(v.as_bytes()),
         _ => false,
     };
-    if ok {
+    if ok || super::ui::has_session(&sh, &req) {
         return next.run(req).await;
+    }
+    // A browser without a session signs in first.
+    if given.is_none() && req.method() == axum::http::Method::GET && path.starts_with("/ui") {
+        return super::ui::to_login();
     }
     let why = if given.is_none() {
         "missing `Authorization: Bearer <cluster token>`; the master keeps the token in \
@@ -237,6 +242,7 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .merge(super::ui::routes(shared.clone()))
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
         .route("/jobs", post(submit_job).get(list_jobs))
@@ -817,7 +823,7 @@ struct ResultQuery {
         (status = 400, description = "a bad format", body = ErrorBody), (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 404, description = "no such job", body = ErrorBody),
         (status = 409, description = "the job has not succeeded", body = ErrorBody), (status = 410, description = "the result file is gone", body = ErrorBody),
         (status = 413, description = "the result is too large to answer as JSON", body = ErrorBody)))]
-async fn job_result(
+pub(crate) async fn job_result(
     State(sh): Shr,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
@@ -908,7 +914,7 @@ async fn job_tasks(State(sh): Shr, Path(id): Path<String>) -> ApiResult<Json<Tas
         ("task" = String, Path, description = "`single`, `map-NNNNN` or `reduce-NNNNN`")),
     responses((status = 200, description = "the logs", body = TaskLogs),
         (status = 400, description = "not a task name", body = ErrorBody), (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 404, description = "no such job", body = ErrorBody)))]
-async fn task_logs(
+pub(crate) async fn task_logs(
     State(sh): Shr,
     Path((id, task)): Path<(String, String)>,
 ) -> ApiResult<Json<gridmr_net::rest::TaskLogs>> {

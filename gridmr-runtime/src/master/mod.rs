@@ -14,6 +14,7 @@ mod metrics;
 mod pool;
 mod state;
 mod store;
+mod ui;
 mod uploads;
 mod workers;
 
@@ -49,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     /// The workers' gRPC channels, by id.
     pub(crate) pool: pool::WorkerPool,
+    /// The web UI's sign-in codes and browser sessions.
+    pub(crate) ui: ui::session::Sessions,
     state: Mutex<State>,
     wake: Notify,
     changed: watch::Sender<u64>,
@@ -227,6 +230,7 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
         registry,
         metrics,
         pool: pool::WorkerPool::default(),
+        ui: ui::session::Sessions::new(rest_tls.is_some()),
         wake: Notify::new(),
         changed: watch::channel(0).0,
     });
