@@ -49,6 +49,8 @@ impl TaskInfo {
 /// Where a map task's records go: the shuffle, or, for a map-only job
 /// (no reduce partitions, as Hadoop's `numReduceTasks = 0`), straight to the
 /// task's part file, unsorted.
+// One per map task, for the task's life: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum MapOut<K, V> {
     Shuffle(MapSink<K, V>),
     Direct(TextWriter<K, V>),
@@ -72,6 +74,17 @@ impl<K: Key, V: Value> MapOut<K, V> {
         match self {
             MapOut::Shuffle(sink) => sink.emit_ref(key, value),
             MapOut::Direct(out) => out.write(&K::from(key), &value),
+        }
+    }
+
+    #[inline]
+    fn emit_borrowed(&mut self, key: &K, value: &V) -> Result<()>
+    where
+        V: Clone,
+    {
+        match self {
+            MapOut::Shuffle(sink) => sink.emit_borrowed(key, value),
+            MapOut::Direct(out) => out.write(key, value),
         }
     }
 }
@@ -101,6 +114,18 @@ impl<K: Key, V: Value> MapContext<'_, K, V> {
         Q: Hash + Eq + ?Sized,
     {
         self.out.emit_ref(key, value)
+    }
+
+    /// Emits a pair from references: without a combiner, for a key with a raw order
+    /// (strings, integers; see [`RawOrder`](crate::shuffle::RawOrder)), it is encoded straight
+    /// into the map buffer, so a mapper that keeps its key and value in reused buffers
+    /// allocates nothing per record. Otherwise the pair is cloned.
+    #[inline]
+    pub fn emit_borrowed(&mut self, key: &K, value: &V) -> Result<()>
+    where
+        V: Clone,
+    {
+        self.out.emit_borrowed(key, value)
     }
 
     /// The job's parameters.
@@ -196,17 +221,56 @@ pub trait Mapper: Clone + Send + Sync + 'static {
     }
 }
 
+/// Where [`Values`] come from: a merge, decoding as it goes.
+pub(crate) trait ValueSource<V> {
+    /// The next value, decoded.
+    fn next_value(&mut self) -> Option<V>;
+    /// The next value, decoded into `slot` (reusing what it holds);
+    /// `false` at the end.
+    fn next_value_into(&mut self, slot: &mut V) -> bool;
+}
+
 /// The values of one key, streamed from the merge: never collected into a `Vec` by GridMR.
 ///
-/// Values a reducer does not read are skipped for it.
+/// Values a reducer does not read are skipped for it. Iterate them, or, to reuse one value's
+/// memory from record to record (a `String`'s buffer), call [`Values::next_into`]:
+///
+/// ```
+/// use gridmr_core::{ReduceContext, Reducer, UserResult, Values};
+/// #[derive(Clone, Default)]
+/// struct Longest { value: String }
+/// impl Reducer for Longest {
+///     type Key = String;
+///     type Value = String;
+///     type OutKey = String;
+///     type OutValue = usize;
+///     fn reduce(&mut self, key: &String, values: &mut Values<'_, String>,
+///               ctx: &mut ReduceContext<'_, String, usize>) -> UserResult {
+///         let mut longest = 0;
+///         while values.next_into(&mut self.value) {
+///             longest = longest.max(self.value.len());
+///         }
+///         ctx.emit(key, &longest)?;
+///         Ok(())
+///     }
+/// }
+/// ```
 pub struct Values<'a, V> {
-    pub(crate) inner: &'a mut dyn Iterator<Item = V>,
+    pub(crate) inner: &'a mut dyn ValueSource<V>,
+}
+
+impl<V> Values<'_, V> {
+    /// Decodes the next value into `slot`, reusing its memory; `false` when the key has no
+    /// more values (`slot` is then left as it was).
+    pub fn next_into(&mut self, slot: &mut V) -> bool {
+        self.inner.next_value_into(slot)
+    }
 }
 
 impl<V> Iterator for Values<'_, V> {
     type Item = V;
     fn next(&mut self) -> Option<V> {
-        self.inner.next()
+        self.inner.next_value()
     }
 }
 

@@ -12,9 +12,10 @@ use crate::job::{Job, MapContext, MapOut, Mapper, ReduceContext, Reducer, TaskIn
 use crate::layout;
 use crate::output::TextWriter;
 use crate::params::Params;
-use crate::shuffle::merge::GroupValues;
+use crate::shuffle::merge::KeyGroups;
 use crate::shuffle::{
-    Groups, KWayMerge, MapSink, RunIndex, SegmentReader, ShuffleSettings, SinkTarget,
+    Groups, KWayMerge, MapSink, RawGroups, RawMerge, RawOrder, RunIndex, SegmentReader,
+    ShuffleSettings, SinkTarget,
 };
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -532,6 +533,49 @@ fn feed<M: Mapper>(
     Ok(())
 }
 
+/// Runs `reducer` over every key of `groups`, with its setup and cleanup, looking at the
+/// cancel flag and counting progress every [`CancelFlag::CHECK_EVERY`] keys. The key is one
+/// slot, decoded into in place from key to key. Returns the groups and records read.
+fn reduce_groups<R, G>(
+    reducer: &mut R,
+    groups: &mut G,
+    ctx: &mut ReduceContext<'_, R::OutKey, R::OutValue>,
+    task: &ReduceTask,
+) -> Result<(u64, u64)>
+where
+    R: Reducer,
+    G: KeyGroups<R::Key, R::Value>,
+{
+    guarded("reduce", || {
+        reducer.setup(ctx)?;
+        let mut key: Option<R::Key> = None;
+        let mut seen = 0u64;
+        let mut reported = 0u64;
+        while groups.next_key(&mut key)? {
+            let Some(k) = key.as_ref() else { break };
+            if seen.is_multiple_of(CancelFlag::CHECK_EVERY) {
+                task.cancel.check()?;
+                let read = groups.records();
+                task.progress.add(read - reported, read - reported);
+                reported = read;
+            }
+            seen += 1;
+            let mut error = None;
+            {
+                let mut values = groups.values(k, &mut error);
+                reducer.reduce(k, &mut Values { inner: &mut values }, ctx)?;
+            }
+            if let Some(e) = error {
+                return Err(TaskFailure::Engine(e));
+            }
+        }
+        reducer.cleanup(ctx)?;
+        let read = groups.records();
+        task.progress.add(read - reported, read - reported);
+        Ok((groups.groups(), read))
+    })
+}
+
 /// Runs one reduce attempt of `job`, writing `task.attempt_path()`.
 pub fn run_reduce<M, R>(job: &Job<M, R>, task: &ReduceTask) -> Result<TaskReport>
 where
@@ -570,45 +614,29 @@ where
         params: task.params.clone(),
     };
     let mut writer = TextWriter::<R::OutKey, R::OutValue>::create(path)?;
-    let mut groups = Groups::new(KWayMerge::<M::Key, M::Value>::new(readers)?);
     let mut reducer = job.reducer.clone();
-    guarded("reduce", || {
-        let mut ctx = ReduceContext {
-            info: &info,
-            counters: &mut counters,
-            out: &mut writer,
-        };
-        reducer.setup(&mut ctx)?;
-        let mut key = groups.next_group(None)?;
-        let mut seen = 0u64;
-        let mut reported = 0u64;
-        while let Some(k) = key {
-            if seen.is_multiple_of(CancelFlag::CHECK_EVERY) {
-                task.cancel.check()?;
-                let read = groups.records();
-                task.progress.add(read - reported, read - reported);
-                reported = read;
-            }
-            seen += 1;
-            let mut error = None;
-            let mut values = GroupValues {
-                groups: &mut groups,
-                key: &k,
-                error: &mut error,
-            };
-            reducer.reduce(&k, &mut Values { inner: &mut values }, &mut ctx)?;
-            if let Some(e) = error {
-                return Err(TaskFailure::Engine(e));
-            }
-            key = groups.next_group(Some(&k))?;
-        }
-        reducer.cleanup(&mut ctx)?;
-        let read = groups.records();
-        task.progress.add(read - reported, read - reported);
-        Ok(())
-    })?;
-    counters.add_builtin(builtin::REDUCE_INPUT_GROUPS, groups.groups());
-    counters.add_builtin(builtin::REDUCE_INPUT_RECORDS, groups.records());
+    let mut ctx = ReduceContext {
+        info: &info,
+        counters: &mut counters,
+        out: &mut writer,
+    };
+    // Keys with a raw order are merged and grouped as bytes, each key decoded once.
+    let (groups, records) = match RawOrder::of::<M::Key>() {
+        Some(order) => reduce_groups(
+            &mut reducer,
+            &mut RawGroups::new(RawMerge::new(order, readers)?),
+            &mut ctx,
+            task,
+        )?,
+        None => reduce_groups(
+            &mut reducer,
+            &mut Groups::new(KWayMerge::<M::Key, M::Value>::new(readers)?),
+            &mut ctx,
+            task,
+        )?,
+    };
+    counters.add_builtin(builtin::REDUCE_INPUT_GROUPS, groups);
+    counters.add_builtin(builtin::REDUCE_INPUT_RECORDS, records);
     writer.finish(&mut counters)?;
     Ok(TaskReport {
         task_id: task.task_id(),

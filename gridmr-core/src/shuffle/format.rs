@@ -6,7 +6,7 @@
 //! block       = codec:u8 0 0 0  stored_len:u32  raw_len:u32  crc:u32  payload[stored_len]
 //!               crc = CRC-32 of the block header's first 12 bytes and of the payload
 //!               payload = records, lz4-compressed when codec = 1
-//! record      = postcard(key) postcard(value)
+//! record      = varint(key_len) postcard(key) varint(value_len) postcard(value)
 //!
 //! index file  = "GMRI" version:u8 0 0 0  partitions:u32  name_len:u16 name[name_len]
 //!               offsets:u64[partitions + 1]  records:u64[partitions]  crc:u32
@@ -15,7 +15,9 @@
 //! All integers are little-endian. Partition `p` is the blocks in `offsets[p]..offsets[p+1]` of
 //! the data file, whose file name (in the index's own folder) the index holds: an index names
 //! the exact data file of its task attempt, so two attempts of one task can never be mixed.
-//! Blocks never split a record.
+//! Blocks never split a record. A record's lengths let a merge move it, and
+//! compare keys, as bytes, without decoding its value (version 2; version 1
+//! had no lengths). Varints are LEB128, at most 5 bytes.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -25,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 const DATA_MAGIC: &[u8; 4] = b"GMRD";
 const INDEX_MAGIC: &[u8; 4] = b"GMRI";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// Size of the data file header.
 pub const DATA_HEADER_LEN: u64 = 8;
 const BLOCK_HEADER_LEN: usize = 16;
@@ -51,6 +53,51 @@ fn block_crc(header: &[u8], payload: &[u8]) -> u32 {
     h.finalize()
 }
 
+/// Appends `v` as a LEB128 varint.
+#[inline]
+pub(crate) fn put_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A LEB128 varint of at most 5 bytes (a length below 4 GiB) and the bytes
+/// it took; `None` when it is cut short or too long.
+#[inline]
+fn get_varint(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut v = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(5) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return usize::try_from(v).ok().map(|v| (v, i + 1));
+        }
+    }
+    None
+}
+
+/// Appends one framed record: `varint(key.len()) key varint(value.len()) value`.
+#[inline]
+pub(crate) fn frame_record(key: &[u8], value: &[u8], out: &mut Vec<u8>) {
+    put_varint(key.len() as u64, out);
+    out.extend_from_slice(key);
+    put_varint(value.len() as u64, out);
+    out.extend_from_slice(value);
+}
+
+/// The first framed record of `bytes`: where its key and value lie, and
+/// its length. `None` when the bytes do not frame a record.
+#[inline]
+pub(crate) fn unframe(bytes: &[u8]) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let (klen, a) = get_varint(bytes)?;
+    let key = a..a.checked_add(klen)?;
+    let (vlen, b) = get_varint(bytes.get(key.end..)?)?;
+    let start = key.end + b;
+    let value = start..start.checked_add(vlen)?;
+    (value.end <= bytes.len()).then_some((key, value))
+}
+
 /// Writes a data file partition by partition, then its index.
 ///
 /// Files are written under temporary names and renamed into place by [`RunWriter::finish`]:
@@ -69,6 +116,8 @@ pub struct RunWriter {
     offsets: Vec<u64>,
     records: Vec<u64>,
     position: u64,
+    /// Scratch for encoding a typed record's key and value.
+    scratch: (Vec<u8>, Vec<u8>),
 }
 
 fn tmp_name(path: &Path) -> PathBuf {
@@ -108,6 +157,7 @@ impl RunWriter {
             offsets: vec![DATA_HEADER_LEN],
             records: vec![0; partitions as usize],
             position: DATA_HEADER_LEN,
+            scratch: (Vec::new(), Vec::new()),
         })
     }
 
@@ -127,23 +177,48 @@ impl RunWriter {
         Ok(())
     }
 
-    /// Appends one record (`encoded` = key and value bytes) to partition `p`.
-    pub fn push(&mut self, p: u32, encoded: &[u8]) -> Result<()> {
-        self.block_for(p)?.extend_from_slice(encoded);
+    /// Appends one record, its key and value already encoded, to partition
+    /// `p`.
+    pub fn push(&mut self, p: u32, key: &[u8], value: &[u8]) -> Result<()> {
+        self.open_block(p)?;
+        frame_record(key, value, &mut self.block);
         self.record_done()
     }
 
-    /// Gives mutable access to the open block so records can be encoded in place; call
-    /// [`RunWriter::record_done`] after each record.
-    pub fn block_for(&mut self, p: u32) -> Result<&mut Vec<u8>> {
+    /// Appends one record as it is framed in another run or a map buffer
+    /// (see [`frame_record`]): a copy, no decoding.
+    pub fn push_framed(&mut self, p: u32, framed: &[u8]) -> Result<()> {
+        self.open_block(p)?;
+        self.block.extend_from_slice(framed);
+        self.record_done()
+    }
+
+    /// Encodes and appends one typed record.
+    pub fn push_typed<K: serde::Serialize, V: serde::Serialize>(
+        &mut self,
+        p: u32,
+        key: &K,
+        value: &V,
+    ) -> Result<()> {
+        let (mut k, mut v) = std::mem::take(&mut self.scratch);
+        k.clear();
+        v.clear();
+        let encoded = crate::codec::encode_into(key, &mut k)
+            .and_then(|()| crate::codec::encode_into(value, &mut v));
+        let pushed = encoded.and_then(|()| self.push(p, &k, &v));
+        self.scratch = (k, v);
+        pushed
+    }
+
+    fn open_block(&mut self, p: u32) -> Result<()> {
         if p != self.current {
             self.enter(p)?;
         }
-        Ok(&mut self.block)
+        Ok(())
     }
 
-    /// Counts a record encoded through [`RunWriter::block_for`] and flushes a full block.
-    pub fn record_done(&mut self) -> Result<()> {
+    /// Counts a record and flushes a full block.
+    fn record_done(&mut self) -> Result<()> {
         self.records[self.current as usize] += 1;
         if self.block.len() >= self.block_target {
             self.flush_block()?;
@@ -260,13 +335,7 @@ impl RunIndex {
                 continue;
             }
             let mut reader = SegmentReader::open(&index, p)?;
-            loop {
-                let n = reader.remaining()?.len();
-                if n == 0 {
-                    break;
-                }
-                reader.consume(n);
-            }
+            while reader.advance()? {}
         }
         Ok(())
     }
@@ -375,7 +444,13 @@ pub struct SegmentReader {
     records: u64,
     raw: Vec<u8>,
     stored: Vec<u8>,
+    /// Where the next record starts in `raw`.
     cursor: usize,
+    /// The current record (after [`SegmentReader::advance`]): where it
+    /// starts, and where its key and value lie, in `raw`.
+    start: usize,
+    key: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
 }
 
 impl SegmentReader {
@@ -404,6 +479,9 @@ impl SegmentReader {
             raw: Vec::new(),
             stored: Vec::new(),
             cursor: 0,
+            start: 0,
+            key: 0..0,
+            value: 0..0,
         })
     }
 
@@ -471,22 +549,57 @@ impl SegmentReader {
         Ok(true)
     }
 
-    /// The undecoded records left in the current block, loading the next block when the
-    /// current one is used up. Empty at the end of the partition.
-    pub fn remaining(&mut self) -> Result<&[u8]> {
+    /// Moves to the next record, loading the next block when the current
+    /// one is used up: `false` at the end of the partition. The record is
+    /// then [`SegmentReader::key`] and [`SegmentReader::value`].
+    pub fn advance(&mut self) -> Result<bool> {
         while self.cursor >= self.raw.len() {
             if !self.next_block()? {
                 self.raw.clear();
                 self.cursor = 0;
-                return Ok(&[]);
+                return Ok(false);
             }
         }
-        Ok(&self.raw[self.cursor..])
+        let rest = &self.raw[self.cursor..];
+        let Some((key, value)) = unframe(rest) else {
+            return Err(Error::corrupt(
+                &self.path,
+                self.position,
+                "a record's lengths run past its block",
+            ));
+        };
+        self.start = self.cursor;
+        self.key = self.cursor + key.start..self.cursor + key.end;
+        self.value = self.cursor + value.start..self.cursor + value.end;
+        self.cursor += value.end;
+        Ok(true)
     }
 
-    /// Marks `n` bytes of [`SegmentReader::remaining`] as consumed.
-    pub fn consume(&mut self, n: usize) {
-        self.cursor += n;
+    /// The current record's encoded key.
+    #[inline]
+    pub fn key(&self) -> &[u8] {
+        &self.raw[self.key.clone()]
+    }
+
+    /// The current record's encoded value.
+    #[inline]
+    pub fn value(&self) -> &[u8] {
+        &self.raw[self.value.clone()]
+    }
+
+    /// The current record, framed (for [`RunWriter::push_framed`]).
+    #[inline]
+    pub fn framed(&self) -> &[u8] {
+        &self.raw[self.start..self.value.end]
+    }
+
+    /// A decode error of the current record, as the file's corruption.
+    pub(crate) fn undecodable(&self, e: Error) -> Error {
+        Error::corrupt(
+            &self.path,
+            self.position,
+            format!("undecodable record: {e}"),
+        )
     }
 
     /// Decodes the next `(key, value)` record.
@@ -495,25 +608,43 @@ impl SegmentReader {
         K: serde::de::DeserializeOwned,
         V: serde::de::DeserializeOwned,
     {
-        let rest = self.remaining()?;
-        if rest.is_empty() {
+        if !self.advance()? {
             return Ok(None);
         }
-        let before = rest.len();
-        let decoded = crate::codec::decode_from::<K>(rest).and_then(|(k, rest)| {
-            crate::codec::decode_from::<V>(rest).map(|(v, rest)| (k, v, rest.len()))
-        });
-        match decoded {
-            Ok((k, v, after)) => {
-                self.consume(before - after);
-                Ok(Some((k, v)))
-            }
-            Err(e) => Err(Error::corrupt(
-                &self.path,
-                self.position,
-                format!("undecodable record: {e}"),
-            )),
-        }
+        let k = decode_whole::<K>(self.key()).map_err(|e| self.undecodable(e))?;
+        let v = decode_whole::<V>(self.value()).map_err(|e| self.undecodable(e))?;
+        Ok(Some((k, v)))
+    }
+}
+
+/// Decodes a value that must take exactly `bytes`.
+pub(crate) fn decode_whole<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let (v, rest) = crate::codec::decode_from::<T>(bytes)?;
+    if rest.is_empty() {
+        Ok(v)
+    } else {
+        Err(Error::Codec(format!(
+            "{} bytes after the record",
+            rest.len()
+        )))
+    }
+}
+
+/// Decodes `bytes`, which must be one whole value, into `slot`, reusing what
+/// `slot` holds (a `String`'s buffer, say).
+pub(crate) fn decode_in_place<'de, T: serde::Deserialize<'de>>(
+    bytes: &'de [u8],
+    slot: &mut T,
+) -> Result<()> {
+    let mut de = postcard::Deserializer::from_bytes(bytes);
+    T::deserialize_in_place(&mut de, slot).map_err(|e| Error::Codec(e.to_string()))?;
+    match de.finalize() {
+        Ok([]) => Ok(()),
+        Ok(rest) => Err(Error::Codec(format!(
+            "{} bytes after the record",
+            rest.len()
+        ))),
+        Err(e) => Err(Error::Codec(e.to_string())),
     }
 }
 
@@ -531,13 +662,14 @@ mod tests {
             256,
         )
         .unwrap();
-        let mut rec = Vec::new();
+        let (mut k, mut v) = (Vec::new(), Vec::new());
         for p in [0u32, 2] {
             for i in 0..n {
-                rec.clear();
-                encode_into(&format!("key-{p}-{i:05}"), &mut rec).unwrap();
-                encode_into(&i, &mut rec).unwrap();
-                w.push(p, &rec).unwrap();
+                k.clear();
+                v.clear();
+                encode_into(&format!("key-{p}-{i:05}"), &mut k).unwrap();
+                encode_into(&i, &mut v).unwrap();
+                w.push(p, &k, &v).unwrap();
             }
         }
         w.finish().unwrap()
@@ -619,9 +751,9 @@ mod tests {
             256,
         )
         .unwrap();
-        w.push(1, b"\x01a\x01").unwrap();
-        assert!(w.push(0, b"\x01b\x01").is_err());
-        assert!(w.push(2, b"\x01c\x01").is_err());
+        w.push(1, b"\x01a", b"\x01").unwrap();
+        assert!(w.push(0, b"\x01b", b"\x01").is_err());
+        assert!(w.push(2, b"\x01c", b"\x01").is_err());
         w.abort();
     }
 

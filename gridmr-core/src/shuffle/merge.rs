@@ -1,10 +1,15 @@
-//! Streaming k-way merge of sorted segments, and grouping of equal keys.
+//! Streaming k-way merge of sorted segments, and grouping of equal keys:
+//! typed ([`KWayMerge`], [`Groups`]: records decoded, keys compared with
+//! `Ord`) and raw ([`RawMerge`], [`RawGroups`]: keys compared as bytes by
+//! their [`RawOrder`], records moved without decoding, each key decoded once
+//! per group and values only when the reducer asks).
 
-use super::format::{RunIndex, RunWriter, SegmentReader};
-use crate::codec::{encode_into, Key, Value};
+use super::format::{decode_in_place, decode_whole, RunIndex, RunWriter, SegmentReader};
+use super::order::RawOrder;
+use crate::codec::{Key, Value};
 use crate::counters::{builtin, Counters};
-use crate::error::Result;
-use crate::job::Combiner;
+use crate::error::{Error, Result};
+use crate::job::{Combiner, ValueSource};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -127,31 +132,366 @@ impl<K: Key, V: Value> Groups<K, V> {
     }
 }
 
-/// An iterator over one key's values that parks a read error for the caller to pick up.
-pub(crate) struct GroupValues<'g, K, V> {
-    pub(crate) groups: &'g mut Groups<K, V>,
-    pub(crate) key: &'g K,
-    pub(crate) error: &'g mut Option<crate::error::Error>,
+/// A merge read one key at a time, for a reduce loop: typed ([`Groups`]) or raw
+/// ([`RawGroups`]).
+pub(crate) trait KeyGroups<K, V> {
+    /// The current key's values.
+    type Values<'s>: ValueSource<V>
+    where
+        Self: 's,
+        K: 's;
+
+    /// Moves to the next key, into `key` (decoded in place when it holds one already);
+    /// `false` at the end.
+    fn next_key(&mut self, key: &mut Option<K>) -> Result<bool>;
+
+    /// The values of `key`, the current one; a read error is parked in `error`.
+    fn values<'s>(&'s mut self, key: &'s K, error: &'s mut Option<Error>) -> Self::Values<'s>;
+
+    /// Distinct keys seen so far.
+    fn groups(&self) -> u64;
+
+    /// Records read so far.
+    fn records(&self) -> u64;
 }
 
-impl<K: Key, V: Value> Iterator for GroupValues<'_, K, V> {
-    type Item = V;
-    fn next(&mut self) -> Option<V> {
+impl<K: Key, V: Value> KeyGroups<K, V> for Groups<K, V> {
+    type Values<'s>
+        = GroupValues<'s, K, V>
+    where
+        Self: 's,
+        K: 's;
+
+    fn next_key(&mut self, key: &mut Option<K>) -> Result<bool> {
+        let next = self.next_group(key.as_ref())?;
+        *key = next;
+        Ok(key.is_some())
+    }
+
+    fn values<'s>(&'s mut self, key: &'s K, error: &'s mut Option<Error>) -> GroupValues<'s, K, V> {
+        GroupValues {
+            groups: self,
+            key,
+            error,
+        }
+    }
+
+    fn groups(&self) -> u64 {
+        Groups::groups(self)
+    }
+
+    fn records(&self) -> u64 {
+        Groups::records(self)
+    }
+}
+
+/// One key's values from a [`Groups`], parking a read error for the caller to pick up.
+pub(crate) struct GroupValues<'g, K, V> {
+    groups: &'g mut Groups<K, V>,
+    key: &'g K,
+    error: &'g mut Option<Error>,
+}
+
+impl<K: Key, V: Value> ValueSource<V> for GroupValues<'_, K, V> {
+    fn next_value(&mut self) -> Option<V> {
         if self.error.is_some() {
             return None;
         }
-        match self.groups.next_value(self.key) {
-            Ok(v) => v,
-            Err(e) => {
-                *self.error = Some(e);
-                None
+        self.groups.next_value(self.key).unwrap_or_else(|e| {
+            *self.error = Some(e);
+            None
+        })
+    }
+
+    fn next_value_into(&mut self, slot: &mut V) -> bool {
+        match self.next_value() {
+            Some(v) => {
+                *slot = v;
+                true
             }
+            None => false,
         }
     }
 }
 
+impl<K: Key, V: Value> KeyGroups<K, V> for RawGroups {
+    type Values<'s>
+        = RawValues<'s>
+    where
+        Self: 's,
+        K: 's;
+
+    fn next_key(&mut self, key: &mut Option<K>) -> Result<bool> {
+        self.next_group(key)
+    }
+
+    fn values<'s>(&'s mut self, _key: &'s K, error: &'s mut Option<Error>) -> RawValues<'s> {
+        RawValues {
+            groups: self,
+            error,
+        }
+    }
+
+    fn groups(&self) -> u64 {
+        RawGroups::groups(self)
+    }
+
+    fn records(&self) -> u64 {
+        RawGroups::records(self)
+    }
+}
+
+/// One key's values from a [`RawGroups`], decoded as asked for.
+pub(crate) struct RawValues<'g> {
+    groups: &'g mut RawGroups,
+    error: &'g mut Option<Error>,
+}
+
+impl<V: Value> ValueSource<V> for RawValues<'_> {
+    fn next_value(&mut self) -> Option<V> {
+        if self.error.is_some() {
+            return None;
+        }
+        self.groups.next_value().unwrap_or_else(|e| {
+            *self.error = Some(e);
+            None
+        })
+    }
+
+    fn next_value_into(&mut self, slot: &mut V) -> bool {
+        if self.error.is_some() {
+            return false;
+        }
+        self.groups.next_value_into(slot).unwrap_or_else(|e| {
+            *self.error = Some(e);
+            false
+        })
+    }
+}
+
+/// Merges sorted segments as bytes: a binary heap of sources ordered by
+/// their current record's key ([`RawOrder::compare`], prefix first), ties to
+/// the lower source, so a merge is stable. Nothing is decoded.
+pub struct RawMerge {
+    order: RawOrder,
+    sources: Vec<SegmentReader>,
+    /// The prefix of each source's current key.
+    prefixes: Vec<u64>,
+    /// Sources with a current record, as a min-heap.
+    heap: Vec<usize>,
+    records: u64,
+}
+
+impl RawMerge {
+    /// Starts merging `sources`, each sorted by `order`.
+    pub fn new(order: RawOrder, mut sources: Vec<SegmentReader>) -> Result<Self> {
+        let mut heap = Vec::with_capacity(sources.len());
+        let mut prefixes = vec![0; sources.len()];
+        for (i, s) in sources.iter_mut().enumerate() {
+            if s.advance()? {
+                prefixes[i] = order.prefix(s.key());
+                heap.push(i);
+            }
+        }
+        let mut m = RawMerge {
+            order,
+            sources,
+            prefixes,
+            heap,
+            records: 0,
+        };
+        for i in (0..m.heap.len() / 2).rev() {
+            m.sift_down(i);
+        }
+        Ok(m)
+    }
+
+    #[inline]
+    fn less(&self, a: usize, b: usize) -> bool {
+        let (pa, pb) = (self.prefixes[a], self.prefixes[b]);
+        if pa != pb {
+            return pa < pb;
+        }
+        match self
+            .order
+            .compare(self.sources[a].key(), self.sources[b].key())
+        {
+            std::cmp::Ordering::Equal => a < b,
+            o => o.is_lt(),
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut m = i;
+            if l < n && self.less(self.heap[l], self.heap[m]) {
+                m = l;
+            }
+            if r < n && self.less(self.heap[r], self.heap[m]) {
+                m = r;
+            }
+            if m == i {
+                return;
+            }
+            self.heap.swap(i, m);
+            i = m;
+        }
+    }
+
+    /// The source holding the smallest current record.
+    #[inline]
+    fn head(&self) -> Option<&SegmentReader> {
+        self.heap.first().map(|&i| &self.sources[i])
+    }
+
+    /// The smallest current record's key, value and framed bytes.
+    #[inline]
+    pub fn peek(&self) -> Option<(&[u8], &[u8])> {
+        self.head().map(|s| (s.key(), s.value()))
+    }
+
+    /// The smallest current record as framed bytes.
+    #[inline]
+    pub fn peek_framed(&self) -> Option<&[u8]> {
+        self.head().map(SegmentReader::framed)
+    }
+
+    /// Moves past the smallest current record.
+    pub fn advance(&mut self) -> Result<()> {
+        let Some(&i) = self.heap.first() else {
+            return Ok(());
+        };
+        self.records += 1;
+        if self.sources[i].advance()? {
+            self.prefixes[i] = self.order.prefix(self.sources[i].key());
+        } else {
+            let last = self.heap.len() - 1;
+            self.heap.swap(0, last);
+            self.heap.pop();
+        }
+        self.sift_down(0);
+        Ok(())
+    }
+
+    /// Records moved past so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+}
+
+/// Where a [`RawGroups`] stands with its merge's smallest record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    /// A value of the current group, not given out yet.
+    Unread,
+    /// A value of the current group, given out.
+    Read,
+    /// The first record of the next group (or the end).
+    NextGroup,
+}
+
+/// A [`RawMerge`] read one key at a time: each key is decoded once, into a
+/// key the caller keeps (a `String`'s buffer reused from group to group),
+/// and values are decoded only as they are asked for.
+pub struct RawGroups {
+    merge: RawMerge,
+    key: Vec<u8>,
+    head: Head,
+    groups: u64,
+}
+
+impl RawGroups {
+    /// Groups the records of `merge` by key.
+    pub fn new(merge: RawMerge) -> Self {
+        RawGroups {
+            merge,
+            key: Vec::new(),
+            head: Head::NextGroup,
+            groups: 0,
+        }
+    }
+
+    fn in_group(&self) -> bool {
+        self.merge.peek().is_some_and(|(k, _)| k == self.key)
+    }
+
+    /// Moves to the next key, skipping what is left of the current one's
+    /// values, and decodes it into `key` (in place, reusing its memory, when
+    /// it holds a key already). `false` at the end.
+    pub fn next_group<K: Key>(&mut self, key: &mut Option<K>) -> Result<bool> {
+        if self.groups > 0 && self.head != Head::NextGroup {
+            if self.head == Head::Read {
+                self.merge.advance()?;
+            }
+            while self.in_group() {
+                self.merge.advance()?;
+            }
+        }
+        let Some((k, _)) = self.merge.peek() else {
+            self.head = Head::NextGroup;
+            return Ok(false);
+        };
+        self.key.clear();
+        self.key.extend_from_slice(k);
+        let decoded = match key {
+            Some(slot) => decode_in_place(&self.key, slot),
+            None => decode_whole(&self.key).map(|k| *key = Some(k)),
+        };
+        if let Err(e) = decoded {
+            let source = self.merge.head().map(|s| s.undecodable(e));
+            return Err(source.unwrap_or(Error::Codec("no record".into())));
+        }
+        self.head = Head::Unread;
+        self.groups += 1;
+        Ok(true)
+    }
+
+    /// The next value of the current key, encoded.
+    pub fn next_raw_value(&mut self) -> Result<Option<&[u8]>> {
+        match self.head {
+            Head::NextGroup => return Ok(None),
+            Head::Unread => self.head = Head::Read,
+            Head::Read => {
+                self.merge.advance()?;
+                if !self.in_group() {
+                    self.head = Head::NextGroup;
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(self.merge.peek().map(|(_, v)| v))
+    }
+
+    /// Decodes the next value of the current key.
+    pub fn next_value<V: Value>(&mut self) -> Result<Option<V>> {
+        self.next_raw_value()?.map(decode_whole).transpose()
+    }
+
+    /// Decodes the next value of the current key into `slot`, reusing it;
+    /// `false` when the key has no more values.
+    pub fn next_value_into<V: Value>(&mut self, slot: &mut V) -> Result<bool> {
+        match self.next_raw_value()? {
+            Some(bytes) => decode_in_place(bytes, slot).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Distinct keys seen so far.
+    pub fn groups(&self) -> u64 {
+        self.groups
+    }
+
+    /// Records read so far (those of the current group included).
+    pub fn records(&self) -> u64 {
+        self.merge.records() + u64::from(self.head == Head::Read)
+    }
+}
+
 /// Merges whole runs (every partition) into `out`, combining equal keys when a combiner is
-/// given. Returns the new run's index.
+/// given. Returns the new run's index. Without a combiner, keys with a raw order are merged
+/// as bytes.
 pub(crate) fn merge_runs<K: Key, V: Value>(
     runs: &[RunIndex],
     mut out: RunWriter,
@@ -168,10 +508,9 @@ pub(crate) fn merge_runs<K: Key, V: Value>(
         if readers.is_empty() {
             continue;
         }
-        let merge = KWayMerge::<K, V>::new(readers)?;
-        match combiner {
-            Some(c) => {
-                let mut groups = Groups::new(merge);
+        match (combiner, RawOrder::of::<K>()) {
+            (Some(c), _) => {
+                let mut groups = Groups::new(KWayMerge::<K, V>::new(readers)?);
                 let mut key = groups.next_group(None)?;
                 while let Some(k) = key {
                     // A group always opens with a value.
@@ -179,33 +518,27 @@ pub(crate) fn merge_runs<K: Key, V: Value>(
                         while let Some(v) = groups.next_value(&k)? {
                             c.combine(&k, &mut acc, v);
                         }
-                        write_record(&mut out, p, &k, &acc)?;
+                        out.push_typed(p, &k, &acc)?;
                     }
                     key = groups.next_group(Some(&k))?;
                 }
                 counters.add_builtin(builtin::COMBINE_INPUT_RECORDS, groups.records());
                 counters.add_builtin(builtin::COMBINE_OUTPUT_RECORDS, groups.groups());
             }
-            None => {
-                let mut merge = merge;
+            (None, Some(order)) => {
+                let mut merge = RawMerge::new(order, readers)?;
+                while let Some(framed) = merge.peek_framed() {
+                    out.push_framed(p, framed)?;
+                    merge.advance()?;
+                }
+            }
+            (None, None) => {
+                let mut merge = KWayMerge::<K, V>::new(readers)?;
                 while let Some((k, v)) = merge.next()? {
-                    write_record(&mut out, p, &k, &v)?;
+                    out.push_typed(p, &k, &v)?;
                 }
             }
         }
     }
     out.finish()
-}
-
-/// Encodes `(key, value)` straight into `out`'s open block of partition `p`.
-pub(crate) fn write_record<K: Key, V: Value>(
-    out: &mut RunWriter,
-    p: u32,
-    key: &K,
-    value: &V,
-) -> Result<()> {
-    let block = out.block_for(p)?;
-    encode_into(key, block)?;
-    encode_into(value, block)?;
-    out.record_done()
 }

@@ -5,10 +5,12 @@
 
 pub mod format;
 pub mod merge;
+pub mod order;
 mod sink;
 
 pub use format::{Compression, RunIndex, RunWriter, SegmentReader};
-pub use merge::{Groups, KWayMerge};
+pub use merge::{Groups, KWayMerge, RawGroups, RawMerge};
+pub use order::RawOrder;
 pub use sink::{MapSink, SinkTarget};
 
 use serde::{Deserialize, Serialize};

@@ -1,10 +1,24 @@
 //! The map-side buffer: collects a map task's output under a byte budget, spills sorted runs
 //! when over it, and merges the runs into the task's one data file and index.
+//!
+//! The buffer takes one of three shapes, chosen when the task starts:
+//!
+//! - **with a combiner**, a hash table from key to accumulated value (one entry per distinct
+//!   key);
+//! - **without one, for keys with a [`RawOrder`]** (strings, byte strings, integers, bools),
+//!   a *serialized* buffer, as Hadoop's `MapOutputBuffer` and Spark's `UnsafeShuffleWriter`:
+//!   each record is encoded once, framed, into an arena, and a compact index of
+//!   `(partition, key prefix, offset)` entries (16 bytes each) is what gets sorted. A spill
+//!   writes the arena's records in index order as bytes; merges compare keys as bytes;
+//!   nothing is decoded on the map side;
+//! - **without one, for other keys**, typed `(partition, key, value)` records sorted with the
+//!   key's `Ord`, which only the type knows.
 
-use super::format::{RunIndex, RunWriter};
-use super::merge::{merge_runs, write_record};
+use super::format::{frame_record, unframe, RunIndex, RunWriter};
+use super::merge::merge_runs;
+use super::order::RawOrder;
 use super::ShuffleSettings;
-use crate::codec::{encoded_len, Key, Value};
+use crate::codec::{encode_into, encoded_len, Key, Value};
 use crate::counters::{builtin, Counters};
 use crate::error::Result;
 use crate::job::Combiner;
@@ -42,24 +56,141 @@ impl SinkTarget {
     }
 }
 
+/// One record of the serialized buffer: where it lies in the arena, its
+/// partition, and its key's prefix ([`RawOrder::prefix`]).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    prefix: u64,
+    offset: u32,
+    partition: u32,
+}
+
+/// The serialized buffer: framed records in an arena, and their index.
+struct RawBuffer {
+    order: RawOrder,
+    arena: Vec<u8>,
+    index: Vec<Entry>,
+    /// The arena's and the index's capacities, set aside at the first
+    /// record (untouched pages cost no memory): three quarters and a quarter
+    /// of the budget.
+    arena_cap: usize,
+    index_cap: usize,
+    /// Where a record's key and value are encoded before they are framed.
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl RawBuffer {
+    fn new(order: RawOrder, budget: u64) -> Self {
+        let budget = usize::try_from(budget).unwrap_or(usize::MAX);
+        // Offsets are u32: an arena holds at most 4 GiB.
+        let arena_cap = (budget / 4 * 3).clamp(4 << 10, u32::MAX as usize);
+        let index_cap = (budget / 4 / size_of::<Entry>()).max(64);
+        RawBuffer {
+            order,
+            arena: Vec::new(),
+            index: Vec::new(),
+            arena_cap,
+            index_cap,
+            key: Vec::new(),
+            value: Vec::new(),
+        }
+    }
+
+    /// Whether a record of `len` framed bytes fits.
+    fn fits(&self, len: usize) -> bool {
+        self.index.len() < self.index_cap && self.arena.len() + len <= self.arena_cap
+    }
+
+    fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Frames the encoded record in `key`/`value` into the arena.
+    fn append(&mut self, partition: u32) {
+        if self.index.capacity() == 0 {
+            self.index.reserve_exact(self.index_cap);
+            self.arena.reserve_exact(self.arena_cap);
+        }
+        let offset = self.arena.len() as u32;
+        frame_record(&self.key, &self.value, &mut self.arena);
+        self.index.push(Entry {
+            prefix: self.order.prefix(&self.key),
+            offset,
+            partition,
+        });
+    }
+
+    /// The record at `offset`: its framed bytes and its key.
+    #[inline]
+    fn record(arena: &[u8], offset: u32) -> (&[u8], &[u8]) {
+        let rest = &arena[offset as usize..];
+        match unframe(rest) {
+            Some((k, v)) => (&rest[..v.end], &rest[k]),
+            None => (&[], &[]),
+        }
+    }
+
+    /// Sorts the index by partition, then key (prefix first), then arrival
+    /// (so that equal keys keep their emit order).
+    fn sort(&mut self) {
+        let (arena, order) = (&self.arena, self.order);
+        self.index.sort_unstable_by(|a, b| {
+            (a.partition, a.prefix)
+                .cmp(&(b.partition, b.prefix))
+                .then_with(|| {
+                    let (_, ka) = Self::record(arena, a.offset);
+                    let (_, kb) = Self::record(arena, b.offset);
+                    order.compare(ka, kb)
+                })
+                .then(a.offset.cmp(&b.offset))
+        });
+    }
+
+    /// Writes every record in index order, and empties the buffer (its
+    /// memory is kept for the next run).
+    fn write(&mut self, out: &mut RunWriter) -> Result<u64> {
+        self.sort();
+        for e in &self.index {
+            let (framed, _) = Self::record(&self.arena, e.offset);
+            out.push_framed(e.partition, framed)?;
+        }
+        let n = self.index.len() as u64;
+        self.index.clear();
+        self.arena.clear();
+        Ok(n)
+    }
+
+    /// Bytes in use (the caps keep the reservation under the budget).
+    fn bytes(&self) -> usize {
+        self.arena.len() + self.index.len() * size_of::<Entry>()
+    }
+}
+
+/// The buffer's shape (see the module's documentation).
+enum Buffer<K, V> {
+    Table(HashMap<K, V, FxBuildHasher>),
+    Raw(RawBuffer),
+    List(Vec<(u32, K, V)>),
+}
+
 /// A map task's output buffer.
 ///
-/// With a combiner it is a hash table from key to accumulated value; without one, a list of
-/// `(partition, key, value)` records. Either way its estimated size (entries, table slots, the
-/// keys' and values' encoded sizes, and the scratch a sort at spill time needs) stays under
+/// Its estimated size (entries, table slots, the arena, the keys' and values' encoded sizes,
+/// and the scratch a sort at spill time needs) stays under
 /// [`ShuffleSettings::sort_buffer_bytes`]: past it the buffer is sorted by (partition, key)
 /// and spilled as a run. Peak memory therefore does not grow with the input.
 ///
-/// The estimate is an approximation: a value's size is taken when its key is first buffered, so
-/// a combiner whose accumulated values grow (a list, a set) can take more than the budget.
+/// The estimate is an approximation: with a combiner, a value's size is taken when its key is
+/// first buffered, so a combiner whose accumulated values grow (a list, a set) can take more
+/// than the budget.
 pub struct MapSink<K, V> {
     target: SinkTarget,
     settings: ShuffleSettings,
     partitioner: Arc<dyn Partitioner<K>>,
     combiner: Option<Arc<dyn Combiner<K, V>>>,
-    table: HashMap<K, V, FxBuildHasher>,
-    list: Vec<(u32, K, V)>,
-    /// Encoded sizes of the buffered keys and values: a stand-in for their heap use.
+    buffer: Buffer<K, V>,
+    /// Encoded sizes of the buffered typed keys and values: a stand-in for their heap use.
     heap_bytes: usize,
     runs: Vec<RunIndex>,
     merges: usize,
@@ -77,13 +208,17 @@ impl<K: Key, V: Value> MapSink<K, V> {
         partitioner: Arc<dyn Partitioner<K>>,
         combiner: Option<Arc<dyn Combiner<K, V>>>,
     ) -> Self {
+        let buffer = match (&combiner, RawOrder::of::<K>()) {
+            (Some(_), _) => Buffer::Table(HashMap::default()),
+            (None, Some(order)) => Buffer::Raw(RawBuffer::new(order, settings.sort_buffer_bytes)),
+            (None, None) => Buffer::List(Vec::new()),
+        };
         MapSink {
             target,
             settings,
             partitioner,
             combiner,
-            table: HashMap::default(),
-            list: Vec::new(),
+            buffer,
             heap_bytes: 0,
             runs: Vec::new(),
             merges: 0,
@@ -95,16 +230,18 @@ impl<K: Key, V: Value> MapSink<K, V> {
     /// The buffer's estimated size in bytes.
     pub fn estimated_bytes(&self) -> usize {
         let sorted_entry = size_of::<(u32, K, V)>();
-        if self.combiner.is_some() {
+        match &self.buffer {
             // At spill time the table's entries are moved into a vector and sorted.
-            self.table.capacity() * (size_of::<(K, V)>() + TABLE_SLOT_OVERHEAD)
-                + self.table.len() * sorted_entry
-                + self.heap_bytes
-        } else {
+            Buffer::Table(t) => {
+                t.capacity() * (size_of::<(K, V)>() + TABLE_SLOT_OVERHEAD)
+                    + t.len() * sorted_entry
+                    + self.heap_bytes
+            }
+            Buffer::Raw(r) => r.bytes(),
             // A stable sort needs scratch for half the list.
-            self.list.capacity() * sorted_entry
-                + self.list.len() * sorted_entry / 2
-                + self.heap_bytes
+            Buffer::List(l) => {
+                l.capacity() * sorted_entry + l.len() * sorted_entry / 2 + self.heap_bytes
+            }
         }
     }
 
@@ -115,14 +252,32 @@ impl<K: Key, V: Value> MapSink<K, V> {
     /// Buffers one record.
     #[inline]
     pub fn emit(&mut self, key: K, value: V) -> Result<()> {
-        if let Some(c) = &self.combiner {
-            if let Some(acc) = self.table.get_mut(&key) {
-                self.output_records += 1;
-                c.combine(&key, acc, value);
-                return Ok(());
+        match &mut self.buffer {
+            Buffer::Table(t) => {
+                if let (Some(c), Some(acc)) = (&self.combiner, t.get_mut(&key)) {
+                    self.output_records += 1;
+                    c.combine(&key, acc, value);
+                    return Ok(());
+                }
+                self.insert(key, value)
             }
+            Buffer::Raw(_) => self.emit_raw(&key, &value),
+            Buffer::List(_) => self.insert(key, value),
         }
-        self.insert(key, value)
+    }
+
+    /// Buffers one record from borrowed parts: without a combiner, for a key with a raw
+    /// order, it is encoded straight from the references, so a mapper that reuses its key and
+    /// value buffers allocates nothing per record. Otherwise they are cloned.
+    #[inline]
+    pub fn emit_borrowed(&mut self, key: &K, value: &V) -> Result<()>
+    where
+        V: Clone,
+    {
+        match &self.buffer {
+            Buffer::Raw(_) => self.emit_raw(key, value),
+            _ => self.emit(key.clone(), value.clone()),
+        }
     }
 
     /// Buffers one record from a borrowed key, copying the key only when it is stored.
@@ -132,27 +287,60 @@ impl<K: Key, V: Value> MapSink<K, V> {
         K: Borrow<Q> + for<'q> From<&'q Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if let Some(c) = &self.combiner {
-            if let Some((k, acc)) = self.table.get_key_value_mut(key) {
+        if let (Buffer::Table(t), Some(c)) = (&mut self.buffer, &self.combiner) {
+            if let Some((k, acc)) = t.get_key_value_mut(key) {
                 self.output_records += 1;
                 c.combine(k, acc, value);
                 return Ok(());
             }
         }
-        self.insert(K::from(key), value)
+        self.emit(K::from(key), value)
     }
 
-    /// Stores a record whose key is not buffered yet (or every record, without a combiner), and
-    /// spills when over budget. Kept out of line so that the hot path above stays small.
+    /// Encodes a record into the serialized buffer, spilling first when it does not fit.
+    #[inline(never)]
+    fn emit_raw(&mut self, key: &K, value: &V) -> Result<()> {
+        let partition = self.partitioner.partition(key, self.target.partitions);
+        let Buffer::Raw(raw) = &mut self.buffer else {
+            return Ok(());
+        };
+        raw.key.clear();
+        raw.value.clear();
+        encode_into(key, &mut raw.key)?;
+        encode_into(value, &mut raw.value)?;
+        self.output_records += 1;
+        // Lengths: at most 5 bytes each.
+        let len = raw.key.len() + raw.value.len() + 10;
+        if !raw.fits(len) && !raw.is_empty() {
+            self.spill()?;
+        }
+        if let Buffer::Raw(raw) = &mut self.buffer {
+            // A record larger than the whole arena gets a run of its own.
+            let alone = !raw.fits(len);
+            raw.append(partition);
+            if alone {
+                self.spill()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a typed record whose key is not buffered yet (or every record, without a
+    /// combiner), and spills when over budget. Kept out of line so that the hot path above
+    /// stays small.
     #[inline(never)]
     fn insert(&mut self, key: K, value: V) -> Result<()> {
         self.output_records += 1;
         self.heap_bytes += encoded_len(&key) + encoded_len(&value);
-        if self.combiner.is_some() {
-            self.table.insert(key, value);
-        } else {
-            let p = self.partitioner.partition(&key, self.target.partitions);
-            self.list.push((p, key, value));
+        match &mut self.buffer {
+            Buffer::Table(t) => {
+                t.insert(key, value);
+            }
+            Buffer::List(l) => {
+                let p = self.partitioner.partition(&key, self.target.partitions);
+                l.push((p, key, value));
+            }
+            Buffer::Raw(_) => {}
         }
         if self.over_budget() {
             self.spill()?;
@@ -176,33 +364,30 @@ impl<K: Key, V: Value> MapSink<K, V> {
         Ok(())
     }
 
+    /// The typed buffer's records, sorted by (partition, key); stable, so that equal keys
+    /// keep their emit order.
     fn sorted_records(&mut self) -> Vec<(u32, K, V)> {
-        if self.combiner.is_some() {
-            let partitioner = &self.partitioner;
-            let n = self.target.partitions;
-            let mut records: Vec<(u32, K, V)> = self
-                .table
-                .drain()
-                .map(|(k, v)| (partitioner.partition(&k, n), k, v))
-                .collect();
-            records.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-            records
-        } else {
-            let mut records = std::mem::take(&mut self.list);
-            records.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-            records
+        let partitioner = &self.partitioner;
+        let n = self.target.partitions;
+        match &mut self.buffer {
+            Buffer::Table(t) => {
+                let mut records: Vec<(u32, K, V)> = t
+                    .drain()
+                    .map(|(k, v)| (partitioner.partition(&k, n), k, v))
+                    .collect();
+                records.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+                records
+            }
+            Buffer::List(l) => {
+                let mut records = std::mem::take(l);
+                records.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+                records
+            }
+            Buffer::Raw(_) => Vec::new(),
         }
     }
 
     fn write_buffer(&mut self, data: &Path, index: &Path) -> Result<RunIndex> {
-        let records = self.sorted_records();
-        self.heap_bytes = 0;
-        if self.combiner.is_some() {
-            self.counters
-                .add_builtin(builtin::COMBINE_OUTPUT_RECORDS, records.len() as u64);
-        }
-        self.counters
-            .add_builtin(builtin::SPILLED_RECORDS, records.len() as u64);
         let mut out = RunWriter::create(
             data,
             index,
@@ -210,13 +395,39 @@ impl<K: Key, V: Value> MapSink<K, V> {
             self.settings.compression,
             self.settings.block_bytes,
         )?;
-        for (p, k, v) in &records {
-            if let Err(e) = write_record(&mut out, *p, k, v) {
+        let written = match &mut self.buffer {
+            Buffer::Raw(raw) => raw.write(&mut out),
+            _ => {
+                let records = self.sorted_records();
+                self.heap_bytes = 0;
+                if self.combiner.is_some() {
+                    self.counters
+                        .add_builtin(builtin::COMBINE_OUTPUT_RECORDS, records.len() as u64);
+                }
+                records
+                    .iter()
+                    .try_for_each(|(p, k, v)| out.push_typed(*p, k, v))
+                    .map(|()| records.len() as u64)
+            }
+        };
+        match written {
+            Ok(n) => {
+                self.counters.add_builtin(builtin::SPILLED_RECORDS, n);
+                out.finish()
+            }
+            Err(e) => {
                 out.abort();
-                return Err(e);
+                Err(e)
             }
         }
-        out.finish()
+    }
+
+    fn is_empty(&self) -> bool {
+        match &self.buffer {
+            Buffer::Table(t) => t.is_empty(),
+            Buffer::Raw(r) => r.is_empty(),
+            Buffer::List(l) => l.is_empty(),
+        }
     }
 
     fn merge_into(&mut self, data: &Path, index: &Path) -> Result<RunIndex> {
@@ -260,7 +471,7 @@ impl<K: Key, V: Value> MapSink<K, V> {
         if self.runs.is_empty() {
             return self.write_buffer(&data, &index);
         }
-        if !self.table.is_empty() || !self.list.is_empty() {
+        if !self.is_empty() {
             let (d, i) = self.target.paths(&format!("-spill-{:04}", self.runs.len()));
             let run = self.write_buffer(&d, &i)?;
             self.runs.push(run);
