@@ -35,9 +35,33 @@ fn inputs(path: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The rows (lines, without their line feed) of `data`.
-fn rows(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    data.split(|b| *b == b'\n').filter(|r| !r.is_empty())
+/// A row to sort: its key's first 8 bytes as an integer (most comparisons
+/// end there), and the row.
+struct Row<'a> {
+    prefix: u64,
+    row: &'a [u8],
+}
+
+fn prefix(row: &[u8]) -> u64 {
+    let mut p = [0u8; 8];
+    let n = row.len().min(8);
+    p[..n].copy_from_slice(&row[..n]);
+    u64::from_be_bytes(p)
+}
+
+/// Cuts `data` into about `n` line-aligned pieces.
+fn pieces(data: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=n {
+        let mut end = (data.len() * i / n).max(start);
+        while end < data.len() && data[end - 1] != b'\n' {
+            end += 1;
+        }
+        out.push(&data[start..end]);
+        start = end;
+    }
+    out
 }
 
 fn main() {
@@ -53,29 +77,48 @@ fn main() {
     let parts: usize = args.get(3).and_then(|p| p.parse().ok()).unwrap_or(2);
     let started = Instant::now();
 
-    // Read: every file whole, on the threads.
+    // Read every file whole, the files shared between the threads.
     let files = inputs(Path::new(input));
-    let data: Vec<Vec<u8>> = std::thread::scope(|s| {
-        let chunks: Vec<_> = files
-            .chunks(files.len().div_ceil(threads).max(1))
-            .map(|c| {
-                s.spawn(move || {
-                    c.iter()
-                        .map(|f| std::fs::read(f).expect("read"))
-                        .collect::<Vec<_>>()
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut data: Vec<(usize, Vec<u8>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(f) = files.get(i) else { return mine };
+                        mine.push((i, std::fs::read(f).expect("read")));
+                    }
                 })
             })
             .collect();
-        chunks
+        handles
             .into_iter()
             .flat_map(|h| h.join().expect("reader"))
             .collect()
     });
+    data.sort_by_key(|(i, _)| *i);
+    // Each thread takes an equal, line-aligned share of the bytes.
+    let shares: Vec<Vec<&[u8]>> = {
+        let total: usize = data.iter().map(|(_, d)| d.len()).sum();
+        let mut shares = vec![Vec::new(); threads];
+        let mut at = 0;
+        for (_, d) in &data {
+            let n = (d.len() * threads).div_ceil(total.max(1)).max(1);
+            for (k, p) in pieces(d, n).into_iter().enumerate() {
+                shares[(at + k) % threads].push(p);
+            }
+            at += n;
+        }
+        shares
+    };
 
     // Split points: every 997th row's key, sorted, cut into equal ranges.
     let mut sample: Vec<&[u8]> = data
         .iter()
-        .flat_map(|d| rows(d).step_by(997))
+        .flat_map(|(_, d)| d.split(|b| *b == b'\n').step_by(997))
+        .filter(|r| !r.is_empty())
         .map(|r| &r[..r.len().min(10)])
         .collect();
     sample.sort_unstable();
@@ -84,17 +127,20 @@ fn main() {
         .collect();
     let partition = |row: &[u8]| splits.partition_point(|s| *s <= &row[..row.len().min(10)]);
 
-    // Partition: each thread takes whole files and cuts their rows into ranges.
-    let per_thread: Vec<Vec<Vec<&[u8]>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = data
-            .chunks(data.len().div_ceil(threads).max(1))
-            .map(|chunk| {
+    // Partition: each thread cuts its share's rows into ranges.
+    let per_thread: Vec<Vec<Vec<Row<'_>>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = shares
+            .iter()
+            .map(|share| {
                 let partition = &partition;
                 s.spawn(move || {
-                    let mut out: Vec<Vec<&[u8]>> = vec![Vec::new(); parts];
-                    for d in chunk {
-                        for r in rows(d) {
-                            out[partition(r)].push(r);
+                    let mut out: Vec<Vec<Row<'_>>> = (0..parts).map(|_| Vec::new()).collect();
+                    for piece in share {
+                        for row in piece.split(|b| *b == b'\n').filter(|r| !r.is_empty()) {
+                            out[partition(row)].push(Row {
+                                prefix: prefix(row),
+                                row,
+                            });
                         }
                     }
                     out
@@ -106,30 +152,33 @@ fn main() {
             .map(|h| h.join().expect("partitioner"))
             .collect()
     });
-    let mut ranges: Vec<Vec<&[u8]>> = vec![Vec::new(); parts];
+    let mut ranges: Vec<Vec<Row<'_>>> = (0..parts).map(|_| Vec::new()).collect();
     for t in per_thread {
-        for (p, rs) in t.into_iter().enumerate() {
-            ranges[p].extend(rs);
+        for (p, rows) in t.into_iter().enumerate() {
+            ranges[p].extend(rows);
         }
     }
 
     // Sort and write: one range per thread at a time.
     std::fs::create_dir_all(out).expect("create the output folder");
+    let rows: usize = ranges.iter().map(Vec::len).sum();
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let ranges: Vec<std::sync::Mutex<Vec<Row<'_>>>> =
+        ranges.into_iter().map(std::sync::Mutex::new).collect();
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
                 let p = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(range) = ranges.get(p) else { return };
-                let mut range = range.clone();
-                range.sort_unstable();
+                let mut range = range.lock().expect("range");
+                range.sort_unstable_by(|a, b| {
+                    a.prefix.cmp(&b.prefix).then_with(|| a.row.cmp(b.row))
+                });
                 let path = Path::new(out).join(format!("part-r-{p:05}"));
-                let mut w = std::io::BufWriter::with_capacity(
-                    1 << 20,
-                    std::fs::File::create(path).expect("create"),
-                );
-                for r in range {
-                    w.write_all(r)
+                let file = std::fs::File::create(path).expect("create");
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+                for r in range.iter() {
+                    w.write_all(r.row)
                         .and_then(|()| w.write_all(b"\n"))
                         .expect("write");
                 }
@@ -137,6 +186,5 @@ fn main() {
             });
         }
     });
-    let rows: usize = ranges.iter().map(Vec::len).sum();
     eprintln!("{rows} rows in {:.2} s", started.elapsed().as_secs_f64());
 }

@@ -39,6 +39,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_input(&right)
         .with_param("join", &args.kind);
     let outcome = LocalEngine::new(work.path().join("work")).run(&join::job(), &config)?;
-    print!("{}", std::fs::read_to_string(&outcome.result_file)?);
+    for part in gridmr::output::output_files(&outcome.output_dir)? {
+        print!("{}", std::fs::read_to_string(part)?);
+    }
     Ok(())
 }

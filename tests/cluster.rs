@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{embedded_wordcount, repo_data, Cluster};
+use common::{embedded_wordcount, repo_data, sorted_lines, Cluster};
 use serde_json::{json, Value};
 
 #[test]
@@ -269,4 +269,39 @@ fn a_running_jobs_progress_moves_between_nothing_and_everything() {
         done["progress"]["map"]["done"].as_u64(),
         Some(text.len() as u64)
     );
+}
+
+/// Past RESULT_TXT_MAX_BYTES a job's output is its part files: no
+/// result.txt is written, the status lists the parts, and the result is
+/// streamed as the parts joined.
+#[test]
+fn a_large_result_is_streamed_from_its_parts() {
+    let cluster = Cluster::start(1, &[("RESULT_TXT_MAX_BYTES", "100")], &[]);
+    let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let id = cluster.submit(json!({
+        "job": "wordcount", "input_url": input.display().to_string(),
+        "reduce_partitions": 3, "force_distributed": true,
+    }));
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let outputs: Vec<&str> = done["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(outputs.len(), 3, "{done}");
+    assert!(outputs.iter().all(|o| o.contains("/part-r-0000")), "{done}");
+    let out = std::path::Path::new(done["output_dir"].as_str().unwrap()).to_path_buf();
+    assert!(!out.join("result.txt").exists());
+    let mut joined = String::new();
+    for o in &outputs {
+        joined.push_str(&std::fs::read_to_string(o).unwrap());
+    }
+    let (code, text) = cluster.get_text(&format!("/jobs/{id}/result?format=text"));
+    assert_eq!(code, 200);
+    assert_eq!(text, joined);
+    assert_eq!(sorted_lines(&text), embedded_wordcount(&input));
+    let (code, _) = cluster.get(&format!("/jobs/{id}/result?format=json"));
+    assert_eq!(code, 413);
 }

@@ -19,7 +19,7 @@ fn embedded(job: &dyn JobDef, config: JobConfig) -> Vec<String> {
         .with_threads(2)
         .run(job, &config)
         .unwrap();
-    sorted_lines(&std::fs::read_to_string(out.result_file).unwrap())
+    sorted_lines(&std::fs::read_to_string(out.result_file.unwrap()).unwrap())
 }
 
 fn write(path: &Path, text: &str) {

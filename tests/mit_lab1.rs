@@ -593,7 +593,8 @@ fn sequential(job: &str) -> Vec<String> {
     let outcome = gridmr::LocalEngine::new(work.path())
         .run(def.as_ref(), &config)
         .expect("the sequential run");
-    let text = std::fs::read_to_string(&outcome.result_file).expect("its result");
+    let text =
+        std::fs::read_to_string(outcome.result_file.expect("a small result")).expect("its result");
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     lines.sort();
     lines

@@ -39,6 +39,10 @@ pub struct JobConfig {
     pub reduce_partitions: Option<u32>,
     /// The job's parameters, which every task sees.
     pub params: Params,
+    /// The largest output joined into `result.txt` (default
+    /// [`DEFAULT_RESULT_MAX_BYTES`](crate::commit::DEFAULT_RESULT_MAX_BYTES)); above it the part
+    /// files alone are the output.
+    pub result_max_bytes: u64,
     /// How the input is cut into map tasks.
     pub splits: SplitPolicy,
     /// Shuffle settings.
@@ -55,6 +59,7 @@ impl JobConfig {
             output: None,
             reduce_partitions: None,
             params: Params::new(),
+            result_max_bytes: crate::commit::DEFAULT_RESULT_MAX_BYTES,
             splits: SplitPolicy::default(),
             shuffle: ShuffleSettings::default(),
             job_id: None,
@@ -98,8 +103,9 @@ pub struct JobOutcome {
     pub job_id: String,
     /// The output folder (`part-r-*`, `result.txt`, `_SUCCESS`).
     pub output_dir: PathBuf,
-    /// The joined result file.
-    pub result_file: PathBuf,
+    /// The joined result file, `result.txt`, when the output was small enough for one
+    /// (`JobConfig::result_max_bytes`); the part files are in `output_dir` either way.
+    pub result_file: Option<PathBuf>,
     /// Counters summed over committed attempts.
     pub counters: Counters,
     /// Map tasks run.
@@ -239,7 +245,7 @@ impl LocalEngine {
             partitions,
             params: &config.params,
         })?);
-        let mut policy = config.splits;
+        let mut policy = config.splits.fitting(&config.shuffle);
         policy.min_splits = policy.min_splits.max(self.threads as u32);
         let splits = plan_splits(&files, &policy, job.input_format());
         let prepared = Instant::now();
@@ -324,12 +330,12 @@ impl LocalEngine {
                     .map_err(|e| Error::io("rename", &report.output, e))?;
                 names.push(name);
             }
-            finalize_parts(&output_dir, &names)?
+            finalize_parts(&output_dir, &names, config.result_max_bytes)?
         } else {
             for (p, report) in reduces.iter().enumerate() {
                 commit_reduce(&report.output, &output_dir, p as u32)?;
             }
-            finalize_output(&output_dir, partitions)?
+            finalize_output(&output_dir, partitions, config.result_max_bytes)?
         };
         if !self.keep_intermediate {
             let _ = std::fs::remove_dir_all(&shuffle_dir);

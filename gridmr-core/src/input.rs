@@ -64,6 +64,24 @@ pub struct SplitPolicy {
     pub splits: Option<u32>,
 }
 
+impl SplitPolicy {
+    /// This policy with splits no larger than two thirds of the map buffer
+    /// (`sort_buffer_bytes`), at least 1 MiB: a map whose output is about the
+    /// size of its input (a sort, a join) then writes it once, without
+    /// spilling and merging runs. An explicit `splits` count is kept.
+    ///
+    /// ```
+    /// use gridmr_core::{ShuffleSettings, SplitPolicy};
+    /// let p = SplitPolicy::default().fitting(&ShuffleSettings::default());
+    /// assert_eq!(p.max_split_bytes, (64 << 20) * 2 / 3);
+    /// ```
+    pub fn fitting(mut self, shuffle: &crate::ShuffleSettings) -> Self {
+        let fit = (shuffle.sort_buffer_bytes / 3 * 2).max(1 << 20);
+        self.max_split_bytes = self.max_split_bytes.min(fit);
+        self
+    }
+}
+
 impl Default for SplitPolicy {
     fn default() -> Self {
         SplitPolicy {

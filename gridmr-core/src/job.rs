@@ -363,6 +363,7 @@ pub struct Job<M: Mapper, R> {
     pub(crate) partitioner: PartitionerSource<M::Key>,
     pub(crate) input_format: InputFormat,
     pub(crate) planner: Option<Planner>,
+    pub(crate) separator: &'static str,
 }
 
 /// Makes a job's partitioner from its parameters.
@@ -416,6 +417,7 @@ where
             partitioner: PartitionerSource::Fixed(Arc::new(Sha1Partitioner)),
             input_format: InputFormat::Lines,
             planner: None,
+            separator: "\t",
         }
     }
 
@@ -476,6 +478,21 @@ where
         F: Fn(&PlanContext<'_>) -> Result<Params, UserError> + Send + Sync + 'static,
     {
         self.planner = Some(Arc::new(plan));
+        self
+    }
+
+    /// Sets what goes between the key and the value of an output line (a tab by default;
+    /// Hadoop's `mapreduce.output.textoutputformat.separator`). Output read back with
+    /// [`read_output`](crate::output::read_output) must use the tab.
+    ///
+    /// ```
+    /// use gridmr_core::jobs::wordcount::{SumReducer, WordCountMapper};
+    /// let job = gridmr_core::Job::new("csv", WordCountMapper::default(), SumReducer)
+    ///     .with_output_separator(",");
+    /// # let _ = job;
+    /// ```
+    pub fn with_output_separator(mut self, separator: &'static str) -> Self {
+        self.separator = separator;
         self
     }
 

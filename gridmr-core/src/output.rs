@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeOwned, Visitor};
 use serde::Serialize;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
@@ -52,24 +52,36 @@ pub fn format_line<K: Serialize + ?Sized, V: Serialize>(
     Ok(())
 }
 
-/// Writes a reduce task's output file.
+/// How much of a part file is gathered before it goes to the file.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// Writes a reduce task's output file: lines are formatted straight into
+/// one buffer, which goes to the file in [`WRITE_CHUNK`]s.
 pub struct TextWriter<K, V> {
     path: PathBuf,
-    out: BufWriter<File>,
-    line: Vec<u8>,
+    out: File,
+    buf: Vec<u8>,
+    separator: &'static str,
     records: u64,
     bytes: u64,
     _types: PhantomData<fn(&K, &V)>,
 }
 
 impl<K: Serialize, V: Serialize> TextWriter<K, V> {
-    /// Creates (truncates) `path`.
+    /// Creates (truncates) `path`, for `key<TAB>value` lines.
     pub fn create(path: &Path) -> Result<Self> {
-        let file = File::create(path).map_err(|e| Error::io("create", path, e))?;
+        Self::with_separator(path, "\t")
+    }
+
+    /// Creates (truncates) `path`, for lines of a key, `separator` and a
+    /// value (Hadoop's `mapreduce.output.textoutputformat.separator`).
+    pub fn with_separator(path: &Path, separator: &'static str) -> Result<Self> {
+        let out = File::create(path).map_err(|e| Error::io("create", path, e))?;
         Ok(TextWriter {
             path: path.to_path_buf(),
-            out: BufWriter::with_capacity(1 << 20, file),
-            line: Vec::with_capacity(256),
+            out,
+            buf: Vec::with_capacity(WRITE_CHUNK + 4096),
+            separator,
             records: 0,
             bytes: 0,
             _types: PhantomData,
@@ -83,26 +95,37 @@ impl<K: Serialize, V: Serialize> TextWriter<K, V> {
 
     /// Writes one record.
     pub fn write(&mut self, key: &K, value: &V) -> Result<()> {
-        self.line.clear();
-        format_line(key, value, &mut self.line)?;
-        self.out
-            .write_all(&self.line)
-            .map_err(|e| Error::io("write", &self.path, e))?;
+        let before = self.buf.len();
+        write_text(key, &mut self.buf)?;
+        if std::mem::size_of::<V>() != 0 {
+            self.buf.extend_from_slice(self.separator.as_bytes());
+            write_text(value, &mut self.buf)?;
+        }
+        self.buf.push(b'\n');
         self.records += 1;
-        self.bytes += self.line.len() as u64;
+        self.bytes += (self.buf.len() - before) as u64;
+        if self.buf.len() >= WRITE_CHUNK {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        self.out
+            .write_all(&self.buf)
+            .map_err(|e| Error::io("write", &self.path, e))?;
+        self.buf.clear();
         Ok(())
     }
 
     /// Flushes and closes the file, adding the output counters to `counters`.
-    pub fn finish(self, counters: &mut Counters) -> Result<()> {
+    pub fn finish(mut self, counters: &mut Counters) -> Result<()> {
         counters.add_builtin(builtin::OUTPUT_RECORDS, self.records);
         counters.add_builtin(builtin::OUTPUT_BYTES, self.bytes);
-        let path = self.path;
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| Error::io("write", &path, e.into_error()))?;
-        file.sync_data().map_err(|e| Error::io("sync", &path, e))
+        self.drain()?;
+        self.out
+            .sync_data()
+            .map_err(|e| Error::io("sync", &self.path, e))
     }
 }
 

@@ -392,7 +392,7 @@ where
             let attempts = layout::attempts_dir(dir);
             create_leaf_dir(&attempts)?;
             let path = layout::map_only_attempt_file(dir, task.index, task.attempt);
-            MapOut::Direct(TextWriter::create(&path)?)
+            MapOut::Direct(TextWriter::with_separator(&path, job.separator)?)
         }
         None => {
             check_partitions(task.partitions)?;
@@ -613,7 +613,7 @@ where
         partition: Some(p),
         params: task.params.clone(),
     };
-    let mut writer = TextWriter::<R::OutKey, R::OutValue>::create(path)?;
+    let mut writer = TextWriter::<R::OutKey, R::OutValue>::with_separator(path, job.separator)?;
     let mut reducer = job.reducer.clone();
     let mut ctx = ReduceContext {
         info: &info,

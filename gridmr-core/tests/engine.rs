@@ -137,7 +137,10 @@ fn output_layout_order_and_placement() {
             );
         }
     }
-    assert_eq!(std::fs::read(&run.outcome.result_file).unwrap(), joined);
+    assert_eq!(
+        std::fs::read(run.outcome.result_file.as_ref().unwrap()).unwrap(),
+        joined
+    );
     // Intermediate files are removed after success.
     let job_dir = run.dir.path().join("work/jobs").join(&run.outcome.job_id);
     assert!(!job_dir.join("shuffle").exists());
@@ -501,4 +504,29 @@ fn tasks_count_their_progress_exactly() {
     run_reduce(&job, &reduce).unwrap();
     // The combiner left one record per word per map: 31 words, 2 maps, plus "x".
     assert_eq!((progress.done(), progress.total()), (64, 64));
+}
+
+#[test]
+fn an_output_over_the_cap_is_its_parts_without_result_txt() {
+    let input = data("samples/input.txt");
+    let small = run_job(&wordcount::job(), input.to_str().unwrap(), 2, |c| {
+        c.reduce_partitions = Some(2);
+    });
+    let joined = std::fs::read(small.outcome.result_file.as_ref().unwrap()).unwrap();
+    let capped = run_job(&wordcount::job(), input.to_str().unwrap(), 2, |c| {
+        c.reduce_partitions = Some(2);
+        c.result_max_bytes = 10;
+    });
+    let out = &capped.outcome.output_dir;
+    assert_eq!(capped.outcome.result_file, None);
+    assert!(!out.join("result.txt").exists());
+    assert!(gridmr_core::commit::is_complete(out), "_SUCCESS still last");
+    let mut parts = Vec::new();
+    for p in gridmr_core::output::output_files(out).unwrap() {
+        parts.extend(std::fs::read(p).unwrap());
+    }
+    assert_eq!(
+        parts, joined,
+        "the parts, joined, are what result.txt would hold"
+    );
 }

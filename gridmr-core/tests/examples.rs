@@ -296,7 +296,7 @@ fn terasort_sorts_what_teragen_made_and_teravalidate_agrees() {
         let (made, _keep) = run(&terasort::teragen(), gen, threads);
         assert_eq!(made.counters.get("terasort", "rows"), rows);
         assert_eq!(made.counters.get("terasort", "checksum"), checksum);
-        let generated = std::fs::read(&made.result_file).unwrap();
+        let generated = std::fs::read(made.result_file.as_ref().unwrap()).unwrap();
         assert_eq!(generated.len() as u64, rows * terasort::ROW_BYTES as u64);
 
         let parts = format!("{}/part-m-*", made.output_dir.display());

@@ -517,7 +517,11 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 outcome.map_tasks,
                 outcome.reduce_tasks
             );
-            println!("{}", outcome.result_file.display());
+            match &outcome.result_file {
+                Some(file) => println!("{}", file.display()),
+                // Too large for result.txt: the part files are the output.
+                None => println!("{}", outcome.output_dir.display()),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -125,6 +125,11 @@ pub struct MasterSettings {
     /// (comma-separated `host` or `host:port`); empty: downloads are off.
     #[arg(long, env = "GRIDMR_SCRIPT_HOSTS", value_delimiter = ',')]
     pub script_hosts: Vec<String>,
+    /// The largest output joined into `result.txt` (the original's joined
+    /// result); past it the part files alone are the output, and
+    /// `GET /jobs/{id}/result` streams them joined.
+    #[arg(long, env = "RESULT_TXT_MAX_BYTES", default_value_t = gridmr_core::commit::DEFAULT_RESULT_MAX_BYTES)]
+    pub result_txt_max_bytes: u64,
     /// Largest file `PUT /uploads/{id}/{name}` takes, in bytes.
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 64 << 30)]
     pub max_upload_bytes: u64,
@@ -167,6 +172,7 @@ impl MasterSettings {
             result_inline_max_bytes: 4 << 20,
             log_level: "info".into(),
             script_hosts: Vec::new(),
+            result_txt_max_bytes: gridmr_core::commit::DEFAULT_RESULT_MAX_BYTES,
             max_upload_bytes: 64 << 30,
             upload_ttl_s: 86_400,
             security: Security::default(),

@@ -484,7 +484,9 @@ pub fn embedded_wordcount(input: &Path) -> Vec<String> {
             &gridmr_core::JobConfig::new(input.display().to_string()),
         )
         .expect("embedded word count");
-    sorted_lines(&std::fs::read_to_string(outcome.result_file).expect("result"))
+    sorted_lines(
+        &std::fs::read_to_string(outcome.result_file.expect("a small result")).expect("result"),
+    )
 }
 
 impl Drop for Cluster {

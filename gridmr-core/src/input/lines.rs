@@ -36,7 +36,7 @@ impl<'a> Record<'a> {
 /// `bytes` as text with the bytes that are not valid UTF-8 dropped (Python's
 /// `decode("utf-8", errors="ignore")`); valid text is borrowed, not copied.
 pub fn decode_ignoring_invalid(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
+    match simdutf8::basic::from_utf8(bytes) {
         Ok(s) => Cow::Borrowed(s),
         Err(_) => Cow::Owned(bytes.utf8_chunks().map(|c| c.valid()).collect()),
     }

@@ -32,7 +32,8 @@
 //!   split points that cut them into the job's partitions (parameter
 //!   [`SPLITS_PARAM`]), so a [`RangePartitioner`] sends each key range to one
 //!   reducer and the part files, in name order, are one sorted sequence.
-//!   The reducer writes rows back unchanged.
+//!   The reducer writes rows back unchanged (key, then rest: the job's output
+//!   separator is empty).
 //! - `teravalidate`: each map task checks that its split is in order and
 //!   reports its first and last key, row count and checksum; one reducer
 //!   checks the splits against each other in file and offset order and
@@ -178,10 +179,10 @@ impl Mapper for GenMapper {
     }
 }
 
-/// Writes rows back whole: key and rest joined again, in one reused line.
+/// Writes rows back whole: the key, then the rest (the job's output
+/// separator is empty), the rest decoded into one reused string.
 #[derive(Debug, Clone, Default)]
 pub struct RowReducer {
-    line: String,
     rest: String,
 }
 
@@ -189,19 +190,16 @@ impl Reducer for RowReducer {
     type Key = String;
     type Value = String;
     type OutKey = String;
-    type OutValue = ();
+    type OutValue = String;
 
     fn reduce(
         &mut self,
         key: &String,
         values: &mut Values<'_, String>,
-        ctx: &mut ReduceContext<'_, String, ()>,
+        ctx: &mut ReduceContext<'_, String, String>,
     ) -> UserResult {
         while values.next_into(&mut self.rest) {
-            self.line.clear();
-            self.line.push_str(key);
-            self.line.push_str(&self.rest);
-            ctx.emit(&self.line, &())?;
+            ctx.emit(key, &self.rest)?;
         }
         Ok(())
     }
@@ -254,18 +252,17 @@ impl Mapper for SortMapper {
     type Value = String;
 
     fn map(&mut self, record: &Record<'_>, ctx: &mut MapContext<'_, String, String>) -> UserResult {
-        let text = record.text();
-        let (key, rest) = split_row(text.as_bytes());
+        let (key, rest) = split_row(record.bytes);
         self.key.clear();
         self.rest.clear();
-        // Both halves of ASCII rows are text; a key cut inside a character of
-        // other input is taken whole.
+        // Both halves of ASCII rows are text (each checked once); other input
+        // is taken whole, as text, as the key.
         match (std::str::from_utf8(key), std::str::from_utf8(rest)) {
             (Ok(k), Ok(r)) => {
                 self.key.push_str(k);
                 self.rest.push_str(r);
             }
-            _ => self.key.push_str(&text),
+            _ => self.key.push_str(&record.text()),
         }
         ctx.emit_borrowed(&self.key, &self.rest)?;
         Ok(())
@@ -331,6 +328,7 @@ fn range_partitioner(params: &Params) -> std::result::Result<RangePartitioner<St
 /// `terasort`: a total order over the input's rows.
 pub fn terasort() -> Job<SortMapper, RowReducer> {
     Job::new("terasort", SortMapper::default(), RowReducer::default())
+        .with_output_separator("")
         .with_partitioner_from(range_partitioner)
         .with_planner(sample_split_points)
 }

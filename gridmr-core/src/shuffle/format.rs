@@ -22,7 +22,7 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const DATA_MAGIC: &[u8; 4] = b"GMRD";
@@ -106,9 +106,12 @@ pub struct RunWriter {
     data_path: PathBuf,
     index_path: PathBuf,
     data_tmp: PathBuf,
-    out: BufWriter<File>,
+    /// Written a whole block at a time, with no buffer of its own: a block
+    /// is its header's space and its records, so it goes out in one write.
+    out: File,
     compression: Compression,
     block_target: usize,
+    /// `BLOCK_HEADER_LEN` bytes for the header, then the records.
     block: Vec<u8>,
     compressed: Vec<u8>,
     partitions: u32,
@@ -137,7 +140,7 @@ impl RunWriter {
     ) -> Result<Self> {
         let data_tmp = tmp_name(data_path);
         let file = File::create(&data_tmp).map_err(|e| Error::io("create", &data_tmp, e))?;
-        let mut out = BufWriter::with_capacity(256 << 10, file);
+        let mut out = file;
         let mut header = [0u8; DATA_HEADER_LEN as usize];
         header[..4].copy_from_slice(DATA_MAGIC);
         header[4] = VERSION;
@@ -150,7 +153,11 @@ impl RunWriter {
             out,
             compression,
             block_target: block_target.max(64),
-            block: Vec::with_capacity(block_target.max(64) + 1024),
+            block: {
+                let mut b = Vec::with_capacity(BLOCK_HEADER_LEN + block_target.max(64) + 1024);
+                b.resize(BLOCK_HEADER_LEN, 0);
+                b
+            },
             compressed: Vec::new(),
             partitions,
             current: 0,
@@ -220,43 +227,50 @@ impl RunWriter {
     /// Counts a record and flushes a full block.
     fn record_done(&mut self) -> Result<()> {
         self.records[self.current as usize] += 1;
-        if self.block.len() >= self.block_target {
+        if self.block.len() - BLOCK_HEADER_LEN >= self.block_target {
             self.flush_block()?;
         }
         Ok(())
     }
 
     fn flush_block(&mut self) -> Result<()> {
-        if self.block.is_empty() {
+        let raw_len = self.block.len() - BLOCK_HEADER_LEN;
+        if raw_len == 0 {
             return Ok(());
         }
-        let raw_len = u32::try_from(self.block.len())
+        let raw_len32 = u32::try_from(raw_len)
             .map_err(|_| Error::Codec("a single record larger than 4 GiB".into()))?;
-        let (codec, payload): (u8, &[u8]) = match self.compression {
-            Compression::None => (CODEC_RAW, &self.block),
+        // The block goes out from `self.block`, or from `self.compressed`
+        // when LZ4 shrinks it; either has the header's space in front.
+        let compressed = match self.compression {
+            Compression::None => None,
             Compression::Lz4 => {
-                let bound = lz4_flex::block::get_maximum_output_size(self.block.len());
-                self.compressed.resize(bound, 0);
-                match lz4_flex::block::compress_into(&self.block, &mut self.compressed) {
-                    Ok(n) if n < self.block.len() => (CODEC_LZ4, &self.compressed[..n]),
-                    _ => (CODEC_RAW, &self.block),
+                let bound = lz4_flex::block::get_maximum_output_size(raw_len);
+                self.compressed.resize(BLOCK_HEADER_LEN + bound, 0);
+                let (raw, out) = (&self.block[BLOCK_HEADER_LEN..], &mut self.compressed);
+                match lz4_flex::block::compress_into(raw, &mut out[BLOCK_HEADER_LEN..]) {
+                    Ok(n) if n < raw_len => Some(n),
+                    _ => None,
                 }
             }
         };
-        let stored_len = payload.len() as u32;
-        let mut header = [0u8; BLOCK_HEADER_LEN];
+        let (codec, buf) = match compressed {
+            Some(n) => (CODEC_LZ4, &mut self.compressed[..BLOCK_HEADER_LEN + n]),
+            None => (CODEC_RAW, &mut self.block[..]),
+        };
+        let stored_len = (buf.len() - BLOCK_HEADER_LEN) as u32;
+        let (header, payload) = buf.split_at_mut(BLOCK_HEADER_LEN);
+        header.fill(0);
         header[0] = codec;
         header[4..8].copy_from_slice(&stored_len.to_le_bytes());
-        header[8..12].copy_from_slice(&raw_len.to_le_bytes());
-        let crc = block_crc(&header, payload);
+        header[8..12].copy_from_slice(&raw_len32.to_le_bytes());
+        let crc = block_crc(header, payload);
         header[12..16].copy_from_slice(&crc.to_le_bytes());
-        let write = |out: &mut BufWriter<File>| -> std::io::Result<()> {
-            out.write_all(&header)?;
-            out.write_all(payload)
-        };
-        write(&mut self.out).map_err(|e| Error::io("write", &self.data_tmp, e))?;
-        self.position += (BLOCK_HEADER_LEN + payload.len()) as u64;
-        self.block.clear();
+        self.out
+            .write_all(buf)
+            .map_err(|e| Error::io("write", &self.data_tmp, e))?;
+        self.position += buf.len() as u64;
+        self.block.truncate(BLOCK_HEADER_LEN);
         Ok(())
     }
 
@@ -266,11 +280,7 @@ impl RunWriter {
         while self.offsets.len() < self.partitions as usize + 1 {
             self.offsets.push(self.position);
         }
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| Error::io("write", &self.data_tmp, e.into_error()))?;
-        drop(file);
+        drop(self.out);
         std::fs::rename(&self.data_tmp, &self.data_path)
             .map_err(|e| Error::io("rename", &self.data_tmp, e))?;
         let index = RunIndex {
@@ -617,6 +627,19 @@ impl SegmentReader {
     }
 }
 
+/// The bytes of a varint-length-prefixed encoding that must take exactly
+/// `bytes` (postcard's strings and byte strings).
+fn length_prefixed(bytes: &[u8]) -> Result<&[u8]> {
+    let (len, n) =
+        get_varint(bytes).ok_or_else(|| Error::Codec("a string's length is cut".into()))?;
+    match bytes.get(n..) {
+        Some(body) if body.len() == len => Ok(body),
+        _ => Err(Error::Codec(
+            "a string's length does not match its record".into(),
+        )),
+    }
+}
+
 /// Decodes a value that must take exactly `bytes`.
 pub(crate) fn decode_whole<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let (v, rest) = crate::codec::decode_from::<T>(bytes)?;
@@ -632,10 +655,27 @@ pub(crate) fn decode_whole<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Resu
 
 /// Decodes `bytes`, which must be one whole value, into `slot`, reusing what
 /// `slot` holds (a `String`'s buffer, say).
-pub(crate) fn decode_in_place<'de, T: serde::Deserialize<'de>>(
+pub(crate) fn decode_in_place<'de, T: serde::Deserialize<'de> + 'static>(
     bytes: &'de [u8],
     slot: &mut T,
 ) -> Result<()> {
+    // Strings and byte strings, the common keys and values: their length
+    // and bytes, copied into the slot's buffer.
+    if let Some(s) = (slot as &mut dyn std::any::Any).downcast_mut::<String>() {
+        let body = length_prefixed(bytes)?;
+        // (std's check is the faster one for short strings.)
+        let text = std::str::from_utf8(body)
+            .map_err(|_| Error::Codec("a string that is not UTF-8".into()))?;
+        s.clear();
+        s.push_str(text);
+        return Ok(());
+    }
+    if let Some(v) = (slot as &mut dyn std::any::Any).downcast_mut::<Vec<u8>>() {
+        let body = length_prefixed(bytes)?;
+        v.clear();
+        v.extend_from_slice(body);
+        return Ok(());
+    }
     let mut de = postcard::Deserializer::from_bytes(bytes);
     T::deserialize_in_place(&mut de, slot).map_err(|e| Error::Codec(e.to_string()))?;
     match de.finalize() {

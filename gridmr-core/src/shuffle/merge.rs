@@ -275,28 +275,34 @@ impl<V: Value> ValueSource<V> for RawValues<'_> {
 pub struct RawMerge {
     order: RawOrder,
     sources: Vec<SegmentReader>,
-    /// The prefix of each source's current key.
-    prefixes: Vec<u64>,
-    /// Sources with a current record, as a min-heap.
-    heap: Vec<usize>,
+    /// Sources with a current record, as a min-heap; each entry carries its
+    /// key's prefix, so most comparisons touch the heap alone.
+    heap: Vec<HeapEntry>,
     records: u64,
+}
+
+/// A source in the heap, with its current key's prefix.
+#[derive(Debug, Clone, Copy)]
+struct HeapEntry {
+    prefix: u64,
+    source: usize,
 }
 
 impl RawMerge {
     /// Starts merging `sources`, each sorted by `order`.
     pub fn new(order: RawOrder, mut sources: Vec<SegmentReader>) -> Result<Self> {
         let mut heap = Vec::with_capacity(sources.len());
-        let mut prefixes = vec![0; sources.len()];
-        for (i, s) in sources.iter_mut().enumerate() {
+        for (source, s) in sources.iter_mut().enumerate() {
             if s.advance()? {
-                prefixes[i] = order.prefix(s.key());
-                heap.push(i);
+                heap.push(HeapEntry {
+                    prefix: order.prefix(s.key()),
+                    source,
+                });
             }
         }
         let mut m = RawMerge {
             order,
             sources,
-            prefixes,
             heap,
             records: 0,
         };
@@ -307,16 +313,15 @@ impl RawMerge {
     }
 
     #[inline]
-    fn less(&self, a: usize, b: usize) -> bool {
-        let (pa, pb) = (self.prefixes[a], self.prefixes[b]);
-        if pa != pb {
-            return pa < pb;
+    fn less(&self, a: HeapEntry, b: HeapEntry) -> bool {
+        if a.prefix != b.prefix {
+            return a.prefix < b.prefix;
         }
         match self
             .order
-            .compare(self.sources[a].key(), self.sources[b].key())
+            .compare(self.sources[a.source].key(), self.sources[b.source].key())
         {
-            std::cmp::Ordering::Equal => a < b,
+            std::cmp::Ordering::Equal => a.source < b.source,
             o => o.is_lt(),
         }
     }
@@ -343,10 +348,10 @@ impl RawMerge {
     /// The source holding the smallest current record.
     #[inline]
     fn head(&self) -> Option<&SegmentReader> {
-        self.heap.first().map(|&i| &self.sources[i])
+        self.heap.first().map(|e| &self.sources[e.source])
     }
 
-    /// The smallest current record's key, value and framed bytes.
+    /// The smallest current record's key and value.
     #[inline]
     pub fn peek(&self) -> Option<(&[u8], &[u8])> {
         self.head().map(|s| (s.key(), s.value()))
@@ -358,14 +363,21 @@ impl RawMerge {
         self.head().map(SegmentReader::framed)
     }
 
+    /// The prefix of the smallest current record's key.
+    #[inline]
+    fn peek_prefix(&self) -> Option<u64> {
+        self.heap.first().map(|e| e.prefix)
+    }
+
     /// Moves past the smallest current record.
     pub fn advance(&mut self) -> Result<()> {
-        let Some(&i) = self.heap.first() else {
+        let Some(&top) = self.heap.first() else {
             return Ok(());
         };
         self.records += 1;
-        if self.sources[i].advance()? {
-            self.prefixes[i] = self.order.prefix(self.sources[i].key());
+        let s = &mut self.sources[top.source];
+        if s.advance()? {
+            self.heap[0].prefix = self.order.prefix(s.key());
         } else {
             let last = self.heap.len() - 1;
             self.heap.swap(0, last);
@@ -397,7 +409,9 @@ enum Head {
 /// and values are decoded only as they are asked for.
 pub struct RawGroups {
     merge: RawMerge,
+    /// The current key, encoded, and its prefix.
     key: Vec<u8>,
+    prefix: u64,
     head: Head,
     groups: u64,
 }
@@ -408,13 +422,18 @@ impl RawGroups {
         RawGroups {
             merge,
             key: Vec::new(),
+            prefix: 0,
             head: Head::NextGroup,
             groups: 0,
         }
     }
 
+    /// Whether the merge's smallest record has the current key (its prefix
+    /// settles most cases without comparing the keys).
+    #[inline]
     fn in_group(&self) -> bool {
-        self.merge.peek().is_some_and(|(k, _)| k == self.key)
+        self.merge.peek_prefix() == Some(self.prefix)
+            && self.merge.peek().is_some_and(|(k, _)| k == self.key)
     }
 
     /// Moves to the next key, skipping what is left of the current one's
@@ -435,6 +454,7 @@ impl RawGroups {
         };
         self.key.clear();
         self.key.extend_from_slice(k);
+        self.prefix = self.merge.peek_prefix().unwrap_or(0);
         let decoded = match key {
             Some(slot) => decode_in_place(&self.key, slot),
             None => decode_whole(&self.key).map(|k| *key = Some(k)),

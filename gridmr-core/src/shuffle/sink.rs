@@ -14,7 +14,7 @@
 //! - **without one, for other keys**, typed `(partition, key, value)` records sorted with the
 //!   key's `Ord`, which only the type knows.
 
-use super::format::{frame_record, unframe, RunIndex, RunWriter};
+use super::format::{frame_record, put_varint, unframe, RunIndex, RunWriter};
 use super::merge::merge_runs;
 use super::order::RawOrder;
 use super::ShuffleSettings;
@@ -56,6 +56,33 @@ impl SinkTarget {
     }
 }
 
+/// The bytes of a string or a byte string (the common keys and values), whose postcard
+/// encoding is their varint length and themselves.
+#[inline]
+fn bytes_of<T: 'static>(v: &T) -> Option<&[u8]> {
+    let any = v as &dyn std::any::Any;
+    match (any.downcast_ref::<String>(), any.downcast_ref::<Vec<u8>>()) {
+        (Some(s), _) => Some(s.as_bytes()),
+        (None, Some(b)) => Some(b.as_slice()),
+        (None, None) => None,
+    }
+}
+
+/// How many bytes a varint of `n` takes.
+#[inline]
+fn varint_size(n: usize) -> usize {
+    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
+}
+
+/// Frames one field holding `body`'s encoding: `varint(encoded length) varint(body length)
+/// body`.
+#[inline]
+fn frame_bytes(body: &[u8], out: &mut Vec<u8>) {
+    put_varint((varint_size(body.len()) + body.len()) as u64, out);
+    put_varint(body.len() as u64, out);
+    out.extend_from_slice(body);
+}
+
 /// One record of the serialized buffer: where it lies in the arena, its
 /// partition, and its key's prefix ([`RawOrder::prefix`]).
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +90,15 @@ struct Entry {
     prefix: u64,
     offset: u32,
     partition: u32,
+}
+
+thread_local! {
+    /// The arena and index of the last serialized buffer this thread was done with, kept for
+    /// its next map task: fresh memory would have every page zeroed again by the kernel (a
+    /// tenth of a sort's time). At most one buffer's worth, and never more than the budget of
+    /// the task that takes it.
+    static SPARE: std::cell::RefCell<Option<(Vec<u8>, Vec<Entry>)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// The serialized buffer: framed records in an arena, and their index.
@@ -106,16 +142,46 @@ impl RawBuffer {
         self.index.is_empty()
     }
 
+    /// Sets aside the arena and the index: this thread's spare ones when they are within
+    /// this buffer's caps, else new.
+    fn reserve(&mut self) {
+        let spare = SPARE.with(|s| s.borrow_mut().take());
+        if let Some((arena, index)) = spare {
+            if arena.capacity() <= self.arena_cap && index.capacity() <= self.index_cap {
+                (self.arena, self.index) = (arena, index);
+            }
+        }
+        self.arena
+            .reserve_exact(self.arena_cap - self.arena.capacity());
+        self.index
+            .reserve_exact(self.index_cap - self.index.capacity());
+    }
+
     /// Frames the encoded record in `key`/`value` into the arena.
     fn append(&mut self, partition: u32) {
         if self.index.capacity() == 0 {
-            self.index.reserve_exact(self.index_cap);
-            self.arena.reserve_exact(self.arena_cap);
+            self.reserve();
         }
         let offset = self.arena.len() as u32;
         frame_record(&self.key, &self.value, &mut self.arena);
         self.index.push(Entry {
             prefix: self.order.prefix(&self.key),
+            offset,
+            partition,
+        });
+    }
+
+    /// Frames a record of a string (or byte string) key and value straight into the arena.
+    fn append_bytes(&mut self, partition: u32, key: &[u8], value: &[u8]) {
+        if self.index.capacity() == 0 {
+            self.reserve();
+        }
+        let offset = self.arena.len() as u32;
+        frame_bytes(key, &mut self.arena);
+        frame_bytes(value, &mut self.arena);
+        let (_, encoded_key) = Self::record(&self.arena, offset);
+        self.index.push(Entry {
+            prefix: self.order.prefix(encoded_key),
             offset,
             partition,
         });
@@ -131,20 +197,33 @@ impl RawBuffer {
         }
     }
 
-    /// Sorts the index by partition, then key (prefix first), then arrival
-    /// (so that equal keys keep their emit order).
+    /// Sorts the index by partition, then key, then arrival (so that equal
+    /// keys keep their emit order). Partition, prefix and arrival make one
+    /// 128-bit integer, which places most records alone; only runs whose
+    /// partition and prefix tie have their whole keys compared.
     fn sort(&mut self) {
+        self.index.sort_unstable_by_key(|e| {
+            (u128::from(e.partition) << 96) | (u128::from(e.prefix) << 32) | u128::from(e.offset)
+        });
         let (arena, order) = (&self.arena, self.order);
-        self.index.sort_unstable_by(|a, b| {
-            (a.partition, a.prefix)
-                .cmp(&(b.partition, b.prefix))
-                .then_with(|| {
+        let mut i = 0;
+        while i < self.index.len() {
+            let head = (self.index[i].partition, self.index[i].prefix);
+            let run = self.index[i..]
+                .iter()
+                .take_while(|e| (e.partition, e.prefix) == head)
+                .count();
+            if run > 1 {
+                // Arrival order is already the order within the run: a
+                // stable sort by key keeps it for equal keys.
+                self.index[i..i + run].sort_by(|a, b| {
                     let (_, ka) = Self::record(arena, a.offset);
                     let (_, kb) = Self::record(arena, b.offset);
                     order.compare(ka, kb)
-                })
-                .then(a.offset.cmp(&b.offset))
-        });
+                });
+            }
+            i += run;
+        }
     }
 
     /// Writes every record in index order, and empties the buffer (its
@@ -164,6 +243,21 @@ impl RawBuffer {
     /// Bytes in use (the caps keep the reservation under the budget).
     fn bytes(&self) -> usize {
         self.arena.len() + self.index.len() * size_of::<Entry>()
+    }
+}
+
+impl Drop for RawBuffer {
+    /// Leaves the arena and the index to this thread's next map task.
+    fn drop(&mut self) {
+        if self.arena.capacity() > 0 {
+            self.arena.clear();
+            self.index.clear();
+            let kept = (
+                std::mem::take(&mut self.arena),
+                std::mem::take(&mut self.index),
+            );
+            SPARE.with(|s| *s.borrow_mut() = Some(kept));
+        }
     }
 }
 
@@ -304,20 +398,30 @@ impl<K: Key, V: Value> MapSink<K, V> {
         let Buffer::Raw(raw) = &mut self.buffer else {
             return Ok(());
         };
-        raw.key.clear();
-        raw.value.clear();
-        encode_into(key, &mut raw.key)?;
-        encode_into(value, &mut raw.value)?;
         self.output_records += 1;
-        // Lengths: at most 5 bytes each.
-        let len = raw.key.len() + raw.value.len() + 10;
+        // Strings and byte strings are framed straight from themselves; anything else is
+        // encoded first. Lengths take at most 5 bytes each.
+        let direct = bytes_of(key).zip(bytes_of(value));
+        let len = match direct {
+            Some((k, v)) => k.len() + v.len() + 20,
+            None => {
+                raw.key.clear();
+                raw.value.clear();
+                encode_into(key, &mut raw.key)?;
+                encode_into(value, &mut raw.value)?;
+                raw.key.len() + raw.value.len() + 10
+            }
+        };
         if !raw.fits(len) && !raw.is_empty() {
             self.spill()?;
         }
         if let Buffer::Raw(raw) = &mut self.buffer {
             // A record larger than the whole arena gets a run of its own.
             let alone = !raw.fits(len);
-            raw.append(partition);
+            match direct {
+                Some((k, v)) => raw.append_bytes(partition, k, v),
+                None => raw.append(partition),
+            }
             if alone {
                 self.spill()?;
             }

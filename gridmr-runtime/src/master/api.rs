@@ -829,13 +829,28 @@ pub(crate) async fn job_result(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let q: ResultQuery = query(q)?;
-    let (state, file, error) = {
+    let (state, file, parts, error) = {
         let st = sh.lock();
         let job = st.job(&id).ok_or_else(|| ApiError::unknown_job(&id))?;
-        (job.state, job.result_file.clone(), job.error.clone())
+        (
+            job.state,
+            job.result_file.clone(),
+            job.parts.clone(),
+            job.error.clone(),
+        )
     };
     let file = match (state, file) {
         (JobState::Succeeded, Some(f)) => f,
+        // Too large for result.txt: its part files, joined as it would be.
+        (JobState::Succeeded, None) if q.format.as_deref() != Some("json") => {
+            return stream_files(parts).await
+        }
+        (JobState::Succeeded, None) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the result is larger than RESULT_TXT_MAX_BYTES; ask for ?format=text",
+            ))
+        }
         (JobState::Failed, _) => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -891,6 +906,48 @@ pub(crate) async fn job_result(
         result: String::from_utf8_lossy(&bytes).into_owned(),
     })
     .into_response())
+}
+
+/// `files` joined, streamed as text.
+async fn stream_files(files: Vec<std::path::PathBuf>) -> ApiResult<Response> {
+    let mut size = 0u64;
+    for f in &files {
+        size += tokio::fs::metadata(f)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::GONE, format!("{}: {e}", f.display())))?
+            .len();
+    }
+    // One file after the other: the next opens when the last one ends.
+    let stream = futures_util::stream::unfold(
+        (
+            files.into_iter(),
+            None::<tokio_util::io::ReaderStream<tokio::fs::File>>,
+        ),
+        |(mut files, mut current)| async move {
+            use futures_util::StreamExt;
+            loop {
+                if let Some(reader) = current.as_mut() {
+                    if let Some(chunk) = reader.next().await {
+                        return Some((chunk, (files, current)));
+                    }
+                }
+                let next = files.next()?;
+                match tokio::fs::File::open(&next).await {
+                    Ok(f) => {
+                        current = Some(tokio_util::io::ReaderStream::with_capacity(f, 256 << 10))
+                    }
+                    Err(e) => return Some((Err(e), (files, None))),
+                }
+            }
+        },
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CONTENT_LENGTH, size.into());
+    Ok((headers, Body::from_stream(stream)).into_response())
 }
 
 /// Every attempt of a job's tasks.

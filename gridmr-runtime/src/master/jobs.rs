@@ -483,6 +483,10 @@ pub(crate) struct Job {
     pub(crate) attempts: Vec<Attempt>,
     pub(crate) clock: Clock,
     pub(crate) result_file: Option<PathBuf>,
+    /// The committed part files, in order (the output, when it was too
+    /// large for `result.txt`).
+    #[serde(default)]
+    pub(crate) parts: Vec<PathBuf>,
     /// Longest a script task may run, seconds (0: the worker's default).
     pub(crate) timeout_s: u32,
     /// The last `reporter:status:` line of a committed attempt.
@@ -550,11 +554,12 @@ impl Job {
         }
     }
 
+    /// `result.txt`, or the part files when the output was too large for it.
     fn outputs(&self) -> Vec<String> {
-        self.result_file
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect()
+        match &self.result_file {
+            Some(file) => vec![file.display().to_string()],
+            None => self.parts.iter().map(|p| p.display().to_string()).collect(),
+        }
     }
 
     pub(crate) fn status(&self) -> JobStatus {

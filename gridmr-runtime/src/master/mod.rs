@@ -857,21 +857,33 @@ fn remove_attempt_output(phase: Phase, path: &Path) {
     }
 }
 
-fn commit(plan: &CommitPlan) -> gridmr_core::Result<PathBuf> {
+/// What a job's commit produced.
+pub(crate) struct Committed {
+    /// `result.txt`, when the output was small enough for one.
+    pub(crate) result: Option<PathBuf>,
+    /// The part files, in order.
+    pub(crate) parts: Vec<PathBuf>,
+}
+
+/// Commits a job's output: its part files, and `result.txt` when they
+/// are small enough for one. Returns both.
+fn commit(plan: &CommitPlan, result_max: u64) -> gridmr_core::Result<Committed> {
+    let mut parts = Vec::with_capacity(plan.parts.len());
     let result = if plan.map_only {
         let mut names = Vec::with_capacity(plan.parts.len());
         for (i, file) in &plan.parts {
             let name = layout::part_m(*i);
             let dest = plan.out.join(&name);
             std::fs::rename(file, &dest).map_err(|e| gridmr_core::Error::io("rename", file, e))?;
+            parts.push(dest);
             names.push(name);
         }
-        gridmr_core::commit::finalize_parts(&plan.out, &names)?
+        gridmr_core::commit::finalize_parts(&plan.out, &names, result_max)?
     } else {
         for (p, file) in &plan.parts {
-            commit_reduce(file, &plan.out, *p)?;
+            parts.push(commit_reduce(file, &plan.out, *p)?);
         }
-        finalize_output(&plan.out, plan.parts.len() as u32)?
+        finalize_output(&plan.out, plan.parts.len() as u32, result_max)?
     };
     let _ = std::fs::remove_dir_all(layout::attempts_dir(&plan.out));
     // Map outputs are not needed once the output is committed.
@@ -880,7 +892,7 @@ fn commit(plan: &CommitPlan) -> gridmr_core::Result<PathBuf> {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    Ok(result)
+    Ok(Committed { result, parts })
 }
 
 /// Removes what a failed or cancelled job left: map outputs, attempt
@@ -911,7 +923,8 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     let id = plan.job_id.clone();
-                    let result = tokio::task::spawn_blocking(move || commit(&plan))
+                    let max = shared.settings.result_txt_max_bytes;
+                    let result = tokio::task::spawn_blocking(move || commit(&plan, max))
                         .await
                         .map_err(|e| e.to_string())
                         .and_then(|r| r.map_err(|e| e.to_string()));

@@ -265,7 +265,8 @@ pub(crate) fn plan(
         splits: maps,
         min_splits: default,
         ..SplitPolicy::default()
-    };
+    }
+    .fitting(&request.shuffle);
     Plan {
         mode: Mode::Distributed,
         input_size,
@@ -403,6 +404,7 @@ impl State {
                 ..Clock::default()
             },
             result_file: None,
+            parts: Vec::new(),
             timeout_s: request.timeout_s,
             task_status: None,
             map_only: request.map_only,
@@ -1206,7 +1208,7 @@ impl State {
     pub(crate) fn committed(
         &mut self,
         job_id: &str,
-        result: Result<PathBuf, String>,
+        result: Result<super::Committed, String>,
     ) -> Vec<Effect> {
         let metrics = self.metrics.clone();
         let Some(job) = self.job_mut(job_id) else {
@@ -1216,9 +1218,16 @@ impl State {
             return Vec::new();
         }
         match result {
-            Ok(file) => {
-                tracing::info!(job = %job_id, result = %file.display(), "job succeeded");
-                job.result_file = Some(file);
+            Ok(super::Committed { result, parts }) => {
+                match &result {
+                    Some(file) => {
+                        tracing::info!(job = %job_id, result = %file.display(), "job succeeded")
+                    }
+                    None => tracing::info!(job = %job_id, parts = parts.len(),
+                        "job succeeded (its output is its part files: too large for result.txt)"),
+                }
+                job.result_file = result;
+                job.parts = parts;
                 job.state = JobState::Succeeded;
                 job.message = "done".into();
                 job.clock.finished = Some(Instant::now());
@@ -1539,7 +1548,13 @@ mod tests {
             _ => None,
         });
         assert_eq!(commit.unwrap().parts.len(), 3);
-        s.committed(&id, Ok("/s/jobs/j/out/result.txt".into()));
+        s.committed(
+            &id,
+            Ok(super::super::Committed {
+                result: Some("/s/jobs/j/out/result.txt".into()),
+                parts: vec!["/s/jobs/j/out/part-r-00000".into()],
+            }),
+        );
         let job = s.job(&id).unwrap();
         assert_eq!(job.state, JobState::Succeeded);
         assert!(job.phase_tasks().reduce.is_done());
