@@ -77,12 +77,16 @@ fn every_route_is_documented_and_every_documented_route_served() {
             "{method} {path} is not in the description"
         );
     }
-    // Bearer authentication, and /health without it.
+    // Bearer authentication, and /health without it (or with it, for the
+    // master's folders and jobs).
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
-    assert_eq!(doc["paths"]["/health"]["get"]["security"], json!([{}]));
+    assert_eq!(
+        doc["paths"]["/health"]["get"]["security"],
+        json!([{}, {"bearer": []}])
+    );
     let (code, _) = (
         common::bare_client()
             .get(format!("{}/openapi.json", cluster.url))

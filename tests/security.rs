@@ -73,6 +73,16 @@ fn rest_needs_the_token_and_a_job_runs_with_it() {
     let (code, health) = answer(bare.get(format!("{}/health", cluster.url)).send().unwrap());
     assert_eq!(code, 200);
     assert_eq!(health["auth"], true);
+    // The open answer says the master is up, and nothing of its files or jobs.
+    for private in ["shared_dir", "threshold", "jobs", "input_roots"] {
+        assert!(health.get(private).is_none(), "{private} in {health}");
+    }
+    let (_, full) = cluster.get("/health");
+    assert_eq!(
+        full["shared_dir"],
+        cluster.shared.path().display().to_string()
+    );
+    assert!(full["jobs"].as_array().is_some_and(|j| !j.is_empty()));
     // The same job, with the token, runs.
     let input = write(&cluster, "a.txt", "to be or not to be\n");
     let id = cluster.submit(json!({"job": "wordcount", "input_url": input}));

@@ -134,6 +134,43 @@ fn the_readmes_commands_work_as_printed_from_a_checkout() {
 }
 
 #[test]
+fn an_input_in_the_masters_input_roots_is_read_in_place() {
+    let roots = tempfile::tempdir().unwrap();
+    let root = roots.path().canonicalize().unwrap();
+    std::fs::copy(repo_data("samples/input.txt"), root.join("input.txt")).unwrap();
+    let env = [("INPUT_ROOTS", root.to_str().unwrap())];
+    let cluster = Cluster::start(1, &env, &env);
+    let (_, health) = cluster.get("/health");
+    assert_eq!(health["input_roots"], json!([root.display().to_string()]));
+    let input = root.join("input.txt");
+    let (ok, _, err) = gridmr(
+        &cluster,
+        &root,
+        &[
+            "submit",
+            "--job",
+            "wordcount",
+            "--input",
+            input.to_str().unwrap(),
+            "--wait",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(!err.contains("uploaded"), "{err}");
+    let id = job_id_in(&err);
+    let (_, status) = cluster.get(&format!("/jobs/{id}"));
+    assert_eq!(
+        status["input_path"],
+        input.display().to_string(),
+        "{status}"
+    );
+    assert_eq!(
+        cluster.result_lines(&id),
+        common::embedded_wordcount(&repo_data("samples/input.txt"))
+    );
+}
+
+#[test]
 fn uploads_refuse_strangers_bad_names_and_oversized_files() {
     let cluster = Cluster::start(0, &[("MAX_UPLOAD_BYTES", "1000")], &[]);
     let url = |p: &str| format!("{}{p}", cluster.url);

@@ -699,15 +699,26 @@ pub struct JobMetricsList {
 pub struct Health {
     /// Always true when the master answers.
     pub ok: bool,
-    /// The shared folder.
-    pub shared_dir: String,
-    /// `FILE_PARTITION_THRESHOLD_BYTES`.
-    pub threshold: u64,
+    /// The shared folder. Only for a caller with the cluster token (or
+    /// under `GRIDMR_AUTH=off`): the open answer says nothing of the
+    /// master's files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_dir: Option<String>,
+    /// `FILE_PARTITION_THRESHOLD_BYTES` (with the token only, as
+    /// `shared_dir`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u64>,
+    /// New: the folders inputs may come from besides the share
+    /// (`INPUT_ROOTS`; with the token only), so a client can tell which of
+    /// its paths the master reads in place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_roots: Vec<String>,
     /// New: live workers.
     #[serde(default)]
     pub workers: usize,
-    /// New: the typed jobs this cluster's binary registers.
-    #[serde(default)]
+    /// New: the typed jobs this cluster's binary registers (with the token
+    /// only, as `shared_dir`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<String>,
     /// New: whether the API and the workers require the cluster token
     /// (false only under `GRIDMR_AUTH=off`).

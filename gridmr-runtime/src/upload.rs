@@ -2,7 +2,8 @@
 //! the master cannot read where they are.
 //!
 //! A path the master can read as it is (it lies in the master's shared
-//! folder, mounted at the same place here) is passed through. A local file,
+//! folder or one of its `INPUT_ROOTS`, at the same place here) is passed
+//! through. A local file,
 //! folder or glob elsewhere goes up into one upload folder
 //! (`POST /uploads`, then a streamed `PUT` per file), and the job names its
 //! copy there: an input as `input<N>/…`, a script as `script/<name>`, a
@@ -20,8 +21,10 @@ use std::path::{Path, PathBuf};
 /// Stages a submission's local paths.
 pub struct Stager<'a> {
     client: &'a Client,
-    /// The master's shared folder, if it is mounted here too (resolved).
-    shared: Option<PathBuf>,
+    /// The folders the master reads inputs from (its share and
+    /// `INPUT_ROOTS`) that exist here too (resolved): a path in one is
+    /// taken to be the same file there, as on a cluster with one mount.
+    readable: Vec<PathBuf>,
     upload: Option<UploadAnswer>,
     files: u64,
     bytes: u64,
@@ -39,10 +42,15 @@ impl<'a> Stager<'a> {
     /// where its shared folder is).
     pub async fn new(client: &'a Client) -> Result<Self> {
         let health = client.health().await?;
-        let shared = std::fs::canonicalize(&health.shared_dir).ok();
+        let readable = health
+            .shared_dir
+            .iter()
+            .chain(&health.input_roots)
+            .filter_map(|d| std::fs::canonicalize(d).ok())
+            .collect();
         Ok(Stager {
             client,
-            shared,
+            readable,
             upload: None,
             files: 0,
             bytes: 0,
@@ -51,10 +59,8 @@ impl<'a> Stager<'a> {
 
     /// Whether the master reads `path` where it is.
     fn master_reads(&self, path: &Path) -> bool {
-        let Some(shared) = &self.shared else {
-            return false;
-        };
-        std::fs::canonicalize(path).is_ok_and(|p| p.starts_with(shared))
+        std::fs::canonicalize(path)
+            .is_ok_and(|p| self.readable.iter().any(|root| p.starts_with(root)))
     }
 
     /// The local files `spec` names: itself, a folder's visible files, or

@@ -156,11 +156,7 @@ async fn require_token(State(sh): Shr, req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     let given = req.headers().get(header::AUTHORIZATION);
-    let ok = match (sh.auth.current(), given) {
-        (Some(token), Some(v)) => token.matches_bearer(v.as_bytes()),
-        _ => false,
-    };
-    if ok || super::ui::has_session(&sh, &req) {
+    if has_token(&sh, req.headers()) || super::ui::has_session(&sh, &req) {
         return next.run(req).await;
     }
     // A browser without a session signs in first.
@@ -179,6 +175,18 @@ async fn require_token(State(sh): Shr, req: Request, next: Next) -> Response {
         header::HeaderValue::from_static("Bearer realm=\"gridmr\""),
     );
     resp
+}
+
+/// Whether a request carries the cluster token (always true under
+/// `GRIDMR_AUTH=off`).
+fn has_token(sh: &Shared, headers: &axum::http::HeaderMap) -> bool {
+    if !sh.auth.is_on() {
+        return true;
+    }
+    match (sh.auth.current(), headers.get(header::AUTHORIZATION)) {
+        (Some(token), Some(v)) => token.matches_bearer(v.as_bytes()),
+        _ => false,
+    }
 }
 
 /// Turns any error answer that is not JSON yet (axum's own rejections:
@@ -281,17 +289,33 @@ fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> ApiResult<T> {
     }
 }
 
-/// Liveness: answers without the token.
-#[utoipa::path(get, path = "/health", tag = "cluster", security(()),
+/// Liveness: answers without the token, then with whether the master is up,
+/// its live workers and whether it wants the token; with the token also its
+/// folders, threshold and jobs.
+#[utoipa::path(get, path = "/health", tag = "cluster", security((), ("bearer" = [])),
     responses((status = 200, description = "the master is up", body = Health)))]
-async fn health(State(sh): Shr) -> Json<Health> {
+async fn health(State(sh): Shr, headers: axum::http::HeaderMap) -> Json<Health> {
     let workers = sh.lock().workers.live().count();
+    let full = has_token(&sh, &headers);
     Json(Health {
         ok: true,
-        shared_dir: sh.shared_dir.display().to_string(),
-        threshold: sh.settings.threshold_bytes,
+        shared_dir: full.then(|| sh.shared_dir.display().to_string()),
+        threshold: full.then_some(sh.settings.threshold_bytes),
+        input_roots: if full {
+            sh.settings
+                .input_roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect()
+        } else {
+            Vec::new()
+        },
         workers,
-        jobs: sh.registry.names().map(str::to_owned).collect(),
+        jobs: if full {
+            sh.registry.names().map(str::to_owned).collect()
+        } else {
+            Vec::new()
+        },
         auth: sh.auth.is_on(),
         warnings: if sh.auth.is_on() {
             Vec::new()
