@@ -164,6 +164,8 @@ parameters = {{ "id" = "w1" }}
         ])
         .args(["--generation-deterministic", "--no-color"])
         .env("SCHEMATHESIS_HOOKS", "")
+        // Its cache (.schemathesis/) goes to the temp dir, not the checkout.
+        .current_dir(config.parent().unwrap())
         .output()
         .unwrap();
     let text = format!(
