@@ -243,6 +243,12 @@ pub struct WorkerSettings {
     /// job sets its own (0: no limit).
     #[arg(long, env = "SCRIPT_TIMEOUT_S", default_value_t = 3600)]
     pub script_timeout_s: u64,
+    /// Start Python job-script tasks from a warm fork server (`on`, the
+    /// default, where attempts get cgroups) instead of a fresh interpreter
+    /// per task (`off`).
+    #[arg(long, env = "PYTHON_FORK_SERVER", default_value = "on", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub fork_server: bool,
     /// Testing hook: fail these attempts on purpose. Comma-separated
     /// `TASK@ATTEMPT`, TASK being `single`, `map-00003`, `reduce-00001` or
     /// `*`, ATTEMPT a number or `*`.
@@ -280,6 +286,7 @@ impl WorkerSettings {
             heartbeat_ms: 1000,
             python: "python3".into(),
             script_timeout_s: 3600,
+            fork_server: true,
             inject_fail: Vec::new(),
             inject_delay_ms: 0,
             log_level: "info".into(),

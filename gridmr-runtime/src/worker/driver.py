@@ -1,11 +1,15 @@
 """GridMR's driver for the original GridMR's Python job scripts.
 
-The worker embeds this file and runs it as a subprocess, one per task:
+The worker embeds this file and runs it, one process per task:
 
     python3 driver.py probe   SCRIPT                 -> prints the functions SCRIPT defines
     python3 driver.py map     SCRIPT  < lines        -> "key<TAB>value" lines
     python3 driver.py reduce  SCRIPT  < sorted pairs -> "key<TAB>result" lines
     python3 driver.py process SCRIPT INPUT OUTPUT    -> SCRIPT.process(INPUT, OUTPUT)
+
+or, warm, as a fork server (`python3 driver.py serve`, see serve()): one
+process that has imported this file and forks a child per task, which runs
+one of the modes above exactly as a fresh interpreter would.
 
 The script's contract is the original's: map_func(line) returns an iterable of
 (key, value) pairs for one input line (which still ends in its newline);
@@ -311,5 +315,155 @@ def main(argv):
     return 0
 
 
+# The fork server. The worker holds the other end of the control socket
+# (fd 3, SOCK_SEQPACKET). Each request is one message: a JSON object (argv, cwd, env, limits)
+# with four descriptors attached, the task's own socket and its stdin,
+# stdout and stderr. The server forks; it writes "pid N" on the task socket,
+# and "exit STATUS" (the raw wait status) once the child is reaped. The
+# child leaves the server's session, waits for the worker's "go" on the task
+# socket (by then the worker has put it into the attempt's cgroup), takes the
+# descriptors as 0, 1 and 2, the folder, the environment and the limits, and
+# runs main(argv). The server never runs user code: every child starts from
+# the same clean interpreter, as a fresh process would.
+CONTROL_FD = 3
+
+
+def receive(control):
+    """One request and its descriptors (socket.recv_fds is 3.9 and newer)."""
+    import array
+    import socket
+
+    fds = array.array("i")
+    msg, ancillary, _, _ = control.recvmsg(1 << 20, socket.CMSG_SPACE(4 * fds.itemsize))
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    return msg, list(fds)
+
+
+def serve():
+    import json
+    import os
+    import resource
+    import select
+    import signal
+    import socket
+
+    control = socket.socket(fileno=CONTROL_FD)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children = {}
+
+    def reap():
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            sock = children.pop(pid, None)
+            if sock is not None:
+                try:
+                    sock.sendall(f"exit {status}\n".encode())
+                except OSError:
+                    pass
+                sock.close()
+
+    def child(request, task, fds):
+        try:
+            control.close()
+            os.close(wake_r)
+            os.close(wake_w)
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for other in children.values():
+                other.close()
+            os.setsid()
+            go = b""
+            while len(go) < 2:
+                got = task.recv(2 - len(go))
+                if not got:
+                    os._exit(1)  # the worker gave up on this task
+                go += got
+            if go != b"go":
+                os._exit(1)
+            task.close()
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+                os.close(fd)
+            os.chdir(request["cwd"])
+            os.environ.clear()
+            os.environ.update(request["env"])
+            for name, value in request["limits"]:
+                resource.setrlimit(getattr(resource, name), (value, value))
+            sys.argv = request["argv"]
+            # The interpreter's streams, on the task's descriptors now.
+            sys.stdin = io.TextIOWrapper(io.open(0, "rb", closefd=False), encoding="utf-8")
+            sys.stdout = io.TextIOWrapper(
+                io.open(1, "wb", closefd=False), encoding="utf-8", line_buffering=False
+            )
+            sys.stderr = io.TextIOWrapper(
+                io.open(2, "wb", closefd=False), encoding="utf-8", line_buffering=True,
+                errors="backslashreplace",
+            )
+            sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+        except BaseException:  # noqa: B902 - a failed set-up is the server's bug
+            traceback.print_exc()
+            os._exit(70)
+        # The child ends as a fresh interpreter would: main()'s code goes up
+        # to sys.exit below, so atexit handlers, thread joins and the final
+        # flush of the streams run as they do at any interpreter's exit.
+        return main(sys.argv)
+
+    while True:
+        try:
+            ready, _, _ = select.select([control, wake_r], [], [])
+        except InterruptedError:
+            continue
+        if wake_r in ready:
+            os.read(wake_r, 512)
+            reap()
+        if control not in ready:
+            continue
+        try:
+            msg, fds = receive(control)
+        except InterruptedError:
+            continue
+        if not msg:
+            return 0  # the worker is gone
+        if len(fds) != 4:
+            for fd in fds:
+                os.close(fd)
+            continue
+        task = socket.socket(fileno=fds[0])
+        try:
+            request = json.loads(msg)
+            pid = os.fork()
+        except BaseException as e:  # noqa: B902 - a bad request fails its task only
+            try:
+                task.sendall(f"error {e!r}\n".encode())
+            except OSError:
+                pass
+            task.close()
+            for fd in fds[1:]:
+                os.close(fd)
+            continue
+        if pid == 0:
+            return child(request, task, fds[1:])
+        for fd in fds[1:]:
+            os.close(fd)
+        children[pid] = task
+        try:
+            task.sendall(f"pid {pid}\n".encode())
+        except OSError:
+            pass
+        reap()
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["serve"]:
+        sys.exit(serve())
     sys.exit(main(sys.argv))

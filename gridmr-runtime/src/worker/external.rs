@@ -6,6 +6,7 @@
 
 use super::failure::Failure;
 use super::fence::{Fence, Tree};
+use super::fork_server::ForkServer;
 use gridmr_core::Counters;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
@@ -13,7 +14,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -150,6 +151,9 @@ pub(crate) struct Spec {
     /// The attempt's log, which the process's stderr is appended to (at
     /// most [`LOG_CAP`] bytes).
     pub(crate) log: Option<PathBuf>,
+    /// The worker's warm Python, for a driver run (`argv` is `python
+    /// driver.py MODE …`); a fresh interpreter otherwise, or if it fails.
+    pub(crate) fork: Option<Arc<ForkServer>>,
 }
 
 impl Spec {
@@ -261,26 +265,13 @@ pub(crate) fn run(
     if procs.is_cancelled(owner) {
         return Err(Failure::cancelled(&owner.job));
     }
-    let Some((program, args)) = spec.argv.split_first() else {
-        return Err(Failure::engine("no command"));
-    };
     let tree = Arc::new(spec.fence.tree());
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .current_dir(&spec.cwd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    spec.fence.apply(&mut cmd, &tree, &spec.env);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", spec.what))?;
-    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    let started = start(spec, &tree)?;
+    let pid = started.pid;
     procs.add(owner, pid, tree.clone());
     let _unregister = Guard(|| procs.remove(&owner.job, pid));
 
-    let stdin = child.stdin.take();
+    let stdin = started.stdin;
     let feeder = std::thread::spawn(move || {
         if let Some(stdin) = stdin {
             let mut w = std::io::BufWriter::with_capacity(256 << 10, stdin);
@@ -294,15 +285,16 @@ pub(crate) fn run(
         }
         Ok(())
     });
-    let stderr = child.stderr.take();
-    let stdout = child.stdout.take();
+    let stderr = started.stderr;
+    let stdout = started.stdout;
     // The process is waited for on a thread of its own: once it exits, its
     // whole tree is killed, so a descendant still holding the output pipe
     // cannot keep the attempt (and its timeout) open.
     let reaper = {
         let tree = tree.clone();
+        let wait = started.wait;
         std::thread::spawn(move || {
-            let status = child.wait();
+            let status = wait();
             tree.kill(pid);
             status
         })
@@ -403,7 +395,7 @@ pub(crate) fn run(
     if let Some(f) = failure {
         return Err(with_tail(f).into());
     }
-    let status = status.map_err(|e| format!("waiting for {}: {e}", spec.what))?;
+    let status = status.map_err(|e| Failure::engine(format!("waiting for {}: {e}", spec.what)))?;
     if !status.success() {
         let how = match (status.code(), status.signal()) {
             (Some(code), _) => format!("exited with code {code}"),
@@ -438,6 +430,67 @@ pub(crate) fn run(
     Ok(Finished {
         counters: state.counters,
         status: state.status,
+    })
+}
+
+/// A started task process, however it was started.
+struct Started {
+    /// Its pid, which is also its process group.
+    pid: i32,
+    stdin: Option<Box<dyn Write + Send>>,
+    stdout: Option<Box<dyn Read + Send>>,
+    stderr: Option<Box<dyn Read + Send>>,
+    wait: Box<dyn FnOnce() -> std::io::Result<ExitStatus> + Send>,
+}
+
+/// Starts `spec` in `tree`: forked by the warm Python where the spec allows
+/// it, else as a fresh process.
+fn start(spec: &Spec, tree: &Tree) -> Result<Started, Failure> {
+    if let Some(fork) = spec.fork.as_ref().filter(|f| f.serves(&spec.argv)) {
+        match fork.launch(&spec.argv, &spec.cwd, &spec.env, tree) {
+            Ok(l) => {
+                let exit = l.exit;
+                return Ok(Started {
+                    pid: l.pid,
+                    stdin: Some(Box::new(l.stdin)),
+                    stdout: Some(Box::new(l.stdout)),
+                    stderr: Some(Box::new(l.stderr)),
+                    wait: Box::new(move || exit.wait()),
+                });
+            }
+            Err(e) => tracing::warn!(error = %e,
+                "the Python fork server could not start a task; starting a fresh interpreter"),
+        }
+    }
+    let Some((program, args)) = spec.argv.split_first() else {
+        return Err(Failure::engine("no command"));
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    spec.fence.apply(&mut cmd, tree, &spec.env);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", spec.what))?;
+    Ok(Started {
+        pid: i32::try_from(child.id()).unwrap_or(i32::MAX),
+        stdin: child
+            .stdin
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Write + Send>),
+        stdout: child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        stderr: child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        wait: Box::new(move || child.wait()),
     })
 }
 

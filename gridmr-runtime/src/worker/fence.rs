@@ -53,7 +53,9 @@ const TAG_VAR: &str = "GRIDMR_TASK_TAG";
 /// What every task process of this worker is fenced with.
 #[derive(Debug)]
 pub(crate) struct Fence {
-    limits: Vec<(libc::__rlimit_resource_t, u64)>,
+    /// Each limit: its resource, its name (as Python's `resource` module
+    /// spells it, for the fork server) and its value.
+    limits: Vec<(libc::__rlimit_resource_t, &'static str, u64)>,
     user: Option<(libc::uid_t, libc::gid_t)>,
     env: Vec<(String, String)>,
     /// This worker's cgroup v2 folder for task leaves, when it could make
@@ -191,15 +193,15 @@ impl Fence {
     /// be switched to.
     pub(crate) fn new(s: &FenceSettings) -> Result<Fence> {
         let mut limits = Vec::new();
-        for (res, value) in [
-            (libc::RLIMIT_AS, mib(s.memory_mb)),
-            (libc::RLIMIT_CPU, s.cpu_s),
-            (libc::RLIMIT_FSIZE, mib(s.file_mb)),
-            (libc::RLIMIT_NOFILE, s.open_files),
-            (libc::RLIMIT_NPROC, s.processes),
+        for (res, name, value) in [
+            (libc::RLIMIT_AS, "RLIMIT_AS", mib(s.memory_mb)),
+            (libc::RLIMIT_CPU, "RLIMIT_CPU", s.cpu_s),
+            (libc::RLIMIT_FSIZE, "RLIMIT_FSIZE", mib(s.file_mb)),
+            (libc::RLIMIT_NOFILE, "RLIMIT_NOFILE", s.open_files),
+            (libc::RLIMIT_NPROC, "RLIMIT_NPROC", s.processes),
         ] {
             if value > 0 {
-                limits.push((res, value));
+                limits.push((res, name, value));
             }
         }
         let user = match s.task_user.as_deref().filter(|u| !u.is_empty()) {
@@ -277,14 +279,56 @@ impl Fence {
         }
     }
 
+    /// A task process's whole environment: the scrubbed one, `extra`, and
+    /// its tree's tag (later names win).
+    pub(crate) fn task_env(
+        &self,
+        tree: &Tree,
+        extra: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().cloned());
+        env.push((TAG_VAR.to_owned(), tree.tag.clone()));
+        env
+    }
+
+    /// The limits, by their names in Python's `resource` module.
+    pub(crate) fn limit_names(&self) -> Vec<(&'static str, u64)> {
+        self.limits.iter().map(|(_, name, v)| (*name, *v)).collect()
+    }
+
+    /// Fences a process that starts task processes but runs no user code
+    /// itself (the fork server): the scrubbed environment plus `extra`, and
+    /// the task user, but no limits and no tree (each task it forks takes
+    /// its own).
+    pub(crate) fn apply_launcher(&self, cmd: &mut Command, extra: &[(String, String)]) {
+        cmd.env_clear();
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd.envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Some((uid, gid)) = self.user {
+            // SAFETY: runs between fork and exec; setgroups, setgid and
+            // setuid are async-signal-safe and nothing is allocated.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(gid) != 0
+                        || libc::setuid(uid) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
+
     /// Fences `cmd`: the scrubbed environment plus `extra`, and, in the
     /// child before `exec`, its cgroup, the limits and the user.
     pub(crate) fn apply(&self, cmd: &mut Command, tree: &Tree, extra: &[(String, String)]) {
         cmd.env_clear();
-        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        cmd.envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        cmd.env(TAG_VAR, &tree.tag);
-        let limits = self.limits.clone();
+        cmd.envs(self.task_env(tree, extra));
+        let limits: Vec<(libc::__rlimit_resource_t, u64)> =
+            self.limits.iter().map(|(r, _, v)| (*r, *v)).collect();
         let user = self.user;
         let procs_fd = tree.procs_file.as_ref().map(|f| f.as_raw_fd());
         // SAFETY: the closure runs between fork and exec and calls only
@@ -349,6 +393,24 @@ impl Drop for Fence {
 }
 
 impl Tree {
+    /// Moves a process that is already running (a fork server's child,
+    /// before it runs any user code) into the tree's cgroup. Without a
+    /// cgroup there is nothing to move into: the caller must not rely on
+    /// the tag for such a process.
+    pub(crate) fn adopt(&self, pid: i32) -> std::io::Result<()> {
+        use std::io::Write;
+        match &self.procs_file {
+            Some(f) => {
+                let mut f: &std::fs::File = f;
+                f.write_all(pid.to_string().as_bytes())
+            }
+            None if self.cgroup.is_some() => Err(std::io::Error::other(
+                "the attempt's cgroup could not be opened",
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Kills every process of the tree: the process group led by `pgid`,
     /// and the cgroup (or every process carrying the tag).
     pub(crate) fn kill(&self, pgid: i32) {

@@ -108,6 +108,7 @@ fn run(
         timeout: None,
         expect_end: false,
         fence: runner.fence.clone(),
+        fork: None,
         // What the child writes on stderr (a panic's message, say).
         log: Some(log),
     };

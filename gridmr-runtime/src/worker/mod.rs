@@ -11,6 +11,7 @@ mod external;
 mod failure;
 mod faults;
 pub(crate) mod fence;
+mod fork_server;
 pub(crate) mod isolated;
 mod protocol;
 mod scripts;
@@ -155,13 +156,33 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
     if settings.isolation == crate::settings::Isolation::Process {
         isolated::check_binary().map_err(|e| Error::setting("TASK_ISOLATION", e))?;
     }
+    let fence = Arc::new(fence);
+    let driver = write_driver()?;
+    // Warm Python only where each attempt gets a cgroup (fork_server.rs).
+    let fork = (settings.fork_server && fence.uses_cgroups()).then(|| {
+        Arc::new(fork_server::ForkServer::new(
+            settings.python.clone().into(),
+            driver.path.clone(),
+            fence.clone(),
+        ))
+    });
+    if let Some(fork) = fork.clone() {
+        // Started now, off the async threads, so the first task finds it up;
+        // a failure here is retried (and reported) by that task.
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = fork.warm_up() {
+                tracing::debug!(error = %e, "the Python fork server did not start");
+            }
+        });
+    }
     let runner = scripts::Runner {
         python: settings.python.clone().into(),
-        driver: write_driver()?,
+        driver,
         worker_id: id.clone(),
         default_timeout: (settings.script_timeout_s > 0)
             .then(|| Duration::from_secs(settings.script_timeout_s)),
-        fence: Arc::new(fence),
+        fence,
+        fork,
     };
     let cgroups = runner.fence.uses_cgroups();
     let mut input_roots = vec![shared_dir.clone()];

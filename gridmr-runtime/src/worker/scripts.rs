@@ -108,6 +108,9 @@ pub(crate) struct Runner {
     pub(crate) default_timeout: Option<Duration>,
     /// Limits, environment and tree kill of every task process.
     pub(crate) fence: Arc<super::fence::Fence>,
+    /// The warm Python that forks driver runs (none: a fresh interpreter
+    /// per run).
+    pub(crate) fork: Option<Arc<super::fork_server::ForkServer>>,
 }
 
 /// What a script attempt produced.
@@ -187,6 +190,7 @@ impl Runner {
             timeout,
             expect_end,
             fence: self.fence.clone(),
+            fork: self.fork.clone(),
         })
     }
 
@@ -680,6 +684,7 @@ fn probe(
         timeout: Some(Duration::from_secs(60)),
         expect_end: true,
         fence: runner.fence.clone(),
+        fork: runner.fork.clone(),
     };
     let mut names = Vec::new();
     external::run(
