@@ -28,7 +28,18 @@ fn counts(pairs: &[(&str, u32)]) -> Vec<String> {
 
 #[test]
 fn the_original_samples_with_a_python_job_script() {
-    let cluster = Cluster::start(2, &[], &[]);
+    original_samples(&[]);
+}
+
+/// The same jobs with a fresh interpreter per task instead of the workers'
+/// fork server (the default where attempts get cgroups): the same results.
+#[test]
+fn the_original_samples_with_a_fresh_python_per_task() {
+    original_samples(&[("PYTHON_FORK_SERVER", "off")]);
+}
+
+fn original_samples(worker_env: &[(&str, &str)]) {
+    let cluster = Cluster::start(2, &[], worker_env);
     let script = cluster.put_input(&example("wordcount.py"), "wordcount.py");
     let expected = [
         (

@@ -502,6 +502,32 @@ pub(crate) struct Job {
     /// (Spark's `excludeOnFailure`).
     #[serde(default)]
     pub(crate) exclusions: BTreeMap<String, Exclusion>,
+    /// How many tasks of each phase are in each state, kept by
+    /// [`Job::set_task_state`] (derived: [`Job::recount`] rebuilds it), so
+    /// no scheduling decision counts a phase's tasks.
+    #[serde(skip)]
+    pub(crate) tally: Tally,
+    /// Per phase, where the search for a pending task starts: a hint (the
+    /// search wraps around), lowered when a task goes back to pending.
+    #[serde(skip)]
+    pub(crate) next_pending: [usize; 3],
+    /// The committed map outputs, as every reduce attempt is sent them:
+    /// built once, shared by the reduce dispatches until a map output
+    /// changes.
+    #[serde(skip)]
+    pub(crate) reduce_inputs: Option<std::sync::Arc<Vec<String>>>,
+}
+
+/// Tasks per phase and state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tally([[u32; 3]; 3]);
+
+fn state_slot(s: TaskState) -> usize {
+    match s {
+        TaskState::Pending => 0,
+        TaskState::Running => 1,
+        TaskState::Done => 2,
+    }
 }
 
 /// A worker's failed attempts in one job, and until when it is kept from it.
@@ -530,6 +556,54 @@ fn counts(tasks: &[Task]) -> TaskCounts {
 }
 
 impl Job {
+    /// Tasks of `phase` in `state`.
+    pub(crate) fn count(&self, phase: Phase, state: TaskState) -> usize {
+        self.tally.0[phase_slot(phase)][state_slot(state)] as usize
+    }
+
+    /// Rebuilds the tally from the tasks (after tasks are made or loaded).
+    pub(crate) fn recount(&mut self) {
+        let mut t = Tally::default();
+        for p in [Phase::Single, Phase::Map, Phase::Reduce] {
+            for task in self.tasks(p) {
+                t.0[phase_slot(p)][state_slot(task.state)] += 1;
+            }
+        }
+        self.tally = t;
+        self.next_pending = [0; 3];
+        self.reduce_inputs = None;
+    }
+
+    /// Moves task `index` of `phase` to `state`, keeping the tally.
+    pub(crate) fn set_task_state(&mut self, phase: Phase, index: usize, state: TaskState) {
+        let Some(task) = self.tasks_mut(phase).get_mut(index) else {
+            return;
+        };
+        let old = std::mem::replace(&mut task.state, state);
+        let counts = &mut self.tally.0[phase_slot(phase)];
+        counts[state_slot(old)] = counts[state_slot(old)].saturating_sub(1);
+        counts[state_slot(state)] += 1;
+        if state == TaskState::Pending {
+            let hint = &mut self.next_pending[phase_slot(phase)];
+            *hint = (*hint).min(index);
+        }
+    }
+
+    /// The committed map outputs, as text, shared between dispatches.
+    pub(crate) fn reduce_inputs(&mut self) -> std::sync::Arc<Vec<String>> {
+        if let Some(r) = &self.reduce_inputs {
+            return r.clone();
+        }
+        let r = std::sync::Arc::new(
+            self.maps
+                .iter()
+                .filter_map(|t| t.output.as_ref().map(|p| p.display().to_string()))
+                .collect::<Vec<_>>(),
+        );
+        self.reduce_inputs = Some(r.clone());
+        r
+    }
+
     pub(crate) fn tasks(&self, p: Phase) -> &[Task] {
         match p {
             Phase::Single => &self.single,
@@ -718,7 +792,7 @@ impl Job {
             Mode::Distributed => {
                 if self.map_only {
                     Some(Phase::Map)
-                } else if self.maps.iter().all(|t| t.state == TaskState::Done) {
+                } else if self.count(Phase::Map, TaskState::Done) == self.maps.len() {
                     Some(Phase::Reduce)
                 } else {
                     Some(Phase::Map)

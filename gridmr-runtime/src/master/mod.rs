@@ -12,6 +12,7 @@ mod http;
 mod jobs;
 mod metrics;
 mod pool;
+pub mod sim;
 mod state;
 mod store;
 mod ui;
@@ -670,18 +671,21 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
                     status: r.status_message,
                 })
             }),
-            Call::Reduce(m) => client.execute_reduce(m).await.map(|r| {
-                let r = r.into_inner();
-                outcome(Answer {
-                    success: r.success,
-                    output: r.output_path,
-                    error: r.error,
-                    failure: r.failure,
-                    lost_input: r.lost_input,
-                    counters: r.counters,
-                    status: r.status_message,
-                })
-            }),
+            Call::Reduce { task, inputs } => client
+                .execute_reduce(Call::reduce_message(task, &inputs))
+                .await
+                .map(|r| {
+                    let r = r.into_inner();
+                    outcome(Answer {
+                        success: r.success,
+                        output: r.output_path,
+                        error: r.error,
+                        failure: r.failure,
+                        lost_input: r.lost_input,
+                        counters: r.counters,
+                        status: r.status_message,
+                    })
+                }),
         }
     };
     let answer = match limit {

@@ -57,7 +57,24 @@ fn bounded_error(mut text: String) -> String {
 pub(crate) enum Call {
     Single(proto::JobTask),
     Map(proto::MapTask),
-    Reduce(proto::ReduceTask),
+    /// A reduce: its message without its inputs, and the job's committed
+    /// map outputs, shared by every reduce dispatch (with 100,000 maps a
+    /// copy per dispatch would cost more than the decision); joined into
+    /// one message when it is sent, outside the lock.
+    Reduce {
+        task: proto::ReduceTask,
+        inputs: Arc<Vec<String>>,
+    },
+}
+
+impl Call {
+    /// A reduce's whole message.
+    pub(crate) fn reduce_message(task: proto::ReduceTask, inputs: &[String]) -> proto::ReduceTask {
+        proto::ReduceTask {
+            shuffle_inputs: inputs.to_vec(),
+            ..task
+        }
+    }
 }
 
 /// One attempt to send to a worker.
@@ -344,6 +361,7 @@ impl State {
             // Still running when the job ended; nobody heard how it ended.
             a.state = AttemptState::Unknown;
         }
+        job.recount();
         self.order += 1;
         self.ids.insert(job.id.clone(), self.order);
         self.jobs.insert(self.order, job);
@@ -410,6 +428,9 @@ impl State {
             map_only: request.map_only,
             attempt_base: 0,
             exclusions: BTreeMap::new(),
+            tally: Default::default(),
+            next_pending: [0; 3],
+            reduce_inputs: None,
         };
         self.ids.insert(id, seq);
         self.unsaved.insert(seq);
@@ -466,6 +487,7 @@ impl State {
                         }
                     }
                 }
+                job.recount();
                 job.state = JobState::Prepared;
             }
         }
@@ -494,6 +516,7 @@ impl State {
                 n += 1;
             }
         }
+        job.recount();
         if n > 0 && n == job.maps.len() && !job.map_only {
             Self::enter_reduce(job);
         } else if n > 0 {
@@ -507,6 +530,7 @@ impl State {
         if job.reduces.is_empty() {
             job.reduces = (0..job.reduce_partitions).map(|_| Task::new()).collect();
         }
+        job.recount();
         job.state = JobState::Reducing;
         job.message = format!("reducing {} partitions", job.reduce_partitions);
     }
@@ -626,9 +650,21 @@ impl State {
                 let Some(job) = self.jobs.get(&seq) else {
                     break;
                 };
+                debug_assert_eq!(job.tally, {
+                    let mut j = job.clone();
+                    j.recount();
+                    j.tally
+                });
+                if job.count(phase, TaskState::Pending) == 0 {
+                    break;
+                }
                 let name = job.kind.name();
                 let mut chosen = None;
-                for (index, task) in job.tasks(phase).iter().enumerate() {
+                let tasks = job.tasks(phase);
+                let from = job.next_pending[slot(phase)].min(tasks.len());
+                // From the hint on, then the tasks before it.
+                for index in (from..tasks.len()).chain(0..from) {
+                    let task = &tasks[index];
                     if task.state != TaskState::Pending {
                         continue;
                     }
@@ -657,6 +693,7 @@ impl State {
                 let Some(job) = self.jobs.get_mut(&seq) else {
                     break;
                 };
+                job.next_pending[slot(phase)] = index as usize + 1;
                 out.push(Self::dispatch(job, phase, index, worker_id));
             }
             self.speculate(seq, phase, now, &mut out);
@@ -684,10 +721,10 @@ impl State {
                 return;
             };
             let tasks = job.tasks(phase);
-            if tasks.iter().any(|t| t.state == TaskState::Pending) {
+            if job.count(phase, TaskState::Pending) > 0 {
                 return;
             }
-            let done = tasks.iter().filter(|t| t.state == TaskState::Done).count();
+            let done = job.count(phase, TaskState::Done);
             if done == 0 || (done as f64) < s.speculation_quantile * tasks.len() as f64 {
                 return;
             }
@@ -745,8 +782,8 @@ impl State {
 
     fn dispatch(job: &mut Job, phase: Phase, index: u32, worker_id: String) -> Dispatch {
         let base = job.attempt_base;
+        job.set_task_state(phase, index as usize, TaskState::Running);
         let task = &mut job.tasks_mut(phase)[index as usize];
-        task.state = TaskState::Running;
         task.running += 1;
         task.dispatched += 1;
         let attempt = base + task.dispatched;
@@ -795,6 +832,7 @@ impl State {
             _ => None,
         };
         let timeout_s = job.timeout_s;
+        let inputs = (phase == Phase::Reduce).then(|| job.reduce_inputs());
         let call = match phase {
             Phase::Single => Call::Single(proto::JobTask {
                 job_id: job.id.clone(),
@@ -838,25 +876,28 @@ impl State {
                     &script,
                 )
             }),
-            Phase::Reduce => Call::Reduce(proto::ReduceTask {
-                streaming,
-                timeout_s,
-                ..reduce_task_to_wire(
-                    &ReduceTask {
-                        job_id: job.id.clone(),
-                        partition: index,
-                        attempt,
-                        worker_id: worker_id.clone(),
-                        map_outputs: job.maps.iter().filter_map(|t| t.output.clone()).collect(),
-                        output_dir: job.dirs.out.clone(),
-                        params: job.params.clone(),
-                        cancel: Default::default(),
-                        progress: Default::default(),
-                    },
-                    &name,
-                    &script,
-                )
-            }),
+            Phase::Reduce => Call::Reduce {
+                inputs: inputs.unwrap_or_default(),
+                task: proto::ReduceTask {
+                    streaming,
+                    timeout_s,
+                    ..reduce_task_to_wire(
+                        &ReduceTask {
+                            job_id: job.id.clone(),
+                            partition: index,
+                            attempt,
+                            worker_id: worker_id.clone(),
+                            map_outputs: Vec::new(),
+                            output_dir: job.dirs.out.clone(),
+                            params: job.params.clone(),
+                            cancel: Default::default(),
+                            progress: Default::default(),
+                        },
+                        &name,
+                        &script,
+                    )
+                },
+            },
         };
         Dispatch {
             key: AttemptKey {
@@ -1016,22 +1057,23 @@ impl State {
         if status.is_some() {
             job.task_status = status;
         }
+        job.set_task_state(phase, index, TaskState::Done);
+        if phase == Phase::Map {
+            job.reduce_inputs = None;
+        }
         let task = &mut job.tasks_mut(phase)[index];
-        task.state = TaskState::Done;
         task.output = Some(output);
         // Other attempts of the task still running have lost the race.
-        for (record, a) in job.attempts.iter().enumerate() {
-            if a.task == key.task && a.is_running() {
-                others.push((Self::key_of(&job.id, record, a), a.worker.clone()));
+        for &record in &job.tasks(phase)[index].attempts {
+            if let Some(a) = job.attempts.get(record) {
+                if a.task == key.task && a.is_running() {
+                    others.push((Self::key_of(&job.id, record, a), a.worker.clone()));
+                }
             }
         }
         match phase {
             Phase::Map => {
-                let done = job
-                    .maps
-                    .iter()
-                    .filter(|t| t.state == TaskState::Done)
-                    .count();
+                let done = job.count(Phase::Map, TaskState::Done);
                 job.message = format!("mapped {done}/{}", job.maps.len());
                 if done == job.maps.len() {
                     if job.map_only {
@@ -1045,13 +1087,9 @@ impl State {
             }
             Phase::Reduce | Phase::Single => {
                 let total = job.tasks(phase).len();
-                let done = job
-                    .tasks(phase)
-                    .iter()
-                    .filter(|t| t.state == TaskState::Done)
-                    .count();
+                let done = job.count(phase, TaskState::Done);
                 job.message = format!("reduced {done}/{total}");
-                if done == total && job.maps.iter().all(|t| t.state == TaskState::Done) {
+                if done == total && job.count(Phase::Map, TaskState::Done) == job.maps.len() {
                     job.clock.end(phase);
                     job.message = "committing the output".into();
                     effects.push(Effect::Commit(Self::commit_plan(job, phase)));
@@ -1114,11 +1152,18 @@ impl State {
         match state {
             AttemptState::Failed(AttemptError::MapOutputLost { map, lost, message }) => {
                 let map_name = Phase::Map.task_name(*map);
+                let was_done = job
+                    .maps
+                    .get(*map as usize)
+                    .is_some_and(|m| m.state == TaskState::Done && m.output.as_ref() == Some(lost));
+                if was_done {
+                    job.set_task_state(Phase::Map, *map as usize, TaskState::Pending);
+                    job.reduce_inputs = None;
+                }
                 if let Some(m) = job.maps.get_mut(*map as usize) {
                     // Only while the lost file is still the map's output: a
                     // second reduce reporting it finds the map re-running.
-                    if m.state == TaskState::Done && m.output.as_ref() == Some(lost) {
-                        m.state = TaskState::Pending;
+                    if was_done {
                         m.failures += 1;
                         m.last_error = Some(format!("its output was lost: {message}"));
                         if let Some(out) = m.output.take() {
@@ -1179,9 +1224,9 @@ impl State {
             }
             _ => {}
         }
-        let task = &mut job.tasks_mut(phase)[index];
+        let task = &job.tasks(phase)[index];
         if task.running == 0 && task.state == TaskState::Running {
-            task.state = TaskState::Pending;
+            job.set_task_state(phase, index, TaskState::Pending);
         }
         if let Some(error) = give_up {
             effects.extend(self.end_job(&key.job_id, Some(error)));
@@ -1533,9 +1578,10 @@ mod tests {
         assert_eq!(s.job(&id).unwrap().state, JobState::Reducing);
         let reduces = s.schedule();
         assert_eq!(reduces[0].key.task.phase, Phase::Reduce);
-        let Call::Reduce(r) = &reduces[0].call else {
+        let Call::Reduce { task, inputs } = &reduces[0].call else {
             panic!()
         };
+        let r = Call::reduce_message(task.clone(), inputs);
         assert_eq!(r.shuffle_inputs.len(), 3);
         let mut effects = Vec::new();
         for d in reduces {

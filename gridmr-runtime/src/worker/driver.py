@@ -413,10 +413,31 @@ def serve():
         except BaseException:  # noqa: B902 - a failed set-up is the server's bug
             traceback.print_exc()
             os._exit(70)
-        # The child ends as a fresh interpreter would: main()'s code goes up
-        # to sys.exit below, so atexit handlers, thread joins and the final
-        # flush of the streams run as they do at any interpreter's exit.
-        return main(sys.argv)
+        # The child ends as an interpreter's exit would, less the teardown
+        # of every module (tens of milliseconds that nothing may rely on;
+        # PySpark's workers skip it too): non-daemon threads are joined,
+        # atexit handlers run, the streams are flushed, then os._exit.
+        try:
+            code = main(sys.argv)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:  # noqa: B902 - as the interpreter would report it
+            traceback.print_exc()
+            code = 1
+        try:
+            threading = sys.modules.get("threading")
+            if threading is not None:
+                threading._shutdown()
+            import atexit
+
+            atexit._run_exitfuncs()
+            for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+                if stream is not None and not stream.closed:
+                    stream.flush()
+        except BaseException:  # noqa: B902 - a failing exit hook fails the run
+            traceback.print_exc()
+            code = code or 120
+        os._exit(code & 0xFF if isinstance(code, int) else 1)
 
     while True:
         try:
@@ -452,7 +473,7 @@ def serve():
                 os.close(fd)
             continue
         if pid == 0:
-            return child(request, task, fds[1:])
+            child(request, task, fds[1:])  # never returns
         for fd in fds[1:]:
             os.close(fd)
         children[pid] = task

@@ -382,7 +382,10 @@ mod tests {
         let script = dir.path().join("wc.py");
         std::fs::write(
             &script,
-            "import os, resource\n\
+            "import atexit, os, resource, sys, threading\n\
+             atexit.register(lambda: sys.stderr.write('atexit ran\\n'))\n\
+             threading.Thread(target=lambda: (__import__('time').sleep(0.2),\n\
+             \x20   sys.stderr.write('thread joined\\n'))).start()\n\
              def map_func(line):\n\
              \x20   print('to the log')\n\
              \x20   yield 'nofile', resource.getrlimit(resource.RLIMIT_NOFILE)[0]\n\
@@ -413,6 +416,8 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("to the log"), "{err}");
+        // It ends as an interpreter does: threads joined, atexit handlers run.
+        assert!(err.contains("thread joined\natexit ran"), "{err}");
         // The same server serves the next task, and a failing one fails.
         let tree = fs.fence.tree();
         let (status, _, err) = run(&fs, &tree, &["map", "/no/such/script.py"], "");

@@ -1,0 +1,468 @@
+//! The master's scheduler driven by a simulated cluster, as Hadoop's
+//! Scheduler Load Simulator drives YARN's: the real, pure scheduler state
+//! (the one the master runs, with its effects) fed by simulated workers,
+//! task times and worker losses on a simulated clock, with no network, no
+//! files and no sleeping. It answers how the scheduler itself scales
+//! (decisions and heartbeats per second of CPU, memory per task) and how
+//! close its placement comes to the ideal makespan.
+//!
+//! ```
+//! use gridmr_runtime::master::sim::{simulate, SimConfig};
+//!
+//! let report = simulate(&SimConfig {
+//!     workers: 20,
+//!     maps: 400,
+//!     reduces: 40,
+//!     ..SimConfig::default()
+//! });
+//! assert!(report.succeeded);
+//! assert!(report.makespan_s >= report.ideal_s);
+//! ```
+
+use super::jobs::{JobDirs, JobKind, Phase};
+use super::metrics::Metrics;
+use super::state::{AttemptKey, Effect, JobRequest, Outcome, Plan, State};
+use super::workers::{unix_now, WorkerEntry};
+use crate::settings::MasterSettings;
+use gridmr_core::input::InputSplit;
+use gridmr_core::shuffle::ShuffleSettings;
+use gridmr_core::{Counters, Params};
+use gridmr_net::rest::{JobState, Mode};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Workers in the cluster.
+    pub workers: u32,
+    /// Task slots per worker.
+    pub slots: u32,
+    /// Map tasks of the one job.
+    pub maps: u32,
+    /// Reduce tasks of the job.
+    pub reduces: u32,
+    /// A map task's run time: uniform in this range, in seconds.
+    pub map_s: (f64, f64),
+    /// A reduce task's run time: uniform in this range, in seconds.
+    pub reduce_s: (f64, f64),
+    /// Time between two heartbeats of one worker, in seconds.
+    pub heartbeat_s: f64,
+    /// Workers lost during the run (each at a random time in the map
+    /// phase's expected span; it comes back, as a restarted worker
+    /// registers again, `rejoin_s` later).
+    pub losses: u32,
+    /// How long a lost worker stays away, in seconds.
+    pub rejoin_s: f64,
+    /// Seed of the task times and losses.
+    pub seed: u64,
+}
+
+impl Default for SimConfig {
+    /// The issue's scale: 1,000 workers with 2 slots, heartbeats every
+    /// second, 100,000 maps and 10,000 reduces of 5 to 15 s, 10 losses.
+    fn default() -> Self {
+        SimConfig {
+            workers: 1000,
+            slots: 2,
+            maps: 100_000,
+            reduces: 10_000,
+            map_s: (5.0, 15.0),
+            reduce_s: (5.0, 15.0),
+            heartbeat_s: 1.0,
+            losses: 10,
+            rejoin_s: 30.0,
+            seed: 42,
+        }
+    }
+}
+
+/// What the simulation measured.
+#[derive(Debug, Clone, Default)]
+pub struct SimReport {
+    /// Whether the job succeeded.
+    pub succeeded: bool,
+    /// Attempts the scheduler placed.
+    pub decisions: u64,
+    /// CPU time in `schedule()`.
+    pub schedule_time: Duration,
+    /// Heartbeats handled.
+    pub heartbeats: u64,
+    /// CPU time handling heartbeats.
+    pub heartbeat_time: Duration,
+    /// Attempt outcomes handled (successes and losses).
+    pub completions: u64,
+    /// CPU time handling outcomes and their effects.
+    pub complete_time: Duration,
+    /// Attempts lost with their worker (run again elsewhere).
+    pub lost_attempts: u64,
+    /// Simulated time from submit to the job's end, in seconds.
+    pub makespan_s: f64,
+    /// The ideal makespan: the maps' total time over all slots, plus the
+    /// reduces' (reduces wait for every map), in seconds.
+    pub ideal_s: f64,
+    /// The whole simulation's wall time.
+    pub wall: Duration,
+}
+
+impl SimReport {
+    /// Placements per second of scheduler time.
+    pub fn decisions_per_s(&self) -> f64 {
+        self.decisions as f64 / self.schedule_time.as_secs_f64().max(1e-9)
+    }
+
+    /// Heartbeats per second of handling time.
+    pub fn heartbeats_per_s(&self) -> f64 {
+        self.heartbeats as f64 / self.heartbeat_time.as_secs_f64().max(1e-9)
+    }
+
+    /// Makespan over the ideal (1.0 is perfect).
+    pub fn makespan_ratio(&self) -> f64 {
+        self.makespan_s / self.ideal_s.max(1e-9)
+    }
+}
+
+/// A small deterministic generator (xorshift64*): the simulation needs
+/// reproducible, not cryptographic, numbers.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn uniform(&mut self, (lo, hi): (f64, f64)) -> f64 {
+        lo + (hi - lo) * (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Simulated time in microseconds (an integer, so events order totally).
+type Micros = u64;
+
+fn micros(s: f64) -> Micros {
+    (s * 1e6) as Micros
+}
+
+enum Event {
+    /// An attempt ends (successfully, unless its worker was lost since).
+    Finish {
+        key: AttemptKey,
+        worker: usize,
+        incarnation: u32,
+        output: PathBuf,
+        took: f64,
+    },
+    /// Every live worker heartbeats.
+    Heartbeats,
+    /// A worker is lost.
+    Lose(usize),
+    /// A lost worker registers again.
+    Rejoin(usize),
+}
+
+/// Pending events, in time order (ties in the order they were pushed).
+#[derive(Default)]
+struct Queue {
+    heap: BinaryHeap<Reverse<(Micros, u64)>>,
+    events: HashMap<u64, Event>,
+    next: u64,
+}
+
+impl Queue {
+    fn push(&mut self, at: Micros, e: Event) {
+        self.next += 1;
+        self.events.insert(self.next, e);
+        self.heap.push(Reverse((at, self.next)));
+    }
+
+    fn pop(&mut self) -> Option<(Micros, Event)> {
+        let Reverse((at, n)) = self.heap.pop()?;
+        self.events.remove(&n).map(|e| (at, e))
+    }
+}
+
+/// The simulated workers.
+struct Workers {
+    ids: Vec<String>,
+    index: HashMap<String, usize>,
+    incarnation: Vec<u32>,
+    alive: Vec<bool>,
+}
+
+/// Asks the scheduler for placements and starts them: each attempt's end
+/// is queued at its random run time.
+fn place(
+    state: &mut State,
+    queue: &mut Queue,
+    now: Micros,
+    rng: &mut Rng,
+    report: &mut SimReport,
+    workers: &Workers,
+    cfg: &SimConfig,
+) {
+    let t = Instant::now();
+    let dispatches = state.schedule();
+    report.schedule_time += t.elapsed();
+    report.decisions += dispatches.len() as u64;
+    for d in dispatches {
+        let took = rng.uniform(match d.key.task.phase {
+            Phase::Reduce => cfg.reduce_s,
+            _ => cfg.map_s,
+        });
+        let worker = workers.index.get(&d.worker_id).copied().unwrap_or(0);
+        let output = d.expected.first().cloned().unwrap_or_default();
+        queue.push(
+            now + micros(took),
+            Event::Finish {
+                key: d.key,
+                worker,
+                incarnation: workers.incarnation[worker],
+                output,
+                took,
+            },
+        );
+    }
+}
+
+fn entry(id: &str, slots: u32) -> WorkerEntry {
+    WorkerEntry {
+        id: id.to_owned(),
+        address: format!("sim://{id}"),
+        slots,
+        running: 0,
+        alive: true,
+        last_seen: Instant::now(),
+        last_seen_unix: unix_now(),
+        jobs: None,
+        heartbeats: true,
+        build: String::new(),
+    }
+}
+
+/// Runs one job of `cfg.maps` maps and `cfg.reduces` reduces on the
+/// simulated cluster, to its end.
+pub fn simulate(cfg: &SimConfig) -> SimReport {
+    let started = Instant::now();
+    let mut settings = MasterSettings::local("/sim");
+    let slots = cfg.workers.max(1) * cfg.slots.max(1);
+    // The original's in-flight caps are for a handful of workers: lifted,
+    // as an operator of a large cluster would lift them.
+    settings.max_inflight = slots;
+    settings.max_inflight_maps = slots;
+    settings.max_inflight_reduces = slots;
+    settings.max_partitions = cfg.reduces.max(1);
+    // Speculation compares attempts' real run times, which a simulation
+    // compresses into microseconds: off, or it would start backups by the
+    // simulation's own wall clock.
+    settings.speculation = false;
+    let mut state = State::new(Arc::new(settings), Arc::new(Metrics::new()), 1);
+    let ids: Vec<String> = (0..cfg.workers).map(|i| format!("w{i:05}")).collect();
+    for id in &ids {
+        state.register(entry(id, cfg.slots.max(1)));
+    }
+    let id = state.next_id();
+    let request = JobRequest {
+        kind: JobKind::Typed("sim".into()),
+        input_path: PathBuf::from("/sim/input"),
+        more_inputs: Vec::new(),
+        params: Params::new(),
+        partitions: None,
+        map_splits: Some(cfg.maps),
+        reduce_partitions: Some(cfg.reduces),
+        force_distributed: true,
+        shuffle: ShuffleSettings::default(),
+        timeout_s: 0,
+        map_only: cfg.reduces == 0,
+    };
+    state.add_job(
+        id.clone(),
+        request,
+        JobDirs::under(PathBuf::from("/sim/jobs").join(&id)),
+    );
+    state.start_preparing(&id);
+    let split = 64u64 << 20;
+    let splits = (0..u64::from(cfg.maps))
+        .map(|i| InputSplit {
+            path: PathBuf::from("/sim/input/data"),
+            start: i * split,
+            end: (i + 1) * split,
+            input: 0,
+        })
+        .collect();
+    state.prepared(
+        &id,
+        Ok(Plan {
+            mode: Mode::Distributed,
+            input_size: u64::from(cfg.maps) * split,
+            splits,
+            reduce_partitions: cfg.reduces,
+            params: Params::new(),
+        }),
+    );
+
+    let mut rng = Rng(cfg.seed | 1);
+    let mut report = SimReport::default();
+    let mut queue = Queue::default();
+    let workers = Workers {
+        index: ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i))
+            .collect(),
+        ids,
+        // A worker's incarnation: an attempt's end counts only if its
+        // worker has not been lost since it started.
+        incarnation: vec![0; cfg.workers as usize],
+        alive: vec![true; cfg.workers as usize],
+    };
+    let mut workers = workers;
+    let mean = |r: (f64, f64)| (r.0 + r.1) / 2.0;
+    let map_span = f64::from(cfg.maps) * mean(cfg.map_s) / f64::from(slots);
+    for _ in 0..cfg.losses {
+        let at = micros(rng.uniform((0.0, map_span)));
+        let w = (rng.next() % u64::from(cfg.workers.max(1))) as usize;
+        queue.push(at, Event::Lose(w));
+    }
+    queue.push(micros(cfg.heartbeat_s), Event::Heartbeats);
+    let (mut map_work, mut reduce_work) = (0.0, 0.0);
+    let mut now: Micros = 0;
+    place(
+        &mut state,
+        &mut queue,
+        now,
+        &mut rng,
+        &mut report,
+        &workers,
+        cfg,
+    );
+    let finished = |state: &State| {
+        state.job(&id).is_none_or(|j| {
+            !matches!(
+                j.state,
+                JobState::Prepared | JobState::Mapping | JobState::Reducing
+            )
+        })
+    };
+    while let Some((at, event)) = queue.pop() {
+        now = at;
+        match event {
+            Event::Finish {
+                key,
+                worker,
+                incarnation,
+                output,
+                took,
+            } => {
+                if incarnation != workers.incarnation[worker] || !workers.alive[worker] {
+                    continue; // lost with its worker: the master knows
+                }
+                match key.task.phase {
+                    Phase::Reduce => reduce_work += took,
+                    _ => map_work += took,
+                }
+                let t = Instant::now();
+                let effects = state.complete(
+                    &key,
+                    &workers.ids[worker],
+                    Outcome::Succeeded {
+                        output,
+                        counters: Counters::default(),
+                        status: None,
+                    },
+                );
+                for e in effects {
+                    if let Effect::Commit(plan) = e {
+                        state.committed(
+                            &plan.job_id,
+                            Ok(super::Committed {
+                                result: None,
+                                parts: Vec::new(),
+                            }),
+                        );
+                    }
+                }
+                report.complete_time += t.elapsed();
+                report.completions += 1;
+                if finished(&state) {
+                    break;
+                }
+            }
+            Event::Heartbeats => {
+                let t = Instant::now();
+                for (i, w) in workers.ids.iter().enumerate() {
+                    if workers.alive[i] {
+                        state.heartbeat(w);
+                        report.heartbeats += 1;
+                    }
+                }
+                report.heartbeat_time += t.elapsed();
+                queue.push(now + micros(cfg.heartbeat_s), Event::Heartbeats);
+            }
+            Event::Lose(w) => {
+                if !workers.alive[w] {
+                    continue;
+                }
+                workers.alive[w] = false;
+                workers.incarnation[w] += 1;
+                let running = |state: &State| {
+                    state
+                        .job(&id)
+                        .map_or(0, |j| j.attempts.iter().filter(|a| a.is_running()).count())
+                };
+                let before = running(&state);
+                let t = Instant::now();
+                state.worker_unreachable(&workers.ids[w]);
+                report.complete_time += t.elapsed();
+                report.lost_attempts += before.saturating_sub(running(&state)) as u64;
+                queue.push(now + micros(cfg.rejoin_s), Event::Rejoin(w));
+            }
+            Event::Rejoin(w) => {
+                workers.alive[w] = true;
+                state.register(entry(&workers.ids[w], cfg.slots.max(1)));
+            }
+        }
+        place(
+            &mut state,
+            &mut queue,
+            now,
+            &mut rng,
+            &mut report,
+            &workers,
+            cfg,
+        );
+    }
+    report.succeeded = state
+        .job(&id)
+        .is_some_and(|j| j.state == JobState::Succeeded);
+    report.makespan_s = now as f64 / 1e6;
+    report.ideal_s = (map_work + reduce_work) / f64::from(slots);
+    report.wall = started.elapsed();
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_cluster_with_losses_finishes_near_the_ideal() {
+        let r = simulate(&SimConfig {
+            workers: 50,
+            maps: 2_000,
+            reduces: 200,
+            losses: 5,
+            ..SimConfig::default()
+        });
+        assert!(r.succeeded);
+        assert_eq!(r.decisions, 2_200 + r.lost_attempts, "{r:?}");
+        assert!(r.makespan_s >= r.ideal_s * 0.99, "{r:?}");
+        assert!(r.makespan_ratio() < 1.25, "{r:?}");
+        assert!(r.heartbeats > 0);
+    }
+}
