@@ -52,9 +52,10 @@ PY
 run_job() { # JSON -> prints "seconds job_id"
   local t0 t1 id
   t0=$(date +%s.%N)
-  id=$(curl -s -XPOST "http://127.0.0.1:$port/jobs" -H 'content-type: application/json' -d "$1" |
+  id=$(curl -s -XPOST "http://127.0.0.1:$port/jobs" -H 'content-type: application/json' \
+    -H "Authorization: Bearer $(cat "$work/shared/.gridmr/cluster.token")" -d "$1" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')
-  "$bin" status --master "http://127.0.0.1:$port" --wait "$id" >"$work/$id.json"
+  GRIDMR_TOKEN_FILE=$work/shared/.gridmr/cluster.token "$bin" status --master "http://127.0.0.1:$port" --wait "$id" >"$work/$id.json"
   t1=$(date +%s.%N)
   python3 -c "import json; d=json.load(open('$work/$id.json')); assert d['status']=='SUCCEEDED', d" >&2
   echo "$(python3 -c "print(round($t1 - $t0, 2))") $id"

@@ -1,7 +1,8 @@
 //! The map side of the shuffle: buffer, sort, spill, merge into one data file and index.
 //!
 //! `cargo bench --bench shuffle`. Records are `(word, 1u64)` pairs from a public-domain text,
-//! repeated. Cases: no combiner with a small budget (many spills, then a merge), a combiner
+//! repeated. Cases: no combiner with a small budget (many spills, then a merge), with SHA-1 or
+//! `FastPartitioner`, and with a budget that holds everything (no spill); a combiner
 //! (hash aggregation), and each with LZ4. Reported twice: records/s and MB/s of encoded records.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -9,7 +10,8 @@ use gridmr::codec::encoded_len;
 use gridmr::jobs::wordcount::python_words;
 use gridmr::shuffle::{MapSink, SinkTarget};
 use gridmr::{
-    Combiner, Compression, Counters, Partitioner, Sha1Partitioner, ShuffleSettings, SumCombiner,
+    Combiner, Compression, Counters, FastPartitioner, Partitioner, Sha1Partitioner,
+    ShuffleSettings, SumCombiner,
 };
 use std::sync::Arc;
 
@@ -38,32 +40,52 @@ struct Case {
     combiner: bool,
     compression: Compression,
     budget: u64,
+    /// `FastPartitioner` (XXH3) instead of the original's SHA-1.
+    fast: bool,
 }
 
-const CASES: [Case; 4] = [
+const CASES: [Case; 6] = [
     Case {
         name: "spill_merge",
         combiner: false,
         compression: Compression::None,
         budget: 2 << 20,
+        fast: false,
+    },
+    Case {
+        name: "spill_merge_fast_partitioner",
+        combiner: false,
+        compression: Compression::None,
+        budget: 2 << 20,
+        fast: true,
+    },
+    Case {
+        name: "no_spill_fast_partitioner",
+        combiner: false,
+        compression: Compression::None,
+        budget: 64 << 20,
+        fast: true,
     },
     Case {
         name: "spill_merge_lz4",
         combiner: false,
         compression: Compression::Lz4,
         budget: 2 << 20,
+        fast: false,
     },
     Case {
         name: "combiner",
         combiner: true,
         compression: Compression::None,
         budget: 64 << 20,
+        fast: false,
     },
     Case {
         name: "combiner_lz4",
         combiner: true,
         compression: Compression::Lz4,
         budget: 64 << 20,
+        fast: false,
     },
 ];
 
@@ -73,7 +95,11 @@ fn run_case(case: Case, keys: &[String], dir: &std::path::Path) -> u64 {
         compression: case.compression,
         ..ShuffleSettings::default()
     };
-    let partitioner: Arc<dyn Partitioner<String>> = Arc::new(Sha1Partitioner);
+    let partitioner: Arc<dyn Partitioner<String>> = if case.fast {
+        Arc::new(FastPartitioner)
+    } else {
+        Arc::new(Sha1Partitioner)
+    };
     let combiner: Option<Arc<dyn Combiner<String, u64>>> = case
         .combiner
         .then(|| Arc::new(SumCombiner) as Arc<dyn Combiner<String, u64>>);

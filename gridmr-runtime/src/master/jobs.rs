@@ -563,15 +563,20 @@ impl Job {
 
     /// Rebuilds the tally from the tasks (after tasks are made or loaded).
     pub(crate) fn recount(&mut self) {
+        self.tally = self.counted();
+        self.next_pending = [0; 3];
+        self.reduce_inputs = None;
+    }
+
+    /// The tally, counted from the tasks.
+    pub(crate) fn counted(&self) -> Tally {
         let mut t = Tally::default();
         for p in [Phase::Single, Phase::Map, Phase::Reduce] {
             for task in self.tasks(p) {
                 t.0[phase_slot(p)][state_slot(task.state)] += 1;
             }
         }
-        self.tally = t;
-        self.next_pending = [0; 3];
-        self.reduce_inputs = None;
+        t
     }
 
     /// Moves task `index` of `phase` to `state`, keeping the tally.

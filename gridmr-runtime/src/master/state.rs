@@ -650,11 +650,7 @@ impl State {
                 let Some(job) = self.jobs.get(&seq) else {
                     break;
                 };
-                debug_assert_eq!(job.tally, {
-                    let mut j = job.clone();
-                    j.recount();
-                    j.tally
-                });
+                debug_assert_eq!(job.tally, job.counted(), "the task tally drifted");
                 if job.count(phase, TaskState::Pending) == 0 {
                     break;
                 }

@@ -165,7 +165,8 @@ impl ForkServer {
         let mut cmd = Command::new(&self.python);
         cmd.arg(&self.driver)
             .arg("serve")
-            .current_dir(self.driver.parent().unwrap_or(Path::new("/")))
+            // Any folder the task user may enter; each child takes its own.
+            .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
