@@ -3,7 +3,7 @@
 
 use super::jobs::JobKind;
 use super::state::{Effect, JobRequest};
-use super::workers::{unix_now, WorkerEntry};
+use super::workers::WorkerEntry;
 use super::{apply, submit, Shared};
 use super::{ScriptSource, Staging};
 use crate::paths::{check_inside, parse_url, Location};
@@ -25,7 +25,7 @@ use gridmr_net::rest::{
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Shr = State<Arc<Shared>>;
 
@@ -1294,18 +1294,12 @@ async fn register_worker(
         .connect_lazy();
     sh.pool.insert(id, worker_rpc(tasks, &sh.auth));
     let entry = WorkerEntry {
-        id: id.to_owned(),
-        address: req.address.clone(),
-        slots,
-        running: 0,
-        alive: true,
-        last_seen: Instant::now(),
-        last_seen_unix: unix_now(),
         // A GridMR worker names itself and lists its typed jobs; the
         // original's workers do neither.
         jobs: (!hello.worker_id.is_empty()).then(|| hello.jobs.clone()),
         heartbeats: req.heartbeat_ms.is_some(),
         build: hello.build.clone(),
+        ..WorkerEntry::new(id, req.address.clone(), slots)
     };
     let (effects, count, ring): (Vec<Effect>, usize, Vec<String>) = {
         let mut st = sh.lock();

@@ -512,8 +512,8 @@ pub(crate) struct Job {
     #[serde(skip)]
     pub(crate) next_pending: [usize; 3],
     /// The committed map outputs, as every reduce attempt is sent them:
-    /// built once, shared by the reduce dispatches until a map output
-    /// changes.
+    /// built once, shared by the reduce dispatches until a map is done or
+    /// undone ([`Job::set_task_state`]).
     #[serde(skip)]
     pub(crate) reduce_inputs: Option<std::sync::Arc<Vec<String>>>,
 }
@@ -591,6 +591,10 @@ impl Job {
         if state == TaskState::Pending {
             let hint = &mut self.next_pending[phase_slot(phase)];
             *hint = (*hint).min(index);
+        }
+        // A map's output counts only while it is done.
+        if phase == Phase::Map && (old == TaskState::Done || state == TaskState::Done) {
+            self.reduce_inputs = None;
         }
     }
 

@@ -22,7 +22,7 @@
 use super::jobs::{JobDirs, JobKind, Phase};
 use super::metrics::Metrics;
 use super::state::{AttemptKey, Effect, JobRequest, Outcome, Plan, State};
-use super::workers::{unix_now, WorkerEntry};
+use super::workers::WorkerEntry;
 use crate::settings::MasterSettings;
 use gridmr_core::input::InputSplit;
 use gridmr_core::shuffle::ShuffleSettings;
@@ -231,18 +231,7 @@ fn place(
 }
 
 fn entry(id: &str, slots: u32) -> WorkerEntry {
-    WorkerEntry {
-        id: id.to_owned(),
-        address: format!("sim://{id}"),
-        slots,
-        running: 0,
-        alive: true,
-        last_seen: Instant::now(),
-        last_seen_unix: unix_now(),
-        jobs: None,
-        heartbeats: true,
-        build: String::new(),
-    }
+    WorkerEntry::new(id, format!("sim://{id}"), slots)
 }
 
 /// Runs one job of `cfg.maps` maps and `cfg.reduces` reduces on the
@@ -309,7 +298,7 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
     let mut rng = Rng(cfg.seed | 1);
     let mut report = SimReport::default();
     let mut queue = Queue::default();
-    let workers = Workers {
+    let mut workers = Workers {
         index: ids
             .iter()
             .enumerate()
@@ -321,7 +310,6 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
         incarnation: vec![0; cfg.workers as usize],
         alive: vec![true; cfg.workers as usize],
     };
-    let mut workers = workers;
     let mean = |r: (f64, f64)| (r.0 + r.1) / 2.0;
     let map_span = f64::from(cfg.maps) * mean(cfg.map_s) / f64::from(slots);
     for _ in 0..cfg.losses {

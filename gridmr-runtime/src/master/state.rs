@@ -828,7 +828,6 @@ impl State {
             _ => None,
         };
         let timeout_s = job.timeout_s;
-        let inputs = (phase == Phase::Reduce).then(|| job.reduce_inputs());
         let call = match phase {
             Phase::Single => Call::Single(proto::JobTask {
                 job_id: job.id.clone(),
@@ -873,7 +872,7 @@ impl State {
                 )
             }),
             Phase::Reduce => Call::Reduce {
-                inputs: inputs.unwrap_or_default(),
+                inputs: job.reduce_inputs(),
                 task: proto::ReduceTask {
                     streaming,
                     timeout_s,
@@ -1054,9 +1053,6 @@ impl State {
             job.task_status = status;
         }
         job.set_task_state(phase, index, TaskState::Done);
-        if phase == Phase::Map {
-            job.reduce_inputs = None;
-        }
         let task = &mut job.tasks_mut(phase)[index];
         task.output = Some(output);
         // Other attempts of the task still running have lost the race.
@@ -1154,7 +1150,6 @@ impl State {
                     .is_some_and(|m| m.state == TaskState::Done && m.output.as_ref() == Some(lost));
                 if was_done {
                     job.set_task_state(Phase::Map, *map as usize, TaskState::Pending);
-                    job.reduce_inputs = None;
                 }
                 if let Some(m) = job.maps.get_mut(*map as usize) {
                     // Only while the lost file is still the map's output: a
@@ -1421,18 +1416,7 @@ mod tests {
     }
 
     fn worker(id: &str, slots: u32) -> WorkerEntry {
-        WorkerEntry {
-            id: id.into(),
-            address: format!("{id}:1"),
-            slots,
-            running: 0,
-            alive: true,
-            last_seen: Instant::now(),
-            last_seen_unix: 0.0,
-            jobs: None,
-            heartbeats: true,
-            build: String::new(),
-        }
+        WorkerEntry::new(id, format!("{id}:1"), slots)
     }
 
     fn request(partitions: Option<u32>, force: bool) -> JobRequest {

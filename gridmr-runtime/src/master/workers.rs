@@ -35,6 +35,23 @@ pub(crate) fn unix_now() -> f64 {
 }
 
 impl WorkerEntry {
+    /// A live worker at `address` with `slots`, seen now, running nothing,
+    /// heartbeating, taken to run any job.
+    pub(crate) fn new(id: &str, address: String, slots: u32) -> Self {
+        WorkerEntry {
+            id: id.to_owned(),
+            address,
+            slots,
+            running: 0,
+            alive: true,
+            last_seen: Instant::now(),
+            last_seen_unix: unix_now(),
+            jobs: None,
+            heartbeats: true,
+            build: String::new(),
+        }
+    }
+
     pub(crate) fn info(&self) -> WorkerInfo {
         WorkerInfo {
             address: self.address.clone(),
@@ -174,16 +191,8 @@ mod tests {
 
     fn entry(id: &str, slots: u32, running: u32) -> WorkerEntry {
         WorkerEntry {
-            id: id.into(),
-            address: format!("{id}:1"),
-            slots,
             running,
-            alive: true,
-            last_seen: Instant::now(),
-            last_seen_unix: 0.0,
-            jobs: None,
-            heartbeats: true,
-            build: String::new(),
+            ..WorkerEntry::new(id, format!("{id}:1"), slots)
         }
     }
 

@@ -341,6 +341,23 @@ def receive(control):
     return msg, list(fds)
 
 
+def dumpable_switch():
+    """prctl(PR_SET_DUMPABLE, flag), or a no-op where ctypes cannot reach it.
+
+    The server is not dumpable: a task running as the same user can then
+    neither ptrace it nor write its memory through /proc, so it cannot make
+    the server start processes outside the task's cgroup. Each child is
+    dumpable again before it runs the script, as any fresh process is.
+    """
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError, ImportError):
+        return lambda flag: None
+    return lambda flag: prctl(4, int(flag), 0, 0, 0)
+
+
 def serve():
     import json
     import os
@@ -349,6 +366,8 @@ def serve():
     import signal
     import socket
 
+    set_dumpable = dumpable_switch()
+    set_dumpable(False)
     control = socket.socket(fileno=CONTROL_FD)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -410,6 +429,7 @@ def serve():
                 errors="backslashreplace",
             )
             sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+            set_dumpable(True)
         except BaseException:  # noqa: B902 - a failed set-up is the server's bug
             traceback.print_exc()
             os._exit(70)

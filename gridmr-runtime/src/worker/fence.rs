@@ -306,18 +306,10 @@ impl Fence {
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if let Some((uid, gid)) = self.user {
-            // SAFETY: runs between fork and exec; setgroups, setgid and
-            // setuid are async-signal-safe and nothing is allocated.
+            // SAFETY: runs between fork and exec; become_user is
+            // async-signal-safe and allocates nothing.
             unsafe {
-                cmd.pre_exec(move || {
-                    if libc::setgroups(0, std::ptr::null()) != 0
-                        || libc::setgid(gid) != 0
-                        || libc::setuid(uid) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
+                cmd.pre_exec(move || become_user(uid, gid));
             }
         }
     }
@@ -362,15 +354,10 @@ impl Fence {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
-                if let Some((uid, gid)) = user {
-                    if libc::setgroups(0, std::ptr::null()) != 0
-                        || libc::setgid(gid) != 0
-                        || libc::setuid(uid) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
+                match user {
+                    Some((uid, gid)) => become_user(uid, gid),
+                    None => Ok(()),
                 }
-                Ok(())
             });
         }
     }
@@ -382,6 +369,22 @@ impl Fence {
             None => Ok(()),
         }
     }
+}
+
+/// Drops to `uid` and `gid` with no supplementary groups. Only
+/// async-signal-safe calls: it runs between `fork` and `exec`.
+fn become_user(uid: libc::uid_t, gid: libc::gid_t) -> std::io::Result<()> {
+    // SAFETY: setgroups with a null list and a zero count, setgid and
+    // setuid take no memory of ours.
+    let failed = unsafe {
+        libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setgid(gid) != 0
+            || libc::setuid(uid) != 0
+    };
+    if failed {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Drop for Fence {

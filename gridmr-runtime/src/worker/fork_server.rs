@@ -10,7 +10,9 @@
 //! (the server does), with the attempt's environment and limits (set in the
 //! child before it runs any user code), in the attempt's cgroup (the worker
 //! moves it there and only then tells it to go), and in a session of its
-//! own, so the timeout's and the cancel's tree kill reach it. The worker
+//! own, so the timeout's and the cancel's tree kill reach it. The server
+//! is not dumpable (`PR_SET_DUMPABLE`), so a task running as the same user
+//! cannot ptrace it into starting processes outside its cgroup. The worker
 //! uses the server only where attempts get cgroups: the fallback tree kill
 //! finds processes by a tag in their environment at `exec`, which a forked
 //! child never has.
@@ -383,7 +385,7 @@ mod tests {
         let script = dir.path().join("wc.py");
         std::fs::write(
             &script,
-            "import atexit, os, resource, sys, threading\n\
+            "import atexit, ctypes, os, resource, sys, threading\n\
              atexit.register(lambda: sys.stderr.write('atexit ran\\n'))\n\
              threading.Thread(target=lambda: (__import__('time').sleep(0.2),\n\
              \x20   sys.stderr.write('thread joined\\n'))).start()\n\
@@ -391,6 +393,7 @@ mod tests {
              \x20   print('to the log')\n\
              \x20   yield 'nofile', resource.getrlimit(resource.RLIMIT_NOFILE)[0]\n\
              \x20   yield 'tag', 'GRIDMR_TASK_TAG' in os.environ\n\
+             \x20   yield 'dumpable', ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)\n\
              \x20   yield 'cgroup', open('/proc/self/cgroup').read().strip().split('/')[-1]\n\
              \x20   for w in line.split():\n\
              \x20       yield w, 1\n",
@@ -402,7 +405,7 @@ mod tests {
         assert!(status.success(), "{status:?} {err}");
         let mut lines: Vec<&str> = out.lines().collect();
         // The child ran in the attempt's cgroup leaf.
-        let cgroup = lines.remove(2);
+        let cgroup = lines.remove(3);
         assert!(cgroup.starts_with("cgroup\ttask-"), "{cgroup}");
         assert_eq!(
             lines,
@@ -410,6 +413,8 @@ mod tests {
             [
                 "nofile\t1024\t1",
                 "tag\tTrue\t1",
+                // Dumpable again (the server is not), as a fresh process.
+                "dumpable\t1\t1",
                 "a\t1\t2",
                 "b\t1\t1",
                 "\u{0}GRIDMR-END"
