@@ -770,7 +770,7 @@ async fn delete_job(
         // Its records go: a deleted job must not come back at a restart.
         let _ = tokio::task::spawn_blocking(move || super::store::forget(&base)).await;
     } else {
-        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&base))
+        tokio::task::spawn_blocking(move || super::store::purge(&base))
             .await
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             .map_err(|e| {

@@ -94,6 +94,30 @@ pub(crate) fn forget(base: &Path) {
     }
 }
 
+/// Removes a deleted job's whole folder. Others may still be writing in it
+/// for a moment (the saver's last record of the job, a worker clearing its
+/// attempt folder), so a removal that finds entries come or go under it is
+/// tried again, a bounded number of times; a folder already gone is
+/// removed.
+pub(crate) fn purge(base: &Path) -> std::io::Result<()> {
+    use std::io::ErrorKind;
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(base) {
+            Ok(()) => return Ok(()),
+            Err(_) if !base.exists() => return Ok(()),
+            Err(e)
+                if tries < 50
+                    && matches!(e.kind(), ErrorKind::DirectoryNotEmpty | ErrorKind::NotFound) =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
@@ -175,6 +199,29 @@ mod tests {
     }
 
     #[test]
+    fn a_purge_outlasts_a_writer_still_adding_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("job-000009");
+        std::fs::create_dir_all(base.join("out")).unwrap();
+        let writer = {
+            let base = base.clone();
+            std::thread::spawn(move || {
+                // As the saver's temporary record would: files appearing
+                // while the folder is being removed (until it is gone).
+                for i in 0..2000 {
+                    let _ = std::fs::write(base.join(format!("rec-{i}.tmp")), b"x");
+                }
+            })
+        };
+        purge(&base).unwrap();
+        writer.join().unwrap();
+        // The writer may have ended before the purge did: either way the
+        // folder is gone, or holds only what came after (then purge again).
+        purge(&base).unwrap();
+        assert!(!base.exists());
+    }
+
+    #[test]
     fn requests_read_back_and_unreadable_or_forgotten_folders_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let jobs = dir.path();
@@ -182,6 +229,8 @@ mod tests {
             std::fs::create_dir(jobs.join(id)).unwrap();
         }
         save_request(&jobs.join("job-000002"), &submitted()).unwrap();
+        // Purging a folder that is already gone is not an error.
+        purge(&jobs.join("job-000077")).unwrap();
         save_request(&jobs.join("job-000001"), &submitted()).unwrap();
         std::fs::write(jobs.join("job-000003").join(REQUEST_FILE), "{not json").unwrap();
         save_request(&jobs.join("job-000004"), &submitted()).unwrap();
