@@ -71,12 +71,17 @@ fn with_canonical<K: Serialize + ?Sized, T>(key: &K, f: impl FnOnce(&[u8]) -> T)
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sha1Partitioner;
 
-/// `digest mod m`, reading `digest` as a big-endian integer.
+/// `digest mod m`, reading `digest` as a big-endian integer: Horner's rule over 32-bit digits
+/// (the remainder stays below `m`, so each step fits in 64 bits), one division per 4 bytes.
 fn big_endian_mod(digest: &[u8], m: u32) -> u32 {
     let m = u64::from(m.max(1));
-    let r = digest
+    let head = digest.len() % 4;
+    let r = digest[..head]
         .iter()
         .fold(0u64, |r, &b| ((r << 8) | u64::from(b)) % m);
+    let r = digest[head..].chunks_exact(4).fold(r, |r, c| {
+        ((r << 32) | u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))) % m
+    });
     r as u32
 }
 
@@ -210,6 +215,19 @@ mod tests {
             assert_eq!(got, want, "key {key}");
             let owned = key.to_string();
             assert_eq!(Sha1Partitioner.partition(&owned, 4), want[2]);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_digest_modulus_is_the_big_integers(
+            digest in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
+            m in 1u32..,
+        ) {
+            let bytewise = digest
+                .iter()
+                .fold(0u128, |r, &b| ((r << 8) | u128::from(b)) % u128::from(m));
+            proptest::prop_assert_eq!(u128::from(big_endian_mod(&digest, m)), bytewise);
         }
     }
 

@@ -319,7 +319,7 @@ impl RawMerge {
         }
         match self
             .order
-            .compare(self.sources[a.source].key(), self.sources[b.source].key())
+            .compare_tied(self.sources[a.source].key(), self.sources[b.source].key())
         {
             std::cmp::Ordering::Equal => a.source < b.source,
             o => o.is_lt(),

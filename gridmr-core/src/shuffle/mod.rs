@@ -3,6 +3,7 @@
 //!
 //! See `docs/architecture.md` for the byte layout, and [`format`](mod@format) for the reference.
 
+mod field;
 pub mod format;
 pub mod merge;
 pub mod order;

@@ -14,11 +14,12 @@
 //! - **without one, for other keys**, typed `(partition, key, value)` records sorted with the
 //!   key's `Ord`, which only the type knows.
 
-use super::format::{frame_record, put_varint, unframe, RunIndex, RunWriter};
+use super::field::Field;
+use super::format::{unframe, RunIndex, RunWriter};
 use super::merge::merge_runs;
 use super::order::RawOrder;
 use super::ShuffleSettings;
-use crate::codec::{encode_into, encoded_len, Key, Value};
+use crate::codec::{encoded_len, Key, Value};
 use crate::counters::{builtin, Counters};
 use crate::error::Result;
 use crate::job::Combiner;
@@ -56,40 +57,33 @@ impl SinkTarget {
     }
 }
 
-/// The bytes of a string or a byte string (the common keys and values), whose postcard
-/// encoding is their varint length and themselves.
-#[inline]
-fn bytes_of<T: 'static>(v: &T) -> Option<&[u8]> {
-    let any = v as &dyn std::any::Any;
-    match (any.downcast_ref::<String>(), any.downcast_ref::<Vec<u8>>()) {
-        (Some(s), _) => Some(s.as_bytes()),
-        (None, Some(b)) => Some(b.as_slice()),
-        (None, None) => None,
+/// One record of the serialized buffer: its partition, its key's prefix ([`RawOrder::prefix`])
+/// and where it lies in the arena, packed high to low into one integer, so that sorting the
+/// integers sorts by partition, then prefix, then arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry(u128);
+
+impl Entry {
+    #[inline]
+    fn new(partition: u32, prefix: u64, offset: u32) -> Self {
+        Entry((u128::from(partition) << 96) | (u128::from(prefix) << 32) | u128::from(offset))
     }
-}
 
-/// How many bytes a varint of `n` takes.
-#[inline]
-fn varint_size(n: usize) -> usize {
-    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
-}
+    #[inline]
+    fn partition(self) -> u32 {
+        (self.0 >> 96) as u32
+    }
 
-/// Frames one field holding `body`'s encoding: `varint(encoded length) varint(body length)
-/// body`.
-#[inline]
-fn frame_bytes(body: &[u8], out: &mut Vec<u8>) {
-    put_varint((varint_size(body.len()) + body.len()) as u64, out);
-    put_varint(body.len() as u64, out);
-    out.extend_from_slice(body);
-}
+    /// The partition and the prefix: what a sort by integer settles.
+    #[inline]
+    fn head(self) -> u128 {
+        self.0 >> 32
+    }
 
-/// One record of the serialized buffer: where it lies in the arena, its
-/// partition, and its key's prefix ([`RawOrder::prefix`]).
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    prefix: u64,
-    offset: u32,
-    partition: u32,
+    #[inline]
+    fn offset(self) -> u32 {
+        self.0 as u32
+    }
 }
 
 thread_local! {
@@ -157,34 +151,18 @@ impl RawBuffer {
             .reserve_exact(self.index_cap - self.index.capacity());
     }
 
-    /// Frames the encoded record in `key`/`value` into the arena.
-    fn append(&mut self, partition: u32) {
+    /// Frames a record into the arena: each field straight from its value, or from the
+    /// scratch [`Field::prepare`] filled.
+    fn append(&mut self, partition: u32, key: Field<'_>, value: Field<'_>) {
         if self.index.capacity() == 0 {
             self.reserve();
         }
         let offset = self.arena.len() as u32;
-        frame_record(&self.key, &self.value, &mut self.arena);
-        self.index.push(Entry {
-            prefix: self.order.prefix(&self.key),
-            offset,
-            partition,
-        });
-    }
-
-    /// Frames a record of a string (or byte string) key and value straight into the arena.
-    fn append_bytes(&mut self, partition: u32, key: &[u8], value: &[u8]) {
-        if self.index.capacity() == 0 {
-            self.reserve();
-        }
-        let offset = self.arena.len() as u32;
-        frame_bytes(key, &mut self.arena);
-        frame_bytes(value, &mut self.arena);
+        key.frame(&self.key, &mut self.arena);
+        value.frame(&self.value, &mut self.arena);
         let (_, encoded_key) = Self::record(&self.arena, offset);
-        self.index.push(Entry {
-            prefix: self.order.prefix(encoded_key),
-            offset,
-            partition,
-        });
+        let prefix = self.order.prefix(encoded_key);
+        self.index.push(Entry::new(partition, prefix, offset));
     }
 
     /// The record at `offset`: its framed bytes and its key.
@@ -202,25 +180,29 @@ impl RawBuffer {
     /// 128-bit integer, which places most records alone; only runs whose
     /// partition and prefix tie have their whole keys compared.
     fn sort(&mut self) {
-        self.index.sort_unstable_by_key(|e| {
-            (u128::from(e.partition) << 96) | (u128::from(e.prefix) << 32) | u128::from(e.offset)
-        });
+        self.index.sort_unstable();
         let (arena, order) = (&self.arena, self.order);
         let mut i = 0;
         while i < self.index.len() {
-            let head = (self.index[i].partition, self.index[i].prefix);
+            let head = self.index[i].head();
             let run = self.index[i..]
                 .iter()
-                .take_while(|e| (e.partition, e.prefix) == head)
+                .take_while(|e| e.head() == head)
                 .count();
             if run > 1 {
-                // Arrival order is already the order within the run: a
-                // stable sort by key keeps it for equal keys.
-                self.index[i..i + run].sort_by(|a, b| {
-                    let (_, ka) = Self::record(arena, a.offset);
-                    let (_, kb) = Self::record(arena, b.offset);
-                    order.compare(ka, kb)
-                });
+                let entries = &mut self.index[i..i + run];
+                let (_, first) = Self::record(arena, entries[0].offset());
+                // Mostly a run of one key said many times, already in arrival order.
+                let mixed = entries[1..]
+                    .iter()
+                    .any(|e| Self::record(arena, e.offset()).1 != first);
+                if mixed {
+                    entries.sort_unstable_by(|a, b| {
+                        let (_, ka) = Self::record(arena, a.offset());
+                        let (_, kb) = Self::record(arena, b.offset());
+                        order.compare_tied(ka, kb).then(a.offset().cmp(&b.offset()))
+                    });
+                }
             }
             i += run;
         }
@@ -231,8 +213,8 @@ impl RawBuffer {
     fn write(&mut self, out: &mut RunWriter) -> Result<u64> {
         self.sort();
         for e in &self.index {
-            let (framed, _) = Self::record(&self.arena, e.offset);
-            out.push_framed(e.partition, framed)?;
+            let (framed, _) = Self::record(&self.arena, e.offset());
+            out.push_framed(e.partition(), framed)?;
         }
         let n = self.index.len() as u64;
         self.index.clear();
@@ -399,29 +381,15 @@ impl<K: Key, V: Value> MapSink<K, V> {
             return Ok(());
         };
         self.output_records += 1;
-        // Strings and byte strings are framed straight from themselves; anything else is
-        // encoded first. Lengths take at most 5 bytes each.
-        let direct = bytes_of(key).zip(bytes_of(value));
-        let len = match direct {
-            Some((k, v)) => k.len() + v.len() + 20,
-            None => {
-                raw.key.clear();
-                raw.value.clear();
-                encode_into(key, &mut raw.key)?;
-                encode_into(value, &mut raw.value)?;
-                raw.key.len() + raw.value.len() + 10
-            }
-        };
+        let (k, v) = (Field::of(key), Field::of(value));
+        let len = k.prepare(key, &mut raw.key)? + v.prepare(value, &mut raw.value)?;
         if !raw.fits(len) && !raw.is_empty() {
             self.spill()?;
         }
         if let Buffer::Raw(raw) = &mut self.buffer {
             // A record larger than the whole arena gets a run of its own.
             let alone = !raw.fits(len);
-            match direct {
-                Some((k, v)) => raw.append_bytes(partition, k, v),
-                None => raw.append(partition),
-            }
+            raw.append(partition, k, v);
             if alone {
                 self.spill()?;
             }
