@@ -245,7 +245,13 @@ impl LocalEngine {
             partitions,
             params: &config.params,
         })?);
-        let mut policy = config.splits.fitting(&config.shuffle);
+        // Splits are fitted to the map buffer only where the map output is about the input's
+        // size; combined output is about the distinct keys', and larger splits repeat fewer.
+        let mut policy = if job.has_combiner() {
+            config.splits
+        } else {
+            config.splits.fitting(&config.shuffle)
+        };
         policy.min_splits = policy.min_splits.max(self.threads as u32);
         let splits = plan_splits(&files, &policy, job.input_format());
         let prepared = Instant::now();

@@ -15,6 +15,11 @@ pub trait JobDef: Send + Sync {
     fn name(&self) -> &str;
     /// How its input is read.
     fn input_format(&self) -> InputFormat;
+    /// Whether its map output is combined (so it is about as large as its distinct keys, not
+    /// its input). False by default.
+    fn has_combiner(&self) -> bool {
+        false
+    }
     /// Runs one map attempt.
     fn run_map(&self, task: &MapTask) -> Result<TaskReport>;
     /// Runs one reduce attempt.
@@ -38,6 +43,10 @@ where
 
     fn input_format(&self) -> InputFormat {
         self.input_format
+    }
+
+    fn has_combiner(&self) -> bool {
+        self.combiner.is_some()
     }
 
     fn run_map(&self, task: &MapTask) -> Result<TaskReport> {

@@ -17,6 +17,27 @@ const ASCII_WS: [bool; 256] = {
     t
 };
 
+/// The first position at or after `i` whose byte is at most `0x20` (every ASCII white space
+/// character is), or `bytes.len()`. Eight bytes at a time: for each byte of a little-endian
+/// word, `b - 0x21` borrows into the top bit exactly when `b < 0x21` and `b` has no top bit of
+/// its own; a borrow only moves up, into later bytes, so the lowest flagged byte is exact.
+#[inline]
+fn next_control_or_space(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    while let Some(chunk) = bytes.get(i..).and_then(|b| b.first_chunk::<8>()) {
+        let x = u64::from_le_bytes(*chunk);
+        let low = x.wrapping_sub(ONES * 0x21) & !x & (ONES * 0x80);
+        if low != 0 {
+            return i + (low.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && bytes[i] > 0x20 {
+        i += 1;
+    }
+    i
+}
+
 /// Python's `str.isspace()`: Unicode White_Space plus U+001C..U+001F.
 fn is_py_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
@@ -65,24 +86,36 @@ pub struct Words<'a> {
 impl<'a> Iterator for Words<'a> {
     type Item = &'a str;
 
-    #[inline]
+    /// The ASCII scan is small enough to inline into a mapper's loop; other text takes a call.
+    #[inline(always)]
     fn next(&mut self) -> Option<&'a str> {
-        let text = self.text;
-        if self.ascii {
-            let bytes = text.as_bytes();
-            let n = bytes.len();
-            let mut i = self.pos;
-            while i < n && ASCII_WS[bytes[i] as usize] {
-                i += 1;
-            }
-            let start = i;
-            while i < n && !ASCII_WS[bytes[i] as usize] {
-                i += 1;
-            }
-            self.pos = i;
-            // Both ends are ASCII positions, hence character boundaries.
-            return (i > start).then(|| &text[start..i]);
+        if !self.ascii {
+            return self.next_unicode();
         }
+        let (text, bytes) = (self.text, self.text.as_bytes());
+        let n = bytes.len();
+        let mut i = self.pos;
+        while i < n && ASCII_WS[bytes[i] as usize] {
+            i += 1;
+        }
+        let start = i;
+        loop {
+            i = next_control_or_space(bytes, i);
+            if i >= n || ASCII_WS[bytes[i] as usize] {
+                break;
+            }
+            i += 1; // a control character that is not white space: part of the word
+        }
+        self.pos = i;
+        // Both ends are ASCII positions, hence character boundaries.
+        (i > start).then(|| &text[start..i])
+    }
+}
+
+impl<'a> Words<'a> {
+    #[inline(never)]
+    fn next_unicode(&mut self) -> Option<&'a str> {
+        let text = self.text;
         let rest = &text[self.pos..];
         let skipped = rest.len() - rest.trim_start_matches(is_py_space).len();
         let word_start = self.pos + skipped;
@@ -137,4 +170,43 @@ impl Reducer for SumReducer {
 /// combiner and the original's SHA-1 partitioner.
 pub fn job() -> Job<WordCountMapper, SumReducer> {
     Job::new("wordcount", WordCountMapper::default(), SumReducer).with_combiner(SumCombiner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Python's `text.lower().split()` for ASCII text, byte by byte.
+    fn reference(text: &[u8]) -> Vec<String> {
+        text.to_ascii_lowercase()
+            .split(|&b| ASCII_WS[b as usize])
+            .filter(|w| !w.is_empty())
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn ascii_words_are_pythons(text in proptest::collection::vec(0u8..0x80, 0..80)) {
+            let mut scratch = String::new();
+            let words: Vec<String> = python_words(&text, &mut scratch).map(String::from).collect();
+            prop_assert_eq!(words, reference(&text));
+        }
+
+        #[test]
+        fn words_of_mostly_letters(text in "[a-zA-Z\\x01\\x08\\x1b\\x1c\\x1f \\t]{0,64}") {
+            let mut scratch = String::new();
+            let words: Vec<String> =
+                python_words(text.as_bytes(), &mut scratch).map(String::from).collect();
+            prop_assert_eq!(words, reference(text.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn control_characters_that_are_not_space_stay_in_words() {
+        let mut scratch = String::new();
+        let words: Vec<&str> = python_words(b"abcdefgh\x01ijklmnop\x1fQ", &mut scratch).collect();
+        assert_eq!(words, ["abcdefgh\u{1}ijklmnop", "q"]);
+    }
 }

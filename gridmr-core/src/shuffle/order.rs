@@ -120,17 +120,7 @@ impl RawOrder {
     #[inline]
     pub fn prefix(self, key: &[u8]) -> u64 {
         match self {
-            RawOrder::Bytes => {
-                let b = body(key);
-                match b.first_chunk::<8>() {
-                    Some(head) => u64::from_be_bytes(*head),
-                    // Shorter: its bytes from the top, zeros below.
-                    None => b
-                        .iter()
-                        .enumerate()
-                        .fold(0, |p, (i, &x)| p | u64::from(x) << (56 - 8 * i)),
-                }
-            }
+            RawOrder::Bytes => bytes_prefix(body(key)),
             RawOrder::Unsigned => {
                 let v = varint(key);
                 // Values up to u64::MAX take the lower half of the range,
@@ -149,6 +139,19 @@ impl RawOrder {
             RawOrder::Byte => u64::from(key.first().copied().unwrap_or(0)),
             RawOrder::SignedByte => u64::from(key.first().copied().unwrap_or(0) ^ 0x80),
         }
+    }
+}
+
+/// The first 8 bytes of `b` as a big-endian integer, zeros standing in for bytes past its
+/// end: `bytes_prefix(a) < bytes_prefix(b)` implies `a < b`.
+#[inline]
+pub(crate) fn bytes_prefix(b: &[u8]) -> u64 {
+    match b.first_chunk::<8>() {
+        Some(head) => u64::from_be_bytes(*head),
+        None => b
+            .iter()
+            .enumerate()
+            .fold(0, |p, (i, &x)| p | u64::from(x) << (56 - 8 * i)),
     }
 }
 

@@ -17,7 +17,7 @@
 use super::field::Field;
 use super::format::{unframe, RunIndex, RunWriter};
 use super::merge::merge_runs;
-use super::order::RawOrder;
+use super::order::{bytes_prefix, RawOrder};
 use super::ShuffleSettings;
 use crate::codec::{encoded_len, Key, Value};
 use crate::counters::{builtin, Counters};
@@ -243,11 +243,41 @@ impl Drop for RawBuffer {
     }
 }
 
+/// The partition of `key`: with one partition there is nothing to choose, and the
+/// partitioner (a SHA-1 digest, by default) is not asked (as Hadoop does with one reducer).
+#[inline]
+fn partition_of<K: ?Sized + 'static>(
+    partitioner: &dyn Partitioner<K>,
+    key: &K,
+    partitions: u32,
+) -> u32 {
+    if partitions <= 1 {
+        0
+    } else {
+        partitioner.partition(key, partitions)
+    }
+}
+
+/// A typed record being sorted: its partition, its key's [`key_prefix`], the key, the value.
+type Sorted<K, V> = (u32, u64, K, V);
+
+/// An order-keeping summary of a typed key, taken once per record before a sort: a string's
+/// or a byte string's first 8 bytes as an integer (`key_prefix(a) < key_prefix(b)` implies
+/// `a < b`), so most comparisons of distinct words compare integers; 0 for other types, which
+/// their `Ord` sorts.
+#[inline]
+fn key_prefix<K: 'static>(key: &K) -> u64 {
+    match Field::of(key) {
+        Field::Bytes(b) => bytes_prefix(b),
+        _ => 0,
+    }
+}
+
 /// The buffer's shape (see the module's documentation).
 enum Buffer<K, V> {
     Table(HashMap<K, V, FxBuildHasher>),
     Raw(RawBuffer),
-    List(Vec<(u32, K, V)>),
+    List(Vec<Sorted<K, V>>),
 }
 
 /// A map task's output buffer.
@@ -305,7 +335,7 @@ impl<K: Key, V: Value> MapSink<K, V> {
 
     /// The buffer's estimated size in bytes.
     pub fn estimated_bytes(&self) -> usize {
-        let sorted_entry = size_of::<(u32, K, V)>();
+        let sorted_entry = size_of::<Sorted<K, V>>();
         match &self.buffer {
             // At spill time the table's entries are moved into a vector and sorted.
             Buffer::Table(t) => {
@@ -376,7 +406,7 @@ impl<K: Key, V: Value> MapSink<K, V> {
     /// Encodes a record into the serialized buffer, spilling first when it does not fit.
     #[inline(never)]
     fn emit_raw(&mut self, key: &K, value: &V) -> Result<()> {
-        let partition = self.partitioner.partition(key, self.target.partitions);
+        let partition = partition_of(&*self.partitioner, key, self.target.partitions);
         let Buffer::Raw(raw) = &mut self.buffer else {
             return Ok(());
         };
@@ -409,8 +439,8 @@ impl<K: Key, V: Value> MapSink<K, V> {
                 t.insert(key, value);
             }
             Buffer::List(l) => {
-                let p = self.partitioner.partition(&key, self.target.partitions);
-                l.push((p, key, value));
+                let p = partition_of(&*self.partitioner, &key, self.target.partitions);
+                l.push((p, key_prefix(&key), key, value));
             }
             Buffer::Raw(_) => {}
         }
@@ -436,23 +466,26 @@ impl<K: Key, V: Value> MapSink<K, V> {
         Ok(())
     }
 
-    /// The typed buffer's records, sorted by (partition, key); stable, so that equal keys
-    /// keep their emit order.
-    fn sorted_records(&mut self) -> Vec<(u32, K, V)> {
+    /// The typed buffer's records, sorted by (partition, key), each with its key's
+    /// [`key_prefix`]; stable, so that equal keys keep their emit order.
+    fn sorted_records(&mut self) -> Vec<Sorted<K, V>> {
         let partitioner = &self.partitioner;
         let n = self.target.partitions;
+        let order = |a: &Sorted<K, V>, b: &Sorted<K, V>| {
+            (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| a.2.cmp(&b.2))
+        };
         match &mut self.buffer {
             Buffer::Table(t) => {
-                let mut records: Vec<(u32, K, V)> = t
+                let mut records: Vec<Sorted<K, V>> = t
                     .drain()
-                    .map(|(k, v)| (partitioner.partition(&k, n), k, v))
+                    .map(|(k, v)| (partition_of(&**partitioner, &k, n), key_prefix(&k), k, v))
                     .collect();
-                records.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+                records.sort_unstable_by(order);
                 records
             }
             Buffer::List(l) => {
                 let mut records = std::mem::take(l);
-                records.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+                records.sort_by(order);
                 records
             }
             Buffer::Raw(_) => Vec::new(),
@@ -478,7 +511,7 @@ impl<K: Key, V: Value> MapSink<K, V> {
                 }
                 records
                     .iter()
-                    .try_for_each(|(p, k, v)| out.push_typed(*p, k, v))
+                    .try_for_each(|(p, _, k, v)| out.push_typed(*p, k, v))
                     .map(|()| records.len() as u64)
             }
         };

@@ -579,7 +579,8 @@ async fn prepare(shared: Arc<Shared>, id: String, request: JobRequest) {
             .as_ref()
             .map_or(gridmr_core::InputFormat::Lines, |j| j.input_format());
         let files = list_inputs(&request.input_specs()).map_err(|e| e.to_string())?;
-        let mut plan = state::plan(&files, format, &request, live_slots, threshold);
+        let combined = typed.as_ref().is_some_and(|j| j.has_combiner());
+        let mut plan = state::plan(&files, format, combined, &request, live_slots, threshold);
         // A typed DISTRIBUTED job's planning hook runs here, before its
         // first task (in SINGLE mode the worker's engine runs it).
         if let (Some(job), gridmr_net::rest::Mode::Distributed) = (&typed, plan.mode) {

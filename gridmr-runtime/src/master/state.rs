@@ -246,6 +246,7 @@ pub(crate) struct Plan {
 pub(crate) fn plan(
     files: &[InputFile],
     format: InputFormat,
+    combined: bool,
     request: &JobRequest,
     live_slots: u32,
     threshold: u64,
@@ -282,8 +283,14 @@ pub(crate) fn plan(
         splits: maps,
         min_splits: default,
         ..SplitPolicy::default()
-    }
-    .fitting(&request.shuffle);
+    };
+    // Fitted to the map buffer only where map output is about the input's size (see
+    // `SplitPolicy::fitting`); combined output is about the distinct keys'.
+    let policy = if combined {
+        policy
+    } else {
+        policy.fitting(&request.shuffle)
+    };
     Plan {
         mode: Mode::Distributed,
         input_size,
@@ -1457,6 +1464,7 @@ mod tests {
         let single = plan(
             &files(99),
             InputFormat::Lines,
+            false,
             &request(Some(4), false),
             4,
             t,
@@ -1465,6 +1473,7 @@ mod tests {
         let one = plan(
             &files(1000),
             InputFormat::Lines,
+            false,
             &request(Some(1), false),
             4,
             t,
@@ -1473,6 +1482,7 @@ mod tests {
         let dist = plan(
             &files(1000),
             InputFormat::Lines,
+            false,
             &request(Some(3), false),
             4,
             t,
@@ -1484,6 +1494,7 @@ mod tests {
         let forced = plan(
             &files(10),
             InputFormat::Lines,
+            false,
             &request(Some(2), true),
             4,
             t,
@@ -1493,6 +1504,7 @@ mod tests {
         let default = plan(
             &files(1000),
             InputFormat::Lines,
+            false,
             &request(None, false),
             4,
             t,
@@ -1501,14 +1513,33 @@ mod tests {
         // An explicit reduce count below the threshold is kept: DISTRIBUTED.
         let mut explicit = request(None, false);
         explicit.reduce_partitions = Some(10);
-        let small = plan(&files(99), InputFormat::Lines, &explicit, 4, t);
+        let small = plan(&files(99), InputFormat::Lines, false, &explicit, 4, t);
         assert_eq!(
             (small.mode, small.reduce_partitions),
             (Mode::Distributed, 10)
         );
         explicit.reduce_partitions = Some(1);
-        let one = plan(&files(99), InputFormat::Lines, &explicit, 4, t);
+        let one = plan(&files(99), InputFormat::Lines, false, &explicit, 4, t);
         assert_eq!(one.mode, Mode::Single);
+    }
+
+    #[test]
+    fn only_uncombined_jobs_get_splits_fitted_to_the_map_buffer() {
+        let (input, budget) = (1u64 << 30, ShuffleSettings::default().sort_buffer_bytes);
+        let largest = |combined| {
+            let p = plan(
+                &files(input),
+                InputFormat::Lines,
+                combined,
+                &request(None, true),
+                2,
+                1,
+            );
+            p.splits.iter().map(|s| s.end - s.start).max().unwrap_or(0)
+        };
+        assert!(largest(false) <= budget / 3 * 2, "{}", largest(false));
+        assert!(largest(true) > budget / 3 * 2, "{}", largest(true));
+        assert!(largest(true) <= SplitPolicy::default().max_split_bytes);
     }
 
     fn state_with_job(partitions: u32) -> (State, String) {
@@ -1521,6 +1552,7 @@ mod tests {
         let p = plan(
             &files(1000),
             InputFormat::Lines,
+            false,
             &request(Some(partitions), true),
             live,
             1,
@@ -1683,6 +1715,7 @@ mod tests {
         let p = plan(
             &files(10),
             InputFormat::Lines,
+            false,
             &request(Some(1), true),
             live,
             1,
@@ -1738,7 +1771,7 @@ mod tests {
         req.reduce_partitions = Some(reduces);
         s.add_job(id.clone(), req.clone(), dirs());
         let live = s.start_preparing(&id).unwrap();
-        let p = plan(&files(100_000), InputFormat::Lines, &req, live, 1);
+        let p = plan(&files(100_000), InputFormat::Lines, false, &req, live, 1);
         s.prepared(&id, Ok(p));
         (s, id)
     }
@@ -1888,6 +1921,7 @@ mod tests {
         let p = plan(
             &files(10),
             InputFormat::Lines,
+            false,
             &request(Some(1), true),
             live,
             1,
