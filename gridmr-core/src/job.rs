@@ -68,12 +68,12 @@ impl<K: Key, V: Value> MapOut<K, V> {
     #[inline]
     fn emit_ref<Q>(&mut self, key: &Q, value: V) -> Result<()>
     where
-        K: Borrow<Q> + for<'q> From<&'q Q>,
-        Q: Hash + Eq + ?Sized,
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
     {
         match self {
             MapOut::Shuffle(sink) => sink.emit_ref(key, value),
-            MapOut::Direct(out) => out.write(&K::from(key), &value),
+            MapOut::Direct(out) => out.write(&key.to_owned(), &value),
         }
     }
 
@@ -110,8 +110,8 @@ impl<K: Key, V: Value> MapContext<'_, K, V> {
     #[inline]
     pub fn emit_ref<Q>(&mut self, key: &Q, value: V) -> Result<()>
     where
-        K: Borrow<Q> + for<'q> From<&'q Q>,
-        Q: Hash + Eq + ?Sized,
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
     {
         self.out.emit_ref(key, value)
     }

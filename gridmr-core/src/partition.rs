@@ -9,7 +9,6 @@
 use crate::codec::encode_into;
 use crate::scalar::write_scalar;
 use serde::Serialize;
-use sha1::{Digest, Sha1};
 use std::cell::RefCell;
 
 /// Chooses the reduce partition of a key.
@@ -71,25 +70,57 @@ fn with_canonical<K: Serialize + ?Sized, T>(key: &K, f: impl FnOnce(&[u8]) -> T)
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sha1Partitioner;
 
-/// `digest mod m`, reading `digest` as a big-endian integer: Horner's rule over 32-bit digits
-/// (the remainder stays below `m`, so each step fits in 64 bits), one division per 4 bytes.
-fn big_endian_mod(digest: &[u8], m: u32) -> u32 {
-    let m = u64::from(m.max(1));
-    let head = digest.len() % 4;
-    let r = digest[..head]
+/// SHA-1's initial state (FIPS 180-4, 5.3.1).
+const SHA1_H0: [u32; 5] = [
+    0x6745_2301,
+    0xEFCD_AB89,
+    0x98BA_DCFE,
+    0x1032_5476,
+    0xC3D2_E1F0,
+];
+
+/// SHA-1 of `bytes` as its five big-endian 32-bit words, most significant first.
+///
+/// The same digest as `Sha1::digest`, with the padding written here and the blocks handed
+/// straight to the crate's compression function (hardware SHA where the CPU has it): for the
+/// short keys a partitioner sees, the `Digest` wrapper's buffering and byte output were as costly
+/// as the compression itself.
+fn sha1_words(bytes: &[u8]) -> [u32; 5] {
+    let mut state = SHA1_H0;
+    let (blocks, tail) = bytes.as_chunks::<64>();
+    if !blocks.is_empty() {
+        sha1::block_api::compress(&mut state, blocks);
+    }
+    // The tail, 0x80, zeros, then the message length in bits: one block, or two when the tail
+    // leaves fewer than 9 bytes for the marker and length.
+    let mut last = [[0u8; 64]; 2];
+    let flat = last.as_flattened_mut();
+    flat[..tail.len()].copy_from_slice(tail);
+    flat[tail.len()] = 0x80;
+    let used = if tail.len() < 56 { 1 } else { 2 };
+    let bits = (bytes.len() as u64).wrapping_mul(8);
+    flat[used * 64 - 8..used * 64].copy_from_slice(&bits.to_be_bytes());
+    sha1::block_api::compress(&mut state, &last[..used]);
+    state
+}
+
+/// `words mod m`, reading `words` as one big-endian integer of 32-bit digits: a mask when `m`
+/// is a power of two, else Horner's rule (the remainder stays below `m`, so each step fits in
+/// 64 bits).
+fn big_endian_mod(words: &[u32], m: u32) -> u32 {
+    let m = m.max(1);
+    if m.is_power_of_two() {
+        return words.last().map_or(0, |w| w & (m - 1));
+    }
+    let m = u64::from(m);
+    words
         .iter()
-        .fold(0u64, |r, &b| ((r << 8) | u64::from(b)) % m);
-    let r = digest[head..].chunks_exact(4).fold(r, |r, c| {
-        ((r << 32) | u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))) % m
-    });
-    r as u32
+        .fold(0u64, |r, &w| ((r << 32) | u64::from(w)) % m) as u32
 }
 
 impl<K: Serialize + ?Sized> Partitioner<K> for Sha1Partitioner {
     fn partition(&self, key: &K, partitions: u32) -> u32 {
-        with_canonical(key, |bytes| {
-            big_endian_mod(&Sha1::digest(bytes), partitions)
-        })
+        with_canonical(key, |bytes| big_endian_mod(&sha1_words(bytes), partitions))
     }
 }
 
@@ -198,6 +229,7 @@ impl<K: Ord + Send + Sync + 'static> Partitioner<K> for RangePartitioner<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     #[test]
     fn sha1_matches_the_reference_table() {
@@ -221,13 +253,39 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn the_digest_modulus_is_the_big_integers(
-            digest in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
-            m in 1u32..,
+            words in proptest::collection::vec(proptest::prelude::any::<u32>(), 0..6),
+            m in proptest::prop_oneof![1u32.., (0u32..32).prop_map(|s| 1u32 << s)],
         ) {
-            let bytewise = digest
+            let wordwise = words
                 .iter()
-                .fold(0u128, |r, &b| ((r << 8) | u128::from(b)) % u128::from(m));
-            proptest::prop_assert_eq!(u128::from(big_endian_mod(&digest, m)), bytewise);
+                .fold(0u128, |r, &w| ((r << 32) | u128::from(w)) % u128::from(m));
+            proptest::prop_assert_eq!(u128::from(big_endian_mod(&words, m)), wordwise);
+        }
+
+        #[test]
+        fn sha1_words_are_the_crates_digest(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            use sha1::{Digest, Sha1};
+            let digest = Sha1::digest(&bytes);
+            let words: Vec<u32> = digest
+                .chunks_exact(4)
+                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            proptest::prop_assert_eq!(sha1_words(&bytes).to_vec(), words);
+        }
+    }
+
+    #[test]
+    fn sha1_words_at_every_padding_boundary() {
+        use sha1::{Digest, Sha1};
+        for len in [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128] {
+            let bytes = vec![b'a'; len];
+            let mut want = [0u32; 5];
+            for (w, c) in want.iter_mut().zip(Sha1::digest(&bytes).chunks_exact(4)) {
+                *w = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+            }
+            assert_eq!(sha1_words(&bytes), want, "length {len}");
         }
     }
 

@@ -304,6 +304,9 @@ pub struct MapSink<K, V> {
     output_records: u64,
     /// Counters of spills and merges.
     counters: Counters,
+    /// The last key [`MapSink::emit_ref`] copied into the serialized buffer, kept so that the
+    /// next copy reuses its allocation instead of making and freeing one per record.
+    spare_key: Option<K>,
 }
 
 impl<K: Key, V: Value> MapSink<K, V> {
@@ -330,6 +333,7 @@ impl<K: Key, V: Value> MapSink<K, V> {
             merges: 0,
             output_records: 0,
             counters: Counters::default(),
+            spare_key: None,
         }
     }
 
@@ -390,17 +394,34 @@ impl<K: Key, V: Value> MapSink<K, V> {
     #[inline]
     pub fn emit_ref<Q>(&mut self, key: &Q, value: V) -> Result<()>
     where
-        K: Borrow<Q> + for<'q> From<&'q Q>,
-        Q: Hash + Eq + ?Sized,
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
     {
-        if let (Buffer::Table(t), Some(c)) = (&mut self.buffer, &self.combiner) {
-            if let Some((k, acc)) = t.get_key_value_mut(key) {
-                self.output_records += 1;
-                c.combine(k, acc, value);
-                return Ok(());
+        match (&mut self.buffer, &self.combiner) {
+            (Buffer::Table(t), Some(c)) => {
+                if let Some((k, acc)) = t.get_key_value_mut(key) {
+                    self.output_records += 1;
+                    c.combine(k, acc, value);
+                    return Ok(());
+                }
             }
+            (Buffer::Raw(_), _) => {
+                // Encoded at once, the key is needed only for as long as that takes: one
+                // owned copy is kept and overwritten (`clone_into` reuses its allocation).
+                let k = match self.spare_key.take() {
+                    Some(mut k) => {
+                        key.clone_into(&mut k);
+                        k
+                    }
+                    None => key.to_owned(),
+                };
+                let emitted = self.emit_raw(&k, &value);
+                self.spare_key = Some(k);
+                return emitted;
+            }
+            _ => {}
         }
-        self.emit(K::from(key), value)
+        self.emit(key.to_owned(), value)
     }
 
     /// Encodes a record into the serialized buffer, spilling first when it does not fit.
@@ -625,4 +646,62 @@ fn rename_run(run: &RunIndex, data: &Path, index: &Path) -> Result<RunIndex> {
     moved.write_index()?;
     let _ = std::fs::remove_file(&run.index_path);
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::Sha1Partitioner;
+    use crate::shuffle::SegmentReader;
+
+    fn sink(dir: &std::path::Path, stem: &str) -> MapSink<String, u64> {
+        let target = SinkTarget {
+            dir: dir.to_path_buf(),
+            stem: stem.into(),
+            partitions: 3,
+        };
+        // A small budget, so that the buffer spills and the runs are merged.
+        let settings = ShuffleSettings {
+            sort_buffer_bytes: 4 << 10,
+            ..ShuffleSettings::default()
+        };
+        MapSink::new(target, settings, Arc::new(Sha1Partitioner), None)
+    }
+
+    fn records(index: &RunIndex) -> Vec<Vec<(String, u64)>> {
+        (0..index.partitions())
+            .map(|p| {
+                let mut r = SegmentReader::open(index, p).expect("open");
+                let mut out = Vec::new();
+                while let Some(rec) = r.next_record().expect("record") {
+                    out.push(rec);
+                }
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn borrowed_keys_reusing_one_copy_give_the_records_owned_keys_give() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Long keys then short ones: the reused copy must shrink as well as grow.
+        let keys: Vec<String> = (0..3_000u64)
+            .map(|i| match i % 3 {
+                0 => "x".repeat((i % 97) as usize),
+                1 => format!("k{}", i % 41),
+                _ => String::new(),
+            })
+            .collect();
+        let (mut by_ref, mut owned) = (sink(dir.path(), "ref"), sink(dir.path(), "own"));
+        for (i, k) in keys.iter().enumerate() {
+            by_ref.emit_ref(k.as_str(), i as u64).expect("emit_ref");
+            owned.emit(k.clone(), i as u64).expect("emit");
+        }
+        let mut counters = Counters::default();
+        let a = records(&by_ref.finish(&mut counters).expect("finish"));
+        let b = records(&owned.finish(&mut counters).expect("finish"));
+        assert_eq!(a.iter().map(Vec::len).sum::<usize>(), keys.len());
+        assert_eq!(a, b);
+        assert!(a.iter().all(|p| p.windows(2).all(|w| w[0] <= w[1])));
+    }
 }
