@@ -27,6 +27,7 @@ cat "$input" >/dev/null # warm the page cache
 
 measure() { # NAME CMD... -> appends "seconds kib" to $data/NAME.times
   local name=$1; shift
+  sync # no dirty pages of the previous program written back in this one's time
   /usr/bin/time -f "%e %M" -o "$data/$name.one" "$@" >/dev/null
   cat "$data/$name.one" >> "$data/$name.times"
 }

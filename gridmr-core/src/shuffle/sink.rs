@@ -487,9 +487,15 @@ impl<K: Key, V: Value> MapSink<K, V> {
         Ok(())
     }
 
-    /// The typed buffer's records, sorted by (partition, key), each with its key's
-    /// [`key_prefix`]; stable, so that equal keys keep their emit order.
-    fn sorted_records(&mut self) -> Vec<Sorted<K, V>> {
+    /// The typed buffer's records, each with its key's [`key_prefix`], and the order to write
+    /// them in, by (partition, key); stable, so that equal keys keep their emit order.
+    ///
+    /// The combiner's table has distinct keys: what is sorted is one packed integer per
+    /// record, (partition, prefix, position), as in the serialized buffer, so the records are
+    /// not moved and most are placed by an integer compare; only runs whose partition and
+    /// prefix tie compare their keys. A list (no raw order), or a table too large for 32-bit
+    /// positions, is sorted in place and comes with no order.
+    fn sorted_records(&mut self) -> (Vec<Sorted<K, V>>, Option<Vec<u128>>) {
         let partitioner = &self.partitioner;
         let n = self.target.partitions;
         let order = |a: &Sorted<K, V>, b: &Sorted<K, V>| {
@@ -501,15 +507,39 @@ impl<K: Key, V: Value> MapSink<K, V> {
                     .drain()
                     .map(|(k, v)| (partition_of(&**partitioner, &k, n), key_prefix(&k), k, v))
                     .collect();
-                records.sort_unstable_by(order);
-                records
+                if u32::try_from(records.len()).is_err() {
+                    records.sort_unstable_by(order);
+                    return (records, None);
+                }
+                let mut index: Vec<u128> = records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        u128::from(r.0) << 96 | u128::from(r.1) << 32 | (i as u128 & 0xFFFF_FFFF)
+                    })
+                    .collect();
+                index.sort_unstable();
+                let mut i = 0;
+                while i < index.len() {
+                    let head = index[i] >> 32;
+                    let run = index[i..].iter().take_while(|e| *e >> 32 == head).count();
+                    if run > 1 {
+                        index[i..i + run].sort_unstable_by(|a, b| {
+                            records[*a as u32 as usize]
+                                .2
+                                .cmp(&records[*b as u32 as usize].2)
+                        });
+                    }
+                    i += run;
+                }
+                (records, Some(index))
             }
             Buffer::List(l) => {
                 let mut records = std::mem::take(l);
                 records.sort_by(order);
-                records
+                (records, None)
             }
-            Buffer::Raw(_) => Vec::new(),
+            Buffer::Raw(_) => (Vec::new(), None),
         }
     }
 
@@ -524,16 +554,21 @@ impl<K: Key, V: Value> MapSink<K, V> {
         let written = match &mut self.buffer {
             Buffer::Raw(raw) => raw.write(&mut out),
             _ => {
-                let records = self.sorted_records();
+                let (records, index) = self.sorted_records();
                 self.heap_bytes = 0;
                 if self.combiner.is_some() {
                     self.counters
                         .add_builtin(builtin::COMBINE_OUTPUT_RECORDS, records.len() as u64);
                 }
-                records
-                    .iter()
-                    .try_for_each(|(p, _, k, v)| out.push_typed(*p, k, v))
-                    .map(|()| records.len() as u64)
+                let mut push = |(p, _, k, v): &Sorted<K, V>| out.push_typed(*p, k, v);
+                match index {
+                    // The low 32 bits of an index entry are the record's position.
+                    Some(index) => index
+                        .iter()
+                        .try_for_each(|&e| push(&records[e as u32 as usize])),
+                    None => records.iter().try_for_each(&mut push),
+                }
+                .map(|()| records.len() as u64)
             }
         };
         match written {
@@ -655,6 +690,14 @@ mod tests {
     use crate::shuffle::SegmentReader;
 
     fn sink(dir: &std::path::Path, stem: &str) -> MapSink<String, u64> {
+        sink_with(dir, stem, None)
+    }
+
+    fn sink_with(
+        dir: &std::path::Path,
+        stem: &str,
+        combiner: Option<Arc<dyn Combiner<String, u64>>>,
+    ) -> MapSink<String, u64> {
         let target = SinkTarget {
             dir: dir.to_path_buf(),
             stem: stem.into(),
@@ -665,7 +708,7 @@ mod tests {
             sort_buffer_bytes: 4 << 10,
             ..ShuffleSettings::default()
         };
-        MapSink::new(target, settings, Arc::new(Sha1Partitioner), None)
+        MapSink::new(target, settings, Arc::new(Sha1Partitioner), combiner)
     }
 
     fn records(index: &RunIndex) -> Vec<Vec<(String, u64)>> {
@@ -703,5 +746,40 @@ mod tests {
         assert_eq!(a.iter().map(Vec::len).sum::<usize>(), keys.len());
         assert_eq!(a, b);
         assert!(a.iter().all(|p| p.windows(2).all(|w| w[0] <= w[1])));
+    }
+
+    #[test]
+    fn combined_keys_come_out_sorted_past_a_shared_prefix_and_summed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Keys that tie on their first 8 bytes (and on all of them, with the empty key and
+        // short ones) must still be ordered by their whole bytes.
+        let keys: Vec<String> = (0..2_000u64)
+            .map(|i| match i % 4 {
+                0 => format!("prefix__{}", i % 37),
+                1 => format!("pre{}", i % 5),
+                2 => "prefix__".to_string(),
+                _ => String::new(),
+            })
+            .collect();
+        let combiner: Arc<dyn Combiner<String, u64>> = Arc::new(crate::job::SumCombiner);
+        let mut sink = sink_with(dir.path(), "comb", Some(combiner));
+        let mut want = std::collections::BTreeMap::<String, u64>::new();
+        for k in &keys {
+            sink.emit_ref(k.as_str(), 1).expect("emit");
+            *want.entry(k.clone()).or_default() += 1;
+        }
+        let mut counters = Counters::default();
+        let parts = records(&sink.finish(&mut counters).expect("finish"));
+        let mut got = std::collections::BTreeMap::new();
+        for p in &parts {
+            assert!(
+                p.windows(2).all(|w| w[0].0 < w[1].0),
+                "sorted, distinct: {p:?}"
+            );
+            for (k, n) in p {
+                *got.entry(k.clone()).or_default() += n;
+            }
+        }
+        assert_eq!(got, want);
     }
 }
