@@ -106,7 +106,8 @@ impl<K: Key, V: Value> MapContext<'_, K, V> {
     }
 
     /// Emits a pair from a borrowed key (`&str` for a `String` key), which is copied only when
-    /// it must be stored: with a combiner, a key already buffered costs no allocation at all.
+    /// it must be stored: with a combiner, a key already buffered costs no allocation at all;
+    /// without one, the key is copied into one owned key reused from record to record.
     #[inline]
     pub fn emit_ref<Q>(&mut self, key: &Q, value: V) -> Result<()>
     where
