@@ -57,9 +57,10 @@ impl SinkTarget {
     }
 }
 
-/// One record of the serialized buffer: its partition, its key's prefix ([`RawOrder::prefix`])
-/// and where it lies in the arena, packed high to low into one integer, so that sorting the
-/// integers sorts by partition, then prefix, then arrival.
+/// One record of the serialized buffer (or of a combiner's typed records): its partition, its
+/// key's prefix ([`RawOrder::prefix`], [`key_prefix`]) and where it lies (arena offset, or
+/// position), packed high to low into one integer, so that sorting the integers sorts by
+/// partition, then prefix, then arrival.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry(u128);
 
@@ -80,9 +81,25 @@ impl Entry {
         self.0 >> 32
     }
 
+    /// Where the record lies: its arena offset, or its position in a list of typed records.
     #[inline]
     fn offset(self) -> u32 {
         self.0 as u32
+    }
+
+    /// Sorts `index` as integers, then hands each run of two or more entries whose partition
+    /// and prefix tie to `settle`, which orders it by whole keys.
+    fn sort(index: &mut [Entry], mut settle: impl FnMut(&mut [Entry])) {
+        index.sort_unstable();
+        let mut i = 0;
+        while i < index.len() {
+            let head = index[i].head();
+            let run = index[i..].iter().take_while(|e| e.head() == head).count();
+            if run > 1 {
+                settle(&mut index[i..i + run]);
+            }
+            i += run;
+        }
     }
 }
 
@@ -180,32 +197,21 @@ impl RawBuffer {
     /// 128-bit integer, which places most records alone; only runs whose
     /// partition and prefix tie have their whole keys compared.
     fn sort(&mut self) {
-        self.index.sort_unstable();
         let (arena, order) = (&self.arena, self.order);
-        let mut i = 0;
-        while i < self.index.len() {
-            let head = self.index[i].head();
-            let run = self.index[i..]
+        Entry::sort(&mut self.index, |entries| {
+            let (_, first) = Self::record(arena, entries[0].offset());
+            // Mostly a run of one key said many times, already in arrival order.
+            let mixed = entries[1..]
                 .iter()
-                .take_while(|e| e.head() == head)
-                .count();
-            if run > 1 {
-                let entries = &mut self.index[i..i + run];
-                let (_, first) = Self::record(arena, entries[0].offset());
-                // Mostly a run of one key said many times, already in arrival order.
-                let mixed = entries[1..]
-                    .iter()
-                    .any(|e| Self::record(arena, e.offset()).1 != first);
-                if mixed {
-                    entries.sort_unstable_by(|a, b| {
-                        let (_, ka) = Self::record(arena, a.offset());
-                        let (_, kb) = Self::record(arena, b.offset());
-                        order.compare_tied(ka, kb).then(a.offset().cmp(&b.offset()))
-                    });
-                }
+                .any(|e| Self::record(arena, e.offset()).1 != first);
+            if mixed {
+                entries.sort_unstable_by(|a, b| {
+                    let (_, ka) = Self::record(arena, a.offset());
+                    let (_, kb) = Self::record(arena, b.offset());
+                    order.compare_tied(ka, kb).then(a.offset().cmp(&b.offset()))
+                });
             }
-            i += run;
-        }
+        });
     }
 
     /// Writes every record in index order, and empties the buffer (its
@@ -495,7 +501,7 @@ impl<K: Key, V: Value> MapSink<K, V> {
     /// not moved and most are placed by an integer compare; only runs whose partition and
     /// prefix tie compare their keys. A list (no raw order), or a table too large for 32-bit
     /// positions, is sorted in place and comes with no order.
-    fn sorted_records(&mut self) -> (Vec<Sorted<K, V>>, Option<Vec<u128>>) {
+    fn sorted_records(&mut self) -> (Vec<Sorted<K, V>>, Option<Vec<Entry>>) {
         let partitioner = &self.partitioner;
         let n = self.target.partitions;
         let order = |a: &Sorted<K, V>, b: &Sorted<K, V>| {
@@ -511,27 +517,17 @@ impl<K: Key, V: Value> MapSink<K, V> {
                     records.sort_unstable_by(order);
                     return (records, None);
                 }
-                let mut index: Vec<u128> = records
+                let mut index: Vec<Entry> = records
                     .iter()
                     .enumerate()
-                    .map(|(i, r)| {
-                        u128::from(r.0) << 96 | u128::from(r.1) << 32 | (i as u128 & 0xFFFF_FFFF)
-                    })
+                    .map(|(i, r)| Entry::new(r.0, r.1, i as u32))
                     .collect();
-                index.sort_unstable();
-                let mut i = 0;
-                while i < index.len() {
-                    let head = index[i] >> 32;
-                    let run = index[i..].iter().take_while(|e| *e >> 32 == head).count();
-                    if run > 1 {
-                        index[i..i + run].sort_unstable_by(|a, b| {
-                            records[*a as u32 as usize]
-                                .2
-                                .cmp(&records[*b as u32 as usize].2)
-                        });
-                    }
-                    i += run;
-                }
+                Entry::sort(&mut index, |run| {
+                    run.sort_unstable_by(|a, b| {
+                        let key = |e: &Entry| &records[e.offset() as usize].2;
+                        key(a).cmp(key(b))
+                    })
+                });
                 (records, Some(index))
             }
             Buffer::List(l) => {
@@ -562,10 +558,9 @@ impl<K: Key, V: Value> MapSink<K, V> {
                 }
                 let mut push = |(p, _, k, v): &Sorted<K, V>| out.push_typed(*p, k, v);
                 match index {
-                    // The low 32 bits of an index entry are the record's position.
                     Some(index) => index
                         .iter()
-                        .try_for_each(|&e| push(&records[e as u32 as usize])),
+                        .try_for_each(|e| push(&records[e.offset() as usize])),
                     None => records.iter().try_for_each(&mut push),
                 }
                 .map(|()| records.len() as u64)
