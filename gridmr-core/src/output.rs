@@ -56,7 +56,7 @@ pub fn format_line<K: Serialize + ?Sized, V: Serialize>(
 const WRITE_CHUNK: usize = 1 << 20;
 
 /// Writes a reduce task's output file: lines are formatted straight into
-/// one buffer, which goes to the file in [`WRITE_CHUNK`]s.
+/// one buffer, which goes to the file in chunks of `WRITE_CHUNK` bytes.
 pub struct TextWriter<K, V> {
     path: PathBuf,
     out: File,

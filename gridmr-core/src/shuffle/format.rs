@@ -193,7 +193,7 @@ impl RunWriter {
     }
 
     /// Appends one record as it is framed in another run or a map buffer
-    /// (see [`frame_record`]): a copy, no decoding.
+    /// (as `frame_record` makes them): a copy, no decoding.
     pub fn push_framed(&mut self, p: u32, framed: &[u8]) -> Result<()> {
         self.open_block(p)?;
         self.block.extend_from_slice(framed);

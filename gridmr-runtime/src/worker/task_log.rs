@@ -6,7 +6,7 @@
 //! The worker runs each typed attempt inside a span named [`SPAN`] whose
 //! `log` field is the file; [`AttemptLogLayer`], installed in the
 //! subscriber, writes every event inside such a span there, at most
-//! [`LOG_CAP`](super::external::LOG_CAP) bytes, opened as script logs are
+//! `LOG_CAP` bytes, opened as script logs are
 //! (never through a link). `gridmr worker` installs it; a program that
 //! embeds a worker adds it to its own subscriber:
 //!
