@@ -347,10 +347,11 @@ impl<K: Key, V: Value> MapSink<K, V> {
     pub fn estimated_bytes(&self) -> usize {
         let sorted_entry = size_of::<Sorted<K, V>>();
         match &self.buffer {
-            // At spill time the table's entries are moved into a vector and sorted.
+            // At spill time the table's entries are moved into a vector, and an index of
+            // them is sorted.
             Buffer::Table(t) => {
                 t.capacity() * (size_of::<(K, V)>() + TABLE_SLOT_OVERHEAD)
-                    + t.len() * sorted_entry
+                    + t.len() * (sorted_entry + size_of::<Entry>())
                     + self.heap_bytes
             }
             Buffer::Raw(r) => r.bytes(),
