@@ -317,6 +317,9 @@ impl RawMerge {
         if a.prefix != b.prefix {
             return a.prefix < b.prefix;
         }
+        if self.order.prefix_is_whole(a.prefix) {
+            return a.source < b.source;
+        }
         match self
             .order
             .compare_tied(self.sources[a.source].key(), self.sources[b.source].key())
@@ -433,7 +436,8 @@ impl RawGroups {
     #[inline]
     fn in_group(&self) -> bool {
         self.merge.peek_prefix() == Some(self.prefix)
-            && self.merge.peek().is_some_and(|(k, _)| k == self.key)
+            && (self.merge.order.prefix_is_whole(self.prefix)
+                || self.merge.peek().is_some_and(|(k, _)| k == self.key))
     }
 
     /// Moves to the next key, skipping what is left of the current one's

@@ -97,21 +97,42 @@ impl RawOrder {
     }
 
     /// Compares two encoded keys whose [`RawOrder::prefix`]es are equal, which for byte
-    /// strings settles their first 8 bytes: one of 8 bytes or fewer is then a prefix of the
-    /// other (zeros pad the shorter prefix), so the lengths decide; longer ones compare the
-    /// rest.
+    /// strings settles their first 7 bytes and that both are at least 8 long (else they are
+    /// equal, [`RawOrder::prefix_is_whole`]), so only the rest is compared.
     #[inline]
     pub fn compare_tied(self, a: &[u8], b: &[u8]) -> Ordering {
         match self {
             RawOrder::Bytes => {
                 let (a, b) = (body(a), body(b));
-                if a.len().min(b.len()) <= 8 {
+                if a.len().min(b.len()) < 8 {
                     a.len().cmp(&b.len())
                 } else {
-                    a[8..].cmp(&b[8..])
+                    a[7..].cmp(&b[7..])
                 }
             }
             other => other.compare(a, b),
+        }
+    }
+
+    /// Whether two keys with this `prefix` ([`RawOrder::prefix`]) are necessarily equal, so
+    /// that a sort need not look at them: true for byte strings shorter than 8 bytes,
+    /// unsigned integers below 2^63, signed ones strictly between `i64::MIN` and `i64::MAX`,
+    /// and single bytes.
+    ///
+    /// ```
+    /// use gridmr_core::shuffle::RawOrder;
+    /// let short = RawOrder::Bytes.prefix(&[3, b'a', b'b', b'c']);
+    /// assert!(RawOrder::Bytes.prefix_is_whole(short));
+    /// let long = RawOrder::Bytes.prefix(b"\x0aabcdefghij");
+    /// assert!(!RawOrder::Bytes.prefix_is_whole(long));
+    /// ```
+    #[inline]
+    pub fn prefix_is_whole(self, prefix: u64) -> bool {
+        match self {
+            RawOrder::Bytes => prefix & 0xff < 8,
+            RawOrder::Unsigned => prefix < 1 << 63,
+            RawOrder::Signed => prefix != 0 && prefix != u64::MAX,
+            RawOrder::Byte | RawOrder::SignedByte => true,
         }
     }
 
@@ -123,12 +144,11 @@ impl RawOrder {
             RawOrder::Bytes => bytes_prefix(body(key)),
             RawOrder::Unsigned => {
                 let v = varint(key);
-                // Values up to u64::MAX take the lower half of the range,
-                // larger ones (u128) the upper half, by their top bits.
-                if v > u128::from(u64::MAX) {
-                    (1 << 63) | (v >> 65) as u64
-                } else {
-                    (v as u64) >> 1
+                // Values below 2^63 are their own prefix (whole); larger ones (u64's top
+                // half, u128) take the upper half of the range, by their top bits.
+                match u64::try_from(v) {
+                    Ok(small) if small < 1 << 63 => small,
+                    _ => (1 << 63) | ((v - (1 << 63)) >> 65) as u64,
                 }
             }
             RawOrder::Signed => {
@@ -142,16 +162,20 @@ impl RawOrder {
     }
 }
 
-/// The first 8 bytes of `b` as a big-endian integer, zeros standing in for bytes past its
-/// end: `bytes_prefix(a) < bytes_prefix(b)` implies `a < b`.
+/// The first 7 bytes of `b` as a big-endian integer (zeros standing in for bytes past its
+/// end), then one byte of `min(len, 8)`: `bytes_prefix(a) < bytes_prefix(b)` implies
+/// `a < b` (where the 7 bytes tie, the shorter is a prefix of the longer), and equal prefixes
+/// below 8 in the low byte mean equal strings.
 #[inline]
 pub(crate) fn bytes_prefix(b: &[u8]) -> u64 {
+    let len = b.len().min(8) as u64;
     match b.first_chunk::<8>() {
-        Some(head) => u64::from_be_bytes(*head),
+        Some(head) => (u64::from_be_bytes(*head) & !0xff) | len,
         None => b
             .iter()
             .enumerate()
-            .fold(0, |p, (i, &x)| p | u64::from(x) << (56 - 8 * i)),
+            .take(7)
+            .fold(len, |p, (i, &x)| p | u64::from(x) << (56 - 8 * i)),
     }
 }
 
@@ -214,6 +238,9 @@ mod tests {
             assert_eq!(pa.cmp(&pb), a.cmp(&b), "prefixes disagree");
         } else {
             assert_eq!(order.compare_tied(&ea, &eb), a.cmp(&b), "tied prefixes");
+            if order.prefix_is_whole(pa) {
+                assert_eq!(ea, eb, "a whole prefix is the key");
+            }
         }
         assert_eq!(ea == eb, a == b, "equal keys, equal bytes");
     }
@@ -255,6 +282,13 @@ mod tests {
         agrees(String::new(), "\0".to_string());
         agrees("a".to_string(), "a\0".to_string());
         agrees(u128::MAX, u128::from(u64::MAX));
+        agrees(1u64 << 63, (1u64 << 63) - 1);
+        agrees(1u64 << 63, (1u64 << 63) + 1);
+        agrees(u128::from(u64::MAX) + 1, u128::from(u64::MAX));
+        agrees(i64::MIN + 1, i64::MIN);
+        agrees("abcdefg".to_string(), "abcdefgh".to_string());
+        agrees("abcdefgh".to_string(), "abcdefgh\0".to_string());
+        agrees("abcdefg\0".to_string(), "abcdefg".to_string());
         agrees(i128::MIN, i128::from(i64::MIN));
         agrees(i64::MIN, i64::MAX);
         assert_eq!(RawOrder::of::<(String, u32)>(), None);
