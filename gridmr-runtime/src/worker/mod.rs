@@ -166,15 +166,6 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
             fence.clone(),
         ))
     });
-    if let Some(fork) = fork.clone() {
-        // Started now, off the async threads, so the first task finds it up;
-        // a failure here is retried (and reported) by that task.
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = fork.warm_up() {
-                tracing::debug!(error = %e, "the Python fork server did not start");
-            }
-        });
-    }
     let runner = scripts::Runner {
         python: settings.python.clone().into(),
         driver,
@@ -182,7 +173,7 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
         default_timeout: (settings.script_timeout_s > 0)
             .then(|| Duration::from_secs(settings.script_timeout_s)),
         fence,
-        fork,
+        fork: fork.clone(),
     };
     let cgroups = runner.fence.uses_cgroups();
     let mut input_roots = vec![shared_dir.clone()];
@@ -204,6 +195,9 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
     core.isolated = settings.isolation == crate::settings::Isolation::Process;
     let core = Arc::new(core);
     let stop = CancellationToken::new();
+    if let Some(fork) = fork {
+        tokio::spawn(warm_up_when_idle(fork, core.clone(), stop.clone()));
+    }
 
     // Small answers on a multiplexed connection: without TCP_NODELAY, Nagle's
     // algorithm and delayed ACKs hold the second of two answers back ~40 ms.
@@ -297,6 +291,36 @@ impl Membership {
         self.security
             .rest_client(&self.master, self.auth.current())
             .map(Some)
+    }
+}
+
+/// How long a worker must have run no task before it starts its Python fork server.
+const WARM_UP_IDLE: Duration = Duration::from_millis(500);
+
+/// Starts the fork server once the worker has run no task for [`WARM_UP_IDLE`], so that a
+/// worker given typed work as soon as it joins does not share its cores with an interpreter's
+/// start-up (a third of a core-second measured here, behind pyenv's shim). A script task
+/// that comes first starts the server itself; a failure here is retried (and reported) by it.
+async fn warm_up_when_idle(
+    fork: Arc<fork_server::ForkServer>,
+    core: Arc<WorkerCore>,
+    stop: CancellationToken,
+) {
+    let mut idle_since = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(WARM_UP_IDLE / 5) => {}
+        }
+        if core.running.load(Ordering::Relaxed) > 0 {
+            idle_since = tokio::time::Instant::now();
+        } else if idle_since.elapsed() >= WARM_UP_IDLE {
+            break;
+        }
+    }
+    let started = tokio::task::spawn_blocking(move || fork.warm_up()).await;
+    if let Ok(Err(e)) = started {
+        tracing::debug!(error = %e, "the Python fork server did not start");
     }
 }
 
