@@ -144,11 +144,15 @@ impl RawOrder {
             RawOrder::Bytes => bytes_prefix(body(key)),
             RawOrder::Unsigned => {
                 let v = varint(key);
-                // Values below 2^63 are their own prefix (whole); larger ones (u64's top
-                // half, u128) take the upper half of the range, by their top bits.
+                // Values below 2^63 are their own prefix (whole); the rest of u64's range
+                // takes the next quarter (two values a prefix), larger ones (u128) the last
+                // quarter, by their top 62 bits.
+                const HALF: u64 = 1 << 63;
+                const QUARTER: u64 = 1 << 62;
                 match u64::try_from(v) {
-                    Ok(small) if small < 1 << 63 => small,
-                    _ => (1 << 63) | ((v - (1 << 63)) >> 65) as u64,
+                    Ok(small) if small < HALF => small,
+                    Ok(large) => HALF + ((large - HALF) >> 1),
+                    Err(_) => HALF + QUARTER + (v >> 66) as u64,
                 }
             }
             RawOrder::Signed => {
@@ -284,6 +288,13 @@ mod tests {
         agrees(u128::MAX, u128::from(u64::MAX));
         agrees(1u64 << 63, (1u64 << 63) - 1);
         agrees(1u64 << 63, (1u64 << 63) + 1);
+        agrees(1u64 << 63, (1u64 << 63) + 2);
+        agrees(u64::MAX, u64::MAX - 1);
+        agrees(u128::from(u64::MAX) + 1, u128::from(u64::MAX) - 1);
+        agrees(u128::MAX, u128::MAX - 1);
+        // The top half of u64 is spread over prefixes, not one tie.
+        let top = |v: u64| RawOrder::Unsigned.prefix(&enc(&v));
+        assert_ne!(top(1 << 63), top(u64::MAX));
         agrees(u128::from(u64::MAX) + 1, u128::from(u64::MAX));
         agrees(i64::MIN + 1, i64::MIN);
         agrees("abcdefg".to_string(), "abcdefgh".to_string());
