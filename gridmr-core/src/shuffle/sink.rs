@@ -313,9 +313,9 @@ fn partition_of<K: ?Sized + 'static>(
 type Sorted<K, V> = (u32, u64, K, V);
 
 /// An order-keeping summary of a typed key, taken once per record before a sort: a string's
-/// or a byte string's first 8 bytes as an integer (`key_prefix(a) < key_prefix(b)` implies
-/// `a < b`), so most comparisons of distinct words compare integers; 0 for other types, which
-/// their `Ord` sorts.
+/// or a byte string's `bytes_prefix` (its first 7 bytes and its length up to 8, as an integer:
+/// `key_prefix(a) < key_prefix(b)` implies `a < b`), so most comparisons of distinct words
+/// compare integers; 0 for other types, which their `Ord` sorts.
 #[inline]
 fn key_prefix<K: 'static>(key: &K) -> u64 {
     match Field::of(key) {
