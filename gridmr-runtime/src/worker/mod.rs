@@ -299,7 +299,7 @@ const WARM_UP_IDLE: Duration = Duration::from_millis(500);
 
 /// Starts the fork server once the worker has run no task for [`WARM_UP_IDLE`], so that a
 /// worker given typed work as soon as it joins does not share its cores with an interpreter's
-/// start-up (a third of a core-second measured here, behind pyenv's shim). A script task
+/// start-up (docs/performance.md: 16% of a short cluster job's CPU samples). A script task
 /// that comes first starts the server itself; a failure here is retried (and reported) by it.
 async fn warm_up_when_idle(
     fork: Arc<fork_server::ForkServer>,
