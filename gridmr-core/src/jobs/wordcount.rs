@@ -38,6 +38,19 @@ fn next_control_or_space(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// `bytes`, which the caller has checked are all ASCII, as text, without checking again that
+/// they are UTF-8: the check costs as much as the ASCII test itself, once per line.
+#[inline(always)]
+fn ascii_str(bytes: &[u8]) -> &str {
+    debug_assert!(bytes.is_ascii());
+    // SAFETY: every ASCII byte sequence is valid UTF-8, and the caller passes only ASCII
+    // (`python_words` tests `is_ascii` first).
+    #[allow(unsafe_code)]
+    unsafe {
+        std::str::from_utf8_unchecked(bytes)
+    }
+}
+
 /// Python's `str.isspace()`: Unicode White_Space plus U+001C..U+001F.
 fn is_py_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
@@ -61,12 +74,11 @@ fn is_py_space(c: char) -> bool {
 pub fn python_words<'a>(text: &[u8], scratch: &'a mut String) -> Words<'a> {
     scratch.clear();
     let ascii = text.is_ascii();
-    let decoded = decode_ignoring_invalid(text);
     if ascii {
-        scratch.push_str(&decoded);
+        scratch.push_str(ascii_str(text));
         scratch.make_ascii_lowercase();
     } else {
-        scratch.push_str(&decoded.to_lowercase());
+        scratch.push_str(&decode_ignoring_invalid(text).to_lowercase());
     }
     Words {
         text: scratch,
