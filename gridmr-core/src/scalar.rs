@@ -38,10 +38,12 @@ pub(crate) fn write_scalar<T: Serialize + ?Sized>(
 
 struct Probe<'a>(&'a mut Vec<u8>);
 
-macro_rules! display {
+/// Integers as decimal digits, the same text as `Display` gives, by `itoa`.
+macro_rules! integer {
     ($($method:ident : $ty:ty),*) => {
         $(fn $method(self, v: $ty) -> Result<(), NotScalar> {
-            write!(self.0, "{v}").map_err(|_| NotScalar)
+            self.0.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            Ok(())
         })*
     };
 }
@@ -66,9 +68,14 @@ impl<'a> ser::Serializer for Probe<'a> {
     type SerializeStruct = Impossible<(), NotScalar>;
     type SerializeStructVariant = Impossible<(), NotScalar>;
 
-    display!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
+    integer!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
         serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
         serialize_u32: u32, serialize_u64: u64, serialize_u128: u128);
+
+    fn serialize_bool(self, v: bool) -> Result<(), NotScalar> {
+        self.0.extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
 
     fn serialize_f32(self, v: f32) -> Result<(), NotScalar> {
         self.serialize_f64(f64::from(v))
@@ -152,6 +159,29 @@ mod tests {
         assert_eq!(text(&1.5f64).as_deref(), Some("1.5"));
         assert_eq!(text(&'x').as_deref(), Some("x"));
         assert_eq!(text(&Word("w".into())).as_deref(), Some("w"));
+    }
+
+    #[test]
+    fn integers_and_bools_read_as_display_writes_them() {
+        for v in [0i64, 7, -1, i64::MIN, i64::MAX] {
+            assert_eq!(text(&v), Some(v.to_string()));
+        }
+        for v in [0u128, u128::MAX] {
+            assert_eq!(text(&v), Some(v.to_string()));
+        }
+        assert_eq!(text(&i128::MIN), Some(i128::MIN.to_string()));
+        assert_eq!(text(&u8::MAX).as_deref(), Some("255"));
+        assert_eq!(text(&true).as_deref(), Some("true"));
+        assert_eq!(text(&false).as_deref(), Some("false"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_integer_is_its_display(v: i64, w: u64, x: i32) {
+            proptest::prop_assert_eq!(text(&v), Some(v.to_string()));
+            proptest::prop_assert_eq!(text(&w), Some(w.to_string()));
+            proptest::prop_assert_eq!(text(&x), Some(x.to_string()));
+        }
     }
 
     #[test]
