@@ -86,26 +86,34 @@ same() { # NAME FILES... : the files, joined, must equal the floor's output
 have_spark=1
 command -v spark-submit >/dev/null || { have_spark=0; echo "spark-submit not found: Spark skipped (pip install pyspark)"; }
 rm -f "$data"/*.times
+# Each program's output is checked and deleted before the next one runs, so that every one
+# writes into the same state of disk and page cache: with 2-4 GiB of earlier output left in
+# place, the next program's writes took 1.2 s longer here, whichever program it was.
 for run in $(seq "$runs"); do
   rm -rf "$data"/out-* "$data/work"
   measure floor "$floor" "$input" "$data/out-floor" 2 2
   measure embedded "$bin" local --job terasort --input "$input/part-m-*" --partitions 2 \
     --threads 2 --output "$data/out-embedded" --work-dir "$data/work"
+  same embedded "$data"/out-embedded/part-r-*
+  if [ "$run" = "$runs" ]; then
+    "$bin" local --job teravalidate --input "$data/out-embedded/part-r-*" --output "$data/out-validate" \
+      --work-dir "$data/work-validate" >/dev/null
+  fi
+  rm -rf "$data/out-embedded" "$data/work" "$data/work-validate"
   measure cluster "${submit[@]}" --job terasort --input "$input/part-m-*" --reduce-partitions 2 --wait
+  job=$(ls -d "$cluster"/shared/jobs/job-* | tail -1)
+  same cluster "$job"/out/part-r-*
+  rm -rf "$job"
   measure sort env LC_ALL=C sort --parallel=2 -o "$data/out-sort" "$input"/part-m-*
+  same sort "$data/out-sort"
+  rm -f "$data/out-sort"
   if [ $have_spark = 1 ] && [ "$run" -le "$spark_runs" ]; then
     measure spark spark-submit --master 'local[2]' --driver-memory 2g \
       "$top/benches/terasort_spark.py" "$input" "$data/out-spark" 2
     same spark "$data"/out-spark/part-*
+    rm -rf "$data/out-spark"
   fi
-  same embedded "$data"/out-embedded/part-r-*
-  job=$(ls -d "$cluster"/shared/jobs/job-* | tail -1)
-  same cluster "$job"/out/part-r-*
-  same sort "$data/out-sort"
-  rm -rf "$job"
 done
-"$bin" local --job teravalidate --input "$data/out-embedded/part-r-*" --output "$data/out-validate" \
-  --work-dir "$data/work" >/dev/null
 echo "teravalidate: $(cat "$data"/out-validate/part-r-* | tr '\n' ' ')"
 echo "$(( $(hwm $master) )) $(( $(hwm ${workers[0]}) > $(hwm ${workers[1]}) ? $(hwm ${workers[0]}) : $(hwm ${workers[1]}) ))" > "$data/cluster.hwm"
 
