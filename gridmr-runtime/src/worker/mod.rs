@@ -30,7 +30,7 @@ use gridmr_net::rest::{Heartbeat, RegisterRequest};
 use gridmr_net::Client;
 use service::{WorkerCore, WorkerService};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -306,21 +306,29 @@ async fn warm_up_when_idle(
     core: Arc<WorkerCore>,
     stop: CancellationToken,
 ) {
-    let mut idle_since = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(WARM_UP_IDLE / 5) => {}
-        }
-        if core.running.load(Ordering::Relaxed) > 0 {
-            idle_since = tokio::time::Instant::now();
-        } else if idle_since.elapsed() >= WARM_UP_IDLE {
-            break;
-        }
+    if !idle_for(&core.running, WARM_UP_IDLE, &stop).await {
+        return;
     }
     let started = tokio::task::spawn_blocking(move || fork.warm_up()).await;
     if let Ok(Err(e)) = started {
         tracing::debug!(error = %e, "the Python fork server did not start");
+    }
+}
+
+/// Waits until `running` has read 0 at every look for `idle` (looking five times in that span),
+/// and returns true; or returns false as soon as `stop` is cancelled.
+async fn idle_for(running: &AtomicU32, idle: Duration, stop: &CancellationToken) -> bool {
+    let mut idle_since = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return false,
+            () = tokio::time::sleep(idle / 5) => {}
+        }
+        if running.load(Ordering::Relaxed) > 0 {
+            idle_since = tokio::time::Instant::now();
+        } else if idle_since.elapsed() >= idle {
+            return true;
+        }
     }
 }
 
@@ -411,5 +419,66 @@ async fn keep_registered(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Polls `task` as paused time moves on by `step`, up to `limit`; the time it took.
+    async fn finishes_within(
+        task: &mut JoinHandle<bool>,
+        step: Duration,
+        limit: Duration,
+    ) -> Option<Duration> {
+        let start = tokio::time::Instant::now();
+        while start.elapsed() <= limit {
+            if task.is_finished() {
+                return Some(start.elapsed());
+            }
+            tokio::time::sleep(step).await;
+        }
+        None
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_worker_warms_up_after_the_idle_span_and_a_busy_one_waits() {
+        let idle = Duration::from_millis(500);
+        let step = Duration::from_millis(10);
+        let running = Arc::new(AtomicU32::new(0));
+        let stop = CancellationToken::new();
+
+        // Idle from the start: true once the span has passed, not before.
+        let (r, s) = (running.clone(), stop.clone());
+        let mut task = tokio::spawn(async move { idle_for(&r, idle, &s).await });
+        let took = finishes_within(&mut task, step, idle * 3)
+            .await
+            .expect("warmed up");
+        assert!(took >= idle, "{took:?}");
+        assert!(task.await.expect("joined"));
+
+        // Busy: no warm-up however long the task runs; idle again, one span later.
+        running.store(1, Ordering::Relaxed);
+        let (r, s) = (running.clone(), stop.clone());
+        let mut task = tokio::spawn(async move { idle_for(&r, idle, &s).await });
+        assert_eq!(finishes_within(&mut task, step, idle * 4).await, None);
+        running.store(0, Ordering::Relaxed);
+        let took = finishes_within(&mut task, step, idle * 3)
+            .await
+            .expect("warmed up");
+        assert!(took >= idle, "{took:?}");
+        assert!(task.await.expect("joined"));
+
+        // Stopped: false at once, without waiting out the span.
+        running.store(1, Ordering::Relaxed);
+        let (r, s) = (running.clone(), stop.clone());
+        let mut task = tokio::spawn(async move { idle_for(&r, idle, &s).await });
+        stop.cancel();
+        let took = finishes_within(&mut task, step, idle)
+            .await
+            .expect("stopped");
+        assert!(took < idle / 5, "{took:?}");
+        assert!(!task.await.expect("joined"));
     }
 }
