@@ -442,40 +442,46 @@ mod tests {
         None
     }
 
+    /// Spawns `idle_for` over shared `running` and `stop`.
+    fn spawn_idle(
+        running: &Arc<AtomicU32>,
+        idle: Duration,
+        stop: &CancellationToken,
+    ) -> JoinHandle<bool> {
+        let (r, s) = (running.clone(), stop.clone());
+        tokio::spawn(async move { idle_for(&r, idle, &s).await })
+    }
+
+    /// Polls `task` until it answers true, in at least `idle` and at most three spans.
+    async fn warms_after(task: &mut JoinHandle<bool>, idle: Duration) {
+        let took = finishes_within(task, idle / 50, idle * 3)
+            .await
+            .expect("warmed up");
+        assert!(took >= idle, "{took:?}");
+        assert!(task.await.expect("joined"));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_idle_worker_warms_up_after_the_idle_span_and_a_busy_one_waits() {
         let idle = Duration::from_millis(500);
-        let step = Duration::from_millis(10);
         let running = Arc::new(AtomicU32::new(0));
         let stop = CancellationToken::new();
 
         // Idle from the start: true once the span has passed, not before.
-        let (r, s) = (running.clone(), stop.clone());
-        let mut task = tokio::spawn(async move { idle_for(&r, idle, &s).await });
-        let took = finishes_within(&mut task, step, idle * 3)
-            .await
-            .expect("warmed up");
-        assert!(took >= idle, "{took:?}");
-        assert!(task.await.expect("joined"));
+        warms_after(&mut spawn_idle(&running, idle, &stop), idle).await;
 
         // Busy: no warm-up however long the task runs; idle again, one span later.
         running.store(1, Ordering::Relaxed);
-        let (r, s) = (running.clone(), stop.clone());
-        let mut task = tokio::spawn(async move { idle_for(&r, idle, &s).await });
-        assert_eq!(finishes_within(&mut task, step, idle * 4).await, None);
+        let mut task = spawn_idle(&running, idle, &stop);
+        assert_eq!(finishes_within(&mut task, idle / 50, idle * 4).await, None);
         running.store(0, Ordering::Relaxed);
-        let took = finishes_within(&mut task, step, idle * 3)
-            .await
-            .expect("warmed up");
-        assert!(took >= idle, "{took:?}");
-        assert!(task.await.expect("joined"));
+        warms_after(&mut task, idle).await;
 
         // Stopped: false at once, without waiting out the span.
         running.store(1, Ordering::Relaxed);
-        let (r, s) = (running.clone(), stop.clone());
-        let mut task = tokio::spawn(async move { idle_for(&r, idle, &s).await });
+        let mut task = spawn_idle(&running, idle, &stop);
         stop.cancel();
-        let took = finishes_within(&mut task, step, idle)
+        let took = finishes_within(&mut task, idle / 50, idle)
             .await
             .expect("stopped");
         assert!(took < idle / 5, "{took:?}");
