@@ -8,7 +8,7 @@
 
 mod lines;
 
-pub use lines::{decode_ignoring_invalid, read_whole, LineReader, Record};
+pub use lines::{decode_ignoring_invalid, read_whole, LineReader, LineRecords, Lines, Record};
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};

@@ -4,7 +4,7 @@
 use crate::codec::{Key, Value};
 use crate::counters::Counters;
 use crate::error::{Result, UserError, UserResult};
-use crate::input::{InputFile, InputFormat, Record};
+use crate::input::{InputFile, InputFormat, Lines, Record};
 use crate::output::TextWriter;
 use crate::params::Params;
 use crate::partition::{Partitioner, Sha1Partitioner};
@@ -65,7 +65,9 @@ impl<K: Key, V: Value> MapOut<K, V> {
         }
     }
 
-    #[inline]
+    /// Inlined into the mapper's loop, so that a key its combiner already holds costs a
+    /// hash-table lookup and no call (see [`MapSink::emit_ref`]).
+    #[inline(always)]
     fn emit_ref<Q>(&mut self, key: &Q, value: V) -> Result<()>
     where
         K: Borrow<Q>,
@@ -73,8 +75,13 @@ impl<K: Key, V: Value> MapOut<K, V> {
     {
         match self {
             MapOut::Shuffle(sink) => sink.emit_ref(key, value),
-            MapOut::Direct(out) => out.write(&key.to_owned(), &value),
+            MapOut::Direct(out) => Self::write_direct(out, key.to_owned(), value),
         }
+    }
+
+    #[inline(never)]
+    fn write_direct(out: &mut TextWriter<K, V>, key: K, value: V) -> Result<()> {
+        out.write(&key, &value)
     }
 
     #[inline]
@@ -108,7 +115,7 @@ impl<K: Key, V: Value> MapContext<'_, K, V> {
     /// Emits a pair from a borrowed key (`&str` for a `String` key), which is copied only when
     /// it must be stored: with a combiner, a key already buffered costs no allocation at all;
     /// without one, the key is copied into one owned key reused from record to record.
-    #[inline]
+    #[inline(always)]
     pub fn emit_ref<Q>(&mut self, key: &Q, value: V) -> Result<()>
     where
         K: Borrow<Q>,
@@ -214,6 +221,51 @@ pub trait Mapper: Clone + Send + Sync + 'static {
         record: &Record<'_>,
         ctx: &mut MapContext<'_, Self::Key, Self::Value>,
     ) -> UserResult;
+
+    /// Called with each run of whole lines of a [`InputFormat::Lines`] input, in order, about
+    /// [`Mapper::LINES_PER_CALL`] bytes at a time; the default calls [`Mapper::map`] once per
+    /// line. Override it (as Hadoop's `Mapper.run` or Spark's `mapPartitions` allow) when a
+    /// whole run is cheaper to handle than its lines one by one: word count tokenises an ASCII
+    /// run in one pass, since `\n` is white space to it anyway. A job with
+    /// [`InputFormat::WholeFiles`] input calls only [`Mapper::map`].
+    ///
+    /// ```
+    /// use gridmr_core::input::Lines;
+    /// use gridmr_core::{MapContext, Mapper, Record, UserResult};
+    ///
+    /// /// Counts the bytes of its input, not line by line.
+    /// #[derive(Clone)]
+    /// struct Bytes;
+    ///
+    /// impl Mapper for Bytes {
+    ///     type Key = String;
+    ///     type Value = u64;
+    ///     fn map(&mut self, record: &Record<'_>, ctx: &mut MapContext<'_, String, u64>) -> UserResult {
+    ///         ctx.emit_ref("bytes", record.bytes.len() as u64 + 1)?; // a line and its `\n`
+    ///         Ok(())
+    ///     }
+    ///     fn map_lines(&mut self, lines: &Lines<'_>, ctx: &mut MapContext<'_, String, u64>) -> UserResult {
+    ///         ctx.emit_ref("bytes", lines.bytes.len() as u64)?;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    fn map_lines(
+        &mut self,
+        lines: &Lines<'_>,
+        ctx: &mut MapContext<'_, Self::Key, Self::Value>,
+    ) -> UserResult {
+        for record in lines.records() {
+            self.map(&record, ctx)?;
+        }
+        Ok(())
+    }
+
+    /// About how many bytes of lines each [`Mapper::map_lines`] call gets (a longer line comes
+    /// alone). Between two calls the task looks at its cancel flag and reports its progress,
+    /// so this bounds how long a cancelled attempt goes on: lower it for a mapper that takes
+    /// long over each byte.
+    const LINES_PER_CALL: usize = 64 << 10;
 
     /// Called once per task, after the last record.
     fn cleanup(&mut self, ctx: &mut MapContext<'_, Self::Key, Self::Value>) -> UserResult {

@@ -7,7 +7,7 @@
 
 use crate::counters::{builtin, Counters};
 use crate::error::{Error, Result, UserError};
-use crate::input::{read_whole, InputFormat, InputSplit, LineReader, Record};
+use crate::input::{read_whole, InputFormat, InputSplit, LineReader, Lines, Record};
 use crate::job::{Job, MapContext, MapOut, Mapper, ReduceContext, Reducer, TaskInfo, Values};
 use crate::layout;
 use crate::output::TextWriter;
@@ -23,9 +23,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Asks a running attempt to stop. Clones share the flag; a task checks it
-/// every [`CancelFlag::CHECK_EVERY`] records (and between reduce groups) and
-/// then fails with [`Error::Cancelled`], removing what it wrote.
+/// Asks a running attempt to stop. Clones share the flag; a map task checks it
+/// before each run of lines it hands its mapper ([`Mapper::LINES_PER_CALL`]
+/// bytes, 64 KiB by default), a reduce task every [`CancelFlag::CHECK_EVERY`]
+/// groups, and then fails with [`Error::Cancelled`], removing what it wrote.
 ///
 /// ```
 /// use gridmr_core::task::CancelFlag;
@@ -44,7 +45,8 @@ struct FlagState {
 }
 
 impl CancelFlag {
-    /// How many records a task handles between two looks at its flag.
+    /// How many records or groups a task that goes one by one (a reduce task, a script
+    /// executor) handles between two looks at its flag.
     pub const CHECK_EVERY: u64 = 1024;
 
     /// A flag that is cancelled when it or `self` is (cancelling it leaves
@@ -78,8 +80,8 @@ impl CancelFlag {
 
 /// How far a running attempt has got, shared with whoever watches it (a
 /// worker's heartbeat, a progress bar). Clones share it; a task adds to it
-/// every [`CancelFlag::CHECK_EVERY`] records, so watching costs the task a
-/// few relaxed atomic adds.
+/// when it looks at its [`CancelFlag`], so watching costs the task a few
+/// relaxed atomic adds.
 ///
 /// A map task counts input **bytes** against its split's length; a reduce
 /// task counts input **records** against its partition's records in the
@@ -486,29 +488,20 @@ fn feed<M: Mapper>(
             let mut reader = LineReader::open(split, LineReader::DEFAULT_BUFFER)?;
             progress.add_total(reader.len());
             let mut records = 0u64;
-            let mut reported = (0u64, 0u64);
-            loop {
-                if records.is_multiple_of(CancelFlag::CHECK_EVERY) {
-                    cancel.check()?;
-                    let read = reader.bytes_read();
-                    progress.add(read - reported.0, records - reported.1);
-                    reported = (read, records);
-                }
-                let Some((offset, bytes)) = reader.next_line()? else {
-                    break;
+            let mut read = 0u64;
+            while let Some((offset, bytes)) = reader.next_lines(M::LINES_PER_CALL)? {
+                cancel.check()?;
+                let lines = Lines {
+                    file,
+                    offset,
+                    bytes,
                 };
-                records += 1;
-                mapper.map(
-                    &Record {
-                        file,
-                        offset,
-                        bytes,
-                    },
-                    ctx,
-                )?;
+                let count = lines.count();
+                mapper.map_lines(&lines, ctx)?;
+                records += count;
+                read += bytes.len() as u64;
+                progress.add(bytes.len() as u64, count);
             }
-            let read = reader.bytes_read();
-            progress.add(read.saturating_sub(reported.0), records - reported.1);
             ctx.counters
                 .add_builtin(builtin::MAP_INPUT_RECORDS, records);
             ctx.counters.add_builtin(builtin::MAP_INPUT_BYTES, read);

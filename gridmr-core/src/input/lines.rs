@@ -33,6 +33,81 @@ impl<'a> Record<'a> {
     }
 }
 
+/// A run of whole lines of one file, as [`Mapper::map_lines`](crate::Mapper::map_lines) sees
+/// them: every line keeps its `\n` terminator (and `\r` before it), except a file's last line
+/// when the file does not end in one.
+///
+/// ```
+/// use gridmr_core::input::Lines;
+/// use std::path::Path;
+/// let lines = Lines { file: Path::new("x"), offset: 100, bytes: b"one\r\ntwo\n\nthree" };
+/// let got: Vec<(u64, &[u8])> = lines.records().map(|r| (r.offset, r.bytes)).collect();
+/// assert_eq!(got, [(100, &b"one"[..]), (105, b"two"), (109, b""), (110, b"three")]);
+/// assert_eq!(lines.count(), 4);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Lines<'a> {
+    /// The file the lines come from.
+    pub file: &'a Path,
+    /// Byte offset of the first line in its file.
+    pub offset: u64,
+    /// The lines, terminators included.
+    pub bytes: &'a [u8],
+}
+
+impl<'a> Lines<'a> {
+    /// The lines one by one, each as the [`Record`] [`Mapper::map`](crate::Mapper::map) would
+    /// get: without its `\n` / `\r\n`, with its own offset.
+    pub fn records(&self) -> LineRecords<'a> {
+        LineRecords {
+            file: self.file,
+            offset: self.offset,
+            rest: self.bytes,
+        }
+    }
+
+    /// How many lines the run holds.
+    pub fn count(&self) -> u64 {
+        let terminated = memchr::memchr_iter(b'\n', self.bytes).count() as u64;
+        let unterminated = self.bytes.last().is_some_and(|&b| b != b'\n');
+        terminated + u64::from(unterminated)
+    }
+}
+
+/// The iterator [`Lines::records`] returns.
+#[derive(Debug, Clone)]
+pub struct LineRecords<'a> {
+    file: &'a Path,
+    offset: u64,
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for LineRecords<'a> {
+    type Item = Record<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Record<'a>> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let (line, taken) = match memchr::memchr(b'\n', self.rest) {
+            Some(nl) => {
+                let line = &self.rest[..nl];
+                (line.strip_suffix(b"\r").unwrap_or(line), nl + 1)
+            }
+            None => (self.rest, self.rest.len()),
+        };
+        let record = Record {
+            file: self.file,
+            offset: self.offset,
+            bytes: line,
+        };
+        self.rest = &self.rest[taken..];
+        self.offset += taken as u64;
+        Some(record)
+    }
+}
+
 /// `bytes` as text with the bytes that are not valid UTF-8 dropped (Python's
 /// `decode("utf-8", errors="ignore")`); valid text is borrowed, not copied.
 pub fn decode_ignoring_invalid(bytes: &[u8]) -> Cow<'_, str> {
@@ -145,6 +220,47 @@ impl LineReader {
         }
     }
 
+    /// The next run of whole lines, terminators included, as `(offset of its first byte,
+    /// bytes)`, or `None` past the split's end. A run holds at most `max_bytes`, or is one
+    /// longer line alone, and never holds a line of the next split. Mixing this with [`LineReader::next_line`] is allowed.
+    pub fn next_lines(&mut self, max_bytes: usize) -> Result<Option<(u64, &[u8])>> {
+        let max_bytes = max_bytes.max(1);
+        loop {
+            let offset = self.buf_offset + self.pos as u64;
+            if offset >= self.split.end {
+                return Ok(None);
+            }
+            let avail = &self.buf[self.pos..self.len];
+            // The split's last byte, as an index into `avail`: the line holding it is the
+            // split's last line, however far it runs.
+            let last = usize::try_from(self.split.end - 1 - offset).unwrap_or(usize::MAX);
+            let window = avail.len().min(max_bytes);
+            let split_ends = avail
+                .get(last..)
+                .and_then(|after| memchr::memchr(b'\n', after))
+                .map(|i| last + i + 1);
+            let cut = match split_ends {
+                Some(cut) if cut <= window => Some(cut),
+                // Whole lines that fit and start before the split's last line, else the first
+                // line alone, however long.
+                _ => memchr::memrchr(b'\n', &avail[..window.min(last)])
+                    .or_else(|| memchr::memchr(b'\n', avail))
+                    .map(|i| i + 1),
+            };
+            let cut = match cut {
+                Some(cut) => cut,
+                None if self.fill()? => continue,
+                // The end of the file: its last line has no terminator.
+                None if self.pos < self.len => self.len - self.pos,
+                None => return Ok(None),
+            };
+            let start = self.pos;
+            self.pos += cut;
+            self.bytes_read += cut as u64;
+            return Ok(Some((offset, &self.buf[start..start + cut])));
+        }
+    }
+
     /// The next line as `(offset, bytes without terminator)`, or `None` past the split's end.
     pub fn next_line(&mut self) -> Result<Option<(u64, &[u8])>> {
         let offset = self.buf_offset + self.pos as u64;
@@ -224,6 +340,71 @@ mod tests {
                 got.extend(lines_of(&path, s.start, s.end, buffer));
             }
             assert_eq!(got, whole, "{n} splits of {content:?}");
+        }
+    }
+
+    /// The lines of a split read as runs of at most `max` bytes, then cut back into records.
+    fn runs_of(path: &Path, start: u64, end: u64, buffer: usize, max: usize) -> Vec<(u64, String)> {
+        let split = InputSplit {
+            path: path.to_path_buf(),
+            start,
+            end,
+            input: 0,
+        };
+        let mut r = LineReader::open(&split, buffer).unwrap();
+        let mut out = Vec::new();
+        let mut read = 0;
+        while let Some((offset, bytes)) = r.next_lines(max).unwrap() {
+            assert!(!bytes.is_empty());
+            read += bytes.len() as u64;
+            let lines = Lines {
+                file: path,
+                offset,
+                bytes,
+            };
+            let before = out.len();
+            out.extend(
+                lines
+                    .records()
+                    .map(|rec| (rec.offset, String::from_utf8_lossy(rec.bytes).into_owned())),
+            );
+            assert_eq!(lines.count(), (out.len() - before) as u64);
+            // Only a line longer than `max` makes a run longer than `max`.
+            assert!(
+                bytes.len() <= max || out.len() - before == 1,
+                "{bytes:?} > {max}"
+            );
+        }
+        assert_eq!(read, r.bytes_read());
+        out
+    }
+
+    /// Runs give the same lines as `next_line`, for every cut, buffer and run size.
+    #[test]
+    fn runs_of_lines_are_the_lines() {
+        let long = format!("short\n{}\ntail\n", "y".repeat(300));
+        let contents: [&[u8]; 6] = [
+            b"alpha\nbeta\ngamma\n",
+            b"alpha\r\nbeta\r\ngamma",
+            b"\n\n\n",
+            b"x",
+            b"",
+            long.as_bytes(),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.txt");
+        for content in contents {
+            std::fs::write(&path, content).unwrap();
+            let len = content.len() as u64;
+            for start in 0..=len {
+                for end in start..=len + 1 {
+                    let want = lines_of(&path, start, end, 64);
+                    for (buffer, max) in [(64, 1), (64, 7), (64, 64), (1 << 10, 1 << 10)] {
+                        let got = runs_of(&path, start, end, buffer, max);
+                        assert_eq!(got, want, "[{start}, {end}) of {content:?}, {buffer}/{max}");
+                    }
+                }
+            }
         }
     }
 

@@ -443,37 +443,48 @@ impl<K: Key, V: Value> MapSink<K, V> {
     }
 
     /// Buffers one record from a borrowed key, copying the key only when it is stored.
-    #[inline]
+    ///
+    /// The common case of a combined job, a key already in the table, is small enough to be
+    /// inlined into the mapper's loop (a hash, a probe, the combiner); every other case takes
+    /// a call.
+    #[inline(always)]
     pub fn emit_ref<Q>(&mut self, key: &Q, value: V) -> Result<()>
     where
         K: Borrow<Q>,
         Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
     {
-        match (&mut self.buffer, &self.combiner) {
-            (Buffer::Table(t), Some(c)) => {
-                if let Some((k, acc)) = t.get_key_value_mut(key) {
-                    self.output_records += 1;
-                    c.combine(k, acc, value);
-                    return Ok(());
-                }
+        if let (Buffer::Table(t), Some(c)) = (&mut self.buffer, &self.combiner) {
+            if let Some((k, acc)) = t.get_key_value_mut(key) {
+                self.output_records += 1;
+                c.combine(k, acc, value);
+                return Ok(());
             }
-            (Buffer::Raw(_), _) => {
-                // Encoded at once, the key is needed only for as long as that takes: one
-                // owned copy is kept and overwritten (`clone_into` reuses its allocation).
-                let k = match self.spare_key.take() {
-                    Some(mut k) => {
-                        key.clone_into(&mut k);
-                        k
-                    }
-                    None => key.to_owned(),
-                };
-                let emitted = self.emit_raw(&k, &value);
-                self.spare_key = Some(k);
-                return emitted;
-            }
-            _ => {}
         }
-        self.emit(key.to_owned(), value)
+        self.emit_ref_stored(key, value)
+    }
+
+    /// [`MapSink::emit_ref`] for a key that must be stored (or encoded).
+    #[inline(never)]
+    fn emit_ref_stored<Q>(&mut self, key: &Q, value: V) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
+    {
+        if !matches!(self.buffer, Buffer::Raw(_)) {
+            return self.emit(key.to_owned(), value);
+        }
+        // Encoded at once, the key is needed only for as long as that takes: one owned copy
+        // is kept and overwritten (`clone_into` reuses its allocation).
+        let k = match self.spare_key.take() {
+            Some(mut k) => {
+                key.clone_into(&mut k);
+                k
+            }
+            None => key.to_owned(),
+        };
+        let emitted = self.emit_raw(&k, &value);
+        self.spare_key = Some(k);
+        emitted
     }
 
     /// Encodes a record into the serialized buffer, spilling first when it does not fit.
