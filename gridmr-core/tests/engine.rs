@@ -530,3 +530,56 @@ fn an_output_over_the_cap_is_its_parts_without_result_txt() {
         "the parts, joined, are what result.txt would hold"
     );
 }
+
+/// Emits, per run of lines it is handed, the run's size and line count, and checks that each
+/// line of the run is whole.
+#[derive(Clone, Default)]
+struct RunSizes;
+
+impl Mapper for RunSizes {
+    type Key = String;
+    type Value = u64;
+    const LINES_PER_CALL: usize = 16;
+    fn map(&mut self, _: &Record<'_>, _: &mut MapContext<'_, String, u64>) -> UserResult {
+        Err(UserError::msg(
+            "map is not called when map_lines is overridden",
+        ))
+    }
+    fn map_lines(
+        &mut self,
+        lines: &gridmr_core::input::Lines<'_>,
+        ctx: &mut MapContext<'_, String, u64>,
+    ) -> UserResult {
+        let n = lines.count();
+        if lines.bytes.len() > Self::LINES_PER_CALL && n != 1 {
+            return Err(UserError::msg(format!("a run of {n} lines over the limit")));
+        }
+        ctx.emit_ref("bytes", lines.bytes.len() as u64)?;
+        ctx.emit_ref("lines", n)?;
+        ctx.emit_ref("runs", 1)?;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_mapper_may_take_its_split_as_runs_of_whole_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let long = "z".repeat(40);
+    let text = format!("ab\ncd\r\nef\n\n{long}\ngh\nij\nkl\nmn\nlast");
+    std::fs::write(&input, &text).unwrap();
+    for splits in [1, 2, 5] {
+        let job = Job::new("runs", RunSizes, SumReducer).with_combiner(gridmr_core::SumCombiner);
+        let run = run_job(&job, input.to_str().unwrap(), 2, |c| {
+            c.splits.splits = Some(splits);
+        });
+        let counts = run.counts();
+        assert_eq!(counts["bytes"], text.len() as u64, "{splits} splits");
+        assert_eq!(counts["lines"], 10, "{splits} splits");
+        // At least: the long line alone, and the 35 other bytes in runs of at most 16.
+        assert!(counts["runs"] >= 4, "{counts:?}");
+        let c = &run.outcome.counters;
+        assert_eq!(c.builtin(builtin::MAP_INPUT_RECORDS), 10);
+        assert_eq!(c.builtin(builtin::MAP_INPUT_BYTES), text.len() as u64);
+    }
+}
