@@ -9,6 +9,7 @@ use crate::output::TextWriter;
 use crate::params::Params;
 use crate::partition::{Partitioner, Sha1Partitioner};
 use crate::shuffle::MapSink;
+use crate::task::CancelFlag;
 use serde::Serialize;
 use std::borrow::Borrow;
 use std::hash::Hash;
@@ -101,9 +102,20 @@ pub struct MapContext<'a, K: Key, V: Value> {
     pub(crate) info: &'a TaskInfo,
     pub(crate) counters: &'a mut Counters,
     pub(crate) out: &'a mut MapOut<K, V>,
+    /// The attempt's flag, for [`MapContext::is_cancelled`].
+    pub(crate) cancel: &'a CancelFlag,
 }
 
 impl<K: Key, V: Value> MapContext<'_, K, V> {
+    /// Whether the attempt has been asked to stop (its job cancelled, a speculative twin done,
+    /// its worker told to kill it). The engine looks on its own between runs of lines and every
+    /// [`CancelFlag::CHECK_EVERY`] lines of a run; a mapper that works long on one record can
+    /// look too and return early: whatever error it returns then, the attempt ends as
+    /// cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
     /// Emits one `(key, value)` pair.
     ///
     /// It fails only when a spill to disk fails; return the error (`?`) to fail the attempt.
@@ -255,16 +267,19 @@ pub trait Mapper: Clone + Send + Sync + 'static {
         lines: &Lines<'_>,
         ctx: &mut MapContext<'_, Self::Key, Self::Value>,
     ) -> UserResult {
-        for record in lines.records() {
+        for (i, record) in lines.records().enumerate() {
+            if i > 0 && (i as u64).is_multiple_of(CancelFlag::CHECK_EVERY) && ctx.is_cancelled() {
+                return Err(UserError::msg("cancelled"));
+            }
             self.map(&record, ctx)?;
         }
         Ok(())
     }
 
     /// About how many bytes of lines each [`Mapper::map_lines`] call gets (a longer line comes
-    /// alone). Between two calls the task looks at its cancel flag and reports its progress,
-    /// so this bounds how long a cancelled attempt goes on: lower it for a mapper that takes
-    /// long over each byte.
+    /// alone). Between two calls the task looks at its cancel flag and reports its progress;
+    /// an override of [`Mapper::map_lines`] that takes long over a run looks at
+    /// [`MapContext::is_cancelled`] itself, or lowers this.
     const LINES_PER_CALL: usize = 64 << 10;
 
     /// Called once per task, after the last record.

@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Asks a running attempt to stop. Clones share the flag; a map task checks it
-/// before each run of lines it hands its mapper ([`Mapper::LINES_PER_CALL`]
-/// bytes, 64 KiB by default), a reduce task every [`CancelFlag::CHECK_EVERY`]
-/// groups, and then fails with [`Error::Cancelled`], removing what it wrote.
+/// Asks a running attempt to stop. Clones share the flag; a task checks it
+/// every [`CancelFlag::CHECK_EVERY`] records (a map task also before each run
+/// of lines it hands its mapper; a reduce task between groups) and then fails
+/// with [`Error::Cancelled`], removing what it wrote.
 ///
 /// ```
 /// use gridmr_core::task::CancelFlag;
@@ -45,8 +45,7 @@ struct FlagState {
 }
 
 impl CancelFlag {
-    /// How many records or groups a task that goes one by one (a reduce task, a script
-    /// executor) handles between two looks at its flag.
+    /// How many records a task handles between two looks at its flag.
     pub const CHECK_EVERY: u64 = 1024;
 
     /// A flag that is cancelled when it or `self` is (cancelling it leaves
@@ -425,6 +424,7 @@ where
             info: &info,
             counters: &mut counters,
             out: &mut out,
+            cancel: &task.cancel,
         };
         mapper.setup(&mut ctx)?;
         feed(&mut mapper, &mut ctx, task, job.input_format)?;
@@ -497,7 +497,10 @@ fn feed<M: Mapper>(
                     bytes,
                 };
                 let count = lines.count();
-                mapper.map_lines(&lines, ctx)?;
+                if let Err(e) = mapper.map_lines(&lines, ctx) {
+                    cancel.check()?; // a mapper that stopped because it was told to
+                    return Err(e.into());
+                }
                 records += count;
                 read += bytes.len() as u64;
                 progress.add(bytes.len() as u64, count);

@@ -583,3 +583,65 @@ fn a_mapper_may_take_its_split_as_runs_of_whole_lines() {
         assert_eq!(c.builtin(builtin::MAP_INPUT_BYTES), text.len() as u64);
     }
 }
+
+/// Cancels its own attempt's flag at its tenth line and counts the lines it maps.
+#[derive(Clone)]
+struct CancelsItself {
+    flag: gridmr_core::task::CancelFlag,
+    mapped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Mapper for CancelsItself {
+    type Key = String;
+    type Value = u64;
+    fn map(&mut self, _: &Record<'_>, _: &mut MapContext<'_, String, u64>) -> UserResult {
+        let n = 1 + self
+            .mapped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n == 10 {
+            self.flag.cancel();
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn an_attempt_cancelled_within_a_run_of_lines_stops_within_1024_lines() {
+    use gridmr_core::task::{run_map, CancelFlag, MapTask};
+    use gridmr_core::{InputSplit, ShuffleSettings};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    // One run of lines (64 KiB) holds about 6,500 of these.
+    let text: String = (0..20_000).map(|i| format!("w{}\n", i % 1000)).collect();
+    std::fs::write(&input, &text).unwrap();
+    let flag = CancelFlag::default();
+    let mapped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mapper = CancelsItself {
+        flag: flag.clone(),
+        mapped: mapped.clone(),
+    };
+    let job = Job::new("cancels", mapper, SumReducer);
+    let task = MapTask {
+        job_id: "j".into(),
+        index: 0,
+        attempt: 1,
+        worker_id: "w".into(),
+        split: InputSplit {
+            path: input,
+            start: 0,
+            end: text.len() as u64,
+            input: 0,
+        },
+        partitions: 2,
+        shuffle_dir: dir.path().join("shuffle"),
+        shuffle: ShuffleSettings::default(),
+        params: Default::default(),
+        map_only_output: None,
+        cancel: flag,
+        progress: Default::default(),
+    };
+    let stopped = run_map(&job, &task);
+    assert!(matches!(stopped, Err(Error::Cancelled)), "{stopped:?}");
+    let n = mapped.load(std::sync::atomic::Ordering::Relaxed);
+    assert!((10..=1024).contains(&n), "{n} lines mapped");
+}
