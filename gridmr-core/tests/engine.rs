@@ -645,3 +645,31 @@ fn an_attempt_cancelled_within_a_run_of_lines_stops_within_1024_lines() {
     let n = mapped.load(std::sync::atomic::Ordering::Relaxed);
     assert!((10..=1024).contains(&n), "{n} lines mapped");
 }
+
+#[test]
+fn word_count_over_runs_of_ascii_and_other_text_equals_the_oracle() {
+    // Over 64 KiB runs: most all ASCII (tokenised whole), some with a line of other text or
+    // bytes that are not UTF-8 (tokenised line by line), CRLF and LF mixed.
+    let mut text = Vec::new();
+    for i in 0..30_000u32 {
+        match i % 4_000 {
+            7 => text.extend_from_slice("Été ΣΑΣ\u{2003}Straße\u{1c}x\r\n".as_bytes()),
+            8 => text.extend_from_slice(b"caf\xc3\xa9 \xff\xfeBAD bytes\n"),
+            _ if i % 3 == 0 => {
+                text.extend_from_slice(format!("The Word{} and\tMORE\r\n", i % 50).as_bytes())
+            }
+            _ => text.extend_from_slice(format!("a{} b\x0bc{}\x01d\n", i % 7, i % 11).as_bytes()),
+        }
+    }
+    text.extend_from_slice(b"no final newline");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.txt");
+    std::fs::write(&input, &text).unwrap();
+    let want = oracle_word_count(&[&text]);
+    for splits in [1, 3] {
+        let run = run_job(&wordcount::job(), input.to_str().unwrap(), 2, |c| {
+            c.splits.splits = Some(splits);
+        });
+        assert_eq!(run.counts(), want, "{splits} splits");
+    }
+}

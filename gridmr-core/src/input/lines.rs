@@ -222,7 +222,8 @@ impl LineReader {
 
     /// The next run of whole lines, terminators included, as `(offset of its first byte,
     /// bytes)`, or `None` past the split's end. A run holds at most `max_bytes`, or is one
-    /// longer line alone, and never holds a line of the next split. Mixing this with [`LineReader::next_line`] is allowed.
+    /// longer line alone, and never holds a line of the next split. Calls of this and of
+    /// [`LineReader::next_line`] may be mixed.
     pub fn next_lines(&mut self, max_bytes: usize) -> Result<Option<(u64, &[u8])>> {
         let max_bytes = max_bytes.max(1);
         loop {
