@@ -482,7 +482,7 @@ impl<K: Key, V: Value> MapSink<K, V> {
             }
             None => key.to_owned(),
         };
-        let emitted = self.emit_raw(&k, &value);
+        let emitted = self.encode(&k, &value);
         self.spare_key = Some(k);
         emitted
     }
@@ -490,6 +490,12 @@ impl<K: Key, V: Value> MapSink<K, V> {
     /// Encodes a record into the serialized buffer, spilling first when it does not fit.
     #[inline(never)]
     fn emit_raw(&mut self, key: &K, value: &V) -> Result<()> {
+        self.encode(key, value)
+    }
+
+    /// [`MapSink::emit_raw`]'s body, inlined where the caller is already out of line.
+    #[inline(always)]
+    fn encode(&mut self, key: &K, value: &V) -> Result<()> {
         let partition = partition_of(&*self.partitioner, key, self.target.partitions);
         let Buffer::Raw(raw) = &mut self.buffer else {
             return Ok(());
