@@ -15,6 +15,34 @@ fn expected(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
+/// Attempt 1 of map task 0 over `input[start..end)`, into 2 partitions under `dir/shuffle`.
+fn map_task(
+    dir: &std::path::Path,
+    input: &std::path::Path,
+    (start, end): (u64, u64),
+    cancel: gridmr_core::task::CancelFlag,
+) -> gridmr_core::task::MapTask {
+    gridmr_core::task::MapTask {
+        job_id: "j".into(),
+        index: 0,
+        attempt: 1,
+        worker_id: "w".into(),
+        split: gridmr_core::InputSplit {
+            path: input.to_path_buf(),
+            start,
+            end,
+            input: 0,
+        },
+        partitions: 2,
+        shuffle_dir: dir.join("shuffle"),
+        shuffle: gridmr_core::ShuffleSettings::default(),
+        params: Default::default(),
+        map_only_output: None,
+        cancel,
+        progress: Default::default(),
+    }
+}
+
 #[test]
 fn original_samples_give_the_reference_counts() {
     let input = data("samples/input.txt");
@@ -355,7 +383,6 @@ fn a_reducer_may_leave_values_unread() {
 #[test]
 fn a_cancelled_attempt_stops_and_leaves_no_output() {
     use gridmr_core::task::{run_map, run_reduce, CancelFlag, MapTask, ReduceTask};
-    use gridmr_core::{InputSplit, ShuffleSettings};
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     // More lines than a task handles between two looks at its flag.
@@ -365,25 +392,7 @@ fn a_cancelled_attempt_stops_and_leaves_no_output() {
     std::fs::write(&input, &text).unwrap();
     let job = gridmr_core::jobs::wordcount::job();
     let flag = CancelFlag::default();
-    let task = MapTask {
-        job_id: "j".into(),
-        index: 0,
-        attempt: 1,
-        worker_id: "w".into(),
-        split: InputSplit {
-            path: input.clone(),
-            start: 0,
-            end: text.len() as u64,
-            input: 0,
-        },
-        partitions: 2,
-        shuffle_dir: dir.path().join("shuffle"),
-        shuffle: ShuffleSettings::default(),
-        params: Default::default(),
-        map_only_output: None,
-        cancel: flag.clone(),
-        progress: Default::default(),
-    };
+    let task = map_task(dir.path(), &input, (0, text.len() as u64), flag.clone());
     // Not cancelled: it runs.
     let done = run_map(&job, &task).unwrap();
     assert!(done.output.exists());
@@ -449,9 +458,7 @@ fn a_failed_job_does_not_cancel_the_callers_flag_but_the_caller_can_cancel() {
 
 #[test]
 fn tasks_count_their_progress_exactly() {
-    use gridmr_core::input::InputSplit;
     use gridmr_core::task::{run_map, run_reduce, CancelFlag, MapTask, Progress, ReduceTask};
-    use gridmr_core::ShuffleSettings;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     let text: String = (0..5000).map(|i| format!("w{} x\n", i % 31)).collect();
@@ -462,23 +469,10 @@ fn tasks_count_their_progress_exactly() {
     let mut outputs = Vec::new();
     for (start, end, progress) in [(0, half, &first), (half, text.len() as u64, &second)] {
         let task = MapTask {
-            job_id: "j".into(),
             index: outputs.len() as u32,
-            attempt: 1,
-            worker_id: "w".into(),
-            split: InputSplit {
-                path: input.clone(),
-                start,
-                end,
-                input: 0,
-            },
             partitions: 1,
-            shuffle_dir: dir.path().join("shuffle"),
-            shuffle: ShuffleSettings::default(),
-            params: Default::default(),
-            map_only_output: None,
-            cancel: CancelFlag::default(),
             progress: progress.clone(),
+            ..map_task(dir.path(), &input, (start, end), CancelFlag::default())
         };
         outputs.push(run_map(&job, &task).unwrap().output);
     }
@@ -607,11 +601,10 @@ impl Mapper for CancelsItself {
 
 #[test]
 fn an_attempt_cancelled_within_a_run_of_lines_stops_within_1024_lines() {
-    use gridmr_core::task::{run_map, CancelFlag, MapTask};
-    use gridmr_core::{InputSplit, ShuffleSettings};
+    use gridmr_core::task::{run_map, CancelFlag};
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
-    // One run of lines (64 KiB) holds about 6,500 of these.
+    // One run of lines (64 KiB) holds about 13,000 of these.
     let text: String = (0..20_000).map(|i| format!("w{}\n", i % 1000)).collect();
     std::fs::write(&input, &text).unwrap();
     let flag = CancelFlag::default();
@@ -621,25 +614,7 @@ fn an_attempt_cancelled_within_a_run_of_lines_stops_within_1024_lines() {
         mapped: mapped.clone(),
     };
     let job = Job::new("cancels", mapper, SumReducer);
-    let task = MapTask {
-        job_id: "j".into(),
-        index: 0,
-        attempt: 1,
-        worker_id: "w".into(),
-        split: InputSplit {
-            path: input,
-            start: 0,
-            end: text.len() as u64,
-            input: 0,
-        },
-        partitions: 2,
-        shuffle_dir: dir.path().join("shuffle"),
-        shuffle: ShuffleSettings::default(),
-        params: Default::default(),
-        map_only_output: None,
-        cancel: flag,
-        progress: Default::default(),
-    };
+    let task = map_task(dir.path(), &input, (0, text.len() as u64), flag);
     let stopped = run_map(&job, &task);
     assert!(matches!(stopped, Err(Error::Cancelled)), "{stopped:?}");
     let n = mapped.load(std::sync::atomic::Ordering::Relaxed);
