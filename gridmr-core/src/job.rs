@@ -267,13 +267,7 @@ pub trait Mapper: Clone + Send + Sync + 'static {
         lines: &Lines<'_>,
         ctx: &mut MapContext<'_, Self::Key, Self::Value>,
     ) -> UserResult {
-        for (i, record) in lines.records().enumerate() {
-            if i > 0 && (i as u64).is_multiple_of(CancelFlag::CHECK_EVERY) && ctx.is_cancelled() {
-                return Err(UserError::msg("cancelled"));
-            }
-            self.map(&record, ctx)?;
-        }
-        Ok(())
+        map_each_line(self, lines, ctx)
     }
 
     /// About how many bytes of lines each [`Mapper::map_lines`] call gets (a longer line comes
@@ -287,6 +281,23 @@ pub trait Mapper: Clone + Send + Sync + 'static {
         let _ = ctx;
         Ok(())
     }
+}
+
+/// What the default [`Mapper::map_lines`] does: [`Mapper::map`] once per line of `lines`,
+/// looking at the attempt's cancel flag every [`CancelFlag::CHECK_EVERY`] lines. For an
+/// override that handles some runs whole and hands the others back line by line.
+pub fn map_each_line<M: Mapper>(
+    mapper: &mut M,
+    lines: &Lines<'_>,
+    ctx: &mut MapContext<'_, M::Key, M::Value>,
+) -> UserResult {
+    for (i, record) in lines.records().enumerate() {
+        if i > 0 && (i as u64).is_multiple_of(CancelFlag::CHECK_EVERY) && ctx.is_cancelled() {
+            return Err(UserError::msg("cancelled"));
+        }
+        mapper.map(&record, ctx)?;
+    }
+    Ok(())
 }
 
 /// Where [`Values`] come from: a merge, decoding as it goes.

@@ -488,7 +488,6 @@ fn feed<M: Mapper>(
             let mut reader = LineReader::open(split, LineReader::DEFAULT_BUFFER)?;
             progress.add_total(reader.len());
             let mut records = 0u64;
-            let mut read = 0u64;
             while let Some((offset, bytes)) = reader.next_lines(M::LINES_PER_CALL)? {
                 cancel.check()?;
                 let lines = Lines {
@@ -502,12 +501,12 @@ fn feed<M: Mapper>(
                     return Err(e.into());
                 }
                 records += count;
-                read += bytes.len() as u64;
                 progress.add(bytes.len() as u64, count);
             }
             ctx.counters
                 .add_builtin(builtin::MAP_INPUT_RECORDS, records);
-            ctx.counters.add_builtin(builtin::MAP_INPUT_BYTES, read);
+            ctx.counters
+                .add_builtin(builtin::MAP_INPUT_BYTES, reader.bytes_read());
         }
         InputFormat::WholeFiles => {
             let bytes = read_whole(file)?;

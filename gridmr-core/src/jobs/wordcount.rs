@@ -3,7 +3,9 @@
 
 use crate::error::UserResult;
 use crate::input::{decode_ignoring_invalid, Lines, Record};
-use crate::job::{Job, MapContext, Mapper, ReduceContext, Reducer, SumCombiner, Values};
+use crate::job::{
+    map_each_line, Job, MapContext, Mapper, ReduceContext, Reducer, SumCombiner, Values,
+};
 
 /// Python's `str.isspace()` restricted to ASCII: `\t \n \v \f \r`, U+001C..U+001F and space.
 const ASCII_WS: [bool; 256] = {
@@ -164,10 +166,7 @@ impl Mapper for WordCountMapper {
         ctx: &mut MapContext<'_, String, u64>,
     ) -> UserResult {
         if !lines.bytes.is_ascii() {
-            for record in lines.records() {
-                self.map(&record, ctx)?;
-            }
-            return Ok(());
+            return map_each_line(self, lines, ctx);
         }
         for word in python_words(lines.bytes, &mut self.scratch) {
             ctx.emit_ref(word, 1)?;
