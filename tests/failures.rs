@@ -95,13 +95,14 @@ fn failing_tasks_are_retried_then_fail_the_job_with_their_error() {
 
     let failed = cluster.wait(&doomed);
     assert_eq!(failed["status"], "FAILED", "{failed}");
-    // A failed job leaves no map outputs or attempt files behind.
-    for dir in ["shuffle_dir", "output_dir"] {
-        let dir = std::path::PathBuf::from(failed[dir].as_str().unwrap());
-        cluster.poll("the failed job's files to be removed", || {
-            (std::fs::read_dir(&dir).unwrap().count() == 0).then_some(())
-        });
-    }
+    // A failed job leaves no map outputs or attempt files behind: its shuffle folder is
+    // gone and its output folder empty.
+    let shuffle = std::path::PathBuf::from(failed["shuffle_dir"].as_str().unwrap());
+    let out = std::path::PathBuf::from(failed["output_dir"].as_str().unwrap());
+    cluster.poll("the failed job's files to be removed", || {
+        let empty = std::fs::read_dir(&out).unwrap().count() == 0;
+        (empty && !shuffle.exists()).then_some(())
+    });
     let error = failed["error"].as_str().unwrap();
     assert!(
         error.contains("reduce-00002")
@@ -244,11 +245,23 @@ fn a_master_restart_keeps_ended_jobs_and_runs_unfinished_ones_again() {
         (&json!(2), &json!(2))
     );
     assert_eq!(cluster.result_lines(&running), counts);
+    // Every attempt is kept across the restart: the first run's, ended or `unknown` (running
+    // when the master stopped), then the second run's, numbered from 1001.
     let attempts = cluster.tasks(&running);
-    assert!(!attempts.is_empty());
-    for a in &attempts {
-        assert!(a["attempt"].as_u64().unwrap() > 1000, "{a}");
-    }
+    let (first, second): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = attempts
+        .iter()
+        .partition(|a| a["attempt"].as_u64().unwrap() < 1000);
+    assert!(!first.is_empty() && !second.is_empty(), "{attempts:?}");
+    assert!(first.iter().all(|a| a["outcome"] != "running"), "{first:?}");
+    let seconds_start = attempts
+        .iter()
+        .position(|a| a["attempt"].as_u64().unwrap() > 1000)
+        .unwrap();
+    assert_eq!(
+        seconds_start,
+        first.len(),
+        "earlier runs' attempts come first"
+    );
     let (_, request) = cluster.get(&format!("/jobs/{running}"));
     assert_eq!(request["counters"]["gridmr"]["map_input_records"], 3);
     let exit = cluster.poll("the waiting client to end", || waiting.try_wait().unwrap());
@@ -417,24 +430,54 @@ fn a_master_restart_keeps_the_committed_maps_of_a_running_job() {
             .collect();
         (done.len() >= 2).then_some(done)
     });
+    // The master keeps a map output after a restart when its journal saw the map succeed
+    // (as Hadoop's job history): kill it once it has.
+    let history = cluster
+        .shared
+        .path()
+        .join("jobs")
+        .join(&id)
+        .join("history.jsonl");
+    cluster.poll("the journal to hold the two maps", || {
+        let text = std::fs::read_to_string(&history).unwrap_or_default();
+        let journaled = done_before.iter().all(|task| {
+            text.lines().any(|l| {
+                l.contains(&format!("\"task\":\"{task}\""))
+                    && l.contains("\"outcome\":\"succeeded\"")
+            })
+        });
+        journaled.then_some(())
+    });
     cluster.restart_master(&env);
     let done = cluster.wait(&id);
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(cluster.result_lines(&id), expected);
-    // The new run ran only the maps that had not been committed.
-    let rerun: Vec<String> = cluster
-        .tasks(&id)
-        .iter()
-        .filter_map(|a| {
-            a["task"]
-                .as_str()
-                .filter(|t| t.starts_with("map-"))
-                .map(str::to_owned)
-        })
-        .collect();
+    // The new run (attempts from 1001) ran only the maps that had not been committed; the
+    // kept maps still show the attempt that made their output.
+    let attempts = cluster.tasks(&id);
+    let maps = |new_run: bool| -> Vec<String> {
+        attempts
+            .iter()
+            .filter(|a| (a["attempt"].as_u64().unwrap() > 1000) == new_run)
+            .filter_map(|a| {
+                a["task"]
+                    .as_str()
+                    .filter(|t| t.starts_with("map-"))
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let rerun = maps(true);
     for kept in &done_before {
         assert!(!rerun.contains(kept), "{kept} ran again: {rerun:?}");
+        assert!(maps(false).contains(kept), "{kept}'s attempt was forgotten");
     }
     assert!(rerun.len() < 6, "{rerun:?}");
     assert!(cluster.master_log().contains("resuming"));
+    // The kept maps' counters were kept with them: the whole input was read, once.
+    assert_eq!(
+        done["counters"]["gridmr"]["map_input_bytes"],
+        std::fs::metadata(&input).unwrap().len(),
+        "{done}"
+    );
 }

@@ -472,6 +472,8 @@ impl Cluster {
                         .env("WORKER_SLOTS", "1")
                         .env("HEARTBEAT_INTERVAL_MS", "100")
                         .env("MIT_SCRATCH", share.join("scratch"))
+                        // Tasks write their scratch files as the test's user.
+                        .env("GRIDMR_TASK_USER", "root")
                         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())

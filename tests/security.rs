@@ -19,6 +19,11 @@ fn write(cluster: &Cluster, name: &str, text: &str) -> PathBuf {
     p
 }
 
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 fn answer(resp: reqwest::blocking::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().unwrap();
@@ -137,6 +142,13 @@ fn an_impostor_cannot_take_a_live_workers_id() {
         &json!({"running": 0, "address": decoy}),
     );
     assert_eq!(code, 409, "{body}");
+    // Nor by a heartbeat that names no address.
+    let (code, body) = cluster.post_json("/workers/w1/heartbeat", &json!({"running": 0}));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("address"),
+        "{body}"
+    );
     assert_eq!(cluster.worker_addresses(), vec![("w1".to_owned(), real)]);
 }
 
@@ -856,4 +868,113 @@ fn tasks_run_as_the_task_user() {
     let done = cluster.wait(&id);
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(cluster.result_lines(&id), [format!("{uid}\t2")]);
+}
+
+/// A worker started as root that is not told otherwise runs tasks as `nobody`: they cannot
+/// write into the share, leave their cgroup, or outlive their attempt.
+#[test]
+fn a_root_worker_runs_tasks_as_nobody_by_default() {
+    if !is_root() {
+        eprintln!("ignored: needs a worker started as root (this machine's and CI's user is)");
+        return;
+    }
+    let cluster = Cluster::start(1, &[], &[("GRIDMR_TASK_USER", "")]);
+    let share = cluster.shared.path().to_path_buf();
+    let input = write(&cluster, "a.txt", "a\n");
+    let mark = format!("{}.{}", 600 + std::process::id() % 100, std::process::id());
+    let mapper = format!(
+        "cat >/dev/null; id -u; \
+         (touch {share}/planted && echo wrote-share) || echo share-refused; \
+         (echo $$ > /sys/fs/cgroup/cgroup.procs && echo left-cgroup) 2>/dev/null || echo cgroup-kept; \
+         setsid -f env -i sleep {mark} </dev/null >/dev/null 2>&1; echo started",
+        share = share.display()
+    );
+    let id = cluster.submit(json!({"mapper": mapper, "input_url": input}));
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let (_, text) = cluster.get_text(&format!("/jobs/{id}/result?format=text"));
+    let nobody = String::from_utf8(
+        Command::new("id")
+            .args(["-u", "nobody"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [nobody.trim(), "share-refused", "cgroup-kept", "started"],
+        "{text}"
+    );
+    assert!(!share.join("planted").exists());
+    // The detached process ended with its attempt.
+    cluster.poll("the detached task process to be gone", || {
+        let found = Command::new("pgrep")
+            .args(["-f", &format!("sleep {mark}")])
+            .output()
+            .unwrap();
+        (!found.status.success()).then_some(())
+    });
+}
+
+/// The master trusts nothing it reads back from the share: links planted in a finished job's
+/// folder are not followed when it serves or lists it, and a job record edited to point
+/// outside the job's folder moves nothing it serves or deletes.
+#[test]
+fn links_and_records_planted_on_the_share_are_not_followed() {
+    let mut cluster = Cluster::start(1, &[], &[]);
+    let input = write(&cluster, "a.txt", "x y x\n");
+    let run = |cluster: &Cluster| {
+        let id = cluster.submit(json!({"job": "wordcount", "input_url": input}));
+        assert_eq!(cluster.wait(&id)["status"], "SUCCEEDED");
+        id
+    };
+    let (linked, swapped, edited) = (run(&cluster), run(&cluster), run(&cluster));
+    let jobs = cluster.shared.path().join("jobs");
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+
+    // result.txt replaced by a link to a file of the master's host.
+    let result = jobs.join(&linked).join("out/result.txt");
+    std::fs::remove_file(&result).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", &result).unwrap();
+    let (code, text) = cluster.get_text(&format!("/jobs/{linked}/result?format=text"));
+    assert_eq!(code, 410, "{text}");
+    assert!(
+        hostname.is_empty() || !text.contains(hostname.trim()),
+        "{text}"
+    );
+
+    // out/ replaced by a link to /etc: listed as nothing, not as /etc.
+    let out = jobs.join(&swapped).join("out");
+    std::fs::rename(&out, jobs.join(&swapped).join("out.old")).unwrap();
+    std::os::unix::fs::symlink("/etc", &out).unwrap();
+    let (code, ls) = cluster.get(&format!("/jobs/{swapped}/ls"));
+    assert_eq!(code, 200, "{ls}");
+    assert_eq!(ls["out"], json!([]), "{ls}");
+    assert_eq!(cluster.get_text(&format!("/jobs/{swapped}/result")).0, 410);
+
+    // job.json edited to name a folder and a file outside, then a master restart.
+    let victim = tempfile::tempdir().unwrap();
+    std::fs::write(victim.path().join("keep.txt"), "precious").unwrap();
+    let record = jobs.join(&edited).join("job.json");
+    let mut job: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    job["dirs"]["base"] = json!(victim.path());
+    job["dirs"]["out"] = json!(victim.path());
+    job["result_file"] = json!(victim.path().join("keep.txt"));
+    std::fs::write(&record, serde_json::to_vec(&job).unwrap()).unwrap();
+    cluster.restart_master(&[]);
+    let (code, text) = cluster.get_text(&format!("/jobs/{edited}/result?format=text"));
+    assert!(!text.contains("precious"), "{code}: {text}");
+    assert_eq!(cluster.result_lines(&edited), ["x\t2", "y\t1"]);
+    assert_eq!(cluster.delete(&format!("/jobs/{edited}?purge=true")).0, 200);
+    assert!(
+        victim.path().join("keep.txt").exists(),
+        "a purge left the job's folder"
+    );
+    assert!(!jobs.join(&edited).exists());
+
+    // An honest job right after gets its exact output.
+    cluster.wait_live_workers(1);
+    let honest = run(&cluster);
+    assert_eq!(cluster.result_lines(&honest), ["x\t2", "y\t1"]);
 }

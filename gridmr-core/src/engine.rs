@@ -1,7 +1,7 @@
 //! The embedded engine: runs a job in this process on a pool of threads, over a work folder,
 //! through the same task functions and committer that the cluster uses.
 
-use crate::commit::{commit_reduce, finalize_output, finalize_parts};
+use crate::commit::JobCommit;
 use crate::counters::Counters;
 use crate::error::{Error, Result};
 use crate::input::{list_inputs, plan_splits, SplitPolicy};
@@ -235,7 +235,11 @@ impl LocalEngine {
         let shuffle_dir = job_dir.join("shuffle");
         let output_dir = config.output.clone().unwrap_or_else(|| job_dir.join("out"));
         prepare_output(&output_dir)?;
-        std::fs::create_dir_all(&shuffle_dir).map_err(|e| Error::io("create", &shuffle_dir, e))?;
+        // Tasks write only into folders that exist (`task::existing_dir`): made here, as a
+        // master makes them for its jobs.
+        for dir in [shuffle_dir.clone(), layout::attempts_dir(&output_dir)] {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        }
 
         let files = list_inputs(&config.inputs)?;
         let input_bytes = files.iter().map(|f| f.len).sum();
@@ -327,22 +331,17 @@ impl LocalEngine {
         };
         let reduced = Instant::now();
 
-        let result_file = if map_only {
-            let mut names = Vec::with_capacity(maps.len());
-            for (i, report) in maps.iter().enumerate() {
-                let name = layout::part_m(i as u32);
-                let dest = output_dir.join(&name);
-                std::fs::rename(&report.output, &dest)
-                    .map_err(|e| Error::io("rename", &report.output, e))?;
-                names.push(name);
-            }
-            finalize_parts(&output_dir, &names, config.result_max_bytes)?
+        let outputs = if map_only { &maps } else { &reduces };
+        let outputs = outputs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i as u32, r.output.clone()));
+        let commit = if map_only {
+            JobCommit::map_only(&output_dir, outputs, config.result_max_bytes)
         } else {
-            for (p, report) in reduces.iter().enumerate() {
-                commit_reduce(&report.output, &output_dir, p as u32)?;
-            }
-            finalize_output(&output_dir, partitions, config.result_max_bytes)?
+            JobCommit::reduce(&output_dir, outputs, config.result_max_bytes)
         };
+        let result_file = commit.run(&mut |_| {})?.result;
         if !self.keep_intermediate {
             let _ = std::fs::remove_dir_all(&shuffle_dir);
         }

@@ -10,6 +10,7 @@
 //! <job>/out/_attempts/part-r-00000-aA         a script SINGLE attempt's output
 //! <job>/out/_attempts/single-aA/part-r-00000  a typed SINGLE attempt's output
 //! <job>/single-aA/                            a SINGLE attempt's working folder
+//! <job>/work/<attempt>/                        a script attempt's working folder
 //! <job>/logs/<task>-aA.log                    an attempt's log (its stderr)
 //! <job>/out/part-r-NNNNN | part-m-NNNNN, result.txt, _SUCCESS   committed
 //! ```
@@ -50,6 +51,20 @@ pub fn part_m(index: u32) -> String {
     format!("part-m-{index:05}")
 }
 
+/// Whether `name` is a committed part's name: `part-r-NNNNN` or `part-m-NNNNN`.
+///
+/// ```
+/// use gridmr_core::layout::is_part_name;
+/// assert!(is_part_name("part-r-00001") && is_part_name("part-m-12345"));
+/// assert!(!is_part_name("part-r-1") && !is_part_name("../part-r-00001") && !is_part_name("part-r-0000a"));
+/// ```
+pub fn is_part_name(name: &str) -> bool {
+    let digits = name
+        .strip_prefix("part-r-")
+        .or_else(|| name.strip_prefix("part-m-"));
+    digits.is_some_and(|d| d.len() == 5 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// `<name>-aA`: the name of attempt `attempt`'s copy of `name`.
 pub fn attempt_name(name: &str, attempt: u32) -> String {
     format!("{name}-a{attempt}")
@@ -86,6 +101,21 @@ pub fn is_single_attempt_dir(dir: &Path) -> bool {
 /// A SINGLE attempt's working folder: `<job>/single-aA`.
 pub fn single_work_dir(job_dir: &Path, attempt: u32) -> PathBuf {
     job_dir.join(attempt_name(SINGLE_TASK, attempt))
+}
+
+/// The folder of a job's map outputs: `<job>/shuffle`.
+pub fn shuffle_dir(job_dir: &Path) -> PathBuf {
+    job_dir.join("shuffle")
+}
+
+/// The folder of a job's output: `<job>/out`.
+pub fn out_dir(job_dir: &Path) -> PathBuf {
+    job_dir.join("out")
+}
+
+/// The parent of script attempts' working folders: `<job>/work`.
+pub fn work_dir(job_dir: &Path) -> PathBuf {
+    job_dir.join("work")
 }
 
 /// The folder of a job's attempt logs: `<job>/logs`.
@@ -138,6 +168,22 @@ impl MapOutput {
             .filter(|n| n.ends_with(".index"))
             .and_then(|n| n.split('-').next())
             .and_then(|n| n.parse().ok())
+    }
+
+    /// The attempt a file name `map-NNNNN-aA.index` belongs to.
+    ///
+    /// ```
+    /// use gridmr_core::layout::MapOutput;
+    /// assert_eq!(MapOutput::attempt_of("map-00003-a1002.index"), Some(1002));
+    /// assert_eq!(MapOutput::attempt_of("map-00003-a2.data"), None);
+    /// ```
+    pub fn attempt_of(name: &str) -> Option<u32> {
+        name.strip_prefix("map-")?
+            .strip_suffix(".index")?
+            .split_once("-a")?
+            .1
+            .parse()
+            .ok()
     }
 
     /// The index file.

@@ -175,8 +175,8 @@ pub struct MapTask {
     pub split: InputSplit,
     /// How many reduce partitions to cut the output into.
     pub partitions: u32,
-    /// Where map outputs go (shared by all the job's map tasks). Created if missing, but its
-    /// parent (the job's folder) must exist: see [`create_leaf_dir`].
+    /// Where map outputs go (shared by all the job's map tasks). It must exist: an attempt never
+    /// creates it (see [`existing_dir`]).
     pub shuffle_dir: PathBuf,
     /// Buffer, compression and merge settings.
     pub shuffle: ShuffleSettings,
@@ -268,6 +268,30 @@ pub fn create_leaf_dir(dir: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         Err(e) => Err(Error::io("create", dir, e)),
+    }
+}
+
+/// Checks that `dir`, a folder an attempt writes into (a job's `shuffle`, an output's
+/// `_attempts`), exists, and never creates it: the master (or the embedded engine) makes these
+/// folders when the job starts and removes them when it ends, so an attempt that outlives its
+/// job (a worker frozen past the job's end, then thawed) fails here, or at its next file
+/// creation, instead of leaving files in a finished job.
+///
+/// ```
+/// let tmp = tempfile::tempdir().unwrap();
+/// assert!(gridmr_core::task::existing_dir(tmp.path()).is_ok());
+/// assert!(gridmr_core::task::existing_dir(&tmp.path().join("shuffle")).is_err());
+/// assert!(!tmp.path().join("shuffle").exists());
+/// ```
+pub fn existing_dir(dir: &Path) -> Result<()> {
+    match dir.symlink_metadata() {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::io(
+            "open",
+            dir,
+            std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a folder"),
+        )),
+        Err(e) => Err(Error::io("open", dir, e)),
     }
 }
 
@@ -390,14 +414,13 @@ where
     let mut counters = Counters::default();
     let mut out = match &task.map_only_output {
         Some(dir) => {
-            let attempts = layout::attempts_dir(dir);
-            create_leaf_dir(&attempts)?;
+            existing_dir(&layout::attempts_dir(dir))?;
             let path = layout::map_only_attempt_file(dir, task.index, task.attempt);
             MapOut::Direct(TextWriter::with_separator(&path, job.separator)?)
         }
         None => {
             check_partitions(task.partitions)?;
-            create_leaf_dir(&task.shuffle_dir)?;
+            existing_dir(&task.shuffle_dir)?;
             let partitioner = job
                 .partitioner
                 .make(&task.params)
@@ -596,7 +619,7 @@ where
     task.progress
         .add_total(readers.iter().map(SegmentReader::records).sum());
     if let Some(dir) = path.parent() {
-        create_leaf_dir(dir)?;
+        existing_dir(dir)?;
     }
     let info = TaskInfo {
         job_id: task.job_id.clone(),

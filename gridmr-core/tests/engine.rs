@@ -15,13 +15,15 @@ fn expected(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
-/// Attempt 1 of map task 0 over `input[start..end)`, into 2 partitions under `dir/shuffle`.
+/// Attempt 1 of map task 0 over `input[start..end)`, into 2 partitions under `dir/shuffle`
+/// (made here, as a master or the engine makes it: an attempt never creates it).
 fn map_task(
     dir: &std::path::Path,
     input: &std::path::Path,
     (start, end): (u64, u64),
     cancel: gridmr_core::task::CancelFlag,
 ) -> gridmr_core::task::MapTask {
+    std::fs::create_dir_all(dir.join("shuffle")).unwrap();
     gridmr_core::task::MapTask {
         job_id: "j".into(),
         index: 0,
@@ -415,7 +417,7 @@ fn a_cancelled_attempt_stops_and_leaves_no_output() {
         .filter(|e| e.file_name().to_string_lossy().contains("-a2"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    std::fs::create_dir(dir.path().join("out")).unwrap();
+    std::fs::create_dir_all(dir.path().join("out/_attempts")).unwrap();
     let reduce = ReduceTask {
         job_id: "j".into(),
         partition: 0,
@@ -482,7 +484,7 @@ fn tasks_count_their_progress_exactly() {
     assert_eq!(first.total(), half);
     assert_eq!(first.records() + second.records(), 5000);
     assert_eq!(first.fraction(), 1.0);
-    std::fs::create_dir(dir.path().join("out")).unwrap();
+    std::fs::create_dir_all(dir.path().join("out/_attempts")).unwrap();
     let progress = Progress::default();
     let reduce = ReduceTask {
         job_id: "j".into(),

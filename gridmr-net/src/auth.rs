@@ -49,6 +49,42 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// Checks that `path` (the token's folder when `folder`, else the file) is owned by this
+/// process's effective user, is not a symbolic link, and that no other user may write it.
+fn check_owned(path: &Path, folder: bool) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = path.symlink_metadata().map_err(|source| Error::TokenFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let what = if folder { "folder" } else { "file" };
+    let me = rustix::process::geteuid().as_raw();
+    let remedy = "remove it (the master writes a new one) or start the master as its owner";
+    if meta.file_type().is_symlink() {
+        return Err(bad(format!(
+            "the token {what} {} is a symbolic link; refused: {remedy}",
+            path.display()
+        )));
+    }
+    if meta.uid() != me {
+        return Err(bad(format!(
+            "the token {what} {} belongs to user id {}, not to this master's ({me}): \
+             a token another user planted is refused; {remedy}",
+            path.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(bad(format!(
+            "the token {what} {} may be written by other users (mode {:o}); refused: \
+             chmod go-w it, or {remedy}",
+            path.display(),
+            meta.mode() & 0o777
+        )));
+    }
+    Ok(())
+}
+
 fn bad(reason: impl Into<String>) -> Error {
     Error::Token {
         reason: reason.into(),
@@ -117,18 +153,31 @@ impl Token {
     /// Reads `<shared_dir>/.gridmr/cluster.token`, or creates it (mode
     /// 0600, exclusively: of two masters starting at once, one writes and
     /// the other reads) with a new random token.
+    ///
+    /// The folder and the file must belong to this process's user, be no symbolic links, and
+    /// be writable by no one else: a token that another user of the share planted before the
+    /// master's first start (so as to know it) is refused, with what to do about it.
     pub fn load_or_create(shared_dir: &Path) -> Result<Token> {
         let path = Token::shared_file(shared_dir);
-        if path.exists() {
-            return Token::read_file(&path);
-        }
         let io = |p: &Path| {
             let p = p.to_path_buf();
             move |source| Error::TokenFile { path: p, source }
         };
         let dir = path.parent().unwrap_or(shared_dir);
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        if path.symlink_metadata().is_ok() {
+            check_owned(dir, true)?;
+            check_owned(&path, false)?;
+            return Token::read_file(&path);
+        }
+        match std::fs::create_dir(dir) {
+            Ok(()) => {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(io(dir))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(dir)(e)),
+        }
+        check_owned(dir, true)?;
         let token = Token::generate()?;
         // Written under a temporary name and linked into place, so a reader
         // never sees a half-written file.
@@ -335,6 +384,51 @@ mod tests {
         let err = Token::read_file(&path).unwrap_err().to_string();
         assert!(err.contains("chmod 600"), "{err}");
         assert!(!err.contains(t.expose()), "{err}");
+    }
+
+    /// A token (or its folder) planted before the master's first start, by another user, as
+    /// a link, or open to others' writes, is refused; a master's own is read back.
+    #[test]
+    fn a_planted_token_is_refused() {
+        use std::os::unix::fs::{chown, symlink};
+        let plant = |how: &dyn Fn(&Path)| {
+            let dir = tempfile::tempdir().unwrap();
+            let folder = dir.path().join(".gridmr");
+            std::fs::create_dir(&folder).unwrap();
+            std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700)).unwrap();
+            let file = folder.join("cluster.token");
+            std::fs::write(&file, format!("{}\n", "k".repeat(43))).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            how(dir.path());
+            Token::load_or_create(dir.path()).map_err(|e| e.to_string())
+        };
+        assert!(plant(&|_| {}).is_ok(), "the master's own token");
+        let err = plant(&|d| {
+            let folder = d.join(".gridmr");
+            std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+        })
+        .unwrap_err();
+        assert!(err.contains("may be written by other users"), "{err}");
+        let err = plant(&|d| {
+            let file = d.join(".gridmr/cluster.token");
+            let elsewhere = d.join("elsewhere");
+            std::fs::rename(&file, &elsewhere).unwrap();
+            symlink(&elsewhere, &file).unwrap();
+        })
+        .unwrap_err();
+        assert!(err.contains("symbolic link"), "{err}");
+        // Another owner: only root can make one (this machine's and CI's user).
+        if rustix::process::geteuid().is_root() {
+            let err = plant(&|d| {
+                chown(d.join(".gridmr/cluster.token"), Some(65534), Some(65534)).unwrap();
+            })
+            .unwrap_err();
+            assert!(err.contains("belongs to user id 65534"), "{err}");
+            let err = plant(&|d| chown(d.join(".gridmr"), Some(65534), None).unwrap()).unwrap_err();
+            assert!(err.contains("token folder"), "{err}");
+        } else {
+            eprintln!("a_planted_token_is_refused: not root, the other-owner case not tried");
+        }
     }
 
     #[test]

@@ -760,6 +760,11 @@ pub struct TaskAttempt {
     /// The last progress its worker reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<WorkDone>,
+    /// What its worker reported after the attempt had ended (`succeeded`, `failed`, `lost`,
+    /// `killed`): a late result (the attempt had been declared lost, or another attempt had
+    /// won), recorded as such and never used; its output was removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<String>,
 }
 
 /// New: `GET /jobs/{id}/tasks`.

@@ -47,6 +47,9 @@ pub fn parse_url(url: &str) -> Result<Location, String> {
     ))
 }
 
+/// The share's private folder (`.gridmr`), which no job may name.
+const PRIVATE_DIR: &str = ".gridmr";
+
 fn is_glob(component: &str) -> bool {
     component.contains(['*', '?', '['])
 }
@@ -89,11 +92,15 @@ pub fn check_inside(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, String> {
 
 /// Whether `resolved` (already canonical) lies inside one of `roots`, by
 /// whole path components (`/data/shared2` is not inside `/data/shared`).
+/// The master's own folder inside the share (`.gridmr`: the cluster token, TLS material) is
+/// never inside: no job reads it as its input or script.
 fn within(resolved: &Path, roots: &[PathBuf]) -> bool {
     roots.iter().any(|root| {
-        root.canonicalize()
-            .map(|r| resolved.starts_with(r))
-            .unwrap_or(false)
+        root.canonicalize().is_ok_and(|r| {
+            resolved
+                .strip_prefix(&r)
+                .is_ok_and(|rest| !rest.starts_with(PRIVATE_DIR))
+        })
     })
 }
 
@@ -189,6 +196,17 @@ mod tests {
         std::os::unix::fs::symlink(other.path(), root.path().join("link")).unwrap();
         let err = check_inside(&root.path().join("link/b.txt"), &roots).unwrap_err();
         assert!(err.contains("outside"), "{err}");
+
+        // The share's private folder (the cluster token) is never an input or a script,
+        // named directly, through a link, or by a glob.
+        std::fs::create_dir(root.path().join(".gridmr")).unwrap();
+        std::fs::write(root.path().join(".gridmr/cluster.token"), "t").unwrap();
+        let token = root.path().join(".gridmr/cluster.token");
+        assert!(check_inside(&token, &roots).is_err());
+        std::os::unix::fs::symlink(&token, root.path().join("in/t.txt")).unwrap();
+        assert!(check_inside(&root.path().join("in/t.txt"), &roots).is_err());
+        let spec = format!("{}/.gr*/*", root.path().display());
+        assert!(confine_input(&spec, &roots).is_err());
     }
 
     #[test]

@@ -108,6 +108,11 @@ pub struct MasterSettings {
     /// seconds (fractions allowed).
     #[arg(long, env = "WORKER_TIMEOUT_S", default_value_t = 10.0)]
     pub worker_timeout_s: f64,
+    /// A job with work to hand out and no live worker able to take it fails
+    /// after this many seconds of that (its message says "waiting for
+    /// workers" meanwhile); 0: it waits as long as it takes.
+    #[arg(long, env = "WAIT_FOR_WORKERS_S", default_value_t = 600)]
+    pub wait_for_workers_s: u64,
     /// How the next task's worker is chosen.
     #[arg(long, env = "SCHEDULER_POLICY", value_enum, default_value_t = SchedulerPolicy::LeastLoaded)]
     pub policy: SchedulerPolicy,
@@ -167,6 +172,7 @@ impl MasterSettings {
             speculation_quantile: 0.75,
             speculation_min_s: 1.0,
             worker_timeout_s: 10.0,
+            wait_for_workers_s: 600,
             policy: SchedulerPolicy::LeastLoaded,
             max_partitions: 10_000,
             result_inline_max_bytes: 4 << 20,
@@ -318,7 +324,9 @@ pub struct FenceSettings {
     #[arg(long, env = "TASK_PROCESSES", default_value_t = 4096)]
     pub processes: u64,
     /// Run task processes as this unprivileged user (name or uid); needs a
-    /// worker started as root.
+    /// worker started as root. Unset on a worker started as root, tasks run
+    /// as `nobody`; `root` runs them as root, an explicit choice the worker
+    /// logs as a warning.
     #[arg(long, env = "GRIDMR_TASK_USER")]
     pub task_user: Option<String>,
     /// More environment variables handed to tasks (comma-separated names),

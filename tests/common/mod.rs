@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 
 pub const DEADLINE: Duration = Duration::from_secs(120);
 
+/// What test workers run tasks as: the test's own user. A worker started as root runs tasks
+/// as `nobody` unless told otherwise, and the tests' scripts and inputs live in root's temporary
+/// folders and interpreters; `tests/security.rs` checks the default itself.
+pub const TASKS_AS_TEST_USER: &[(&str, &str)] = &[("GRIDMR_TASK_USER", "root")];
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_gridmr")
 }
@@ -186,6 +191,29 @@ impl Cluster {
         };
     }
 
+    /// Waits for the master to exit by itself (a crash injected with `GRIDMR_INJECT_CRASH`).
+    pub fn wait_master_exit(&mut self) -> std::process::ExitStatus {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.master.child.try_wait().expect("master status") {
+                return status;
+            }
+            assert!(Instant::now() < end, "the master did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, …) to the master.
+    pub fn signal_master(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.master.child.id().to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{signal} master");
+    }
+
     /// Sends a signal (`STOP`, `CONT`, …) to a worker.
     pub fn signal_worker(&self, id: &str, signal: &str) {
         let w = self
@@ -261,6 +289,7 @@ impl Cluster {
             .env("MASTER_HTTP", &self.url)
             .env("WORKER_SLOTS", "1")
             .env("HEARTBEAT_INTERVAL_MS", "200")
+            .envs(TASKS_AS_TEST_USER.iter().copied())
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))

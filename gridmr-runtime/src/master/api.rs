@@ -789,16 +789,10 @@ async fn delete_job(
     }))
 }
 
-fn names(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+/// A job folder's names, listed without following a link (a folder a task replaced by a link
+/// lists as empty).
+fn names(share: &std::path::Path, dir: &std::path::Path) -> Vec<String> {
+    super::confined::list(share, dir).unwrap_or_default()
 }
 
 /// The files of a job's folder.
@@ -812,6 +806,7 @@ async fn job_ls(State(sh): Shr, Path(id): Path<String>) -> ApiResult<Json<JobLis
         .job(&id)
         .cloned()
         .ok_or_else(|| ApiError::unknown_job(&id))?;
+    let share = sh.shared_dir.clone();
     let listing = tokio::task::spawn_blocking(move || JobListing {
         base: job.dirs.base.display().to_string(),
         script: String::new(),
@@ -821,8 +816,8 @@ async fn job_ls(State(sh): Shr, Path(id): Path<String>) -> ApiResult<Json<JobLis
             .iter()
             .map(|s| format!("{}:{}+{}", s.path.display(), s.start, s.len()))
             .collect(),
-        shuffle: names(&job.dirs.shuffle),
-        out: names(&job.dirs.out),
+        shuffle: names(&share, &job.dirs.shuffle),
+        out: names(&share, &job.dirs.out),
         status: job.state,
         mode: job.mode,
         message: job.message.clone(),
@@ -867,7 +862,7 @@ pub(crate) async fn job_result(
         (JobState::Succeeded, Some(f)) => f,
         // Too large for result.txt: its part files, joined as it would be.
         (JobState::Succeeded, None) if q.format.as_deref() != Some("json") => {
-            return stream_files(parts).await
+            return stream_files(&sh, parts).await
         }
         (JobState::Succeeded, None) => {
             return Err(ApiError::new(
@@ -890,10 +885,8 @@ pub(crate) async fn job_result(
             .with_state(state))
         }
     };
-    let size = tokio::fs::metadata(&file)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::GONE, format!("{}: {e}", file.display())))?
-        .len();
+    let opened = open_confined(&sh, vec![file.clone()]).await?.remove(0);
+    let size = opened.1;
     let limit = sh.settings.result_inline_max_bytes;
     let as_text = match q.format.as_deref() {
         Some("text") => true,
@@ -906,10 +899,8 @@ pub(crate) async fn job_result(
         Some("json") | None => size > limit,
         Some(other) => return Err(ApiError::bad(format!("format must be json or text, not {other:?}"))),
     };
+    let mut f = tokio::fs::File::from_std(opened.0);
     if as_text {
-        let f = tokio::fs::File::open(&file)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::GONE, format!("{}: {e}", file.display())))?;
         let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 << 10);
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -921,7 +912,8 @@ pub(crate) async fn job_result(
         headers.insert(header::CONTENT_LENGTH, size.into());
         return Ok((headers, Body::from_stream(stream)).into_response());
     }
-    let bytes = tokio::fs::read(&file)
+    let mut bytes = Vec::with_capacity(size as usize);
+    tokio::io::AsyncReadExt::read_to_end(&mut f, &mut bytes)
         .await
         .map_err(|e| ApiError::new(StatusCode::GONE, format!("{}: {e}", file.display())))?;
     Ok(Json(JobResult {
@@ -932,39 +924,37 @@ pub(crate) async fn job_result(
     .into_response())
 }
 
+/// Opens files of the share to serve them, with their sizes: beneath the share, through no
+/// symbolic link, regular files only (`confined`); a file gone or refused answers 410.
+async fn open_confined(
+    sh: &Shared,
+    files: Vec<std::path::PathBuf>,
+) -> ApiResult<Vec<(std::fs::File, u64)>> {
+    let share = sh.shared_dir.clone();
+    tokio::task::spawn_blocking(move || {
+        files
+            .iter()
+            .map(|path| {
+                let file = super::confined::open_file(&share, path)?;
+                let size = file.metadata()?.len();
+                Ok((file, size))
+            })
+            .collect::<std::io::Result<Vec<_>>>()
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError::new(StatusCode::GONE, format!("the result: {e}")))
+}
+
 /// `files` joined, streamed as text.
-async fn stream_files(files: Vec<std::path::PathBuf>) -> ApiResult<Response> {
-    let mut size = 0u64;
-    for f in &files {
-        size += tokio::fs::metadata(f)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::GONE, format!("{}: {e}", f.display())))?
-            .len();
-    }
-    // One file after the other: the next opens when the last one ends.
-    let stream = futures_util::stream::unfold(
-        (
-            files.into_iter(),
-            None::<tokio_util::io::ReaderStream<tokio::fs::File>>,
-        ),
-        |(mut files, mut current)| async move {
-            use futures_util::StreamExt;
-            loop {
-                if let Some(reader) = current.as_mut() {
-                    if let Some(chunk) = reader.next().await {
-                        return Some((chunk, (files, current)));
-                    }
-                }
-                let next = files.next()?;
-                match tokio::fs::File::open(&next).await {
-                    Ok(f) => {
-                        current = Some(tokio_util::io::ReaderStream::with_capacity(f, 256 << 10))
-                    }
-                    Err(e) => return Some((Err(e), (files, None))),
-                }
-            }
-        },
-    );
+async fn stream_files(sh: &Shared, files: Vec<std::path::PathBuf>) -> ApiResult<Response> {
+    let opened = open_confined(sh, files).await?;
+    let size: u64 = opened.iter().map(|(_, n)| n).sum();
+    // One file after the other, each opened (and checked) before the first byte went out.
+    let readers = opened.into_iter().map(|(f, _)| {
+        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(f), 256 << 10)
+    });
+    let stream = futures_util::StreamExt::flatten(futures_util::stream::iter(readers));
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
@@ -1015,12 +1005,12 @@ pub(crate) async fn task_logs(
         })?
         .name();
     let name = task.clone();
+    let share = sh.shared_dir.clone();
     let logs = tokio::task::spawn_blocking(move || {
         let prefix = format!("{name}-a");
         let mut logs = Vec::new();
         let dir = gridmr_core::layout::logs_dir(&base);
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let file = e.file_name().to_string_lossy().into_owned();
+        for file in super::confined::list(&share, &dir).unwrap_or_default() {
             let Some(attempt) = file
                 .strip_prefix(&prefix)
                 .and_then(|r| r.strip_suffix(".log"))
@@ -1028,12 +1018,9 @@ pub(crate) async fn task_logs(
             else {
                 continue;
             };
-            // Regular files only: a link there is no attempt's log.
-            if !e.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
+            // Regular files only, reached through no link: a link is no attempt's log.
             let mut text = Vec::new();
-            if let Ok(f) = std::fs::File::open(e.path()) {
+            if let Ok(f) = super::confined::open_file(&share, &dir.join(&file)) {
                 use std::io::Read;
                 let _ = f.take(2 << 20).read_to_end(&mut text);
             }
@@ -1347,13 +1334,22 @@ async fn heartbeat(
             .iter()
             .find(|w| w.id == id)
             .map(|w| w.address.clone());
-        if let (Some(at), Some(claimed)) = (&registered, &claimed) {
-            if at != claimed {
+        match (&registered, &claimed) {
+            (Some(at), Some(claimed)) if at != claimed => {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     format!("worker {id:?} is registered at {at}, not {claimed}"),
                 ));
             }
+            // Only the worker itself knows where it registered: a heartbeat that does not
+            // say keeps no worker alive.
+            (Some(_), None) => {
+                return Err(ApiError::bad(format!(
+                    "a heartbeat for worker {id:?} must name the address it registered with \
+                     (\"address\")"
+                )));
+            }
+            _ => {}
         }
         let was_alive = st.workers.live().any(|w| w.id == id);
         let known = st.heartbeat(&id);

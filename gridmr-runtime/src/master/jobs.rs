@@ -171,6 +171,8 @@ pub(crate) struct Attempt {
     pub(crate) state: AttemptState,
     /// The last progress its worker reported.
     pub(crate) progress: Option<WorkDone>,
+    /// What its worker reported after it had ended (a late result, never used).
+    pub(crate) late: Option<String>,
 }
 
 impl Attempt {
@@ -188,6 +190,16 @@ impl Attempt {
         self.finished_ms = Some(now_ms);
         true
     }
+}
+
+/// One line of a job's `history.jsonl` (the store's journal of a job that has not ended): an
+/// attempt as it started or ended, with the counters of a successful one, so that a master
+/// restart keeps every attempt and the counters of the map outputs it keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct HistoryLine {
+    pub(crate) attempt: Attempt,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) counters: Option<Counters>,
 }
 
 /// The API's (and the store's) form of an attempt.
@@ -208,6 +220,7 @@ impl From<Attempt> for TaskAttempt {
             error,
             kind,
             progress: a.progress,
+            late: a.late,
         }
     }
 }
@@ -244,6 +257,7 @@ impl TryFrom<TaskAttempt> for Attempt {
             finished_ms: t.finished_ms,
             state,
             progress: t.progress,
+            late: t.late,
         })
     }
 }
@@ -348,8 +362,8 @@ impl JobDirs {
     /// The folders of the job whose folder is `base`.
     pub(crate) fn under(base: PathBuf) -> Self {
         JobDirs {
-            shuffle: base.join("shuffle"),
-            out: base.join("out"),
+            shuffle: gridmr_core::layout::shuffle_dir(&base),
+            out: gridmr_core::layout::out_dir(&base),
             base,
         }
     }
@@ -516,6 +530,13 @@ pub(crate) struct Job {
     /// undone ([`Job::set_task_state`]).
     #[serde(skip)]
     pub(crate) reduce_inputs: Option<std::sync::Arc<Vec<String>>>,
+    /// Since when (ms since the epoch) the job has had work to hand out, none running, and
+    /// no live worker able to take it (`State::watch_for_workers`).
+    #[serde(skip)]
+    pub(crate) waiting_since_ms: Option<u64>,
+    /// Attempts started or ended since the store last took them (`State::take_journal`).
+    #[serde(skip)]
+    pub(crate) journal: Vec<HistoryLine>,
 }
 
 /// Tasks per phase and state.
@@ -556,6 +577,56 @@ fn counts(tasks: &[Task]) -> TaskCounts {
 }
 
 impl Job {
+    /// Adds a started attempt (journaled); returns its record.
+    pub(crate) fn start_attempt(&mut self, attempt: Attempt) -> usize {
+        self.journal.push(HistoryLine {
+            attempt: attempt.clone(),
+            counters: None,
+        });
+        self.attempts.push(attempt);
+        self.attempts.len() - 1
+    }
+
+    /// Ends attempt `record` (see [`Attempt::end`]), journaled with `counters` when it
+    /// succeeded; `false` (and no change) when it had already ended.
+    pub(crate) fn end_attempt(
+        &mut self,
+        record: usize,
+        state: AttemptState,
+        now_ms: u64,
+        counters: Option<&Counters>,
+    ) -> bool {
+        let Some(attempt) = self.attempts.get_mut(record) else {
+            return false;
+        };
+        if !attempt.end(state, now_ms) {
+            return false;
+        }
+        self.journal.push(HistoryLine {
+            attempt: attempt.clone(),
+            counters: counters.cloned(),
+        });
+        true
+    }
+
+    /// Points the job's output paths into its own `out/` (after its folders were derived from
+    /// its id): `result.txt` by that name, the parts by their file names, anything else
+    /// dropped. A record read back from the share names no other file.
+    pub(crate) fn rebase_output(&mut self) {
+        use gridmr_core::commit::RESULT_FILE;
+        let out = self.dirs.out.clone();
+        if self.result_file.is_some() {
+            self.result_file = Some(out.join(RESULT_FILE));
+        }
+        self.parts = std::mem::take(&mut self.parts)
+            .into_iter()
+            .filter_map(|p| {
+                let name = p.file_name()?.to_str()?;
+                gridmr_core::layout::is_part_name(name).then(|| out.join(name))
+            })
+            .collect();
+    }
+
     /// Tasks of `phase` in `state`.
     pub(crate) fn count(&self, phase: Phase, state: TaskState) -> usize {
         self.tally.0[phase_slot(phase)][state_slot(state)] as usize

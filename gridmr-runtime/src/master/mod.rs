@@ -8,6 +8,9 @@
 //! answer, a registration) and on a short tick that checks heartbeats.
 
 mod api;
+mod commit;
+mod confined;
+mod faults;
 mod http;
 mod jobs;
 mod metrics;
@@ -21,14 +24,13 @@ mod workers;
 
 use crate::error::{Error, Result};
 use crate::settings::MasterSettings;
-use gridmr_core::commit::{commit_reduce, finalize_output};
 use gridmr_core::input::list_inputs;
 use gridmr_core::layout;
 use gridmr_core::Registry;
 use jobs::AttemptError;
 use jobs::Phase;
 use metrics::Metrics;
-use state::{Call, CommitPlan, Dispatch, Effect, JobRequest, Outcome, State};
+use state::{Call, Dispatch, Effect, JobRequest, Outcome, State};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) pool: pool::WorkerPool,
     /// The web UI's sign-in codes and browser sessions.
     pub(crate) ui: ui::session::Sessions,
+    /// Where this master crashes on purpose (`GRIDMR_INJECT_CRASH`, tests only).
+    crash: faults::CrashPoints,
     state: Mutex<State>,
     wake: Notify,
     changed: watch::Sender<u64>,
@@ -232,6 +236,7 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
         metrics,
         pool: pool::WorkerPool::default(),
         ui: ui::session::Sessions::new(rest_tls.is_some()),
+        crash: faults::CrashPoints::from_env(),
         wake: Notify::new(),
         changed: watch::channel(0).0,
     });
@@ -278,23 +283,42 @@ fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
     let mut again = Vec::new();
     for stored in store::load(jobs_dir) {
         match stored {
-            store::Stored::Ended(job) => shared.lock().restore(*job),
+            store::Stored::Ended(job) => {
+                // An ended job's commit record and working folders may outlive it by a crash.
+                store::forget_commit(&job.dirs.base);
+                commit::sweep(&job.dirs);
+                shared.lock().restore(*job)
+            }
             store::Stored::Unfinished {
                 id,
                 dirs,
                 mut submitted,
             } => {
+                if let commit::Recovered::Committed(job, done) =
+                    commit::recover(&dirs, &shared.crash)
+                {
+                    tracing::info!(job = %id,
+                        "the job's output was being committed when the last master stopped; \
+                         commit finished, job adopted as succeeded");
+                    shared.lock().adopt(*job, done);
+                    continue;
+                }
                 submitted.restarts += 1;
                 // A prepared DISTRIBUTED job resumes: its committed map
                 // outputs are kept. Anything else runs again from scratch.
                 let plan = store::read_plan(&dirs.base).filter(|p| {
                     p.mode == gridmr_net::rest::Mode::Distributed && !submitted.request.map_only
                 });
+                let history = store::read_history(&dirs.base);
                 let kept = match &plan {
-                    Some(p) => keep_map_outputs(&dirs.shuffle, p.splits.len(), p.reduce_partitions),
+                    Some(p) => {
+                        let found =
+                            keep_map_outputs(&dirs.shuffle, p.splits.len(), p.reduce_partitions);
+                        journaled_outputs(found, &history)
+                    }
                     None => Vec::new(),
                 };
-                let reset = clear_output(&dirs, &kept)
+                let reset = commit::reset(&dirs, &kept)
                     .and_then(|()| store::save_request(&dirs.base, &submitted));
                 if let Err(e) = reset {
                     tracing::warn!(job = %id, error = %e, "cannot run the job again; left alone");
@@ -308,11 +332,15 @@ fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
                     .attempt_base = base;
                 match plan {
                     Some(plan) => {
-                        let n = shared.lock().resume(&id, plan, kept);
+                        let mut st = shared.lock();
+                        let n = st.resume(&id, plan, kept.clone());
+                        st.restore_history(&id, history, &kept);
+                        drop(st);
                         tracing::info!(job = %id, restarts = submitted.restarts, maps_kept = n,
                             "the job had not ended when the last master stopped; resuming it");
                     }
                     None => {
+                        shared.lock().restore_history(&id, history, &[]);
                         tracing::info!(job = %id, restarts = submitted.restarts,
                             "the job had not ended when the last master stopped; running it again");
                         again.push((id, request));
@@ -365,35 +393,31 @@ fn keep_map_outputs(shuffle: &Path, maps: usize, partitions: u32) -> Vec<Option<
     kept
 }
 
-/// Empties a job's output folder, and its shuffle folder but for the map
-/// outputs in `keep` (their index and data files).
-fn clear_output(dirs: &jobs::JobDirs, keep: &[Option<PathBuf>]) -> Result<()> {
-    let keep_files: Vec<PathBuf> = keep
-        .iter()
-        .flatten()
-        .flat_map(|index| [index.clone(), layout::MapOutput::new(index).data()])
-        .collect();
-    for d in [&dirs.shuffle, &dirs.out] {
-        if let Ok(entries) = std::fs::read_dir(d) {
-            for e in entries.flatten() {
-                let path = e.path();
-                if keep_files.contains(&path) {
-                    continue;
-                }
-                let removed = match e.file_type() {
-                    Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
-                    _ => std::fs::remove_file(&path),
-                };
-                if let Err(e) = removed {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        return Err(Error::io("remove", &path, e));
-                    }
-                }
-            }
-        }
-        std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
-    }
-    Ok(())
+/// The map outputs among `found` whose attempt the job's journal records as succeeded, with
+/// its counters: as Hadoop's recovery keeps only the tasks its job history saw finish, so that
+/// a kept output comes with the counters it added.
+fn journaled_outputs(
+    found: Vec<Option<PathBuf>>,
+    history: &[jobs::HistoryLine],
+) -> Vec<Option<PathBuf>> {
+    found
+        .into_iter()
+        .enumerate()
+        .map(|(map, output)| {
+            let attempt = output
+                .as_deref()
+                .and_then(|o| o.file_name()?.to_str())
+                .and_then(layout::MapOutput::attempt_of)?;
+            let journaled = history.iter().any(|l| {
+                l.attempt.task.phase == Phase::Map
+                    && l.attempt.task.index as usize == map
+                    && l.attempt.number == attempt
+                    && l.attempt.state == jobs::AttemptState::Succeeded
+                    && l.counters.is_some()
+            });
+            output.filter(|_| journaled)
+        })
+        .collect()
 }
 
 /// Writes ended jobs to the store. A job deleted meanwhile loses the file
@@ -410,8 +434,30 @@ fn save_ended(shared: &Arc<Shared>, ended: Vec<jobs::Job>) {
                 // have room once the job's files are cleaned up.
                 tracing::warn!(job = %job.id, error = %e, "cannot save the ended job; will retry");
                 shared.lock().unsaved_again(&job.id);
-            } else if shared.lock().job(&job.id).is_none() {
+                continue;
+            }
+            shared.crash.reach("commit:job-recorded");
+            // The last step of the commit protocol: `job.json` now says how the job ended
+            // (and holds every attempt the journal had).
+            store::forget_commit(&job.dirs.base);
+            store::forget_history(&job.dirs.base);
+            if shared.lock().job(&job.id).is_none() {
                 store::forget(&job.dirs.base);
+            }
+        }
+    });
+}
+
+/// Appends started and ended attempts to their jobs' `history.jsonl`. Lines of one attempt
+/// may land in either order (the reader ranks an end above a start).
+fn write_journal(journal: Vec<(PathBuf, Vec<jobs::HistoryLine>)>) {
+    if journal.is_empty() {
+        return;
+    }
+    tokio::task::spawn_blocking(move || {
+        for (base, lines) in journal {
+            if let Err(e) = store::append_history(&base, &lines) {
+                tracing::warn!(error = %e, "cannot journal attempts; a master restart will not show them");
             }
         }
     });
@@ -437,9 +483,13 @@ async fn schedule_loop(shared: Arc<Shared>, stop: CancellationToken) {
     loop {
         let (dispatches, effects, ended) = {
             let mut st = shared.lock();
-            let effects = st.expire_workers(Instant::now());
-            (st.schedule(), effects, st.take_unsaved())
+            let mut effects = st.expire_workers(Instant::now());
+            let dispatches = st.schedule();
+            effects.extend(st.watch_for_workers(state::now_ms()));
+            (dispatches, effects, (st.take_unsaved(), st.take_journal()))
         };
+        let (ended, journal) = ended;
+        write_journal(journal);
         let moved = !dispatches.is_empty() || !effects.is_empty();
         apply(&shared, effects);
         save_ended(&shared, ended);
@@ -542,9 +592,7 @@ pub(crate) fn submit(
         }
     };
     let dirs = jobs::JobDirs::under(base);
-    for d in [&dirs.shuffle, &dirs.out] {
-        std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
-    }
+    commit::make_dirs(&dirs)?;
     take_uploads(&shared.shared_dir, &dirs.base, &mut request, &mut staging)?;
     stage(&dirs.base, &mut request.kind, staging)?;
     store::save_request(
@@ -862,61 +910,6 @@ fn remove_attempt_output(phase: Phase, path: &Path) {
     }
 }
 
-/// What a job's commit produced.
-pub(crate) struct Committed {
-    /// `result.txt`, when the output was small enough for one.
-    pub(crate) result: Option<PathBuf>,
-    /// The part files, in order.
-    pub(crate) parts: Vec<PathBuf>,
-}
-
-/// Commits a job's output: its part files, and `result.txt` when they
-/// are small enough for one. Returns both.
-fn commit(plan: &CommitPlan, result_max: u64) -> gridmr_core::Result<Committed> {
-    let mut parts = Vec::with_capacity(plan.parts.len());
-    let result = if plan.map_only {
-        let mut names = Vec::with_capacity(plan.parts.len());
-        for (i, file) in &plan.parts {
-            let name = layout::part_m(*i);
-            let dest = plan.out.join(&name);
-            std::fs::rename(file, &dest).map_err(|e| gridmr_core::Error::io("rename", file, e))?;
-            parts.push(dest);
-            names.push(name);
-        }
-        gridmr_core::commit::finalize_parts(&plan.out, &names, result_max)?
-    } else {
-        for (p, file) in &plan.parts {
-            parts.push(commit_reduce(file, &plan.out, *p)?);
-        }
-        finalize_output(&plan.out, plan.parts.len() as u32, result_max)?
-    };
-    let _ = std::fs::remove_dir_all(layout::attempts_dir(&plan.out));
-    // Map outputs are not needed once the output is committed.
-    if let Ok(entries) = std::fs::read_dir(&plan.shuffle) {
-        for e in entries.flatten() {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-    Ok(Committed { result, parts })
-}
-
-/// Removes what a failed or cancelled job left: map outputs, attempt
-/// files and any part files of a commit that did not finish. The folders
-/// and the job's record stay.
-fn clean(dirs: &jobs::JobDirs) {
-    for d in [&dirs.shuffle, &dirs.out] {
-        if let Ok(entries) = std::fs::read_dir(d) {
-            for e in entries.flatten() {
-                let path = e.path();
-                let _ = match e.file_type() {
-                    Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
-                    _ => std::fs::remove_file(&path),
-                };
-            }
-        }
-    }
-}
-
 /// Carries out effects outside the lock.
 pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
     for effect in effects {
@@ -929,17 +922,22 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                 tokio::spawn(async move {
                     let id = plan.job_id.clone();
                     let max = shared.settings.result_txt_max_bytes;
-                    let result = tokio::task::spawn_blocking(move || commit(&plan, max))
-                        .await
-                        .map_err(|e| e.to_string())
-                        .and_then(|r| r.map_err(|e| e.to_string()));
+                    let crash = shared.crash.clone();
+                    let result =
+                        tokio::task::spawn_blocking(move || commit::commit(&plan, max, &crash))
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()));
                     let effects = shared.lock().committed(&id, result);
                     apply(&shared, effects);
                     shared.poke();
                 });
             }
             Effect::Clean(dirs) => {
-                tokio::task::spawn_blocking(move || clean(&dirs));
+                tokio::task::spawn_blocking(move || commit::clean(&dirs));
+            }
+            Effect::Sweep(dirs) => {
+                tokio::task::spawn_blocking(move || commit::sweep(&dirs));
             }
             Effect::Probe { worker_id } => {
                 let Some(mut client) = shared.pool.get(&worker_id) else {

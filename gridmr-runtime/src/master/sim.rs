@@ -368,7 +368,7 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
                     if let Effect::Commit(plan) = e {
                         state.committed(
                             &plan.job_id,
-                            Ok(super::Committed {
+                            Ok(gridmr_core::commit::Committed {
                                 result: None,
                                 parts: Vec::new(),
                             }),

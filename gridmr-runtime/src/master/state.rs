@@ -4,8 +4,8 @@
 //! [`Effect`] for the caller to carry out outside the lock.
 
 use super::jobs::{
-    Attempt, AttemptError, AttemptState, Clock, Job, JobDirs, JobKind, Phase, Task, TaskRef,
-    TaskState,
+    Attempt, AttemptError, AttemptState, Clock, HistoryLine, Job, JobDirs, JobKind, Phase, Task,
+    TaskRef, TaskState,
 };
 use super::metrics::Metrics;
 use super::workers::{WorkerEntry, Workers};
@@ -156,12 +156,14 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub(crate) struct CommitPlan {
     pub(crate) job_id: String,
-    pub(crate) out: PathBuf,
-    pub(crate) shuffle: PathBuf,
+    pub(crate) dirs: JobDirs,
     /// `(partition, attempt file)`, every partition once.
     pub(crate) parts: Vec<(u32, PathBuf)>,
     /// The parts are map outputs (`part-m-NNNNN`).
     pub(crate) map_only: bool,
+    /// The job as its commit begins (recorded in `commit.json`, adopted from it after a
+    /// master restart).
+    pub(crate) job: Box<Job>,
 }
 
 /// Work the caller does outside the lock.
@@ -179,6 +181,8 @@ pub(crate) enum Effect {
     /// Remove what a failed or cancelled job left in its shuffle and
     /// output folders (its record stays).
     Clean(JobDirs),
+    /// Remove an ended job's working folders again (a late attempt's files).
+    Sweep(JobDirs),
     /// Stop one attempt (the loser of a speculative race).
     CancelAttempt {
         job_id: String,
@@ -374,6 +378,81 @@ impl State {
         self.jobs.insert(self.order, job);
     }
 
+    /// Takes back a job whose commit a master restart found begun and finished (see
+    /// `master::commit`): SUCCEEDED, with the counters and attempts it had when its commit
+    /// began; its record is written at the next [`State::take_unsaved`].
+    pub(crate) fn adopt(&mut self, mut job: Job, done: gridmr_core::commit::Committed) {
+        job.state = JobState::Succeeded;
+        job.message = "done (its commit was finished after a master restart)".into();
+        job.error = None;
+        job.result_file = done.result;
+        job.parts = done.parts;
+        let id = job.id.clone();
+        self.restore(job);
+        if let Some(seq) = self.ids.get(&id) {
+            self.unsaved.insert(*seq);
+        }
+    }
+
+    /// The attempts started or ended since the last call, by job folder, for the store's
+    /// `history.jsonl`. Only jobs that have not ended: an ended job's `job.json` holds them all.
+    pub(crate) fn take_journal(&mut self) -> Vec<(PathBuf, Vec<HistoryLine>)> {
+        let mut out = Vec::new();
+        for job in self.jobs.values_mut().filter(|j| !j.journal.is_empty()) {
+            let lines = std::mem::take(&mut job.journal);
+            if !job.state.is_terminal() {
+                out.push((job.dirs.base.clone(), lines));
+            }
+        }
+        out
+    }
+
+    /// Gives a job taken back after a master restart the attempts of its earlier runs (from
+    /// its `history.jsonl`; one still running then is `unknown`), and the counters of the
+    /// successful attempts whose map outputs were kept (`kept[i]`: map `i`'s index file).
+    pub(crate) fn restore_history(
+        &mut self,
+        id: &str,
+        history: Vec<HistoryLine>,
+        kept: &[Option<PathBuf>],
+    ) {
+        let Some(job) = self.job_mut(id) else { return };
+        let mut earlier = Vec::with_capacity(history.len());
+        for mut line in history {
+            if line.attempt.is_running() {
+                line.attempt.state = AttemptState::Unknown;
+            }
+            let task = line.attempt.task;
+            let kept_here = task.phase == Phase::Map
+                && kept
+                    .get(task.index as usize)
+                    .and_then(|k| k.as_deref())
+                    .and_then(|k| k.file_name()?.to_str())
+                    .and_then(layout::MapOutput::attempt_of)
+                    == Some(line.attempt.number);
+            if kept_here && line.attempt.state == AttemptState::Succeeded {
+                if let Some(c) = &line.counters {
+                    job.counters.merge(c);
+                }
+            }
+            earlier.push(line.attempt);
+        }
+        // Before this run's attempts (none yet: nothing is dispatched before the restore).
+        let shift = earlier.len();
+        earlier.append(&mut job.attempts);
+        job.attempts = earlier;
+        for task in job
+            .maps
+            .iter_mut()
+            .chain(&mut job.reduces)
+            .chain(&mut job.single)
+        {
+            for r in &mut task.attempts {
+                *r += shift;
+            }
+        }
+    }
+
     /// Jobs that have ended since the last call, for the store (each once).
     pub(crate) fn take_unsaved(&mut self) -> Vec<Job> {
         let jobs = &self.jobs;
@@ -438,6 +517,8 @@ impl State {
             tally: Default::default(),
             next_pending: [0; 3],
             reduce_inputs: None,
+            waiting_since_ms: None,
+            journal: Vec::new(),
         };
         self.ids.insert(id, seq);
         self.unsaved.insert(seq);
@@ -598,7 +679,7 @@ impl State {
         for (key, worker) in running {
             self.release(&key, &worker);
             if let Some(job) = self.job_mut(id) {
-                job.attempts[key.record].end(AttemptState::Killed(why.to_owned()), now);
+                job.end_attempt(key.record, AttemptState::Killed(why.to_owned()), now, None);
             }
         }
     }
@@ -806,7 +887,7 @@ impl State {
         job.tasks_mut(phase)[index as usize].attempts.push(record);
         let task = TaskRef { phase, index };
         tracing::info!(job = %job.id, task = %task.name(), attempt, worker = %worker_id, "attempt started");
-        job.attempts.push(Attempt {
+        job.start_attempt(Attempt {
             task,
             number: attempt,
             worker: worker_id.clone(),
@@ -814,6 +895,7 @@ impl State {
             finished_ms: None,
             state: AttemptState::Running,
             progress: None,
+            late: None,
         });
         let name = job.kind.name().to_owned();
         let script = job.kind.script_path();
@@ -966,6 +1048,24 @@ impl State {
         }
         let active = job.is_active();
         let task_done = job.tasks(phase)[index].state == TaskState::Done;
+        let attempt = &mut job.attempts[key.record];
+        if !attempt.is_running() {
+            // A late result (the attempt was declared lost, or killed when another won): it
+            // is recorded as what it is and never used, as Hadoop and Spark ignore reports
+            // of attempts they have written off. Its output goes; its job, if it has ended,
+            // is swept again, in case the attempt wrote more than it reported.
+            tracing::info!(job = %key.job_id, task = %key.task.name(), attempt = key.attempt,
+                worker = %worker_id, was = attempt.state.as_str(), late = outcome.label(),
+                "a late result of an attempt that had ended; ignored");
+            attempt.late = Some(outcome.label().to_owned());
+            if let Outcome::Succeeded { output, .. } = outcome {
+                effects.push(Effect::RemoveAttemptOutput(phase, output));
+            }
+            if !active {
+                effects.push(Effect::Sweep(job.dirs.clone()));
+            }
+            return effects;
+        }
         let state = match outcome {
             Outcome::Succeeded {
                 output,
@@ -973,8 +1073,11 @@ impl State {
                 status,
             } => {
                 if !active || task_done {
-                    job.attempts[key.record].end(AttemptState::Superseded, now);
+                    job.end_attempt(key.record, AttemptState::Superseded, now, None);
                     effects.push(Effect::RemoveAttemptOutput(phase, output));
+                    if !active {
+                        effects.push(Effect::Sweep(job.dirs.clone()));
+                    }
                     return effects;
                 }
                 self.succeeded(key, output, counters, status, &mut effects);
@@ -1017,7 +1120,7 @@ impl State {
             AttemptState::Lost(m) => AttemptState::Lost(bounded_error(m)),
             other => other,
         };
-        if !job.attempts[key.record].end(state.clone(), now) || !active || task_done {
+        if !job.end_attempt(key.record, state.clone(), now, None) || !active || task_done {
             return effects;
         }
         match &state {
@@ -1050,11 +1153,7 @@ impl State {
         };
         tracing::info!(job = %key.job_id, task = %key.task.name(), attempt = key.attempt,
             "attempt succeeded");
-        // A late success of an attempt already marked lost is taken all
-        // the same: its output is as good as any.
-        let record = &mut job.attempts[key.record];
-        record.state = AttemptState::Succeeded;
-        record.finished_ms.get_or_insert(now);
+        job.end_attempt(key.record, AttemptState::Succeeded, now, Some(&counters));
         job.counters.merge(&counters);
         if status.is_some() {
             job.task_status = status;
@@ -1098,9 +1197,11 @@ impl State {
         for (other, worker) in others {
             self.release(&other, &worker);
             if let Some(job) = self.job_mut(&key.job_id) {
-                job.attempts[other.record].end(
+                job.end_attempt(
+                    other.record,
                     AttemptState::Killed("another attempt of the task succeeded".into()),
                     now,
+                    None,
                 );
             }
             effects.push(Effect::CancelAttempt {
@@ -1116,8 +1217,8 @@ impl State {
         tracing::info!(job = %job.id, "every task done; committing the output");
         CommitPlan {
             job_id: job.id.clone(),
-            out: job.dirs.out.clone(),
-            shuffle: job.dirs.shuffle.clone(),
+            dirs: job.dirs.clone(),
+            job: Box::new(job.clone()),
             parts: job
                 .tasks(phase)
                 .iter()
@@ -1251,7 +1352,7 @@ impl State {
     pub(crate) fn committed(
         &mut self,
         job_id: &str,
-        result: Result<super::Committed, String>,
+        result: Result<gridmr_core::commit::Committed, String>,
     ) -> Vec<Effect> {
         let metrics = self.metrics.clone();
         let Some(job) = self.job_mut(job_id) else {
@@ -1261,7 +1362,7 @@ impl State {
             return Vec::new();
         }
         match result {
-            Ok(super::Committed { result, parts }) => {
+            Ok(gridmr_core::commit::Committed { result, parts }) => {
                 match &result {
                     Some(file) => {
                         tracing::info!(job = %job_id, result = %file.display(), "job succeeded")
@@ -1343,7 +1444,14 @@ impl State {
     /// probes of those that never send heartbeats.
     pub(crate) fn expire_workers(&mut self, now: Instant) -> Vec<Effect> {
         let timeout = self.settings.worker_timeout();
-        let (dead, probe) = self.workers.expire(timeout, now);
+        let (dead, probe, stalled) = self.workers.expire(timeout, now);
+        if let Some(gap) = stalled {
+            tracing::warn!(
+                stalled_s = gap.as_secs_f64(),
+                "the master did not run for a while (stopped, paused or starved of CPU); \
+                 workers get a fresh heartbeat window instead of being declared dead"
+            );
+        }
         let mut effects = Vec::new();
         for id in dead {
             tracing::warn!(worker = %id, "worker missed its heartbeats; its tasks go back to the queue");
@@ -1351,6 +1459,55 @@ impl State {
         }
         for worker_id in probe {
             effects.push(Effect::Probe { worker_id });
+        }
+        effects
+    }
+
+    /// Says so, in the job's message and the log, when a job has work to hand out, nothing
+    /// running, and no live worker able to take it ("waiting for workers: 0 alive"), and fails
+    /// it once that has lasted `WAIT_FOR_WORKERS_S` (when not 0).
+    pub(crate) fn watch_for_workers(&mut self, now_ms: u64) -> Vec<Effect> {
+        let limit_ms = self.settings.wait_for_workers_s.saturating_mul(1000);
+        let alive = self.workers.live().count();
+        let mut expired = Vec::new();
+        for job in self.jobs.values_mut() {
+            let Some(phase) = job.runnable_phase() else {
+                job.waiting_since_ms = None;
+                continue;
+            };
+            let name = job.kind.name();
+            let starved = job.count(phase, TaskState::Pending) > 0
+                && job.count(phase, TaskState::Running) == 0
+                && !self.workers.live().any(|w| w.can_run(name));
+            match (starved, job.waiting_since_ms) {
+                (true, None) => {
+                    job.waiting_since_ms = Some(now_ms);
+                    job.message = if alive > 0 && !name.is_empty() {
+                        format!("waiting for workers: {alive} alive, none has the job {name}")
+                    } else {
+                        format!("waiting for workers: {alive} alive")
+                    };
+                    tracing::warn!(job = %job.id, alive, wait_limit_s = limit_ms / 1000,
+                        "{}", job.message);
+                }
+                (true, Some(since)) if limit_ms > 0 && now_ms.saturating_sub(since) >= limit_ms => {
+                    expired.push((job.id.clone(), job.message.clone()));
+                }
+                (false, Some(_)) => {
+                    job.waiting_since_ms = None;
+                    job.message = format!("{alive} worker(s) alive; running again");
+                    tracing::info!(job = %job.id, alive, "workers are back for the job");
+                }
+                _ => {}
+            }
+        }
+        let mut effects = Vec::new();
+        for (id, waiting) in expired {
+            let error = format!(
+                "no worker could run the job for WAIT_FOR_WORKERS_S = {} s ({waiting})",
+                limit_ms / 1000
+            );
+            effects.extend(self.end_job(&id, Some(error)));
         }
         effects
     }
@@ -1411,11 +1568,11 @@ impl State {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::settings::SchedulerPolicy;
 
-    fn settings() -> Arc<MasterSettings> {
+    pub(crate) fn settings() -> Arc<MasterSettings> {
         let mut s = MasterSettings::local("/tmp");
         s.max_task_attempts = 2;
         s.policy = SchedulerPolicy::LeastLoaded;
@@ -1426,7 +1583,7 @@ mod tests {
         WorkerEntry::new(id, format!("{id}:1"), slots)
     }
 
-    fn request(partitions: Option<u32>, force: bool) -> JobRequest {
+    pub(crate) fn request(partitions: Option<u32>, force: bool) -> JobRequest {
         JobRequest {
             kind: JobKind::Typed("wordcount".into()),
             input_path: "/in.txt".into(),
@@ -1608,7 +1765,7 @@ mod tests {
         assert_eq!(commit.unwrap().parts.len(), 3);
         s.committed(
             &id,
-            Ok(super::super::Committed {
+            Ok(gridmr_core::commit::Committed {
                 result: Some("/s/jobs/j/out/result.txt".into()),
                 parts: vec!["/s/jobs/j/out/part-r-00000".into()],
             }),
@@ -1655,6 +1812,19 @@ mod tests {
         let effects = s.complete(&on_a.key, "a", Outcome::Lost("reset".into()));
         assert!(effects.is_empty());
         assert_eq!(s.job(&id).unwrap().phase_tasks().map.lost_attempts, 1);
+        // Its late success is recorded as late and not used: its output goes, the retry runs.
+        let effects = s.complete(&on_a.key, "a", ok("/m0-late"));
+        assert!(
+            matches!(&effects[..], [Effect::RemoveAttemptOutput(_, p)] if p == std::path::Path::new("/m0-late"))
+        );
+        let job = s.job(&id).unwrap();
+        let lost = &job.attempts[on_a.key.record];
+        assert!(matches!(lost.state, AttemptState::Lost(_)));
+        assert_eq!(lost.late.as_deref(), Some("succeeded"));
+        assert_eq!(
+            job.maps[on_a.key.task.index as usize].state,
+            TaskState::Running
+        );
     }
 
     #[tokio::test]
@@ -1902,9 +2072,16 @@ mod tests {
             .iter()
             .all(|a| matches!(a.state, AttemptState::Killed(_))));
         assert!(s.workers.list.iter().all(|w| w.running == 0));
-        // A late success is superseded and removed; a second cancel is a no-op.
+        // A late success is recorded as late, its output removed and the ended job swept
+        // again; a second cancel is a no-op.
         let late = s.complete(&running[0].key, &running[0].worker_id, ok("/late"));
-        assert!(matches!(&late[..], [Effect::RemoveAttemptOutput(..)]));
+        assert!(matches!(
+            &late[..],
+            [Effect::RemoveAttemptOutput(..), Effect::Sweep(_)]
+        ));
+        let attempt = &s.job(&id).unwrap().attempts[running[0].key.record];
+        assert!(matches!(attempt.state, AttemptState::Killed(_)));
+        assert_eq!(attempt.late.as_deref(), Some("succeeded"));
         assert!(!s.cancel(&id).unwrap().0);
         assert_eq!(s.job(&id).unwrap().state, JobState::Cancelled);
     }

@@ -9,7 +9,7 @@
 //! temporary file, synced, then renamed), so a crash leaves the old version
 //! or the new one, never half of one.
 
-use super::jobs::{Job, JobDirs};
+use super::jobs::{HistoryLine, Job, JobDirs};
 use super::state::{JobRequest, Plan};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,11 @@ use std::path::{Path, PathBuf};
 pub(crate) const REQUEST_FILE: &str = "request.json";
 /// An ended job, written once it has ended.
 pub(crate) const JOB_FILE: &str = "job.json";
+/// A commit that has begun (see `master::commit`), removed once `job.json` is written.
+pub(crate) const COMMIT_FILE: &str = "commit.json";
+/// The journal of a job that has not ended: its attempts as they started and ended
+/// (`HistoryLine`s, one JSON object a line), removed once `job.json` holds them.
+pub(crate) const HISTORY_FILE: &str = "history.jsonl";
 /// A DISTRIBUTED job's plan (its splits and partitions), written when it is
 /// prepared: a job resumed after a master restart keeps its tasks.
 pub(crate) const PLAN_FILE: &str = "plan.json";
@@ -71,7 +76,85 @@ pub(crate) fn save_request(base: &Path, submitted: &Submitted) -> Result<()> {
     write_atomic(&path, &to_json(submitted, &path)?)
 }
 
-/// Writes an ended job's `job.json`.
+/// Writes a job's `commit.json`.
+pub(crate) fn save_commit(base: &Path, record: &super::commit::CommitRecord) -> Result<()> {
+    let path = base.join(COMMIT_FILE);
+    write_atomic(&path, &to_json(record, &path)?)
+}
+
+/// The job's commit record, if a commit had begun.
+pub(crate) fn read_commit(base: &Path) -> Result<Option<super::commit::CommitRecord>> {
+    read(&base.join(COMMIT_FILE))
+}
+
+/// Removes a job's commit record (its `job.json` now says how it ended).
+pub(crate) fn forget_commit(base: &Path) {
+    let _ = std::fs::remove_file(base.join(COMMIT_FILE));
+}
+
+/// Appends lines to a job's `history.jsonl`, in one write (never through a link).
+pub(crate) fn append_history(base: &Path, lines: &[HistoryLine]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = base.join(HISTORY_FILE);
+    let mut text = Vec::new();
+    for line in lines {
+        text.extend(to_line(line, &path)?);
+        text.push(b'\n');
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&text))
+        .map_err(|e| Error::io("append", &path, e))
+}
+
+fn to_line(value: &impl Serialize, path: &Path) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| {
+        Error::io(
+            "encode",
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
+    })
+}
+
+/// A job's journal: one line per attempt, its end when it had one (a line a crash cut short
+/// is skipped), in the order the attempts started.
+pub(crate) fn read_history(base: &Path) -> Vec<HistoryLine> {
+    let Ok(text) = std::fs::read(base.join(HISTORY_FILE)) else {
+        return Vec::new();
+    };
+    let mut order: Vec<(String, u32)> = Vec::new();
+    let mut last: std::collections::HashMap<(String, u32), HistoryLine> = Default::default();
+    for line in text.split(|b| *b == b'\n') {
+        let Ok(line) = serde_json::from_slice::<HistoryLine>(line) else {
+            continue;
+        };
+        let key = (line.attempt.task.name(), line.attempt.number);
+        match last.get(&key) {
+            // An end (it has a finish time) outranks a start, whichever was written first. A
+            // start reads back as `unknown`: nobody heard how it ended.
+            Some(seen) if seen.attempt.finished_ms.is_some() => {}
+            Some(_) => {
+                last.insert(key, line);
+            }
+            None => {
+                order.push(key.clone());
+                last.insert(key, line);
+            }
+        }
+    }
+    order.into_iter().filter_map(|k| last.remove(&k)).collect()
+}
+
+/// Removes a job's journal (its `job.json` now holds every attempt).
+pub(crate) fn forget_history(base: &Path) {
+    let _ = std::fs::remove_file(base.join(HISTORY_FILE));
+}
+
+/// Writes a job's `plan.json`.
 pub(crate) fn save_plan(base: &Path, plan: &Plan) -> Result<()> {
     let path = base.join(PLAN_FILE);
     write_atomic(&path, &to_json(plan, &path)?)
@@ -82,6 +165,7 @@ pub(crate) fn read_plan(base: &Path) -> Option<Plan> {
     read::<Plan>(&base.join(PLAN_FILE)).ok().flatten()
 }
 
+/// Writes an ended job's `job.json`.
 pub(crate) fn save_ended(job: &Job) -> Result<()> {
     let path = job.dirs.base.join(JOB_FILE);
     write_atomic(&path, &to_json(job, &path)?)
@@ -89,7 +173,7 @@ pub(crate) fn save_ended(job: &Job) -> Result<()> {
 
 /// Removes a job's records (a deleted job must not come back).
 pub(crate) fn forget(base: &Path) {
-    for name in [JOB_FILE, REQUEST_FILE, PLAN_FILE] {
+    for name in [JOB_FILE, REQUEST_FILE, PLAN_FILE, COMMIT_FILE, HISTORY_FILE] {
         let _ = std::fs::remove_file(base.join(name));
     }
 }
@@ -135,7 +219,12 @@ fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
 /// Reads one job folder: `None` for a folder without records (a job of a
 /// master without a store, or one deleted).
 fn load_one(base: &Path, id: &str) -> Result<Option<Stored>> {
-    if let Some(job) = read::<Job>(&base.join(JOB_FILE))? {
+    if let Some(mut job) = read::<Job>(&base.join(JOB_FILE))? {
+        // Every path of a job comes from its id and the share, never from its record (the
+        // share is written by tasks too).
+        job.id = id.to_owned();
+        job.dirs = JobDirs::under(base.to_path_buf());
+        job.rebase_output();
         return Ok(Some(Stored::Ended(Box::new(job))));
     }
     Ok(
@@ -196,6 +285,57 @@ mod tests {
             },
             restarts: 1,
         }
+    }
+
+    #[test]
+    fn the_journal_keeps_each_attempts_end_over_its_start_and_skips_a_torn_line() {
+        use crate::master::jobs::{Attempt, AttemptState, Phase, TaskRef};
+        let dir = tempfile::tempdir().unwrap();
+        let attempt = |index, number, state| Attempt {
+            task: TaskRef {
+                phase: Phase::Map,
+                index,
+            },
+            number,
+            worker: "w1".into(),
+            started_ms: 1,
+            finished_ms: (state != AttemptState::Running).then_some(2),
+            state,
+            progress: None,
+            late: None,
+        };
+        let line = |a: Attempt, c: Option<gridmr_core::Counters>| HistoryLine {
+            attempt: a,
+            counters: c,
+        };
+        let mut counters = gridmr_core::Counters::default();
+        counters.add("gridmr", "map_input_bytes", 7);
+        // The end of map 0 lands before its start; map 1 never ended.
+        append_history(
+            dir.path(),
+            &[line(
+                attempt(0, 1, AttemptState::Succeeded),
+                Some(counters.clone()),
+            )],
+        )
+        .unwrap();
+        append_history(
+            dir.path(),
+            &[
+                line(attempt(0, 1, AttemptState::Running), None),
+                line(attempt(1, 1, AttemptState::Running), None),
+            ],
+        )
+        .unwrap();
+        let path = dir.path().join(HISTORY_FILE);
+        let mut text = std::fs::read(&path).unwrap();
+        text.extend_from_slice(b"{\"attempt\":{\"task\":\"map-0"); // a crash mid-line
+        std::fs::write(&path, text).unwrap();
+        let read = read_history(dir.path());
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].attempt.state, AttemptState::Succeeded);
+        assert_eq!(read[0].counters.as_ref(), Some(&counters));
+        assert_eq!(read[1].attempt.state, AttemptState::Unknown);
     }
 
     #[test]

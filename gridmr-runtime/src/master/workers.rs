@@ -93,6 +93,8 @@ impl WorkerEntry {
 pub(crate) struct Workers {
     pub(crate) list: Vec<WorkerEntry>,
     cursor: usize,
+    /// When [`Workers::expire`] last looked: the liveness clock's own tick.
+    checked: Option<Instant>,
 }
 
 impl Workers {
@@ -131,7 +133,29 @@ impl Workers {
     /// heartbeats are marked dead (first list); those that never do are to
     /// be probed (second list), and are not asked again until `timeout`
     /// has passed once more.
-    pub(crate) fn expire(&mut self, timeout: Duration, now: Instant) -> (Vec<String>, Vec<String>) {
+    ///
+    /// The clock that times silence runs only while the master does: when
+    /// more than half of `timeout` has passed since the last look (the
+    /// master was stopped, paused or starved of CPU, while the scheduler
+    /// looks several times a timeout), no worker could have been heard
+    /// meanwhile, so every silence is shortened by that gap, as Hadoop's and
+    /// Spark's liveness monitors allow for their own GC pauses. Returns the
+    /// gap when it did so.
+    pub(crate) fn expire(
+        &mut self,
+        timeout: Duration,
+        now: Instant,
+    ) -> (Vec<String>, Vec<String>, Option<Duration>) {
+        let gap = self
+            .checked
+            .replace(now)
+            .map(|last| now.saturating_duration_since(last))
+            .filter(|gap| *gap > timeout / 2);
+        if let Some(gap) = gap {
+            for w in &mut self.list {
+                w.last_seen = (w.last_seen + gap).min(now);
+            }
+        }
         let (mut dead, mut probe) = (Vec::new(), Vec::new());
         for w in self.list.iter_mut().filter(|w| w.alive) {
             if now.saturating_duration_since(w.last_seen) > timeout {
@@ -144,7 +168,7 @@ impl Workers {
                 }
             }
         }
-        (dead, probe)
+        (dead, probe, gap)
     }
 
     /// The worker with a free slot for the next task, among those `fits`
@@ -229,10 +253,55 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(5);
         assert_eq!(
             w.expire(Duration::from_secs(1), later),
-            (vec!["a".to_string()], vec![])
+            (vec!["a".to_string()], vec![], None)
         );
         assert_eq!(w.live_slots(), 0);
         assert!(w.upsert(entry("a", 3, 0)));
         assert_eq!((w.list[0].slots, w.list[0].running), (3, 1));
+    }
+
+    #[test]
+    fn a_stalled_master_gives_workers_a_fresh_window() {
+        let timeout = Duration::from_secs(2);
+        let start = Instant::now();
+        let mut w = Workers::default();
+        let mut a = entry("a", 1, 0);
+        a.last_seen = start;
+        w.upsert(a);
+        // Looked at every half second: silent for 2.5 s, dead.
+        let mut at = start;
+        let mut dead = Vec::new();
+        for _ in 0..5 {
+            at += Duration::from_millis(500);
+            let (d, _, gap) = w.expire(timeout, at);
+            assert_eq!(gap, None);
+            dead.extend(d);
+        }
+        assert_eq!(dead, ["a"]);
+
+        let mut w = Workers::default();
+        let mut a = entry("a", 1, 0);
+        a.last_seen = start;
+        w.upsert(a);
+        assert_eq!(w.expire(timeout, start).2, None);
+        // The master stopped for 15 s: its first look after finds no one dead,
+        let resumed = start + Duration::from_secs(15);
+        let (dead, _, gap) = w.expire(timeout, resumed);
+        assert_eq!((dead.len(), gap), (0, Some(Duration::from_secs(15))));
+        // and the worker has a whole timeout to be heard from again, after which silence
+        // counts as before.
+        let mut dead_at = None;
+        for step in 1..=5 {
+            let (dead, _, gap) = w.expire(timeout, resumed + Duration::from_millis(500 * step));
+            assert_eq!(gap, None);
+            if !dead.is_empty() && dead_at.is_none() {
+                dead_at = Some(step);
+            }
+        }
+        assert_eq!(
+            dead_at,
+            Some(5),
+            "dead 2.5 s after the master resumed, not before"
+        );
     }
 }

@@ -12,8 +12,11 @@
 //!   environment and the worker kills its process group and every process
 //!   still showing the tag (a process that clears its own environment and
 //!   leaves its session escapes this fallback; `docs/security.md` says so).
-//! - **User**: with `GRIDMR_TASK_USER`, the child drops to that user's uid,
-//!   gid and no supplementary groups before `exec`.
+//! - **User**: the child drops to the task user's uid, gid and no
+//!   supplementary groups before `exec`: `GRIDMR_TASK_USER`, or `nobody` on a
+//!   worker started as root that names none (as Hadoop's container executor
+//!   bans root). Tasks run as root only when `GRIDMR_TASK_USER=root` says so,
+//!   and the worker warns at start.
 
 use crate::error::{Error, Result};
 use crate::settings::FenceSettings;
@@ -46,6 +49,9 @@ const ALLOWED_ENV: &[&str] = &[
 
 /// Variables no setting may hand to a task.
 const NEVER_ENV: &[&str] = &["GRIDMR_TOKEN", "GRIDMR_TOKEN_FILE"];
+
+/// The user tasks run as on a worker started as root that names none.
+const DEFAULT_TASK_USER: &str = "nobody";
 
 /// The name of the tag variable of the fallback tree kill.
 const TAG_VAR: &str = "GRIDMR_TASK_TAG";
@@ -204,12 +210,34 @@ impl Fence {
                 limits.push((res, name, value));
             }
         }
-        let user = match s.task_user.as_deref().filter(|u| !u.is_empty()) {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let user = match s
+            .task_user
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            None if root => {
+                let (uid, gid) = lookup_user(DEFAULT_TASK_USER).unwrap_or((65534, 65534));
+                tracing::info!(
+                    uid,
+                    "the worker runs as root: tasks run as {DEFAULT_TASK_USER} \
+                    (GRIDMR_TASK_USER names another user; root only if it says root)"
+                );
+                Some((uid, gid))
+            }
             None => None,
+            Some("root" | "0") => {
+                tracing::warn!(
+                    "GRIDMR_TASK_USER=root: job scripts and commands run as root, \
+                    unfenced by file permissions: anyone who can submit a job owns every worker"
+                );
+                None
+            }
             Some(name) => {
                 let (uid, gid) = lookup_user(name)?;
-                // SAFETY: geteuid has no preconditions.
-                if unsafe { libc::geteuid() } != 0 {
+                if !root {
                     return Err(Error::setting(
                         "GRIDMR_TASK_USER",
                         "switching users needs a worker started as root",
@@ -218,7 +246,8 @@ impl Fence {
                 if uid == 0 {
                     return Err(Error::setting(
                         "GRIDMR_TASK_USER",
-                        "names root; pick an unprivileged user",
+                        "names a user with uid 0; pick an unprivileged user \
+                         (GRIDMR_TASK_USER=root runs tasks as root, explicitly)",
                     ));
                 }
                 Some((uid, gid))

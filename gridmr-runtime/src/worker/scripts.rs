@@ -16,7 +16,7 @@ use gridmr_core::input::{list_inputs, InputSplit, LineReader};
 use gridmr_core::layout;
 use gridmr_core::shuffle::{KWayMerge, MapSink, ShuffleSettings, SinkTarget};
 use gridmr_core::task::{
-    create_leaf_dir, open_partition, CancelFlag, MapTask, Progress, ReduceTask,
+    create_leaf_dir, existing_dir, open_partition, CancelFlag, MapTask, Progress, ReduceTask,
 };
 use gridmr_core::{Counters, Params, Sha1Partitioner};
 use std::ffi::OsString;
@@ -244,7 +244,7 @@ impl WorkDir {
     ) -> Result<Self, String> {
         let dir = parent.join(name);
         let _ = std::fs::remove_dir_all(&dir);
-        create_leaf_dir(parent)
+        existing_dir(parent)
             .and_then(|()| create_leaf_dir(&dir))
             .map_err(err)?;
         runner
@@ -275,7 +275,7 @@ impl Drop for WorkDir {
 }
 
 fn work_parent(shuffle_dir: &Path) -> PathBuf {
-    shuffle_dir.parent().unwrap_or(shuffle_dir).join("work")
+    layout::work_dir(shuffle_dir.parent().unwrap_or(shuffle_dir))
 }
 
 fn sink(
@@ -305,7 +305,7 @@ pub(crate) fn run_map(
     task: &MapTask,
     timeout_s: u32,
 ) -> Result<ScriptOutput, Failure> {
-    create_leaf_dir(&task.shuffle_dir).map_err(err)?;
+    existing_dir(&task.shuffle_dir).map_err(err)?;
     let stem = task.output_stem();
     let work = WorkDir::create(runner, &work_parent(&task.shuffle_dir), &stem, program)?;
     let env = runner.env(
@@ -471,7 +471,7 @@ pub(crate) fn run_map_only(
     timeout_s: u32,
 ) -> Result<ScriptOutput, Failure> {
     let attempts = layout::attempts_dir(out_dir);
-    create_leaf_dir(&attempts).map_err(err)?;
+    existing_dir(&attempts).map_err(err)?;
     let path = layout::map_only_attempt_file(out_dir, task.index, task.attempt);
     let result = (|| {
         let stem = format!(
@@ -605,7 +605,7 @@ fn reduce_into(
         .add_total(readers.iter().map(|r| r.records()).sum());
     let merge = KWayMerge::<String, String>::new(readers).map_err(err)?;
     if let Some(dir) = path.parent() {
-        create_leaf_dir(dir).map_err(err)?;
+        existing_dir(dir).map_err(err)?;
     }
     let mut out = PartFile::create(path)?;
     let parent = layout::attempts_dir(&task.output_dir);
@@ -748,7 +748,11 @@ fn single(
         timeout_s,
         ..
     } = *a;
-    create_leaf_dir(work_dir).map_err(err)?;
+    // Only while the job's attempt folder exists: an attempt that outlived its job starts
+    // nothing in the job's folder.
+    existing_dir(&layout::attempts_dir(output_dir))
+        .and_then(|()| create_leaf_dir(work_dir))
+        .map_err(err)?;
     runner
         .fence
         .give(work_dir)
@@ -840,7 +844,12 @@ fn single(
             });
         }
     }
-    let shuffle_dir = work_dir.join("shuffle");
+    // The attempt's own shuffle, inside its working folder (made by this attempt, so its
+    // map steps find the folders they never create).
+    let shuffle_dir = layout::shuffle_dir(work_dir);
+    create_leaf_dir(&shuffle_dir)
+        .and_then(|()| create_leaf_dir(&layout::work_dir(work_dir)))
+        .map_err(err)?;
     let mut counters = Counters::default();
     let mut outputs = Vec::new();
     let mut status = None;

@@ -9,7 +9,8 @@ use crate::paths::{check_inside, check_new_inside, confine_input};
 use gridmr_core::engine::{JobConfig, LocalEngine};
 use gridmr_core::shuffle::RunIndex;
 use gridmr_core::task::{
-    create_leaf_dir, CancelFlag, MapTask, Progress, ReduceTask, TaskReport, ATTEMPTS_DIR,
+    create_leaf_dir, existing_dir, CancelFlag, MapTask, Progress, ReduceTask, TaskReport,
+    ATTEMPTS_DIR,
 };
 use gridmr_core::{Counters, JobDef, Registry};
 use gridmr_net::proto::worker_server::Worker;
@@ -540,8 +541,8 @@ impl Worker for WorkerService {
                     // The job's folders are made here, below the job's own, so
                     // that an attempt of a job deleted meanwhile fails instead of
                     // bringing its folder back.
-                    create_leaf_dir(&work_dir_for_task)
-                        .and_then(|()| create_leaf_dir(&out_dir.join(ATTEMPTS_DIR)))?;
+                    existing_dir(&out_dir.join(ATTEMPTS_DIR))
+                        .and_then(|()| create_leaf_dir(&work_dir_for_task))?;
                     let engine = LocalEngine::new(&work_dir_for_task)
                         .with_threads(1)
                         .with_cancel(flag)

@@ -354,6 +354,7 @@ mod tests {
             error: (outcome == "failed").then(|| "<boom>".into()),
             kind: None,
             progress: None,
+            late: None,
         }
     }
 
