@@ -978,3 +978,84 @@ fn links_and_records_planted_on_the_share_are_not_followed() {
     let honest = run(&cluster);
     assert_eq!(cluster.result_lines(&honest), ["x\t2", "y\t1"]);
 }
+
+/// Opens `n` idle TCP connections to `addr` from the loopback address `from`, keeping those
+/// the server accepts (a connection it closed at once reads end-of-file).
+fn idle_connections(from: &str, addr: &str, n: usize) -> Vec<std::net::TcpStream> {
+    let target: std::net::SocketAddr = addr.parse().unwrap();
+    let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    (0..n)
+        .filter_map(|_| {
+            let socket = tokio::net::TcpSocket::new_v4().ok()?;
+            socket.bind(local).ok()?;
+            let stream = rt.block_on(socket.connect(target)).ok()?;
+            let stream = stream.into_std().ok()?;
+            stream.set_nonblocking(false).ok()?;
+            Some(stream)
+        })
+        .collect()
+}
+
+/// Whether the server closed `conn` within `within`.
+fn closed_within(conn: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::ErrorKind::{TimedOut, WouldBlock};
+    let end = Instant::now() + within;
+    let mut buf = [0u8; 256];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        conn.set_read_timeout(Some(left)).unwrap();
+        match conn.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), WouldBlock | TimedOut) => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Idle sockets from one caller take neither a worker's descriptors nor the master's
+/// connections from everyone else: each caller gets its share, silent connections are closed
+/// after the handshake timeout, and jobs and `/health` go on.
+#[test]
+fn idle_connections_from_one_caller_block_neither_worker_nor_master() {
+    let cluster = Cluster::start(1, &[], &[]);
+    let worker = cluster.worker_addresses()[0].1.clone();
+    let master = cluster.url.trim_start_matches("http://").to_owned();
+    let held_worker = idle_connections("127.0.0.2", &worker, 300);
+    let held_master = idle_connections("127.0.0.2", &master, 300);
+    // Past its share, the caller's connections are closed at once.
+    let mut extra = idle_connections("127.0.0.2", &worker, 1);
+    assert!(
+        closed_within(&mut extra[0], Duration::from_secs(5)),
+        "a 65th connection stayed"
+    );
+    let mut extra = idle_connections("127.0.0.2", &master, 1);
+    assert!(
+        closed_within(&mut extra[0], Duration::from_secs(5)),
+        "a 65th connection stayed"
+    );
+    // Everyone else is served.
+    for _ in 0..30 {
+        let (code, _) = cluster.get("/health");
+        assert_eq!(code, 200);
+    }
+    let input = write(&cluster, "a.txt", "x y x\n");
+    let id =
+        cluster.submit(json!({"job": "wordcount", "input_url": input, "force_distributed": true}));
+    assert_eq!(cluster.wait(&id)["status"], "SUCCEEDED");
+    assert_eq!(cluster.result_lines(&id), ["x\t2", "y\t1"]);
+    // A connection that never says a word is closed after the handshake timeout (10 s).
+    let mut silent = held_worker.into_iter().next().unwrap();
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(30)),
+        "a silent connection stayed"
+    );
+    drop(held_master);
+}

@@ -32,6 +32,7 @@ pub mod cli;
 pub mod error;
 pub mod master;
 pub mod paths;
+mod peers;
 pub mod security;
 pub mod settings;
 pub mod upload;

@@ -159,24 +159,37 @@ impl Security {
         Ok(Some(Arc::new(config)))
     }
 
-    /// tonic's server TLS of a worker: its certificate, and with a CA,
-    /// required client certificates signed by it.
-    pub(crate) fn grpc_server_tls(&self) -> Result<Option<tonic::transport::ServerTlsConfig>> {
+    /// The rustls server configuration of a worker's gRPC port: its certificate, HTTP/2, and
+    /// with a CA, required client certificates signed by it. (The worker runs the handshake
+    /// itself, under its handshake timeout: `worker/listen.rs`.)
+    pub(crate) fn grpc_server_tls(&self) -> Result<Option<Arc<rustls::ServerConfig>>> {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
             return Ok(None);
         };
         install_crypto();
-        let identity = tonic::transport::Identity::from_pem(
-            read_file(cert, "certificate")?,
-            read_file(key, "key")?,
-        );
-        let mut config = tonic::transport::ServerTlsConfig::new().identity(identity);
-        if let Some(ca) = &self.tls_ca {
-            config = config.client_ca_root(tonic::transport::Certificate::from_pem(read_file(
-                ca, "CA",
-            )?));
-        }
-        Ok(Some(config))
+        let certs = read_certs(cert, "certificate")?;
+        let key = read_key(key)?;
+        let builder = rustls::ServerConfig::builder();
+        let builder = match &self.tls_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in read_certs(ca, "CA")? {
+                    roots
+                        .add(c)
+                        .map_err(|e| tls_error("CA", ca, e.to_string()))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                    .build()
+                    .map_err(|e| tls_error("CA", ca, e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
+            .with_single_cert(certs, key)
+            .map_err(|e| tls_error("certificate", cert, e.to_string()))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Some(Arc::new(config)))
     }
 
     /// tonic's client TLS of the master towards workers (`https://` worker

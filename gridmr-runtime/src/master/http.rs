@@ -1,9 +1,10 @@
 //! The REST API's HTTP/1.1 server: plain or TLS (rustls), with the limits a
 //! server on a shared network needs and `axum::serve` does not set.
 //!
-//! - At most [`MAX_CONNECTIONS`] connections at once; one more is closed
-//!   at accept, so a flood of idle sockets cannot take every file
-//!   descriptor (and `/health` keeps answering the connections already in).
+//! - At most [`MAX_CONNECTIONS`] connections at once, and at most
+//!   [`MAX_PER_CLIENT`] from one address; one more is closed at accept, so a
+//!   flood of idle sockets cannot take every file descriptor, nor one client
+//!   every connection (and `/health` keeps answering everyone else).
 //! - [`HEADER_TIMEOUT`] to send a request's headers, and the same to start
 //!   the next request on a kept-alive connection: slow-header and idle
 //!   connections are closed.
@@ -22,6 +23,8 @@ use tokio_util::task::TaskTracker;
 
 /// Most REST connections open at once.
 pub(crate) const MAX_CONNECTIONS: usize = 512;
+/// Most REST connections from one address.
+pub(crate) const MAX_PER_CLIENT: usize = 64;
 /// Longest a client may take to send a request's headers, or to begin its
 /// next request on an idle kept-alive connection.
 pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +41,7 @@ pub(crate) async fn serve(
 ) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let clients = crate::peers::Peers::default();
     let tracker = TaskTracker::new();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -57,10 +61,16 @@ pub(crate) async fn serve(
             drop(tcp);
             continue;
         };
+        let Some(client) = clients.take(peer.ip(), MAX_PER_CLIENT) else {
+            tracing::warn!(%peer, max = MAX_PER_CLIENT,
+                "too many REST connections from one address; closing a new one");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let (app, acceptor, stop) = (app.clone(), acceptor.clone(), stop.clone());
         tracker.spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, client);
             match acceptor {
                 None => connection(TokioIo::new(tcp), app, peer, stop).await,
                 Some(acceptor) => {

@@ -13,6 +13,7 @@ mod faults;
 pub(crate) mod fence;
 mod fork_server;
 pub(crate) mod isolated;
+mod listen;
 mod protocol;
 mod scripts;
 mod service;
@@ -71,7 +72,8 @@ impl WorkerHandle {
     /// error).
     pub async fn join(self) -> Result<()> {
         if let Some(m) = self.membership {
-            let _ = m.await;
+            // Its last call to the master may hang on a dead link: bounded too.
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, m).await;
         }
         match self.server.await {
             Ok(r) => r,
@@ -95,6 +97,15 @@ fn hostname() -> String {
 
 /// The Python driver for job scripts, kept in the binary.
 pub(crate) const DRIVER: &str = include_str!("driver.py");
+
+/// Longest a stopping worker waits for calls in flight before it closes what remains (as
+/// `systemctl stop` and Kubernetes' grace period expect a bounded stop).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How often a worker pings an idle gRPC connection (HTTP/2 and TCP keep-alive).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+/// How long a ping may go unanswered before the connection is closed.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Writes the driver where this worker's subprocesses can run it.
 /// The Python driver, written into a temporary folder of this worker's
@@ -199,31 +210,47 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
         tokio::spawn(warm_up_when_idle(fork, core.clone(), stop.clone()));
     }
 
-    // Small answers on a multiplexed connection: without TCP_NODELAY, Nagle's
-    // algorithm and delayed ACKs hold the second of two answers back ~40 ms.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let tls = grpc_tls.is_some();
+    let incoming = listen::incoming(
+        listener,
+        grpc_tls.map(tokio_rustls::TlsAcceptor::from),
+        stop.clone(),
+    );
     let service = WorkerServer::with_interceptor(
         WorkerService { core: core.clone() },
         RequireToken::new(auth.clone()),
     );
-    let tls = grpc_tls.is_some();
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(cfg) = grpc_tls {
-        builder = builder
-            .tls_config(cfg)
-            .map_err(|e| Error::setting("GRIDMR_TLS_CERT", e.to_string()))?;
-    }
+    // Keep-alive pings close a connection whose peer stopped answering (a link cut, a host
+    // gone): its calls end instead of holding a slot and a descriptor until TCP gives up.
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .tcp_keepalive(Some(KEEPALIVE_INTERVAL));
     let server_stop = stop.clone();
     let server = tokio::spawn(async move {
-        builder
+        let serve = builder
             .add_service(service)
-            .serve_with_incoming_shutdown(incoming, server_stop.cancelled_owned())
-            .await
-            .map_err(|e| Error::Serve {
+            .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned());
+        tokio::pin!(serve);
+        // A graceful stop waits for calls in flight, but no longer than SHUTDOWN_GRACE: a
+        // half-open connection (its peer gone without a word) must not hold a stopping worker
+        // until TCP gives up, minutes later. What remains is closed.
+        let deadline = async {
+            server_stop.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            served = &mut serve => served.map_err(|e| Error::Serve {
                 what: "gRPC",
                 addr,
                 reason: e.to_string(),
-            })
+            }),
+            () = deadline => {
+                tracing::warn!(grace_s = SHUTDOWN_GRACE.as_secs(),
+                    "gRPC connections still open after the shutdown grace; closing them");
+                Ok(())
+            }
+        }
     });
     tracing::info!(worker = %id, %addr, slots, tls, auth = auth.is_on(), task_cgroups = cgroups, "worker listening");
 
