@@ -1059,3 +1059,138 @@ fn idle_connections_from_one_caller_block_neither_worker_nor_master() {
     );
     drop(held_master);
 }
+
+/// `gridmr login` keeps a master's token (0600) for every later command, refuses a token the
+/// master does not take, and a command with no token says so instead of uploading the share.
+#[test]
+fn the_cli_logs_in_per_master_and_says_when_it_has_no_token() {
+    let cluster = Cluster::start(1, &[], &[]);
+    let token = common::token(cluster.shared.path()).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let creds = home.path().join("gridmr/credentials.json");
+    let gridmr = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gridmr"))
+            .args(args)
+            .args(["--master", &cluster.url])
+            .env_remove("SHARED_DIR")
+            .env_remove("GRIDMR_TOKEN")
+            .env("GRIDMR_TOKEN_FILE", "")
+            .env("GRIDMR_CREDENTIALS", &creds)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let input = write(&cluster, "a.txt", "x y x\n");
+    // No token anywhere: a clear message, and nothing is uploaded.
+    let (ok, text) = gridmr(
+        &[
+            "submit",
+            "--job",
+            "wordcount",
+            "--input",
+            input.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(
+        !ok && text.contains("gridmr login") && !text.contains("uploads"),
+        "{text}"
+    );
+    // A wrong token is not saved.
+    let (ok, text) = gridmr(
+        &["login", "--token-stdin"],
+        &format!("{}\n", "w".repeat(43)),
+    );
+    assert!(!ok && text.contains("does not accept"), "{text}");
+    assert!(!creds.exists());
+    // The right one is, privately, and every command finds it.
+    let (ok, text) = gridmr(&["login", "--token-stdin"], &format!("{token}\n"));
+    assert!(ok, "{text}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&creds).unwrap().permissions())
+            & 0o777;
+    assert_eq!(mode, 0o600);
+    let (ok, text) = gridmr(
+        &[
+            "submit",
+            "--job",
+            "wordcount",
+            "--input",
+            input.to_str().unwrap(),
+            "--wait",
+        ],
+        "",
+    );
+    assert!(ok && !text.contains("uploaded"), "{text}");
+    let (ok, text) = gridmr(&["logout"], "");
+    assert!(ok, "{text}");
+    let (ok, _) = gridmr(&["jobs"], "");
+    assert!(!ok, "forgotten");
+}
+
+/// Signing out of the web UI is a `POST` from its own pages: a link (`GET`) or a form on
+/// another site ends no session.
+#[test]
+fn signing_out_is_a_post_from_the_uis_own_pages() {
+    let cluster = Cluster::start(0, &[], &[]);
+    let token = common::token(cluster.shared.path()).unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = client
+        .post(format!("{}/ui/login", cluster.url))
+        .form(&[("token", token.as_str())])
+        .send()
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = |c: &reqwest::blocking::Client| {
+        c.get(format!("{}/ui", cluster.url))
+            .header("cookie", &cookie)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(page(&client), 200);
+    let get = client
+        .get(format!("{}/ui/logout", cluster.url))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap();
+    assert_eq!(get.status().as_u16(), 405);
+    let cross = client
+        .post(format!("{}/ui/logout", cluster.url))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .unwrap();
+    assert_eq!(cross.status().as_u16(), 403);
+    assert_eq!(page(&client), 200, "still signed in");
+    let own = client
+        .post(format!("{}/ui/logout", cluster.url))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .unwrap();
+    assert_eq!(own.status().as_u16(), 303);
+    assert_eq!(page(&client), 303, "signed out: back to the sign-in page");
+}

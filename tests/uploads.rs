@@ -301,3 +301,37 @@ fn a_large_upload_streams_through_and_untaken_uploads_expire() {
         (!dir.exists()).then_some(())
     });
 }
+
+/// A local folder goes up as a folder input reads it: its hidden names are skipped and the
+/// submitter is told so; a symbolic link in it is refused, not followed.
+#[test]
+fn a_folder_upload_says_what_it_skips_and_refuses_links() {
+    let cluster = Cluster::start(1, &[], &[]);
+    let local = tempfile::tempdir().unwrap();
+    let books = local.path().join("books");
+    std::fs::create_dir(&books).unwrap();
+    std::fs::write(books.join("a.txt"), "x y x\n").unwrap();
+    std::fs::write(books.join(".secret"), "s\n").unwrap();
+    let books_arg = books.to_str().unwrap().to_owned();
+    let (ok, _, err) = gridmr(
+        &cluster,
+        local.path(),
+        &[
+            "submit",
+            "--job",
+            "wordcount",
+            "--input",
+            &books_arg,
+            "--wait",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("not uploaded") && err.contains("'.'"), "{err}");
+    std::os::unix::fs::symlink("/etc/hostname", books.join("b.txt")).unwrap();
+    let (ok, _, err) = gridmr(
+        &cluster,
+        local.path(),
+        &["submit", "--job", "wordcount", "--input", &books_arg],
+    );
+    assert!(!ok && err.contains("symbolic link"), "{err}");
+}

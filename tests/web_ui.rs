@@ -287,8 +287,30 @@ fn the_web_ui_shows_jobs_attempts_and_workers_live() {
         assert_eq!(rows.len(), 2, "{rows:?}");
         assert!(rows.iter().any(|r| r.contains("w1") && r.contains("alive")));
 
-        // Signing out ends the session.
+        // Signing out (a POST, from the header's button) ends the session; a GET does not.
         c.goto(&format!("{base}/ui/logout")).await.unwrap();
+        c.goto(&format!("{base}/ui/workers")).await.unwrap();
+        assert!(c
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/ui/workers"));
+        c.find(Locator::Css("form.signout button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until("signed out", || async {
+            c.current_url()
+                .await
+                .ok()?
+                .path()
+                .ends_with("/ui/login")
+                .then_some(())
+        })
+        .await;
         c.goto(&format!("{base}/ui/workers")).await.unwrap();
         assert!(c.current_url().await.unwrap().path().ends_with("/ui/login"));
         // The form takes the real token.

@@ -46,7 +46,9 @@ struct MasterAddr {
 impl MasterAddr {
     /// A REST client with the cluster token and the CA, as configured.
     fn client(&self) -> Result<Client> {
-        let token = self.security.client_token(self.shared_dir.as_deref())?;
+        let token = self
+            .security
+            .client_token(Some(&self.master), self.shared_dir.as_deref())?;
         self.security.rest_client(&self.master, token.as_ref())
     }
 }
@@ -61,6 +63,22 @@ enum Command {
     },
     /// Run the master (REST API + scheduler).
     Master(MasterSettings),
+    /// Save the cluster token for a master (0600, in ~/.config/gridmr/credentials.json), as
+    /// `docker login` does: every command for that master then finds it. The token comes from
+    /// standard input with --token-stdin, else from GRIDMR_TOKEN, GRIDMR_TOKEN_FILE or the
+    /// share's file (SHARED_DIR); the master must accept it.
+    Login {
+        #[command(flatten)]
+        master: MasterAddr,
+        /// Read the token from standard input (one line).
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    /// Forget the saved cluster token of a master.
+    Logout {
+        #[command(flatten)]
+        master: MasterAddr,
+    },
     /// Print a one-time sign-in link to the master's web UI.
     Ui {
         #[command(flatten)]
@@ -450,6 +468,17 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Login {
+            master,
+            token_stdin,
+        } => login(&master, token_stdin).await?,
+        Command::Logout { master } => {
+            if crate::credentials::forget(&master.master)? {
+                eprintln!("forgot the token of {}", master.master);
+            } else {
+                eprintln!("no token was saved for {}", master.master);
+            }
+        }
         Command::Ls { master, job_id } => print_json(&master.client()?.ls(&job_id).await?)?,
         Command::Logs {
             master,
@@ -460,7 +489,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             for log in &logs.logs {
                 writeln!(out, "== {} attempt {} ==", logs.task, log.attempt)
-                    .and_then(|()| out.write_all(log.text.as_bytes()))
+                    .and_then(|()| out.write_all(printable(&log.text).as_bytes()))
                     .map_err(|e| Error::io("write", "standard output", e))?;
             }
             if logs.logs.is_empty() {
@@ -528,6 +557,59 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
 }
 
 /// Prints a line to stdout and flushes it (scripts and tests wait for it).
+/// `gridmr login`: the token from standard input or the usual places, checked against the
+/// master, then saved for it.
+async fn login(master: &MasterAddr, token_stdin: bool) -> Result<()> {
+    let token = if token_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| Error::io("read", "standard input", e))?;
+        gridmr_net::auth::Token::parse(&line).map_err(Error::Net)?
+    } else {
+        let found = master
+            .security
+            .client_token(None, master.shared_dir.as_deref())?;
+        found.ok_or_else(|| {
+            Error::setting(
+                "login",
+                "no token to save: pipe it in with --token-stdin (cat cluster.token | gridmr \
+                 login --token-stdin), or name it with GRIDMR_TOKEN_FILE or SHARED_DIR",
+            )
+        })?
+    };
+    let client = master.security.rest_client(&master.master, Some(&token))?;
+    let health = client.health().await?;
+    if health.auth && health.shared_dir.is_none() {
+        return Err(Error::setting(
+            "login",
+            format!("{} does not accept this token", master.master),
+        ));
+    }
+    let path = crate::credentials::save(&master.master, &token)?;
+    eprintln!("saved the token of {} in {}", master.master, path.display());
+    Ok(())
+}
+
+/// `text` safe for a terminal: control characters other than line feeds and tabs (escape
+/// sequences a task wrote into its log, say) written as `\u{1b}`, as `status` shows them
+/// through JSON.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn announce(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -676,6 +758,15 @@ pub fn finish(done: JobStatus) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_are_printed_without_terminal_escapes() {
+        assert_eq!(super::printable("a\tb\nc"), "a\tb\nc");
+        assert_eq!(
+            super::printable("red \u{1b}[31mX\u{7}\r"),
+            "red \\u{1b}[31mX\\u{7}\\u{d}"
+        );
+    }
 
     #[test]
     fn a_closed_pipe_ends_quietly_and_other_errors_do_not() {

@@ -29,6 +29,7 @@
 //! API documented in `docs/rest-api.md`.
 
 pub mod cli;
+pub mod credentials;
 pub mod error;
 pub mod master;
 pub mod paths;

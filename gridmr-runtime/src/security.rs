@@ -35,8 +35,8 @@ pub struct Security {
     #[arg(long = "auth", env = "GRIDMR_AUTH", value_enum, default_value_t = AuthSwitch::On)]
     pub auth: AuthSwitch,
     /// A file holding the cluster token (mode 0600). Default: the share's
-    /// `.gridmr/cluster.token`.
-    #[arg(long, env = "GRIDMR_TOKEN_FILE")]
+    /// `.gridmr/cluster.token`. Empty (`GRIDMR_TOKEN_FILE=`) names none.
+    #[arg(long, env = "GRIDMR_TOKEN_FILE", value_parser = any_path)]
     pub token_file: Option<PathBuf>,
     /// PEM certificate (chain) this process serves TLS with: the master's
     /// REST API, a worker's gRPC server. Also the master's client
@@ -69,7 +69,12 @@ impl Security {
                 return Token::parse(&text).map(Some).map_err(Error::Net);
             }
         }
-        if let Some(path) = &self.token_file {
+        // An empty GRIDMR_TOKEN_FILE= names no file (as an empty GRIDMR_TOKEN names no token).
+        if let Some(path) = self
+            .token_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             return Token::read_file(path).map(Some).map_err(Error::Net);
         }
         Ok(None)
@@ -107,14 +112,25 @@ impl Security {
         Ok((Auth::Token(TokenCell::default()), Some(path)))
     }
 
-    /// A command-line client's token: the named one, else the share's file
-    /// if it can be read, else none (the master then answers 401 with how
-    /// to give one).
-    pub fn client_token(&self, shared_dir: Option<&Path>) -> Result<Option<Token>> {
+    /// A command-line client's token for the master at `master`: the named one, else the one
+    /// `gridmr login` saved for that master, else the share's file if it can be read, else
+    /// none (the master then answers 401 with how to give one).
+    pub fn client_token(
+        &self,
+        master: Option<&str>,
+        shared_dir: Option<&Path>,
+    ) -> Result<Option<Token>> {
         if self.auth == AuthSwitch::Off {
             return Ok(None);
         }
         if let Some(t) = self.named_token()? {
+            return Ok(Some(t));
+        }
+        if let Some(t) = master
+            .map(crate::credentials::token_for)
+            .transpose()?
+            .flatten()
+        {
             return Ok(Some(t));
         }
         let Some(dir) = shared_dir else {
@@ -216,6 +232,12 @@ impl Security {
 /// Picks rustls' ring provider once for the process (several crates link
 /// rustls; without a chosen default, a second provider would make it
 /// refuse to guess).
+/// A path as given, the empty one included (clap's own path parser refuses it, so an empty
+/// `GRIDMR_TOKEN_FILE=` in an env file would stop every command).
+fn any_path(text: &str) -> std::result::Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(text))
+}
+
 fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
@@ -263,13 +285,13 @@ mod tests {
         let s = Security::default();
         let (w, pending) = s.worker_auth(shared.path()).unwrap();
         assert!(w.current().is_none() && pending.is_some());
-        assert!(s.client_token(Some(shared.path())).unwrap().is_none());
+        assert!(s.client_token(None, Some(shared.path())).unwrap().is_none());
         let m = s.master_auth(shared.path()).unwrap();
         let t = m.current().unwrap().clone();
         let (w, pending) = s.worker_auth(shared.path()).unwrap();
         assert_eq!(w.current(), Some(&t));
         assert!(pending.is_none());
-        assert_eq!(s.client_token(Some(shared.path())).unwrap(), Some(t));
+        assert_eq!(s.client_token(None, Some(shared.path())).unwrap(), Some(t));
     }
 
     #[test]

@@ -113,6 +113,18 @@ pub struct MasterSettings {
     /// workers" meanwhile); 0: it waits as long as it takes.
     #[arg(long, env = "WAIT_FOR_WORKERS_S", default_value_t = 600)]
     pub wait_for_workers_s: u64,
+    /// Most ended jobs the master keeps (0: all). Past it, the oldest are
+    /// retired: forgotten, their records and working files removed, their
+    /// `out/` kept unless `JOB_RETENTION_PURGE` (Spark keeps 1000).
+    #[arg(long, env = "JOB_RETENTION_COUNT", default_value_t = 1000)]
+    pub job_retention_count: usize,
+    /// Ended jobs older than this many seconds are retired too (0: no age
+    /// limit; Hadoop's job history keeps a week).
+    #[arg(long, env = "JOB_RETENTION_S", default_value_t = 0)]
+    pub job_retention_s: u64,
+    /// A retired job's output goes too (its whole folder).
+    #[arg(long, env = "JOB_RETENTION_PURGE", default_value_t = false)]
+    pub job_retention_purge: bool,
     /// How the next task's worker is chosen.
     #[arg(long, env = "SCHEDULER_POLICY", value_enum, default_value_t = SchedulerPolicy::LeastLoaded)]
     pub policy: SchedulerPolicy,
@@ -173,6 +185,9 @@ impl MasterSettings {
             speculation_min_s: 1.0,
             worker_timeout_s: 10.0,
             wait_for_workers_s: 600,
+            job_retention_count: 1000,
+            job_retention_s: 0,
+            job_retention_purge: false,
             policy: SchedulerPolicy::LeastLoaded,
             max_partitions: 10_000,
             result_inline_max_bytes: 4 << 20,

@@ -42,6 +42,23 @@ impl<'a> Stager<'a> {
     /// where its shared folder is).
     pub async fn new(client: &'a Client) -> Result<Self> {
         let health = client.health().await?;
+        // The master tells its folders only to a caller it accepts: without them every local
+        // path would look like one to upload, and the upload would be refused anyway.
+        if health.auth && health.shared_dir.is_none() {
+            let why = if client.has_token() {
+                "does not accept the cluster token this command has (a token of another \
+                 cluster?)"
+            } else {
+                "requires the cluster token and this command has none"
+            };
+            return Err(Error::setting(
+                "cluster token",
+                format!(
+                    "the master {why}: run `gridmr login --master URL`, or set SHARED_DIR to \
+                     the share (its .gridmr/cluster.token), GRIDMR_TOKEN_FILE or GRIDMR_TOKEN"
+                ),
+            ));
+        }
         let readable = health
             .shared_dir
             .iter()
@@ -124,6 +141,33 @@ impl<'a> Stager<'a> {
         let files = Self::local_files(&path);
         if files.is_empty() || files.iter().all(|f| self.master_reads(f)) {
             return Ok(path.display().to_string());
+        }
+        // What goes up is what is here: a link would upload a file from elsewhere, which a
+        // job on the share could not name (links are refused there too).
+        if let Some(link) = files.iter().find(|f| {
+            f.symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+        }) {
+            return Err(Error::setting(
+                "input",
+                format!(
+                    "{} is a symbolic link; an upload takes regular files only (name the file \
+                     it points to)",
+                    link.display()
+                ),
+            ));
+        }
+        if path.is_dir() {
+            let skipped = std::fs::read_dir(&path)
+                .map(|d| d.flatten().filter(|e| hidden(&e.path())).count())
+                .unwrap_or(0);
+            if skipped > 0 {
+                eprintln!(
+                    "note: {skipped} name(s) in {} starting with '.' or '_' not uploaded \
+                     (a folder input skips them, as Hadoop's does)",
+                    path.display()
+                );
+            }
         }
         let folder = format!("input{slot}");
         if path.is_file() {

@@ -294,6 +294,11 @@ fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
                 dirs,
                 mut submitted,
             } => {
+                if let Err(why) = stored_request_paths(&submitted.request, &dirs, shared) {
+                    tracing::warn!(job = %id, %why,
+                        "the job's stored request names paths the master did not write; left alone");
+                    continue;
+                }
                 if let commit::Recovered::Committed(job, done) =
                     commit::recover(&dirs, &shared.crash)
                 {
@@ -350,6 +355,30 @@ fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
         }
     }
     again
+}
+
+/// Checks the paths of a request read back from the share, which tasks and others may have
+/// edited: the script and the streaming files must be the copies in the job's own folder, and
+/// every input must lie inside the input roots, as at submission.
+fn stored_request_paths(
+    request: &JobRequest,
+    dirs: &jobs::JobDirs,
+    shared: &Shared,
+) -> std::result::Result<(), String> {
+    match &request.kind {
+        jobs::JobKind::Script(p) if *p != dirs.base.join("script.py") => {
+            return Err(format!("script {}", p.display()))
+        }
+        jobs::JobKind::Streaming {
+            files_dir: Some(d), ..
+        } if *d != dirs.base.join("files") => return Err(format!("files {}", d.display())),
+        _ => {}
+    }
+    let roots = shared.input_roots();
+    for input in std::iter::once(&request.input_path).chain(&request.more_inputs) {
+        crate::paths::check_inside(input, &roots).map_err(|e| format!("input: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Waits until the workers are back with a master that has just started:
@@ -448,6 +477,30 @@ fn save_ended(shared: &Arc<Shared>, ended: Vec<jobs::Job>) {
     });
 }
 
+/// Tidies the folders of retired jobs: their records and working files go (a restart does
+/// not bring them back), their `out/` stays unless `JOB_RETENTION_PURGE`.
+fn retire(shared: &Arc<Shared>, retired: Vec<jobs::JobDirs>) {
+    if retired.is_empty() {
+        return;
+    }
+    let purge = shared.settings.job_retention_purge;
+    tokio::task::spawn_blocking(move || {
+        for dirs in retired {
+            let result = if purge {
+                store::purge(&dirs.base)
+            } else {
+                store::forget(&dirs.base);
+                commit::sweep(&dirs);
+                store::remove_all_but(&dirs.base, &dirs.out)
+            };
+            if let Err(e) = result {
+                tracing::warn!(job_dir = %dirs.base.display(), error = %e,
+                    "cannot tidy a retired job's folder");
+            }
+        }
+    });
+}
+
 /// Appends started and ended attempts to their jobs' `history.jsonl`. Lines of one attempt
 /// may land in either order (the reader ranks an end above a start).
 fn write_journal(journal: Vec<(PathBuf, Vec<jobs::HistoryLine>)>) {
@@ -485,7 +538,9 @@ async fn schedule_loop(shared: Arc<Shared>, stop: CancellationToken) {
             let mut st = shared.lock();
             let mut effects = st.expire_workers(Instant::now());
             let dispatches = st.schedule();
-            effects.extend(st.watch_for_workers(state::now_ms()));
+            let now = state::now_ms();
+            effects.extend(st.watch_for_workers(now));
+            retire(&shared, st.retire(now));
             (dispatches, effects, (st.take_unsaved(), st.take_journal()))
         };
         let (ended, journal) = ended;

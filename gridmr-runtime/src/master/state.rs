@@ -1554,6 +1554,45 @@ impl State {
         Some((was_running, job.dirs, effects))
     }
 
+    /// Ended jobs past the retention policy (`JOB_RETENTION_COUNT` ended jobs at most, none
+    /// ended more than `JOB_RETENTION_S` ago), oldest first: forgotten here, their folders
+    /// returned for the caller to tidy. A job whose record is not yet written stays.
+    pub(crate) fn retire(&mut self, now_ms: u64) -> Vec<JobDirs> {
+        let (max, age_ms) = (
+            self.settings.job_retention_count,
+            self.settings.job_retention_s.saturating_mul(1000),
+        );
+        if max == 0 && age_ms == 0 {
+            return Vec::new();
+        }
+        let ended: Vec<(u64, u64)> = self
+            .jobs
+            .iter()
+            .filter(|(seq, j)| j.state.is_terminal() && !self.unsaved.contains(seq))
+            .map(|(seq, j)| {
+                let total = (j.clock.times().t_total_s * 1000.0) as u64;
+                (*seq, j.clock.submitted_ms.saturating_add(total))
+            })
+            .collect();
+        let over = if max == 0 {
+            0
+        } else {
+            ended.len().saturating_sub(max)
+        };
+        let mut retired = Vec::new();
+        for (i, (seq, finished_ms)) in ended.into_iter().enumerate() {
+            let old = age_ms > 0 && now_ms.saturating_sub(finished_ms) > age_ms;
+            if i < over || old {
+                if let Some(job) = self.jobs.remove(&seq) {
+                    self.ids.remove(&job.id);
+                    tracing::info!(job = %job.id, "job retired (JOB_RETENTION_COUNT / _S)");
+                    retired.push(job.dirs);
+                }
+            }
+        }
+        retired
+    }
+
     /// Job counts by state.
     pub(crate) fn jobs_by_state(&self) -> BTreeMap<&'static str, u64> {
         let mut m = BTreeMap::new();
@@ -1836,6 +1875,39 @@ pub(super) mod tests {
         assert!(
             matches!(&effects[..], [Effect::RemoveAttemptOutput(Phase::Map, p)] if p == &PathBuf::from("/again"))
         );
+    }
+
+    #[test]
+    fn ended_jobs_past_the_retention_count_or_age_are_retired_oldest_first() {
+        let mut s = MasterSettings::local("/tmp");
+        s.job_retention_count = 2;
+        let mut st = State::new(Arc::new(s), Arc::new(Metrics::new()), 1);
+        let ids: Vec<String> = (0..4)
+            .map(|_| {
+                let id = st.next_id();
+                st.add_job(id.clone(), request(None, false), dirs());
+                id
+            })
+            .collect();
+        for id in &ids[..3] {
+            st.cancel(id).unwrap();
+        }
+        // Not yet saved: kept.
+        assert!(st.retire(now_ms()).is_empty());
+        assert_eq!(st.take_unsaved().len(), 3);
+        let retired = st.retire(now_ms());
+        assert_eq!(retired.len(), 1);
+        assert!(st.job(&ids[0]).is_none(), "the oldest ended job went");
+        assert!(st.job(&ids[1]).is_some() && st.job(&ids[2]).is_some());
+        assert!(st.job(&ids[3]).is_some(), "a running job is never retired");
+        // By age: a day later, every ended job is past a one-hour limit.
+        let mut s = MasterSettings::local("/tmp");
+        s.job_retention_count = 0;
+        s.job_retention_s = 3600;
+        st.settings = Arc::new(s);
+        assert!(st.retire(now_ms()).is_empty());
+        assert_eq!(st.retire(now_ms() + 86_400_000).len(), 2);
+        assert!(st.job(&ids[3]).is_some());
     }
 
     #[tokio::test]

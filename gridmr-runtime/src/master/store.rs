@@ -202,6 +202,21 @@ pub(crate) fn purge(base: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Removes everything in a job's folder but `keep` (its output), never through a link.
+pub(crate) fn remove_all_but(base: &Path, keep: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(base)?.flatten() {
+        let path = e.path();
+        if path == keep {
+            continue;
+        }
+        match e.file_type() {
+            Ok(t) if t.is_dir() => purge(&path)?,
+            _ => std::fs::remove_file(&path)?,
+        }
+    }
+    Ok(())
+}
+
 fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {

@@ -47,7 +47,7 @@ pub(crate) fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
             get(|| async { asset(JS, "text/javascript; charset=utf-8") }),
         )
         .route("/ui/login", get(login_form).post(login))
-        .route("/ui/logout", get(logout))
+        .route("/ui/logout", post(logout))
         .route("/ui/grant", post(grant))
         .route("/ui/workers", get(workers))
         .route("/ui/jobs/{id}", get(job))
@@ -59,12 +59,16 @@ pub(crate) fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .layer(middleware::from_fn_with_state(shared, guard_headers))
 }
 
-/// What a browser may see without signing in: the sign-in page and the
-/// style sheet and script (which hold nothing of the cluster's).
+/// What a browser may see without signing in: the sign-in page, signing out
+/// (it only ends the session its own cookie names), and the style sheet and
+/// script (which hold nothing of the cluster's).
 pub(crate) fn is_public(method: &Method, path: &str) -> bool {
     matches!(
         (method.as_str(), path),
-        ("GET", "/") | ("GET" | "POST", "/ui/login") | ("GET", "/ui/app.css" | "/ui/app.js")
+        ("GET", "/")
+            | ("GET" | "POST", "/ui/login")
+            | ("POST", "/ui/logout")
+            | ("GET", "/ui/app.css" | "/ui/app.js")
     )
 }
 
@@ -298,8 +302,22 @@ async fn login(State(sh): Shr, body: Body) -> Response {
     }
 }
 
-/// `GET /ui/logout`: ends the session.
+/// `POST /ui/logout`: ends the session (a `POST`, so that no link or image elsewhere can).
 async fn logout(State(sh): Shr, req: Request) -> Response {
+    // Only from the UI's own pages: a form on another site posting here is refused (the
+    // browser says where a request comes from; the pages send no referrer, so Origin may be
+    // `null` for our own form).
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let cross_site = header("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none");
+    let foreign_origin = match (header("origin"), header("host")) {
+        (Some(origin), Some(host)) if origin != "null" => {
+            origin.split_once("://").map_or(origin, |(_, h)| h) != host
+        }
+        _ => false,
+    };
+    if cross_site || foreign_origin {
+        return (StatusCode::FORBIDDEN, "sign out from the UI's own pages").into_response();
+    }
     if let Some(id) = req
         .headers()
         .get(header::COOKIE)

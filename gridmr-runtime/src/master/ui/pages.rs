@@ -50,7 +50,9 @@ pub(crate) fn layout(title: &str, tab: Tab, body: Markup) -> Markup {
                     nav {
                         a class=(lit(Tab::Jobs)) href="/ui" { "Jobs" }
                         a class=(lit(Tab::Workers)) href="/ui/workers" { "Workers" }
-                        a href="/ui/logout" { "Sign out" }
+                        form.signout method="post" action="/ui/logout" {
+                            button type="submit" { "Sign out" }
+                        }
                     }
                 }
                 main { (body) }
