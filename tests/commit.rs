@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{embedded_wordcount, repo_data, Cluster};
+use common::{embedded_wordcount, entries, repo_data, Cluster};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,18 +43,6 @@ fn assert_success_means_whole(out: &Path, parts: u32, step: &str) {
             assert!(part.is_file(), "{step}: _SUCCESS beside a missing {part:?}");
         }
     }
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().into_string().unwrap_or_default())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 #[test]

@@ -4,22 +4,9 @@
 
 mod common;
 
-use common::{embedded_wordcount, repo_data, Cluster};
+use common::{embedded_wordcount, entries, repo_data, Cluster};
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().into_string().unwrap_or_default())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
 
 #[test]
 fn an_attempt_that_outlives_its_job_leaves_nothing_in_it() {
@@ -149,5 +136,30 @@ fn a_job_with_no_worker_to_run_it_says_so_and_fails_after_the_wait_limit() {
     assert!(
         error.contains("WAIT_FOR_WORKERS_S") && error.contains("waiting for workers: 0 alive"),
         "{error}"
+    );
+}
+
+/// A stopping worker waits for calls in flight, but not for ever: `SIGTERM` during an attempt
+/// that would take a minute ends the worker within its 10 s grace, and the job goes on
+/// elsewhere.
+#[test]
+fn a_worker_stopped_mid_attempt_exits_within_its_grace() {
+    let mut cluster = Cluster::start(0, &[("SPECULATION", "off")], &[]);
+    cluster.add_worker("w1", &[("GRIDMR_INJECT_DELAY_MS", "60000")]);
+    cluster.add_worker("w2", &[]);
+    cluster.wait_live_workers(2);
+    let input = cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
+    let id = cluster.submit(json!({
+        "job": "wordcount", "input_url": input, "map_splits": 2, "force_distributed": true
+    }));
+    cluster.wait_running_on(&id, "w1");
+    cluster.signal_worker("w1", "TERM");
+    let status = cluster.wait_worker_exit("w1", Duration::from_secs(30));
+    assert!(status.is_some(), "the worker still runs 30 s after SIGTERM");
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        cluster.result_lines(&id),
+        ["grid\t2", "hola\t3", "mr\t1", "mundo\t2"]
     );
 }

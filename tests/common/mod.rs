@@ -203,6 +203,29 @@ impl Cluster {
         }
     }
 
+    /// Waits up to `within` for a worker to exit; its exit status, or `None` if it still runs.
+    pub fn wait_worker_exit(
+        &mut self,
+        id: &str,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let w = self
+            .workers
+            .iter_mut()
+            .find(|w| w.name == id)
+            .expect("known worker");
+        let end = Instant::now() + within;
+        loop {
+            if let Some(status) = w.child.try_wait().expect("worker status") {
+                return Some(status);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends a signal (`STOP`, `CONT`, …) to the master.
     pub fn signal_master(&self, signal: &str) {
         let ok = Command::new("kill")
@@ -495,6 +518,19 @@ impl Cluster {
         assert_eq!(code, 200, "{v}");
         v["attempts"].as_array().cloned().unwrap_or_default()
     }
+}
+
+/// The names in a folder, sorted (none when it is missing).
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().into_string().unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 pub fn sorted_lines(text: &str) -> Vec<String> {
