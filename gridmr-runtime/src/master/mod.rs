@@ -359,24 +359,26 @@ fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
 
 /// Checks the paths of a request read back from the share, which tasks and others may have
 /// edited: the script and the streaming files must be the copies in the job's own folder, and
-/// every input must lie inside the input roots, as at submission.
-fn stored_request_paths(
-    request: &JobRequest,
-    dirs: &jobs::JobDirs,
-    shared: &Shared,
-) -> std::result::Result<(), String> {
+/// every input must lie inside the input roots, as at submission (an input gone since is left
+/// to fail the job as it runs, with its own error).
+fn stored_request_paths(request: &JobRequest, dirs: &jobs::JobDirs, shared: &Shared) -> Result<()> {
+    let refused =
+        |what: &str, p: &Path| Error::setting("stored request", format!("{what} {}", p.display()));
     match &request.kind {
         jobs::JobKind::Script(p) if *p != dirs.base.join("script.py") => {
-            return Err(format!("script {}", p.display()))
+            return Err(refused("script", p))
         }
         jobs::JobKind::Streaming {
             files_dir: Some(d), ..
-        } if *d != dirs.base.join("files") => return Err(format!("files {}", d.display())),
+        } if *d != dirs.base.join("files") => return Err(refused("files", d)),
         _ => {}
     }
     let roots = shared.input_roots();
     for input in std::iter::once(&request.input_path).chain(&request.more_inputs) {
-        crate::paths::check_inside(input, &roots).map_err(|e| format!("input: {e}"))?;
+        let gone = !input.exists() && !input.to_string_lossy().contains(['*', '?', '[']);
+        if !gone && crate::paths::check_inside(input, &roots).is_err() {
+            return Err(refused("input", input));
+        }
     }
     Ok(())
 }
