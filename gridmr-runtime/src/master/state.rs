@@ -316,6 +316,9 @@ pub(crate) struct State {
     unsaved: BTreeSet<u64>,
     pub(crate) workers: Workers,
     inflight: [u32; 3],
+    /// No backup attempts before this time (ms since the epoch): after a stall of the master's
+    /// own, running attempts only look slow.
+    speculation_held_until_ms: u64,
 }
 
 fn slot(p: Phase) -> usize {
@@ -342,6 +345,7 @@ impl State {
             unsaved: BTreeSet::new(),
             workers: Workers::default(),
             inflight: [0; 3],
+            speculation_held_until_ms: 0,
         }
     }
 
@@ -793,7 +797,7 @@ impl State {
     /// on another worker. The first to succeed wins; the other is killed.
     fn speculate(&mut self, seq: u64, phase: Phase, now: u64, out: &mut Vec<Dispatch>) {
         let s = self.settings.clone();
-        if !s.speculation {
+        if !s.speculation || now < self.speculation_held_until_ms {
             return;
         }
         loop {
@@ -1446,6 +1450,8 @@ impl State {
         let timeout = self.settings.worker_timeout();
         let (dead, probe, stalled) = self.workers.expire(timeout, now);
         if let Some(gap) = stalled {
+            // Attempts ran on while the master did not look: none is a straggler for that.
+            self.speculation_held_until_ms = now_ms().saturating_add(gap.as_millis() as u64);
             tracing::warn!(
                 stalled_s = gap.as_secs_f64(),
                 "the master did not run for a while (stopped, paused or starved of CPU); \
@@ -2223,6 +2229,14 @@ pub(super) mod tests {
         let slow = slow.expect("map 3 was dispatched");
         assert!(s.schedule().is_empty(), "not a straggler yet");
         s.job_mut(&id).unwrap().attempts[slow.key.record].started_ms -= 5_000;
+        // Not while the master is just back from a stall of its own (a minute between two
+        // looks at its workers): no one is lost, and no backup goes out.
+        let t = Instant::now();
+        s.expire_workers(t);
+        let lost = s.expire_workers(t + std::time::Duration::from_secs(60));
+        assert!(lost.is_empty(), "{lost:?}");
+        assert!(s.schedule().is_empty(), "no backup right after a stall");
+        s.speculation_held_until_ms = 0;
         let backup = s.schedule();
         assert_eq!(backup.len(), 1, "{backup:?}");
         assert_eq!(backup[0].key.task, slow.key.task);
