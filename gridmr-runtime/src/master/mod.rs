@@ -375,7 +375,12 @@ fn stored_request_paths(request: &JobRequest, dirs: &jobs::JobDirs, shared: &Sha
     }
     let roots = shared.input_roots();
     for input in std::iter::once(&request.input_path).chain(&request.more_inputs) {
-        let gone = !input.exists() && !input.to_string_lossy().contains(['*', '?', '[']);
+        // The part before any glob character is what must exist.
+        let fixed: PathBuf = input
+            .components()
+            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+            .collect();
+        let gone = !fixed.exists();
         if !gone && crate::paths::check_inside(input, &roots).is_err() {
             return Err(refused("input", input));
         }
