@@ -105,7 +105,9 @@ pub(crate) fn unframe(bytes: &[u8]) -> Option<(std::ops::Range<usize>, std::ops:
 pub struct RunWriter {
     data_path: PathBuf,
     index_path: PathBuf,
-    data_tmp: PathBuf,
+    /// The data file under its temporary name, removed if the run is dropped unfinished (an
+    /// error on any path, a cancel): no error leaves a `.tmp` behind.
+    data_tmp: TempPath,
     /// Written a whole block at a time, with no buffer of its own: a block
     /// is its header's space and its records, so it goes out in one write.
     out: File,
@@ -123,6 +125,45 @@ pub struct RunWriter {
     scratch: (Vec<u8>, Vec<u8>),
 }
 
+/// A file under a temporary name that is removed when dropped, unless [`TempPath::keep`] said
+/// it was renamed into place (as DataFusion's spill files are owned and deleted on drop).
+struct TempPath {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempPath {
+    fn new(path: PathBuf) -> Self {
+        TempPath { path, armed: true }
+    }
+
+    /// The file now lives under another name: nothing to remove.
+    fn keep(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl std::ops::Deref for TempPath {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for TempPath {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 fn tmp_name(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".tmp");
@@ -138,7 +179,7 @@ impl RunWriter {
         compression: Compression,
         block_target: usize,
     ) -> Result<Self> {
-        let data_tmp = tmp_name(data_path);
+        let data_tmp = TempPath::new(tmp_name(data_path));
         let file = File::create(&data_tmp).map_err(|e| Error::io("create", &data_tmp, e))?;
         let mut out = file;
         let mut header = [0u8; DATA_HEADER_LEN as usize];
@@ -283,6 +324,7 @@ impl RunWriter {
         drop(self.out);
         std::fs::rename(&self.data_tmp, &self.data_path)
             .map_err(|e| Error::io("rename", &self.data_tmp, e))?;
+        self.data_tmp.keep();
         let index = RunIndex {
             index_path: self.index_path.clone(),
             data_path: self.data_path.clone(),
@@ -293,11 +335,9 @@ impl RunWriter {
         Ok(index)
     }
 
-    /// Abandons the run, removing its temporary data file.
+    /// Abandons the run, removing its temporary data file (as dropping it does).
     pub fn abort(self) {
-        let tmp = self.data_tmp.clone();
         drop(self);
-        let _ = std::fs::remove_file(tmp);
     }
 }
 
@@ -370,9 +410,11 @@ impl RunIndex {
         }
         let crc = crc32fast::hash(&buf);
         buf.extend_from_slice(&crc.to_le_bytes());
-        let tmp = tmp_name(&self.index_path);
+        let mut tmp = TempPath::new(tmp_name(&self.index_path));
         std::fs::write(&tmp, &buf).map_err(|e| Error::io("write", &tmp, e))?;
-        std::fs::rename(&tmp, &self.index_path).map_err(|e| Error::io("rename", &tmp, e))
+        std::fs::rename(&tmp, &self.index_path).map_err(|e| Error::io("rename", &tmp, e))?;
+        tmp.keep();
+        Ok(())
     }
 
     /// Reads and checks an index, and checks that its data file is long enough.
@@ -794,7 +836,10 @@ mod tests {
         w.push(1, b"\x01a", b"\x01").unwrap();
         assert!(w.push(0, b"\x01b", b"\x01").is_err());
         assert!(w.push(2, b"\x01c", b"\x01").is_err());
-        w.abort();
+        // Dropped after the error, unfinished: it leaves no file, temporary or not.
+        assert!(dir.path().join("r.data.tmp").exists());
+        drop(w);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
