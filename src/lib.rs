@@ -3,6 +3,8 @@
 //! This facade re-exports the crates a user needs: [`core`] (the job API, shuffle and embedded
 //! engine, also re-exported at the top level), [`net`] and [`runtime`] (the cluster).
 
+#![warn(missing_docs)]
+
 pub use gridmr_core as core;
 pub use gridmr_core::*;
 pub use gridmr_net as net;

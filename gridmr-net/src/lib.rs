@@ -13,6 +13,8 @@
 //! Only paths and small messages cross gRPC; shuffle data moves through the
 //! shared folder.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod client;
 pub mod error;

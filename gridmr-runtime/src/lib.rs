@@ -28,6 +28,8 @@
 //! through the shared folder, never over the network; clients use the REST
 //! API documented in `docs/rest-api.md`.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod credentials;
 pub mod error;
