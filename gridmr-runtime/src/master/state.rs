@@ -585,9 +585,6 @@ impl State {
         }
     }
 
-    /// Every map is done: the reduces may run. A map run again because its
-    /// output was lost brings the job back here with its reduces as they
-    /// were.
     /// Takes back an unfinished job after a master restart with the plan it
     /// had: maps whose outputs survived (`kept[i]`, checked by the caller)
     /// are done, the rest run again. Returns how many were kept.
@@ -617,6 +614,9 @@ impl State {
         n
     }
 
+    /// Every map is done: the reduces may run. A map run again because its
+    /// output was lost brings the job back here with its reduces as they
+    /// were.
     fn enter_reduce(job: &mut Job) {
         job.clock.end(Phase::Map);
         if job.reduces.is_empty() {

@@ -4,8 +4,9 @@
 //! At start it binds `GRPC_HOST:GRPC_PORT`, then registers with
 //! `MASTER_HTTP` (retrying with backoff until the master answers) and
 //! heartbeats every `HEARTBEAT_INTERVAL_MS`. When a heartbeat answers 404 the
-//! master has forgotten it (a restart, or it was declared dead), and it
-//! registers again.
+//! master has forgotten it (it restarted), and it registers again. A worker
+//! the master had declared dead for its silence is taken back by its next
+//! heartbeat, without registering again.
 
 mod external;
 mod failure;
@@ -107,7 +108,6 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// How long a ping may go unanswered before the connection is closed.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Writes the driver where this worker's subprocesses can run it.
 /// The Python driver, written into a temporary folder of this worker's
 /// own, which goes when the last holder drops it.
 #[derive(Debug)]
@@ -123,6 +123,7 @@ impl Drop for DriverFile {
     }
 }
 
+/// Writes the driver where this worker's subprocesses can run it.
 fn write_driver() -> Result<Arc<DriverFile>> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
