@@ -946,15 +946,53 @@ async fn open_confined(
     .map_err(|e| ApiError::new(StatusCode::GONE, format!("the result: {e}")))
 }
 
-/// `files` joined, streamed as text.
+/// `files` joined, streamed as text. Each is checked and sized first, then opened again
+/// (confined) when the one before it ends: a job of 100,000 parts holds one open at a time.
 async fn stream_files(sh: &Shared, files: Vec<std::path::PathBuf>) -> ApiResult<Response> {
-    let opened = open_confined(sh, files).await?;
-    let size: u64 = opened.iter().map(|(_, n)| n).sum();
-    // One file after the other, each opened (and checked) before the first byte went out.
-    let readers = opened.into_iter().map(|(f, _)| {
-        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(f), 256 << 10)
-    });
-    let stream = futures_util::StreamExt::flatten(futures_util::stream::iter(readers));
+    let mut size = 0u64;
+    for chunk in files.chunks(256) {
+        size += open_confined(sh, chunk.to_vec())
+            .await?
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<u64>();
+    }
+    let share = sh.shared_dir.clone();
+    let stream = futures_util::stream::unfold(
+        (
+            files.into_iter(),
+            None::<tokio_util::io::ReaderStream<tokio::fs::File>>,
+        ),
+        move |(mut files, mut current)| {
+            let share = share.clone();
+            async move {
+                use futures_util::StreamExt;
+                loop {
+                    if let Some(reader) = current.as_mut() {
+                        if let Some(chunk) = reader.next().await {
+                            return Some((chunk, (files, current)));
+                        }
+                    }
+                    let next = files.next()?;
+                    let share = share.clone();
+                    let opened = tokio::task::spawn_blocking(move || {
+                        super::confined::open_file(&share, &next)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                    match opened {
+                        Ok(f) => {
+                            current = Some(tokio_util::io::ReaderStream::with_capacity(
+                                tokio::fs::File::from_std(f),
+                                256 << 10,
+                            ))
+                        }
+                        Err(e) => return Some((Err(e), (files, None))),
+                    }
+                }
+            }
+        },
+    );
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,

@@ -83,12 +83,19 @@ impl CommitRecord {
 /// Makes a job's working folders: `shuffle/`, `out/`, `out/_attempts/`, `work/`. Attempts
 /// write only into folders that exist and never create them (`task::existing_dir`), so once
 /// [`sweep`] has removed them no attempt of the job can write there again.
+///
+/// A name in their place that is not a folder (a link planted there) is removed first, so
+/// nothing is made through it.
 pub(crate) fn make_dirs(dirs: &JobDirs) -> Result<()> {
     for d in [
         dirs.shuffle.clone(),
+        dirs.out.clone(),
         layout::attempts_dir(&dirs.out),
         layout::work_dir(&dirs.base),
     ] {
+        if d.symlink_metadata().is_ok() && !is_real_dir(&d) {
+            std::fs::remove_file(&d).map_err(|e| Error::io("remove", &d, e))?;
+        }
         std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
     }
     Ok(())
@@ -99,6 +106,9 @@ pub(crate) fn make_dirs(dirs: &JobDirs) -> Result<()> {
 /// commit's record. Files an attempt adds while they are being removed are removed too
 /// ([`store::purge`] tries again). What stays: `out/` and the job's records and logs.
 pub(crate) fn sweep(dirs: &JobDirs) {
+    if !is_real_dir(&dirs.base) {
+        return;
+    }
     let mut doomed = vec![
         dirs.shuffle.clone(),
         layout::attempts_dir(&dirs.out),
@@ -128,12 +138,23 @@ pub(crate) fn sweep(dirs: &JobDirs) {
 /// Removes what a failed or cancelled job left (map outputs, attempt files, any part of a
 /// commit that did not finish), `_SUCCESS` first should one be there, then [`sweep`]s.
 pub(crate) fn clean(dirs: &JobDirs) {
-    empty_output(&dirs.out);
+    empty_output(dirs);
     sweep(dirs);
 }
 
+/// Whether `path` is a folder itself, not a link to one: the master empties and removes only
+/// folders it reaches without following a link (a job folder, `out/` or `shuffle/` that a task
+/// replaced by a link to `/etc` is left as it is, never emptied through the link).
+pub(crate) fn is_real_dir(path: &Path) -> bool {
+    path.symlink_metadata().is_ok_and(|m| m.is_dir())
+}
+
 /// Empties an output folder, `_SUCCESS` first: a reader never sees it beside a partial output.
-fn empty_output(out: &Path) {
+fn empty_output(dirs: &JobDirs) {
+    let out = &dirs.out;
+    if !is_real_dir(&dirs.base) || !is_real_dir(out) {
+        return;
+    }
     let _ = std::fs::remove_file(out.join(SUCCESS_FILE));
     if let Ok(entries) = std::fs::read_dir(out) {
         for e in entries.flatten() {
@@ -214,13 +235,21 @@ pub(crate) fn recover(dirs: &JobDirs, crash: &CrashPoints) -> Recovered {
 /// Empties an unfinished job's output (`_SUCCESS` first) and its shuffle folder but for the
 /// map outputs in `keep` (their index and data files), and makes its folders again.
 pub(crate) fn reset(dirs: &JobDirs, keep: &[Option<PathBuf>]) -> Result<()> {
-    empty_output(&dirs.out);
+    if !is_real_dir(&dirs.base) {
+        return Err(Error::io(
+            "open",
+            &dirs.base,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a folder"),
+        ));
+    }
+    empty_output(dirs);
     let keep_files: Vec<PathBuf> = keep
         .iter()
         .flatten()
         .flat_map(|index| [index.clone(), layout::MapOutput::new(index).data()])
         .collect();
-    if let Ok(entries) = std::fs::read_dir(&dirs.shuffle) {
+    let shuffle = is_real_dir(&dirs.shuffle).then(|| std::fs::read_dir(&dirs.shuffle));
+    if let Some(Ok(entries)) = shuffle {
         for e in entries.flatten() {
             let path = e.path();
             if keep_files.contains(&path) {
@@ -243,6 +272,39 @@ pub(crate) fn reset(dirs: &JobDirs, keep: &[Option<PathBuf>]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folders_replaced_by_links_are_never_emptied_through_them() {
+        let share = tempfile::tempdir().unwrap();
+        let victim = tempfile::tempdir().unwrap();
+        std::fs::write(victim.path().join("keep.txt"), "precious").unwrap();
+        let dirs = JobDirs::under(share.path().join("job-000001"));
+        std::fs::create_dir_all(&dirs.base).unwrap();
+        std::os::unix::fs::symlink(victim.path(), &dirs.out).unwrap();
+        std::os::unix::fs::symlink(victim.path(), &dirs.shuffle).unwrap();
+        clean(&dirs);
+        assert!(
+            victim.path().join("keep.txt").exists(),
+            "emptied through a link"
+        );
+        // A reset replaces the links by folders of its own, making nothing through them.
+        reset(&dirs, &[]).unwrap();
+        assert!(is_real_dir(&dirs.out) && is_real_dir(&dirs.shuffle));
+        assert_eq!(
+            std::fs::read_dir(victim.path()).unwrap().count(),
+            1,
+            "only keep.txt"
+        );
+        // A whole job folder that is a link is left alone too.
+        let linked = JobDirs::under(share.path().join("job-000002"));
+        std::os::unix::fs::symlink(victim.path(), &linked.base).unwrap();
+        std::fs::create_dir_all(victim.path().join("shuffle")).unwrap();
+        clean(&linked);
+        sweep(&linked);
+        assert!(store::remove_all_but(&linked.base, &linked.out).is_ok());
+        assert!(victim.path().join("keep.txt").exists());
+        assert!(victim.path().join("shuffle").exists());
+    }
 
     #[test]
     fn a_record_naming_files_outside_the_attempts_folder_is_refused() {

@@ -299,9 +299,11 @@ fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
                         "the job's stored request names paths the master did not write; left alone");
                     continue;
                 }
-                if let commit::Recovered::Committed(job, done) =
+                if let commit::Recovered::Committed(mut job, done) =
                     commit::recover(&dirs, &shared.crash)
                 {
+                    // Its id is its folder's, whatever the record says.
+                    job.id = id.clone();
                     tracing::info!(job = %id,
                         "the job's output was being committed when the last master stopped; \
                          commit finished, job adopted as succeeded");

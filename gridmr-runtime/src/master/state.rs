@@ -319,6 +319,8 @@ pub(crate) struct State {
     /// No backup attempts before this time (ms since the epoch): after a stall of the master's
     /// own, running attempts only look slow.
     speculation_held_until_ms: u64,
+    /// When [`State::retire`] last looked (ms since the epoch): once a second is enough.
+    retired_at_ms: u64,
 }
 
 fn slot(p: Phase) -> usize {
@@ -346,6 +348,7 @@ impl State {
             workers: Workers::default(),
             inflight: [0; 3],
             speculation_held_until_ms: 0,
+            retired_at_ms: 0,
         }
     }
 
@@ -1568,9 +1571,11 @@ impl State {
             self.settings.job_retention_count,
             self.settings.job_retention_s.saturating_mul(1000),
         );
-        if max == 0 && age_ms == 0 {
+        // It walks every ended job: not at each of the scheduler's wakes, once a second.
+        if (max == 0 && age_ms == 0) || now_ms < self.retired_at_ms.saturating_add(1000) {
             return Vec::new();
         }
+        self.retired_at_ms = now_ms;
         let ended: Vec<(u64, u64)> = self
             .jobs
             .iter()
@@ -1898,10 +1903,12 @@ pub(super) mod tests {
         for id in &ids[..3] {
             st.cancel(id).unwrap();
         }
-        // Not yet saved: kept.
-        assert!(st.retire(now_ms()).is_empty());
+        // Not yet saved: kept. (It looks at most once a second: each call a second later.)
+        let t = now_ms();
+        assert!(st.retire(t).is_empty());
         assert_eq!(st.take_unsaved().len(), 3);
-        let retired = st.retire(now_ms());
+        assert!(st.retire(t + 10).is_empty(), "not again within the second");
+        let retired = st.retire(t + 1_000);
         assert_eq!(retired.len(), 1);
         assert!(st.job(&ids[0]).is_none(), "the oldest ended job went");
         assert!(st.job(&ids[1]).is_some() && st.job(&ids[2]).is_some());
@@ -1911,8 +1918,8 @@ pub(super) mod tests {
         s.job_retention_count = 0;
         s.job_retention_s = 3600;
         st.settings = Arc::new(s);
-        assert!(st.retire(now_ms()).is_empty());
-        assert_eq!(st.retire(now_ms() + 86_400_000).len(), 2);
+        assert!(st.retire(t + 2_000).is_empty());
+        assert_eq!(st.retire(t + 86_400_000).len(), 2);
         assert!(st.job(&ids[3]).is_some());
     }
 

@@ -204,6 +204,9 @@ pub(crate) fn purge(base: &Path) -> std::io::Result<()> {
 
 /// Removes everything in a job's folder but `keep` (its output), never through a link.
 pub(crate) fn remove_all_but(base: &Path, keep: &Path) -> std::io::Result<()> {
+    if !super::commit::is_real_dir(base) {
+        return Ok(());
+    }
     for e in std::fs::read_dir(base)?.flatten() {
         let path = e.path();
         if path == keep {
