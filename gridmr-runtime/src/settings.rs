@@ -23,7 +23,7 @@ pub enum SchedulerPolicy {
 /// again after a master restart numbers its attempts 1000 apart from its
 /// earlier run's, and lost attempts count apart from failed ones, so this
 /// keeps the runs' numbers from meeting.
-pub const MAX_TASK_ATTEMPTS_CAP: u32 = 100;
+pub const MAX_TASK_ATTEMPTS_CAP: u32 = gridmr_scheduler::MAX_TASK_ATTEMPTS_CAP;
 
 /// The master's settings.
 #[derive(Debug, Clone, Args)]
@@ -197,6 +197,32 @@ impl MasterSettings {
             max_upload_bytes: 64 << 30,
             upload_ttl_s: 86_400,
             security: Security::default(),
+        }
+    }
+
+    /// The scheduler's policy, from these settings.
+    pub fn scheduler_config(&self) -> gridmr_scheduler::SchedulerConfig {
+        gridmr_scheduler::SchedulerConfig {
+            max_inflight: self.max_inflight,
+            max_inflight_singles: self.max_inflight_singles,
+            max_inflight_maps: self.max_inflight_maps,
+            max_inflight_reduces: self.max_inflight_reduces,
+            max_task_attempts: self.max_task_attempts,
+            max_task_losses: self.max_task_losses,
+            exclude_after_failures: self.exclude_after_failures,
+            exclude_s: self.exclude_s,
+            speculation: self.speculation,
+            speculation_quantile: self.speculation_quantile,
+            speculation_multiplier: self.speculation_multiplier,
+            speculation_min_s: self.speculation_min_s,
+            worker_timeout_ms: self.worker_timeout().as_millis() as u64,
+            wait_for_workers_s: self.wait_for_workers_s,
+            job_retention_count: self.job_retention_count,
+            job_retention_s: self.job_retention_s,
+            policy: match self.policy {
+                SchedulerPolicy::LeastLoaded => gridmr_scheduler::SchedulerPolicy::LeastLoaded,
+                SchedulerPolicy::RoundRobin => gridmr_scheduler::SchedulerPolicy::RoundRobin,
+            },
         }
     }
 

@@ -1,9 +1,7 @@
 //! The REST API (axum). Every error is a 4xx or 5xx answer with a JSON body
 //! `{"error": "…"}`; no request can stop the master.
 
-use super::jobs::JobKind;
-use super::state::{Effect, JobRequest};
-use super::workers::WorkerEntry;
+use super::view::{self, JobView};
 use super::{apply, submit, Shared};
 use super::{ScriptSource, Staging};
 use crate::paths::{check_inside, parse_url, Location};
@@ -22,6 +20,7 @@ use gridmr_net::rest::{
     JobResult, JobState, JobStatus, RegisterAnswer, RegisterRequest, SubmitRequest, TaskAttempts,
     TaskLogs, UploadAnswer, UploadedFile, WorkerList,
 };
+use gridmr_scheduler::{Effect, Event, JobKind, JobRequest, WorkerEntry};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -732,9 +731,16 @@ async fn cancel_job(
 ) -> ApiResult<Json<gridmr_net::rest::CancelAnswer>> {
     let (cancelled, effects, status) = {
         let mut st = sh.lock();
-        let (cancelled, effects) = st.cancel(&id).ok_or_else(|| ApiError::unknown_job(&id))?;
-        let status = st.job(&id).map_or(JobState::Cancelled, |j| j.state);
-        (cancelled, effects, status)
+        let ended = st
+            .job(&id)
+            .ok_or_else(|| ApiError::unknown_job(&id))?
+            .state
+            .is_terminal();
+        let effects = st.handle(Event::Cancel { job: id.clone() }, super::clock::now_ms());
+        let status = st
+            .job(&id)
+            .map_or(JobState::Cancelled, |j| view::rest_state(j.state));
+        (!ended, effects, status)
     };
     apply(&sh, effects);
     sh.poke();
@@ -758,10 +764,17 @@ async fn delete_job(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<DeleteAnswer>> {
     let q: DeleteQuery = query(q)?;
-    let (cancelled, dirs, effects) = sh
+    let effects = sh
         .lock()
-        .delete(&id)
-        .ok_or_else(|| ApiError::unknown_job(&id))?;
+        .handle(Event::Delete { job: id.clone() }, super::clock::now_ms());
+    let Some((cancelled, dirs)) = effects.iter().find_map(|e| match e {
+        Effect::Deleted {
+            was_running, dirs, ..
+        } => Some((*was_running, dirs.clone())),
+        _ => None,
+    }) else {
+        return Err(ApiError::unknown_job(&id));
+    };
     apply(&sh, effects);
     sh.poke();
     let purge = q.purge.unwrap_or(false);
@@ -818,8 +831,8 @@ async fn job_ls(State(sh): Shr, Path(id): Path<String>) -> ApiResult<Json<JobLis
             .collect(),
         shuffle: names(&share, &job.dirs.shuffle),
         out: names(&share, &job.dirs.out),
-        status: job.state,
-        mode: job.mode,
+        status: view::rest_state(job.state),
+        mode: view::rest_mode(job.mode),
         message: job.message.clone(),
         partitions: job.partitions_asked,
     })
@@ -852,7 +865,7 @@ pub(crate) async fn job_result(
         let st = sh.lock();
         let job = st.job(&id).ok_or_else(|| ApiError::unknown_job(&id))?;
         (
-            job.state,
+            view::rest_state(job.state),
             job.result_file.clone(),
             job.parts.clone(),
             job.error.clone(),
@@ -1012,7 +1025,7 @@ async fn job_tasks(State(sh): Shr, Path(id): Path<String>) -> ApiResult<Json<Tas
     let job = st.job(&id).ok_or_else(|| ApiError::unknown_job(&id))?;
     Ok(Json(TaskAttempts {
         job_id: id,
-        attempts: job.attempts.iter().cloned().map(Into::into).collect(),
+        attempts: job.attempts.iter().map(view::attempt_row).collect(),
     }))
 }
 
@@ -1035,7 +1048,7 @@ pub(crate) async fn task_logs(
             .base
             .clone()
     };
-    let task = super::jobs::TaskRef::parse(&task)
+    let task = gridmr_scheduler::TaskRef::parse(&task)
         .ok_or_else(|| {
             ApiError::bad(format!(
                 "{task:?} is not a task name (single, map-NNNNN, reduce-NNNNN)"
@@ -1168,7 +1181,7 @@ async fn list_workers(State(sh): Shr) -> Json<WorkerList> {
             .workers
             .list
             .iter()
-            .map(|w| (w.id.clone(), w.info()))
+            .map(|w| (w.id.clone(), view::worker_info(w)))
             .collect(),
         ring: st.workers.ring(),
     })
@@ -1271,7 +1284,7 @@ async fn register_worker(
         st.workers
             .list
             .iter()
-            .find(|w| w.id == id && w.alive && w.address != req.address)
+            .find(|w| w.id == id && w.is_alive() && w.address != req.address)
             .map(|w| w.address.clone())
     };
     if let Some(old) = previous {
@@ -1324,11 +1337,11 @@ async fn register_worker(
         jobs: (!hello.worker_id.is_empty()).then(|| hello.jobs.clone()),
         heartbeats: req.heartbeat_ms.is_some(),
         build: hello.build.clone(),
-        ..WorkerEntry::new(id, req.address.clone(), slots)
+        ..WorkerEntry::new(id, req.address.clone(), slots, super::clock::now_ms())
     };
     let (effects, count, ring): (Vec<Effect>, usize, Vec<String>) = {
         let mut st = sh.lock();
-        let effects = st.register(entry);
+        let effects = st.handle(Event::WorkerRegistered(entry), super::clock::now_ms());
         (effects, st.workers.live().count(), st.workers.ring())
     };
     apply(&sh, effects);
@@ -1390,9 +1403,25 @@ async fn heartbeat(
             _ => {}
         }
         let was_alive = st.workers.live().any(|w| w.id == id);
-        let known = st.heartbeat(&id);
+        let known = registered.is_some();
         if known {
-            st.progress(&id, &reports);
+            let reports = reports
+                .iter()
+                .filter_map(|r| {
+                    Some(gridmr_scheduler::ProgressReport {
+                        job_id: r.job_id.clone(),
+                        task: gridmr_scheduler::TaskRef::parse(&r.task)?,
+                        attempt: r.attempt,
+                        work: view::work_of(r.work),
+                    })
+                })
+                .collect();
+            let beat = Event::Heartbeat {
+                worker: id.clone(),
+                reports,
+            };
+            let effects = st.handle(beat, super::clock::now_ms());
+            debug_assert!(effects.is_empty(), "a heartbeat has no effects");
         }
         (known, !was_alive)
     };

@@ -19,12 +19,11 @@
 //! an output beside a `_SUCCESS` of its commit.
 
 use super::faults::CrashPoints;
-use super::jobs::{Job, JobDirs};
-use super::state::CommitPlan;
 use super::store;
 use crate::error::{Error, Result};
 use gridmr_core::commit::{is_complete, Committed, JobCommit, PartCommit, SUCCESS_FILE};
 use gridmr_core::layout;
+use gridmr_scheduler::{CommitPlan, Job, JobDirs};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 
@@ -308,17 +307,17 @@ mod tests {
 
     #[test]
     fn a_record_naming_files_outside_the_attempts_folder_is_refused() {
-        use super::super::state::{tests, State};
+        use gridmr_scheduler::{Event, JobKind, JobRequest, Scheduler, SchedulerConfig};
         let dirs = JobDirs::under("/s/jobs/job-000001".into());
-        let metrics = std::sync::Arc::new(super::super::metrics::Metrics::new());
-        let mut state = State::new(tests::settings(), metrics, 1);
-        let job = state
-            .add_job(
-                "job-000001".into(),
-                tests::request(None, false),
-                dirs.clone(),
-            )
-            .clone();
+        let mut state = Scheduler::new(SchedulerConfig::default(), 1);
+        let request = JobRequest::new(JobKind::Typed("wordcount".into()), "/in.txt".into());
+        let submitted = Event::Submitted {
+            id: "job-000001".into(),
+            request,
+            dirs: dirs.clone(),
+        };
+        state.handle(submitted, 0);
+        let job = state.job("job-000001").unwrap().clone();
         let record = |name: &str, rel: &str| CommitRecord {
             parts: vec![(name.into(), rel.into())],
             result_max_bytes: 1,

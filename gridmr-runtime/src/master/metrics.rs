@@ -4,7 +4,7 @@
 
 use gridmr_core::counters::builtin;
 use gridmr_core::Counters;
-use gridmr_net::rest::JobState;
+use gridmr_scheduler::{JobState, Observation};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -109,6 +109,26 @@ impl Metrics {
             input_bytes,
             shuffle_bytes,
             output_bytes,
+        }
+    }
+
+    /// Counts what the scheduler saw happen.
+    pub(crate) fn observe(&self, o: &Observation) {
+        match o {
+            Observation::JobSubmitted => {
+                self.jobs_submitted.inc();
+            }
+            Observation::JobEnded { state, counters } => {
+                if let Some(c) = counters {
+                    self.bytes_from(c);
+                }
+                self.jobs_finished(*state);
+            }
+            Observation::AttemptEnded {
+                phase,
+                outcome,
+                seconds,
+            } => self.task_finished(phase.as_str(), outcome, *seconds),
         }
     }
 

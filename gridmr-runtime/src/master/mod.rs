@@ -1,40 +1,43 @@
 //! The master: the REST API for clients, the scheduler that hands tasks to
 //! workers over gRPC, and the job store.
 //!
-//! One lock guards the scheduler's state (`state::State`); nothing slow
-//! happens under it. Task calls run as their own tokio tasks; file work
+//! One lock guards the scheduler (`gridmr_scheduler::Scheduler`, a pure
+//! state machine: events in with the time, effects out); nothing slow
+//! happens under it, and every event goes through [`Shared::step`]. Task calls run as their own tokio tasks; file work
 //! (listing inputs, committing outputs, removing files) runs on the
 //! blocking pool. The scheduler wakes on every event (a submit, an attempt's
 //! answer, a registration) and on a short tick that checks heartbeats.
 
 mod api;
+mod calls;
+mod clock;
 mod commit;
 mod confined;
 mod faults;
 mod http;
-mod jobs;
 mod metrics;
 mod pool;
 pub mod sim;
-mod state;
 mod store;
 mod ui;
 mod uploads;
-mod workers;
+mod view;
 
 use crate::error::{Error, Result};
 use crate::settings::MasterSettings;
+use calls::Call;
 use gridmr_core::input::list_inputs;
 use gridmr_core::layout;
 use gridmr_core::Registry;
-use jobs::AttemptError;
-use jobs::Phase;
+use gridmr_scheduler as sched;
+use gridmr_scheduler::{
+    AttemptError, Dispatch, Effect, Event, JobRequest, LossCause, Outcome, Phase, Scheduler,
+};
 use metrics::Metrics;
-use state::{Call, Dispatch, Effect, JobRequest, Outcome, State};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -57,16 +60,26 @@ pub(crate) struct Shared {
     pub(crate) ui: ui::session::Sessions,
     /// Where this master crashes on purpose (`GRIDMR_INJECT_CRASH`, tests only).
     crash: faults::CrashPoints,
-    state: Mutex<State>,
+    state: Mutex<Scheduler>,
     wake: Notify,
     changed: watch::Sender<u64>,
 }
 
 impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Scheduler> {
         // A panic while holding the lock is a bug; the state is still the
         // best there is, so keep serving it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands `event` to the scheduler (lock, handle at [`clock::now_ms`],
+    /// unlock), carries out its effects and wakes the scheduling pass and
+    /// every long-poll: the one way an event reaches the scheduler outside
+    /// its own loop.
+    pub(crate) fn step(self: &Arc<Self>, event: Event) {
+        let effects = self.lock().handle(event, clock::now_ms());
+        apply(self, effects);
+        self.poke();
     }
 
     /// Wakes the scheduler and every long-poll.
@@ -223,9 +236,8 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::new());
     let shared = Arc::new(Shared {
-        state: Mutex::new(State::new(
-            settings.clone(),
-            metrics.clone(),
+        state: Mutex::new(Scheduler::new(
+            settings.scheduler_config(),
             first_free_seq(&jobs_dir),
         )),
         settings,
@@ -307,15 +319,14 @@ fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
                     tracing::info!(job = %id,
                         "the job's output was being committed when the last master stopped; \
                          commit finished, job adopted as succeeded");
-                    shared.lock().adopt(*job, done);
+                    shared.lock().adopt(*job, done, clock::now_ms());
                     continue;
                 }
                 submitted.restarts += 1;
                 // A prepared DISTRIBUTED job resumes: its committed map
                 // outputs are kept. Anything else runs again from scratch.
-                let plan = store::read_plan(&dirs.base).filter(|p| {
-                    p.mode == gridmr_net::rest::Mode::Distributed && !submitted.request.map_only
-                });
+                let plan = store::read_plan(&dirs.base)
+                    .filter(|p| p.mode == sched::Mode::Distributed && !submitted.request.map_only);
                 let history = store::read_history(&dirs.base);
                 let kept = match &plan {
                     Some(p) => {
@@ -333,14 +344,27 @@ fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
                 }
                 let request = submitted.request;
                 let base = submitted.restarts.saturating_mul(ATTEMPTS_PER_RUN);
-                shared
-                    .lock()
-                    .add_job(id.clone(), request.clone(), dirs)
-                    .attempt_base = base;
+                let submitted_event = Event::Submitted {
+                    id: id.clone(),
+                    request: request.clone(),
+                    dirs,
+                };
+                let mut st = shared.lock();
+                let mut effects = st.handle(submitted_event, clock::now_ms());
+                st.set_attempt_base(&id, base);
+                drop(st);
                 match plan {
                     Some(plan) => {
                         let mut st = shared.lock();
-                        let n = st.resume(&id, plan, kept.clone());
+                        let resumed = Event::Resumed {
+                            job: id.clone(),
+                            plan,
+                            kept: kept.clone(),
+                        };
+                        effects.extend(st.handle(resumed, clock::now_ms()));
+                        let n = st
+                            .job(&id)
+                            .map_or(0, |j| j.count(Phase::Map, sched::TaskState::Done));
                         st.restore_history(&id, history, &kept);
                         drop(st);
                         tracing::info!(job = %id, restarts = submitted.restarts, maps_kept = n,
@@ -353,6 +377,7 @@ fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
                         again.push((id, request));
                     }
                 }
+                apply(shared, effects);
             }
         }
     }
@@ -363,14 +388,18 @@ fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
 /// edited: the script and the streaming files must be the copies in the job's own folder, and
 /// every input must lie inside the input roots, as at submission (an input gone since is left
 /// to fail the job as it runs, with its own error).
-fn stored_request_paths(request: &JobRequest, dirs: &jobs::JobDirs, shared: &Shared) -> Result<()> {
+fn stored_request_paths(
+    request: &JobRequest,
+    dirs: &sched::JobDirs,
+    shared: &Shared,
+) -> Result<()> {
     let refused =
         |what: &str, p: &Path| Error::setting("stored request", format!("{what} {}", p.display()));
     match &request.kind {
-        jobs::JobKind::Script(p) if *p != dirs.base.join("script.py") => {
+        sched::JobKind::Script(p) if *p != dirs.base.join("script.py") => {
             return Err(refused("script", p))
         }
-        jobs::JobKind::Streaming {
+        sched::JobKind::Streaming {
             files_dir: Some(d), ..
         } if *d != dirs.base.join("files") => return Err(refused("files", d)),
         _ => {}
@@ -436,7 +465,7 @@ fn keep_map_outputs(shuffle: &Path, maps: usize, partitions: u32) -> Vec<Option<
 /// a kept output comes with the counters it added.
 fn journaled_outputs(
     found: Vec<Option<PathBuf>>,
-    history: &[jobs::HistoryLine],
+    history: &[sched::HistoryLine],
 ) -> Vec<Option<PathBuf>> {
     found
         .into_iter()
@@ -450,7 +479,7 @@ fn journaled_outputs(
                 l.attempt.task.phase == Phase::Map
                     && l.attempt.task.index as usize == map
                     && l.attempt.number == attempt
-                    && l.attempt.state == jobs::AttemptState::Succeeded
+                    && l.attempt.state == sched::AttemptState::Succeeded
                     && l.counters.is_some()
             });
             output.filter(|_| journaled)
@@ -460,7 +489,7 @@ fn journaled_outputs(
 
 /// Writes ended jobs to the store. A job deleted meanwhile loses the file
 /// again (the DELETE removes it too, whichever comes last).
-fn save_ended(shared: &Arc<Shared>, ended: Vec<jobs::Job>) {
+fn save_ended(shared: &Arc<Shared>, ended: Vec<sched::Job>) {
     if ended.is_empty() {
         return;
     }
@@ -488,10 +517,8 @@ fn save_ended(shared: &Arc<Shared>, ended: Vec<jobs::Job>) {
 
 /// Tidies the folders of retired jobs: their records and working files go (a restart does
 /// not bring them back), their `out/` stays unless `JOB_RETENTION_PURGE`.
-fn retire(shared: &Arc<Shared>, retired: Vec<jobs::JobDirs>) {
-    if retired.is_empty() {
-        return;
-    }
+fn retire(shared: &Arc<Shared>, dirs: sched::JobDirs) {
+    let retired = [dirs];
     let purge = shared.settings.job_retention_purge;
     tokio::task::spawn_blocking(move || {
         for dirs in retired {
@@ -512,7 +539,7 @@ fn retire(shared: &Arc<Shared>, retired: Vec<jobs::JobDirs>) {
 
 /// Appends started and ended attempts to their jobs' `history.jsonl`. Lines of one attempt
 /// may land in either order (the reader ranks an end above a start).
-fn write_journal(journal: Vec<(PathBuf, Vec<jobs::HistoryLine>)>) {
+fn write_journal(journal: Vec<(PathBuf, Vec<sched::HistoryLine>)>) {
     if journal.is_empty() {
         return;
     }
@@ -543,22 +570,26 @@ async fn schedule_loop(shared: Arc<Shared>, stop: CancellationToken) {
     let tick = (shared.settings.worker_timeout() / 4)
         .clamp(Duration::from_millis(20), Duration::from_millis(500));
     loop {
-        let (dispatches, effects, ended) = {
+        let (effects, sends, ended, journal) = {
             let mut st = shared.lock();
-            let mut effects = st.expire_workers(Instant::now());
-            let dispatches = st.schedule();
-            let now = state::now_ms();
-            effects.extend(st.watch_for_workers(now));
-            retire(&shared, st.retire(now));
-            (dispatches, effects, (st.take_unsaved(), st.take_journal()))
+            let mut effects = st.handle(Event::Tick, clock::now_ms());
+            // Each attempt's message is built under the lock its decision was made under.
+            let mut sends = Vec::new();
+            effects.retain(|e| match e {
+                Effect::Dispatch(d) => {
+                    sends.push((d.clone(), calls::call_for(&mut st, d)));
+                    false
+                }
+                _ => true,
+            });
+            (effects, sends, st.take_unsaved(), st.take_journal())
         };
-        let (ended, journal) = ended;
         write_journal(journal);
-        let moved = !dispatches.is_empty() || !effects.is_empty();
+        let moved = !effects.is_empty() || !sends.is_empty();
         apply(&shared, effects);
         save_ended(&shared, ended);
-        for d in dispatches {
-            tokio::spawn(run_attempt(shared.clone(), d));
+        for (d, call) in sends {
+            send(&shared, d, call);
         }
         if moved {
             shared.changed.send_modify(|n| *n = n.wrapping_add(1));
@@ -587,8 +618,8 @@ pub(crate) struct Staging {
 }
 
 /// Copies a job's script and files into its folder; fixes up its kind.
-fn stage(base: &Path, kind: &mut jobs::JobKind, staging: Staging) -> Result<()> {
-    if let (jobs::JobKind::Script(path), Some(source)) = (&mut *kind, staging.script) {
+fn stage(base: &Path, kind: &mut sched::JobKind, staging: Staging) -> Result<()> {
+    if let (sched::JobKind::Script(path), Some(source)) = (&mut *kind, staging.script) {
         let dest = base.join("script.py");
         match source {
             ScriptSource::Local(src) => {
@@ -606,7 +637,7 @@ fn stage(base: &Path, kind: &mut jobs::JobKind, staging: Staging) -> Result<()> 
         }
         *path = dest;
     }
-    if let jobs::JobKind::Streaming { files_dir, .. } = kind {
+    if let sched::JobKind::Streaming { files_dir, .. } = kind {
         if !staging.files.is_empty() {
             let dir = base.join("files");
             std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
@@ -655,7 +686,7 @@ pub(crate) fn submit(
             Err(e) => return Err(Error::io("create", &base, e)),
         }
     };
-    let dirs = jobs::JobDirs::under(base);
+    let dirs = sched::JobDirs::under(base);
     commit::make_dirs(&dirs)?;
     take_uploads(&shared.shared_dir, &dirs.base, &mut request, &mut staging)?;
     stage(&dirs.base, &mut request.kind, staging)?;
@@ -666,22 +697,42 @@ pub(crate) fn submit(
             restarts: 0,
         },
     )?;
-    let status = shared
-        .lock()
-        .add_job(id.clone(), request.clone(), dirs)
-        .status();
+    let status = {
+        let mut st = shared.lock();
+        let effects = st.handle(
+            Event::Submitted {
+                id: id.clone(),
+                request: request.clone(),
+                dirs,
+            },
+            clock::now_ms(),
+        );
+        let status = st.job(&id).map(view::JobView::status);
+        drop(st);
+        apply(shared, effects);
+        status.ok_or_else(|| Error::setting("job", format!("{id} vanished as it was submitted")))?
+    };
     tokio::spawn(prepare(shared.clone(), id, request));
     shared.poke();
     Ok(status)
 }
 
 async fn prepare(shared: Arc<Shared>, id: String, request: JobRequest) {
-    let Some(live_slots) = shared.lock().start_preparing(&id) else {
-        return;
+    let live_slots = {
+        let mut st = shared.lock();
+        let effects = st.handle(Event::Preparing { job: id.clone() }, clock::now_ms());
+        debug_assert!(effects.iter().all(|e| matches!(e, Effect::Observed(_))));
+        if st
+            .job(&id)
+            .is_none_or(|j| j.state != sched::JobState::Preparing)
+        {
+            return;
+        }
+        st.workers.live_slots()
     };
     shared.poke();
     let typed = match &request.kind {
-        jobs::JobKind::Typed(name) => Some(shared.registry.get(name)),
+        sched::JobKind::Typed(name) => Some(shared.registry.get(name)),
         _ => None,
     };
     let threshold = shared.settings.threshold_bytes;
@@ -692,10 +743,10 @@ async fn prepare(shared: Arc<Shared>, id: String, request: JobRequest) {
             .map_or(gridmr_core::InputFormat::Lines, |j| j.input_format());
         let files = list_inputs(&request.input_specs()).map_err(|e| e.to_string())?;
         let combined = typed.as_ref().is_some_and(|j| j.has_combiner());
-        let mut plan = state::plan(&files, format, combined, &request, live_slots, threshold);
+        let mut plan = sched::plan(&files, format, combined, &request, live_slots, threshold);
         // A typed DISTRIBUTED job's planning hook runs here, before its
         // first task (in SINGLE mode the worker's engine runs it).
-        if let (Some(job), gridmr_net::rest::Mode::Distributed) = (&typed, plan.mode) {
+        if let (Some(job), sched::Mode::Distributed) = (&typed, plan.mode) {
             plan.params = job
                 .plan(&gridmr_core::PlanContext {
                     files: &files,
@@ -709,7 +760,7 @@ async fn prepare(shared: Arc<Shared>, id: String, request: JobRequest) {
     .await
     .unwrap_or_else(|e| Err(format!("planning thread: {e}")));
     if let Ok(plan) = &planned {
-        if plan.mode == gridmr_net::rest::Mode::Distributed {
+        if plan.mode == sched::Mode::Distributed {
             let base = shared.jobs_dir().join(&id);
             let plan = plan.clone();
             let saved = tokio::task::spawn_blocking(move || store::save_plan(&base, &plan)).await;
@@ -718,8 +769,10 @@ async fn prepare(shared: Arc<Shared>, id: String, request: JobRequest) {
             }
         }
     }
-    shared.lock().prepared(&id, planned);
-    shared.poke();
+    shared.step(Event::Planned {
+        job: id,
+        plan: planned.map_err(sched::PlanFailed),
+    });
 }
 
 /// Whether a gRPC error means the worker is gone rather than the task bad.
@@ -743,15 +796,14 @@ struct Answer {
     status: String,
 }
 
-async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
+async fn run_attempt(shared: Arc<Shared>, d: Dispatch, call: Call) {
     let Some(mut client) = shared.pool.get(&d.worker_id) else {
-        let effects = shared.lock().complete(
-            &d.key,
-            &d.worker_id,
-            Outcome::Lost(format!("worker {} has no channel", d.worker_id)),
-        );
-        apply(&shared, effects);
-        shared.poke();
+        let outcome = Outcome::Lost(format!("worker {} has no channel", d.worker_id));
+        shared.step(Event::AttemptEnded {
+            key: d.key,
+            worker: d.worker_id,
+            outcome,
+        });
         return;
     };
     let limit = match shared.settings.task_timeout_s {
@@ -759,7 +811,7 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
         s => Some(Duration::from_secs(s)),
     };
     let call = async {
-        match d.call.clone() {
+        match call {
             Call::Single(m) => client.execute_job(m).await.map(|r| {
                 let r = r.into_inner();
                 outcome(Answer {
@@ -864,9 +916,22 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch) {
     };
     let effects = {
         let mut st = shared.lock();
-        let mut effects = st.complete(&d.key, &d.worker_id, result);
+        let now = clock::now_ms();
+        let worker = d.worker_id.clone();
+        let mut effects = st.handle(
+            Event::AttemptEnded {
+                key: d.key,
+                worker: worker.clone(),
+                outcome: result,
+            },
+            now,
+        );
         if unreachable {
-            effects.extend(st.worker_unreachable(&d.worker_id));
+            let lost = Event::WorkerLost {
+                worker,
+                cause: LossCause::Unreachable,
+            };
+            effects.extend(st.handle(lost, now));
         }
         effects
     };
@@ -974,10 +1039,33 @@ fn remove_attempt_output(phase: Phase, path: &Path) {
     }
 }
 
+/// Sends an attempt with its message; one whose message could not be built
+/// (its job went, or a map it needs was undone, since the decision) ends
+/// at once as killed, and its task goes back to the queue.
+fn send(shared: &Arc<Shared>, d: Dispatch, call: Option<Call>) {
+    match call {
+        Some(call) => {
+            tokio::spawn(run_attempt(shared.clone(), d, call));
+        }
+        None => shared.step(Event::AttemptEnded {
+            key: d.key,
+            worker: d.worker_id,
+            outcome: Outcome::Killed("its job changed before it was sent".into()),
+        }),
+    }
+}
+
 /// Carries out effects outside the lock.
 pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
     for effect in effects {
         match effect {
+            Effect::Dispatch(d) => {
+                let call = calls::call_for(&mut shared.lock(), &d);
+                send(shared, d, call);
+            }
+            Effect::Observed(o) => shared.metrics.observe(&o),
+            Effect::Retired(dirs) => retire(shared, dirs),
+            Effect::Deleted { .. } => {}
             Effect::RemoveAttemptOutput(phase, path) => {
                 tokio::task::spawn_blocking(move || remove_attempt_output(phase, &path));
             }
@@ -991,10 +1079,9 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                         tokio::task::spawn_blocking(move || commit::commit(&plan, max, &crash))
                             .await
                             .map_err(|e| e.to_string())
-                            .and_then(|r| r.map_err(|e| e.to_string()));
-                    let effects = shared.lock().committed(&id, result);
-                    apply(&shared, effects);
-                    shared.poke();
+                            .and_then(|r| r.map_err(|e| e.to_string()))
+                            .map_err(sched::CommitFailed);
+                    shared.step(Event::CommitDone { job: id, result });
                 });
             }
             Effect::Clean(dirs) => {
@@ -1017,17 +1104,14 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                         tokio::time::timeout(timeout, client.heartbeat(req)).await,
                         Ok(Ok(_))
                     );
-                    let effects = {
-                        let mut st = shared.lock();
-                        if alive {
-                            st.probed(&worker_id);
-                            Vec::new()
-                        } else {
-                            st.worker_unreachable(&worker_id)
+                    shared.step(if alive {
+                        Event::Probed { worker: worker_id }
+                    } else {
+                        Event::WorkerLost {
+                            worker: worker_id,
+                            cause: LossCause::Unreachable,
                         }
-                    };
-                    apply(&shared, effects);
-                    shared.poke();
+                    });
                 });
             }
             Effect::Cancel { job_id, workers } => {

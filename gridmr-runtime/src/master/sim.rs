@@ -1,8 +1,10 @@
 //! The master's scheduler driven by a simulated cluster, as Hadoop's
-//! Scheduler Load Simulator drives YARN's: the real, pure scheduler state
-//! (the one the master runs, with its effects) fed by simulated workers,
-//! task times and worker losses on a simulated clock, with no network, no
-//! files and no sleeping. It answers how the scheduler itself scales
+//! Scheduler Load Simulator drives YARN's: the real, pure scheduler (the
+//! `gridmr-scheduler` crate the master runs, with speculation and heartbeat
+//! expiry on) fed events by simulated workers, task times and worker losses
+//! on a simulated clock, with no network, no files and no sleeping. A lost
+//! worker just falls silent: the scheduler finds out as the master does,
+//! when its heartbeats stop for `WORKER_TIMEOUT_S`. It answers how the scheduler itself scales
 //! (decisions and heartbeats per second of CPU, memory per task) and how
 //! close its placement comes to the ideal makespan.
 //!
@@ -19,19 +21,15 @@
 //! assert!(report.makespan_s >= report.ideal_s);
 //! ```
 
-use super::jobs::{JobDirs, JobKind, Phase};
-use super::metrics::Metrics;
-use super::state::{AttemptKey, Effect, JobRequest, Outcome, Plan, State};
-use super::workers::WorkerEntry;
-use crate::settings::MasterSettings;
 use gridmr_core::input::InputSplit;
-use gridmr_core::shuffle::ShuffleSettings;
 use gridmr_core::{Counters, Params};
-use gridmr_net::rest::{JobState, Mode};
+use gridmr_scheduler::{
+    AttemptKey, Effect, Event as Sched, JobDirs, JobKind, JobRequest, JobState, Mode, Outcome,
+    Phase, Plan, Scheduler, SchedulerConfig, WorkerEntry,
+};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What to simulate.
@@ -99,6 +97,9 @@ pub struct SimReport {
     pub complete_time: Duration,
     /// Attempts lost with their worker (run again elsewhere).
     pub lost_attempts: u64,
+    /// Backup attempts that lost their race (speculation), killed or
+    /// superseded.
+    pub backup_attempts: u64,
     /// Simulated time from submit to the job's end, in seconds.
     pub makespan_s: f64,
     /// The ideal makespan: the maps' total time over all slots, plus the
@@ -195,10 +196,18 @@ struct Workers {
     alive: Vec<bool>,
 }
 
-/// Asks the scheduler for placements and starts them: each attempt's end
-/// is queued at its random run time.
-fn place(
-    state: &mut State,
+/// Milliseconds of simulated time: the scheduler's `now`.
+fn ms(at: Micros) -> u64 {
+    at / 1000
+}
+
+/// Hands the scheduler one event, then runs its pass ([`Sched::Tick`]) and
+/// starts the attempts it places: each one's end is queued at its random
+/// run time. A commit finishes at once.
+#[allow(clippy::too_many_arguments)]
+fn step(
+    state: &mut Scheduler,
+    event: Option<Sched>,
     queue: &mut Queue,
     now: Micros,
     rng: &mut Rng,
@@ -206,75 +215,92 @@ fn place(
     workers: &Workers,
     cfg: &SimConfig,
 ) {
+    let mut effects = Vec::new();
+    if let Some(event) = event {
+        let t = Instant::now();
+        effects = state.handle(event, ms(now));
+        report.complete_time += t.elapsed();
+    }
     let t = Instant::now();
-    let dispatches = state.schedule();
+    effects.extend(state.handle(Sched::Tick, ms(now)));
     report.schedule_time += t.elapsed();
-    report.decisions += dispatches.len() as u64;
-    for d in dispatches {
-        let took = rng.uniform(match d.key.task.phase {
-            Phase::Reduce => cfg.reduce_s,
-            _ => cfg.map_s,
-        });
-        let worker = workers.index.get(&d.worker_id).copied().unwrap_or(0);
-        let output = d.expected.first().cloned().unwrap_or_default();
-        queue.push(
-            now + micros(took),
-            Event::Finish {
-                key: d.key,
-                worker,
-                incarnation: workers.incarnation[worker],
-                output,
-                took,
-            },
-        );
+    while let Some(effect) = effects.pop() {
+        match effect {
+            Effect::Dispatch(d) => {
+                report.decisions += 1;
+                let took = rng.uniform(match d.key.task.phase {
+                    Phase::Reduce => cfg.reduce_s,
+                    _ => cfg.map_s,
+                });
+                let worker = workers.index.get(&d.worker_id).copied().unwrap_or(0);
+                let output = d.expected.first().cloned().unwrap_or_default();
+                queue.push(
+                    now + micros(took),
+                    Event::Finish {
+                        key: d.key,
+                        worker,
+                        incarnation: workers.incarnation[worker],
+                        output,
+                        took,
+                    },
+                );
+            }
+            Effect::Commit(plan) => {
+                let done = Sched::CommitDone {
+                    job: plan.job_id,
+                    result: Ok(gridmr_core::commit::Committed {
+                        result: None,
+                        parts: Vec::new(),
+                    }),
+                };
+                effects.extend(state.handle(done, ms(now)));
+            }
+            _ => {}
+        }
     }
 }
 
-fn entry(id: &str, slots: u32) -> WorkerEntry {
-    WorkerEntry::new(id, format!("sim://{id}"), slots)
+fn entry(id: &str, slots: u32, now: Micros) -> WorkerEntry {
+    WorkerEntry::new(id, format!("sim://{id}"), slots, ms(now))
 }
 
 /// Runs one job of `cfg.maps` maps and `cfg.reduces` reduces on the
 /// simulated cluster, to its end.
 pub fn simulate(cfg: &SimConfig) -> SimReport {
     let started = Instant::now();
-    let mut settings = MasterSettings::local("/sim");
     let slots = cfg.workers.max(1) * cfg.slots.max(1);
     // The original's in-flight caps are for a handful of workers: lifted,
-    // as an operator of a large cluster would lift them.
-    settings.max_inflight = slots;
-    settings.max_inflight_maps = slots;
-    settings.max_inflight_reduces = slots;
-    settings.max_partitions = cfg.reduces.max(1);
-    // Speculation compares attempts' real run times, which a simulation
-    // compresses into microseconds: off, or it would start backups by the
-    // simulation's own wall clock.
-    settings.speculation = false;
-    let mut state = State::new(Arc::new(settings), Arc::new(Metrics::new()), 1);
+    // as an operator of a large cluster would lift them. Speculation and
+    // heartbeat expiry run as the master's defaults have them.
+    let config = SchedulerConfig {
+        max_inflight: slots,
+        max_inflight_maps: slots,
+        max_inflight_reduces: slots,
+        ..SchedulerConfig::default()
+    };
+    let mut state = Scheduler::new(config, 1);
     let ids: Vec<String> = (0..cfg.workers).map(|i| format!("w{i:05}")).collect();
     for id in &ids {
-        state.register(entry(id, cfg.slots.max(1)));
+        state.handle(Sched::WorkerRegistered(entry(id, cfg.slots.max(1), 0)), 0);
     }
     let id = state.next_id();
     let request = JobRequest {
-        kind: JobKind::Typed("sim".into()),
-        input_path: PathBuf::from("/sim/input"),
-        more_inputs: Vec::new(),
-        params: Params::new(),
-        partitions: None,
         map_splits: Some(cfg.maps),
         reduce_partitions: Some(cfg.reduces),
         force_distributed: true,
-        shuffle: ShuffleSettings::default(),
-        timeout_s: 0,
         map_only: cfg.reduces == 0,
+        ..JobRequest::new(JobKind::Typed("sim".into()), PathBuf::from("/sim/input"))
     };
-    state.add_job(
-        id.clone(),
-        request,
-        JobDirs::under(PathBuf::from("/sim/jobs").join(&id)),
+    let dirs = JobDirs::under(PathBuf::from("/sim/jobs").join(&id));
+    state.handle(
+        Sched::Submitted {
+            id: id.clone(),
+            request,
+            dirs,
+        },
+        0,
     );
-    state.start_preparing(&id);
+    state.handle(Sched::Preparing { job: id.clone() }, 0);
     let split = 64u64 << 20;
     let splits = (0..u64::from(cfg.maps))
         .map(|i| InputSplit {
@@ -284,16 +310,17 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
             input: 0,
         })
         .collect();
-    state.prepared(
-        &id,
-        Ok(Plan {
-            mode: Mode::Distributed,
-            input_size: u64::from(cfg.maps) * split,
-            splits,
-            reduce_partitions: cfg.reduces,
-            params: Params::new(),
-        }),
-    );
+    let plan = Plan {
+        mode: Mode::Distributed,
+        input_size: u64::from(cfg.maps) * split,
+        splits,
+        reduce_partitions: cfg.reduces,
+        params: Params::new(),
+    };
+    let planned = Sched::Planned {
+        job: id.clone(),
+        plan: Ok(plan),
+    };
 
     let mut rng = Rng(cfg.seed | 1);
     let mut report = SimReport::default();
@@ -320,8 +347,9 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
     queue.push(micros(cfg.heartbeat_s), Event::Heartbeats);
     let (mut map_work, mut reduce_work) = (0.0, 0.0);
     let mut now: Micros = 0;
-    place(
+    step(
         &mut state,
+        Some(planned),
         &mut queue,
         now,
         &mut rng,
@@ -329,17 +357,10 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
         &workers,
         cfg,
     );
-    let finished = |state: &State| {
-        state.job(&id).is_none_or(|j| {
-            !matches!(
-                j.state,
-                JobState::Prepared | JobState::Mapping | JobState::Reducing
-            )
-        })
-    };
+    let finished = |state: &Scheduler| state.job(&id).is_none_or(|j| j.state.is_terminal());
     while let Some((at, event)) = queue.pop() {
         now = at;
-        match event {
+        let event = match event {
             Event::Finish {
                 key,
                 worker,
@@ -348,75 +369,58 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
                 took,
             } => {
                 if incarnation != workers.incarnation[worker] || !workers.alive[worker] {
-                    continue; // lost with its worker: the master knows
+                    continue; // died with its worker: never answers
                 }
                 match key.task.phase {
                     Phase::Reduce => reduce_work += took,
                     _ => map_work += took,
                 }
-                let t = Instant::now();
-                let effects = state.complete(
-                    &key,
-                    &workers.ids[worker],
-                    Outcome::Succeeded {
+                report.completions += 1;
+                Some(Sched::AttemptEnded {
+                    key,
+                    worker: workers.ids[worker].clone(),
+                    outcome: Outcome::Succeeded {
                         output,
                         counters: Counters::default(),
                         status: None,
                     },
-                );
-                for e in effects {
-                    if let Effect::Commit(plan) = e {
-                        state.committed(
-                            &plan.job_id,
-                            Ok(gridmr_core::commit::Committed {
-                                result: None,
-                                parts: Vec::new(),
-                            }),
-                        );
-                    }
-                }
-                report.complete_time += t.elapsed();
-                report.completions += 1;
-                if finished(&state) {
-                    break;
-                }
+                })
             }
             Event::Heartbeats => {
                 let t = Instant::now();
                 for (i, w) in workers.ids.iter().enumerate() {
                     if workers.alive[i] {
-                        state.heartbeat(w);
+                        let beat = Sched::Heartbeat {
+                            worker: w.clone(),
+                            reports: Vec::new(),
+                        };
+                        state.handle(beat, ms(now));
                         report.heartbeats += 1;
                     }
                 }
                 report.heartbeat_time += t.elapsed();
                 queue.push(now + micros(cfg.heartbeat_s), Event::Heartbeats);
+                None
             }
             Event::Lose(w) => {
                 if !workers.alive[w] {
                     continue;
                 }
+                // It falls silent; the scheduler finds out by the missed heartbeats.
                 workers.alive[w] = false;
                 workers.incarnation[w] += 1;
-                let running = |state: &State| {
-                    state
-                        .job(&id)
-                        .map_or(0, |j| j.attempts.iter().filter(|a| a.is_running()).count())
-                };
-                let before = running(&state);
-                let t = Instant::now();
-                state.worker_unreachable(&workers.ids[w]);
-                report.complete_time += t.elapsed();
-                report.lost_attempts += before.saturating_sub(running(&state)) as u64;
                 queue.push(now + micros(cfg.rejoin_s), Event::Rejoin(w));
+                None
             }
             Event::Rejoin(w) => {
                 workers.alive[w] = true;
-                state.register(entry(&workers.ids[w], cfg.slots.max(1)));
+                let slots = cfg.slots.max(1);
+                Some(Sched::WorkerRegistered(entry(&workers.ids[w], slots, now)))
             }
-        }
-        place(
+        };
+        step(
             &mut state,
+            event,
             &mut queue,
             now,
             &mut rng,
@@ -424,6 +428,19 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
             &workers,
             cfg,
         );
+        if finished(&state) {
+            break;
+        }
+    }
+    if let Some(job) = state.job(&id) {
+        use gridmr_scheduler::AttemptState as A;
+        for a in &job.attempts {
+            match a.state {
+                A::Lost(_) => report.lost_attempts += 1,
+                A::Killed(_) | A::Superseded => report.backup_attempts += 1,
+                _ => {}
+            }
+        }
     }
     report.succeeded = state
         .job(&id)
@@ -448,7 +465,15 @@ mod tests {
             ..SimConfig::default()
         });
         assert!(r.succeeded);
-        assert_eq!(r.decisions, 2_200 + r.lost_attempts, "{r:?}");
+        assert_eq!(
+            r.decisions,
+            2_200 + r.lost_attempts + r.backup_attempts,
+            "{r:?}"
+        );
+        assert!(
+            r.lost_attempts > 0,
+            "losses found by heartbeat expiry: {r:?}"
+        );
         assert!(r.makespan_s >= r.ideal_s * 0.99, "{r:?}");
         assert!(r.makespan_ratio() < 1.25, "{r:?}");
         assert!(r.heartbeats > 0);

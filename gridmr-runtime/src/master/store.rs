@@ -9,9 +9,8 @@
 //! temporary file, synced, then renamed), so a crash leaves the old version
 //! or the new one, never half of one.
 
-use super::jobs::{HistoryLine, Job, JobDirs};
-use super::state::{JobRequest, Plan};
 use crate::error::{Error, Result};
+use gridmr_scheduler::{HistoryLine, Job, JobDirs, JobRequest, Plan};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -283,8 +282,8 @@ pub(crate) fn load(jobs_dir: &Path) -> Vec<Stored> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::master::jobs::JobKind;
     use gridmr_core::shuffle::ShuffleSettings;
+    use gridmr_scheduler::JobKind;
 
     fn submitted() -> Submitted {
         Submitted {
@@ -307,7 +306,7 @@ mod tests {
 
     #[test]
     fn the_journal_keeps_each_attempts_end_over_its_start_and_skips_a_torn_line() {
-        use crate::master::jobs::{Attempt, AttemptState, Phase, TaskRef};
+        use gridmr_scheduler::{Attempt, AttemptState, Phase, TaskRef};
         let dir = tempfile::tempdir().unwrap();
         let attempt = |index, number, state| Attempt {
             task: TaskRef {

@@ -14,6 +14,7 @@ mod pages;
 pub(crate) mod session;
 
 use super::api::{self, ApiError};
+use super::view::JobView;
 use super::Shared;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -121,7 +122,7 @@ fn page(markup: Markup) -> Response {
 }
 
 fn now_ms() -> u64 {
-    super::state::now_ms()
+    super::clock::now_ms()
 }
 
 async fn jobs(State(sh): Shr) -> Response {
@@ -133,7 +134,7 @@ async fn jobs_fragment(State(sh): Shr) -> Response {
 }
 
 fn job_list(sh: &Shared) -> Vec<gridmr_net::rest::JobStatus> {
-    sh.lock().jobs().map(|j| j.status()).collect()
+    sh.lock().jobs().map(JobView::status).collect()
 }
 
 /// A job's status and its attempts in the API's form.
@@ -142,7 +143,7 @@ fn job_view(sh: &Shared, id: &str) -> Option<(gridmr_net::rest::JobStatus, Vec<T
     let job = st.job(id)?;
     Some((
         job.status(),
-        job.attempts.iter().cloned().map(Into::into).collect(),
+        job.attempts.iter().map(super::view::attempt_row).collect(),
     ))
 }
 
@@ -192,8 +193,8 @@ fn worker_rows(sh: &Shared) -> Vec<pages::WorkerRow> {
         .iter()
         .map(|w| pages::WorkerRow {
             id: w.id.clone(),
-            info: w.info(),
-            seen_s: w.last_seen.elapsed().as_secs_f64(),
+            info: super::view::worker_info(w),
+            seen_s: super::clock::now_ms().saturating_sub(w.last_seen_ms) as f64 / 1000.0,
             excluded_from: excluded.remove(&w.id).unwrap_or_default(),
             running: running.remove(&w.id).unwrap_or_default(),
         })

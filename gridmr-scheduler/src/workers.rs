@@ -1,71 +1,92 @@
-//! The master's view of its workers: addresses, slots, liveness, and the
-//! choice of a worker for the next task.
+//! The scheduler's view of its workers: addresses, slots, liveness, and the
+//! choice of a worker for the next task. What happens to a job when a
+//! worker is lost is in [`crate::liveness`].
 
-use crate::settings::SchedulerPolicy;
-use gridmr_net::rest::WorkerInfo;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use crate::config::SchedulerPolicy;
+
+/// Whether the master counts on a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    /// It answers: tasks may go to it.
+    Alive,
+    /// Written off; it comes back only by registering again (or, one that
+    /// sends no heartbeats, by answering a probe).
+    Dead(LossCause),
+}
+
+/// Why a worker was written off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossCause {
+    /// It stopped sending heartbeats for longer than the worker timeout.
+    Silent,
+    /// A call to it, or a probe, failed.
+    Unreachable,
+    /// It registered again: the process the master knew is gone.
+    Restarted,
+}
+
+impl LossCause {
+    /// Why its attempts were lost, in words (kept on each attempt).
+    pub fn why(self) -> &'static str {
+        match self {
+            LossCause::Silent => "its worker stopped sending heartbeats",
+            LossCause::Unreachable => "its worker became unreachable",
+            LossCause::Restarted => "the worker registered again (restarted)",
+        }
+    }
+}
 
 /// One registered worker.
 #[derive(Debug, Clone)]
-pub(crate) struct WorkerEntry {
-    pub(crate) id: String,
-    pub(crate) address: String,
-    pub(crate) slots: u32,
+pub struct WorkerEntry {
+    /// Its id (the address it registered with, or the one it chose).
+    pub id: String,
+    /// Where its gRPC service listens.
+    pub address: String,
+    /// Attempts it runs at once.
+    pub slots: u32,
     /// Attempts the master has running on it.
-    pub(crate) running: u32,
-    pub(crate) alive: bool,
-    pub(crate) last_seen: Instant,
-    pub(crate) last_seen_unix: f64,
+    pub running: u32,
+    /// Whether the master counts on it.
+    pub liveness: Liveness,
+    /// When it was last heard from (ms, the caller's clock).
+    pub last_seen_ms: u64,
     /// The typed jobs its binary has, as it said when probed; `None` for a
     /// worker that does not say (the original's), taken to run anything.
-    pub(crate) jobs: Option<Vec<String>>,
+    pub jobs: Option<Vec<String>>,
     /// Whether it has sent a heartbeat since it registered. One that never
     /// does (registered by hand, the original's flow) is probed by the
     /// master instead of being declared dead.
-    pub(crate) heartbeats: bool,
+    pub heartbeats: bool,
     /// Its binary's build, as it reported it.
-    pub(crate) build: String,
-}
-
-pub(crate) fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    pub build: String,
 }
 
 impl WorkerEntry {
-    /// A live worker at `address` with `slots`, seen now, running nothing,
-    /// heartbeating, taken to run any job.
-    pub(crate) fn new(id: &str, address: String, slots: u32) -> Self {
+    /// A live worker at `address` with `slots`, seen at `now_ms`, running
+    /// nothing, heartbeating, taken to run any job.
+    pub fn new(id: &str, address: String, slots: u32, now_ms: u64) -> Self {
         WorkerEntry {
             id: id.to_owned(),
             address,
             slots,
             running: 0,
-            alive: true,
-            last_seen: Instant::now(),
-            last_seen_unix: unix_now(),
+            liveness: Liveness::Alive,
+            last_seen_ms: now_ms,
             jobs: None,
             heartbeats: true,
             build: String::new(),
         }
     }
 
-    pub(crate) fn info(&self) -> WorkerInfo {
-        WorkerInfo {
-            address: self.address.clone(),
-            last_seen: self.last_seen_unix,
-            slots: self.slots,
-            running: self.running,
-            alive: self.alive,
-            jobs: self.jobs.clone(),
-            build: self.build.clone(),
-        }
+    /// Whether the master counts on it.
+    pub fn is_alive(&self) -> bool {
+        self.liveness == Liveness::Alive
     }
 
-    pub(crate) fn free(&self) -> u32 {
-        if self.alive {
+    /// Slots free for another attempt (none while dead).
+    pub fn free(&self) -> u32 {
+        if self.is_alive() {
             self.slots.saturating_sub(self.running)
         } else {
             0
@@ -73,7 +94,7 @@ impl WorkerEntry {
     }
 
     /// Whether it can run tasks of the typed job `name` (scripts: any).
-    pub(crate) fn can_run(&self, name: &str) -> bool {
+    pub fn can_run(&self, name: &str) -> bool {
         name.is_empty()
             || self
                 .jobs
@@ -81,41 +102,51 @@ impl WorkerEntry {
                 .is_none_or(|jobs| jobs.iter().any(|j| j == name))
     }
 
-    pub(crate) fn touch(&mut self) {
-        self.last_seen = Instant::now();
-        self.last_seen_unix = unix_now();
-        self.alive = true;
+    /// Heard from at `now_ms`: alive again if it was not.
+    pub fn touch(&mut self, now_ms: u64) {
+        self.last_seen_ms = now_ms;
+        self.liveness = Liveness::Alive;
     }
 }
 
 /// Registered workers, in registration order.
 #[derive(Debug, Default)]
-pub(crate) struct Workers {
-    pub(crate) list: Vec<WorkerEntry>,
+pub struct Workers {
+    /// The workers, in registration order.
+    pub list: Vec<WorkerEntry>,
     cursor: usize,
     /// When [`Workers::expire`] last looked: the liveness clock's own tick.
-    checked: Option<Instant>,
+    checked: Option<u64>,
 }
 
 impl Workers {
-    pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut WorkerEntry> {
+    /// The worker `id`.
+    pub fn get(&self, id: &str) -> Option<&WorkerEntry> {
+        self.list.iter().find(|w| w.id == id)
+    }
+
+    /// The worker `id`, to change.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut WorkerEntry> {
         self.list.iter_mut().find(|w| w.id == id)
     }
 
-    pub(crate) fn live(&self) -> impl Iterator<Item = &WorkerEntry> {
-        self.list.iter().filter(|w| w.alive)
+    /// The workers the master counts on.
+    pub fn live(&self) -> impl Iterator<Item = &WorkerEntry> {
+        self.list.iter().filter(|w| w.is_alive())
     }
 
-    pub(crate) fn live_slots(&self) -> u32 {
+    /// Their slots, together.
+    pub fn live_slots(&self) -> u32 {
         self.live().map(|w| w.slots).sum()
     }
 
-    pub(crate) fn ring(&self) -> Vec<String> {
+    /// The live workers' addresses.
+    pub fn ring(&self) -> Vec<String> {
         self.live().map(|w| w.address.clone()).collect()
     }
 
     /// Adds or replaces a worker; returns whether it was known before.
-    pub(crate) fn upsert(&mut self, entry: WorkerEntry) -> bool {
+    pub fn upsert(&mut self, entry: WorkerEntry) -> bool {
         match self.list.iter_mut().find(|w| w.id == entry.id) {
             Some(w) => {
                 let running = w.running;
@@ -141,29 +172,29 @@ impl Workers {
     /// meanwhile, so every silence is shortened by that gap, as Hadoop's and
     /// Spark's liveness monitors allow for their own GC pauses. Returns the
     /// gap when it did so.
-    pub(crate) fn expire(
+    pub fn expire(
         &mut self,
-        timeout: Duration,
-        now: Instant,
-    ) -> (Vec<String>, Vec<String>, Option<Duration>) {
+        timeout_ms: u64,
+        now_ms: u64,
+    ) -> (Vec<String>, Vec<String>, Option<u64>) {
         let gap = self
             .checked
-            .replace(now)
-            .map(|last| now.saturating_duration_since(last))
-            .filter(|gap| *gap > timeout / 2);
+            .replace(now_ms)
+            .map(|last| now_ms.saturating_sub(last))
+            .filter(|gap| *gap > timeout_ms / 2);
         if let Some(gap) = gap {
             for w in &mut self.list {
-                w.last_seen = (w.last_seen + gap).min(now);
+                w.last_seen_ms = w.last_seen_ms.saturating_add(gap).min(now_ms);
             }
         }
         let (mut dead, mut probe) = (Vec::new(), Vec::new());
-        for w in self.list.iter_mut().filter(|w| w.alive) {
-            if now.saturating_duration_since(w.last_seen) > timeout {
+        for w in self.list.iter_mut().filter(|w| w.is_alive()) {
+            if now_ms.saturating_sub(w.last_seen_ms) > timeout_ms {
                 if w.heartbeats {
-                    w.alive = false;
+                    w.liveness = Liveness::Dead(LossCause::Silent);
                     dead.push(w.id.clone());
                 } else {
-                    w.last_seen = now;
+                    w.last_seen_ms = now_ms;
                     probe.push(w.id.clone());
                 }
             }
@@ -173,7 +204,7 @@ impl Workers {
 
     /// The worker with a free slot for the next task, among those `fits`
     /// accepts; `None` when none has one.
-    pub(crate) fn pick(
+    pub fn pick(
         &mut self,
         policy: SchedulerPolicy,
         fits: impl Fn(&WorkerEntry) -> bool,
@@ -216,12 +247,12 @@ mod tests {
     fn entry(id: &str, slots: u32, running: u32) -> WorkerEntry {
         WorkerEntry {
             running,
-            ..WorkerEntry::new(id, format!("{id}:1"), slots)
+            ..WorkerEntry::new(id, format!("{id}:1"), slots, 0)
         }
     }
 
-    #[tokio::test]
-    async fn least_loaded_prefers_free_slots_then_order() {
+    #[test]
+    fn least_loaded_prefers_free_slots_then_order() {
         let mut w = Workers::default();
         w.upsert(entry("a", 2, 1));
         w.upsert(entry("b", 2, 0));
@@ -234,25 +265,24 @@ mod tests {
         assert_eq!(w.pick(SchedulerPolicy::LeastLoaded, |_| true), None);
     }
 
-    #[tokio::test]
-    async fn round_robin_takes_turns_and_skips_full_or_dead() {
+    #[test]
+    fn round_robin_takes_turns_and_skips_full_or_dead() {
         let mut w = Workers::default();
         for id in ["a", "b", "c"] {
             w.upsert(entry(id, 1, 0));
         }
         assert_eq!(w.pick(SchedulerPolicy::RoundRobin, |_| true), Some(0));
         assert_eq!(w.pick(SchedulerPolicy::RoundRobin, |_| true), Some(1));
-        w.list[2].alive = false;
+        w.list[2].liveness = Liveness::Dead(LossCause::Unreachable);
         assert_eq!(w.pick(SchedulerPolicy::RoundRobin, |_| true), Some(0));
     }
 
-    #[tokio::test]
-    async fn silent_workers_expire_and_upsert_keeps_running_count() {
+    #[test]
+    fn silent_workers_expire_and_upsert_keeps_running_count() {
         let mut w = Workers::default();
         w.upsert(entry("a", 1, 1));
-        let later = Instant::now() + Duration::from_secs(5);
         assert_eq!(
-            w.expire(Duration::from_secs(1), later),
+            w.expire(1_000, 5_000),
             (vec!["a".to_string()], vec![], None)
         );
         assert_eq!(w.live_slots(), 0);
@@ -262,17 +292,15 @@ mod tests {
 
     #[test]
     fn a_stalled_master_gives_workers_a_fresh_window() {
-        let timeout = Duration::from_secs(2);
-        let start = Instant::now();
+        let timeout = 2_000;
+        let start = 1_000_000;
         let mut w = Workers::default();
-        let mut a = entry("a", 1, 0);
-        a.last_seen = start;
-        w.upsert(a);
+        w.upsert(WorkerEntry::new("a", "a:1".into(), 1, start));
         // Looked at every half second: silent for 2.5 s, dead.
         let mut at = start;
         let mut dead = Vec::new();
         for _ in 0..5 {
-            at += Duration::from_millis(500);
+            at += 500;
             let (d, _, gap) = w.expire(timeout, at);
             assert_eq!(gap, None);
             dead.extend(d);
@@ -280,19 +308,17 @@ mod tests {
         assert_eq!(dead, ["a"]);
 
         let mut w = Workers::default();
-        let mut a = entry("a", 1, 0);
-        a.last_seen = start;
-        w.upsert(a);
+        w.upsert(WorkerEntry::new("a", "a:1".into(), 1, start));
         assert_eq!(w.expire(timeout, start).2, None);
         // The master stopped for 15 s: its first look after finds no one dead,
-        let resumed = start + Duration::from_secs(15);
+        let resumed = start + 15_000;
         let (dead, _, gap) = w.expire(timeout, resumed);
-        assert_eq!((dead.len(), gap), (0, Some(Duration::from_secs(15))));
+        assert_eq!((dead.len(), gap), (0, Some(15_000)));
         // and the worker has a whole timeout to be heard from again, after which silence
         // counts as before.
         let mut dead_at = None;
         for step in 1..=5 {
-            let (dead, _, gap) = w.expire(timeout, resumed + Duration::from_millis(500 * step));
+            let (dead, _, gap) = w.expire(timeout, resumed + 500 * step);
             assert_eq!(gap, None);
             if !dead.is_empty() && dead_at.is_none() {
                 dead_at = Some(step);

@@ -1,31 +1,33 @@
-//! The job store: every job's plan, tasks, attempts, counters and clock.
+//! A job as the scheduler keeps it: its plan, tasks, attempts, counters and
+//! clock.
 //!
-//! Pure bookkeeping, no I/O and no async: the scheduler (in `state`) decides
-//! with it, and the REST API reads it. A job serializes whole (the `store`
-//! keeps finished jobs across master restarts).
+//! Pure bookkeeping, no I/O: the scheduler decides with it, and the master's
+//! REST API shows views of it. A job serializes whole (the master's store
+//! keeps ended jobs across restarts; the field names are that record's).
 
+use crate::clock::Clock;
+use crate::lifecycle::{JobState, Mode};
 use gridmr_core::input::InputSplit;
 use gridmr_core::shuffle::ShuffleSettings;
 use gridmr_core::{Counters, Params};
-use gridmr_net::rest::{
-    JobMetrics, JobProgress, JobState, JobStatus, JobSummary, Mode, PhaseProgress, PhaseTasks,
-    PhaseTimes, TaskAttempt, TaskCounts, WorkDone,
-};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 /// The phases a task belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub(crate) enum Phase {
+pub enum Phase {
+    /// The one task of a SINGLE job.
     Single,
+    /// A map task over one split.
     Map,
+    /// A reduce task over one partition.
     Reduce,
 }
 
 impl Phase {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// `single`, `map` or `reduce`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Phase::Single => "single",
             Phase::Map => "map",
@@ -33,7 +35,17 @@ impl Phase {
         }
     }
 
-    pub(crate) fn task_name(self, index: u32) -> String {
+    /// Its position in per-phase arrays.
+    pub fn slot(self) -> usize {
+        match self {
+            Phase::Single => 0,
+            Phase::Map => 1,
+            Phase::Reduce => 2,
+        }
+    }
+
+    /// The name of its task `index`.
+    pub fn task_name(self, index: u32) -> String {
         match self {
             Phase::Single => gridmr_core::layout::SINGLE_TASK.into(),
             Phase::Map => gridmr_core::layout::map_task(index),
@@ -44,19 +56,21 @@ impl Phase {
 
 /// One task of a job: its phase and index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub(crate) struct TaskRef {
-    pub(crate) phase: Phase,
-    pub(crate) index: u32,
+pub struct TaskRef {
+    /// Its phase.
+    pub phase: Phase,
+    /// Its index in the phase.
+    pub index: u32,
 }
 
 impl TaskRef {
     /// `single`, `map-NNNNN` or `reduce-NNNNN`.
-    pub(crate) fn name(self) -> String {
+    pub fn name(self) -> String {
         self.phase.task_name(self.index)
     }
 
     /// Reads a task name back (the store's and the API's form).
-    pub(crate) fn parse(name: &str) -> Option<TaskRef> {
+    pub fn parse(name: &str) -> Option<TaskRef> {
         let (phase, index) = match name {
             "single" => (Phase::Single, 0),
             _ => match name.split_once('-')? {
@@ -72,7 +86,7 @@ impl TaskRef {
 /// Why an attempt failed. The variant decides whether the failure counts
 /// against `MAX_TASK_ATTEMPTS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum AttemptError {
+pub enum AttemptError {
     /// The job's code or its input failed (with the stderr tail).
     Task(String),
     /// The worker could not run it, or answered with something unusable.
@@ -82,16 +96,19 @@ pub(crate) enum AttemptError {
     /// A map output it read is missing or damaged: that map runs again, and
     /// the reduce is not charged.
     MapOutputLost {
+        /// The map whose output it was.
         map: u32,
         /// The index file the reduce could not read (the map runs again
         /// only while that is still its output).
         lost: PathBuf,
+        /// What the reduce said.
         message: String,
     },
 }
 
 impl AttemptError {
-    pub(crate) fn message(&self) -> &str {
+    /// Its message (the stderr tail, the worker's words).
+    pub fn message(&self) -> &str {
         match self {
             AttemptError::Task(m) | AttemptError::Engine(m) | AttemptError::Timeout(m) => m,
             AttemptError::MapOutputLost { message, .. } => message,
@@ -99,7 +116,7 @@ impl AttemptError {
     }
 
     /// The same error with its message passed through `f`.
-    pub(crate) fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
         match self {
             AttemptError::Task(m) => AttemptError::Task(f(m)),
             AttemptError::Engine(m) => AttemptError::Engine(f(m)),
@@ -113,7 +130,7 @@ impl AttemptError {
     }
 
     /// Its name in the API (`TaskAttempt.kind`).
-    pub(crate) fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             AttemptError::Task(_) => "task",
             AttemptError::Engine(_) => "engine",
@@ -126,10 +143,12 @@ impl AttemptError {
 /// Where an attempt is. Only `Running` moves on; every other state is
 /// final, so a late or repeated report about an attempt changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum AttemptState {
+pub enum AttemptState {
+    /// Still running.
     Running,
     /// Its output is the task's (kept on the [`Task`]).
     Succeeded,
+    /// It failed ([`AttemptError`] says whose fault).
     Failed(AttemptError),
     /// Its worker went away (restarted, silent, unreachable). Not charged
     /// to the task, but to [`Task::lost`] (the poison-task guard).
@@ -145,7 +164,7 @@ pub(crate) enum AttemptState {
 
 impl AttemptState {
     /// The API's `outcome`.
-    pub(crate) fn as_str(&self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             AttemptState::Running => "running",
             AttemptState::Succeeded => "succeeded",
@@ -160,29 +179,35 @@ impl AttemptState {
 
 /// One attempt of one task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(into = "TaskAttempt", try_from = "TaskAttempt")]
-pub(crate) struct Attempt {
-    pub(crate) task: TaskRef,
+#[serde(into = "AttemptRecord", try_from = "AttemptRecord")]
+pub struct Attempt {
+    /// Its task.
+    pub task: TaskRef,
     /// 1, 2, … (plus the job's `attempt_base` after a master restart).
-    pub(crate) number: u32,
-    pub(crate) worker: String,
-    pub(crate) started_ms: u64,
-    pub(crate) finished_ms: Option<u64>,
-    pub(crate) state: AttemptState,
+    pub number: u32,
+    /// The worker it runs on.
+    pub worker: String,
+    /// When it started (ms, the caller's clock).
+    pub started_ms: u64,
+    /// When it ended.
+    pub finished_ms: Option<u64>,
+    /// Where it is.
+    pub state: AttemptState,
     /// The last progress its worker reported.
-    pub(crate) progress: Option<WorkDone>,
+    pub progress: Option<WorkDone>,
     /// What its worker reported after it had ended (a late result, never used).
-    pub(crate) late: Option<String>,
+    pub late: Option<String>,
 }
 
 impl Attempt {
-    pub(crate) fn is_running(&self) -> bool {
+    /// Whether it has not ended.
+    pub fn is_running(&self) -> bool {
         self.state == AttemptState::Running
     }
 
     /// Moves a running attempt to `state`; `false` (and no change) when it
     /// had already ended.
-    pub(crate) fn end(&mut self, state: AttemptState, now_ms: u64) -> bool {
+    pub fn end(&mut self, state: AttemptState, now_ms: u64) -> bool {
         if !self.is_running() {
             return false;
         }
@@ -196,21 +221,87 @@ impl Attempt {
 /// attempt as it started or ended, with the counters of a successful one, so that a master
 /// restart keeps every attempt and the counters of the map outputs it keeps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct HistoryLine {
-    pub(crate) attempt: Attempt,
+pub struct HistoryLine {
+    /// The attempt, as it started or ended.
+    pub attempt: Attempt,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) counters: Option<Counters>,
+    /// Its counters, when it succeeded.
+    pub counters: Option<Counters>,
 }
 
-/// The API's (and the store's) form of an attempt.
-impl From<Attempt> for TaskAttempt {
+/// An attempt as the store writes it (the REST API's `TaskAttempt` has the
+/// same fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// `single`, `map-NNNNN` or `reduce-NNNNN`.
+    pub task: String,
+    /// The attempt's number.
+    pub attempt: u32,
+    /// The worker it ran on.
+    pub worker_id: String,
+    /// When it started, ms since the Unix epoch.
+    pub started_ms: u64,
+    /// When it ended.
+    pub finished_ms: Option<u64>,
+    /// [`AttemptState::as_str`].
+    pub outcome: String,
+    /// Why it failed, was lost or was killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whose fault a failure was ([`AttemptError::kind`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Its last progress report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<WorkDone>,
+    /// What its worker reported after it had ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<String>,
+}
+
+/// An [`AttemptRecord`] whose task name is none of a job's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadTaskName(pub String);
+
+impl std::fmt::Display for BadTaskName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bad task name {:?}", self.0)
+    }
+}
+
+impl std::error::Error for BadTaskName {}
+
+/// Work done and to do, as a worker reports it for a running attempt. A map
+/// or SINGLE attempt counts input bytes; a reduce attempt shuffle records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkDone {
+    /// Work done.
+    pub done: u64,
+    /// Work to do, in the same unit (0 while unknown).
+    pub total: u64,
+    /// Records handled.
+    pub records: u64,
+}
+
+impl WorkDone {
+    /// `done / total`, at most 1 (0 while the total is unknown).
+    pub fn fraction(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            (self.done as f64 / self.total as f64).min(1.0)
+        }
+    }
+}
+
+impl From<Attempt> for AttemptRecord {
     fn from(a: Attempt) -> Self {
         let (error, kind) = match &a.state {
             AttemptState::Failed(e) => (Some(e.message().to_owned()), Some(e.kind().to_owned())),
             AttemptState::Lost(m) | AttemptState::Killed(m) => (Some(m.clone()), None),
             _ => (None, None),
         };
-        TaskAttempt {
+        AttemptRecord {
             task: a.task.name(),
             attempt: a.number,
             worker_id: a.worker,
@@ -225,11 +316,11 @@ impl From<Attempt> for TaskAttempt {
     }
 }
 
-impl TryFrom<TaskAttempt> for Attempt {
-    type Error = String;
+impl TryFrom<AttemptRecord> for Attempt {
+    type Error = BadTaskName;
 
-    fn try_from(t: TaskAttempt) -> Result<Self, String> {
-        let task = TaskRef::parse(&t.task).ok_or_else(|| format!("bad task name {:?}", t.task))?;
+    fn try_from(t: AttemptRecord) -> Result<Self, BadTaskName> {
+        let task = TaskRef::parse(&t.task).ok_or_else(|| BadTaskName(t.task.clone()))?;
         let message = t.error.clone().unwrap_or_default();
         let state = match t.outcome.as_str() {
             "succeeded" => AttemptState::Succeeded,
@@ -264,44 +355,56 @@ impl TryFrom<TaskAttempt> for Attempt {
 
 /// Where a task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum TaskState {
+pub enum TaskState {
+    /// Waiting for a worker.
     Pending,
+    /// At least one attempt runs.
     Running,
+    /// An attempt succeeded: its output is the task's.
     Done,
 }
 
 /// One task (map split, reduce partition or the SINGLE run).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Task {
-    pub(crate) state: TaskState,
+pub struct Task {
+    /// Where it is.
+    pub state: TaskState,
     /// Attempts dispatched so far (the next attempt's number is this + 1).
-    pub(crate) dispatched: u32,
+    pub dispatched: u32,
     /// Attempts running now.
-    pub(crate) running: u32,
+    pub running: u32,
     /// Failed attempts that count against `MAX_TASK_ATTEMPTS`.
-    pub(crate) failures: u32,
+    pub failures: u32,
     /// Attempts lost with their worker (the poison-task guard,
     /// `MAX_TASK_LOSSES`).
-    pub(crate) lost: u32,
-    pub(crate) last_error: Option<String>,
+    pub lost: u32,
+    /// The last failure's or loss's message.
+    pub last_error: Option<String>,
     /// Workers on which an attempt of this task failed: a retry goes
     /// elsewhere when it can.
     #[serde(default)]
-    pub(crate) failed_on: Vec<String>,
+    pub failed_on: Vec<String>,
     /// Whether a backup (speculative) attempt was started for it.
     #[serde(default)]
-    pub(crate) speculated: bool,
+    pub speculated: bool,
     /// The committed attempt's output (map: index file; reduce and single:
     /// the attempt's part file, renamed at commit).
-    pub(crate) output: Option<PathBuf>,
+    pub output: Option<PathBuf>,
     /// Where its attempts are in the job's attempt records (a heartbeat's
     /// progress report finds its attempt through them).
     #[serde(default)]
-    pub(crate) attempts: Vec<usize>,
+    pub attempts: Vec<usize>,
+}
+
+impl Default for Task {
+    fn default() -> Self {
+        Task::new()
+    }
 }
 
 impl Task {
-    pub(crate) fn new() -> Self {
+    /// A pending task with no attempts.
+    pub fn new() -> Self {
         Task {
             state: TaskState::Pending,
             dispatched: 0,
@@ -319,30 +422,35 @@ impl Task {
 
 /// What a job runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum JobKind {
+pub enum JobKind {
     /// A job registered in the binary, by name.
     Typed(String),
     /// An original-style Python job script (its copy in the job folder).
     Script(PathBuf),
     /// Hadoop-Streaming commands.
     Streaming {
+        /// The map command.
         mapper: String,
+        /// The reduce command (empty: none).
         reducer: String,
+        /// The combiner command (empty: none).
         combiner: String,
+        /// Its `-files`, copied into the job folder.
         files_dir: Option<PathBuf>,
     },
 }
 
 impl JobKind {
     /// The typed job's name; empty for scripts.
-    pub(crate) fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         match self {
             JobKind::Typed(name) => name,
             _ => "",
         }
     }
 
-    pub(crate) fn script_path(&self) -> String {
+    /// The script's path; empty for other kinds.
+    pub fn script_path(&self) -> String {
         match self {
             JobKind::Script(p) => p.display().to_string(),
             _ => String::new(),
@@ -352,15 +460,18 @@ impl JobKind {
 
 /// The job's folders on the shared folder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct JobDirs {
-    pub(crate) base: PathBuf,
-    pub(crate) shuffle: PathBuf,
-    pub(crate) out: PathBuf,
+pub struct JobDirs {
+    /// The job's folder.
+    pub base: PathBuf,
+    /// Its map outputs (`shuffle/`).
+    pub shuffle: PathBuf,
+    /// Its output (`out/`).
+    pub out: PathBuf,
 }
 
 impl JobDirs {
     /// The folders of the job whose folder is `base`.
-    pub(crate) fn under(base: PathBuf) -> Self {
+    pub fn under(base: PathBuf) -> Self {
         JobDirs {
             shuffle: gridmr_core::layout::shuffle_dir(&base),
             out: gridmr_core::layout::out_dir(&base),
@@ -369,179 +480,101 @@ impl JobDirs {
     }
 }
 
-/// When things happened. On disk only the submission time and the phase
-/// times survive (instants mean nothing to another process): a clock read
-/// back is frozen at those times.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(into = "ClockRecord", from = "ClockRecord")]
-pub(crate) struct Clock {
-    pub(crate) submitted: Option<Instant>,
-    pub(crate) submitted_ms: u64,
-    pub(crate) prepared: Option<Instant>,
-    pub(crate) phase_start: [Option<Instant>; 3],
-    pub(crate) phase_end: [Option<Instant>; 3],
-    pub(crate) finished: Option<Instant>,
-    /// The times of a clock read back from disk.
-    pub(crate) frozen: Option<PhaseTimes>,
-}
-
-/// A [`Clock`] on disk.
-#[derive(Serialize, Deserialize)]
-struct ClockRecord {
-    submitted_ms: u64,
-    times: PhaseTimes,
-}
-
-impl From<Clock> for ClockRecord {
-    fn from(c: Clock) -> Self {
-        ClockRecord {
-            submitted_ms: c.submitted_ms,
-            times: c.times(),
-        }
-    }
-}
-
-impl From<ClockRecord> for Clock {
-    fn from(r: ClockRecord) -> Self {
-        Clock {
-            submitted_ms: r.submitted_ms,
-            frozen: Some(r.times),
-            ..Clock::default()
-        }
-    }
-}
-
-fn phase_slot(p: Phase) -> usize {
-    match p {
-        Phase::Single => 0,
-        Phase::Map => 1,
-        Phase::Reduce => 2,
-    }
-}
-
-impl Clock {
-    pub(crate) fn start(&mut self, p: Phase) {
-        self.phase_start[phase_slot(p)].get_or_insert_with(Instant::now);
-    }
-
-    pub(crate) fn end(&mut self, p: Phase) {
-        self.phase_end[phase_slot(p)] = Some(Instant::now());
-    }
-
-    fn span(&self, p: Phase, now: Instant) -> Duration {
-        let i = phase_slot(p);
-        match self.phase_start[i] {
-            Some(s) => self.phase_end[i]
-                .unwrap_or(now)
-                .saturating_duration_since(s),
-            None => Duration::ZERO,
-        }
-    }
-
-    pub(crate) fn times(&self) -> PhaseTimes {
-        if let Some(t) = self.frozen {
-            return t;
-        }
-        let now = Instant::now();
-        let Some(submitted) = self.submitted else {
-            return PhaseTimes::default();
-        };
-        let end = self.finished.unwrap_or(now);
-        let total = end.saturating_duration_since(submitted);
-        let prepare = self
-            .prepared
-            .map(|p| p.saturating_duration_since(submitted))
-            .unwrap_or(total);
-        let single = self.span(Phase::Single, end);
-        let map = self.span(Phase::Map, end);
-        let reduce = self.span(Phase::Reduce, end);
-        let overhead = total.saturating_sub(prepare + single + map + reduce);
-        PhaseTimes {
-            t_total_s: total.as_secs_f64(),
-            t_prepare_s: prepare.as_secs_f64(),
-            t_single_s: single.as_secs_f64(),
-            t_map_s: map.as_secs_f64(),
-            t_reduce_s: reduce.as_secs_f64(),
-            t_overhead_s: overhead.as_secs_f64(),
-        }
-    }
-}
-
 /// Everything the master knows about one job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Job {
-    pub(crate) id: String,
-    pub(crate) kind: JobKind,
-    pub(crate) input_path: PathBuf,
+pub struct Job {
+    /// Its id (`job-000001`).
+    pub id: String,
+    /// What it runs.
+    pub kind: JobKind,
+    /// Its first input.
+    pub input_path: PathBuf,
     /// Inputs read after `input_path`.
     #[serde(default)]
-    pub(crate) more_inputs: Vec<PathBuf>,
+    pub more_inputs: Vec<PathBuf>,
     /// The job's parameters: as submitted, then with what its planning hook
     /// added.
     #[serde(default)]
-    pub(crate) params: Params,
-    pub(crate) input_size: u64,
-    pub(crate) mode: Mode,
-    pub(crate) state: JobState,
-    pub(crate) message: String,
-    pub(crate) error: Option<String>,
-    pub(crate) partitions_asked: u32,
-    pub(crate) reduce_partitions: u32,
-    pub(crate) dirs: JobDirs,
-    pub(crate) shuffle: ShuffleSettings,
-    pub(crate) splits: Vec<InputSplit>,
-    pub(crate) single: Vec<Task>,
-    pub(crate) maps: Vec<Task>,
-    pub(crate) reduces: Vec<Task>,
-    pub(crate) counters: Counters,
-    pub(crate) attempts: Vec<Attempt>,
-    pub(crate) clock: Clock,
-    pub(crate) result_file: Option<PathBuf>,
+    pub params: Params,
+    /// Its inputs' bytes.
+    pub input_size: u64,
+    /// SINGLE or DISTRIBUTED (from its plan).
+    pub mode: Mode,
+    /// Where it is in its lifecycle (changed only by [`Job::transition`]).
+    pub state: JobState,
+    /// What it is doing, in words.
+    pub message: String,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The original's `partitions`, as asked (0: not asked).
+    pub partitions_asked: u32,
+    /// Its reduce tasks.
+    pub reduce_partitions: u32,
+    /// Its folders.
+    pub dirs: JobDirs,
+    /// The map side's buffer, spill and compression settings.
+    pub shuffle: ShuffleSettings,
+    /// Its map tasks' splits.
+    pub splits: Vec<InputSplit>,
+    /// The SINGLE task (one, or none).
+    pub single: Vec<Task>,
+    /// Its map tasks.
+    pub maps: Vec<Task>,
+    /// Its reduce tasks.
+    pub reduces: Vec<Task>,
+    /// The counters of its successful attempts, merged.
+    pub counters: Counters,
+    /// Every attempt, in the order they started.
+    pub attempts: Vec<Attempt>,
+    /// When things happened.
+    pub clock: Clock,
+    /// Its `result.txt`, once committed (none when the output was too large).
+    pub result_file: Option<PathBuf>,
     /// The committed part files, in order (the output, when it was too
     /// large for `result.txt`).
     #[serde(default)]
-    pub(crate) parts: Vec<PathBuf>,
+    pub parts: Vec<PathBuf>,
     /// Longest a script task may run, seconds (0: the worker's default).
-    pub(crate) timeout_s: u32,
+    pub timeout_s: u32,
     /// The last `reporter:status:` line of a committed attempt.
-    pub(crate) task_status: Option<String>,
+    pub task_status: Option<String>,
     /// A streaming job without reducers.
-    pub(crate) map_only: bool,
+    pub map_only: bool,
     /// Added to every attempt number: a job run again after a master
     /// restart must not write where attempts of its earlier run, which
     /// workers may still be finishing, write.
     #[serde(default)]
-    pub(crate) attempt_base: u32,
+    pub attempt_base: u32,
     /// Workers kept from this job after failing several of its attempts
     /// (Spark's `excludeOnFailure`).
     #[serde(default)]
-    pub(crate) exclusions: BTreeMap<String, Exclusion>,
+    pub exclusions: BTreeMap<String, Exclusion>,
     /// How many tasks of each phase are in each state, kept by
     /// [`Job::set_task_state`] (derived: [`Job::recount`] rebuilds it), so
     /// no scheduling decision counts a phase's tasks.
     #[serde(skip)]
-    pub(crate) tally: Tally,
+    pub tally: Tally,
     /// Per phase, where the search for a pending task starts: a hint (the
     /// search wraps around), lowered when a task goes back to pending.
     #[serde(skip)]
-    pub(crate) next_pending: [usize; 3],
+    pub next_pending: [usize; 3],
     /// The committed map outputs, as every reduce attempt is sent them:
     /// built once, shared by the reduce dispatches until a map is done or
     /// undone ([`Job::set_task_state`]).
     #[serde(skip)]
-    pub(crate) reduce_inputs: Option<std::sync::Arc<Vec<String>>>,
+    pub reduce_inputs: Option<std::sync::Arc<Vec<String>>>,
     /// Since when (ms since the epoch) the job has had work to hand out, none running, and
     /// no live worker able to take it (`State::watch_for_workers`).
     #[serde(skip)]
-    pub(crate) waiting_since_ms: Option<u64>,
+    pub waiting_since_ms: Option<u64>,
     /// Attempts started or ended since the store last took them (`State::take_journal`).
     #[serde(skip)]
-    pub(crate) journal: Vec<HistoryLine>,
+    pub journal: Vec<HistoryLine>,
 }
 
 /// Tasks per phase and state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Tally([[u32; 3]; 3]);
+pub struct Tally([[u32; 3]; 3]);
 
 fn state_slot(s: TaskState) -> usize {
     match s {
@@ -553,32 +586,16 @@ fn state_slot(s: TaskState) -> usize {
 
 /// A worker's failed attempts in one job, and until when it is kept from it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Exclusion {
-    pub(crate) failures: u32,
+pub struct Exclusion {
+    /// Failed attempts that count against `MAX_TASK_ATTEMPTS`.
+    pub failures: u32,
     /// Milliseconds since the Unix epoch; `None` while not excluded.
-    pub(crate) until_ms: Option<u64>,
-}
-
-fn counts(tasks: &[Task]) -> TaskCounts {
-    let mut c = TaskCounts {
-        total: tasks.len() as u32,
-        ..TaskCounts::default()
-    };
-    for t in tasks {
-        match t.state {
-            TaskState::Pending => c.pending += 1,
-            TaskState::Running => c.running += 1,
-            TaskState::Done => c.succeeded += 1,
-        }
-        c.failed_attempts += t.failures;
-        c.lost_attempts += t.lost;
-    }
-    c
+    pub until_ms: Option<u64>,
 }
 
 impl Job {
     /// Adds a started attempt (journaled); returns its record.
-    pub(crate) fn start_attempt(&mut self, attempt: Attempt) -> usize {
+    pub fn start_attempt(&mut self, attempt: Attempt) -> usize {
         self.journal.push(HistoryLine {
             attempt: attempt.clone(),
             counters: None,
@@ -589,7 +606,7 @@ impl Job {
 
     /// Ends attempt `record` (see [`Attempt::end`]), journaled with `counters` when it
     /// succeeded; `false` (and no change) when it had already ended.
-    pub(crate) fn end_attempt(
+    pub fn end_attempt(
         &mut self,
         record: usize,
         state: AttemptState,
@@ -612,7 +629,7 @@ impl Job {
     /// Points the job's output paths into its own `out/` (after its folders were derived from
     /// its id): `result.txt` by that name, the parts by their file names, anything else
     /// dropped. A record read back from the share names no other file.
-    pub(crate) fn rebase_output(&mut self) {
+    pub fn rebase_output(&mut self) {
         use gridmr_core::commit::RESULT_FILE;
         let out = self.dirs.out.clone();
         if self.result_file.is_some() {
@@ -628,39 +645,39 @@ impl Job {
     }
 
     /// Tasks of `phase` in `state`.
-    pub(crate) fn count(&self, phase: Phase, state: TaskState) -> usize {
-        self.tally.0[phase_slot(phase)][state_slot(state)] as usize
+    pub fn count(&self, phase: Phase, state: TaskState) -> usize {
+        self.tally.0[phase.slot()][state_slot(state)] as usize
     }
 
     /// Rebuilds the tally from the tasks (after tasks are made or loaded).
-    pub(crate) fn recount(&mut self) {
+    pub fn recount(&mut self) {
         self.tally = self.counted();
         self.next_pending = [0; 3];
         self.reduce_inputs = None;
     }
 
     /// The tally, counted from the tasks.
-    pub(crate) fn counted(&self) -> Tally {
+    pub fn counted(&self) -> Tally {
         let mut t = Tally::default();
         for p in [Phase::Single, Phase::Map, Phase::Reduce] {
             for task in self.tasks(p) {
-                t.0[phase_slot(p)][state_slot(task.state)] += 1;
+                t.0[p.slot()][state_slot(task.state)] += 1;
             }
         }
         t
     }
 
     /// Moves task `index` of `phase` to `state`, keeping the tally.
-    pub(crate) fn set_task_state(&mut self, phase: Phase, index: usize, state: TaskState) {
+    pub fn set_task_state(&mut self, phase: Phase, index: usize, state: TaskState) {
         let Some(task) = self.tasks_mut(phase).get_mut(index) else {
             return;
         };
         let old = std::mem::replace(&mut task.state, state);
-        let counts = &mut self.tally.0[phase_slot(phase)];
+        let counts = &mut self.tally.0[phase.slot()];
         counts[state_slot(old)] = counts[state_slot(old)].saturating_sub(1);
         counts[state_slot(state)] += 1;
         if state == TaskState::Pending {
-            let hint = &mut self.next_pending[phase_slot(phase)];
+            let hint = &mut self.next_pending[phase.slot()];
             *hint = (*hint).min(index);
         }
         // A map's output counts only while it is done.
@@ -670,7 +687,7 @@ impl Job {
     }
 
     /// The committed map outputs, as text, shared between dispatches.
-    pub(crate) fn reduce_inputs(&mut self) -> std::sync::Arc<Vec<String>> {
+    pub fn reduce_inputs(&mut self) -> std::sync::Arc<Vec<String>> {
         if let Some(r) = &self.reduce_inputs {
             return r.clone();
         }
@@ -684,7 +701,8 @@ impl Job {
         r
     }
 
-    pub(crate) fn tasks(&self, p: Phase) -> &[Task] {
+    /// The tasks of `p`.
+    pub fn tasks(&self, p: Phase) -> &[Task] {
         match p {
             Phase::Single => &self.single,
             Phase::Map => &self.maps,
@@ -692,7 +710,8 @@ impl Job {
         }
     }
 
-    pub(crate) fn tasks_mut(&mut self, p: Phase) -> &mut Vec<Task> {
+    /// The tasks of `p`, to change.
+    pub fn tasks_mut(&mut self, p: Phase) -> &mut Vec<Task> {
         match p {
             Phase::Single => &mut self.single,
             Phase::Map => &mut self.maps,
@@ -700,144 +719,8 @@ impl Job {
         }
     }
 
-    pub(crate) fn phase_tasks(&self) -> PhaseTasks {
-        PhaseTasks {
-            single: counts(&self.single),
-            map: counts(&self.maps),
-            reduce: counts(&self.reduces),
-        }
-    }
-
-    /// `result.txt`, or the part files when the output was too large for it.
-    fn outputs(&self) -> Vec<String> {
-        match &self.result_file {
-            Some(file) => vec![file.display().to_string()],
-            None => self.parts.iter().map(|p| p.display().to_string()).collect(),
-        }
-    }
-
-    pub(crate) fn status(&self) -> JobStatus {
-        JobStatus {
-            job_id: self.id.clone(),
-            status: self.state,
-            mode: self.mode,
-            message: self.message.clone(),
-            outputs: self.outputs(),
-            script_path: self.kind.script_path(),
-            input_path: self.input_path.display().to_string(),
-            inputs: self
-                .more_inputs
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-            params: self.params.clone().into(),
-            chunks_dir: self.dirs.base.join("chunks").display().to_string(),
-            shuffle_dir: self.dirs.shuffle.display().to_string(),
-            partitions: self.partitions_asked,
-            map_splits: self.maps.len() as u32,
-            reduce_partitions: self.reduce_partitions,
-            job: self.kind.name().to_owned(),
-            output_dir: self.dirs.out.display().to_string(),
-            error: self.error.clone(),
-            counters: self.counters.clone(),
-            tasks: self.phase_tasks(),
-            times: self.clock.times(),
-            input_size_bytes: self.input_size,
-            submitted_at_ms: self.clock.submitted_ms,
-            task_status: self.task_status.clone(),
-            excluded_workers: self.excluded_workers(super::state::now_ms()),
-            progress: self.progress(),
-        }
-    }
-
-    /// The best report among a task's running attempts.
-    fn best_running(&self, task: &Task) -> Option<WorkDone> {
-        task.attempts
-            .iter()
-            .filter_map(|&r| self.attempts.get(r))
-            .filter(|a| a.is_running())
-            .filter_map(|a| a.progress)
-            .max_by(|a, b| a.fraction().total_cmp(&b.fraction()))
-    }
-
-    /// How far a phase has got: finished tasks whole, running ones by their
-    /// best attempt. `size(i)` is task `i`'s work when it is known ahead
-    /// (a map's split length), else its attempts' reports say.
-    fn phase_progress(&self, phase: Phase, size: impl Fn(usize) -> Option<u64>) -> PhaseProgress {
-        let tasks = self.tasks(phase);
-        if tasks.is_empty() {
-            return PhaseProgress::default();
-        }
-        let (mut fraction, mut done, mut total) = (0.0, 0u64, 0u64);
-        for (i, t) in tasks.iter().enumerate() {
-            let reported = || {
-                t.attempts
-                    .iter()
-                    .rev()
-                    .filter_map(|&r| self.attempts.get(r))
-                    .find(|a| a.state == AttemptState::Succeeded)
-                    .and_then(|a| a.progress)
-            };
-            match t.state {
-                TaskState::Done => {
-                    fraction += 1.0;
-                    let n = size(i).or_else(|| reported().map(|w| w.total)).unwrap_or(0);
-                    done += n;
-                    total += n;
-                }
-                TaskState::Running => {
-                    let best = self.best_running(t);
-                    let f = best.map_or(0.0, |w| w.fraction());
-                    fraction += f;
-                    let n = size(i).or(best.map(|w| w.total)).unwrap_or(0);
-                    total += n;
-                    done += best.map_or(0, |w| w.done.min(n));
-                }
-                TaskState::Pending => total += size(i).unwrap_or(0),
-            }
-        }
-        PhaseProgress {
-            fraction: fraction / tasks.len() as f64,
-            done,
-            total,
-        }
-    }
-
-    /// How far each phase has got.
-    pub(crate) fn progress(&self) -> JobProgress {
-        let splits = &self.splits;
-        JobProgress {
-            single: self.phase_progress(Phase::Single, |_| Some(self.input_size)),
-            map: self.phase_progress(Phase::Map, |i| splits.get(i).map(|s| s.len())),
-            reduce: self.phase_progress(Phase::Reduce, |_| None),
-        }
-    }
-
-    pub(crate) fn summary(&self) -> JobSummary {
-        JobSummary {
-            job_id: self.id.clone(),
-            status: self.state,
-            mode: self.mode,
-            message: self.message.clone(),
-            outputs: self.outputs(),
-            job: self.kind.name().to_owned(),
-        }
-    }
-
-    pub(crate) fn metrics(&self) -> JobMetrics {
-        JobMetrics {
-            job_id: self.id.clone(),
-            status: self.state,
-            mode: self.mode,
-            input_size_bytes: self.input_size,
-            map_splits: self.maps.len() as u32,
-            reduce_partitions: self.reduce_partitions,
-            times: self.clock.times(),
-        }
-    }
-
     /// Whether `worker` is kept from this job at `now_ms`.
-    pub(crate) fn is_excluded(&self, worker: &str, now_ms: u64) -> bool {
+    pub fn is_excluded(&self, worker: &str, now_ms: u64) -> bool {
         self.exclusions
             .get(worker)
             .and_then(|e| e.until_ms)
@@ -845,7 +728,7 @@ impl Job {
     }
 
     /// The workers kept from this job at `now_ms`.
-    pub(crate) fn excluded_workers(&self, now_ms: u64) -> Vec<String> {
+    pub fn excluded_workers(&self, now_ms: u64) -> Vec<String> {
         self.exclusions
             .keys()
             .filter(|w| self.is_excluded(w, now_ms))
@@ -855,15 +738,12 @@ impl Job {
 
     /// Whether a new attempt may start (the job is running and not being
     /// committed).
-    pub(crate) fn is_active(&self) -> bool {
-        matches!(
-            self.state,
-            JobState::Prepared | JobState::Mapping | JobState::Reducing | JobState::Running
-        )
+    pub fn is_active(&self) -> bool {
+        self.state.is_active()
     }
 
     /// The phase whose tasks may run now.
-    pub(crate) fn runnable_phase(&self) -> Option<Phase> {
+    pub fn runnable_phase(&self) -> Option<Phase> {
         if !self.is_active() {
             return None;
         }

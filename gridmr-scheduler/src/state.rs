@@ -1,37 +1,22 @@
-//! The scheduler's state machine: jobs and workers under one lock, turned
-//! into dispatches, and moved on by attempt outcomes, lost workers and
-//! cancellations. No I/O happens here; what needs I/O comes back as an
-//! [`Effect`] for the caller to carry out outside the lock.
+//! The scheduler's state machine: jobs and workers, turned into dispatches,
+//! and moved on by attempt outcomes, lost workers and cancellations. No I/O
+//! happens here and no clock is read: every [`Event`](crate::Event) comes
+//! with its `now`, and what needs I/O comes back as an [`Effect`] for the
+//! caller to carry out.
 
-use super::jobs::{
-    Attempt, AttemptError, AttemptState, Clock, HistoryLine, Job, JobDirs, JobKind, Phase, Task,
-    TaskRef, TaskState,
+use crate::clock::Clock;
+use crate::config::SchedulerConfig;
+use crate::job::{
+    Attempt, AttemptError, AttemptState, HistoryLine, Job, JobDirs, Phase, Task, TaskRef, TaskState,
 };
-use super::metrics::Metrics;
-use super::workers::{WorkerEntry, Workers};
-use crate::settings::{MasterSettings, MAX_TASK_ATTEMPTS_CAP};
-use gridmr_core::input::{plan_splits, InputFile, InputFormat, InputSplit, SplitPolicy};
+use crate::lifecycle::{JobState, Mode};
+use crate::plan::{JobRequest, Plan};
+use crate::workers::{WorkerEntry, Workers};
+use crate::{CommitFailed, PlanFailed};
 use gridmr_core::layout;
-use gridmr_core::shuffle::ShuffleSettings;
-use gridmr_core::task::{MapTask, ReduceTask};
-use gridmr_core::{Counters, Params};
-use gridmr_net::proto;
-use gridmr_net::rest::{AttemptProgress, JobState, Mode};
-use gridmr_net::wire::{map_task_to_wire, reduce_task_to_wire, shuffle_to_wire};
+use gridmr_core::Counters;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Most progress reports one heartbeat may carry.
-const MAX_PROGRESS_REPORTS: usize = 4096;
 
 /// Most bytes of an error text kept per attempt (a failed script's stderr
 /// tail, a worker's message).
@@ -52,49 +37,26 @@ fn bounded_error(mut text: String) -> String {
     text
 }
 
-/// The gRPC call of one attempt.
+/// One attempt to send to a worker. The caller builds its message from the
+/// job ([`Scheduler::job`]) and sends it.
 #[derive(Debug, Clone)]
-pub(crate) enum Call {
-    Single(proto::JobTask),
-    Map(proto::MapTask),
-    /// A reduce: its message without its inputs, and the job's committed
-    /// map outputs, shared by every reduce dispatch (with 100,000 maps a
-    /// copy per dispatch would cost more than the decision); joined into
-    /// one message when it is sent, outside the lock.
-    Reduce {
-        task: proto::ReduceTask,
-        inputs: Arc<Vec<String>>,
-    },
-}
-
-impl Call {
-    /// A reduce's whole message.
-    pub(crate) fn reduce_message(task: proto::ReduceTask, inputs: &[String]) -> proto::ReduceTask {
-        proto::ReduceTask {
-            shuffle_inputs: inputs.to_vec(),
-            ..task
-        }
-    }
-}
-
-/// One attempt to send to a worker.
-#[derive(Debug, Clone)]
-pub(crate) struct Dispatch {
-    pub(crate) key: AttemptKey,
-    pub(crate) worker_id: String,
-    pub(crate) call: Call,
+pub struct Dispatch {
+    /// The attempt.
+    pub key: AttemptKey,
+    /// The worker it goes to.
+    pub worker_id: String,
     /// The outputs this attempt may report, as the master planned them; a
     /// worker naming any other path fails the attempt.
-    pub(crate) expected: Vec<PathBuf>,
+    pub expected: Vec<PathBuf>,
     /// The job's folder, which every output must resolve inside.
-    pub(crate) job_dir: PathBuf,
+    pub job_dir: PathBuf,
 }
 
 /// The files an attempt may report as its output. Map: its index in the
 /// shuffle folder (map-only: its `part-m` attempt file). Reduce: its
 /// `part-r` attempt file. Single: a script's `part-r-00000` attempt file,
 /// or a typed job's engine output in `single-aN/`.
-pub(crate) fn expected_outputs(job: &Job, phase: Phase, index: u32, attempt: u32) -> Vec<PathBuf> {
+pub fn expected_outputs(job: &Job, phase: Phase, index: u32, attempt: u32) -> Vec<PathBuf> {
     let out = &job.dirs.out;
     match phase {
         Phase::Map if job.map_only => vec![layout::map_only_attempt_file(out, index, attempt)],
@@ -113,28 +75,39 @@ pub(crate) fn expected_outputs(job: &Job, phase: Phase, index: u32, attempt: u32
 
 /// Names one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AttemptKey {
-    pub(crate) job_id: String,
-    pub(crate) task: TaskRef,
-    pub(crate) attempt: u32,
+pub struct AttemptKey {
+    /// Its job.
+    pub job_id: String,
+    /// Its task.
+    pub task: TaskRef,
+    /// Its number.
+    pub attempt: u32,
     /// Its position in the job's attempt records.
-    pub(crate) record: usize,
+    pub record: usize,
 }
 
 /// How an attempt ended, as its answer (or its worker's loss) tells.
 #[derive(Debug, Clone)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// It produced `output` (map: the index file; reduce and single: the
     /// attempt's part file).
     Succeeded {
+        /// The index file (map) or part file (reduce, single) it wrote.
         output: PathBuf,
+        /// Its counters.
         counters: Counters,
+        /// Its last `reporter:status:` line.
         status: Option<String>,
     },
     /// It failed; the error says whose fault it was.
     Failed(AttemptError),
     /// A reduce could not read `input`, a map output.
-    InputLost { input: PathBuf, message: String },
+    InputLost {
+        /// The map output it could not read.
+        input: PathBuf,
+        /// What the reduce said.
+        message: String,
+    },
     /// Its worker went away.
     Lost(String),
     /// The worker stopped it because its job was cancelled.
@@ -154,28 +127,70 @@ impl Outcome {
 
 /// What the output commit of a finished job does.
 #[derive(Debug, Clone)]
-pub(crate) struct CommitPlan {
-    pub(crate) job_id: String,
-    pub(crate) dirs: JobDirs,
+pub struct CommitPlan {
+    /// The job.
+    pub job_id: String,
+    /// Its folders.
+    pub dirs: JobDirs,
     /// `(partition, attempt file)`, every partition once.
-    pub(crate) parts: Vec<(u32, PathBuf)>,
+    pub parts: Vec<(u32, PathBuf)>,
     /// The parts are map outputs (`part-m-NNNNN`).
-    pub(crate) map_only: bool,
+    pub map_only: bool,
     /// The job as its commit begins (recorded in `commit.json`, adopted from it after a
     /// master restart).
-    pub(crate) job: Box<Job>,
+    pub job: Box<Job>,
+}
+
+/// What the master saw happen, for its metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// A job was accepted.
+    JobSubmitted,
+    /// A job ended in `state` (with its counters when it succeeded).
+    JobEnded {
+        /// SUCCEEDED, FAILED or CANCELLED.
+        state: JobState,
+        /// The job's counters, when it succeeded.
+        counters: Option<Box<Counters>>,
+    },
+    /// An attempt that held a slot ended.
+    AttemptEnded {
+        /// Its phase.
+        phase: Phase,
+        /// `succeeded`, `failed`, `lost` or `killed`.
+        outcome: &'static str,
+        /// How long it ran.
+        seconds: f64,
+    },
 }
 
 /// Work the caller does outside the lock.
 #[derive(Debug, Clone)]
-pub(crate) enum Effect {
+pub enum Effect {
+    /// Send an attempt to a worker.
+    Dispatch(Dispatch),
+    /// Count something in the master's metrics.
+    Observed(Observation),
+    /// An ended job past the retention policy was forgotten: tidy its folder.
+    Retired(JobDirs),
+    /// A job was deleted (forgotten): remove its folder.
+    Deleted {
+        /// Its id.
+        job_id: String,
+        /// Whether it had not ended (it was cancelled by the deletion).
+        was_running: bool,
+        /// Its folders.
+        dirs: JobDirs,
+    },
     /// Remove files an attempt produced that will never be used.
     RemoveAttemptOutput(Phase, PathBuf),
     /// Commit the job's output.
     Commit(CommitPlan),
     /// Tell these workers to stop the job's attempts.
     Cancel {
+        /// The job.
         job_id: String,
+        /// The workers running its attempts.
         workers: Vec<String>,
     },
     /// Remove what a failed or cancelled job left in its shuffle and
@@ -185,161 +200,58 @@ pub(crate) enum Effect {
     Sweep(JobDirs),
     /// Stop one attempt (the loser of a speculative race).
     CancelAttempt {
+        /// The attempt's job.
         job_id: String,
+        /// Its task.
         task: TaskRef,
+        /// Its number.
         attempt: u32,
+        /// The worker running it.
         worker_id: String,
     },
     /// Ask a worker that sends no heartbeats whether it is alive.
-    Probe { worker_id: String },
+    Probe {
+        /// The worker.
+        worker_id: String,
+    },
 }
 
-/// What `POST /jobs` asked for, checked.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct JobRequest {
-    pub(crate) kind: JobKind,
-    pub(crate) input_path: PathBuf,
-    /// Inputs read after `input_path`.
-    #[serde(default)]
-    pub(crate) more_inputs: Vec<PathBuf>,
-    /// The job's parameters, as submitted.
-    #[serde(default)]
-    pub(crate) params: Params,
-    pub(crate) partitions: Option<u32>,
-    pub(crate) map_splits: Option<u32>,
-    pub(crate) reduce_partitions: Option<u32>,
-    pub(crate) force_distributed: bool,
-    pub(crate) shuffle: ShuffleSettings,
-    pub(crate) timeout_s: u32,
-    /// A job without reducers: map output is the job's output.
-    pub(crate) map_only: bool,
-}
-
-impl JobRequest {
-    /// Every input, `input_path` first, as specifications to list.
-    pub(crate) fn input_specs(&self) -> Vec<String> {
-        std::iter::once(&self.input_path)
-            .chain(&self.more_inputs)
-            .map(|p| p.display().to_string())
-            .collect()
-    }
-
-    /// Whether the job's width (splits, partitions, and so its mode) comes
-    /// from the live workers' slots because the request left it open.
-    pub(crate) fn width_from_cluster(&self) -> bool {
-        self.partitions.is_none() && (self.map_splits.is_none() || self.reduce_partitions.is_none())
-    }
-}
-
-/// What preparing a job decided. Kept in the job's folder (`plan.json`)
-/// so that a job can resume after a master restart with the same tasks.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Plan {
-    pub(crate) mode: Mode,
-    pub(crate) input_size: u64,
-    pub(crate) splits: Vec<InputSplit>,
-    pub(crate) reduce_partitions: u32,
-    /// Parameters the job's planning hook added (a typed DISTRIBUTED job's
-    /// sampled split points, say).
-    #[serde(default)]
-    pub(crate) params: Params,
-}
-
-/// Decides a job's mode, splits and partitions (the original's rule, with
-/// defaults from the cluster's size where it left them open).
-pub(crate) fn plan(
-    files: &[InputFile],
-    format: InputFormat,
-    combined: bool,
-    request: &JobRequest,
-    live_slots: u32,
-    threshold: u64,
-) -> Plan {
-    let input_size: u64 = files.iter().map(|f| f.len).sum();
-    let default = live_slots.max(1);
-    let reduce = request
-        .reduce_partitions
-        .or(request.partitions)
-        .unwrap_or(default)
-        .max(1);
-    let maps = request.map_splits.or(request.partitions);
-    let wide = reduce > 1 || maps.unwrap_or(default) > 1;
-    // A map-only job always runs DISTRIBUTED: its output is its map tasks'.
-    // So does a job that names its own width in the new fields
-    // (`reduce_partitions`, `map_splits` above 1): an explicit count is
-    // never dropped. The original's `partitions` keeps the original's rule.
-    let explicit = request.reduce_partitions.is_some_and(|r| r > 1)
-        || request.map_splits.is_some_and(|m| m > 1);
-    let distributed = request.map_only
-        || request.force_distributed
-        || explicit
-        || (input_size >= threshold && wide);
-    if !distributed {
-        return Plan {
-            mode: Mode::Single,
-            input_size,
-            splits: Vec::new(),
-            reduce_partitions: 1,
-            params: Params::new(),
-        };
-    }
-    let policy = SplitPolicy {
-        splits: maps,
-        min_splits: default,
-        ..SplitPolicy::default()
-    };
-    // Fitted to the map buffer only where map output is about the input's size (see
-    // `SplitPolicy::fitting`); combined output is about the distinct keys'.
-    let policy = if combined {
-        policy
-    } else {
-        policy.fitting(&request.shuffle)
-    };
-    Plan {
-        mode: Mode::Distributed,
-        input_size,
-        splits: plan_splits(files, &policy, format),
-        reduce_partitions: if request.map_only { 0 } else { reduce },
-        params: Params::new(),
-    }
-}
-
-/// Jobs and workers.
-pub(crate) struct State {
-    pub(crate) settings: Arc<MasterSettings>,
-    pub(crate) metrics: Arc<Metrics>,
-    jobs: BTreeMap<u64, Job>,
+/// Jobs and workers: the scheduler. Driven by [`Scheduler::handle`].
+pub struct Scheduler {
+    /// Its policy.
+    pub config: SchedulerConfig,
+    /// The `now` of the event being handled (ms, the caller's clock).
+    pub(crate) now: u64,
+    /// Effects produced while handling the current event.
+    pub(crate) outbox: Vec<Effect>,
+    pub(crate) jobs: BTreeMap<u64, Job>,
     ids: BTreeMap<String, u64>,
     next_seq: u64,
     order: u64,
     /// Jobs added here whose final state the store does not hold yet.
     unsaved: BTreeSet<u64>,
-    pub(crate) workers: Workers,
-    inflight: [u32; 3],
+    /// The registered workers.
+    pub workers: Workers,
+    pub(crate) inflight: [u32; 3],
     /// No backup attempts before this time (ms since the epoch): after a stall of the master's
     /// own, running attempts only look slow.
-    speculation_held_until_ms: u64,
-    /// When [`State::retire`] last looked (ms since the epoch): once a second is enough.
+    pub(crate) speculation_held_until_ms: u64,
+    /// When [`Scheduler::retire`] last looked (ms since the epoch): once a second is enough.
     retired_at_ms: u64,
 }
 
 fn slot(p: Phase) -> usize {
-    match p {
-        Phase::Single => 0,
-        Phase::Map => 1,
-        Phase::Reduce => 2,
-    }
+    p.slot()
 }
 
-impl State {
-    pub(crate) fn new(
-        settings: Arc<MasterSettings>,
-        metrics: Arc<Metrics>,
-        first_seq: u64,
-    ) -> Self {
-        State {
-            settings,
-            metrics,
+impl Scheduler {
+    /// A scheduler with no jobs and no workers; its first job id is
+    /// `job-{first_seq}` (a restarted master starts past its folders).
+    pub fn new(config: SchedulerConfig, first_seq: u64) -> Self {
+        Scheduler {
+            config,
+            now: 0,
+            outbox: Vec::new(),
             jobs: BTreeMap::new(),
             ids: BTreeMap::new(),
             next_seq: first_seq.max(1),
@@ -354,27 +266,43 @@ impl State {
 
     /// The next job id (`job-000001`, …). Never handed out twice by this
     /// master; the caller also skips ids whose folder exists.
-    pub(crate) fn next_id(&mut self) -> String {
+    pub fn next_id(&mut self) -> String {
         let id = format!("job-{:06}", self.next_seq);
         self.next_seq += 1;
         id
     }
 
-    pub(crate) fn job(&self, id: &str) -> Option<&Job> {
+    /// The job `id`.
+    pub fn job(&self, id: &str) -> Option<&Job> {
         self.ids.get(id).and_then(|s| self.jobs.get(s))
     }
 
-    fn job_mut(&mut self, id: &str) -> Option<&mut Job> {
+    pub(crate) fn job_mut(&mut self, id: &str) -> Option<&mut Job> {
         let seq = self.ids.get(id)?;
         self.jobs.get_mut(seq)
     }
 
-    pub(crate) fn jobs(&self) -> impl Iterator<Item = &Job> {
+    /// The committed map outputs of job `id`, as every reduce attempt is
+    /// sent them (one list shared by the dispatches until a map is undone).
+    pub fn reduce_inputs(&mut self, id: &str) -> Option<std::sync::Arc<Vec<String>>> {
+        self.job_mut(id).map(Job::reduce_inputs)
+    }
+
+    /// Numbers job `id`'s attempts from `base + 1` (a job run again after a
+    /// master restart must not write where its earlier run's attempts do).
+    pub fn set_attempt_base(&mut self, id: &str, base: u32) {
+        if let Some(job) = self.job_mut(id) {
+            job.attempt_base = base;
+        }
+    }
+
+    /// Every job, in submission order.
+    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
         self.jobs.values()
     }
 
     /// Takes back a finished job read from the store.
-    pub(crate) fn restore(&mut self, mut job: Job) {
+    pub fn restore(&mut self, mut job: Job) {
         for a in job.attempts.iter_mut().filter(|a| a.is_running()) {
             // Still running when the job ended; nobody heard how it ended.
             a.state = AttemptState::Unknown;
@@ -387,11 +315,13 @@ impl State {
 
     /// Takes back a job whose commit a master restart found begun and finished (see
     /// `master::commit`): SUCCEEDED, with the counters and attempts it had when its commit
-    /// began; its record is written at the next [`State::take_unsaved`].
-    pub(crate) fn adopt(&mut self, mut job: Job, done: gridmr_core::commit::Committed) {
-        job.state = JobState::Succeeded;
-        job.message = "done (its commit was finished after a master restart)".into();
-        job.error = None;
+    /// began; its record is written at the next [`Scheduler::take_unsaved`].
+    pub fn adopt(&mut self, mut job: Job, done: gridmr_core::commit::Committed, now_ms: u64) {
+        let _ = job.transition(
+            JobState::Succeeded,
+            "done (its commit was finished after a master restart)",
+            now_ms,
+        );
         job.result_file = done.result;
         job.parts = done.parts;
         let id = job.id.clone();
@@ -403,7 +333,7 @@ impl State {
 
     /// The attempts started or ended since the last call, by job folder, for the store's
     /// `history.jsonl`. Only jobs that have not ended: an ended job's `job.json` holds them all.
-    pub(crate) fn take_journal(&mut self) -> Vec<(PathBuf, Vec<HistoryLine>)> {
+    pub fn take_journal(&mut self) -> Vec<(PathBuf, Vec<HistoryLine>)> {
         let mut out = Vec::new();
         for job in self.jobs.values_mut().filter(|j| !j.journal.is_empty()) {
             let lines = std::mem::take(&mut job.journal);
@@ -417,7 +347,7 @@ impl State {
     /// Gives a job taken back after a master restart the attempts of its earlier runs (from
     /// its `history.jsonl`; one still running then is `unknown`), and the counters of the
     /// successful attempts whose map outputs were kept (`kept[i]`: map `i`'s index file).
-    pub(crate) fn restore_history(
+    pub fn restore_history(
         &mut self,
         id: &str,
         history: Vec<HistoryLine>,
@@ -461,7 +391,7 @@ impl State {
     }
 
     /// Jobs that have ended since the last call, for the store (each once).
-    pub(crate) fn take_unsaved(&mut self) -> Vec<Job> {
+    pub fn take_unsaved(&mut self) -> Vec<Job> {
         let jobs = &self.jobs;
         let mut ended = Vec::new();
         // Deleted jobs leave the set too.
@@ -477,8 +407,8 @@ impl State {
     }
 
     /// An ended job whose record could not be written: offered again by
-    /// the next [`State::take_unsaved`].
-    pub(crate) fn unsaved_again(&mut self, id: &str) {
+    /// the next [`Scheduler::take_unsaved`].
+    pub fn unsaved_again(&mut self, id: &str) {
         if let Some(seq) = self.ids.get(id) {
             self.unsaved.insert(*seq);
         }
@@ -509,11 +439,7 @@ impl State {
             reduces: Vec::new(),
             counters: Counters::default(),
             attempts: Vec::new(),
-            clock: Clock {
-                submitted: Some(Instant::now()),
-                submitted_ms: now_ms(),
-                ..Clock::default()
-            },
+            clock: Clock::submitted_at(self.now),
             result_file: None,
             parts: Vec::new(),
             timeout_s: request.timeout_s,
@@ -529,33 +455,38 @@ impl State {
         };
         self.ids.insert(id, seq);
         self.unsaved.insert(seq);
-        self.metrics.jobs_submitted.inc();
+        self.outbox
+            .push(Effect::Observed(Observation::JobSubmitted));
         self.jobs.entry(seq).or_insert(job)
     }
 
-    /// Marks a job PREPARING; `None` if it is gone.
-    pub(crate) fn start_preparing(&mut self, id: &str) -> Option<u32> {
-        let live = self.workers.live_slots();
-        let job = self.job_mut(id)?;
-        if job.state != JobState::Queued {
-            return None;
+    /// Marks a QUEUED job PREPARING (anything else stays as it is).
+    pub(crate) fn start_preparing(&mut self, id: &str) {
+        let now = self.now;
+        if let Some(job) = self.job_mut(id).filter(|j| j.state == JobState::Queued) {
+            let _ = job.transition(JobState::Preparing, "listing the input", now);
         }
-        job.state = JobState::Preparing;
-        job.message = "listing the input".into();
-        Some(live)
     }
 
     /// Installs a job's plan (or fails it).
-    pub(crate) fn prepared(&mut self, id: &str, plan: Result<Plan, String>) {
+    pub(crate) fn prepared(&mut self, id: &str, plan: Result<Plan, PlanFailed>) {
+        let now = self.now;
         let Some(job) = self.job_mut(id) else { return };
         if job.state != JobState::Preparing {
             return;
         }
-        job.clock.prepared = Some(Instant::now());
         match plan {
-            Err(e) => {
+            Err(PlanFailed(e)) => {
                 tracing::warn!(job = %id, error = %e, "job failed: cannot prepare it");
-                Self::fail(job, format!("cannot prepare the job: {e}"))
+                let _ = job.transition(
+                    JobState::Failed,
+                    format!("cannot prepare the job: {e}"),
+                    now,
+                );
+                self.outbox.push(Effect::Observed(Observation::JobEnded {
+                    state: JobState::Failed,
+                    counters: None,
+                }));
             }
             Ok(plan) => {
                 tracing::info!(job = %id, mode = ?plan.mode, maps = plan.splits.len(),
@@ -564,26 +495,28 @@ impl State {
                 job.input_size = plan.input_size;
                 job.reduce_partitions = plan.reduce_partitions;
                 job.params.extend(plan.params);
-                match plan.mode {
+                let message = match plan.mode {
                     Mode::Single => {
                         job.single = vec![Task::new()];
-                        job.message = "waiting for a worker".into();
+                        "waiting for a worker".to_owned()
                     }
                     Mode::Distributed => {
                         job.maps = plan.splits.iter().map(|_| Task::new()).collect();
                         job.splits = plan.splits;
-                        job.message = format!(
-                            "{} map tasks, {} reduce tasks",
-                            job.maps.len(),
-                            job.reduce_partitions
-                        );
                         if job.maps.is_empty() && !job.map_only {
-                            Self::enter_reduce(job);
+                            Self::open_reduces(job, now);
+                            format!("reducing {} partitions", job.reduce_partitions)
+                        } else {
+                            format!(
+                                "{} map tasks, {} reduce tasks",
+                                job.maps.len(),
+                                job.reduce_partitions
+                            )
                         }
                     }
-                }
+                };
                 job.recount();
-                job.state = JobState::Prepared;
+                let _ = job.transition(JobState::Prepared, message, now);
             }
         }
     }
@@ -592,27 +525,27 @@ impl State {
     /// had: maps whose outputs survived (`kept[i]`, checked by the caller)
     /// are done, the rest run again. Returns how many were kept.
     pub(crate) fn resume(&mut self, id: &str, plan: Plan, kept: Vec<Option<PathBuf>>) -> usize {
-        match self.job_mut(id) {
-            Some(job) if job.state == JobState::Queued => job.state = JobState::Preparing,
-            _ => return 0,
+        if self.job(id).is_none_or(|j| j.state != JobState::Queued) {
+            return 0;
         }
+        self.start_preparing(id);
         self.prepared(id, Ok(plan));
+        let now = self.now;
         let Some(job) = self.job_mut(id) else {
             return 0;
         };
         let mut n = 0;
-        for (task, output) in job.maps.iter_mut().zip(kept) {
-            if let Some(output) = output {
-                task.state = TaskState::Done;
+        for (index, output) in kept.into_iter().enumerate() {
+            if let (Some(output), Some(task)) = (output, job.maps.get_mut(index)) {
                 task.output = Some(output);
+                job.set_task_state(Phase::Map, index, TaskState::Done);
                 n += 1;
             }
         }
-        job.recount();
         if n > 0 && n == job.maps.len() && !job.map_only {
-            Self::enter_reduce(job);
+            Self::enter_reduce(job, now);
         } else if n > 0 {
-            job.message = format!("resumed with {n}/{} maps done", job.maps.len());
+            job.say(format!("resumed with {n}/{} maps done", job.maps.len()));
         }
         n
     }
@@ -620,27 +553,28 @@ impl State {
     /// Every map is done: the reduces may run. A map run again because its
     /// output was lost brings the job back here with its reduces as they
     /// were.
-    fn enter_reduce(job: &mut Job) {
-        job.clock.end(Phase::Map);
+    fn enter_reduce(job: &mut Job, now: u64) {
+        Self::open_reduces(job, now);
+        let _ = job.transition(
+            JobState::Reducing,
+            format!("reducing {} partitions", job.reduce_partitions),
+            now,
+        );
+    }
+
+    /// Ends the map phase's clock and makes the reduce tasks (once).
+    fn open_reduces(job: &mut Job, now: u64) {
+        job.clock.end(Phase::Map, now);
         if job.reduces.is_empty() {
             job.reduces = (0..job.reduce_partitions).map(|_| Task::new()).collect();
         }
         job.recount();
-        job.state = JobState::Reducing;
-        job.message = format!("reducing {} partitions", job.reduce_partitions);
-    }
-
-    fn fail(job: &mut Job, error: String) {
-        job.state = JobState::Failed;
-        job.message = error.clone();
-        job.error = Some(error);
-        job.clock.finished = Some(Instant::now());
     }
 
     /// Ends a job that has not ended: FAILED with `error`, or CANCELLED.
     /// Its running attempts are killed (their slots freed now, their
     /// workers told), and what it left in its folders is removed.
-    fn end_job(&mut self, id: &str, failed: Option<String>) -> Vec<Effect> {
+    pub(crate) fn end_job(&mut self, id: &str, failed: Option<String>) -> Vec<Effect> {
         let mut effects: Vec<Effect> = self.cancel_effects(id).into_iter().collect();
         let why = if failed.is_some() {
             "its job failed"
@@ -648,25 +582,27 @@ impl State {
             "its job was cancelled"
         };
         self.kill_running(id, why);
-        let metrics = self.metrics.clone();
+        let now = self.now;
         let Some(job) = self.job_mut(id) else {
             return effects;
         };
-        match failed {
+        let state = match failed {
             Some(error) => {
                 tracing::warn!(job = %id, %error, "job failed");
-                Self::fail(job, error);
-                metrics.jobs_finished(JobState::Failed);
+                let _ = job.transition(JobState::Failed, error, now);
+                JobState::Failed
             }
             None => {
                 tracing::info!(job = %id, "job cancelled");
-                job.state = JobState::Cancelled;
-                job.message = "cancelled".into();
-                job.clock.finished = Some(Instant::now());
-                metrics.jobs_finished(JobState::Cancelled);
+                let _ = job.transition(JobState::Cancelled, "cancelled", now);
+                JobState::Cancelled
             }
-        }
+        };
         effects.push(Effect::Clean(job.dirs.clone()));
+        effects.push(Effect::Observed(Observation::JobEnded {
+            state,
+            counters: None,
+        }));
         effects
     }
 
@@ -682,7 +618,7 @@ impl State {
                 .collect(),
             None => return,
         };
-        let now = now_ms();
+        let now = self.now;
         for (key, worker) in running {
             self.release(&key, &worker);
             if let Some(job) = self.job_mut(id) {
@@ -691,7 +627,7 @@ impl State {
         }
     }
 
-    fn key_of(job_id: &str, record: usize, a: &Attempt) -> AttemptKey {
+    pub(crate) fn key_of(job_id: &str, record: usize, a: &Attempt) -> AttemptKey {
         AttemptKey {
             job_id: job_id.to_owned(),
             task: a.task,
@@ -711,7 +647,7 @@ impl State {
     }
 
     fn cap(&self, p: Phase) -> u32 {
-        let s = &self.settings;
+        let s = &self.config;
         match p {
             Phase::Single => s.max_inflight_singles,
             Phase::Map => s.max_inflight_maps,
@@ -726,15 +662,15 @@ impl State {
     pub(crate) fn schedule(&mut self) -> Vec<Dispatch> {
         let mut out = Vec::new();
         let seqs: Vec<u64> = self.jobs.keys().copied().collect();
-        let now = now_ms();
-        let policy = self.settings.policy;
+        let now = self.now;
+        let policy = self.config.policy;
         for seq in seqs {
             let Some(phase) = self.jobs.get(&seq).and_then(Job::runnable_phase) else {
                 continue;
             };
             loop {
                 let total: u32 = self.inflight.iter().sum();
-                if total >= self.settings.max_inflight
+                if total >= self.config.max_inflight
                     || self.inflight[slot(phase)] >= self.cap(phase)
                 {
                     break;
@@ -785,7 +721,7 @@ impl State {
                     break;
                 };
                 job.next_pending[slot(phase)] = index as usize + 1;
-                out.push(Self::dispatch(job, phase, index, worker_id));
+                out.push(Self::dispatch(job, phase, index, worker_id, now));
             }
             self.speculate(seq, phase, now, &mut out);
         }
@@ -799,7 +735,7 @@ impl State {
     /// successful attempts (and `SPECULATION_MIN_S`) gets one more attempt,
     /// on another worker. The first to succeed wins; the other is killed.
     fn speculate(&mut self, seq: u64, phase: Phase, now: u64, out: &mut Vec<Dispatch>) {
-        let s = self.settings.clone();
+        let s = self.config.clone();
         if !s.speculation || now < self.speculation_held_until_ms {
             return;
         }
@@ -867,28 +803,30 @@ impl State {
                 return;
             };
             job.tasks_mut(phase)[index as usize].speculated = true;
-            out.push(Self::dispatch(job, phase, index, worker_id));
+            out.push(Self::dispatch(job, phase, index, worker_id, now));
         }
     }
 
-    fn dispatch(job: &mut Job, phase: Phase, index: u32, worker_id: String) -> Dispatch {
+    fn dispatch(job: &mut Job, phase: Phase, index: u32, worker_id: String, now: u64) -> Dispatch {
         let base = job.attempt_base;
         job.set_task_state(phase, index as usize, TaskState::Running);
         let task = &mut job.tasks_mut(phase)[index as usize];
         task.running += 1;
         task.dispatched += 1;
         let attempt = base + task.dispatched;
-        job.clock.start(phase);
+        job.clock.start(phase, now);
+        let to = Job::running_state(phase);
         match phase {
             Phase::Single => {
-                job.state = JobState::Running;
-                job.message = format!("running on {worker_id}");
+                let _ = job.transition(to, format!("running on {worker_id}"), now);
             }
             Phase::Map => {
-                job.state = JobState::Mapping;
-                job.message = "mapping".into();
+                let _ = job.transition(to, "mapping", now);
             }
-            Phase::Reduce => job.state = JobState::Reducing,
+            Phase::Reduce => {
+                let message = job.message.clone();
+                let _ = job.transition(to, message, now);
+            }
         }
         let record = job.attempts.len();
         job.tasks_mut(phase)[index as usize].attempts.push(record);
@@ -898,98 +836,12 @@ impl State {
             task,
             number: attempt,
             worker: worker_id.clone(),
-            started_ms: now_ms(),
+            started_ms: now,
             finished_ms: None,
             state: AttemptState::Running,
             progress: None,
             late: None,
         });
-        let name = job.kind.name().to_owned();
-        let script = job.kind.script_path();
-        let streaming = match &job.kind {
-            JobKind::Streaming {
-                mapper,
-                reducer,
-                combiner,
-                files_dir,
-            } => Some(proto::StreamingSpec {
-                mapper: mapper.clone(),
-                reducer: reducer.clone(),
-                combiner: combiner.clone(),
-                files_dir: files_dir
-                    .as_ref()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default(),
-            }),
-            _ => None,
-        };
-        let timeout_s = job.timeout_s;
-        let call = match phase {
-            Phase::Single => Call::Single(proto::JobTask {
-                job_id: job.id.clone(),
-                script_path: script.clone(),
-                streaming,
-                timeout_s,
-                input_path: job.input_path.display().to_string(),
-                more_inputs: job
-                    .more_inputs
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect(),
-                params: job.params.clone().into(),
-                output_dir: job.dirs.out.display().to_string(),
-                job_name: name,
-                attempt,
-                shuffle: Some(shuffle_to_wire(&job.shuffle)),
-                work_dir: layout::single_work_dir(&job.dirs.base, attempt)
-                    .display()
-                    .to_string(),
-            }),
-            Phase::Map => Call::Map(proto::MapTask {
-                streaming,
-                timeout_s,
-                ..map_task_to_wire(
-                    &MapTask {
-                        job_id: job.id.clone(),
-                        index,
-                        attempt,
-                        worker_id: worker_id.clone(),
-                        split: job.splits[index as usize].clone(),
-                        partitions: job.reduce_partitions,
-                        shuffle_dir: job.dirs.shuffle.clone(),
-                        shuffle: job.shuffle,
-                        params: job.params.clone(),
-                        map_only_output: job.map_only.then(|| job.dirs.out.clone()),
-                        cancel: Default::default(),
-                        progress: Default::default(),
-                    },
-                    &name,
-                    &script,
-                )
-            }),
-            Phase::Reduce => Call::Reduce {
-                inputs: job.reduce_inputs(),
-                task: proto::ReduceTask {
-                    streaming,
-                    timeout_s,
-                    ..reduce_task_to_wire(
-                        &ReduceTask {
-                            job_id: job.id.clone(),
-                            partition: index,
-                            attempt,
-                            worker_id: worker_id.clone(),
-                            map_outputs: Vec::new(),
-                            output_dir: job.dirs.out.clone(),
-                            params: job.params.clone(),
-                            cancel: Default::default(),
-                            progress: Default::default(),
-                        },
-                        &name,
-                        &script,
-                    )
-                },
-            },
-        };
         Dispatch {
             key: AttemptKey {
                 job_id: job.id.clone(),
@@ -998,7 +850,6 @@ impl State {
                 record,
             },
             worker_id,
-            call,
             expected: expected_outputs(job, phase, index, attempt),
             job_dir: job.dirs.base.clone(),
         }
@@ -1038,7 +889,7 @@ impl State {
         outcome: Outcome,
     ) -> Vec<Effect> {
         let held = self.release(key, worker_id);
-        let metrics = self.metrics.clone();
+        let now = self.now;
         let mut effects = Vec::new();
         let (phase, index) = (key.task.phase, key.task.index as usize);
         let Some(job) = self.job_mut(&key.job_id) else {
@@ -1047,11 +898,13 @@ impl State {
             }
             return effects;
         };
-        let now = now_ms();
         if held {
             let started = job.attempts[key.record].started_ms;
-            let seconds = now.saturating_sub(started) as f64 / 1000.0;
-            metrics.task_finished(phase.as_str(), outcome.label(), seconds);
+            effects.push(Effect::Observed(Observation::AttemptEnded {
+                phase,
+                outcome: outcome.label(),
+                seconds: now.saturating_sub(started) as f64 / 1000.0,
+            }));
         }
         let active = job.is_active();
         let task_done = job.tasks(phase)[index].state == TaskState::Done;
@@ -1152,7 +1005,7 @@ impl State {
         status: Option<String>,
         effects: &mut Vec<Effect>,
     ) {
-        let now = now_ms();
+        let now = self.now;
         let (phase, index) = (key.task.phase, key.task.index as usize);
         let mut others = Vec::new();
         let Some(job) = self.job_mut(&key.job_id) else {
@@ -1179,24 +1032,24 @@ impl State {
         match phase {
             Phase::Map => {
                 let done = job.count(Phase::Map, TaskState::Done);
-                job.message = format!("mapped {done}/{}", job.maps.len());
+                job.say(format!("mapped {done}/{}", job.maps.len()));
                 if done == job.maps.len() {
                     if job.map_only {
-                        job.clock.end(Phase::Map);
-                        job.message = "committing the output".into();
+                        job.clock.end(Phase::Map, now);
+                        job.say("committing the output");
                         effects.push(Effect::Commit(Self::commit_plan(job, Phase::Map)));
                     } else {
-                        Self::enter_reduce(job);
+                        Self::enter_reduce(job, now);
                     }
                 }
             }
             Phase::Reduce | Phase::Single => {
                 let total = job.tasks(phase).len();
                 let done = job.count(phase, TaskState::Done);
-                job.message = format!("reduced {done}/{total}");
+                job.say(format!("reduced {done}/{total}"));
                 if done == total && job.count(Phase::Map, TaskState::Done) == job.maps.len() {
-                    job.clock.end(phase);
-                    job.message = "committing the output".into();
+                    job.clock.end(phase, now);
+                    job.say("committing the output");
                     effects.push(Effect::Commit(Self::commit_plan(job, phase)));
                 }
             }
@@ -1245,10 +1098,9 @@ impl State {
     /// - a lost worker counts against `MAX_TASK_LOSSES` only;
     /// - a killed attempt counts nowhere.
     fn charge(&mut self, key: &AttemptKey, worker_id: &str, state: &AttemptState) -> Vec<Effect> {
-        let s = self.settings.clone();
-        let max_attempts = s.max_task_attempts.clamp(1, MAX_TASK_ATTEMPTS_CAP);
-        let max_losses = s.max_task_losses.clamp(1, MAX_TASK_ATTEMPTS_CAP);
-        let now = now_ms();
+        let s = self.config.clone();
+        let (max_attempts, max_losses) = (s.max_attempts(), s.max_losses());
+        let now = self.now;
         let (phase, index) = (key.task.phase, key.task.index as usize);
         let name = key.task.name();
         let Some(job) = self.job_mut(&key.job_id) else {
@@ -1275,10 +1127,8 @@ impl State {
                         if let Some(out) = m.output.take() {
                             effects.push(Effect::RemoveAttemptOutput(Phase::Map, out));
                         }
-                        tracing::warn!(job = %job.id, map = %map_name, reduce = %name,
+                        tracing::warn!(job = %key.job_id, map = %map_name, reduce = %name,
                             "a map output cannot be read; running the map again");
-                        job.state = JobState::Mapping;
-                        job.message = format!("{map_name}'s output was lost; running it again");
                         if m.failures >= max_attempts {
                             give_up = Some(format!(
                                 "task {map_name} failed {} time(s) or lost its output; last: {message}",
@@ -1286,6 +1136,13 @@ impl State {
                             ));
                         }
                     }
+                }
+                if was_done {
+                    let _ = job.transition(
+                        JobState::Mapping,
+                        format!("{map_name}'s output was lost; running it again"),
+                        now,
+                    );
                 }
             }
             AttemptState::Failed(e) => {
@@ -1359,9 +1216,9 @@ impl State {
     pub(crate) fn committed(
         &mut self,
         job_id: &str,
-        result: Result<gridmr_core::commit::Committed, String>,
+        result: Result<gridmr_core::commit::Committed, CommitFailed>,
     ) -> Vec<Effect> {
-        let metrics = self.metrics.clone();
+        let now = self.now;
         let Some(job) = self.job_mut(job_id) else {
             return Vec::new();
         };
@@ -1379,197 +1236,52 @@ impl State {
                 }
                 job.result_file = result;
                 job.parts = parts;
-                job.state = JobState::Succeeded;
-                job.message = "done".into();
-                job.clock.finished = Some(Instant::now());
-                metrics.bytes_from(&job.counters);
-                metrics.jobs_finished(JobState::Succeeded);
-                Vec::new()
+                let _ = job.transition(JobState::Succeeded, "done", now);
+                vec![Effect::Observed(Observation::JobEnded {
+                    state: JobState::Succeeded,
+                    counters: Some(Box::new(job.counters.clone())),
+                })]
             }
-            Err(e) => self.end_job(job_id, Some(format!("cannot commit the output: {e}"))),
-        }
-    }
-
-    /// Registers (or re-registers) a worker. A worker that registers again
-    /// while the master has attempts running on it was restarted: those
-    /// attempts are lost.
-    pub(crate) fn register(&mut self, entry: WorkerEntry) -> Vec<Effect> {
-        let id = entry.id.clone();
-        let effects = self.lose_attempts_on(&id, "the worker registered again (restarted)");
-        self.workers.upsert(entry);
-        effects
-    }
-
-    /// A heartbeat; `false` if the worker is unknown.
-    pub(crate) fn heartbeat(&mut self, id: &str) -> bool {
-        match self.workers.get_mut(id) {
-            Some(w) => {
-                w.touch();
-                w.heartbeats = true;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// A worker that sends no heartbeats answered the master's probe.
-    /// Takes a worker's progress reports: each lands on its attempt if that
-    /// attempt still runs, on that worker (a stale or forged report changes
-    /// nothing).
-    pub(crate) fn progress(&mut self, worker_id: &str, reports: &[AttemptProgress]) {
-        for r in reports.iter().take(MAX_PROGRESS_REPORTS) {
-            let Some(task) = TaskRef::parse(&r.task) else {
-                continue;
-            };
-            let Some(job) = self.job_mut(&r.job_id) else {
-                continue;
-            };
-            let Some(records) = job
-                .tasks(task.phase)
-                .get(task.index as usize)
-                .map(|t| t.attempts.clone())
-            else {
-                continue;
-            };
-            for i in records {
-                if let Some(a) = job.attempts.get_mut(i) {
-                    if a.number == r.attempt && a.worker == worker_id && a.is_running() {
-                        a.progress = Some(r.work);
-                    }
-                }
+            Err(CommitFailed(e)) => {
+                self.end_job(job_id, Some(format!("cannot commit the output: {e}")))
             }
         }
-    }
-
-    pub(crate) fn probed(&mut self, id: &str) {
-        if let Some(w) = self.workers.get_mut(id) {
-            w.touch();
-        }
-    }
-
-    /// Declares silent workers dead and requeues their attempts; asks for
-    /// probes of those that never send heartbeats.
-    pub(crate) fn expire_workers(&mut self, now: Instant) -> Vec<Effect> {
-        let timeout = self.settings.worker_timeout();
-        let (dead, probe, stalled) = self.workers.expire(timeout, now);
-        if let Some(gap) = stalled {
-            // Attempts ran on while the master did not look: none is a straggler for that.
-            self.speculation_held_until_ms = now_ms().saturating_add(gap.as_millis() as u64);
-            tracing::warn!(
-                stalled_s = gap.as_secs_f64(),
-                "the master did not run for a while (stopped, paused or starved of CPU); \
-                 workers get a fresh heartbeat window instead of being declared dead"
-            );
-        }
-        let mut effects = Vec::new();
-        for id in dead {
-            tracing::warn!(worker = %id, "worker missed its heartbeats; its tasks go back to the queue");
-            effects.extend(self.lose_attempts_on(&id, "its worker stopped sending heartbeats"));
-        }
-        for worker_id in probe {
-            effects.push(Effect::Probe { worker_id });
-        }
-        effects
-    }
-
-    /// Says so, in the job's message and the log, when a job has work to hand out, nothing
-    /// running, and no live worker able to take it ("waiting for workers: 0 alive"), and fails
-    /// it once that has lasted `WAIT_FOR_WORKERS_S` (when not 0).
-    pub(crate) fn watch_for_workers(&mut self, now_ms: u64) -> Vec<Effect> {
-        let limit_ms = self.settings.wait_for_workers_s.saturating_mul(1000);
-        let alive = self.workers.live().count();
-        let mut expired = Vec::new();
-        for job in self.jobs.values_mut() {
-            let Some(phase) = job.runnable_phase() else {
-                job.waiting_since_ms = None;
-                continue;
-            };
-            let name = job.kind.name();
-            let starved = job.count(phase, TaskState::Pending) > 0
-                && job.count(phase, TaskState::Running) == 0
-                && !self.workers.live().any(|w| w.can_run(name));
-            match (starved, job.waiting_since_ms) {
-                (true, None) => {
-                    job.waiting_since_ms = Some(now_ms);
-                    job.message = if alive > 0 && !name.is_empty() {
-                        format!("waiting for workers: {alive} alive, none has the job {name}")
-                    } else {
-                        format!("waiting for workers: {alive} alive")
-                    };
-                    tracing::warn!(job = %job.id, alive, wait_limit_s = limit_ms / 1000,
-                        "{}", job.message);
-                }
-                (true, Some(since)) if limit_ms > 0 && now_ms.saturating_sub(since) >= limit_ms => {
-                    expired.push((job.id.clone(), job.message.clone()));
-                }
-                (false, Some(_)) => {
-                    job.waiting_since_ms = None;
-                    job.message = format!("{alive} worker(s) alive; running again");
-                    tracing::info!(job = %job.id, alive, "workers are back for the job");
-                }
-                _ => {}
-            }
-        }
-        let mut effects = Vec::new();
-        for (id, waiting) in expired {
-            let error = format!(
-                "no worker could run the job for WAIT_FOR_WORKERS_S = {} s ({waiting})",
-                limit_ms / 1000
-            );
-            effects.extend(self.end_job(&id, Some(error)));
-        }
-        effects
-    }
-
-    /// Marks a worker dead now (its connection failed).
-    pub(crate) fn worker_unreachable(&mut self, id: &str) -> Vec<Effect> {
-        if let Some(w) = self.workers.get_mut(id) {
-            if w.alive {
-                tracing::warn!(worker = %id, "worker unreachable; its tasks go back to the queue");
-                w.alive = false;
-            }
-        }
-        self.lose_attempts_on(id, "its worker became unreachable")
-    }
-
-    fn lose_attempts_on(&mut self, worker_id: &str, why: &str) -> Vec<Effect> {
-        let mut keys = Vec::new();
-        for job in self.jobs.values() {
-            for (record, a) in job.attempts.iter().enumerate() {
-                if a.is_running() && a.worker == worker_id {
-                    keys.push(Self::key_of(&job.id, record, a));
-                }
-            }
-        }
-        let mut effects = Vec::new();
-        for key in keys {
-            effects.extend(self.complete(&key, worker_id, Outcome::Lost(why.to_owned())));
-        }
-        effects
     }
 
     /// Cancels and forgets a job. Returns whether it was still running, its
     /// folders, and the effects (cancel messages).
-    pub(crate) fn delete(&mut self, id: &str) -> Option<(bool, JobDirs, Vec<Effect>)> {
-        self.job(id)?;
-        let effects: Vec<Effect> = self.cancel_effects(id).into_iter().collect();
+    pub(crate) fn delete(&mut self, id: &str) -> Vec<Effect> {
+        if self.job(id).is_none() {
+            return Vec::new();
+        }
+        let mut effects: Vec<Effect> = self.cancel_effects(id).into_iter().collect();
         self.kill_running(id, "its job was deleted");
-        let seq = self.ids.remove(id)?;
-        let job = self.jobs.remove(&seq)?;
+        let Some(job) = self.ids.remove(id).and_then(|seq| self.jobs.remove(&seq)) else {
+            return effects;
+        };
         let was_running = !job.state.is_terminal();
         if was_running {
-            self.metrics.jobs_finished(JobState::Cancelled);
+            effects.push(Effect::Observed(Observation::JobEnded {
+                state: JobState::Cancelled,
+                counters: None,
+            }));
         }
-        Some((was_running, job.dirs, effects))
+        effects.push(Effect::Deleted {
+            job_id: job.id,
+            was_running,
+            dirs: job.dirs,
+        });
+        effects
     }
 
     /// Ended jobs past the retention policy (`JOB_RETENTION_COUNT` ended jobs at most, none
     /// ended more than `JOB_RETENTION_S` ago), oldest first: forgotten here, their folders
     /// returned for the caller to tidy. A job whose record is not yet written stays.
-    pub(crate) fn retire(&mut self, now_ms: u64) -> Vec<JobDirs> {
+    pub(crate) fn retire(&mut self) -> Vec<Effect> {
+        let now_ms = self.now;
         let (max, age_ms) = (
-            self.settings.job_retention_count,
-            self.settings.job_retention_s.saturating_mul(1000),
+            self.config.job_retention_count,
+            self.config.job_retention_s.saturating_mul(1000),
         );
         // It walks every ended job: not at each of the scheduler's wakes, once a second.
         if (max == 0 && age_ms == 0) || now_ms < self.retired_at_ms.saturating_add(1000) {
@@ -1580,10 +1292,7 @@ impl State {
             .jobs
             .iter()
             .filter(|(seq, j)| j.state.is_terminal() && !self.unsaved.contains(seq))
-            .map(|(seq, j)| {
-                let total = (j.clock.times().t_total_s * 1000.0) as u64;
-                (*seq, j.clock.submitted_ms.saturating_add(total))
-            })
+            .map(|(seq, j)| (*seq, j.clock.ended_ms().unwrap_or(j.clock.submitted_ms)))
             .collect();
         let over = if max == 0 {
             0
@@ -1597,7 +1306,7 @@ impl State {
                 if let Some(job) = self.jobs.remove(&seq) {
                     self.ids.remove(&job.id);
                     tracing::info!(job = %job.id, "job retired (JOB_RETENTION_COUNT / _S)");
-                    retired.push(job.dirs);
+                    retired.push(Effect::Retired(job.dirs));
                 }
             }
         }
@@ -1605,7 +1314,7 @@ impl State {
     }
 
     /// Job counts by state.
-    pub(crate) fn jobs_by_state(&self) -> BTreeMap<&'static str, u64> {
+    pub fn jobs_by_state(&self) -> BTreeMap<&'static str, u64> {
         let mut m = BTreeMap::new();
         for s in JobState::ALL {
             m.insert(s.as_str(), 0);
@@ -1618,35 +1327,65 @@ impl State {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
-    use crate::settings::SchedulerPolicy;
+    use crate::config::SchedulerPolicy;
+    use crate::job::JobKind;
+    use crate::plan::plan;
+    use crate::workers::LossCause;
+    use crate::Event;
+    use gridmr_core::input::{InputFile, InputFormat, SplitPolicy};
+    use gridmr_core::shuffle::ShuffleSettings;
 
-    pub(crate) fn settings() -> Arc<MasterSettings> {
-        let mut s = MasterSettings::local("/tmp");
-        s.max_task_attempts = 2;
-        s.policy = SchedulerPolicy::LeastLoaded;
-        Arc::new(s)
+    /// The time the scripts below start at (ms).
+    const T0: u64 = 1_000_000;
+
+    fn config() -> SchedulerConfig {
+        SchedulerConfig {
+            max_task_attempts: 2,
+            policy: SchedulerPolicy::LeastLoaded,
+            ..SchedulerConfig::default()
+        }
     }
 
     fn worker(id: &str, slots: u32) -> WorkerEntry {
-        WorkerEntry::new(id, format!("{id}:1"), slots)
+        WorkerEntry::new(id, format!("{id}:1"), slots, T0)
     }
 
-    pub(crate) fn request(partitions: Option<u32>, force: bool) -> JobRequest {
+    fn request(partitions: Option<u32>, force: bool) -> JobRequest {
         JobRequest {
-            kind: JobKind::Typed("wordcount".into()),
-            input_path: "/in.txt".into(),
-            more_inputs: Vec::new(),
-            params: Params::new(),
             partitions,
-            map_splits: None,
-            reduce_partitions: None,
             force_distributed: force,
-            shuffle: ShuffleSettings::default(),
-            timeout_s: 0,
-            map_only: false,
+            ..JobRequest::new(JobKind::Typed("wordcount".into()), "/in.txt".into())
         }
+    }
+
+    /// A scheduler at `T0`.
+    fn scheduler(config: SchedulerConfig) -> Scheduler {
+        let mut s = Scheduler::new(config, 1);
+        s.now = T0;
+        s
+    }
+
+    /// The attempts a scheduling pass at `now` hands out.
+    fn tick(s: &mut Scheduler, now: u64) -> Vec<Dispatch> {
+        s.handle(Event::Tick, now)
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Dispatch(d) => Some(d),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Failed attempts of `phase`'s tasks.
+    fn failures(job: &Job, phase: Phase) -> u32 {
+        job.tasks(phase).iter().map(|t| t.failures).sum()
+    }
+
+    /// Attempts of `phase`'s tasks lost with their workers.
+    fn losses(job: &Job, phase: Phase) -> u32 {
+        job.tasks(phase).iter().map(|t| t.lost).sum()
     }
 
     fn files(len: u64) -> Vec<InputFile> {
@@ -1749,13 +1488,14 @@ pub(super) mod tests {
         assert!(largest(true) <= SplitPolicy::default().max_split_bytes);
     }
 
-    fn state_with_job(partitions: u32) -> (State, String) {
-        let mut s = State::new(settings(), Arc::new(Metrics::new()), 1);
+    fn state_with_job(partitions: u32) -> (Scheduler, String) {
+        let mut s = scheduler(config());
         s.register(worker("a", 1));
         s.register(worker("b", 1));
         let id = s.next_id();
         s.add_job(id.clone(), request(Some(partitions), true), dirs());
-        let live = s.start_preparing(&id).unwrap();
+        s.start_preparing(&id);
+        let live = s.workers.live_slots();
         let p = plan(
             &files(1000),
             InputFormat::Lines,
@@ -1780,33 +1520,30 @@ pub(super) mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn maps_then_reduces_then_commit() {
+    #[test]
+    fn maps_then_reduces_then_commit() {
         let (mut s, id) = state_with_job(3);
-        let first = s.schedule();
+        let first = tick(&mut s, T0);
         assert_eq!(first.len(), 2, "one attempt per free slot");
         assert_ne!(first[0].worker_id, first[1].worker_id);
-        assert!(s.schedule().is_empty());
+        assert!(tick(&mut s, T0).is_empty());
         for d in &first {
-            assert!(s.complete(&d.key, &d.worker_id, ok("/m.index")).is_empty());
+            let effects = s.complete(&d.key, &d.worker_id, ok("/m.index"));
+            assert!(effects.iter().all(|e| matches!(e, Effect::Observed(_))));
         }
-        let third = s.schedule();
+        let third = tick(&mut s, T0);
         assert_eq!(third.len(), 1);
         assert_eq!(s.job(&id).unwrap().state, JobState::Mapping);
         s.complete(&third[0].key, &third[0].worker_id, ok("/m.index"));
         assert_eq!(s.job(&id).unwrap().state, JobState::Reducing);
-        let reduces = s.schedule();
+        let reduces = tick(&mut s, T0);
         assert_eq!(reduces[0].key.task.phase, Phase::Reduce);
-        let Call::Reduce { task, inputs } = &reduces[0].call else {
-            panic!()
-        };
-        let r = Call::reduce_message(task.clone(), inputs);
-        assert_eq!(r.shuffle_inputs.len(), 3);
+        assert_eq!(s.reduce_inputs(&id).unwrap().len(), 3);
         let mut effects = Vec::new();
         for d in reduces {
             effects.extend(s.complete(&d.key, &d.worker_id, ok("/r")));
         }
-        let last = s.schedule();
+        let last = tick(&mut s, T0);
         effects.extend(s.complete(&last[0].key, &last[0].worker_id, ok("/r")));
         let commit = effects.iter().find_map(|e| match e {
             Effect::Commit(c) => Some(c.clone()),
@@ -1822,33 +1559,39 @@ pub(super) mod tests {
         );
         let job = s.job(&id).unwrap();
         assert_eq!(job.state, JobState::Succeeded);
-        assert!(job.phase_tasks().reduce.is_done());
+        assert!(job.count(Phase::Reduce, TaskState::Done) == job.reduces.len());
     }
 
-    #[tokio::test]
-    async fn failures_retry_then_fail_the_job() {
+    #[test]
+    fn failures_retry_then_fail_the_job() {
         let (mut s, id) = state_with_job(1);
-        let d = s.schedule().remove(0);
+        let d = tick(&mut s, T0).remove(0);
         s.complete(&d.key, &d.worker_id, failed("boom 1"));
-        let d2 = s.schedule().remove(0);
+        let d2 = tick(&mut s, T0).remove(0);
         assert_eq!(d2.key.attempt, 2);
         s.complete(&d2.key, &d2.worker_id, failed("boom 2"));
         let job = s.job(&id).unwrap();
         assert_eq!(job.state, JobState::Failed);
         assert!(job.error.as_deref().unwrap().contains("boom 2"));
-        assert!(s.schedule().is_empty());
+        assert!(tick(&mut s, T0).is_empty());
     }
 
-    #[tokio::test]
-    async fn a_dead_workers_attempts_are_requeued_and_late_answers_ignored() {
+    #[test]
+    fn a_dead_workers_attempts_are_requeued_and_late_answers_ignored() {
         let (mut s, id) = state_with_job(2);
-        let ds = s.schedule();
+        let ds = tick(&mut s, T0);
         let on_a = ds.iter().find(|d| d.worker_id == "a").unwrap().clone();
-        s.workers.get_mut("a").unwrap().last_seen =
-            Instant::now() - std::time::Duration::from_secs(60);
-        s.expire_workers(Instant::now());
+        // b is heard from; a falls silent past the timeout (10 s), looked at every 2 s.
+        for now in (T0..=T0 + 12_000).step_by(2_000) {
+            let beat = Event::Heartbeat {
+                worker: "b".into(),
+                reports: Vec::new(),
+            };
+            s.handle(beat, now);
+            tick(&mut s, now);
+        }
         let job = s.job(&id).unwrap();
-        assert_eq!(job.phase_tasks().map.lost_attempts, 1);
+        assert_eq!(losses(job, Phase::Map), 1);
         assert!(matches!(
             job.attempts[on_a.key.record].state,
             AttemptState::Lost(_)
@@ -1856,12 +1599,12 @@ pub(super) mod tests {
         // The requeued task goes to the live worker once it has a slot.
         let other = ds.iter().find(|d| d.worker_id == "b").unwrap().clone();
         s.complete(&other.key, &other.worker_id, ok("/m1"));
-        let retry = s.schedule().remove(0);
+        let retry = tick(&mut s, T0).remove(0);
         assert_eq!((retry.worker_id.as_str(), retry.key.attempt), ("b", 2));
         // The lost attempt's late failure changes nothing.
         let effects = s.complete(&on_a.key, "a", Outcome::Lost("reset".into()));
         assert!(effects.is_empty());
-        assert_eq!(s.job(&id).unwrap().phase_tasks().map.lost_attempts, 1);
+        assert_eq!(losses(s.job(&id).unwrap(), Phase::Map), 1);
         // Its late success is recorded as late and not used: its output goes, the retry runs.
         let effects = s.complete(&on_a.key, "a", ok("/m0-late"));
         assert!(
@@ -1877,10 +1620,10 @@ pub(super) mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn duplicate_successes_are_superseded() {
+    #[test]
+    fn duplicate_successes_are_superseded() {
         let (mut s, _id) = state_with_job(1);
-        let d = s.schedule().remove(0);
+        let d = tick(&mut s, T0).remove(0);
         s.complete(&d.key, &d.worker_id, ok("/first"));
         let effects = s.complete(&d.key, &d.worker_id, ok("/again"));
         assert!(
@@ -1890,9 +1633,10 @@ pub(super) mod tests {
 
     #[test]
     fn ended_jobs_past_the_retention_count_or_age_are_retired_oldest_first() {
-        let mut s = MasterSettings::local("/tmp");
-        s.job_retention_count = 2;
-        let mut st = State::new(Arc::new(s), Arc::new(Metrics::new()), 1);
+        let mut st = scheduler(SchedulerConfig {
+            job_retention_count: 2,
+            ..config()
+        });
         let ids: Vec<String> = (0..4)
             .map(|_| {
                 let id = st.next_id();
@@ -1904,44 +1648,53 @@ pub(super) mod tests {
             st.cancel(id).unwrap();
         }
         // Not yet saved: kept. (It looks at most once a second: each call a second later.)
-        let t = now_ms();
-        assert!(st.retire(t).is_empty());
+        let retired = |st: &mut Scheduler, now: u64| {
+            st.handle(Event::Tick, now)
+                .into_iter()
+                .filter(|e| matches!(e, Effect::Retired(_)))
+                .count()
+        };
+        let t = T0;
+        assert_eq!(retired(&mut st, t), 0);
         assert_eq!(st.take_unsaved().len(), 3);
-        assert!(st.retire(t + 10).is_empty(), "not again within the second");
-        let retired = st.retire(t + 1_000);
-        assert_eq!(retired.len(), 1);
+        assert_eq!(retired(&mut st, t + 10), 0, "not again within the second");
+        assert_eq!(retired(&mut st, t + 1_000), 1);
         assert!(st.job(&ids[0]).is_none(), "the oldest ended job went");
         assert!(st.job(&ids[1]).is_some() && st.job(&ids[2]).is_some());
         assert!(st.job(&ids[3]).is_some(), "a running job is never retired");
         // By age: a day later, every ended job is past a one-hour limit.
-        let mut s = MasterSettings::local("/tmp");
-        s.job_retention_count = 0;
-        s.job_retention_s = 3600;
-        st.settings = Arc::new(s);
-        assert!(st.retire(t + 2_000).is_empty());
-        assert_eq!(st.retire(t + 86_400_000).len(), 2);
+        st.config.job_retention_count = 0;
+        st.config.job_retention_s = 3600;
+        assert_eq!(retired(&mut st, t + 2_000), 0);
+        assert_eq!(retired(&mut st, t + 86_400_000), 2);
         assert!(st.job(&ids[3]).is_some());
     }
 
-    #[tokio::test]
-    async fn delete_frees_slots_and_forgets_the_job() {
+    #[test]
+    fn delete_frees_slots_and_forgets_the_job() {
         let (mut s, id) = state_with_job(2);
-        assert_eq!(s.schedule().len(), 2);
-        let (was_running, _, effects) = s.delete(&id).unwrap();
-        assert!(was_running);
-        assert!(matches!(&effects[..], [Effect::Cancel { workers, .. }] if workers.len() == 2));
+        assert_eq!(tick(&mut s, T0).len(), 2);
+        let effects = s.handle(Event::Delete { job: id.clone() }, T0);
+        assert!(matches!(&effects[0], Effect::Cancel { workers, .. } if workers.len() == 2));
+        assert!(effects.iter().any(|e| matches!(
+            e,
+            Effect::Deleted {
+                was_running: true,
+                ..
+            }
+        )));
         assert!(s.job(&id).is_none());
         assert!(s.workers.list.iter().all(|w| w.running == 0));
         let next = s.next_id();
         assert_ne!(next, id, "ids are never reused");
     }
 
-    #[tokio::test]
-    async fn an_ended_job_is_saved_once_and_reads_back_as_it_ended() {
+    #[test]
+    fn an_ended_job_is_saved_once_and_reads_back_as_it_ended() {
         let (mut s, id) = state_with_job(1);
         assert!(s.take_unsaved().is_empty(), "still running");
         for boom in ["boom 1", "boom 2"] {
-            let d = s.schedule().remove(0);
+            let d = tick(&mut s, T0).remove(0);
             s.complete(&d.key, &d.worker_id, failed(boom));
         }
         let ended = s.take_unsaved();
@@ -1949,9 +1702,9 @@ pub(super) mod tests {
         assert!(s.take_unsaved().is_empty(), "saved once");
         let json = serde_json::to_string(&ended[0]).unwrap();
         let back: Job = serde_json::from_str(&json).unwrap();
-        let mut fresh = State::new(settings(), Arc::new(Metrics::new()), 1);
+        let mut fresh = scheduler(config());
         fresh.restore(back);
-        let status = |st: &State| serde_json::to_value(st.job(&id).unwrap().status()).unwrap();
+        let status = |st: &Scheduler| serde_json::to_value(st.job(&id).unwrap()).unwrap();
         assert_eq!(status(&fresh), status(&s));
         assert_eq!(fresh.jobs_by_state()["FAILED"], 1);
         assert!(
@@ -1960,13 +1713,14 @@ pub(super) mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_job_run_again_numbers_its_attempts_apart() {
-        let mut s = State::new(settings(), Arc::new(Metrics::new()), 1);
+    #[test]
+    fn a_job_run_again_numbers_its_attempts_apart() {
+        let mut s = scheduler(config());
         s.register(worker("a", 1));
-        s.add_job("job-000007".into(), request(Some(1), true), dirs())
-            .attempt_base = 2000;
-        let live = s.start_preparing("job-000007").unwrap();
+        s.add_job("job-000007".into(), request(Some(1), true), dirs());
+        s.set_attempt_base("job-000007", 2000);
+        s.start_preparing("job-000007");
+        let live = s.workers.live_slots();
         let p = plan(
             &files(10),
             InputFormat::Lines,
@@ -1976,10 +1730,10 @@ pub(super) mod tests {
             1,
         );
         s.prepared("job-000007", Ok(p));
-        let d = s.schedule().remove(0);
+        let d = tick(&mut s, T0).remove(0);
         assert_eq!(d.key.attempt, 2001);
         s.complete(&d.key, &d.worker_id, failed("boom"));
-        assert_eq!(s.schedule().remove(0).key.attempt, 2002);
+        assert_eq!(tick(&mut s, T0).remove(0).key.attempt, 2002);
     }
 
     #[test]
@@ -2013,11 +1767,11 @@ pub(super) mod tests {
 
     /// A job of `maps` map tasks and `reduces` reduce tasks on workers a
     /// and b (one slot each), with every map done when `map_all`.
-    fn job_on_two(maps: u32, reduces: u32, max_losses: u32) -> (State, String) {
-        let mut settings = MasterSettings::local("/tmp");
-        settings.max_task_attempts = 2;
-        settings.max_task_losses = max_losses;
-        let mut s = State::new(Arc::new(settings), Arc::new(Metrics::new()), 1);
+    fn job_on_two(maps: u32, reduces: u32, max_losses: u32) -> (Scheduler, String) {
+        let mut s = scheduler(SchedulerConfig {
+            max_task_losses: max_losses,
+            ..config()
+        });
         s.register(worker("a", 1));
         s.register(worker("b", 1));
         let id = s.next_id();
@@ -2025,71 +1779,71 @@ pub(super) mod tests {
         req.map_splits = Some(maps);
         req.reduce_partitions = Some(reduces);
         s.add_job(id.clone(), req.clone(), dirs());
-        let live = s.start_preparing(&id).unwrap();
+        s.start_preparing(&id);
+        let live = s.workers.live_slots();
         let p = plan(&files(100_000), InputFormat::Lines, false, &req, live, 1);
         s.prepared(&id, Ok(p));
         (s, id)
     }
 
-    #[tokio::test]
-    async fn lost_attempts_do_not_count_but_a_poison_task_is_stopped() {
+    #[test]
+    fn lost_attempts_do_not_count_but_a_poison_task_is_stopped() {
         let (mut s, id) = job_on_two(1, 1, 5);
         for n in 1..=4 {
-            let d = s.schedule().remove(0);
-            s.worker_unreachable(&d.worker_id);
+            let d = tick(&mut s, T0).remove(0);
+            s.worker_lost(&d.worker_id, LossCause::Unreachable);
             // The worker comes back.
             s.register(worker(&d.worker_id, 1));
             let job = s.job(&id).unwrap();
             assert!(job.is_active(), "lost {n} time(s): {}", job.message);
         }
-        let d = s.schedule().remove(0);
-        s.worker_unreachable(&d.worker_id);
+        let d = tick(&mut s, T0).remove(0);
+        s.worker_lost(&d.worker_id, LossCause::Unreachable);
         let job = s.job(&id).unwrap();
         assert_eq!(job.state, JobState::Failed);
         let error = job.error.clone().unwrap();
         assert!(error.contains("lost 5 time(s)"), "{error}");
         assert!(error.contains("MAX_TASK_LOSSES"), "{error}");
-        assert_eq!(job.phase_tasks().map.failed_attempts, 0);
+        assert_eq!(failures(job, Phase::Map), 0);
     }
 
-    #[tokio::test]
-    async fn a_retry_goes_to_another_worker_and_a_failing_worker_is_excluded() {
+    #[test]
+    fn a_retry_goes_to_another_worker_and_a_failing_worker_is_excluded() {
         let (mut s, id) = job_on_two(4, 1, 8);
-        let first = s.schedule();
+        let first = tick(&mut s, T0);
         assert_eq!(first.len(), 2);
         let on_a = first.iter().find(|d| d.worker_id == "a").unwrap().clone();
         let on_b = first.iter().find(|d| d.worker_id == "b").unwrap().clone();
         s.complete(&on_a.key, "a", failed("bad disk"));
         // a is free, but the failed task waits for b; a takes another task.
-        let next = s.schedule();
+        let next = tick(&mut s, T0);
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].worker_id, "a");
         assert_ne!(next[0].key.task, on_a.key.task);
         s.complete(&next[0].key, "a", failed("bad disk"));
         let job = s.job(&id).unwrap();
-        assert_eq!(job.excluded_workers(now_ms()), ["a"]);
-        assert_eq!(job.status().excluded_workers, ["a"]);
+        assert_eq!(job.excluded_workers(T0), ["a"]);
         // Excluded: a gets nothing while b can run the job.
-        assert!(s.schedule().is_empty());
+        assert!(tick(&mut s, T0).is_empty());
         s.complete(&on_b.key, "b", ok("/m-b"));
-        let retry = s.schedule();
+        let retry = tick(&mut s, T0);
         assert_eq!(retry.len(), 1);
         assert_eq!(retry[0].worker_id, "b");
         // With b gone, the excluded worker is all there is: it is used.
-        s.worker_unreachable("b");
-        let fallback = s.schedule();
+        s.worker_lost("b", LossCause::Unreachable);
+        let fallback = tick(&mut s, T0);
         assert_eq!(fallback.len(), 1);
         assert_eq!(fallback[0].worker_id, "a");
     }
 
-    #[tokio::test]
-    async fn a_lost_map_output_reruns_that_map_without_charging_the_reduce() {
+    #[test]
+    fn a_lost_map_output_reruns_that_map_without_charging_the_reduce() {
         let (mut s, id) = job_on_two(2, 2, 8);
-        for d in s.schedule() {
+        for d in tick(&mut s, T0) {
             let out = format!("/shuffle/{}.index", d.key.task.name());
             s.complete(&d.key, &d.worker_id.clone(), ok(&out));
         }
-        let reduces = s.schedule();
+        let reduces = tick(&mut s, T0);
         assert_eq!(reduces.len(), 2);
         let (r0, r1) = (reduces[0].clone(), reduces[1].clone());
         s.complete(&r1.key, &r1.worker_id, ok("/out/r1"));
@@ -2109,10 +1863,10 @@ pub(super) mod tests {
         assert_eq!(job.reduces[0].failures, 0, "the reduce is not charged");
         assert_eq!(job.maps[1].failures, 1, "the map is");
         assert_eq!(job.reduces[1].state, TaskState::Done, "done reduces stay");
-        let attempt: gridmr_net::rest::TaskAttempt = job.attempts[r0.key.record].clone().into();
+        let attempt: crate::job::AttemptRecord = job.attempts[r0.key.record].clone().into();
         assert_eq!(attempt.kind.as_deref(), Some("map_output_lost"));
         // Only map 1 runs again, then only reduce 0.
-        let again = s.schedule();
+        let again = tick(&mut s, T0);
         assert_eq!(again.len(), 1);
         assert_eq!(
             again[0].key.task,
@@ -2126,7 +1880,7 @@ pub(super) mod tests {
             &again[0].worker_id,
             ok("/shuffle/map-00001-2.index"),
         );
-        let rerun = s.schedule();
+        let rerun = tick(&mut s, T0);
         assert_eq!(rerun.len(), 1);
         assert_eq!(
             rerun[0].key.task,
@@ -2141,10 +1895,10 @@ pub(super) mod tests {
             .any(|e| matches!(e, Effect::Commit(c) if c.parts.len() == 2)));
     }
 
-    #[tokio::test]
-    async fn cancel_keeps_the_record_frees_the_slots_and_cleans_up() {
+    #[test]
+    fn cancel_keeps_the_record_frees_the_slots_and_cleans_up() {
         let (mut s, id) = job_on_two(2, 1, 8);
-        let running = s.schedule();
+        let running = tick(&mut s, T0);
         assert_eq!(running.len(), 2);
         let (cancelled, effects) = s.cancel(&id).unwrap();
         assert!(cancelled);
@@ -2171,15 +1925,16 @@ pub(super) mod tests {
         assert_eq!(s.job(&id).unwrap().state, JobState::Cancelled);
     }
 
-    #[tokio::test]
-    async fn a_typed_job_goes_only_to_workers_that_have_it() {
-        let mut s = State::new(settings(), Arc::new(Metrics::new()), 1);
+    #[test]
+    fn a_typed_job_goes_only_to_workers_that_have_it() {
+        let mut s = scheduler(config());
         let mut without = worker("old", 4);
         without.jobs = Some(vec!["grep".into()]);
         s.register(without);
         let id = s.next_id();
         s.add_job(id.clone(), request(Some(1), true), dirs());
-        let live = s.start_preparing(&id).unwrap();
+        s.start_preparing(&id);
+        let live = s.workers.live_slots();
         let p = plan(
             &files(10),
             InputFormat::Lines,
@@ -2189,66 +1944,91 @@ pub(super) mod tests {
             1,
         );
         s.prepared(&id, Ok(p));
-        assert!(s.schedule().is_empty());
+        assert!(tick(&mut s, T0).is_empty());
         let mut with = worker("new", 1);
         with.jobs = Some(vec!["wordcount".into()]);
         s.register(with);
-        let d = s.schedule();
+        let d = tick(&mut s, T0);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].worker_id, "new");
     }
 
-    #[tokio::test]
-    async fn a_worker_without_heartbeats_is_probed_not_expired() {
-        let mut s = State::new(settings(), Arc::new(Metrics::new()), 1);
+    #[test]
+    fn a_worker_without_heartbeats_is_probed_not_expired() {
+        let mut s = scheduler(config());
         let mut quiet = worker("curl", 1);
         quiet.heartbeats = false;
-        quiet.last_seen = Instant::now() - std::time::Duration::from_secs(60);
         s.register(quiet);
-        let effects = s.expire_workers(Instant::now());
+        let effects = s.handle(Event::Tick, T0 + 60_000);
         assert!(matches!(&effects[..], [Effect::Probe { worker_id, .. }] if worker_id == "curl"));
         assert_eq!(s.workers.live().count(), 1);
         // A failed probe makes it unreachable.
-        s.worker_unreachable("curl");
+        s.worker_lost("curl", LossCause::Unreachable);
         assert_eq!(s.workers.live().count(), 0);
     }
 
-    #[tokio::test]
-    async fn a_straggler_gets_a_backup_attempt_and_the_loser_is_killed() {
+    #[test]
+    fn a_straggler_gets_a_backup_attempt_and_the_loser_is_killed() {
         let (mut s, id) = job_on_two(4, 1, 8);
         // Maps 0..3 finish in about 100 ms each; map 3 runs on and on.
         let mut slow = None;
+        let mut now = T0;
+        let beat = |s: &mut Scheduler, now: u64| {
+            for w in ["a", "b"] {
+                let beat = Event::Heartbeat {
+                    worker: w.into(),
+                    reports: Vec::new(),
+                };
+                s.handle(beat, now);
+            }
+        };
         for _ in 0..3 {
-            for d in s.schedule() {
+            let started = now;
+            for d in tick(&mut s, now) {
                 if d.key.task.index == 3 {
                     slow = Some(d);
                     continue;
                 }
-                let job = s.job_mut(&id).unwrap();
-                job.attempts[d.key.record].started_ms -= 100;
-                s.complete(
-                    &d.key,
-                    &d.worker_id.clone(),
-                    ok(&format!("/m{}", d.key.task.index)),
-                );
+                let ended = Event::AttemptEnded {
+                    key: d.key.clone(),
+                    worker: d.worker_id.clone(),
+                    outcome: ok(&format!("/m{}", d.key.task.index)),
+                };
+                s.handle(ended, started + 100);
             }
+            now += 100;
         }
         let slow = slow.expect("map 3 was dispatched");
-        assert!(s.schedule().is_empty(), "not a straggler yet");
-        s.job_mut(&id).unwrap().attempts[slow.key.record].started_ms -= 5_000;
+        beat(&mut s, now + 500);
+        assert!(tick(&mut s, now + 500).is_empty(), "not a straggler yet");
         // Not while the master is just back from a stall of its own (a minute between two
         // looks at its workers): no one is lost, and no backup goes out.
-        let t = Instant::now();
-        s.expire_workers(t);
-        let lost = s.expire_workers(t + std::time::Duration::from_secs(60));
-        assert!(lost.is_empty(), "{lost:?}");
-        assert!(s.schedule().is_empty(), "no backup right after a stall");
-        s.speculation_held_until_ms = 0;
-        let backup = s.schedule();
+        now += 60_000;
+        let lost = s.handle(Event::Tick, now);
+        assert!(
+            !lost.iter().any(|e| matches!(e, Effect::Dispatch(_))),
+            "no backup right after a stall: {lost:?}"
+        );
+        assert_eq!(s.workers.live().count(), 2, "no one is lost for the stall");
+        // Once the stall's length has passed again, map 3 (running minutes against a
+        // median of 0.1 s) gets its backup; not before.
+        let stalled_at = now;
+        let backup = loop {
+            now += 2_000;
+            beat(&mut s, now);
+            let backup = tick(&mut s, now);
+            if !backup.is_empty() || now > stalled_at + 120_000 {
+                break backup;
+            }
+        };
+        assert!(
+            now >= stalled_at + 60_000,
+            "a backup only after the hold: {now}"
+        );
         assert_eq!(backup.len(), 1, "{backup:?}");
         assert_eq!(backup[0].key.task, slow.key.task);
         assert_ne!(backup[0].worker_id, slow.worker_id);
-        assert!(s.schedule().is_empty(), "one backup per task");
+        assert!(tick(&mut s, now).is_empty(), "one backup per task");
         // The backup wins: the straggler is killed, on its worker too.
         let effects = s.complete(&backup[0].key, &backup[0].worker_id, ok("/m3-backup"));
         assert!(effects.iter().any(|e| matches!(e,
@@ -2268,8 +2048,8 @@ pub(super) mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_second_reduce_reporting_the_same_lost_output_is_not_charged() {
+    #[test]
+    fn a_second_reduce_reporting_the_same_lost_output_is_not_charged() {
         let (mut s, id) = job_on_two(2, 2, 8);
         let shuffle = s.job(&id).unwrap().dirs.shuffle.clone();
         let out = |i: u32| {
@@ -2277,14 +2057,14 @@ pub(super) mod tests {
                 .index()
                 .to_path_buf()
         };
-        for d in s.schedule() {
+        for d in tick(&mut s, T0) {
             s.complete(
                 &d.key,
                 &d.worker_id.clone(),
                 ok(out(d.key.task.index).to_str().unwrap()),
             );
         }
-        let reduces = s.schedule();
+        let reduces = tick(&mut s, T0);
         assert_eq!(reduces.len(), 2);
         for r in &reduces {
             s.complete(

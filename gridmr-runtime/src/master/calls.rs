@@ -1,0 +1,137 @@
+//! The gRPC message of each attempt the scheduler dispatches: the one
+//! place the master turns its records into the workers' protocol.
+
+use gridmr_core::layout;
+use gridmr_core::task::{MapTask, ReduceTask};
+use gridmr_net::proto;
+use gridmr_net::wire::{map_task_to_wire, reduce_task_to_wire, shuffle_to_wire};
+use gridmr_scheduler::{Dispatch, JobKind, Phase, Scheduler};
+use std::sync::Arc;
+
+/// The gRPC call of one attempt.
+#[derive(Debug, Clone)]
+pub(crate) enum Call {
+    Single(proto::JobTask),
+    Map(proto::MapTask),
+    /// A reduce: its message without its inputs, and the job's committed
+    /// map outputs, shared by every reduce dispatch (with 100,000 maps a
+    /// copy per dispatch would cost more than the decision); joined into
+    /// one message when it is sent, outside the lock.
+    Reduce {
+        task: proto::ReduceTask,
+        inputs: Arc<Vec<String>>,
+    },
+}
+
+impl Call {
+    /// A reduce's whole message.
+    pub(crate) fn reduce_message(task: proto::ReduceTask, inputs: &[String]) -> proto::ReduceTask {
+        proto::ReduceTask {
+            shuffle_inputs: inputs.to_vec(),
+            ..task
+        }
+    }
+}
+
+/// The gRPC call of dispatch `d` of `job`, built under the scheduler's lock
+/// (a reduce's inputs are the job's shared list, joined when it is sent).
+pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
+    let (phase, index, attempt) = (d.key.task.phase, d.key.task.index, d.key.attempt);
+    let inputs = match phase {
+        Phase::Reduce => Some(sched.reduce_inputs(&d.key.job_id)?),
+        _ => None,
+    };
+    let job = sched.job(&d.key.job_id)?;
+    // A reduce reads every map's output: none is sent while a map is undone
+    // (its output lost since the decision).
+    if inputs.as_ref().is_some_and(|i| i.len() != job.maps.len()) {
+        return None;
+    }
+    let name = job.kind.name().to_owned();
+    let script = job.kind.script_path();
+    let streaming = match &job.kind {
+        JobKind::Streaming {
+            mapper,
+            reducer,
+            combiner,
+            files_dir,
+        } => Some(proto::StreamingSpec {
+            mapper: mapper.clone(),
+            reducer: reducer.clone(),
+            combiner: combiner.clone(),
+            files_dir: files_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    let timeout_s = job.timeout_s;
+    let worker_id = d.worker_id.clone();
+    Some(match phase {
+        Phase::Single => Call::Single(proto::JobTask {
+            job_id: job.id.clone(),
+            script_path: script.clone(),
+            streaming,
+            timeout_s,
+            input_path: job.input_path.display().to_string(),
+            more_inputs: job
+                .more_inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            params: job.params.clone().into(),
+            output_dir: job.dirs.out.display().to_string(),
+            job_name: name,
+            attempt,
+            shuffle: Some(shuffle_to_wire(&job.shuffle)),
+            work_dir: layout::single_work_dir(&job.dirs.base, attempt)
+                .display()
+                .to_string(),
+        }),
+        Phase::Map => Call::Map(proto::MapTask {
+            streaming,
+            timeout_s,
+            ..map_task_to_wire(
+                &MapTask {
+                    job_id: job.id.clone(),
+                    index,
+                    attempt,
+                    worker_id,
+                    split: job.splits.get(index as usize)?.clone(),
+                    partitions: job.reduce_partitions,
+                    shuffle_dir: job.dirs.shuffle.clone(),
+                    shuffle: job.shuffle,
+                    params: job.params.clone(),
+                    map_only_output: job.map_only.then(|| job.dirs.out.clone()),
+                    cancel: Default::default(),
+                    progress: Default::default(),
+                },
+                &name,
+                &script,
+            )
+        }),
+        Phase::Reduce => Call::Reduce {
+            inputs: inputs?,
+            task: proto::ReduceTask {
+                streaming,
+                timeout_s,
+                ..reduce_task_to_wire(
+                    &ReduceTask {
+                        job_id: job.id.clone(),
+                        partition: index,
+                        attempt,
+                        worker_id,
+                        map_outputs: Vec::new(),
+                        output_dir: job.dirs.out.clone(),
+                        params: job.params.clone(),
+                        cancel: Default::default(),
+                        progress: Default::default(),
+                    },
+                    &name,
+                    &script,
+                )
+            },
+        },
+    })
+}
