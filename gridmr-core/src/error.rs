@@ -102,6 +102,52 @@ impl Error {
     }
 }
 
+/// Whose fault an error is: what decides whether a failed attempt counts
+/// against its task, and which HTTP status or gRPC failure kind reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blame {
+    /// The job's code, its input or its settings.
+    User,
+    /// The engine or the machine it runs on (I/O, a full disk, a bug).
+    Engine,
+    /// Nobody's: the attempt was cancelled.
+    Cancelled,
+    /// A shuffle input (a map output) is damaged or gone: the map that
+    /// wrote it runs again, and the reader is not charged.
+    InputLost(PathBuf),
+}
+
+impl Error {
+    /// Whose fault this error is.
+    pub fn blame(&self) -> Blame {
+        match self {
+            Error::Io { .. } | Error::Codec(_) => Blame::Engine,
+            Error::Corrupt { path, .. } => Blame::InputLost(path.clone()),
+            Error::Cancelled => Blame::Cancelled,
+            Error::Input { .. }
+            | Error::Setting { .. }
+            | Error::UnknownJob(_)
+            | Error::Task { .. }
+            | Error::JobFailed { .. } => Blame::User,
+        }
+    }
+
+    /// Whether the job's code, input or settings caused it.
+    pub fn is_user(&self) -> bool {
+        self.blame() == Blame::User
+    }
+
+    /// Whether an I/O operation failed (the file and the operation are in the message).
+    pub fn is_io(&self) -> bool {
+        matches!(self, Error::Io { .. })
+    }
+
+    /// Whether the attempt was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Error::Cancelled)
+    }
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -116,6 +162,12 @@ impl UserError {
     /// An error carrying just a message.
     pub fn msg(message: impl Into<String>) -> Self {
         UserError(message.into().into())
+    }
+
+    /// The engine's own error, when user code passed one on with `?` (a spill that hit a
+    /// full disk inside `ctx.emit(..)?`, say): it stays the engine's, not the user's.
+    pub fn into_engine(self) -> std::result::Result<Error, UserError> {
+        self.0.downcast::<Error>().map(|e| *e).map_err(UserError)
     }
 }
 
@@ -133,3 +185,37 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for UserError {
 
 /// What user code returns.
 pub type UserResult<T = ()> = std::result::Result<T, UserError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_error_passed_on_by_user_code_stays_the_engines() {
+        let disk_full = Error::io(
+            "write",
+            "/spill/run-1",
+            io::Error::from(io::ErrorKind::StorageFull),
+        );
+        let passed_on: UserError = disk_full.into();
+        let back = passed_on.into_engine().expect("still the engine's");
+        assert!(back.is_io());
+        assert_eq!(back.blame(), Blame::Engine);
+        let own = UserError::msg("bad record");
+        assert!(
+            own.into_engine().is_err(),
+            "the user's own error stays the user's"
+        );
+    }
+
+    #[test]
+    fn blame_follows_the_variant() {
+        assert_eq!(
+            Error::corrupt("/s/map-00001-a1.index", 8, "crc").blame(),
+            Blame::InputLost(PathBuf::from("/s/map-00001-a1.index"))
+        );
+        assert_eq!(Error::Cancelled.blame(), Blame::Cancelled);
+        assert!(Error::setting("partitions", "0").is_user());
+        assert!(Error::Cancelled.is_cancelled());
+    }
+}

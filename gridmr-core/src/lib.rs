@@ -69,7 +69,7 @@ pub mod task;
 pub use codec::{Key, Value};
 pub use counters::Counters;
 pub use engine::{JobConfig, JobOutcome, LocalEngine, PhaseTimes};
-pub use error::{Error, Result, UserError, UserResult};
+pub use error::{Blame, Error, Result, UserError, UserResult};
 pub use input::{InputFormat, InputSplit, Record, SplitPolicy};
 pub use job::{
     Combiner, Job, MapContext, Mapper, PlanContext, ReduceContext, Reducer, SumCombiner, TaskInfo,

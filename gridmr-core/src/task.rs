@@ -359,9 +359,13 @@ fn guarded<T>(phase: &'static str, f: impl FnOnce() -> Result<T, TaskFailure>) -
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(TaskFailure::Engine(e))) => Err(e),
-        Ok(Err(TaskFailure::User(e))) => Err(Error::Task {
-            phase,
-            message: e.to_string(),
+        // An engine error user code passed on with `?` stays the engine's.
+        Ok(Err(TaskFailure::User(e))) => Err(match e.into_engine() {
+            Ok(engine) => engine,
+            Err(user) => Error::Task {
+                phase,
+                message: user.to_string(),
+            },
         }),
         Err(payload) => Err(Error::Task {
             phase,
@@ -662,4 +666,32 @@ where
         counters,
         output: path.to_path_buf(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_code_is_blamed_for_its_own_errors_and_panics_only() {
+        let disk_full = || {
+            Error::io(
+                "write",
+                "/spill/run-1",
+                std::io::Error::from(std::io::ErrorKind::StorageFull),
+            )
+        };
+        // What `ctx.emit(..)?` inside a mapper does with a spill's I/O error.
+        let passed_on = guarded::<()>("map", || Err(TaskFailure::User(disk_full().into())));
+        assert!(
+            passed_on.unwrap_err().is_io(),
+            "the engine's, not the user's"
+        );
+        let own = guarded::<()>("map", || Err(TaskFailure::User(UserError::msg("bad"))));
+        assert!(matches!(own, Err(Error::Task { phase: "map", .. })));
+        let panicked = guarded::<()>("reduce", || panic!("boom"));
+        assert!(
+            matches!(panicked, Err(Error::Task { ref message, .. }) if message.contains("boom"))
+        );
+    }
 }

@@ -87,59 +87,7 @@ enum Command {
     /// Run a worker.
     Worker(WorkerSettings),
     /// Submit a job; with --wait, follow it to the end.
-    Submit {
-        #[command(flatten)]
-        master: MasterAddr,
-        /// A typed job registered in this binary.
-        #[arg(long, group = "what")]
-        job: Option<String>,
-        /// A Python job script (map_func, reduce_func, optional process): a
-        /// local file (uploaded), one on the shared folder, or an http(s) URL.
-        #[arg(long, group = "what")]
-        script: Option<String>,
-        /// A Hadoop-Streaming mapper command (without --reducer: a map-only job).
-        #[arg(long, group = "what")]
-        mapper: Option<String>,
-        /// The streaming reducer command.
-        #[arg(long, requires = "mapper")]
-        reducer: Option<String>,
-        /// The streaming combiner command.
-        #[arg(long, requires = "mapper")]
-        combiner: Option<String>,
-        /// A file copied into every streaming task's working folder, local
-        /// (uploaded) or on the shared folder (repeat).
-        #[arg(long = "file", requires = "mapper")]
-        files: Vec<String>,
-        /// Longest a script or streaming task may run, in seconds.
-        #[arg(long)]
-        timeout_s: Option<u32>,
-        /// Input: a file, a folder or a glob, on the shared folder or local
-        /// (then uploaded to the master first). Repeat it for a job of
-        /// several inputs (a join's sides, in order).
-        #[arg(long, required = true)]
-        input: Vec<String>,
-        /// A job parameter, `NAME=VALUE` (repeat it): `--param pattern='fo+'`.
-        #[arg(long = "param", value_parser = parse_param)]
-        params: Vec<(String, String)>,
-        /// Map splits and reduce partitions, unless given apart.
-        #[arg(long)]
-        partitions: Option<u32>,
-        /// Map tasks.
-        #[arg(long)]
-        map_splits: Option<u32>,
-        /// Reduce tasks (part files).
-        #[arg(long)]
-        reduce_partitions: Option<u32>,
-        /// DISTRIBUTED whatever the input's size.
-        #[arg(long)]
-        force_distributed: bool,
-        /// LZ4-compress the shuffle.
-        #[arg(long)]
-        compress_shuffle: bool,
-        /// Follow the job with a progress bar; exit 0 only if it succeeds.
-        #[arg(long)]
-        wait: bool,
-    },
+    Submit(SubmitArgs),
     /// The logs of a task's attempts (what its processes wrote on stderr).
     Logs {
         #[command(flatten)]
@@ -197,32 +145,92 @@ enum Command {
         purge: bool,
     },
     /// Run a job in this process (the embedded engine), no cluster.
-    Local {
-        /// A typed job registered in this binary.
-        #[arg(long)]
-        job: String,
-        /// A file, a folder or a glob (repeat it for several inputs).
-        #[arg(long, required = true)]
-        input: Vec<String>,
-        /// A job parameter, `NAME=VALUE` (repeat it).
-        #[arg(long = "param", value_parser = parse_param)]
-        params: Vec<(String, String)>,
-        /// The output folder (must not exist or be empty).
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// Work folder for intermediate files.
-        #[arg(long, default_value = ".gridmr-work")]
-        work_dir: PathBuf,
-        /// Threads (default: cores).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Reduce partitions (default: threads); 0 makes the job map-only.
-        #[arg(long, visible_alias = "reduce-partitions")]
-        partitions: Option<u32>,
-        /// Map tasks (default: by size, at least one per thread).
-        #[arg(long)]
-        map_splits: Option<u32>,
-    },
+    Local(LocalArgs),
+}
+
+/// `gridmr submit`.
+#[derive(clap::Args)]
+struct SubmitArgs {
+    #[command(flatten)]
+    master: MasterAddr,
+    /// A typed job registered in this binary.
+    #[arg(long, group = "what")]
+    job: Option<String>,
+    /// A Python job script (map_func, reduce_func, optional process): a
+    /// local file (uploaded), one on the shared folder, or an http(s) URL.
+    #[arg(long, group = "what")]
+    script: Option<String>,
+    /// A Hadoop-Streaming mapper command (without --reducer: a map-only job).
+    #[arg(long, group = "what")]
+    mapper: Option<String>,
+    /// The streaming reducer command.
+    #[arg(long, requires = "mapper")]
+    reducer: Option<String>,
+    /// The streaming combiner command.
+    #[arg(long, requires = "mapper")]
+    combiner: Option<String>,
+    /// A file copied into every streaming task's working folder, local
+    /// (uploaded) or on the shared folder (repeat).
+    #[arg(long = "file", requires = "mapper")]
+    files: Vec<String>,
+    /// Longest a script or streaming task may run, in seconds.
+    #[arg(long)]
+    timeout_s: Option<u32>,
+    /// Input: a file, a folder or a glob, on the shared folder or local
+    /// (then uploaded to the master first). Repeat it for a job of
+    /// several inputs (a join's sides, in order).
+    #[arg(long, required = true)]
+    input: Vec<String>,
+    /// A job parameter, `NAME=VALUE` (repeat it): `--param pattern='fo+'`.
+    #[arg(long = "param", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// Map splits and reduce partitions, unless given apart.
+    #[arg(long)]
+    partitions: Option<u32>,
+    /// Map tasks.
+    #[arg(long)]
+    map_splits: Option<u32>,
+    /// Reduce tasks (part files).
+    #[arg(long)]
+    reduce_partitions: Option<u32>,
+    /// DISTRIBUTED whatever the input's size.
+    #[arg(long)]
+    force_distributed: bool,
+    /// LZ4-compress the shuffle.
+    #[arg(long)]
+    compress_shuffle: bool,
+    /// Follow the job with a progress bar; exit 0 only if it succeeds.
+    #[arg(long)]
+    wait: bool,
+}
+
+/// `gridmr local`.
+#[derive(clap::Args)]
+struct LocalArgs {
+    /// A typed job registered in this binary.
+    #[arg(long)]
+    job: String,
+    /// A file, a folder or a glob (repeat it for several inputs).
+    #[arg(long, required = true)]
+    input: Vec<String>,
+    /// A job parameter, `NAME=VALUE` (repeat it).
+    #[arg(long = "param", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// The output folder (must not exist or be empty).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Work folder for intermediate files.
+    #[arg(long, default_value = ".gridmr-work")]
+    work_dir: PathBuf,
+    /// Threads (default: cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Reduce partitions (default: threads); 0 makes the job map-only.
+    #[arg(long, visible_alias = "reduce-partitions")]
+    partitions: Option<u32>,
+    /// Map tasks (default: by size, at least one per thread).
+    #[arg(long)]
+    map_splits: Option<u32>,
 }
 
 /// `NAME=VALUE` as a job parameter.
@@ -339,102 +347,158 @@ fn is_broken_pipe(e: &Error) -> bool {
     io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
-    match command {
-        Command::Master(settings) => {
-            let handle = crate::master::start(settings, registry).await?;
-            announce(&format!("gridmr master listening on {}", handle.url()));
-            let stop = handle.stopper();
-            tokio::select! {
-                _ = shutdown_signal() => stop.cancel(),
-                _ = stop.cancelled() => {}
-            }
-            handle.join().await?;
-            tracing::info!("master stopped");
-        }
-        Command::Worker(settings) => {
-            let handle = crate::worker::start(settings, registry).await?;
-            announce(&format!(
-                "gridmr worker {} listening on {}",
-                handle.id(),
-                handle.addr()
-            ));
-            let stop = handle.stopper();
-            tokio::select! {
-                _ = shutdown_signal() => stop.cancel(),
-                _ = stop.cancelled() => {}
-            }
-            handle.join().await?;
-            tracing::info!("worker stopped");
-        }
-        Command::Submit {
-            master,
+/// `gridmr master`: serves until a signal (or its stopper) stops it, then waits for it.
+async fn serve_master(settings: MasterSettings, registry: Registry) -> Result<()> {
+    let handle = crate::master::start(settings, registry).await?;
+    announce(&format!("gridmr master listening on {}", handle.url()));
+    let stop = handle.stopper();
+    tokio::select! {
+        _ = shutdown_signal() => stop.cancel(),
+        _ = stop.cancelled() => {}
+    }
+    handle.join().await?;
+    tracing::info!("master stopped");
+    Ok(())
+}
+
+/// `gridmr worker`: serves until a signal (or its stopper) stops it, then waits for it.
+async fn serve_worker(settings: WorkerSettings, registry: Registry) -> Result<()> {
+    let handle = crate::worker::start(settings, registry).await?;
+    announce(&format!(
+        "gridmr worker {} listening on {}",
+        handle.id(),
+        handle.addr()
+    ));
+    let stop = handle.stopper();
+    tokio::select! {
+        _ = shutdown_signal() => stop.cancel(),
+        _ = stop.cancelled() => {}
+    }
+    handle.join().await?;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// `gridmr submit`: stages local files the master cannot read, submits, and with `--wait`
+/// follows the job to its end.
+async fn submit(args: SubmitArgs) -> Result<ExitCode> {
+    let SubmitArgs {
+        master,
+        job,
+        script,
+        mapper,
+        reducer,
+        combiner,
+        files,
+        timeout_s,
+        input,
+        params,
+        partitions,
+        map_splits,
+        reduce_partitions,
+        force_distributed,
+        compress_shuffle,
+        wait,
+    } = args;
+    if job.is_none() && script.is_none() && mapper.is_none() {
+        return Err(Error::setting(
+            "submit",
+            "give --job NAME, --script FILE or --mapper CMD --reducer CMD",
+        ));
+    }
+    let client = master.client()?;
+    // Local paths the master cannot read go up first.
+    let mut stage = crate::upload::Stager::new(&client).await?;
+    let mut inputs = Vec::with_capacity(input.len());
+    for (i, spec) in input.iter().enumerate() {
+        inputs.push(stage.input(spec, i).await?);
+    }
+    let script_url = match script {
+        Some(s) => Some(stage.file(&s, "script").await?),
+        None => None,
+    };
+    let mut staged_files = Vec::with_capacity(files.len());
+    for f in &files {
+        staged_files.push(stage.file(f, "files").await?);
+    }
+    stage.report();
+    let status = client
+        .submit(&SubmitRequest {
             job,
-            script,
+            script_url,
             mapper,
             reducer,
             combiner,
-            files,
+            files: (!staged_files.is_empty()).then_some(staged_files),
             timeout_s,
-            input,
-            params,
+            input_url: inputs[0].clone(),
+            inputs: (inputs.len() > 1).then(|| inputs[1..].to_vec()),
+            params: (!params.is_empty()).then(|| params.into_iter().collect()),
             partitions,
             map_splits,
             reduce_partitions,
-            force_distributed,
-            compress_shuffle,
-            wait,
-        } => {
-            if job.is_none() && script.is_none() && mapper.is_none() {
-                return Err(Error::setting(
-                    "submit",
-                    "give --job NAME, --script FILE or --mapper CMD --reducer CMD",
-                ));
-            }
-            let client = master.client()?;
-            // Local paths the master cannot read go up first.
-            let mut stage = crate::upload::Stager::new(&client).await?;
-            let mut inputs = Vec::with_capacity(input.len());
-            for (i, spec) in input.iter().enumerate() {
-                inputs.push(stage.input(spec, i).await?);
-            }
-            let script_url = match script {
-                Some(s) => Some(stage.file(&s, "script").await?),
-                None => None,
-            };
-            let mut staged_files = Vec::with_capacity(files.len());
-            for f in &files {
-                staged_files.push(stage.file(f, "files").await?);
-            }
-            stage.report();
-            let status = client
-                .submit(&SubmitRequest {
-                    job,
-                    script_url,
-                    mapper,
-                    reducer,
-                    combiner,
-                    files: (!staged_files.is_empty()).then_some(staged_files),
-                    timeout_s,
-                    input_url: inputs[0].clone(),
-                    inputs: (inputs.len() > 1).then(|| inputs[1..].to_vec()),
-                    params: (!params.is_empty()).then(|| params.into_iter().collect()),
-                    partitions,
-                    map_splits,
-                    reduce_partitions,
-                    force_distributed: force_distributed.then_some(true),
-                    compress_shuffle: compress_shuffle.then_some(true),
-                    ..SubmitRequest::default()
-                })
-                .await?;
-            if !wait {
-                print_json(&status)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            eprintln!("submitted {}", status.job_id);
-            let done = follow(&client, &status.job_id).await?;
-            return finish(done);
-        }
+            force_distributed: force_distributed.then_some(true),
+            compress_shuffle: compress_shuffle.then_some(true),
+            ..SubmitRequest::default()
+        })
+        .await?;
+    if !wait {
+        print_json(&status)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("submitted {}", status.job_id);
+    let done = follow(&client, &status.job_id).await?;
+    finish(done)
+}
+
+/// `gridmr local`: a registered job in this process, by the embedded engine.
+async fn local(args: LocalArgs, registry: Registry) -> Result<()> {
+    let LocalArgs {
+        job,
+        input,
+        params,
+        output,
+        work_dir,
+        threads,
+        partitions,
+        map_splits,
+    } = args;
+    let def = registry.get(&job)?;
+    let mut engine = LocalEngine::new(work_dir).with_max_attempts(2);
+    if let Some(t) = threads {
+        engine = engine.with_threads(t);
+    }
+    let mut config = JobConfig {
+        inputs: input,
+        output,
+        reduce_partitions: partitions,
+        params: params.into_iter().collect(),
+        ..JobConfig::new("")
+    };
+    config.splits.splits = map_splits;
+    let outcome = tokio::task::spawn_blocking(move || engine.run(def.as_ref(), &config))
+        .await
+        .map_err(|e| Error::setting("local", e.to_string()))??;
+    eprintln!(
+        "{} done in {:.2} s: {} map and {} reduce tasks",
+        outcome.job_id,
+        outcome.times.total.as_secs_f64(),
+        outcome.map_tasks,
+        outcome.reduce_tasks
+    );
+    match &outcome.result_file {
+        Some(file) => println!("{}", file.display()),
+        // Too large for result.txt: the part files are the output.
+        None => println!("{}", outcome.output_dir.display()),
+    }
+    Ok(())
+}
+
+async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
+    match command {
+        Command::Master(settings) => serve_master(settings, registry).await?,
+        Command::Worker(settings) => serve_worker(settings, registry).await?,
+        Command::Submit(args) => return submit(args).await,
         Command::Status {
             master,
             job_id,
@@ -513,45 +577,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             job_id,
             purge,
         } => print_json(&master.client()?.delete(&job_id, purge).await?)?,
-        Command::Local {
-            job,
-            input,
-            params,
-            output,
-            work_dir,
-            threads,
-            partitions,
-            map_splits,
-        } => {
-            let def = registry.get(&job)?;
-            let mut engine = LocalEngine::new(work_dir).with_max_attempts(2);
-            if let Some(t) = threads {
-                engine = engine.with_threads(t);
-            }
-            let mut config = JobConfig {
-                inputs: input,
-                output,
-                reduce_partitions: partitions,
-                params: params.into_iter().collect(),
-                ..JobConfig::new("")
-            };
-            config.splits.splits = map_splits;
-            let outcome = tokio::task::spawn_blocking(move || engine.run(def.as_ref(), &config))
-                .await
-                .map_err(|e| Error::setting("local", e.to_string()))??;
-            eprintln!(
-                "{} done in {:.2} s: {} map and {} reduce tasks",
-                outcome.job_id,
-                outcome.times.total.as_secs_f64(),
-                outcome.map_tasks,
-                outcome.reduce_tasks
-            );
-            match &outcome.result_file {
-                Some(file) => println!("{}", file.display()),
-                // Too large for result.txt: the part files are the output.
-                None => println!("{}", outcome.output_dir.display()),
-            }
-        }
+        Command::Local(args) => local(args, registry).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -49,6 +49,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A request the master refuses; the reason decides the HTTP status.
+    #[error("{message}")]
+    Refused {
+        /// Why.
+        reason: Refusal,
+        /// What to tell the caller.
+        message: String,
+    },
     /// A job finished without committing its output.
     #[error("job {job_id} {status}: {message}")]
     JobNotSucceeded {
@@ -61,7 +69,27 @@ pub enum Error {
     },
 }
 
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// It is malformed or names something it may not (HTTP 400).
+    Invalid,
+    /// It names something that does not exist (404).
+    NotFound,
+    /// It clashes with what exists (409).
+    Conflict,
+    /// It is larger than allowed (413).
+    TooLarge,
+}
+
 impl Error {
+    pub(crate) fn refused(reason: Refusal, message: impl Into<String>) -> Self {
+        Error::Refused {
+            reason,
+            message: message.into(),
+        }
+    }
+
     pub(crate) fn io(
         op: &'static str,
         path: impl AsRef<std::path::Path>,

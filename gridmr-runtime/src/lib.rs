@@ -42,7 +42,7 @@ pub mod upload;
 pub mod worker;
 
 pub use cli::main_with;
-pub use error::{Error, Result};
+pub use error::{Error, Refusal, Result};
 pub use gridmr_core::Registry;
 pub use security::{AuthSwitch, Security};
 pub use settings::{FenceSettings, MasterSettings, SchedulerPolicy, WorkerSettings};

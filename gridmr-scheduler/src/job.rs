@@ -567,6 +567,10 @@ pub struct Job {
     /// no live worker able to take it (`State::watch_for_workers`).
     #[serde(skip)]
     pub waiting_since_ms: Option<u64>,
+    /// Per phase, the running median of its successful attempts' durations (built from the
+    /// attempts at the first look, then kept by [`Job::end_attempt`]).
+    #[serde(skip)]
+    pub(crate) durations: [Option<crate::median::Median>; 3],
     /// Attempts started or ended since the store last took them (`State::take_journal`).
     #[serde(skip)]
     pub journal: Vec<HistoryLine>,
@@ -619,11 +623,36 @@ impl Job {
         if !attempt.end(state, now_ms) {
             return false;
         }
+        if attempt.state == AttemptState::Succeeded {
+            let took = now_ms.saturating_sub(attempt.started_ms);
+            if let Some(m) = &mut self.durations[attempt.task.phase.slot()] {
+                m.push(took);
+            }
+        }
         self.journal.push(HistoryLine {
             attempt: attempt.clone(),
             counters: counters.cloned(),
         });
         true
+    }
+
+    /// The median duration of `phase`'s successful attempts (ms); `None` before the first.
+    pub(crate) fn median_ms(&mut self, phase: Phase) -> Option<u64> {
+        let attempts = &self.attempts;
+        self.durations[phase.slot()]
+            .get_or_insert_with(|| {
+                let mut m = crate::median::Median::default();
+                for a in attempts
+                    .iter()
+                    .filter(|a| a.task.phase == phase && a.state == AttemptState::Succeeded)
+                {
+                    if let Some(f) = a.finished_ms {
+                        m.push(f.saturating_sub(a.started_ms));
+                    }
+                }
+                m
+            })
+            .get()
     }
 
     /// Points the job's output paths into its own `out/` (after its folders were derived from

@@ -28,6 +28,7 @@ pub mod config;
 pub mod job;
 pub mod lifecycle;
 pub mod liveness;
+mod median;
 pub mod plan;
 pub mod state;
 pub mod workers;

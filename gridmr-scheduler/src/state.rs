@@ -18,6 +18,9 @@ use gridmr_core::Counters;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+/// How often the scheduler looks for stragglers, ms.
+const SPECULATION_INTERVAL_MS: u64 = 100;
+
 /// Most bytes of an error text kept per attempt (a failed script's stderr
 /// tail, a worker's message).
 const MAX_ERROR_BYTES: usize = 4 << 10;
@@ -216,6 +219,47 @@ pub enum Effect {
     },
 }
 
+/// Logs an attempt that failed or was lost.
+fn log_ended(key: &AttemptKey, worker_id: &str, state: &AttemptState) {
+    match state {
+        AttemptState::Failed(e) => tracing::warn!(job = %key.job_id, task = %key.task.name(),
+            attempt = key.attempt, worker = %worker_id, kind = e.kind(), error = %e.message(),
+            "attempt failed"),
+        AttemptState::Lost(why) => tracing::warn!(job = %key.job_id, task = %key.task.name(),
+            attempt = key.attempt, worker = %worker_id, why = %why, "attempt lost"),
+        _ => {}
+    }
+}
+
+/// What a reduce's report of an unreadable input `input` charges: the map whose output it
+/// is, found by the current outputs, else by its name (an output another reduce already
+/// reported, whose map is running again); a file that is no map output of the job's is the
+/// reduce's own fault.
+fn lost_input(job: &Job, input: PathBuf, message: String) -> AttemptError {
+    let by_name = || {
+        input
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(layout::MapOutput::map_index_of)
+            .filter(|m| (*m as usize) < job.maps.len())
+            .filter(|_| input.parent() == Some(job.dirs.shuffle.as_path()))
+    };
+    let map = job
+        .maps
+        .iter()
+        .position(|t| t.output.as_ref() == Some(&input))
+        .map(|m| m as u32)
+        .or_else(by_name);
+    match map {
+        Some(map) => AttemptError::MapOutputLost {
+            map,
+            lost: input,
+            message,
+        },
+        None => AttemptError::Engine(message),
+    }
+}
+
 /// Jobs and workers: the scheduler. Driven by [`Scheduler::handle`].
 pub struct Scheduler {
     /// Its policy.
@@ -236,6 +280,8 @@ pub struct Scheduler {
     /// No backup attempts before this time (ms since the epoch): after a stall of the master's
     /// own, running attempts only look slow.
     pub(crate) speculation_held_until_ms: u64,
+    /// When the next look for stragglers is due (ms).
+    next_speculation_ms: u64,
     /// When [`Scheduler::retire`] last looked (ms since the epoch): once a second is enough.
     retired_at_ms: u64,
 }
@@ -260,6 +306,7 @@ impl Scheduler {
             workers: Workers::default(),
             inflight: [0; 3],
             speculation_held_until_ms: 0,
+            next_speculation_ms: 0,
             retired_at_ms: 0,
         }
     }
@@ -451,6 +498,7 @@ impl Scheduler {
             next_pending: [0; 3],
             reduce_inputs: None,
             waiting_since_ms: None,
+            durations: Default::default(),
             journal: Vec::new(),
         };
         self.ids.insert(id, seq);
@@ -664,6 +712,12 @@ impl Scheduler {
         let seqs: Vec<u64> = self.jobs.keys().copied().collect();
         let now = self.now;
         let policy = self.config.policy;
+        // Stragglers are looked for every SPECULATION_INTERVAL_MS, not at every pass (as
+        // Spark's `spark.speculation.interval`): the look walks a phase's running attempts.
+        let speculate = now >= self.next_speculation_ms;
+        if speculate {
+            self.next_speculation_ms = now.saturating_add(SPECULATION_INTERVAL_MS);
+        }
         for seq in seqs {
             let Some(phase) = self.jobs.get(&seq).and_then(Job::runnable_phase) else {
                 continue;
@@ -723,7 +777,9 @@ impl Scheduler {
                 job.next_pending[slot(phase)] = index as usize + 1;
                 out.push(Self::dispatch(job, phase, index, worker_id, now));
             }
-            self.speculate(seq, phase, now, &mut out);
+            if speculate {
+                self.speculate(seq, phase, now, &mut out);
+            }
         }
         out
     }
@@ -755,17 +811,14 @@ impl Scheduler {
             if done == 0 || (done as f64) < s.speculation_quantile * tasks.len() as f64 {
                 return;
             }
-            let mut took: Vec<u64> = job
-                .attempts
-                .iter()
-                .filter(|a| a.task.phase == phase && a.state == AttemptState::Succeeded)
-                .filter_map(|a| a.finished_ms.map(|f| f.saturating_sub(a.started_ms)))
-                .collect();
-            if took.is_empty() {
+            let Some(median) = self.jobs.get_mut(&seq).and_then(|j| j.median_ms(phase)) else {
                 return;
-            }
-            took.sort_unstable();
-            let median = took[took.len() / 2] as f64;
+            };
+            let Some(job) = self.jobs.get(&seq) else {
+                return;
+            };
+            let tasks = job.tasks(phase);
+            let median = median as f64;
             let threshold = (median * s.speculation_multiplier).max(s.speculation_min_s * 1000.0);
             let straggler = job
                 .attempts
@@ -945,32 +998,7 @@ impl Scheduler {
             }
             Outcome::Failed(e) => AttemptState::Failed(e),
             Outcome::InputLost { input, message } => {
-                // The map whose output it is: by the current outputs, else
-                // by its name (an output another reduce already reported,
-                // whose map is running again).
-                let by_name = || {
-                    input
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .and_then(layout::MapOutput::map_index_of)
-                        .filter(|m| (*m as usize) < job.maps.len())
-                        .filter(|_| input.parent() == Some(job.dirs.shuffle.as_path()))
-                };
-                let map = job
-                    .maps
-                    .iter()
-                    .position(|t| t.output.as_ref() == Some(&input))
-                    .map(|m| m as u32)
-                    .or_else(by_name);
-                match map {
-                    Some(map) => AttemptState::Failed(AttemptError::MapOutputLost {
-                        map,
-                        lost: input,
-                        message,
-                    }),
-                    // Not a map output of this job's: the reduce's own fault.
-                    None => AttemptState::Failed(AttemptError::Engine(message)),
-                }
+                AttemptState::Failed(lost_input(job, input, message))
             }
             Outcome::Lost(why) => AttemptState::Lost(why),
             Outcome::Killed(why) => AttemptState::Killed(why),
@@ -983,14 +1011,7 @@ impl Scheduler {
         if !job.end_attempt(key.record, state.clone(), now, None) || !active || task_done {
             return effects;
         }
-        match &state {
-            AttemptState::Failed(e) => tracing::warn!(job = %key.job_id, task = %key.task.name(),
-                attempt = key.attempt, worker = %worker_id, kind = e.kind(), error = %e.message(),
-                "attempt failed"),
-            AttemptState::Lost(why) => tracing::warn!(job = %key.job_id, task = %key.task.name(),
-                attempt = key.attempt, worker = %worker_id, why = %why, "attempt lost"),
-            _ => {}
-        }
+        log_ended(key, worker_id, &state);
         effects.extend(self.charge(key, worker_id, &state));
         effects
     }

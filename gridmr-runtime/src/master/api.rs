@@ -65,9 +65,34 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The runtime's errors by variant: what the caller asked for wrongly is a 4xx, what failed
+/// on the master's side a 5xx (a full disk 507).
 impl From<crate::error::Error> for ApiError {
     fn from(e: crate::error::Error) -> Self {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        use crate::error::{Error as E, Refusal};
+        use gridmr_core::Blame;
+        let status = match &e {
+            E::Refused { reason, .. } => match reason {
+                Refusal::Invalid => StatusCode::BAD_REQUEST,
+                Refusal::NotFound => StatusCode::NOT_FOUND,
+                Refusal::Conflict => StatusCode::CONFLICT,
+                Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            },
+            E::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
+            E::Core(core) => match core.blame() {
+                Blame::User => StatusCode::BAD_REQUEST,
+                Blame::Cancelled => StatusCode::CONFLICT,
+                Blame::Engine | Blame::InputLost(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            E::Net(_) => StatusCode::BAD_GATEWAY,
+            E::JobNotSucceeded { .. } => StatusCode::CONFLICT,
+            E::Io { .. } | E::Setting { .. } | E::Bind { .. } | E::Serve { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError::new(status, e.to_string())
     }
 }
 
@@ -1467,4 +1492,38 @@ async fn job_metrics(State(sh): Shr) -> Json<JobMetricsList> {
     Json(JobMetricsList {
         jobs: sh.lock().jobs().map(|j| j.metrics()).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Error, Refusal};
+
+    #[test]
+    fn errors_keep_their_kind_to_the_http_status() {
+        let status = |e: Error| ApiError::from(e).status;
+        assert_eq!(
+            status(Error::refused(Refusal::NotFound, "no upload")),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(Error::refused(Refusal::Conflict, "taken")),
+            StatusCode::CONFLICT
+        );
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert_eq!(
+            status(Error::io("write", "/share/x", full)),
+            StatusCode::INSUFFICIENT_STORAGE
+        );
+        let user = gridmr_core::Error::Input {
+            spec: "/in/*.txt".into(),
+            reason: "matches nothing".into(),
+        };
+        assert_eq!(status(Error::Core(user)), StatusCode::BAD_REQUEST);
+        let engine = gridmr_core::Error::io("read", "/x", std::io::Error::other("eio"));
+        assert_eq!(
+            status(Error::Core(engine)),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 }

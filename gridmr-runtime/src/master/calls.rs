@@ -1,11 +1,14 @@
-//! The gRPC message of each attempt the scheduler dispatches: the one
-//! place the master turns its records into the workers' protocol.
+//! The gRPC message of each attempt the scheduler dispatches, and its
+//! answer read back as the attempt's outcome: the one place the master
+//! turns its records into the workers' protocol and back.
 
 use gridmr_core::layout;
 use gridmr_core::task::{MapTask, ReduceTask};
+use gridmr_net::auth::WorkerRpc;
 use gridmr_net::proto;
 use gridmr_net::wire::{map_task_to_wire, reduce_task_to_wire, shuffle_to_wire};
-use gridmr_scheduler::{Dispatch, JobKind, Phase, Scheduler};
+use gridmr_scheduler::{AttemptError, Dispatch, JobKind, Outcome, Phase, Scheduler};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The gRPC call of one attempt.
@@ -134,4 +137,94 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
             },
         },
     })
+}
+
+/// Sends `call` to a worker and reads its answer as the attempt's outcome (a gRPC error
+/// is the caller's to judge: a lost worker, a timeout, a refusal).
+pub(crate) async fn send(client: &mut WorkerRpc, call: Call) -> Result<Outcome, tonic::Status> {
+    match call {
+        Call::Single(m) => client.execute_job(m).await.map(|r| {
+            let r = r.into_inner();
+            outcome(Answer {
+                success: r.success,
+                output: r.output_path,
+                error: r.error,
+                failure: r.failure,
+                lost_input: String::new(),
+                counters: r.counters,
+                status: r.status_message,
+            })
+        }),
+        Call::Map(m) => client.execute_map(m).await.map(|r| {
+            let r = r.into_inner();
+            outcome(Answer {
+                success: r.success,
+                output: r.index_path,
+                error: r.error,
+                failure: r.failure,
+                lost_input: String::new(),
+                counters: r.counters,
+                status: r.status_message,
+            })
+        }),
+        Call::Reduce { task, inputs } => client
+            .execute_reduce(Call::reduce_message(task, &inputs))
+            .await
+            .map(|r| {
+                let r = r.into_inner();
+                outcome(Answer {
+                    success: r.success,
+                    output: r.output_path,
+                    error: r.error,
+                    failure: r.failure,
+                    lost_input: r.lost_input,
+                    counters: r.counters,
+                    status: r.status_message,
+                })
+            }),
+    }
+}
+
+/// What a worker's answer says about its attempt.
+struct Answer {
+    success: bool,
+    output: String,
+    error: String,
+    failure: i32,
+    lost_input: String,
+    counters: Vec<gridmr_net::proto::Counter>,
+    status: String,
+}
+
+/// An attempt's outcome from its worker's answer.
+fn outcome(a: Answer) -> Outcome {
+    use gridmr_net::proto::Failure as Kind;
+    if !a.success {
+        let error = if a.error.is_empty() {
+            "the worker reported failure without an error".to_owned()
+        } else {
+            a.error
+        };
+        return match Kind::try_from(a.failure).unwrap_or(Kind::Unspecified) {
+            Kind::Unspecified | Kind::Task => Outcome::Failed(AttemptError::Task(error)),
+            Kind::Engine => Outcome::Failed(AttemptError::Engine(error)),
+            Kind::Timeout => Outcome::Failed(AttemptError::Timeout(error)),
+            Kind::Cancelled => Outcome::Killed(error),
+            Kind::MapOutputLost if !a.lost_input.is_empty() => Outcome::InputLost {
+                input: PathBuf::from(a.lost_input),
+                message: error,
+            },
+            Kind::MapOutputLost => Outcome::Failed(AttemptError::Engine(error)),
+        };
+    }
+    if a.output.is_empty() {
+        return Outcome::Failed(AttemptError::Engine(
+            "the worker reported success but named no output".into(),
+        ));
+    }
+    Outcome::Succeeded {
+        output: PathBuf::from(a.output),
+        counters: gridmr_net::wire::counters_from_wire(&a.counters),
+        status: (!a.status.is_empty()).then_some(a.status),
+    }
 }

@@ -41,6 +41,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::Code;
 
 /// What the REST handlers and the scheduler share.
@@ -63,6 +64,11 @@ pub(crate) struct Shared {
     state: Mutex<Scheduler>,
     wake: Notify,
     changed: watch::Sender<u64>,
+    /// Stops the master when cancelled.
+    stop: CancellationToken,
+    /// Every task the master starts besides its scheduler loop and HTTP server:
+    /// [`MasterHandle::join`] waits for them all.
+    tasks: TaskTracker,
 }
 
 impl Shared {
@@ -80,6 +86,37 @@ impl Shared {
         let effects = self.lock().handle(event, clock::now_ms());
         apply(self, effects);
         self.poke();
+    }
+
+    /// Runs `work` (a call to a worker, a wait) as a tracked task that ends early when the
+    /// master stops.
+    pub(crate) fn spawn_call<F>(&self, work: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let stop = self.stop.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = work => {}
+            }
+        });
+    }
+
+    /// Runs `work` to its end as a tracked task (a commit: a stopping master waits for it).
+    pub(crate) fn spawn_to_end<F>(&self, work: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(work);
+    }
+
+    /// Runs file work on the blocking pool as a tracked task.
+    pub(crate) fn spawn_file_work<F>(&self, work: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.tasks.spawn_blocking(work);
     }
 
     /// Wakes the scheduler and every long-poll.
@@ -136,6 +173,7 @@ pub struct MasterHandle {
     stop: CancellationToken,
     server: JoinHandle<Result<()>>,
     scheduler: JoinHandle<()>,
+    tasks: TaskTracker,
 }
 
 impl MasterHandle {
@@ -174,10 +212,15 @@ impl MasterHandle {
         self.join().await
     }
 
-    /// Waits until the master stops.
+    /// Waits until the master stops: its scheduler loop, its HTTP server (which waits for
+    /// the requests it is answering) and every task it started (a commit under way runs to
+    /// its end; calls to workers end at once).
     pub async fn join(self) -> Result<()> {
         let _ = self.scheduler.await;
-        match self.server.await {
+        let served = self.server.await;
+        self.tasks.close();
+        self.tasks.wait().await;
+        match served {
             Ok(r) => r,
             Err(e) => Err(Error::Serve {
                 what: "REST",
@@ -251,20 +294,23 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
         crash: faults::CrashPoints::from_env(),
         wake: Notify::new(),
         changed: watch::channel(0).0,
+        stop: CancellationToken::new(),
+        tasks: TaskTracker::new(),
     });
     let again = recover(&shared, &jobs_dir);
-    let stop = CancellationToken::new();
+    let stop = shared.stop.clone();
     let scheduler = tokio::spawn(schedule_loop(shared.clone(), stop.clone()));
-    tokio::spawn(expire_uploads(shared.clone(), stop.clone()));
+    shared.spawn_call(expire_uploads(shared.clone(), stop.clone()));
     for (id, request) in again {
-        let shared = shared.clone();
-        tokio::spawn(async move {
+        let sh = shared.clone();
+        shared.spawn_call(async move {
             if request.width_from_cluster() {
-                workers_back(&shared).await;
+                workers_back(&sh).await;
             }
-            prepare(shared, id, request).await
+            prepare(sh, id, request).await
         });
     }
+    let tasks = shared.tasks.clone();
     let app = api::router(shared);
     let tls = rest_tls.is_some();
     let server_stop = stop.clone();
@@ -280,6 +326,7 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
         stop,
         server,
         scheduler,
+        tasks,
     })
 }
 
@@ -493,8 +540,9 @@ fn save_ended(shared: &Arc<Shared>, ended: Vec<sched::Job>) {
     if ended.is_empty() {
         return;
     }
-    let shared = shared.clone();
-    tokio::task::spawn_blocking(move || {
+    let sh = shared.clone();
+    shared.spawn_file_work(move || {
+        let shared = sh;
         for job in ended {
             if let Err(e) = store::save_ended(&job) {
                 // Tried again at the next tick: a disk that was full may
@@ -520,7 +568,7 @@ fn save_ended(shared: &Arc<Shared>, ended: Vec<sched::Job>) {
 fn retire(shared: &Arc<Shared>, dirs: sched::JobDirs) {
     let retired = [dirs];
     let purge = shared.settings.job_retention_purge;
-    tokio::task::spawn_blocking(move || {
+    shared.spawn_file_work(move || {
         for dirs in retired {
             let result = if purge {
                 store::purge(&dirs.base)
@@ -539,11 +587,11 @@ fn retire(shared: &Arc<Shared>, dirs: sched::JobDirs) {
 
 /// Appends started and ended attempts to their jobs' `history.jsonl`. Lines of one attempt
 /// may land in either order (the reader ranks an end above a start).
-fn write_journal(journal: Vec<(PathBuf, Vec<sched::HistoryLine>)>) {
+fn write_journal(shared: &Shared, journal: Vec<(PathBuf, Vec<sched::HistoryLine>)>) {
     if journal.is_empty() {
         return;
     }
-    tokio::task::spawn_blocking(move || {
+    shared.spawn_file_work(move || {
         for (base, lines) in journal {
             if let Err(e) = store::append_history(&base, &lines) {
                 tracing::warn!(error = %e, "cannot journal attempts; a master restart will not show them");
@@ -584,7 +632,7 @@ async fn schedule_loop(shared: Arc<Shared>, stop: CancellationToken) {
             });
             (effects, sends, st.take_unsaved(), st.take_journal())
         };
-        write_journal(journal);
+        write_journal(&shared, journal);
         let moved = !effects.is_empty() || !sends.is_empty();
         apply(&shared, effects);
         save_ended(&shared, ended);
@@ -665,8 +713,21 @@ fn take_uploads(
         paths.push(p);
     }
     paths.extend(staging.files.iter_mut());
-    uploads::claim(shared_dir, job_dir, &mut paths)
-        .map_err(|e| Error::setting("uploads", e.to_string()))
+    uploads::claim(shared_dir, job_dir, &mut paths).map_err(upload_refused)
+}
+
+/// An upload's error as the runtime's, keeping whose fault it is.
+fn upload_refused(e: uploads::UploadError) -> Error {
+    use crate::error::Refusal;
+    use uploads::UploadError as U;
+    let reason = match e {
+        U::Io { op, path, source } => return Error::io(op, path, source),
+        U::Bad(_) | U::Body(_) => Refusal::Invalid,
+        U::Unknown(_) => Refusal::NotFound,
+        U::Exists(_) => Refusal::Conflict,
+        U::TooLarge(_) => Refusal::TooLarge,
+    };
+    Error::refused(reason, e.to_string())
 }
 
 /// Lays out a new job: a fresh id whose folder did not exist, its folders,
@@ -712,7 +773,7 @@ pub(crate) fn submit(
         apply(shared, effects);
         status.ok_or_else(|| Error::setting("job", format!("{id} vanished as it was submitted")))?
     };
-    tokio::spawn(prepare(shared.clone(), id, request));
+    shared.spawn_call(prepare(shared.clone(), id, request));
     shared.poke();
     Ok(status)
 }
@@ -785,17 +846,6 @@ fn is_lost(status: &tonic::Status) -> bool {
     }
 }
 
-/// What a worker's answer says about its attempt.
-struct Answer {
-    success: bool,
-    output: String,
-    error: String,
-    failure: i32,
-    lost_input: String,
-    counters: Vec<gridmr_net::proto::Counter>,
-    status: String,
-}
-
 async fn run_attempt(shared: Arc<Shared>, d: Dispatch, call: Call) {
     let Some(mut client) = shared.pool.get(&d.worker_id) else {
         let outcome = Outcome::Lost(format!("worker {} has no channel", d.worker_id));
@@ -810,49 +860,7 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch, call: Call) {
         0 => None,
         s => Some(Duration::from_secs(s)),
     };
-    let call = async {
-        match call {
-            Call::Single(m) => client.execute_job(m).await.map(|r| {
-                let r = r.into_inner();
-                outcome(Answer {
-                    success: r.success,
-                    output: r.output_path,
-                    error: r.error,
-                    failure: r.failure,
-                    lost_input: String::new(),
-                    counters: r.counters,
-                    status: r.status_message,
-                })
-            }),
-            Call::Map(m) => client.execute_map(m).await.map(|r| {
-                let r = r.into_inner();
-                outcome(Answer {
-                    success: r.success,
-                    output: r.index_path,
-                    error: r.error,
-                    failure: r.failure,
-                    lost_input: String::new(),
-                    counters: r.counters,
-                    status: r.status_message,
-                })
-            }),
-            Call::Reduce { task, inputs } => client
-                .execute_reduce(Call::reduce_message(task, &inputs))
-                .await
-                .map(|r| {
-                    let r = r.into_inner();
-                    outcome(Answer {
-                        success: r.success,
-                        output: r.output_path,
-                        error: r.error,
-                        failure: r.failure,
-                        lost_input: r.lost_input,
-                        counters: r.counters,
-                        status: r.status_message,
-                    })
-                }),
-        }
-    };
+    let call = calls::send(&mut client, call);
     let answer = match limit {
         None => call.await,
         Some(limit) => match tokio::time::timeout(limit, call).await {
@@ -863,56 +871,9 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch, call: Call) {
             ))),
         },
     };
-    let answer = match answer {
-        Ok(Outcome::Succeeded {
-            output,
-            counters,
-            status,
-        }) => {
-            let (expected, job_dir) = (d.expected.clone(), d.job_dir.clone());
-            let checked = tokio::task::spawn_blocking(move || {
-                verify_output(&output, &expected, &job_dir).map(|()| output)
-            })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-            Ok(match checked {
-                Ok(output) => Outcome::Succeeded {
-                    output,
-                    counters,
-                    status,
-                },
-                Err(e) => {
-                    tracing::warn!(job = %d.key.job_id, worker = %d.worker_id, error = %e,
-                        "a worker reported an output the master did not plan");
-                    Outcome::Failed(AttemptError::Engine(e))
-                }
-            })
-        }
-        other => other,
-    };
     let (result, unreachable) = match answer {
-        Ok(o) => (o, false),
-        Err(status) if is_lost(&status) => (
-            Outcome::Lost(format!("worker {}: {}", d.worker_id, status.message())),
-            true,
-        ),
-        Err(status) if status.code() == Code::DeadlineExceeded => (
-            Outcome::Failed(AttemptError::Timeout(format!(
-                "worker {}: {}",
-                d.worker_id,
-                status.message()
-            ))),
-            false,
-        ),
-        Err(status) => (
-            Outcome::Failed(AttemptError::Engine(format!(
-                "worker {} answered {:?}: {}",
-                d.worker_id,
-                status.code(),
-                status.message()
-            ))),
-            false,
-        ),
+        Ok(o) => (checked(&d, o).await, false),
+        Err(status) => failed_call(&d.worker_id, &status),
     };
     let effects = {
         let mut st = shared.lock();
@@ -937,6 +898,56 @@ async fn run_attempt(shared: Arc<Shared>, d: Dispatch, call: Call) {
     };
     apply(&shared, effects);
     shared.poke();
+}
+
+/// A successful answer whose output the master did not plan for the attempt fails it (see
+/// [`verify_output`]); any other outcome is as the worker said.
+async fn checked(d: &Dispatch, outcome: Outcome) -> Outcome {
+    let Outcome::Succeeded {
+        output,
+        counters,
+        status,
+    } = outcome
+    else {
+        return outcome;
+    };
+    let (expected, job_dir) = (d.expected.clone(), d.job_dir.clone());
+    let verified = tokio::task::spawn_blocking(move || {
+        verify_output(&output, &expected, &job_dir).map(|()| output)
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match verified {
+        Ok(output) => Outcome::Succeeded {
+            output,
+            counters,
+            status,
+        },
+        Err(e) => {
+            tracing::warn!(job = %d.key.job_id, worker = %d.worker_id, error = %e,
+                "a worker reported an output the master did not plan");
+            Outcome::Failed(AttemptError::Engine(e))
+        }
+    }
+}
+
+/// A call that got no answer: the attempt's outcome, and whether its worker is unreachable
+/// (then it is written off too).
+fn failed_call(worker: &str, status: &tonic::Status) -> (Outcome, bool) {
+    if is_lost(status) {
+        let why = format!("worker {worker}: {}", status.message());
+        return (Outcome::Lost(why), true);
+    }
+    let error = if status.code() == Code::DeadlineExceeded {
+        AttemptError::Timeout(format!("worker {worker}: {}", status.message()))
+    } else {
+        AttemptError::Engine(format!(
+            "worker {worker} answered {:?}: {}",
+            status.code(),
+            status.message()
+        ))
+    };
+    (Outcome::Failed(error), false)
 }
 
 /// Checks an output a worker reported: it must be one the master planned
@@ -985,39 +996,6 @@ fn verify_output(output: &Path, expected: &[PathBuf], job_dir: &Path) -> Result<
     Ok(())
 }
 
-/// An attempt's outcome from its worker's answer.
-fn outcome(a: Answer) -> Outcome {
-    use gridmr_net::proto::Failure as Kind;
-    if !a.success {
-        let error = if a.error.is_empty() {
-            "the worker reported failure without an error".to_owned()
-        } else {
-            a.error
-        };
-        return match Kind::try_from(a.failure).unwrap_or(Kind::Unspecified) {
-            Kind::Unspecified | Kind::Task => Outcome::Failed(AttemptError::Task(error)),
-            Kind::Engine => Outcome::Failed(AttemptError::Engine(error)),
-            Kind::Timeout => Outcome::Failed(AttemptError::Timeout(error)),
-            Kind::Cancelled => Outcome::Killed(error),
-            Kind::MapOutputLost if !a.lost_input.is_empty() => Outcome::InputLost {
-                input: PathBuf::from(a.lost_input),
-                message: error,
-            },
-            Kind::MapOutputLost => Outcome::Failed(AttemptError::Engine(error)),
-        };
-    }
-    if a.output.is_empty() {
-        return Outcome::Failed(AttemptError::Engine(
-            "the worker reported success but named no output".into(),
-        ));
-    }
-    Outcome::Succeeded {
-        output: PathBuf::from(a.output),
-        counters: gridmr_net::wire::counters_from_wire(&a.counters),
-        status: (!a.status.is_empty()).then_some(a.status),
-    }
-}
-
 fn remove_attempt_output(phase: Phase, path: &Path) {
     match phase {
         Phase::Map => layout::MapOutput::new(path).remove(),
@@ -1045,7 +1023,7 @@ fn remove_attempt_output(phase: Phase, path: &Path) {
 fn send(shared: &Arc<Shared>, d: Dispatch, call: Option<Call>) {
     match call {
         Some(call) => {
-            tokio::spawn(run_attempt(shared.clone(), d, call));
+            shared.spawn_call(run_attempt(shared.clone(), d, call));
         }
         None => shared.step(Event::AttemptEnded {
             key: d.key,
@@ -1067,11 +1045,12 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
             Effect::Retired(dirs) => retire(shared, dirs),
             Effect::Deleted { .. } => {}
             Effect::RemoveAttemptOutput(phase, path) => {
-                tokio::task::spawn_blocking(move || remove_attempt_output(phase, &path));
+                shared.spawn_file_work(move || remove_attempt_output(phase, &path));
             }
             Effect::Commit(plan) => {
-                let shared = shared.clone();
-                tokio::spawn(async move {
+                let sh = shared.clone();
+                shared.spawn_to_end(async move {
+                    let shared = sh;
                     let id = plan.job_id.clone();
                     let max = shared.settings.result_txt_max_bytes;
                     let crash = shared.crash.clone();
@@ -1085,18 +1064,19 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                 });
             }
             Effect::Clean(dirs) => {
-                tokio::task::spawn_blocking(move || commit::clean(&dirs));
+                shared.spawn_file_work(move || commit::clean(&dirs));
             }
             Effect::Sweep(dirs) => {
-                tokio::task::spawn_blocking(move || commit::sweep(&dirs));
+                shared.spawn_file_work(move || commit::sweep(&dirs));
             }
             Effect::Probe { worker_id } => {
                 let Some(mut client) = shared.pool.get(&worker_id) else {
                     continue;
                 };
-                let shared = shared.clone();
+                let sh = shared.clone();
                 let timeout = shared.control_timeout();
-                tokio::spawn(async move {
+                shared.spawn_call(async move {
+                    let shared = sh;
                     let req = gridmr_net::proto::HeartbeatReq {
                         worker_id: worker_id.clone(),
                     };
@@ -1121,7 +1101,7 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                         job_id: job_id.clone(),
                         ..Default::default()
                     };
-                    tokio::spawn(async move {
+                    shared.spawn_call(async move {
                         let _ = tokio::time::timeout(timeout, client.cancel_job(req)).await;
                     });
                 }
@@ -1141,7 +1121,7 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                     task: task.name(),
                     attempt,
                 };
-                tokio::spawn(async move {
+                shared.spawn_call(async move {
                     let _ = tokio::time::timeout(timeout, client.cancel_job(req)).await;
                 });
             }

@@ -192,8 +192,55 @@ impl Queue {
 struct Workers {
     ids: Vec<String>,
     index: HashMap<String, usize>,
+    /// A worker's incarnation: an attempt's end counts only if its worker
+    /// has not been lost since it started.
     incarnation: Vec<u32>,
     alive: Vec<bool>,
+}
+
+impl Workers {
+    /// `n` live workers, `w00000` on.
+    fn new(n: u32) -> Self {
+        let ids: Vec<String> = (0..n).map(|i| format!("w{i:05}")).collect();
+        Workers {
+            index: ids
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.clone(), i))
+                .collect(),
+            ids,
+            incarnation: vec![0; n as usize],
+            alive: vec![true; n as usize],
+        }
+    }
+}
+
+/// Every live worker's heartbeat at `now`.
+fn heartbeats(state: &mut Scheduler, workers: &Workers, now: Micros, report: &mut SimReport) {
+    let t = Instant::now();
+    for (i, w) in workers.ids.iter().enumerate() {
+        if workers.alive[i] {
+            let beat = Sched::Heartbeat {
+                worker: w.clone(),
+                reports: Vec::new(),
+            };
+            state.handle(beat, ms(now));
+            report.heartbeats += 1;
+        }
+    }
+    report.heartbeat_time += t.elapsed();
+}
+
+/// Counts the job's attempts lost with their workers and the backups that lost their race.
+fn count_attempts(job: &gridmr_scheduler::Job, report: &mut SimReport) {
+    use gridmr_scheduler::AttemptState as A;
+    for a in &job.attempts {
+        match a.state {
+            A::Lost(_) => report.lost_attempts += 1,
+            A::Killed(_) | A::Superseded => report.backup_attempts += 1,
+            _ => {}
+        }
+    }
 }
 
 /// Milliseconds of simulated time: the scheduler's `now`.
@@ -224,6 +271,8 @@ fn step(
     let t = Instant::now();
     effects.extend(state.handle(Sched::Tick, ms(now)));
     report.schedule_time += t.elapsed();
+    // The master hands these to its store's journal at each pass.
+    drop(state.take_journal());
     while let Some(effect) = effects.pop() {
         match effect {
             Effect::Dispatch(d) => {
@@ -264,10 +313,9 @@ fn entry(id: &str, slots: u32, now: Micros) -> WorkerEntry {
     WorkerEntry::new(id, format!("sim://{id}"), slots, ms(now))
 }
 
-/// Runs one job of `cfg.maps` maps and `cfg.reduces` reduces on the
-/// simulated cluster, to its end.
-pub fn simulate(cfg: &SimConfig) -> SimReport {
-    let started = Instant::now();
+/// The cluster and the job of `cfg`: a scheduler with every worker registered and the job
+/// submitted and being prepared at time 0, its id, and the event that installs its plan.
+fn set_up(cfg: &SimConfig) -> (Scheduler, String, Sched) {
     let slots = cfg.workers.max(1) * cfg.slots.max(1);
     // The original's in-flight caps are for a handful of workers: lifted,
     // as an operator of a large cluster would lift them. Speculation and
@@ -279,9 +327,9 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
         ..SchedulerConfig::default()
     };
     let mut state = Scheduler::new(config, 1);
-    let ids: Vec<String> = (0..cfg.workers).map(|i| format!("w{i:05}")).collect();
-    for id in &ids {
-        state.handle(Sched::WorkerRegistered(entry(id, cfg.slots.max(1), 0)), 0);
+    for i in 0..cfg.workers {
+        let id = format!("w{i:05}");
+        state.handle(Sched::WorkerRegistered(entry(&id, cfg.slots.max(1), 0)), 0);
     }
     let id = state.next_id();
     let request = JobRequest {
@@ -321,22 +369,19 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
         job: id.clone(),
         plan: Ok(plan),
     };
+    (state, id, planned)
+}
 
+/// Runs one job of `cfg.maps` maps and `cfg.reduces` reduces on the
+/// simulated cluster, to its end.
+pub fn simulate(cfg: &SimConfig) -> SimReport {
+    let started = Instant::now();
+    let slots = cfg.workers.max(1) * cfg.slots.max(1);
+    let (mut state, id, planned) = set_up(cfg);
     let mut rng = Rng(cfg.seed | 1);
     let mut report = SimReport::default();
     let mut queue = Queue::default();
-    let mut workers = Workers {
-        index: ids
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.clone(), i))
-            .collect(),
-        ids,
-        // A worker's incarnation: an attempt's end counts only if its
-        // worker has not been lost since it started.
-        incarnation: vec![0; cfg.workers as usize],
-        alive: vec![true; cfg.workers as usize],
-    };
+    let mut workers = Workers::new(cfg.workers);
     let mean = |r: (f64, f64)| (r.0 + r.1) / 2.0;
     let map_span = f64::from(cfg.maps) * mean(cfg.map_s) / f64::from(slots);
     for _ in 0..cfg.losses {
@@ -387,18 +432,7 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
                 })
             }
             Event::Heartbeats => {
-                let t = Instant::now();
-                for (i, w) in workers.ids.iter().enumerate() {
-                    if workers.alive[i] {
-                        let beat = Sched::Heartbeat {
-                            worker: w.clone(),
-                            reports: Vec::new(),
-                        };
-                        state.handle(beat, ms(now));
-                        report.heartbeats += 1;
-                    }
-                }
-                report.heartbeat_time += t.elapsed();
+                heartbeats(&mut state, &workers, now, &mut report);
                 queue.push(now + micros(cfg.heartbeat_s), Event::Heartbeats);
                 None
             }
@@ -433,14 +467,7 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
         }
     }
     if let Some(job) = state.job(&id) {
-        use gridmr_scheduler::AttemptState as A;
-        for a in &job.attempts {
-            match a.state {
-                A::Lost(_) => report.lost_attempts += 1,
-                A::Killed(_) | A::Superseded => report.backup_attempts += 1,
-                _ => {}
-            }
-        }
+        count_attempts(job, &mut report);
     }
     report.succeeded = state
         .job(&id)

@@ -260,7 +260,7 @@ pub(crate) fn run(
     procs: &Processes,
     owner: &Owner,
     feed: impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
-    mut on_line: impl FnMut(&[u8]) -> Result<(), String>,
+    mut on_line: impl FnMut(&[u8]) -> Result<(), Failure>,
 ) -> Result<Finished, Failure> {
     if procs.is_cancelled(owner) {
         return Err(Failure::cancelled(&owner.job));
@@ -345,7 +345,10 @@ pub(crate) fn run(
                     return Ok(());
                 }
                 if saw_end {
-                    return Err(format!("{} wrote after its end line", spec.what));
+                    return Err(Failure::task(format!(
+                        "{} wrote after its end line",
+                        spec.what
+                    )));
                 }
                 on_line(l)
             });
@@ -373,7 +376,11 @@ pub(crate) fn run(
     }
     let fed = feeder.join();
     let _ = err_reader.join();
-    let state = std::mem::take(&mut *err_state.lock().map_err(|_| "stderr reader panicked")?);
+    let state = std::mem::take(
+        &mut *err_state
+            .lock()
+            .map_err(|_| Failure::engine("the stderr reader panicked"))?,
+    );
     let tail = state.tail();
     let with_tail = |msg: String| {
         if tail.is_empty() {
@@ -393,7 +400,7 @@ pub(crate) fn run(
         ))));
     }
     if let Some(f) = failure {
-        return Err(with_tail(f).into());
+        return Err(f.with_message(with_tail));
     }
     let status = status.map_err(|e| Failure::engine(format!("waiting for {}: {e}", spec.what)))?;
     if !status.success() {
@@ -408,11 +415,16 @@ pub(crate) fn run(
             (None, Some(sig)) => format!("was killed by signal {sig}"),
             _ => "failed".to_owned(),
         };
-        return Err(with_tail(format!("{} {how}", spec.what)).into());
+        return Err(Failure::task(with_tail(format!("{} {how}", spec.what))));
     }
     match fed {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(with_tail(format!("feeding {}: {e}", spec.what)).into()),
+        Ok(Err(e)) => {
+            return Err(Failure::engine(with_tail(format!(
+                "feeding {}: {e}",
+                spec.what
+            ))))
+        }
         Err(_) => {
             return Err(Failure::engine(format!(
                 "feeding {}: the feeder panicked",
@@ -421,11 +433,10 @@ pub(crate) fn run(
         }
     }
     if spec.expect_end && !saw_end {
-        return Err(with_tail(format!(
+        return Err(Failure::task(with_tail(format!(
             "{} stopped before finishing its output (os._exit or a crash?)",
             spec.what
-        ))
-        .into());
+        ))));
     }
     Ok(Finished {
         counters: state.counters,
@@ -475,7 +486,7 @@ fn start(spec: &Spec, tree: &Tree) -> Result<Started, Failure> {
     spec.fence.apply(&mut cmd, tree, &spec.env);
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", spec.what))?;
+        .map_err(|e| Failure::engine(format!("cannot start {}: {e}", spec.what)))?;
     Ok(Started {
         pid: i32::try_from(child.id()).unwrap_or(i32::MAX),
         stdin: child
@@ -519,15 +530,15 @@ impl<R: Read> Lines<R> {
     /// `\n`); `Ok(false)` at the end of the stream.
     fn next_with(
         &mut self,
-        mut f: impl FnMut(&[u8]) -> Result<(), String>,
-    ) -> Result<bool, String> {
+        mut f: impl FnMut(&[u8]) -> Result<(), Failure>,
+    ) -> Result<bool, Failure> {
         if self.start == self.end {
             self.start = 0;
             self.end = loop {
                 match self.inner.read(&mut self.buf) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(format!("reading the output: {e}")),
+                    Err(e) => return Err(Failure::engine(format!("reading the output: {e}"))),
                 }
             };
             if self.end == 0 {

@@ -44,6 +44,14 @@ impl Failure {
         Self::of(Kind::Cancelled, format!("job {job_id} was cancelled"))
     }
 
+    /// The same failure with its message passed through `f` (a stderr tail added, say).
+    pub(crate) fn with_message(self, f: impl FnOnce(String) -> String) -> Self {
+        Failure {
+            message: f(self.message),
+            ..self
+        }
+    }
+
     /// A map output the reduce needs cannot be read.
     pub(crate) fn map_output_lost(input: &Path, message: impl Into<String>) -> Self {
         Failure {
@@ -54,27 +62,17 @@ impl Failure {
     }
 }
 
-impl From<String> for Failure {
-    fn from(message: String) -> Self {
-        Failure::task(message)
-    }
-}
-
-impl From<&str> for Failure {
-    fn from(message: &str) -> Self {
-        Failure::task(message)
-    }
-}
-
 /// A core error, by whose fault it is: the user's code and input, the
 /// engine's I/O and shuffle files, or a cancel.
 impl From<gridmr_core::Error> for Failure {
     fn from(e: gridmr_core::Error) -> Self {
-        use gridmr_core::Error as E;
-        let kind = match &e {
-            E::Cancelled => Kind::Cancelled,
-            E::Io { .. } | E::Corrupt { .. } => Kind::Engine,
-            _ => Kind::Task,
+        use gridmr_core::Blame;
+        // A damaged shuffle input is the engine's here; a reduce reports the map output it
+        // could not read itself (`Failure::map_output_lost`).
+        let kind = match e.blame() {
+            Blame::Cancelled => Kind::Cancelled,
+            Blame::Engine | Blame::InputLost(_) => Kind::Engine,
+            Blame::User => Kind::Task,
         };
         Self::of(kind, e.to_string())
     }

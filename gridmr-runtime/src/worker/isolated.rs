@@ -123,7 +123,7 @@ fn run(
         },
         |line| {
             let r: ChildReport = serde_json::from_slice(line)
-                .map_err(|e| format!("the task child answered {line:?}: {e}"))?;
+                .map_err(|e| Failure::engine(format!("the task child answered {line:?}: {e}")))?;
             report = Some(r);
             Ok(())
         },

@@ -50,9 +50,9 @@ struct PartFile<'a> {
 }
 
 impl<'a> PartFile<'a> {
-    fn create(path: &'a Path) -> Result<Self, String> {
-        let file =
-            std::fs::File::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    fn create(path: &'a Path) -> Result<Self, Failure> {
+        let file = std::fs::File::create(path)
+            .map_err(|e| Failure::engine(format!("create {}: {e}", path.display())))?;
         Ok(PartFile {
             path,
             out: std::io::BufWriter::with_capacity(256 << 10, file),
@@ -62,20 +62,20 @@ impl<'a> PartFile<'a> {
     }
 
     /// Writes one line (its line feed added).
-    fn line(&mut self, line: &[u8]) -> Result<(), String> {
+    fn line(&mut self, line: &[u8]) -> Result<(), Failure> {
         self.lines += 1;
         self.bytes += line.len() as u64 + 1;
         self.out
             .write_all(line)
             .and_then(|()| self.out.write_all(b"\n"))
-            .map_err(|e| format!("write {}: {e}", self.path.display()))
+            .map_err(|e| Failure::engine(format!("write {}: {e}", self.path.display())))
     }
 
     /// Flushes the file and adds its counts to `counters`.
-    fn finish(mut self, counters: &mut Counters) -> Result<(), String> {
+    fn finish(mut self, counters: &mut Counters) -> Result<(), Failure> {
         self.out
             .flush()
-            .map_err(|e| format!("write {}: {e}", self.path.display()))?;
+            .map_err(|e| Failure::engine(format!("write {}: {e}", self.path.display())))?;
         counters.add_builtin(builtin::OUTPUT_RECORDS, self.lines);
         counters.add_builtin(builtin::OUTPUT_BYTES, self.bytes);
         Ok(())
@@ -127,8 +127,14 @@ enum Step {
     Reduce,
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// An engine error (I/O, shuffle files) as the attempt's failure, blamed by its kind.
+fn err(e: gridmr_core::Error) -> Failure {
+    Failure::from(e)
+}
+
+/// A failed file operation of the worker's own (not the job's code).
+fn io_failure(e: impl std::fmt::Display) -> Failure {
+    Failure::engine(e.to_string())
 }
 
 fn io_err(e: gridmr_core::Error) -> std::io::Error {
@@ -143,7 +149,7 @@ impl Runner {
         cwd: &Path,
         env: Vec<(String, String)>,
         timeout_s: u32,
-    ) -> Result<Spec, String> {
+    ) -> Result<Spec, Failure> {
         let timeout = match timeout_s {
             0 => self.default_timeout,
             s => Some(Duration::from_secs(u64::from(s))),
@@ -156,7 +162,9 @@ impl Runner {
                 let mode = match step {
                     Step::Map => "map",
                     Step::Reduce => "reduce",
-                    Step::Combine => return Err("Python job scripts have no combiner".into()),
+                    Step::Combine => {
+                        return Err(Failure::engine("Python job scripts have no combiner"))
+                    }
                 };
                 let argv = vec![
                     self.python.clone(),
@@ -241,16 +249,15 @@ impl WorkDir {
         parent: &Path,
         name: &str,
         program: &Program,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Failure> {
         let dir = parent.join(name);
         let _ = std::fs::remove_dir_all(&dir);
         existing_dir(parent)
             .and_then(|()| create_leaf_dir(&dir))
             .map_err(err)?;
-        runner
-            .fence
-            .give(&dir)
-            .map_err(|e| format!("hand {} to GRIDMR_TASK_USER: {e}", dir.display()))?;
+        runner.fence.give(&dir).map_err(|e| {
+            Failure::engine(format!("hand {} to GRIDMR_TASK_USER: {e}", dir.display()))
+        })?;
         if let Program::Streaming {
             files_dir: Some(files),
             ..
@@ -260,7 +267,7 @@ impl WorkDir {
                 for e in entries.flatten() {
                     let link = dir.join(e.file_name());
                     std::os::unix::fs::symlink(e.path(), &link)
-                        .map_err(|x| format!("link {}: {x}", link.display()))?;
+                        .map_err(|x| Failure::engine(format!("link {}: {x}", link.display())))?;
                 }
             }
         }
@@ -339,7 +346,7 @@ pub(crate) fn run_map(
         &owner_of(&task.job_id, &task.task_id(), task.attempt),
         feed,
         |line| {
-            pairs += grouper.add(encoding, line)?;
+            pairs += grouper.add(encoding, line).map_err(Failure::task)?;
             if grouper.is_full() {
                 grouper.drain_into(&mut out).map_err(err)?;
             }
@@ -430,7 +437,7 @@ type SplitFeed = (
 
 /// The feeder of a split's lines, adding the bytes it has fed to
 /// `progress` as it goes.
-fn feed_split(split: &InputSplit, progress: &Progress) -> Result<SplitFeed, String> {
+fn feed_split(split: &InputSplit, progress: &Progress) -> Result<SplitFeed, Failure> {
     let mut reader = LineReader::open(split, LineReader::DEFAULT_BUFFER).map_err(err)?;
     progress.add_total(reader.len());
     let progress = progress.clone();
@@ -753,10 +760,12 @@ fn single(
     existing_dir(&layout::attempts_dir(output_dir))
         .and_then(|()| create_leaf_dir(work_dir))
         .map_err(err)?;
-    runner
-        .fence
-        .give(work_dir)
-        .map_err(|e| format!("hand {} to GRIDMR_TASK_USER: {e}", work_dir.display()))?;
+    runner.fence.give(work_dir).map_err(|e| {
+        Failure::engine(format!(
+            "hand {} to GRIDMR_TASK_USER: {e}",
+            work_dir.display()
+        ))
+    })?;
     let files = list_inputs(a.inputs).map_err(err)?;
     if let Program::Python { script } = program {
         if probe(
@@ -775,17 +784,17 @@ fn single(
                     // The original's layout: the input joined as input/input.data.
                     let joined = work_dir.join("input").join("input.data");
                     if let Some(d) = joined.parent() {
-                        std::fs::create_dir_all(d).map_err(err)?;
+                        std::fs::create_dir_all(d).map_err(io_failure)?;
                     }
-                    let mut out = std::fs::File::create(&joined).map_err(err)?;
+                    let mut out = std::fs::File::create(&joined).map_err(io_failure)?;
                     for f in many {
-                        let r = std::fs::File::open(&f.path).map_err(err)?;
-                        pump(r, &mut out).map_err(err)?;
+                        let r = std::fs::File::open(&f.path).map_err(io_failure)?;
+                        pump(r, &mut out).map_err(io_failure)?;
                         // Files keep their line boundaries: one that does
                         // not end with a line feed gets one (the original
                         // concatenated `gamma` and `delta` into `gammadelta`).
-                        if !ends_with_line_feed(&f.path).map_err(err)? {
-                            out.write_all(b"\n").map_err(err)?;
+                        if !ends_with_line_feed(&f.path).map_err(io_failure)? {
+                            out.write_all(b"\n").map_err(io_failure)?;
                         }
                     }
                     joined
@@ -797,8 +806,8 @@ fn single(
             }
             if runner.fence.user().is_some() {
                 // process() writes the file itself, as the task user.
-                std::fs::File::create(&dest).map_err(err)?;
-                runner.fence.give(&dest).map_err(err)?;
+                std::fs::File::create(&dest).map_err(io_failure)?;
+                runner.fence.give(&dest).map_err(io_failure)?;
             }
             let mut spec = runner.spec(
                 program,
@@ -829,11 +838,10 @@ fn single(
                 |_| Ok(()),
             )?;
             if !dest.is_file() {
-                return Err(format!(
+                return Err(Failure::task(format!(
                     "process(input_path, output_path) wrote no file at {}",
                     dest.display()
-                )
-                .into());
+                )));
             }
             let mut counters = finished.counters;
             counters.add_builtin(builtin::MAP_INPUT_BYTES, files.iter().map(|f| f.len).sum());

@@ -534,7 +534,8 @@ impl Worker for WorkerService {
             // Every file a folder or glob input names must resolve inside
             // the share.
             for input in &inputs {
-                confine_input(input, &roots)?;
+                // An input outside the worker's roots is the request's fault.
+                confine_input(input, &roots).map_err(Failure::task)?;
             }
             match what {
                 Work::Typed(job) => {
