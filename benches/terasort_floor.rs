@@ -64,6 +64,8 @@ fn pieces(data: &[u8], n: usize) -> Vec<&[u8]> {
     out
 }
 
+// One straight pass of the floor's steps in the order they run, each timed where it stands:
+// cut into functions, the timings would have to travel between them; so it stays one piece.
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)

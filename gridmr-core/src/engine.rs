@@ -154,6 +154,26 @@ pub fn new_job_id() -> String {
     format!("local-{ms}-{}-{n}", std::process::id())
 }
 
+/// Commits the job's output (`outputs[i]`: partition `i`'s attempt file) by the commit
+/// protocol the master uses too; returns `result.txt`, when the output was small enough for it.
+fn commit(
+    output_dir: &Path,
+    outputs: &[TaskReport],
+    map_only: bool,
+    result_max_bytes: u64,
+) -> Result<Option<PathBuf>> {
+    let outputs = outputs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i as u32, r.output.clone()));
+    let commit = if map_only {
+        JobCommit::map_only(output_dir, outputs, result_max_bytes)
+    } else {
+        JobCommit::reduce(output_dir, outputs, result_max_bytes)
+    };
+    Ok(commit.run(&mut |_| {})?.result)
+}
+
 impl LocalEngine {
     /// An engine over `work_dir`, with one thread per available core, one attempt per task.
     pub fn new(work_dir: impl Into<PathBuf>) -> Self {
@@ -216,20 +236,7 @@ impl LocalEngine {
     /// Runs `job` to completion.
     pub fn run(&self, job: &dyn JobDef, config: &JobConfig) -> Result<JobOutcome> {
         let started = Instant::now();
-        let job_id = config.job_id.clone().unwrap_or_else(new_job_id);
-        if job_id.is_empty() || job_id.contains(['/', '\\']) || job_id.starts_with('.') {
-            return Err(Error::setting(
-                "job_id",
-                format!("{job_id:?} is not a plain name"),
-            ));
-        }
-        let partitions = config.reduce_partitions.unwrap_or(self.threads as u32);
-        if partitions > 100_000 {
-            return Err(Error::setting(
-                "reduce_partitions",
-                "must be between 0 (map-only) and 100000",
-            ));
-        }
+        let (job_id, partitions) = self.identity(config)?;
         let map_only = partitions == 0;
         let job_dir = self.work_dir.join("jobs").join(&job_id);
         let shuffle_dir = job_dir.join("shuffle");
@@ -241,23 +248,7 @@ impl LocalEngine {
             std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
         }
 
-        let files = list_inputs(&config.inputs)?;
-        let input_bytes = files.iter().map(|f| f.len).sum();
-        let mut params = config.params.clone();
-        params.extend(job.plan(&PlanContext {
-            files: &files,
-            partitions,
-            params: &config.params,
-        })?);
-        // Splits are fitted to the map buffer only where the map output is about the input's
-        // size; combined output is about the distinct keys', and larger splits repeat fewer.
-        let mut policy = if job.has_combiner() {
-            config.splits
-        } else {
-            config.splits.fitting(&config.shuffle)
-        };
-        policy.min_splits = policy.min_splits.max(self.threads as u32);
-        let splits = plan_splits(&files, &policy, job.input_format());
+        let (splits, params, input_bytes) = self.plan(job, config, partitions)?;
         let prepared = Instant::now();
 
         // One flag for the job: when a task gives up, its siblings stop early;
@@ -285,63 +276,31 @@ impl LocalEngine {
                 progress: self.progress.clone().unwrap_or_default(),
             })
             .collect();
-        let maps = self.run_tasks(
-            &job_id,
-            &map_tasks,
-            &cancel,
-            MapTask::task_id,
-            |t, attempt| {
-                job.run_map(&MapTask {
-                    attempt,
-                    ..t.clone()
-                })
-            },
-        )?;
+        let maps = self.run_maps(job, &job_id, &map_tasks, &cancel)?;
         let mapped = Instant::now();
 
         let reduces = if map_only {
             Vec::new()
         } else {
-            let map_outputs: Vec<PathBuf> = maps.iter().map(|r| r.output.clone()).collect();
             let reduce_tasks: Vec<ReduceTask> = (0..partitions)
                 .map(|p| ReduceTask {
                     job_id: job_id.clone(),
                     partition: p,
                     attempt: 1,
                     worker_id: "local".into(),
-                    map_outputs: map_outputs.clone(),
+                    map_outputs: maps.iter().map(|r| r.output.clone()).collect(),
                     output_dir: output_dir.clone(),
                     params: params.clone(),
                     cancel: cancel.clone(),
                     progress: Default::default(),
                 })
                 .collect();
-            self.run_tasks(
-                &job_id,
-                &reduce_tasks,
-                &cancel,
-                ReduceTask::task_id,
-                |t, attempt| {
-                    job.run_reduce(&ReduceTask {
-                        attempt,
-                        ..t.clone()
-                    })
-                },
-            )?
+            self.run_reduces(job, &job_id, &reduce_tasks, &cancel)?
         };
         let reduced = Instant::now();
 
         let outputs = if map_only { &maps } else { &reduces };
-        let outputs = outputs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i as u32, r.output.clone()));
-        let commit = if map_only {
-            JobCommit::map_only(&output_dir, outputs, config.result_max_bytes)
-        } else {
-            JobCommit::reduce(&output_dir, outputs, config.result_max_bytes)
-        };
-        let result_file = commit.run(&mut |_| {})?.result;
+        let result_file = commit(&output_dir, outputs, map_only, config.result_max_bytes)?;
         if !self.keep_intermediate {
             let _ = std::fs::remove_dir_all(&shuffle_dir);
         }
@@ -365,6 +324,86 @@ impl LocalEngine {
                 commit: done - reduced,
                 total: done - started,
             },
+        })
+    }
+
+    /// The job's id (a plain name: it becomes a folder's) and its reduce partitions (0 for a
+    /// map-only job), checked.
+    fn identity(&self, config: &JobConfig) -> Result<(String, u32)> {
+        let job_id = config.job_id.clone().unwrap_or_else(new_job_id);
+        if job_id.is_empty() || job_id.contains(['/', '\\']) || job_id.starts_with('.') {
+            return Err(Error::setting(
+                "job_id",
+                format!("{job_id:?} is not a plain name"),
+            ));
+        }
+        let partitions = config.reduce_partitions.unwrap_or(self.threads as u32);
+        if partitions > 100_000 {
+            return Err(Error::setting(
+                "reduce_partitions",
+                "must be between 0 (map-only) and 100000",
+            ));
+        }
+        Ok((job_id, partitions))
+    }
+
+    /// Lists the inputs, runs the job's planning hook and cuts the splits: the splits, the
+    /// parameters with what the hook added, and the inputs' bytes.
+    fn plan(
+        &self,
+        job: &dyn JobDef,
+        config: &JobConfig,
+        partitions: u32,
+    ) -> Result<(Vec<crate::InputSplit>, Params, u64)> {
+        let files = list_inputs(&config.inputs)?;
+        let input_bytes = files.iter().map(|f| f.len).sum();
+        let mut params = config.params.clone();
+        params.extend(job.plan(&PlanContext {
+            files: &files,
+            partitions,
+            params: &config.params,
+        })?);
+        // Splits are fitted to the map buffer only where the map output is about the input's
+        // size; combined output is about the distinct keys', and larger splits repeat fewer.
+        let mut policy = if job.has_combiner() {
+            config.splits
+        } else {
+            config.splits.fitting(&config.shuffle)
+        };
+        policy.min_splits = policy.min_splits.max(self.threads as u32);
+        let splits = plan_splits(&files, &policy, job.input_format());
+        Ok((splits, params, input_bytes))
+    }
+
+    /// Runs the map tasks on the pool.
+    fn run_maps(
+        &self,
+        job: &dyn JobDef,
+        job_id: &str,
+        tasks: &[MapTask],
+        cancel: &CancelFlag,
+    ) -> Result<Vec<TaskReport>> {
+        self.run_tasks(job_id, tasks, cancel, MapTask::task_id, |t, attempt| {
+            job.run_map(&MapTask {
+                attempt,
+                ..t.clone()
+            })
+        })
+    }
+
+    /// Runs the reduce tasks on the pool.
+    fn run_reduces(
+        &self,
+        job: &dyn JobDef,
+        job_id: &str,
+        tasks: &[ReduceTask],
+        cancel: &CancelFlag,
+    ) -> Result<Vec<TaskReport>> {
+        self.run_tasks(job_id, tasks, cancel, ReduceTask::task_id, |t, attempt| {
+            job.run_reduce(&ReduceTask {
+                attempt,
+                ..t.clone()
+            })
         })
     }
 

@@ -2,6 +2,9 @@
 //! together with a [`Partitioner`] and an [`InputFormat`].
 
 use crate::codec::{Key, Value};
+use crate::combine::ValueSource;
+pub use crate::combine::{Combiner, SumCombiner};
+use crate::control::CancelFlag;
 use crate::counters::Counters;
 use crate::error::{Result, UserError, UserResult};
 use crate::input::{InputFile, InputFormat, Lines, Record};
@@ -9,7 +12,6 @@ use crate::output::TextWriter;
 use crate::params::Params;
 use crate::partition::{Partitioner, Sha1Partitioner};
 use crate::shuffle::MapSink;
-use crate::task::CancelFlag;
 use serde::Serialize;
 use std::borrow::Borrow;
 use std::hash::Hash;
@@ -300,15 +302,6 @@ pub fn map_each_line<M: Mapper>(
     Ok(())
 }
 
-/// Where [`Values`] come from: a merge, decoding as it goes.
-pub(crate) trait ValueSource<V> {
-    /// The next value, decoded.
-    fn next_value(&mut self) -> Option<V>;
-    /// The next value, decoded into `slot` (reusing what it holds);
-    /// `false` at the end.
-    fn next_value_into(&mut self, slot: &mut V) -> bool;
-}
-
 /// The values of one key, streamed from the merge: never collected into a `Vec` by GridMR.
 ///
 /// Values a reducer does not read are skipped for it. Iterate them, or, to reuse one value's
@@ -384,42 +377,6 @@ pub trait Reducer: Clone + Send + Sync + 'static {
     fn cleanup(&mut self, ctx: &mut ReduceContext<'_, Self::OutKey, Self::OutValue>) -> UserResult {
         let _ = ctx;
         Ok(())
-    }
-}
-
-/// A map-side combiner: an **associative merge** of a value into an accumulated value of the
-/// same key.
-///
-/// GridMR's map buffer is a hash table when a combiner is set: each emitted value is merged
-/// into its key's accumulator at once, so a task holds one value per distinct key and not one
-/// per record, and the combiner also runs when spill runs are merged. This is the shape of
-/// Spark's `reduceByKey`; it needs no iterator and allocates nothing per record. A
-/// Hadoop-style combiner (a reducer over a key's values, run on a sorted buffer) buffers every
-/// record before combining and is strictly weaker for the jobs combiners are sound for, which
-/// are exactly the associative and commutative ones: the order and grouping of merges is not
-/// specified, and the combiner may run zero, one or many times on a value.
-///
-/// ```
-/// use gridmr_core::Combiner;
-/// struct Max;
-/// impl Combiner<String, u64> for Max {
-///     fn combine(&self, _key: &String, acc: &mut u64, value: u64) {
-///         *acc = (*acc).max(value);
-///     }
-/// }
-/// ```
-pub trait Combiner<K, V>: Send + Sync + 'static {
-    /// Merges `value` into `acc`.
-    fn combine(&self, key: &K, acc: &mut V, value: V);
-}
-
-/// The combiner that adds values: word count's.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SumCombiner;
-
-impl<K, V: std::ops::AddAssign + Send + Sync + 'static> Combiner<K, V> for SumCombiner {
-    fn combine(&self, _key: &K, acc: &mut V, value: V) {
-        *acc += value;
     }
 }
 

@@ -50,7 +50,9 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+pub mod combine;
 pub mod commit;
+pub mod control;
 pub mod counters;
 pub mod engine;
 pub mod error;

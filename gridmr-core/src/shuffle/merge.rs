@@ -7,9 +7,9 @@
 use super::format::{decode_in_place, decode_whole, RunIndex, RunWriter, SegmentReader};
 use super::order::RawOrder;
 use crate::codec::{Key, Value};
+use crate::combine::{Combiner, ValueSource};
 use crate::counters::{builtin, Counters};
 use crate::error::{Error, Result};
-use crate::job::{Combiner, ValueSource};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 

@@ -4,9 +4,9 @@
 //! See `docs/architecture.md` for the byte layout, and [`format`](mod@format) for the reference.
 
 mod field;
-pub mod format;
-pub mod merge;
-pub mod order;
+pub(crate) mod format;
+pub(crate) mod merge;
+pub(crate) mod order;
 mod sink;
 
 pub use format::{Compression, RunIndex, RunWriter, SegmentReader};

@@ -20,9 +20,9 @@ use super::merge::merge_runs;
 use super::order::{bytes_prefix, RawOrder};
 use super::ShuffleSettings;
 use crate::codec::{encoded_len, Key, Value};
+use crate::combine::Combiner;
 use crate::counters::{builtin, Counters};
 use crate::error::Result;
-use crate::job::Combiner;
 use crate::partition::Partitioner;
 use hashbrown::HashMap;
 use rustc_hash::FxBuildHasher;
@@ -849,7 +849,7 @@ mod tests {
                 _ => String::new(),
             })
             .collect();
-        let combiner: Arc<dyn Combiner<String, u64>> = Arc::new(crate::job::SumCombiner);
+        let combiner: Arc<dyn Combiner<String, u64>> = Arc::new(crate::combine::SumCombiner);
         let mut sink = sink_with(dir.path(), "comb", Some(combiner));
         let mut want = std::collections::BTreeMap::<String, u64>::new();
         for k in &keys {

@@ -422,6 +422,94 @@ fn check_sizes(req: &SubmitRequest) -> ApiResult<()> {
     Ok(())
 }
 
+/// What a submission runs (a typed job, a script, streaming commands) and whether it is
+/// map-only; a script's or streaming job's files go into `staging`.
+fn submitted_kind(
+    sh: &Shared,
+    req: &SubmitRequest,
+    staging: &mut Staging,
+) -> ApiResult<(JobKind, bool)> {
+    Ok(if let Some(name) = &req.job {
+        if sh.registry.get(name).is_err() {
+            let known: Vec<&str> = sh.registry.names().collect();
+            return Err(ApiError::bad(format!(
+                "unknown job {name:?}; this cluster runs: {}",
+                known.join(", ")
+            )));
+        }
+        // Live workers that all lack the job would leave it waiting forever.
+        // (With none live, it waits for workers, as any job does.)
+        let unable = {
+            let st = sh.lock();
+            let mut live = st.workers.live().peekable();
+            live.peek().is_some() && live.all(|w| !w.can_run(name))
+        };
+        if unable {
+            return Err(ApiError::bad(format!(
+                "no live worker can run job {name:?}: their binaries do not have it \
+                 (deploy a worker binary with it registered)"
+            )));
+        }
+        // Zero reduce tasks: a map-only job, as Hadoop's `numReduceTasks = 0`.
+        (
+            JobKind::Typed(name.clone()),
+            req.reduce_partitions == Some(0),
+        )
+    } else if let Some(url) = &req.script_url {
+        staging.script = Some(match parse_url(url) {
+            Ok(Location::Remote(u)) => ScriptSource::Remote(u),
+            _ => ScriptSource::Local(local_path(sh, "script_url", url)?),
+        });
+        (JobKind::Script(std::path::PathBuf::new()), false)
+    } else if let Some(mapper) = &req.mapper {
+        let reducer = req.reducer.clone().unwrap_or_default();
+        if mapper.trim().is_empty() {
+            return Err(ApiError::bad("mapper is empty"));
+        }
+        // No reducer, or zero reduce tasks: a map-only job, as Hadoop's
+        // `-numReduceTasks 0`.
+        let map_only = reducer.trim().is_empty() || req.reduce_partitions == Some(0);
+        for f in req.files.iter().flatten() {
+            let p = local_path(sh, "files", f)?;
+            if !p.is_file() {
+                return Err(ApiError::bad(format!(
+                    "files: {} is not a file",
+                    p.display()
+                )));
+            }
+            staging.files.push(p);
+        }
+        let kind = JobKind::Streaming {
+            mapper: mapper.clone(),
+            reducer,
+            combiner: req.combiner.clone().unwrap_or_default(),
+            files_dir: None,
+        };
+        (kind, map_only)
+    } else {
+        return Err(ApiError::bad(
+            "missing field: `job` (a typed job's name), `script_url` (a job script) or `mapper` (a streaming job)",
+        ));
+    })
+}
+
+/// A submission's map-side buffer and compression.
+fn submitted_shuffle(req: &SubmitRequest) -> ApiResult<ShuffleSettings> {
+    let mut shuffle = ShuffleSettings::default();
+    if let Some(b) = req.sort_buffer_bytes {
+        if !(64 << 10..=16 << 30).contains(&b) {
+            return Err(ApiError::bad(
+                "sort_buffer_bytes must be between 64 KiB and 16 GiB",
+            ));
+        }
+        shuffle.sort_buffer_bytes = b;
+    }
+    if req.compress_shuffle == Some(true) {
+        shuffle.compression = Compression::Lz4;
+    }
+    Ok(shuffle)
+}
+
 /// Checks a submission and turns it into a [`JobRequest`] and what must be
 /// copied into the job's folder.
 fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Staging)> {
@@ -444,66 +532,7 @@ fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Stagi
         ));
     }
     let mut staging = Staging::default();
-    let mut map_only = false;
-    let kind = if let Some(name) = &req.job {
-        if sh.registry.get(name).is_err() {
-            let known: Vec<&str> = sh.registry.names().collect();
-            return Err(ApiError::bad(format!(
-                "unknown job {name:?}; this cluster runs: {}",
-                known.join(", ")
-            )));
-        }
-        // Live workers that all lack the job would leave it waiting forever.
-        // (With none live, it waits for workers, as any job does.)
-        let unable = {
-            let st = sh.lock();
-            let mut live = st.workers.live().peekable();
-            live.peek().is_some() && live.all(|w| !w.can_run(name))
-        };
-        if unable {
-            return Err(ApiError::bad(format!(
-                "no live worker can run job {name:?}: their binaries do not have it \
-                 (deploy a worker binary with it registered)"
-            )));
-        }
-        // Zero reduce tasks: a map-only job, as Hadoop's `numReduceTasks = 0`.
-        map_only = req.reduce_partitions == Some(0);
-        JobKind::Typed(name.clone())
-    } else if let Some(url) = &req.script_url {
-        staging.script = Some(match parse_url(url) {
-            Ok(Location::Remote(u)) => ScriptSource::Remote(u),
-            _ => ScriptSource::Local(local_path(sh, "script_url", url)?),
-        });
-        JobKind::Script(std::path::PathBuf::new())
-    } else if let Some(mapper) = &req.mapper {
-        let reducer = req.reducer.clone().unwrap_or_default();
-        if mapper.trim().is_empty() {
-            return Err(ApiError::bad("mapper is empty"));
-        }
-        // No reducer, or zero reduce tasks: a map-only job, as Hadoop's
-        // `-numReduceTasks 0`.
-        map_only = reducer.trim().is_empty() || req.reduce_partitions == Some(0);
-        for f in req.files.iter().flatten() {
-            let p = local_path(sh, "files", f)?;
-            if !p.is_file() {
-                return Err(ApiError::bad(format!(
-                    "files: {} is not a file",
-                    p.display()
-                )));
-            }
-            staging.files.push(p);
-        }
-        JobKind::Streaming {
-            mapper: mapper.clone(),
-            reducer,
-            combiner: req.combiner.clone().unwrap_or_default(),
-            files_dir: None,
-        }
-    } else {
-        return Err(ApiError::bad(
-            "missing field: `job` (a typed job's name), `script_url` (a job script) or `mapper` (a streaming job)",
-        ));
-    };
+    let (kind, map_only) = submitted_kind(sh, &req, &mut staging)?;
     let input_path = local_path(sh, "input_url", &req.input_url)?;
     let more_inputs = req
         .inputs
@@ -511,24 +540,13 @@ fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobRequest, Stagi
         .flatten()
         .map(|i| local_path(sh, "inputs", i))
         .collect::<ApiResult<Vec<_>>>()?;
+    let shuffle = submitted_shuffle(&req)?;
     let params = check_params(req.params)?;
     let max = sh.settings.max_partitions;
     check_count("partitions", req.partitions, max)?;
     check_count("map_splits", req.map_splits, max)?;
     if !map_only {
         check_count("reduce_partitions", req.reduce_partitions, max)?;
-    }
-    let mut shuffle = ShuffleSettings::default();
-    if let Some(b) = req.sort_buffer_bytes {
-        if !(64 << 10..=16 << 30).contains(&b) {
-            return Err(ApiError::bad(
-                "sort_buffer_bytes must be between 64 KiB and 16 GiB",
-            ));
-        }
-        shuffle.sort_buffer_bytes = b;
-    }
-    if req.compress_shuffle == Some(true) {
-        shuffle.compression = Compression::Lz4;
     }
     let request = JobRequest {
         kind,

@@ -271,101 +271,24 @@ pub(crate) fn run(
     procs.add(owner, pid, tree.clone());
     let _unregister = Guard(|| procs.remove(&owner.job, pid));
 
-    let stdin = started.stdin;
-    let feeder = std::thread::spawn(move || {
-        if let Some(stdin) = stdin {
-            let mut w = std::io::BufWriter::with_capacity(256 << 10, stdin);
-            // A closed pipe means the process stopped reading: its exit status
-            // says why.
-            let fed = feed(&mut w).and_then(|()| w.flush());
-            return match fed {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                other => other,
-            };
-        }
-        Ok(())
-    });
-    let stderr = started.stderr;
+    let feeder = spawn_feeder(started.stdin, feed);
     let stdout = started.stdout;
-    // The process is waited for on a thread of its own: once it exits, its
-    // whole tree is killed, so a descendant still holding the output pipe
-    // cannot keep the attempt (and its timeout) open.
-    let reaper = {
-        let tree = tree.clone();
-        let wait = started.wait;
-        std::thread::spawn(move || {
-            let status = wait();
-            tree.kill(pid);
-            status
-        })
-    };
+    let reaper = spawn_reaper(started.wait, tree.clone(), pid);
     let err_state = Arc::new(Mutex::new(StderrState::default()));
-    let err_reader = {
-        let state = err_state.clone();
-        let mut log = LogFile::open(spec.log.as_ref());
-        std::thread::spawn(move || {
-            if let Some(stderr) = stderr {
-                let mut r = BufReader::new(stderr);
-                let mut line = Vec::new();
-                while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-                    log.line(&line);
-                    if let Ok(mut s) = state.lock() {
-                        s.line(&line);
-                    }
-                    line.clear();
-                }
-            }
-            if let Some(out) = &mut log.out {
-                let _ = out.flush();
-            }
-        })
-    };
+    let err_reader = spawn_stderr_reader(started.stderr, spec.log.as_ref(), err_state.clone());
     let timed_out = Arc::new(AtomicBool::new(false));
     let (stop_watch, watch) = mpsc::channel::<()>();
-    let watchdog = spec.timeout.map(|limit| {
-        let timed_out = timed_out.clone();
-        let tree = tree.clone();
-        std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(limit) {
-                timed_out.store(true, Ordering::Relaxed);
-                tree.kill(pid);
-            }
-        })
-    });
+    let watchdog = spec
+        .timeout
+        .map(|limit| spawn_watchdog(watch, limit, timed_out.clone(), tree.clone(), pid));
 
-    let mut failure = None;
-    let mut saw_end = false;
-    if let Some(stdout) = stdout {
-        let mut lines = Lines::new(stdout);
-        loop {
-            let got = lines.next_with(|l| {
-                let l = l.strip_suffix(b"\r").unwrap_or(l);
-                if spec.expect_end && l == END_LINE {
-                    saw_end = true;
-                    return Ok(());
-                }
-                if saw_end {
-                    return Err(Failure::task(format!(
-                        "{} wrote after its end line",
-                        spec.what
-                    )));
-                }
-                on_line(l)
-            });
-            match got {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        if failure.is_some() {
-            tree.kill(pid);
-            // Drain nothing more: the process is gone.
-        }
-        drop(lines);
+    let (failure, saw_end) = match stdout {
+        Some(stdout) => read_stdout(stdout, spec, &mut on_line),
+        None => (None, false),
+    };
+    if failure.is_some() {
+        // Drain nothing more: the process goes.
+        tree.kill(pid);
     }
     let status = reaper
         .join()
@@ -403,33 +326,18 @@ pub(crate) fn run(
         return Err(f.with_message(with_tail));
     }
     let status = status.map_err(|e| Failure::engine(format!("waiting for {}: {e}", spec.what)))?;
-    if !status.success() {
-        let how = match (status.code(), status.signal()) {
-            (Some(code), _) => format!("exited with code {code}"),
-            (None, Some(libc::SIGXCPU)) => {
-                "used up its CPU time (TASK_CPU_S) and was killed".to_owned()
-            }
-            (None, Some(libc::SIGXFSZ)) => {
-                "wrote a file larger than TASK_FILE_MB and was killed".to_owned()
-            }
-            (None, Some(sig)) => format!("was killed by signal {sig}"),
-            _ => "failed".to_owned(),
-        };
+    if let Some(how) = how_it_failed(status) {
         return Err(Failure::task(with_tail(format!("{} {how}", spec.what))));
     }
     match fed {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            return Err(Failure::engine(with_tail(format!(
-                "feeding {}: {e}",
-                spec.what
-            ))))
+            let message = with_tail(format!("feeding {}: {e}", spec.what));
+            return Err(Failure::engine(message));
         }
         Err(_) => {
-            return Err(Failure::engine(format!(
-                "feeding {}: the feeder panicked",
-                spec.what
-            )))
+            let message = format!("feeding {}: the feeder panicked", spec.what);
+            return Err(Failure::engine(message));
         }
     }
     if spec.expect_end && !saw_end {
@@ -441,6 +349,130 @@ pub(crate) fn run(
     Ok(Finished {
         counters: state.counters,
         status: state.status,
+    })
+}
+
+/// How a process that did not exit with 0 ended, in words; `None` when it succeeded.
+fn how_it_failed(status: ExitStatus) -> Option<String> {
+    if status.success() {
+        return None;
+    }
+    Some(match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(libc::SIGXCPU)) => "used up its CPU time (TASK_CPU_S) and was killed".into(),
+        (None, Some(libc::SIGXFSZ)) => {
+            "wrote a file larger than TASK_FILE_MB and was killed".into()
+        }
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        _ => "failed".into(),
+    })
+}
+
+/// Gives each stdout line (its `\r\n` or `\n` cut) to `on_line` until the stream ends or a
+/// line fails; the driver's end line is taken, not passed on. Returns the failure, if any,
+/// and whether the end line came.
+fn read_stdout(
+    stdout: Box<dyn Read + Send>,
+    spec: &Spec,
+    on_line: &mut impl FnMut(&[u8]) -> Result<(), Failure>,
+) -> (Option<Failure>, bool) {
+    let mut saw_end = false;
+    let mut lines = Lines::new(stdout);
+    loop {
+        let got = lines.next_with(|l| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            if spec.expect_end && l == END_LINE {
+                saw_end = true;
+                return Ok(());
+            }
+            if saw_end {
+                return Err(Failure::task(format!(
+                    "{} wrote after its end line",
+                    spec.what
+                )));
+            }
+            on_line(l)
+        });
+        match got {
+            Ok(true) => {}
+            Ok(false) => return (None, saw_end),
+            Err(e) => return (Some(e), saw_end),
+        }
+    }
+}
+
+/// Writes the process's stdin with `feed` on a thread of its own. A closed pipe means the
+/// process stopped reading: its exit status says why.
+fn spawn_feeder(
+    stdin: Option<Box<dyn Write + Send>>,
+    feed: impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
+) -> std::thread::JoinHandle<std::io::Result<()>> {
+    std::thread::spawn(move || {
+        if let Some(stdin) = stdin {
+            let mut w = std::io::BufWriter::with_capacity(256 << 10, stdin);
+            let fed = feed(&mut w).and_then(|()| w.flush());
+            return match fed {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other,
+            };
+        }
+        Ok(())
+    })
+}
+
+/// Waits for the process on a thread of its own: once it exits, its whole tree is killed,
+/// so a descendant still holding the output pipe cannot keep the attempt (and its timeout)
+/// open.
+fn spawn_reaper(
+    wait: Box<dyn FnOnce() -> std::io::Result<ExitStatus> + Send>,
+    tree: Arc<Tree>,
+    pid: i32,
+) -> std::thread::JoinHandle<std::io::Result<ExitStatus>> {
+    std::thread::spawn(move || {
+        let status = wait();
+        tree.kill(pid);
+        status
+    })
+}
+
+/// Reads the process's stderr into its log file and `state` (the tail, counters, status).
+fn spawn_stderr_reader(
+    stderr: Option<Box<dyn Read + Send>>,
+    log: Option<&PathBuf>,
+    state: Arc<Mutex<StderrState>>,
+) -> std::thread::JoinHandle<()> {
+    let mut log = LogFile::open(log);
+    std::thread::spawn(move || {
+        if let Some(stderr) = stderr {
+            let mut r = BufReader::new(stderr);
+            let mut line = Vec::new();
+            while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                log.line(&line);
+                if let Ok(mut s) = state.lock() {
+                    s.line(&line);
+                }
+                line.clear();
+            }
+        }
+        if let Some(out) = &mut log.out {
+            let _ = out.flush();
+        }
+    })
+}
+
+/// Kills the process tree when `limit` passes before `watch` is told the process ended.
+fn spawn_watchdog(
+    watch: mpsc::Receiver<()>,
+    limit: Duration,
+    timed_out: Arc<AtomicBool>,
+    tree: Arc<Tree>,
+    pid: i32,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(limit) {
+            timed_out.store(true, Ordering::Relaxed);
+            tree.kill(pid);
+        }
     })
 }
 

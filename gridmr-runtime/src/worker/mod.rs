@@ -134,6 +134,103 @@ fn write_driver() -> Result<Arc<DriverFile>> {
     Ok(Arc::new(DriverFile { path }))
 }
 
+/// The worker's task machinery from its settings: the fence every task runs in, the Python
+/// driver and warm fork server, the input roots, and the core that runs attempts.
+fn build_core(
+    settings: &WorkerSettings,
+    registry: Registry,
+    id: &str,
+    shared_dir: std::path::PathBuf,
+    slots: u32,
+    faults: Faults,
+) -> Result<(Arc<WorkerCore>, Option<Arc<fork_server::ForkServer>>)> {
+    let fence = fence::Fence::new(&settings.fence)?;
+    if settings.isolation == crate::settings::Isolation::Process {
+        isolated::check_binary().map_err(|e| Error::setting("TASK_ISOLATION", e))?;
+    }
+    let fence = Arc::new(fence);
+    let driver = write_driver()?;
+    // Warm Python only where each attempt gets a cgroup (fork_server.rs).
+    let fork = (settings.fork_server && fence.uses_cgroups()).then(|| {
+        Arc::new(fork_server::ForkServer::new(
+            settings.python.clone().into(),
+            driver.path.clone(),
+            fence.clone(),
+        ))
+    });
+    let runner = scripts::Runner {
+        python: settings.python.clone().into(),
+        driver,
+        worker_id: id.to_owned(),
+        default_timeout: (settings.script_timeout_s > 0)
+            .then(|| Duration::from_secs(settings.script_timeout_s)),
+        fence,
+        fork: fork.clone(),
+    };
+    let mut input_roots = vec![shared_dir.clone()];
+    for r in &settings.input_roots {
+        input_roots.push(
+            r.canonicalize()
+                .map_err(|e| Error::io("open input root", r, e))?,
+        );
+    }
+    let mut core = WorkerCore::new(
+        id.to_owned(),
+        registry,
+        shared_dir,
+        input_roots,
+        slots,
+        faults,
+        runner,
+    );
+    core.isolated = settings.isolation == crate::settings::Isolation::Process;
+    Ok((Arc::new(core), fork))
+}
+
+/// Serves the worker's gRPC service (every call checked for the cluster token) on `incoming`
+/// until `stop`, then waits for calls in flight for at most [`SHUTDOWN_GRACE`].
+fn serve(
+    core: Arc<WorkerCore>,
+    auth: Auth,
+    incoming: impl futures_util::Stream<Item = std::io::Result<listen::Guarded>> + Send + 'static,
+    addr: SocketAddr,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<Result<()>> {
+    let service = WorkerServer::with_interceptor(WorkerService { core }, RequireToken::new(auth));
+    // Keep-alive pings close a connection whose peer stopped answering (a link cut, a host
+    // gone): its calls end instead of holding a slot and a descriptor until TCP gives up.
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .tcp_keepalive(Some(KEEPALIVE_INTERVAL));
+    let server_stop = stop;
+    tokio::spawn(async move {
+        let serve = builder
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned());
+        tokio::pin!(serve);
+        // A graceful stop waits for calls in flight, but no longer than SHUTDOWN_GRACE: a
+        // half-open connection (its peer gone without a word) must not hold a stopping worker
+        // until TCP gives up, minutes later. What remains is closed.
+        let deadline = async {
+            server_stop.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            served = &mut serve => served.map_err(|e| Error::Serve {
+                what: "gRPC",
+                addr,
+                reason: e.to_string(),
+            }),
+            () = deadline => {
+                tracing::warn!(grace_s = SHUTDOWN_GRACE.as_secs(),
+                    "gRPC connections still open after the shutdown grace; closing them");
+                Ok(())
+            }
+        }
+    })
+}
+
 /// Starts a worker: binds its gRPC server, then (if `MASTER_HTTP` is set)
 /// registers with the master and heartbeats in the background.
 pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<WorkerHandle> {
@@ -164,48 +261,8 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
     let faults = Faults::parse(&settings.inject_fail, settings.inject_delay_ms)?;
     let (auth, token_pending) = settings.security.worker_auth(&shared_dir)?;
     let grpc_tls = settings.security.grpc_server_tls()?;
-    let fence = fence::Fence::new(&settings.fence)?;
-    if settings.isolation == crate::settings::Isolation::Process {
-        isolated::check_binary().map_err(|e| Error::setting("TASK_ISOLATION", e))?;
-    }
-    let fence = Arc::new(fence);
-    let driver = write_driver()?;
-    // Warm Python only where each attempt gets a cgroup (fork_server.rs).
-    let fork = (settings.fork_server && fence.uses_cgroups()).then(|| {
-        Arc::new(fork_server::ForkServer::new(
-            settings.python.clone().into(),
-            driver.path.clone(),
-            fence.clone(),
-        ))
-    });
-    let runner = scripts::Runner {
-        python: settings.python.clone().into(),
-        driver,
-        worker_id: id.clone(),
-        default_timeout: (settings.script_timeout_s > 0)
-            .then(|| Duration::from_secs(settings.script_timeout_s)),
-        fence,
-        fork: fork.clone(),
-    };
-    let cgroups = runner.fence.uses_cgroups();
-    let mut input_roots = vec![shared_dir.clone()];
-    for r in &settings.input_roots {
-        input_roots.push(
-            r.canonicalize()
-                .map_err(|e| Error::io("open input root", r, e))?,
-        );
-    }
-    let mut core = WorkerCore::new(
-        id.clone(),
-        registry,
-        shared_dir,
-        input_roots,
-        slots,
-        faults,
-        runner,
-    );
-    core.isolated = settings.isolation == crate::settings::Isolation::Process;
-    let core = Arc::new(core);
+    let (core, fork) = build_core(&settings, registry, &id, shared_dir, slots, faults)?;
+    let cgroups = core.runner.fence.uses_cgroups();
     let stop = CancellationToken::new();
     if let Some(fork) = fork {
         tokio::spawn(warm_up_when_idle(fork, core.clone(), stop.clone()));
@@ -217,42 +274,7 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
         grpc_tls.map(tokio_rustls::TlsAcceptor::from),
         stop.clone(),
     );
-    let service = WorkerServer::with_interceptor(
-        WorkerService { core: core.clone() },
-        RequireToken::new(auth.clone()),
-    );
-    // Keep-alive pings close a connection whose peer stopped answering (a link cut, a host
-    // gone): its calls end instead of holding a slot and a descriptor until TCP gives up.
-    let mut builder = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .tcp_keepalive(Some(KEEPALIVE_INTERVAL));
-    let server_stop = stop.clone();
-    let server = tokio::spawn(async move {
-        let serve = builder
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned());
-        tokio::pin!(serve);
-        // A graceful stop waits for calls in flight, but no longer than SHUTDOWN_GRACE: a
-        // half-open connection (its peer gone without a word) must not hold a stopping worker
-        // until TCP gives up, minutes later. What remains is closed.
-        let deadline = async {
-            server_stop.cancelled().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        tokio::select! {
-            served = &mut serve => served.map_err(|e| Error::Serve {
-                what: "gRPC",
-                addr,
-                reason: e.to_string(),
-            }),
-            () = deadline => {
-                tracing::warn!(grace_s = SHUTDOWN_GRACE.as_secs(),
-                    "gRPC connections still open after the shutdown grace; closing them");
-                Ok(())
-            }
-        }
-    });
+    let server = serve(core.clone(), auth.clone(), incoming, addr, stop.clone());
     tracing::info!(worker = %id, %addr, slots, tls, auth = auth.is_on(), task_cgroups = cgroups, "worker listening");
 
     let membership =

@@ -739,6 +739,100 @@ pub(crate) fn run_single(
     result
 }
 
+/// A SINGLE attempt of a script with `process(input_path, output_path)`: the script runs once
+/// over the whole input (one file as it is, several joined as the original joined them) and
+/// writes the attempt's part file itself.
+fn run_process(
+    runner: &Runner,
+    procs: &Processes,
+    program: &Program,
+    script: &Path,
+    a: &SingleAttempt<'_>,
+    files: &[gridmr_core::input::InputFile],
+) -> Result<ScriptOutput, Failure> {
+    let SingleAttempt {
+        job_id,
+        params,
+        output_dir,
+        work_dir,
+        attempt,
+        timeout_s,
+        ..
+    } = *a;
+    let source = match files {
+        [one] => one.path.clone(),
+        many => {
+            // The original's layout: the input joined as input/input.data.
+            let joined = work_dir.join("input").join("input.data");
+            if let Some(d) = joined.parent() {
+                std::fs::create_dir_all(d).map_err(io_failure)?;
+            }
+            let mut out = std::fs::File::create(&joined).map_err(io_failure)?;
+            for f in many {
+                let r = std::fs::File::open(&f.path).map_err(io_failure)?;
+                pump(r, &mut out).map_err(io_failure)?;
+                // Files keep their line boundaries: one that does
+                // not end with a line feed gets one (the original
+                // concatenated `gamma` and `delta` into `gammadelta`).
+                if !ends_with_line_feed(&f.path).map_err(io_failure)? {
+                    out.write_all(b"\n").map_err(io_failure)?;
+                }
+            }
+            joined
+        }
+    };
+    let dest = layout::reduce_attempt_file(output_dir, 0, attempt);
+    if let Some(d) = dest.parent() {
+        create_leaf_dir(d).map_err(err)?;
+    }
+    if runner.fence.user().is_some() {
+        // process() writes the file itself, as the task user.
+        std::fs::File::create(&dest).map_err(io_failure)?;
+        runner.fence.give(&dest).map_err(io_failure)?;
+    }
+    let mut spec = runner.spec(
+        program,
+        Step::Map,
+        work_dir,
+        runner.env("single", attempt, Some(&source), params),
+        timeout_s,
+    )?;
+    spec.what = "the job script's process".into();
+    spec.log = Some(layout::attempt_log(
+        output_dir.parent().unwrap_or(output_dir),
+        layout::SINGLE_TASK,
+        attempt,
+    ));
+    spec.argv = vec![
+        runner.python.clone(),
+        runner.driver.path.clone().into(),
+        "process".into(),
+        script.into(),
+        source.clone().into(),
+        dest.clone().into(),
+    ];
+    let finished = external::run(
+        &spec,
+        procs,
+        &owner_of(job_id, "single", attempt),
+        |_| Ok(()),
+        |_| Ok(()),
+    )?;
+    if !dest.is_file() {
+        return Err(Failure::task(format!(
+            "process(input_path, output_path) wrote no file at {}",
+            dest.display()
+        )));
+    }
+    let mut counters = finished.counters;
+    counters.add_builtin(builtin::MAP_INPUT_BYTES, files.iter().map(|f| f.len).sum());
+    Ok(ScriptOutput {
+        output: dest,
+        counters,
+        status: finished.status,
+    })
+}
+
 fn single(
     runner: &Runner,
     procs: &Processes,
@@ -778,78 +872,7 @@ fn single(
         .iter()
         .any(|n| n == "process")
         {
-            let source = match files.as_slice() {
-                [one] => one.path.clone(),
-                many => {
-                    // The original's layout: the input joined as input/input.data.
-                    let joined = work_dir.join("input").join("input.data");
-                    if let Some(d) = joined.parent() {
-                        std::fs::create_dir_all(d).map_err(io_failure)?;
-                    }
-                    let mut out = std::fs::File::create(&joined).map_err(io_failure)?;
-                    for f in many {
-                        let r = std::fs::File::open(&f.path).map_err(io_failure)?;
-                        pump(r, &mut out).map_err(io_failure)?;
-                        // Files keep their line boundaries: one that does
-                        // not end with a line feed gets one (the original
-                        // concatenated `gamma` and `delta` into `gammadelta`).
-                        if !ends_with_line_feed(&f.path).map_err(io_failure)? {
-                            out.write_all(b"\n").map_err(io_failure)?;
-                        }
-                    }
-                    joined
-                }
-            };
-            let dest = layout::reduce_attempt_file(output_dir, 0, attempt);
-            if let Some(d) = dest.parent() {
-                create_leaf_dir(d).map_err(err)?;
-            }
-            if runner.fence.user().is_some() {
-                // process() writes the file itself, as the task user.
-                std::fs::File::create(&dest).map_err(io_failure)?;
-                runner.fence.give(&dest).map_err(io_failure)?;
-            }
-            let mut spec = runner.spec(
-                program,
-                Step::Map,
-                work_dir,
-                runner.env("single", attempt, Some(&source), params),
-                timeout_s,
-            )?;
-            spec.what = "the job script's process".into();
-            spec.log = Some(layout::attempt_log(
-                output_dir.parent().unwrap_or(output_dir),
-                layout::SINGLE_TASK,
-                attempt,
-            ));
-            spec.argv = vec![
-                runner.python.clone(),
-                runner.driver.path.clone().into(),
-                "process".into(),
-                script.clone().into(),
-                source.clone().into(),
-                dest.clone().into(),
-            ];
-            let finished = external::run(
-                &spec,
-                procs,
-                &owner_of(job_id, "single", attempt),
-                |_| Ok(()),
-                |_| Ok(()),
-            )?;
-            if !dest.is_file() {
-                return Err(Failure::task(format!(
-                    "process(input_path, output_path) wrote no file at {}",
-                    dest.display()
-                )));
-            }
-            let mut counters = finished.counters;
-            counters.add_builtin(builtin::MAP_INPUT_BYTES, files.iter().map(|f| f.len).sum());
-            return Ok(ScriptOutput {
-                output: dest,
-                counters,
-                status: finished.status,
-            });
+            return run_process(runner, procs, program, script, a, &files);
         }
     }
     // The attempt's own shuffle, inside its working folder (made by this attempt, so its

@@ -84,7 +84,7 @@ pub(crate) struct WorkerCore {
     pub(crate) slot_count: u32,
     pub(crate) running: AtomicU32,
     faults: Faults,
-    runner: Runner,
+    pub(crate) runner: Runner,
     procs: Arc<Processes>,
     /// `TASK_ISOLATION=process`: typed map and reduce attempts run in a
     /// child of this binary.
@@ -455,6 +455,68 @@ pub(crate) struct WorkerService {
     pub(crate) core: Arc<WorkerCore>,
 }
 
+/// A SINGLE job's output and working folders, from its message: both named, inside the
+/// share (the working folder not yet there), its job id a plain name.
+fn single_dirs(core: &WorkerCore, msg: &proto::JobTask) -> Result<(PathBuf, PathBuf), Status> {
+    for (field, value) in [("output_dir", &msg.output_dir), ("work_dir", &msg.work_dir)] {
+        if value.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "JobTask.{field} is empty"
+            )));
+        }
+    }
+    gridmr_net::wire::check_job_id("JobTask", &msg.job_id)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let output_dir = PathBuf::from(&msg.output_dir);
+    let work_dir = PathBuf::from(&msg.work_dir);
+    core.inside(&output_dir)?;
+    core.inside_new(&work_dir)?;
+    Ok((output_dir, work_dir))
+}
+
+/// A SINGLE job's inputs (at most 1,024) and parameters, from its message.
+fn single_inputs(msg: &proto::JobTask) -> Result<(Vec<String>, gridmr_core::Params), Status> {
+    let inputs: Vec<String> = std::iter::once(&msg.input_path)
+        .chain(&msg.more_inputs)
+        .cloned()
+        .collect();
+    if inputs.len() > 1024 {
+        return Err(Status::invalid_argument("more than 1024 inputs"));
+    }
+    let params = gridmr_net::wire::params_from_wire("JobTask", &msg.params)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok((inputs, params))
+}
+
+/// A typed job's SINGLE attempt: the embedded engine on one thread, in the attempt's working
+/// folder (removed after), writing the attempt's own output folder.
+fn typed_single(
+    job: &dyn gridmr_core::JobDef,
+    config: &JobConfig,
+    out_dir: &Path,
+    work_dir: &Path,
+    flag: gridmr_core::task::CancelFlag,
+    progress: gridmr_core::task::Progress,
+) -> Result<Produced, Failure> {
+    // The job's folders are made here, below the job's own, so that an attempt of a job
+    // deleted meanwhile fails instead of bringing its folder back.
+    existing_dir(&out_dir.join(ATTEMPTS_DIR)).and_then(|()| create_leaf_dir(work_dir))?;
+    let engine = LocalEngine::new(work_dir)
+        .with_threads(1)
+        .with_cancel(flag)
+        .with_progress(progress);
+    let outcome = engine.run(job, config);
+    let _ = std::fs::remove_dir_all(work_dir);
+    let outcome = outcome?;
+    Ok(Produced {
+        output: outcome
+            .output_dir
+            .join(gridmr_core::task::part_file_name(0)),
+        counters: outcome.counters,
+        status: None,
+    })
+}
+
 #[tonic::async_trait]
 impl Worker for WorkerService {
     async fn heartbeat(
@@ -481,19 +543,7 @@ impl Worker for WorkerService {
         let core = &self.core;
         let started = Instant::now();
         let attempt = msg.attempt.max(1);
-        for (field, value) in [("output_dir", &msg.output_dir), ("work_dir", &msg.work_dir)] {
-            if value.is_empty() {
-                return Err(Status::invalid_argument(format!(
-                    "JobTask.{field} is empty"
-                )));
-            }
-        }
-        gridmr_net::wire::check_job_id("JobTask", &msg.job_id)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let output_dir = PathBuf::from(&msg.output_dir);
-        let work_dir = PathBuf::from(&msg.work_dir);
-        core.inside(&output_dir)?;
-        core.inside_new(&work_dir)?;
+        let (output_dir, work_dir) = single_dirs(core, &msg)?;
         let ticket = core.enter(&msg.job_id, "single", attempt);
         let mut answer = JobResult {
             job_id: msg.job_id.clone(),
@@ -508,15 +558,7 @@ impl Worker for WorkerService {
         let work_dir_for_task = work_dir.clone();
         let (runner, procs) = (core.runner.clone(), core.procs.clone());
         let (job_id, timeout_s) = (msg.job_id.clone(), msg.timeout_s);
-        let inputs: Vec<String> = std::iter::once(&msg.input_path)
-            .chain(&msg.more_inputs)
-            .cloned()
-            .collect();
-        if inputs.len() > 1024 {
-            return Err(Status::invalid_argument("more than 1024 inputs"));
-        }
-        let params = gridmr_net::wire::params_from_wire("JobTask", &msg.params)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (inputs, params) = single_inputs(&msg)?;
         let out_dir = output_dir.clone();
         let flag = ticket.flag.clone();
         let progress = ticket.progress.clone();
@@ -538,27 +580,14 @@ impl Worker for WorkerService {
                 confine_input(input, &roots).map_err(Failure::task)?;
             }
             match what {
-                Work::Typed(job) => {
-                    // The job's folders are made here, below the job's own, so
-                    // that an attempt of a job deleted meanwhile fails instead of
-                    // bringing its folder back.
-                    existing_dir(&out_dir.join(ATTEMPTS_DIR))
-                        .and_then(|()| create_leaf_dir(&work_dir_for_task))?;
-                    let engine = LocalEngine::new(&work_dir_for_task)
-                        .with_threads(1)
-                        .with_cancel(flag)
-                        .with_progress(progress);
-                    let outcome = engine.run(job.as_ref(), &config);
-                    let _ = std::fs::remove_dir_all(&work_dir_for_task);
-                    let outcome = outcome?;
-                    Ok(Produced {
-                        output: outcome
-                            .output_dir
-                            .join(gridmr_core::task::part_file_name(0)),
-                        counters: outcome.counters,
-                        status: None,
-                    })
-                }
+                Work::Typed(job) => typed_single(
+                    job.as_ref(),
+                    &config,
+                    &out_dir,
+                    &work_dir_for_task,
+                    flag,
+                    progress,
+                ),
                 Work::Script(program) => scripts::run_single(
                     &runner,
                     &procs,
