@@ -6,7 +6,7 @@
 //! `cargo bench --bench cluster_latency`
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gridmr::jobs::wordcount;
+use gridmr::bundled::wordcount;
 use gridmr::net::rest::{JobState, SubmitRequest};
 use gridmr::runtime::{master, worker, MasterSettings, Registry, WorkerSettings};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! `cargo bench --bench partitioner`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gridmr::jobs::wordcount::python_words;
+use gridmr::bundled::wordcount::python_words;
 use gridmr::{FastPartitioner, Partitioner, Sha1Partitioner};
 use std::hint::black_box;
 

@@ -6,8 +6,8 @@
 //! (hash aggregation), and each with LZ4. Reported twice: records/s and MB/s of encoded records.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use gridmr::bundled::wordcount::python_words;
 use gridmr::codec::encoded_len;
-use gridmr::jobs::wordcount::python_words;
 use gridmr::shuffle::{MapSink, SinkTarget};
 use gridmr::{
     Combiner, Compression, Counters, FastPartitioner, Partitioner, Sha1Partitioner,

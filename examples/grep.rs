@@ -7,7 +7,7 @@
 //! ```
 
 use clap::Parser;
-use gridmr::{jobs::grep, output::read_output, JobConfig, LocalEngine};
+use gridmr::{bundled::grep, output::read_output, JobConfig, LocalEngine};
 
 #[derive(Parser)]
 #[command(about = "Count the matches of a regular expression (embedded engine)")]

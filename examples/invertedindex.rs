@@ -6,7 +6,7 @@
 //! ```
 
 use clap::Parser;
-use gridmr::{jobs::index, output::read_output, JobConfig, LocalEngine};
+use gridmr::{bundled::index, output::read_output, JobConfig, LocalEngine};
 
 #[derive(Parser)]
 #[command(about = "Build an inverted index of a folder of texts (embedded engine)")]

@@ -6,7 +6,7 @@
 //! ```
 
 use clap::Parser;
-use gridmr::{jobs::join, JobConfig, LocalEngine};
+use gridmr::{bundled::join, JobConfig, LocalEngine};
 
 #[derive(Parser)]
 #[command(about = "Join two tab-separated inputs on their first field (embedded engine)")]

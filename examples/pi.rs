@@ -6,7 +6,7 @@
 //! ```
 
 use clap::Parser;
-use gridmr::{jobs::pi, JobConfig, LocalEngine};
+use gridmr::{bundled::pi, JobConfig, LocalEngine};
 
 #[derive(Parser)]
 #[command(about = "Estimate pi (embedded engine)")]

@@ -8,7 +8,7 @@
 //! ```
 
 use clap::Parser;
-use gridmr::{jobs::terasort, JobConfig, LocalEngine};
+use gridmr::{bundled::terasort, JobConfig, LocalEngine};
 use std::path::PathBuf;
 
 #[derive(Parser)]

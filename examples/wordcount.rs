@@ -13,7 +13,7 @@
 //! the phase times, the job's counters and the peak memory.
 
 use clap::Parser;
-use gridmr::jobs::wordcount;
+use gridmr::bundled::wordcount;
 use gridmr::net::rest::SubmitRequest;
 use gridmr::output::read_output;
 use gridmr::runtime::{master, worker, MasterSettings, Registry, WorkerSettings};

@@ -6,7 +6,7 @@
 //! ```
 
 use clap::Parser;
-use gridmr::{jobs::wordmean, output::read_output, JobConfig, LocalEngine};
+use gridmr::{bundled::wordmean, output::read_output, JobConfig, LocalEngine};
 
 #[derive(Parser)]
 #[command(about = "The mean length of words (embedded engine)")]

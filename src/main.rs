@@ -4,6 +4,6 @@
 
 fn main() -> std::process::ExitCode {
     let mut jobs = gridmr::runtime::Registry::new();
-    gridmr::jobs::register_all(&mut jobs);
+    gridmr::bundled::register_all(&mut jobs);
     gridmr::runtime::main_with(jobs)
 }

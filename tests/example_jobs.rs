@@ -7,7 +7,7 @@
 mod common;
 
 use common::{sorted_lines, Cluster};
-use gridmr_core::jobs::{grep, join, terasort};
+use gridmr_core::bundled::{grep, join, terasort};
 use gridmr_core::{JobConfig, JobDef, LocalEngine};
 use serde_json::{json, Value};
 use std::path::Path;

@@ -126,7 +126,7 @@ pub struct JobOutcome {
 /// std::fs::write(dir.path().join("in.txt"), "Hola hola mundo\nmundo grid mr\nhola grid\n")?;
 /// let engine = LocalEngine::new(dir.path().join("work")).with_threads(2);
 /// let config = JobConfig::new(dir.path().join("in.txt").to_str().unwrap());
-/// let outcome = engine.run(&gridmr_core::jobs::wordcount::job(), &config)?;
+/// let outcome = engine.run(&gridmr_core::bundled::wordcount::job(), &config)?;
 /// let mut counts: Vec<(String, u64)> = gridmr_core::output::read_output(&outcome.output_dir)?;
 /// counts.sort();
 /// assert_eq!(counts[1], ("hola".to_string(), 3));

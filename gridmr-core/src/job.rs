@@ -384,7 +384,7 @@ pub trait Reducer: Clone + Send + Sync + 'static {
 /// and an input format.
 ///
 /// ```
-/// use gridmr_core::jobs::wordcount::{WordCountMapper, SumReducer};
+/// use gridmr_core::bundled::wordcount::{WordCountMapper, SumReducer};
 /// use gridmr_core::{Job, SumCombiner, FastPartitioner};
 /// let job = Job::new("wordcount", WordCountMapper::default(), SumReducer::default())
 ///     .with_combiner(SumCombiner)
@@ -475,7 +475,7 @@ where
     /// attempt with its message.
     ///
     /// ```
-    /// use gridmr_core::jobs::wordcount::{SumReducer, WordCountMapper};
+    /// use gridmr_core::bundled::wordcount::{SumReducer, WordCountMapper};
     /// use gridmr_core::partition::RangePartitioner;
     /// use gridmr_core::Job;
     /// let job = Job::new("ranged", WordCountMapper::default(), SumReducer)
@@ -501,7 +501,7 @@ where
     /// through [`PlanContext`].
     ///
     /// ```
-    /// use gridmr_core::jobs::wordcount::{SumReducer, WordCountMapper};
+    /// use gridmr_core::bundled::wordcount::{SumReducer, WordCountMapper};
     /// use gridmr_core::{Job, Params};
     /// let job = Job::new("sized", WordCountMapper::default(), SumReducer).with_planner(|plan| {
     ///     let bytes: u64 = plan.files.iter().map(|f| f.len).sum();
@@ -522,7 +522,7 @@ where
     /// [`read_output`](crate::output::read_output) must use the tab.
     ///
     /// ```
-    /// use gridmr_core::jobs::wordcount::{SumReducer, WordCountMapper};
+    /// use gridmr_core::bundled::wordcount::{SumReducer, WordCountMapper};
     /// let job = gridmr_core::Job::new("csv", WordCountMapper::default(), SumReducer)
     ///     .with_output_separator(",");
     /// # let _ = job;

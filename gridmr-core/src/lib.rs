@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod bundled;
 pub mod codec;
 pub mod combine;
 pub mod commit;
@@ -58,7 +59,14 @@ pub mod engine;
 pub mod error;
 pub mod input;
 pub mod job;
-pub mod jobs;
+/// The bundled jobs' old module name.
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `bundled` (it read as the plural of `job`)"
+)]
+pub mod jobs {
+    pub use crate::bundled::*;
+}
 pub mod layout;
 pub mod output;
 pub mod params;

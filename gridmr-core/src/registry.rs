@@ -73,7 +73,7 @@ where
 /// ```
 /// use gridmr_core::Registry;
 /// let mut registry = Registry::new();
-/// registry.register(gridmr_core::jobs::wordcount::job());
+/// registry.register(gridmr_core::bundled::wordcount::job());
 /// assert!(registry.get("wordcount").is_ok());
 /// assert!(registry.get("nope").is_err());
 /// ```

@@ -3,8 +3,8 @@
 mod common;
 
 use common::{data, oracle_word_count, run_job};
+use gridmr_core::bundled::wordcount::{self, SumReducer, WordCountMapper};
 use gridmr_core::counters::builtin;
-use gridmr_core::jobs::wordcount::{self, SumReducer, WordCountMapper};
 use gridmr_core::{
     Compression, Error, InputFormat, Job, JobConfig, LocalEngine, MapContext, Mapper, Partitioner,
     Record, ReduceContext, Reducer, Sha1Partitioner, UserError, UserResult, Values,
@@ -392,7 +392,7 @@ fn a_cancelled_attempt_stops_and_leaves_no_output() {
         .map(|i| format!("word{} common\n", i % 97))
         .collect();
     std::fs::write(&input, &text).unwrap();
-    let job = gridmr_core::jobs::wordcount::job();
+    let job = gridmr_core::bundled::wordcount::job();
     let flag = CancelFlag::default();
     let task = map_task(dir.path(), &input, (0, text.len() as u64), flag.clone());
     // Not cancelled: it runs.
@@ -465,7 +465,7 @@ fn tasks_count_their_progress_exactly() {
     let input = dir.path().join("in.txt");
     let text: String = (0..5000).map(|i| format!("w{} x\n", i % 31)).collect();
     std::fs::write(&input, &text).unwrap();
-    let job = gridmr_core::jobs::wordcount::job();
+    let job = gridmr_core::bundled::wordcount::job();
     let (first, second) = (Progress::default(), Progress::default());
     let half = text.len() as u64 / 2;
     let mut outputs = Vec::new();

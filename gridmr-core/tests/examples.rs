@@ -3,7 +3,7 @@
 //! sort budgets (small enough to spill), and its output compared with what a
 //! plain loop over the same input computes.
 
-use gridmr_core::jobs::{grep, index, join, pi, terasort, wordmean};
+use gridmr_core::bundled::{grep, index, join, pi, terasort, wordmean};
 use gridmr_core::output::read_output;
 use gridmr_core::{JobConfig, JobDef, JobOutcome, LocalEngine};
 use std::collections::{BTreeMap, BTreeSet};

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{oracle_word_count, run_job};
-use gridmr_core::jobs::wordcount::{python_words, SumReducer, WordCountMapper};
+use gridmr_core::bundled::wordcount::{python_words, SumReducer, WordCountMapper};
 use gridmr_core::output::read_output;
 use gridmr_core::{
     Compression, FastPartitioner, Job, MapContext, Mapper, Record, ReduceContext, Reducer,

@@ -4,7 +4,7 @@
 //! [`main_with`]; its binary then plays every role:
 //!
 //! ```no_run
-//! use gridmr_core::{jobs::wordcount, Registry};
+//! use gridmr_core::{bundled::wordcount, Registry};
 //!
 //! fn main() -> std::process::ExitCode {
 //!     let mut jobs = Registry::new();

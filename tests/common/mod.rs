@@ -545,7 +545,7 @@ pub fn embedded_wordcount(input: &Path) -> Vec<String> {
     let outcome = gridmr_core::LocalEngine::new(work.path())
         .with_threads(2)
         .run(
-            &gridmr_core::jobs::wordcount::job(),
+            &gridmr_core::bundled::wordcount::job(),
             &gridmr_core::JobConfig::new(input.display().to_string()),
         )
         .expect("embedded word count");

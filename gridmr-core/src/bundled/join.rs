@@ -23,7 +23,7 @@
 //! let config = JobConfig::new(dir.path().join("users.tsv").to_str().unwrap())
 //!     .with_input(dir.path().join("orders.tsv").to_str().unwrap());
 //! let out = LocalEngine::new(dir.path().join("work"))
-//!     .run(&gridmr_core::jobs::join::job(), &config)?;
+//!     .run(&gridmr_core::bundled::join::job(), &config)?;
 //! let mut rows: Vec<(String, String)> = gridmr_core::output::read_output(&out.output_dir)?;
 //! rows.sort();
 //! assert_eq!(rows, [("1".to_string(), "ada\tbook".to_string()),

@@ -14,7 +14,7 @@
 //! std::fs::write(dir.path().join("docs/b.txt"), "the dog, the CAT\n")?;
 //! let config = JobConfig::new(dir.path().join("docs").to_str().unwrap());
 //! let out = LocalEngine::new(dir.path().join("work"))
-//!     .run(&gridmr_core::jobs::index::job(), &config)?;
+//!     .run(&gridmr_core::bundled::index::job(), &config)?;
 //! let mut index: Vec<(String, String)> = gridmr_core::output::read_output(&out.output_dir)?;
 //! index.sort();
 //! assert_eq!(index[0], ("cat".to_string(), "2 a.txt,b.txt".to_string()));

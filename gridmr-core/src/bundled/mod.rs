@@ -28,7 +28,7 @@ use crate::registry::Registry;
 ///
 /// ```
 /// let mut jobs = gridmr_core::Registry::new();
-/// gridmr_core::jobs::register_all(&mut jobs);
+/// gridmr_core::bundled::register_all(&mut jobs);
 /// assert!(jobs.get("terasort").is_ok());
 /// ```
 pub fn register_all(registry: &mut Registry) {

@@ -12,16 +12,16 @@
 //! std::fs::write(dir.path().join("in.txt"), "a bb\nccc dddd\n")?;
 //! let config = JobConfig::new(dir.path().join("in.txt").to_str().unwrap());
 //! let out = LocalEngine::new(dir.path().join("work"))
-//!     .run(&gridmr_core::jobs::wordmean::job(), &config)?;
+//!     .run(&gridmr_core::bundled::wordmean::job(), &config)?;
 //! let lines: Vec<(String, String)> = gridmr_core::output::read_output(&out.output_dir)?;
 //! assert!(lines.contains(&("mean".to_string(), "2.5".to_string())));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::bundled::wordcount::python_words;
 use crate::error::UserResult;
 use crate::input::Record;
 use crate::job::{Combiner, Job, MapContext, Mapper, ReduceContext, Reducer, Values};
-use crate::jobs::wordcount::python_words;
 
 /// The one key every word counts under.
 const WORDS: &str = "words";

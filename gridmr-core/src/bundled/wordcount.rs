@@ -66,7 +66,7 @@ fn is_py_space(c: char) -> bool {
 /// split with byte tables; other text with Unicode's full lower-casing and white space.
 ///
 /// ```
-/// use gridmr_core::jobs::wordcount::python_words;
+/// use gridmr_core::bundled::wordcount::python_words;
 /// let mut scratch = String::new();
 /// let words: Vec<String> = python_words(b"Hola  MUNDO\r", &mut scratch).map(String::from).collect();
 /// assert_eq!(words, ["hola", "mundo"]);

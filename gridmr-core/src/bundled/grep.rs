@@ -11,17 +11,17 @@
 //! std::fs::write(dir.path().join("in.txt"), "foo fooo bar\nfoo\n")?;
 //! let config = JobConfig::new(dir.path().join("in.txt").to_str().unwrap())
 //!     .with_param("pattern", "fo+");
-//! let out = LocalEngine::new(dir.path().join("work")).run(&gridmr_core::jobs::grep::job(), &config)?;
+//! let out = LocalEngine::new(dir.path().join("work")).run(&gridmr_core::bundled::grep::job(), &config)?;
 //! let mut counts: Vec<(String, u64)> = gridmr_core::output::read_output(&out.output_dir)?;
 //! counts.sort();
 //! assert_eq!(counts, [("foo".to_string(), 2), ("fooo".to_string(), 1)]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::bundled::wordcount::SumReducer;
 use crate::error::{UserError, UserResult};
 use crate::input::Record;
 use crate::job::{Job, MapContext, Mapper, SumCombiner};
-use crate::jobs::wordcount::SumReducer;
 use regex::Regex;
 
 /// Emits `(match, 1)` for every match of the job's `pattern` in a line.

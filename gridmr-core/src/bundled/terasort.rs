@@ -41,7 +41,7 @@
 //!   each problem found, a `misorder` line.
 //!
 //! ```
-//! use gridmr_core::{jobs::terasort, JobConfig, LocalEngine};
+//! use gridmr_core::{bundled::terasort, JobConfig, LocalEngine};
 //! let dir = tempfile::tempdir()?;
 //! let engine = LocalEngine::new(dir.path().join("work")).with_threads(2);
 //! terasort::write_gen_input(&dir.path().join("ctl"), 2, 500)?;
@@ -93,7 +93,7 @@ fn mix(mut z: u64) -> u64 {
 ///
 /// ```
 /// let mut row = Vec::new();
-/// gridmr_core::jobs::terasort::row(7, &mut row);
+/// gridmr_core::bundled::terasort::row(7, &mut row);
 /// assert_eq!(row.len(), 99);
 /// assert_eq!(&row[12..44], b"00000000000000000000000000000007");
 /// ```

@@ -9,7 +9,7 @@
 //! the reducer sum them, and [`estimate`] reads the answer back.
 //!
 //! ```
-//! use gridmr_core::{jobs::pi, JobConfig, LocalEngine};
+//! use gridmr_core::{bundled::pi, JobConfig, LocalEngine};
 //! let dir = tempfile::tempdir()?;
 //! pi::write_input(&dir.path().join("in"), 4, 10_000)?;
 //! let config = JobConfig::new(dir.path().join("in").to_str().unwrap());
@@ -20,10 +20,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::bundled::wordcount::SumReducer;
 use crate::error::{Error, Result, UserError, UserResult};
 use crate::input::Record;
 use crate::job::{Job, MapContext, Mapper, SumCombiner};
-use crate::jobs::wordcount::SumReducer;
 use std::io::Write;
 use std::path::Path;
 
