@@ -21,8 +21,11 @@ bin=$top/target/release/gridmr
 work=${GRIDMR_BENCH_DIR:-$top/target/bench-data}/small-jobs
 rm -rf "$work"; mkdir -p "$work"
 
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+# start_cluster runs in a subshell (`read < <(…)`): its processes' pids go to a file, so that
+# the trap stops them all.
+pidfile=$work/pids
+: > "$pidfile"
+trap 'kill $(cat "$pidfile") 2>/dev/null || true' EXIT
 # start_cluster NAME FORK: a master and 2 workers over their own share; prints the master's URL.
 start_cluster() {
   local name=$1 fork=$2 dir=$work/$1 port
@@ -54,13 +57,13 @@ PY
   port=$((20000 + RANDOM % 20000))
   MASTER_HOST=127.0.0.1 MASTER_PORT=$port SHARED_DIR=$dir/shared MASTER_LOG_LEVEL=warn \
     "$bin" master >"$dir/master.out" 2>"$dir/master.err" &
-  pids+=($!)
+  echo $! >> "$pidfile"
   until grep -q listening "$dir/master.out" 2>/dev/null; do sleep 0.05; done
   for i in 1 2; do
     GRPC_HOST=127.0.0.1 GRPC_PORT=0 SHARED_DIR=$dir/shared WORKER_ID=$name-w$i WORKER_SLOTS=1 \
       PYTHON_FORK_SERVER=$fork MASTER_HTTP=http://127.0.0.1:$port WORKER_LOG_LEVEL=warn \
       "$bin" worker >"$dir/w$i.out" 2>"$dir/w$i.err" &
-    pids+=($!)
+    echo $! >> "$pidfile"
   done
   echo "http://127.0.0.1:$port $dir/shared"
 }

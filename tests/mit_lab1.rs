@@ -723,7 +723,7 @@ fn isolation() -> Result<(), String> {
                 .iter()
                 .any(|a| {
                     a.task == "map-00000"
-                        && a.outcome == "failed"
+                        && a.outcome == gridmr::net::rest::AttemptOutcome::Failed
                         && a.error.as_deref().is_some_and(|e| e.contains("signal 6"))
                 })
                 // The aborted child's attempt left its own log, and what

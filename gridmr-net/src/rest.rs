@@ -729,6 +729,82 @@ pub struct Health {
     pub warnings: Vec<String>,
 }
 
+/// New: where an attempt is, or how it ended (`outcome` in `GET /jobs/{id}/tasks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// Still running.
+    Running,
+    /// Its output is the task's.
+    Succeeded,
+    /// It failed; counts against the task's attempts unless its `kind` is `map_output_lost`.
+    Failed,
+    /// Its worker went away.
+    Lost,
+    /// Stopped: its job was cancelled or failed, or another attempt of its task won.
+    #[serde(alias = "cancelled")]
+    Killed,
+    /// It succeeded after another attempt of its task had.
+    Superseded,
+    /// Running when the master that ran it stopped; nobody heard how it ended.
+    Unknown,
+}
+
+impl AttemptOutcome {
+    /// The name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Running => "running",
+            AttemptOutcome::Succeeded => "succeeded",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Lost => "lost",
+            AttemptOutcome::Killed => "killed",
+            AttemptOutcome::Superseded => "superseded",
+            AttemptOutcome::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// New: whose fault a failed attempt was (`kind` in `GET /jobs/{id}/tasks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The job's code or its input.
+    Task,
+    /// The worker could not run it, or answered with something unusable.
+    Engine,
+    /// It ran past its timeout.
+    Timeout,
+    /// A map output it read was missing or damaged; that map ran again.
+    MapOutputLost,
+}
+
+impl FailureKind {
+    /// The name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Task => "task",
+            FailureKind::Engine => "engine",
+            FailureKind::Timeout => "timeout",
+            FailureKind::MapOutputLost => "map_output_lost",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// New: one task attempt in `GET /jobs/{id}/tasks`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -743,20 +819,14 @@ pub struct TaskAttempt {
     pub started_ms: u64,
     /// When its answer arrived; `None` while it runs.
     pub finished_ms: Option<u64>,
-    /// `running`, `succeeded`, `failed` (counts against the task's
-    /// attempts unless `kind` is `map_output_lost`), `lost` (its worker went
-    /// away), `killed` (cancelled, or another attempt won), `superseded`
-    /// (succeeded after another attempt had) or `unknown` (running when the
-    /// master stopped).
-    pub outcome: String,
+    /// Where it is, or how it ended.
+    pub outcome: AttemptOutcome,
     /// Its error, if it failed, was lost or killed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// For `failed`: `task` (the job's code or input), `engine`, `timeout`
-    /// or `map_output_lost` (a map output it read was missing or damaged;
-    /// that map ran again).
+    /// For `failed`: whose fault it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub kind: Option<FailureKind>,
     /// The last progress its worker reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<WorkDone>,

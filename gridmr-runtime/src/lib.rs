@@ -29,6 +29,7 @@
 //! API documented in `docs/rest-api.md`.
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod cli;
 pub mod credentials;
@@ -38,6 +39,8 @@ pub mod paths;
 mod peers;
 pub mod security;
 pub mod settings;
+#[allow(unsafe_code)]
+mod sys;
 pub mod upload;
 pub mod worker;
 

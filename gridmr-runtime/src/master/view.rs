@@ -68,6 +68,25 @@ pub(crate) fn work_of(w: gridmr_net::rest::WorkDone) -> WorkDone {
 
 /// An attempt's row in `GET /jobs/{id}/tasks`.
 pub(crate) fn attempt_row(a: &Attempt) -> TaskAttempt {
+    use gridmr_net::rest::{AttemptOutcome as O, FailureKind as K};
+    use gridmr_scheduler::AttemptError as E;
+    let (outcome, kind) = match &a.state {
+        AttemptState::Running => (O::Running, None),
+        AttemptState::Succeeded => (O::Succeeded, None),
+        AttemptState::Failed(e) => (
+            O::Failed,
+            Some(match e {
+                E::Task(_) => K::Task,
+                E::Engine(_) => K::Engine,
+                E::Timeout(_) => K::Timeout,
+                E::MapOutputLost { .. } => K::MapOutputLost,
+            }),
+        ),
+        AttemptState::Lost(_) => (O::Lost, None),
+        AttemptState::Killed(_) => (O::Killed, None),
+        AttemptState::Superseded => (O::Superseded, None),
+        AttemptState::Unknown => (O::Unknown, None),
+    };
     let r = AttemptRecord::from(a.clone());
     TaskAttempt {
         task: r.task,
@@ -75,9 +94,9 @@ pub(crate) fn attempt_row(a: &Attempt) -> TaskAttempt {
         worker_id: r.worker_id,
         started_ms: r.started_ms,
         finished_ms: r.finished_ms,
-        outcome: r.outcome,
+        outcome,
         error: r.error,
-        kind: r.kind,
+        kind,
         progress: r.progress.map(work),
         late: r.late,
     }

@@ -21,7 +21,6 @@
 use crate::error::{Error, Result};
 use crate::settings::FenceSettings;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -171,22 +170,8 @@ fn sweep_dead_workers(parent: &Path) {
 fn lookup_user(name: &str) -> Result<(libc::uid_t, libc::gid_t)> {
     let bad = |reason: String| Error::setting("GRIDMR_TASK_USER", reason);
     let cname = std::ffi::CString::new(name).map_err(|_| bad("holds a NUL byte".into()))?;
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 << 10];
-    let mut out: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is to live, correctly sized memory owned here;
-    // getpwnam_r writes only within `pwd` and `buf`.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            cname.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut out,
-        )
-    };
-    if rc == 0 && !out.is_null() {
-        return Ok((pwd.pw_uid, pwd.pw_gid));
+    if let Some(ids) = crate::sys::lookup_user(&cname) {
+        return Ok(ids);
     }
     match name.parse::<libc::uid_t>() {
         Ok(uid) => Ok((uid, uid)),
@@ -210,8 +195,7 @@ impl Fence {
                 limits.push((res, name, value));
             }
         }
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = crate::sys::is_root();
         let user = match s
             .task_user
             .as_deref()
@@ -335,11 +319,7 @@ impl Fence {
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if let Some((uid, gid)) = self.user {
-            // SAFETY: runs between fork and exec; become_user is
-            // async-signal-safe and allocates nothing.
-            unsafe {
-                cmd.pre_exec(move || become_user(uid, gid));
-            }
+            crate::sys::exec_as(cmd, uid, gid);
         }
     }
 
@@ -352,43 +332,7 @@ impl Fence {
             self.limits.iter().map(|(r, _, v)| (*r, *v)).collect();
         let user = self.user;
         let procs_fd = tree.procs_file.as_ref().map(|f| f.as_raw_fd());
-        // SAFETY: the closure runs between fork and exec and calls only
-        // async-signal-safe functions (getpid, write, setrlimit, setgroups,
-        // setgid, setuid) on memory it owns; it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                if let Some(fd) = procs_fd {
-                    let mut buf = [0u8; 24];
-                    let mut i = buf.len();
-                    let mut pid = libc::getpid() as u64;
-                    loop {
-                        i -= 1;
-                        buf[i] = b'0' + (pid % 10) as u8;
-                        pid /= 10;
-                        if pid == 0 {
-                            break;
-                        }
-                    }
-                    let n = buf.len() - i;
-                    if libc::write(fd, buf[i..].as_ptr().cast(), n) != n as isize {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                for (res, value) in &limits {
-                    let lim = libc::rlimit {
-                        rlim_cur: *value,
-                        rlim_max: *value,
-                    };
-                    if libc::setrlimit(*res, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                match user {
-                    Some((uid, gid)) => become_user(uid, gid),
-                    None => Ok(()),
-                }
-            });
-        }
+        crate::sys::exec_fenced(cmd, procs_fd, limits, user);
     }
 
     /// Hands `path` to the task user, if there is one (its working folder).
@@ -398,22 +342,6 @@ impl Fence {
             None => Ok(()),
         }
     }
-}
-
-/// Drops to `uid` and `gid` with no supplementary groups. Only
-/// async-signal-safe calls: it runs between `fork` and `exec`.
-fn become_user(uid: libc::uid_t, gid: libc::gid_t) -> std::io::Result<()> {
-    // SAFETY: setgroups with a null list and a zero count, setgid and
-    // setuid take no memory of ours.
-    let failed = unsafe {
-        libc::setgroups(0, std::ptr::null()) != 0
-            || libc::setgid(gid) != 0
-            || libc::setuid(uid) != 0
-    };
-    if failed {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 impl Drop for Fence {
@@ -446,10 +374,7 @@ impl Tree {
     /// Kills every process of the tree: the process group led by `pgid`,
     /// and the cgroup (or every process carrying the tag).
     pub(crate) fn kill(&self, pgid: i32) {
-        // SAFETY: kill(2) on a process group; a gone group gives ESRCH.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
+        crate::sys::kill_group(pgid);
         match &self.cgroup {
             Some(leaf) => {
                 let _ = std::fs::write(leaf.join("cgroup.kill"), "1");
@@ -487,10 +412,7 @@ fn kill_tagged(needle: &str) {
             continue;
         };
         if env.split(|b| *b == 0).any(|v| v == needle) {
-            // SAFETY: kill(2) of one pid; a gone process gives ESRCH.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+            crate::sys::kill_process(pid);
         }
     }
 }
@@ -498,6 +420,7 @@ fn kill_tagged(needle: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
 
     #[test]
     fn the_environment_is_an_allow_list() {

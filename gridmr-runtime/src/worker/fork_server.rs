@@ -70,10 +70,7 @@ impl Drop for Server {
         // The server is the leader of its own process group; its children
         // have left it (each has its own session and tree).
         let pid = i32::try_from(self.child.id()).unwrap_or(i32::MAX);
-        // SAFETY: kill(2) on a process group this worker started.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
+        crate::sys::kill_group(pid);
         let _ = self.child.wait();
     }
 }
@@ -175,22 +172,7 @@ impl ForkServer {
             .process_group(0);
         self.fence.apply_launcher(&mut cmd, &self.python_env);
         let fd = theirs.as_raw_fd();
-        // SAFETY: between fork and exec; dup2 is async-signal-safe, and the
-        // copy on fd 3 is not close-on-exec (the original is).
-        unsafe {
-            cmd.pre_exec(move || {
-                // dup2 onto itself keeps close-on-exec: clear it instead.
-                let ok = if fd == 3 {
-                    libc::fcntl(3, libc::F_SETFD, 0) == 0
-                } else {
-                    libc::dup2(fd, 3) == 3
-                };
-                if !ok {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::sys::exec_with_fd3(&mut cmd, fd);
         let child = cmd.spawn()?;
         drop(theirs);
         tracing::debug!(pid = child.id(), "Python fork server started");
@@ -451,10 +433,7 @@ mod tests {
         assert_eq!(status.signal(), Some(libc::SIGKILL));
         // The server itself dies: the next task starts a new one.
         let old = fs.server.lock().unwrap().as_ref().unwrap().child.id();
-        // SAFETY: kills the server this test started.
-        unsafe {
-            libc::kill(old as i32, libc::SIGKILL);
-        }
+        crate::sys::kill_process(old as i32);
         let tree = fs.fence.tree();
         let (status, out, err) = run(&fs, &tree, &["probe", script.to_str().unwrap()], "");
         assert!(status.success(), "{err}");

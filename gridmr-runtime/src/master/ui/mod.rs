@@ -369,7 +369,7 @@ mod tests {
             worker_id: worker.into(),
             started_ms: start,
             finished_ms: end,
-            outcome: outcome.into(),
+            outcome: serde_json::from_value(serde_json::json!(outcome)).unwrap(),
             error: (outcome == "failed").then(|| "<boom>".into()),
             kind: None,
             progress: None,

@@ -336,11 +336,11 @@ fn attempts_table(job: &str, attempts: &[TaskAttempt], now_ms: u64) -> Markup {
                         td { (a.task) }
                         td.num { (a.attempt) }
                         td { (a.worker_id) }
-                        td { (badge(&a.outcome, outcome_class(&a.outcome)))
+                        td { (badge(a.outcome.as_str(), outcome_class(a.outcome.as_str())))
                              @if let Some(k) = &a.kind { " " small { (k) } } }
                         td.num { (clock(a.started_ms)) }
                         td.num { (secs(end.saturating_sub(a.started_ms) as f64 / 1000.0)) }
-                        td { @if let Some(p) = &a.progress { (bar(p.fraction(), outcome_class(&a.outcome))) } }
+                        td { @if let Some(p) = &a.progress { (bar(p.fraction(), outcome_class(a.outcome.as_str()))) } }
                         td.err { @if let Some(e) = &a.error { (truncate(e, 300)) } }
                         td { a href={ "/ui/jobs/" (job) "/tasks/" (a.task) "/logs" } { "log" } }
                     }

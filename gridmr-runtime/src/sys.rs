@@ -1,0 +1,160 @@
+//! The operating-system calls the runtime makes without a safe wrapper in `std` or `rustix`:
+//! the only module of the crate with `unsafe` (the crate denies it everywhere else). Each
+//! function here is safe to call; its `SAFETY` notes say why.
+//!
+//! Several run in a child between `fork` and `exec` (through `Command::pre_exec`), where only
+//! async-signal-safe calls are allowed: they allocate nothing and touch only memory they own.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// A resource limit: `setrlimit`'s resource and the value set as both soft and hard limit.
+pub(crate) type Limit = (libc::__rlimit_resource_t, u64);
+
+/// Whether this process runs as root (effective uid 0).
+pub(crate) fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// The uid and gid of the user `name`, from the password database.
+pub(crate) fn lookup_user(name: &std::ffi::CStr) -> Option<(libc::uid_t, libc::gid_t)> {
+    // SAFETY: an all-zero `passwd` is a valid value of a plain C struct.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 << 10];
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to live, correctly sized memory owned here; getpwnam_r writes
+    // only within `pwd` and `buf`.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            name.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut out,
+        )
+    };
+    (rc == 0 && !out.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
+}
+
+/// Sends SIGKILL to the process group `pgid` (a gone group is no error).
+pub(crate) fn kill_group(pgid: i32) {
+    // SAFETY: kill(2) takes no memory of ours.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Sends SIGKILL to the process `pid` (a gone process is no error).
+pub(crate) fn kill_process(pid: i32) {
+    // SAFETY: kill(2) takes no memory of ours.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+/// Drops to `uid` and `gid` with no supplementary groups. Async-signal-safe.
+fn become_user(uid: libc::uid_t, gid: libc::gid_t) -> std::io::Result<()> {
+    // SAFETY: setgroups with a null list and a zero count, setgid and setuid take no memory
+    // of ours.
+    let failed = unsafe {
+        libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setgid(gid) != 0
+            || libc::setuid(uid) != 0
+    };
+    if failed {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Writes this process's pid, in decimal, to `fd` (a cgroup's `cgroup.procs`), in one
+/// `write`. Async-signal-safe: the digits go through a buffer on the stack.
+fn join_cgroup(fd: i32) -> std::io::Result<()> {
+    let mut buf = [0u8; 24];
+    let mut i = buf.len();
+    // SAFETY: getpid takes nothing and cannot fail.
+    let mut pid = unsafe { libc::getpid() } as u64;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (pid % 10) as u8;
+        pid /= 10;
+        if pid == 0 {
+            break;
+        }
+    }
+    let n = buf.len() - i;
+    // SAFETY: the pointer and length are those of a live slice of `buf`.
+    if unsafe { libc::write(fd, buf[i..].as_ptr().cast(), n) } != n as isize {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets each limit as both soft and hard limit. Async-signal-safe.
+fn set_limits(limits: &[Limit]) -> std::io::Result<()> {
+    for (res, value) in limits {
+        let lim = libc::rlimit {
+            rlim_cur: *value,
+            rlim_max: *value,
+        };
+        // SAFETY: `lim` is a live rlimit owned here.
+        if unsafe { libc::setrlimit(*res, &lim) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Has `cmd`'s child, before `exec`, drop to `uid` and `gid` (no supplementary groups).
+pub(crate) fn exec_as(cmd: &mut Command, uid: libc::uid_t, gid: libc::gid_t) {
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // functions; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || become_user(uid, gid));
+    }
+}
+
+/// Has `cmd`'s child, before `exec`: join the cgroup whose `cgroup.procs` is open as
+/// `procs_fd`, set `limits`, then drop to `user`. Every step is async-signal-safe.
+pub(crate) fn exec_fenced(
+    cmd: &mut Command,
+    procs_fd: Option<i32>,
+    limits: Vec<Limit>,
+    user: Option<(libc::uid_t, libc::gid_t)>,
+) {
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // functions (getpid, write, setrlimit, setgroups, setgid, setuid) on memory it owns; it
+    // allocates nothing (`limits` was moved in before the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(fd) = procs_fd {
+                join_cgroup(fd)?;
+            }
+            set_limits(&limits)?;
+            match user {
+                Some((uid, gid)) => become_user(uid, gid),
+                None => Ok(()),
+            }
+        });
+    }
+}
+
+/// Has `cmd`'s child see the descriptor `fd` as its fd 3 (not closed on `exec`).
+pub(crate) fn exec_with_fd3(cmd: &mut Command, fd: i32) {
+    // SAFETY: between fork and exec; dup2 and fcntl are async-signal-safe, and the copy on
+    // fd 3 is not close-on-exec (the original is).
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself keeps close-on-exec: clear it instead.
+            let ok = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) == 0
+            } else {
+                libc::dup2(fd, 3) == 3
+            };
+            if !ok {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
