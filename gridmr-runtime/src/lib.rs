@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+mod bind;
 pub mod cli;
 pub mod credentials;
 pub mod error;

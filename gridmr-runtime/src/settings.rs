@@ -397,3 +397,17 @@ impl Default for FenceSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedulers_defaults_are_the_masters() {
+        assert_eq!(
+            MasterSettings::local("/share").scheduler_config(),
+            gridmr_scheduler::SchedulerConfig::default(),
+            "gridmr-scheduler's SchedulerConfig::default() drifted from the master's settings"
+        );
+    }
+}

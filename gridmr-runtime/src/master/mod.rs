@@ -266,16 +266,7 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
     }
     let rest_tls = settings.security.rest_tls()?;
     let grpc_tls = settings.security.grpc_client_tls()?;
-    let bind = format!("{}:{}", settings.host, settings.port);
-    let listener = tokio::net::TcpListener::bind(&bind)
-        .await
-        .map_err(|source| Error::Bind {
-            addr: bind.clone(),
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| Error::Bind { addr: bind, source })?;
+    let (listener, addr) = crate::bind::listen(&settings.host, settings.port).await?;
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::new());
     let shared = Arc::new(Shared {

@@ -234,17 +234,7 @@ fn serve(
 /// Starts a worker: binds its gRPC server, then (if `MASTER_HTTP` is set)
 /// registers with the master and heartbeats in the background.
 pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<WorkerHandle> {
-    let bind = format!("{}:{}", settings.grpc_host, settings.grpc_port);
-    let listener = tokio::net::TcpListener::bind(&bind)
-        .await
-        .map_err(|source| Error::Bind {
-            addr: bind.clone(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind {
-        addr: bind.clone(),
-        source,
-    })?;
+    let (listener, addr) = crate::bind::listen(&settings.grpc_host, settings.grpc_port).await?;
     let shared_dir = settings
         .shared_dir
         .canonicalize()
