@@ -364,6 +364,10 @@ impl Scheduler {
     /// `master::commit`): SUCCEEDED, with the counters and attempts it had when its commit
     /// began; its record is written at the next [`Scheduler::take_unsaved`].
     pub fn adopt(&mut self, mut job: Job, done: gridmr_core::commit::Committed, now_ms: u64) {
+        // The record was read from the share: whatever state it names, its commit finished.
+        if !job.state.may_become(JobState::Succeeded) {
+            job.state = JobState::Running;
+        }
         let _ = job.transition(
             JobState::Succeeded,
             "done (its commit was finished after a master restart)",
@@ -1755,6 +1759,25 @@ mod tests {
         assert_eq!(d.key.attempt, 2001);
         s.complete(&d.key, &d.worker_id, failed("boom"));
         assert_eq!(tick(&mut s, T0).remove(0).key.attempt, 2002);
+    }
+
+    #[test]
+    fn an_adopted_record_ends_succeeded_whatever_state_it_names() {
+        let mut s = scheduler(config());
+        s.add_job("job-000001".into(), request(None, false), dirs());
+        let mut job = s.job("job-000001").unwrap().clone();
+        // What a record planted on the share might say.
+        job.state = JobState::Failed;
+        let mut fresh = scheduler(config());
+        let done = gridmr_core::commit::Committed {
+            result: None,
+            parts: Vec::new(),
+        };
+        fresh.adopt(job, done, T0);
+        let adopted = fresh.job("job-000001").unwrap();
+        assert_eq!(adopted.state, JobState::Succeeded);
+        assert_eq!(adopted.error, None);
+        assert_eq!(fresh.take_unsaved().len(), 1, "its record is written again");
     }
 
     #[test]
