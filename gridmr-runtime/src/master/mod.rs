@@ -554,24 +554,21 @@ fn save_ended(shared: &Arc<Shared>, ended: Vec<sched::Job>) {
     });
 }
 
-/// Tidies the folders of retired jobs: their records and working files go (a restart does
-/// not bring them back), their `out/` stays unless `JOB_RETENTION_PURGE`.
+/// Tidies a retired job's folder: its records and working files go (a restart does not bring
+/// it back), its `out/` stays unless `JOB_RETENTION_PURGE`.
 fn retire(shared: &Arc<Shared>, dirs: sched::JobDirs) {
-    let retired = [dirs];
     let purge = shared.settings.job_retention_purge;
     shared.spawn_file_work(move || {
-        for dirs in retired {
-            let result = if purge {
-                store::purge(&dirs.base)
-            } else {
-                store::forget(&dirs.base);
-                commit::sweep(&dirs);
-                store::remove_all_but(&dirs.base, &dirs.out)
-            };
-            if let Err(e) = result {
-                tracing::warn!(job_dir = %dirs.base.display(), error = %e,
-                    "cannot tidy a retired job's folder");
-            }
+        let result = if purge {
+            store::purge(&dirs.base)
+        } else {
+            store::forget(&dirs.base);
+            commit::sweep(&dirs);
+            store::remove_all_but(&dirs.base, &dirs.out)
+        };
+        if let Err(e) = result {
+            tracing::warn!(job_dir = %dirs.base.display(), error = %e,
+                "cannot tidy a retired job's folder");
         }
     });
 }
@@ -770,17 +767,18 @@ pub(crate) fn submit(
 }
 
 async fn prepare(shared: Arc<Shared>, id: String, request: JobRequest) {
-    let live_slots = {
+    let (effects, live_slots) = {
         let mut st = shared.lock();
         let effects = st.handle(Event::Preparing { job: id.clone() }, clock::now_ms());
-        debug_assert!(effects.iter().all(|e| matches!(e, Effect::Observed(_))));
-        if st
+        let preparing = st
             .job(&id)
-            .is_none_or(|j| j.state != sched::JobState::Preparing)
-        {
-            return;
-        }
-        st.workers.live_slots()
+            .is_some_and(|j| j.state == sched::JobState::Preparing);
+        (effects, preparing.then(|| st.workers.live_slots()))
+    };
+    apply(&shared, effects);
+    // Gone, or no longer queued (cancelled meanwhile): nothing to prepare.
+    let Some(live_slots) = live_slots else {
+        return;
     };
     shared.poke();
     let typed = match &request.kind {

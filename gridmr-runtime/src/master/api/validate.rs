@@ -1,4 +1,5 @@
-//! Checking what a client sends: a submission's fields, counts, paths and parameters, a worker's address.
+//! Checking what a client sends: a submission's fields, counts, paths and parameters, and a
+//! worker's address.
 
 use super::*;
 

@@ -203,7 +203,7 @@ pub(super) async fn heartbeat(
         )
     };
     let (claimed, reports) = beat.map_or((None, Vec::new()), |b| (b.address, b.progress));
-    let (known, revived) = {
+    let (known, revived, effects) = {
         let mut st = sh.lock();
         let registered = st
             .workers
@@ -230,6 +230,7 @@ pub(super) async fn heartbeat(
         }
         let was_alive = st.workers.live().any(|w| w.id == id);
         let known = registered.is_some();
+        let mut effects = Vec::new();
         if known {
             let reports = reports
                 .iter()
@@ -246,11 +247,11 @@ pub(super) async fn heartbeat(
                 worker: id.clone(),
                 reports,
             };
-            let effects = st.handle(beat, crate::master::clock::now_ms());
-            debug_assert!(effects.is_empty(), "a heartbeat has no effects");
+            effects = st.handle(beat, crate::master::clock::now_ms());
         }
-        (known, !was_alive)
+        (known, !was_alive, effects)
     };
+    apply(&sh, effects);
     if !known {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
