@@ -3,6 +3,85 @@
 
 use std::path::{Component, Path, PathBuf};
 
+/// Why a URL or a path from a request was refused. Every variant names
+/// the path it is about; [`PathError::is_outside`] tells a confinement
+/// refusal from a path that merely does not resolve.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    /// The URL is empty.
+    #[error("is empty")]
+    Empty,
+    /// An `nfs://host` or `file://host` URL without a path.
+    #[error("{0:?} has no path")]
+    NoPath(String),
+    /// A scheme GridMR does not read, or a relative path.
+    #[error("{0:?} is not nfs:///…, file:///…, an absolute path or http(s)://…")]
+    Scheme(String),
+    /// A `..` component, refused outright.
+    #[error("{} contains '..'", .0.display())]
+    ParentDir(PathBuf),
+    /// A path that names no file (`/`).
+    #[error("{} names no file", .0.display())]
+    NoFileName(PathBuf),
+    /// The path (or its parent) could not be resolved.
+    #[error("{}: {source}", path.display())]
+    Unresolved {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The path lies outside every allowed root.
+    #[error("{} is outside the shared folder{}", path.display(), roots_note(roots))]
+    Outside {
+        /// The path as given.
+        path: PathBuf,
+        /// The allowed roots, as shown to the caller (may be empty).
+        roots: Vec<PathBuf>,
+    },
+    /// A listed file resolves, links followed, outside every root.
+    #[error("{} resolves to {}, outside the shared folder", path.display(), resolved.display())]
+    ResolvesOutside {
+        /// The file as listed.
+        path: PathBuf,
+        /// Where it resolves to.
+        resolved: PathBuf,
+    },
+    /// A new path that is already a symbolic link.
+    #[error("{} is a symbolic link", .0.display())]
+    Symlink(PathBuf),
+    /// The input spec could not be listed.
+    #[error(transparent)]
+    Input(#[from] gridmr_core::Error),
+}
+
+impl PathError {
+    /// Whether the path was refused for lying (or resolving) outside the
+    /// allowed roots, rather than for its form or for not existing.
+    pub fn is_outside(&self) -> bool {
+        matches!(
+            self,
+            PathError::Outside { .. } | PathError::ResolvesOutside { .. } | PathError::Symlink(_)
+        )
+    }
+}
+
+fn roots_note(roots: &[PathBuf]) -> String {
+    if roots.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+    format!(" ({})", names.join(", "))
+}
+
+fn resolve(path: &Path) -> Result<PathBuf, PathError> {
+    path.canonicalize().map_err(|source| PathError::Unresolved {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Where a URL points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -21,10 +100,10 @@ pub enum Location {
 /// assert_eq!(parse_url("file://host/data/x").unwrap(), Location::Local(PathBuf::from("/data/x")));
 /// assert!(parse_url("relative/x").is_err());
 /// ```
-pub fn parse_url(url: &str) -> Result<Location, String> {
+pub fn parse_url(url: &str) -> Result<Location, PathError> {
     let url = url.trim();
     if url.is_empty() {
-        return Err("is empty".into());
+        return Err(PathError::Empty);
     }
     for scheme in ["nfs://", "file://"] {
         if let Some(rest) = url.strip_prefix(scheme) {
@@ -32,7 +111,7 @@ pub fn parse_url(url: &str) -> Result<Location, String> {
             // the path starts at the first '/'.
             return match rest.find('/') {
                 Some(i) => Ok(Location::Local(PathBuf::from(&rest[i..]))),
-                None => Err(format!("{url:?} has no path")),
+                None => Err(PathError::NoPath(url.to_owned())),
             };
         }
     }
@@ -42,9 +121,7 @@ pub fn parse_url(url: &str) -> Result<Location, String> {
     if url.starts_with('/') {
         return Ok(Location::Local(PathBuf::from(url)));
     }
-    Err(format!(
-        "{url:?} is not nfs:///…, file:///…, an absolute path or http(s)://…"
-    ))
+    Err(PathError::Scheme(url.to_owned()))
 }
 
 /// The share's private folder (`.gridmr`), which no job may name.
@@ -57,10 +134,8 @@ fn is_glob(component: &str) -> bool {
 /// Checks that `path` (a file, a folder or a glob) lies inside one of
 /// `roots` and returns it with its non-glob part resolved (symbolic links
 /// followed). `..` components are refused outright.
-pub fn check_inside(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, String> {
-    if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(format!("{} contains '..'", path.display()));
-    }
+pub fn check_inside(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, PathError> {
+    refuse_parent_dir(path)?;
     // Split at the first component holding a glob character.
     let mut fixed = PathBuf::new();
     let mut pattern = PathBuf::new();
@@ -72,16 +147,12 @@ pub fn check_inside(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, String> {
             fixed.push(c);
         }
     }
-    let resolved = fixed
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", fixed.display()))?;
+    let resolved = resolve(&fixed)?;
     if !within(&resolved, roots) {
-        let names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-        return Err(format!(
-            "{} is outside the shared folder ({})",
-            path.display(),
-            names.join(", ")
-        ));
+        return Err(PathError::Outside {
+            path: path.to_path_buf(),
+            roots: roots.to_vec(),
+        });
     }
     if pattern.as_os_str().is_empty() {
         Ok(resolved)
@@ -111,19 +182,15 @@ fn within(resolved: &Path, roots: &[PathBuf]) -> bool {
 pub fn confine_input(
     spec: &str,
     roots: &[PathBuf],
-) -> Result<Vec<gridmr_core::input::InputFile>, String> {
-    let files = gridmr_core::input::list_input(spec).map_err(|e| e.to_string())?;
+) -> Result<Vec<gridmr_core::input::InputFile>, PathError> {
+    let files = gridmr_core::input::list_input(spec)?;
     for f in &files {
-        let resolved = f
-            .path
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", f.path.display()))?;
+        let resolved = resolve(&f.path)?;
         if !within(&resolved, roots) {
-            return Err(format!(
-                "{} resolves to {}, outside the shared folder",
-                f.path.display(),
-                resolved.display()
-            ));
+            return Err(PathError::ResolvesOutside {
+                path: f.path.clone(),
+                resolved,
+            });
         }
     }
     Ok(files)
@@ -132,27 +199,33 @@ pub fn confine_input(
 /// Checks a path that may not exist yet (a folder a task creates): no `..`,
 /// its parent resolves inside `roots`, and it is not itself a symbolic
 /// link. Returns it under its resolved parent.
-pub fn check_new_inside(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, String> {
-    if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(format!("{} contains '..'", path.display()));
-    }
+pub fn check_new_inside(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, PathError> {
+    refuse_parent_dir(path)?;
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(format!("{} names no file", path.display()));
+        return Err(PathError::NoFileName(path.to_path_buf()));
     };
-    let parent = parent
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", parent.display()))?;
+    let parent = resolve(parent)?;
     if !within(&parent, roots) {
-        return Err(format!("{} is outside the shared folder", path.display()));
+        return Err(PathError::Outside {
+            path: path.to_path_buf(),
+            roots: Vec::new(),
+        });
     }
     let full = parent.join(name);
     if full
         .symlink_metadata()
         .is_ok_and(|m| m.file_type().is_symlink())
     {
-        return Err(format!("{} is a symbolic link", path.display()));
+        return Err(PathError::Symlink(path.to_path_buf()));
     }
     Ok(full)
+}
+
+fn refuse_parent_dir(path: &Path) -> Result<(), PathError> {
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(PathError::ParentDir(path.to_path_buf()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -186,16 +259,22 @@ mod tests {
         assert!(glob.ends_with("in/*.txt"));
 
         let err = check_inside(&other.path().join("b.txt"), &roots).unwrap_err();
-        assert!(err.contains("outside"), "{err}");
+        assert!(
+            err.is_outside() && err.to_string().contains("outside"),
+            "{err}"
+        );
         let err = check_inside(&root.path().join("in/../../etc/passwd"), &roots).unwrap_err();
-        assert!(err.contains(".."), "{err}");
+        assert!(err.to_string().contains(".."), "{err}");
         let err = check_inside(&root.path().join("missing.txt"), &roots).unwrap_err();
-        assert!(err.contains("missing.txt"), "{err}");
+        assert!(err.to_string().contains("missing.txt"), "{err}");
 
         // A symbolic link inside the root that points outside is refused.
         std::os::unix::fs::symlink(other.path(), root.path().join("link")).unwrap();
         let err = check_inside(&root.path().join("link/b.txt"), &roots).unwrap_err();
-        assert!(err.contains("outside"), "{err}");
+        assert!(
+            err.is_outside() && err.to_string().contains("outside"),
+            "{err}"
+        );
 
         // The share's private folder (the cluster token) is never an input or a script,
         // named directly, through a link, or by a glob.
@@ -226,13 +305,14 @@ mod tests {
         )
         .unwrap();
         let err = confine_input(&spec, &roots).unwrap_err();
-        assert!(err.contains("outside"), "{err}");
+        assert!(
+            err.is_outside() && err.to_string().contains("outside"),
+            "{err}"
+        );
         // A glob through a linked folder.
         std::os::unix::fs::symlink(other.path(), root.path().join("linked")).unwrap();
         let glob = format!("{}/linked/*.txt", root.path().display());
-        assert!(confine_input(&glob, &roots)
-            .unwrap_err()
-            .contains("outside"));
+        assert!(confine_input(&glob, &roots).unwrap_err().is_outside());
         // A sibling whose name starts like the root is not inside it.
         let sibling = PathBuf::from(format!("{}2", root.path().display()));
         std::fs::create_dir_all(&sibling).unwrap();

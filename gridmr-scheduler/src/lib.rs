@@ -25,6 +25,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod error;
 pub mod job;
 pub mod lifecycle;
 pub mod liveness;
@@ -35,6 +36,7 @@ pub mod workers;
 
 pub use clock::{Clock, PhaseTimes};
 pub use config::{SchedulerConfig, SchedulerPolicy, MAX_TASK_ATTEMPTS_CAP};
+pub use error::{CommitError, PlanError};
 pub use job::{
     Attempt, AttemptError, AttemptState, HistoryLine, Job, JobDirs, JobKind, Phase, Task, TaskRef,
     TaskState, WorkDone,
@@ -48,15 +50,6 @@ pub use state::{
 pub use workers::{Liveness, LossCause, WorkerEntry, Workers};
 
 use std::path::PathBuf;
-
-/// Why a job could not be planned (its input could not be listed or read,
-/// its planning hook failed), in words for its message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanFailed(pub String);
-
-/// Why a job's output could not be committed, in words for its message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitFailed(pub String);
 
 /// Something that happened, for [`Scheduler::handle`].
 #[derive(Debug, Clone)]
@@ -80,7 +73,7 @@ pub enum Event {
         /// The job.
         job: String,
         /// Its mode, splits and partitions.
-        plan: Result<Plan, PlanFailed>,
+        plan: Result<Plan, PlanError>,
     },
     /// A job taken back after a master restart, with the plan it had and
     /// the map outputs that survived (`kept[i]`: map `i`'s index file).
@@ -106,7 +99,7 @@ pub enum Event {
         /// The job.
         job: String,
         /// What it committed, or why it could not.
-        result: Result<gridmr_core::commit::Committed, CommitFailed>,
+        result: Result<gridmr_core::commit::Committed, CommitError>,
     },
     /// A worker registered (or registered again: its running attempts are lost).
     WorkerRegistered(WorkerEntry),

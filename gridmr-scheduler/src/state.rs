@@ -12,7 +12,7 @@ use crate::job::{
 use crate::lifecycle::{JobState, Mode};
 use crate::plan::{JobRequest, Plan};
 use crate::workers::{WorkerEntry, Workers};
-use crate::{CommitFailed, PlanFailed};
+use crate::{CommitError, PlanError};
 use gridmr_core::layout;
 use gridmr_core::Counters;
 use std::collections::{BTreeMap, BTreeSet};
@@ -521,14 +521,14 @@ impl Scheduler {
     }
 
     /// Installs a job's plan (or fails it).
-    pub(crate) fn prepared(&mut self, id: &str, plan: Result<Plan, PlanFailed>) {
+    pub(crate) fn prepared(&mut self, id: &str, plan: Result<Plan, PlanError>) {
         let now = self.now;
         let Some(job) = self.job_mut(id) else { return };
         if job.state != JobState::Preparing {
             return;
         }
         match plan {
-            Err(PlanFailed(e)) => {
+            Err(e) => {
                 tracing::warn!(job = %id, error = %e, "job failed: cannot prepare it");
                 let _ = job.transition(
                     JobState::Failed,
@@ -1241,7 +1241,7 @@ impl Scheduler {
     pub(crate) fn committed(
         &mut self,
         job_id: &str,
-        result: Result<gridmr_core::commit::Committed, CommitFailed>,
+        result: Result<gridmr_core::commit::Committed, CommitError>,
     ) -> Vec<Effect> {
         let now = self.now;
         let Some(job) = self.job_mut(job_id) else {
@@ -1267,9 +1267,7 @@ impl Scheduler {
                     counters: Some(Box::new(job.counters.clone())),
                 })]
             }
-            Err(CommitFailed(e)) => {
-                self.end_job(job_id, Some(format!("cannot commit the output: {e}")))
-            }
+            Err(e) => self.end_job(job_id, Some(format!("cannot commit the output: {e}"))),
         }
     }
 

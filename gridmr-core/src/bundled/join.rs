@@ -49,15 +49,20 @@ pub enum JoinKind {
     Outer,
 }
 
+/// A `join` parameter that names no [`JoinKind`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected inner, left, right or outer")]
+pub struct UnknownJoinKind;
+
 impl std::str::FromStr for JoinKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownJoinKind;
+    fn from_str(s: &str) -> Result<Self, UnknownJoinKind> {
         match s {
             "inner" => Ok(JoinKind::Inner),
             "left" => Ok(JoinKind::Left),
             "right" => Ok(JoinKind::Right),
             "outer" | "full" => Ok(JoinKind::Outer),
-            _ => Err("expected inner, left, right or outer".into()),
+            _ => Err(UnknownJoinKind),
         }
     }
 }

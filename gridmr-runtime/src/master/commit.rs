@@ -187,6 +187,16 @@ pub(crate) fn commit(
     Ok(done)
 }
 
+/// A commit's error, kept by kind for the scheduler: the file system's, or
+/// the outputs'.
+pub(crate) fn failed(e: gridmr_core::Error) -> gridmr_scheduler::CommitError {
+    if e.is_io() {
+        gridmr_scheduler::CommitError::Io(e.to_string())
+    } else {
+        gridmr_scheduler::CommitError::Output(e.to_string())
+    }
+}
+
 /// What a starting master found of a job that had not ended.
 pub(crate) enum Recovered {
     /// Its commit had begun: now finished, the job is to be adopted as SUCCEEDED.

@@ -42,21 +42,58 @@ struct ChildReport {
 
 /// Checks that this process's binary runs task children (its `main` calls
 /// `main_with`), before a worker with `TASK_ISOLATION=process` takes tasks.
-pub(crate) fn check_binary() -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("this binary: {e}"))?;
+pub(crate) fn check_binary() -> Result<(), ChildError> {
+    let exe = std::env::current_exe().map_err(ChildError::CurrentExe)?;
     let out = std::process::Command::new(&exe)
         .args([CHILD_COMMAND, "--probe"])
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|e| format!("{}: {e}", exe.display()))?;
+        .map_err(|source| ChildError::Spawn {
+            exe: exe.clone(),
+            source,
+        })?;
     if String::from_utf8_lossy(&out.stdout).trim() == PROBE_ANSWER {
         Ok(())
     } else {
-        Err(format!(
-            "{} does not run task children: its main must call gridmr_runtime::main_with",
-            exe.display()
-        ))
+        Err(ChildError::NoChildEntry(exe))
     }
+}
+
+/// Why this binary runs no task children, or why a child could not run
+/// the task it was handed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChildError {
+    /// The worker cannot name its own binary.
+    #[error("this binary: {0}")]
+    CurrentExe(#[source] std::io::Error),
+    /// The binary could not be started.
+    #[error("{}: {source}", exe.display())]
+    Spawn {
+        exe: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The binary's `main` does not hand `task-child` to GridMR.
+    #[error("{} does not run task children: its main must call gridmr_runtime::main_with", .0.display())]
+    NoChildEntry(PathBuf),
+    /// The task could not be read from stdin.
+    #[error("reading the task: {0}")]
+    Stdin(#[source] std::io::Error),
+    /// Stdin was empty.
+    #[error("no task on stdin")]
+    NoTask,
+    /// The first byte names no task kind.
+    #[error("unknown task tag {0}")]
+    UnknownTag(u8),
+    /// The task message does not decode.
+    #[error(transparent)]
+    Decode(#[from] prost::DecodeError),
+    /// The task message decodes but is not a valid task.
+    #[error(transparent)]
+    Wire(#[from] gridmr_net::Error),
+    /// The job is unknown, or the task itself failed.
+    #[error(transparent)]
+    Core(#[from] gridmr_core::Error),
 }
 
 /// Runs a typed map attempt in a child.
@@ -168,26 +205,24 @@ pub fn child_main(registry: &Registry, args: &[String]) -> ExitCode {
     }
 }
 
-fn child(registry: &Registry, worker_id: &str) -> Result<ChildReport, String> {
+fn child(registry: &Registry, worker_id: &str) -> Result<ChildReport, ChildError> {
     let mut input = Vec::new();
     std::io::stdin()
         .read_to_end(&mut input)
-        .map_err(|e| format!("reading the task: {e}"))?;
-    let (tag, body) = input.split_first().ok_or("no task on stdin")?;
+        .map_err(ChildError::Stdin)?;
+    let (tag, body) = input.split_first().ok_or(ChildError::NoTask)?;
     let report = match tag {
         b'm' => {
-            let msg = proto::MapTask::decode(body).map_err(|e| e.to_string())?;
-            let task = map_task_from_wire(&msg, worker_id).map_err(|e| e.to_string())?;
-            let job = registry.get(&msg.job_name).map_err(|e| e.to_string())?;
-            job.run_map(&task).map_err(|e| e.to_string())?
+            let msg = proto::MapTask::decode(body)?;
+            let task = map_task_from_wire(&msg, worker_id)?;
+            registry.get(&msg.job_name)?.run_map(&task)?
         }
         b'r' => {
-            let msg = proto::ReduceTask::decode(body).map_err(|e| e.to_string())?;
-            let task = reduce_task_from_wire(&msg, worker_id).map_err(|e| e.to_string())?;
-            let job = registry.get(&msg.job_name).map_err(|e| e.to_string())?;
-            job.run_reduce(&task).map_err(|e| e.to_string())?
+            let msg = proto::ReduceTask::decode(body)?;
+            let task = reduce_task_from_wire(&msg, worker_id)?;
+            registry.get(&msg.job_name)?.run_reduce(&task)?
         }
-        other => return Err(format!("unknown task tag {other}")),
+        &other => return Err(ChildError::UnknownTag(other)),
     };
     Ok(ChildReport {
         output: report.output,

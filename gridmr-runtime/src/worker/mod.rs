@@ -146,7 +146,7 @@ fn build_core(
 ) -> Result<(Arc<WorkerCore>, Option<Arc<fork_server::ForkServer>>)> {
     let fence = fence::Fence::new(&settings.fence)?;
     if settings.isolation == crate::settings::Isolation::Process {
-        isolated::check_binary().map_err(|e| Error::setting("TASK_ISOLATION", e))?;
+        isolated::check_binary().map_err(|e| Error::setting("TASK_ISOLATION", e.to_string()))?;
     }
     let fence = Arc::new(fence);
     let driver = write_driver()?;

@@ -58,6 +58,13 @@ pub(crate) struct Grouper {
     budget: u64,
 }
 
+/// A line of the Python driver's map output that is not `key<TAB>value`
+/// or `key<TAB>value<TAB>count`: the driver (or a script writing to its
+/// stdout) broke the protocol. Holds the line's first 200 bytes.
+#[derive(Debug, thiserror::Error)]
+#[error("unexpected map output line from the driver: {0:?}")]
+pub(crate) struct BadLine(String);
+
 impl Grouper {
     pub(crate) fn new(budget: u64) -> Self {
         Grouper {
@@ -87,13 +94,8 @@ impl Grouper {
     /// Adds one line of the Python driver, `key<TAB>value` or
     /// `key<TAB>value<TAB>count` (count ≥ 1); returns how many pairs it
     /// stands for.
-    fn add_line(&mut self, line: &[u8]) -> Result<u64, String> {
-        let bad = || {
-            format!(
-                "unexpected map output line from the driver: {:?}",
-                String::from_utf8_lossy(&line[..line.len().min(200)])
-            )
-        };
+    fn add_line(&mut self, line: &[u8]) -> Result<u64, BadLine> {
+        let bad = || BadLine(String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned());
         let tab = memchr_tab(line).ok_or_else(bad)?;
         let (key, item) = (&line[..tab], &line[tab + 1..]);
         let (value, count) = match memchr_tab(item) {
@@ -122,7 +124,7 @@ impl Grouper {
 
     /// Adds one output line of a map process in `encoding`; returns how
     /// many pairs it stands for.
-    pub(crate) fn add(&mut self, encoding: Encoding, line: &[u8]) -> Result<u64, String> {
+    pub(crate) fn add(&mut self, encoding: Encoding, line: &[u8]) -> Result<u64, BadLine> {
         match encoding {
             Encoding::Script => self.add_line(line),
             Encoding::Streaming => {
@@ -262,7 +264,10 @@ mod tests {
         let mut g = Grouper::new(1 << 20);
         for line in ["no tab", "k\tv\tmany", "k\tv\t0", "k\tv\t-3", "k\tv\t2\t2"] {
             let e = g.add_line(line.as_bytes()).unwrap_err();
-            assert!(e.contains("unexpected map output line"), "{line}: {e}");
+            assert!(
+                e.to_string().contains("unexpected map output line"),
+                "{line}: {e}"
+            );
         }
         assert!(g.table.is_empty());
     }

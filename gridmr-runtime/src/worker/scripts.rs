@@ -346,7 +346,9 @@ pub(crate) fn run_map(
         &owner_of(&task.job_id, &task.task_id(), task.attempt),
         feed,
         |line| {
-            pairs += grouper.add(encoding, line).map_err(Failure::task)?;
+            pairs += grouper
+                .add(encoding, line)
+                .map_err(|e| Failure::task(e.to_string()))?;
             if grouper.is_full() {
                 grouper.drain_into(&mut out).map_err(err)?;
             }

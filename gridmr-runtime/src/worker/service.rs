@@ -279,14 +279,14 @@ impl WorkerCore {
     fn inside(&self, path: &Path) -> Result<(), Status> {
         check_inside(path, self.roots())
             .map(drop)
-            .map_err(Status::invalid_argument)
+            .map_err(|e| Status::invalid_argument(e.to_string()))
     }
 
     /// The same for a folder the task creates.
     fn inside_new(&self, path: &Path) -> Result<(), Status> {
         check_new_inside(path, self.roots())
             .map(drop)
-            .map_err(Status::invalid_argument)
+            .map_err(|e| Status::invalid_argument(e.to_string()))
     }
 
     /// What a task names: a registered job, a streaming job or a script.
@@ -577,7 +577,7 @@ impl Worker for WorkerService {
             // the share.
             for input in &inputs {
                 // An input outside the worker's roots is the request's fault.
-                confine_input(input, &roots).map_err(Failure::task)?;
+                confine_input(input, &roots).map_err(|e| Failure::task(e.to_string()))?;
             }
             match what {
                 Work::Typed(job) => typed_single(
@@ -655,7 +655,8 @@ impl Worker for WorkerService {
         let ticket = core.enter(&task.job_id, &task.task_id(), task.attempt);
         task.cancel = ticket.flag.clone();
         task.progress = ticket.progress.clone();
-        check_inside(&task.split.path, &core.input_roots).map_err(Status::invalid_argument)?;
+        check_inside(&task.split.path, &core.input_roots)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         core.inside(&task.shuffle_dir)?;
         if let Some(out) = &map_only {
             core.inside(out)?;

@@ -50,19 +50,19 @@ pub(super) async fn probe(
     sh: &Shared,
     address: &str,
     id: &str,
-) -> Result<gridmr_net::proto::HeartbeatResp, String> {
+) -> Result<gridmr_net::proto::HeartbeatResp, ProbeError> {
     let control = sh.control_timeout();
     let endpoint = sh
         .endpoint(address)
-        .map_err(|e| e.to_string())?
+        .map_err(ProbeError::Address)?
         .connect_timeout(control)
         .timeout(control);
     let channel = endpoint.connect().await.map_err(|e| {
         use std::error::Error as _;
-        match e.source() {
+        ProbeError::Connect(match e.source() {
             Some(s) => format!("{e}: {s}"),
             None => e.to_string(),
-        }
+        })
     })?;
     worker_rpc(channel, &sh.auth)
         .heartbeat(HeartbeatReq {
@@ -70,7 +70,21 @@ pub(super) async fn probe(
         })
         .await
         .map(|r| r.into_inner())
-        .map_err(|e| e.message().to_owned())
+        .map_err(ProbeError::Answered)
+}
+
+/// Why a worker's address did not answer a probe.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ProbeError {
+    /// The address is not one a channel can be built to.
+    #[error("{0}")]
+    Address(crate::Error),
+    /// Nothing answered there in time.
+    #[error("{0}")]
+    Connect(String),
+    /// Something answered, with an error (a wrong token, not a worker).
+    #[error("{}", .0.message())]
+    Answered(tonic::Status),
 }
 
 /// Registers a worker (a JSON body, a form, or the original's query string).
@@ -118,7 +132,7 @@ pub(super) async fn register_worker(
         }
         tracing::info!(worker = %id, old = %old, new = %req.address, "worker moved");
     }
-    let unreachable = |e: String| {
+    let unreachable = |e: ProbeError| {
         ApiError::bad(format!(
             "worker address {} is unreachable: {e}",
             req.address
