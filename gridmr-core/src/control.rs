@@ -124,21 +124,23 @@ impl Progress {
     }
 }
 
-/// Progress handles carry no data of the task: tasks that differ only in
-/// them are equal.
-impl PartialEq for Progress {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
+/// What steers an attempt while it runs: its cancel flag and its progress
+/// handle. It is not part of the task's spec (never serialized, never
+/// compared): whoever starts the attempt keeps a clone to cancel it and to
+/// read how far it got.
+///
+/// ```
+/// use gridmr_core::control::TaskControl;
+/// let control = TaskControl::default();
+/// let seen_by_the_task = control.clone();
+/// control.cancel.cancel();
+/// assert!(seen_by_the_task.cancel.is_cancelled());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct TaskControl {
+    /// Stops the attempt early when cancelled.
+    pub cancel: CancelFlag,
+    /// Where the attempt reports how far it got (map: input bytes against
+    /// the split's length; reduce: records read against the partition's).
+    pub progress: Progress,
 }
-
-impl Eq for Progress {}
-
-/// Flags carry no data: two tasks that differ only in their flags are equal.
-impl PartialEq for CancelFlag {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for CancelFlag {}

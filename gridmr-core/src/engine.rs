@@ -10,7 +10,7 @@ use crate::layout;
 use crate::params::Params;
 use crate::registry::JobDef;
 use crate::shuffle::ShuffleSettings;
-use crate::task::{CancelFlag, MapTask, Progress, ReduceTask, TaskReport};
+use crate::task::{CancelFlag, MapTarget, MapTask, Progress, ReduceTask, TaskControl, TaskReport};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -267,16 +267,25 @@ impl LocalEngine {
                 attempt: 1,
                 worker_id: "local".into(),
                 split,
-                partitions,
-                shuffle_dir: shuffle_dir.clone(),
+                target: if map_only {
+                    MapTarget::Direct {
+                        out: output_dir.clone(),
+                    }
+                } else {
+                    MapTarget::Shuffle {
+                        dir: shuffle_dir.clone(),
+                        partitions,
+                    }
+                },
                 shuffle: config.shuffle,
                 params: params.clone(),
-                map_only_output: map_only.then(|| output_dir.clone()),
-                cancel: cancel.clone(),
-                progress: self.progress.clone().unwrap_or_default(),
             })
             .collect();
-        let maps = self.run_maps(job, &job_id, &map_tasks, &cancel)?;
+        let map_control = TaskControl {
+            cancel: cancel.clone(),
+            progress: self.progress.clone().unwrap_or_default(),
+        };
+        let maps = self.run_maps(job, &job_id, &map_tasks, &map_control)?;
         let mapped = Instant::now();
 
         let reduces = if map_only {
@@ -291,11 +300,13 @@ impl LocalEngine {
                     map_outputs: maps.iter().map(|r| r.output.clone()).collect(),
                     output_dir: output_dir.clone(),
                     params: params.clone(),
-                    cancel: cancel.clone(),
-                    progress: Default::default(),
                 })
                 .collect();
-            self.run_reduces(job, &job_id, &reduce_tasks, &cancel)?
+            let control = TaskControl {
+                cancel: cancel.clone(),
+                progress: Default::default(),
+            };
+            self.run_reduces(job, &job_id, &reduce_tasks, &control)?
         };
         let reduced = Instant::now();
 
@@ -381,13 +392,17 @@ impl LocalEngine {
         job: &dyn JobDef,
         job_id: &str,
         tasks: &[MapTask],
-        cancel: &CancelFlag,
+        control: &TaskControl,
     ) -> Result<Vec<TaskReport>> {
+        let cancel = &control.cancel;
         self.run_tasks(job_id, tasks, cancel, MapTask::task_id, |t, attempt| {
-            job.run_map(&MapTask {
-                attempt,
-                ..t.clone()
-            })
+            job.run_map(
+                &MapTask {
+                    attempt,
+                    ..t.clone()
+                },
+                control,
+            )
         })
     }
 
@@ -397,13 +412,17 @@ impl LocalEngine {
         job: &dyn JobDef,
         job_id: &str,
         tasks: &[ReduceTask],
-        cancel: &CancelFlag,
+        control: &TaskControl,
     ) -> Result<Vec<TaskReport>> {
+        let cancel = &control.cancel;
         self.run_tasks(job_id, tasks, cancel, ReduceTask::task_id, |t, attempt| {
-            job.run_reduce(&ReduceTask {
-                attempt,
-                ..t.clone()
-            })
+            job.run_reduce(
+                &ReduceTask {
+                    attempt,
+                    ..t.clone()
+                },
+                control,
+            )
         })
     }
 

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::input::InputFormat;
 use crate::job::{Job, Mapper, PlanContext, Reducer};
 use crate::params::Params;
-use crate::task::{run_map, run_reduce, MapTask, ReduceTask, TaskReport};
+use crate::task::{run_map, run_reduce, MapTask, ReduceTask, TaskControl, TaskReport};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -21,9 +21,9 @@ pub trait JobDef: Send + Sync {
         false
     }
     /// Runs one map attempt.
-    fn run_map(&self, task: &MapTask) -> Result<TaskReport>;
+    fn run_map(&self, task: &MapTask, control: &TaskControl) -> Result<TaskReport>;
     /// Runs one reduce attempt.
-    fn run_reduce(&self, task: &ReduceTask) -> Result<TaskReport>;
+    fn run_reduce(&self, task: &ReduceTask, control: &TaskControl) -> Result<TaskReport>;
     /// Runs the job's planning hook (see [`Job::with_planner`]): the
     /// parameters to add before its first task. None by default.
     fn plan(&self, ctx: &PlanContext<'_>) -> Result<Params> {
@@ -49,12 +49,12 @@ where
         self.combiner.is_some()
     }
 
-    fn run_map(&self, task: &MapTask) -> Result<TaskReport> {
-        run_map(self, task)
+    fn run_map(&self, task: &MapTask, control: &TaskControl) -> Result<TaskReport> {
+        run_map(self, task, control)
     }
 
-    fn run_reduce(&self, task: &ReduceTask) -> Result<TaskReport> {
-        run_reduce(self, task)
+    fn run_reduce(&self, task: &ReduceTask, control: &TaskControl) -> Result<TaskReport> {
+        run_reduce(self, task, control)
     }
 
     fn plan(&self, ctx: &PlanContext<'_>) -> Result<Params> {

@@ -5,7 +5,7 @@
 //! under a final name until the job's committer (the engine, or the master) commits it. A
 //! crashed, failed or duplicate attempt therefore never leaves a partial or doubled output.
 
-pub use crate::control::{CancelFlag, Progress};
+pub use crate::control::{CancelFlag, Progress, TaskControl};
 use crate::counters::{builtin, Counters};
 use crate::error::{Error, Result, UserError};
 use crate::input::{read_whole, InputFormat, InputSplit, LineReader, Lines, Record};
@@ -35,29 +35,55 @@ pub struct MapTask {
     pub worker_id: String,
     /// The input range.
     pub split: InputSplit,
-    /// How many reduce partitions to cut the output into.
-    pub partitions: u32,
-    /// Where map outputs go (shared by all the job's map tasks). It must exist: an attempt never
-    /// creates it (see [`existing_dir`]).
-    pub shuffle_dir: PathBuf,
+    /// Where its output goes.
+    pub target: MapTarget,
     /// Buffer, compression and merge settings.
     pub shuffle: ShuffleSettings,
     /// The job's parameters.
     #[serde(default)]
     pub params: Params,
-    /// A map-only job's output folder (Hadoop's `numReduceTasks = 0`): the
-    /// mapper's records go, unsorted, to this attempt's part file
-    /// `<folder>/_attempts/part-m-NNNNN-aA` (the folder must exist), and
-    /// `partitions` and `shuffle_dir` are not used.
-    #[serde(default)]
-    pub map_only_output: Option<PathBuf>,
-    /// Stops the attempt early when cancelled (not serialized).
-    #[serde(skip)]
-    pub cancel: CancelFlag,
-    /// Where the attempt reports how far it got (not serialized): input
-    /// bytes against the split's length.
-    #[serde(skip)]
-    pub progress: Progress,
+}
+
+/// Where a map attempt's output goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MapTarget {
+    /// Sorted and cut into `partitions` for the reduces, as this attempt's
+    /// data and index files in the job's shuffle folder `dir` (shared by all
+    /// its map tasks). The folder must exist: an attempt never creates it
+    /// (see [`existing_dir`]).
+    Shuffle {
+        /// The job's shuffle folder.
+        dir: PathBuf,
+        /// How many reduce partitions to cut the output into (at least 1).
+        partitions: u32,
+    },
+    /// A map-only job (Hadoop's `numReduceTasks = 0`): the mapper's records
+    /// go, unsorted, to this attempt's part file
+    /// `<out>/_attempts/part-m-NNNNN-aA`; `out`'s `_attempts` folder must
+    /// exist.
+    Direct {
+        /// The job's output folder.
+        out: PathBuf,
+    },
+}
+
+impl MapTarget {
+    /// The job's folder: the parent of its shuffle or output folder.
+    pub fn job_dir(&self) -> &Path {
+        let dir = match self {
+            MapTarget::Shuffle { dir, .. } => dir,
+            MapTarget::Direct { out } => out,
+        };
+        dir.parent().unwrap_or(dir)
+    }
+
+    /// The folder this attempt writes into, which must exist.
+    pub fn dir(&self) -> &Path {
+        match self {
+            MapTarget::Shuffle { dir, .. } => dir,
+            MapTarget::Direct { out } => out,
+        }
+    }
 }
 
 impl MapTask {
@@ -91,13 +117,6 @@ pub struct ReduceTask {
     /// The job's parameters.
     #[serde(default)]
     pub params: Params,
-    /// Stops the attempt early when cancelled (not serialized).
-    #[serde(skip)]
-    pub cancel: CancelFlag,
-    /// Where the attempt reports how far it got (not serialized): records
-    /// read against the partition's records.
-    #[serde(skip)]
-    pub progress: Progress,
 }
 
 impl ReduceTask {
@@ -262,7 +281,7 @@ fn check_partitions(partitions: u32) -> Result<()> {
 }
 
 /// Runs one map attempt of `job`.
-pub fn run_map<M, R>(job: &Job<M, R>, task: &MapTask) -> Result<TaskReport>
+pub fn run_map<M, R>(job: &Job<M, R>, task: &MapTask, control: &TaskControl) -> Result<TaskReport>
 where
     M: Mapper,
     R: Reducer<Key = M::Key, Value = M::Value>,
@@ -278,15 +297,18 @@ where
         params: task.params.clone(),
     };
     let mut counters = Counters::default();
-    let mut out = match &task.map_only_output {
-        Some(dir) => {
-            existing_dir(&layout::attempts_dir(dir))?;
-            let path = layout::map_only_attempt_file(dir, task.index, task.attempt);
+    let mut out = match &task.target {
+        MapTarget::Direct { out } => {
+            existing_dir(&layout::attempts_dir(out))?;
+            let path = layout::map_only_attempt_file(out, task.index, task.attempt);
             MapOut::Direct(TextWriter::with_separator(&path, job.separator)?)
         }
-        None => {
-            check_partitions(task.partitions)?;
-            existing_dir(&task.shuffle_dir)?;
+        &MapTarget::Shuffle {
+            ref dir,
+            partitions,
+        } => {
+            check_partitions(partitions)?;
+            existing_dir(dir)?;
             let partitioner = job
                 .partitioner
                 .make(&task.params)
@@ -295,9 +317,9 @@ where
                     message: format!("making the partitioner: {e}"),
                 })?;
             let target = SinkTarget {
-                dir: task.shuffle_dir.clone(),
+                dir: dir.clone(),
                 stem: task.output_stem(),
-                partitions: task.partitions,
+                partitions,
             };
             MapOut::Shuffle(MapSink::new(
                 target,
@@ -313,10 +335,10 @@ where
             info: &info,
             counters: &mut counters,
             out: &mut out,
-            cancel: &task.cancel,
+            cancel: &control.cancel,
         };
         mapper.setup(&mut ctx)?;
-        feed(&mut mapper, &mut ctx, task, job.input_format)?;
+        feed(&mut mapper, &mut ctx, task, control, job.input_format)?;
         mapper.cleanup(&mut ctx)?;
         Ok(())
     });
@@ -368,9 +390,10 @@ fn feed<M: Mapper>(
     mapper: &mut M,
     ctx: &mut MapContext<'_, M::Key, M::Value>,
     task: &MapTask,
+    control: &TaskControl,
     format: InputFormat,
 ) -> Result<(), TaskFailure> {
-    let (split, cancel, progress) = (&task.split, &task.cancel, &task.progress);
+    let (split, cancel, progress) = (&task.split, &control.cancel, &control.progress);
     let file = split.path.as_path();
     match format {
         InputFormat::Lines => {
@@ -424,7 +447,7 @@ fn reduce_groups<R, G>(
     reducer: &mut R,
     groups: &mut G,
     ctx: &mut ReduceContext<'_, R::OutKey, R::OutValue>,
-    task: &ReduceTask,
+    control: &TaskControl,
 ) -> Result<(u64, u64)>
 where
     R: Reducer,
@@ -438,9 +461,9 @@ where
         while groups.next_key(&mut key)? {
             let Some(k) = key.as_ref() else { break };
             if seen.is_multiple_of(CancelFlag::CHECK_EVERY) {
-                task.cancel.check()?;
+                control.cancel.check()?;
                 let read = groups.records();
-                task.progress.add(read - reported, read - reported);
+                control.progress.add(read - reported, read - reported);
                 reported = read;
             }
             seen += 1;
@@ -455,26 +478,35 @@ where
         }
         reducer.cleanup(ctx)?;
         let read = groups.records();
-        task.progress.add(read - reported, read - reported);
+        control.progress.add(read - reported, read - reported);
         Ok((groups.groups(), read))
     })
 }
 
 /// Runs one reduce attempt of `job`, writing `task.attempt_path()`.
-pub fn run_reduce<M, R>(job: &Job<M, R>, task: &ReduceTask) -> Result<TaskReport>
+pub fn run_reduce<M, R>(
+    job: &Job<M, R>,
+    task: &ReduceTask,
+    control: &TaskControl,
+) -> Result<TaskReport>
 where
     M: Mapper,
     R: Reducer<Key = M::Key, Value = M::Value>,
 {
     let path = task.attempt_path();
-    let result = reduce_into(job, task, &path);
+    let result = reduce_into(job, task, control, &path);
     if result.is_err() {
         let _ = std::fs::remove_file(&path);
     }
     result
 }
 
-fn reduce_into<M, R>(job: &Job<M, R>, task: &ReduceTask, path: &Path) -> Result<TaskReport>
+fn reduce_into<M, R>(
+    job: &Job<M, R>,
+    task: &ReduceTask,
+    control: &TaskControl,
+    path: &Path,
+) -> Result<TaskReport>
 where
     M: Mapper,
     R: Reducer<Key = M::Key, Value = M::Value>,
@@ -482,7 +514,8 @@ where
     let p = task.partition;
     let mut counters = Counters::default();
     let readers = open_partition(&task.map_outputs, p, &mut counters)?;
-    task.progress
+    control
+        .progress
         .add_total(readers.iter().map(SegmentReader::records).sum());
     if let Some(dir) = path.parent() {
         existing_dir(dir)?;
@@ -510,13 +543,13 @@ where
             &mut reducer,
             &mut RawGroups::new(RawMerge::new(order, readers)?),
             &mut ctx,
-            task,
+            control,
         )?,
         None => reduce_groups(
             &mut reducer,
             &mut Groups::new(KWayMerge::<M::Key, M::Value>::new(readers)?),
             &mut ctx,
-            task,
+            control,
         )?,
     };
     counters.add_builtin(builtin::REDUCE_INPUT_GROUPS, groups);

@@ -21,7 +21,6 @@ fn map_task(
     dir: &std::path::Path,
     input: &std::path::Path,
     (start, end): (u64, u64),
-    cancel: gridmr_core::task::CancelFlag,
 ) -> gridmr_core::task::MapTask {
     std::fs::create_dir_all(dir.join("shuffle")).unwrap();
     gridmr_core::task::MapTask {
@@ -35,13 +34,12 @@ fn map_task(
             end,
             input: 0,
         },
-        partitions: 2,
-        shuffle_dir: dir.join("shuffle"),
+        target: gridmr_core::task::MapTarget::Shuffle {
+            dir: dir.join("shuffle"),
+            partitions: 2,
+        },
         shuffle: gridmr_core::ShuffleSettings::default(),
         params: Default::default(),
-        map_only_output: None,
-        cancel,
-        progress: Default::default(),
     }
 }
 
@@ -384,7 +382,7 @@ fn a_reducer_may_leave_values_unread() {
 
 #[test]
 fn a_cancelled_attempt_stops_and_leaves_no_output() {
-    use gridmr_core::task::{run_map, run_reduce, CancelFlag, MapTask, ReduceTask};
+    use gridmr_core::task::{run_map, run_reduce, MapTask, ReduceTask, TaskControl};
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     // More lines than a task handles between two looks at its flag.
@@ -393,19 +391,20 @@ fn a_cancelled_attempt_stops_and_leaves_no_output() {
         .collect();
     std::fs::write(&input, &text).unwrap();
     let job = gridmr_core::bundled::wordcount::job();
-    let flag = CancelFlag::default();
-    let task = map_task(dir.path(), &input, (0, text.len() as u64), flag.clone());
+    let control = TaskControl::default();
+    let task = map_task(dir.path(), &input, (0, text.len() as u64));
     // Not cancelled: it runs.
-    let done = run_map(&job, &task).unwrap();
+    let done = run_map(&job, &task, &control).unwrap();
     assert!(done.output.exists());
     // Cancelled: the next attempt stops with Error::Cancelled and removes its files.
-    flag.cancel();
+    control.cancel.cancel();
     let stopped = run_map(
         &job,
         &MapTask {
             attempt: 2,
             ..task.clone()
         },
+        &control,
     );
     assert!(
         matches!(stopped, Err(gridmr_core::Error::Cancelled)),
@@ -426,10 +425,8 @@ fn a_cancelled_attempt_stops_and_leaves_no_output() {
         map_outputs: vec![done.output],
         output_dir: dir.path().join("out"),
         params: Default::default(),
-        cancel: flag,
-        progress: Default::default(),
     };
-    let stopped = run_reduce(&job, &reduce);
+    let stopped = run_reduce(&job, &reduce, &control);
     assert!(
         matches!(stopped, Err(gridmr_core::Error::Cancelled)),
         "{stopped:?}"
@@ -460,32 +457,35 @@ fn a_failed_job_does_not_cancel_the_callers_flag_but_the_caller_can_cancel() {
 
 #[test]
 fn tasks_count_their_progress_exactly() {
-    use gridmr_core::task::{run_map, run_reduce, CancelFlag, MapTask, Progress, ReduceTask};
+    use gridmr_core::task::{run_map, run_reduce, MapTarget, MapTask, ReduceTask, TaskControl};
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     let text: String = (0..5000).map(|i| format!("w{} x\n", i % 31)).collect();
     std::fs::write(&input, &text).unwrap();
     let job = gridmr_core::bundled::wordcount::job();
-    let (first, second) = (Progress::default(), Progress::default());
+    let (first, second) = (TaskControl::default(), TaskControl::default());
     let half = text.len() as u64 / 2;
     let mut outputs = Vec::new();
     for (start, end, progress) in [(0, half, &first), (half, text.len() as u64, &second)] {
         let task = MapTask {
             index: outputs.len() as u32,
-            partitions: 1,
-            progress: progress.clone(),
-            ..map_task(dir.path(), &input, (start, end), CancelFlag::default())
+            target: MapTarget::Shuffle {
+                dir: dir.path().join("shuffle"),
+                partitions: 1,
+            },
+            ..map_task(dir.path(), &input, (start, end))
         };
-        outputs.push(run_map(&job, &task).unwrap().output);
+        outputs.push(run_map(&job, &task, progress).unwrap().output);
     }
     // Each map counted its split's bytes (a split's lines may run past its
     // end, so together they count the file once) and its lines.
+    let (first, second) = (&first.progress, &second.progress);
     assert_eq!(first.done() + second.done(), text.len() as u64);
     assert_eq!(first.total(), half);
     assert_eq!(first.records() + second.records(), 5000);
     assert_eq!(first.fraction(), 1.0);
     std::fs::create_dir_all(dir.path().join("out/_attempts")).unwrap();
-    let progress = Progress::default();
+    let control = TaskControl::default();
     let reduce = ReduceTask {
         job_id: "j".into(),
         partition: 0,
@@ -494,11 +494,10 @@ fn tasks_count_their_progress_exactly() {
         map_outputs: outputs,
         output_dir: dir.path().join("out"),
         params: Default::default(),
-        cancel: CancelFlag::default(),
-        progress: progress.clone(),
     };
-    run_reduce(&job, &reduce).unwrap();
+    run_reduce(&job, &reduce, &control).unwrap();
     // The combiner left one record per word per map: 31 words, 2 maps, plus "x".
+    let progress = &control.progress;
     assert_eq!((progress.done(), progress.total()), (64, 64));
 }
 
@@ -603,7 +602,7 @@ impl Mapper for CancelsItself {
 
 #[test]
 fn an_attempt_cancelled_within_a_run_of_lines_stops_within_1024_lines() {
-    use gridmr_core::task::{run_map, CancelFlag};
+    use gridmr_core::task::{run_map, CancelFlag, TaskControl};
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     // One run of lines (64 KiB) holds about 13,000 of these.
@@ -616,8 +615,12 @@ fn an_attempt_cancelled_within_a_run_of_lines_stops_within_1024_lines() {
         mapped: mapped.clone(),
     };
     let job = Job::new("cancels", mapper, SumReducer);
-    let task = map_task(dir.path(), &input, (0, text.len() as u64), flag);
-    let stopped = run_map(&job, &task);
+    let task = map_task(dir.path(), &input, (0, text.len() as u64));
+    let control = TaskControl {
+        cancel: flag,
+        progress: Default::default(),
+    };
+    let stopped = run_map(&job, &task, &control);
     assert!(matches!(stopped, Err(Error::Cancelled)), "{stopped:?}");
     let n = mapped.load(std::sync::atomic::Ordering::Relaxed);
     assert!((10..=1024).contains(&n), "{n} lines mapped");

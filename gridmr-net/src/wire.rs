@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::proto;
 use gridmr_core::input::InputSplit;
 use gridmr_core::shuffle::{Compression, ShuffleSettings};
-use gridmr_core::task::{CancelFlag, MapTask, ReduceTask};
+use gridmr_core::task::{MapTarget, MapTask, ReduceTask};
 use gridmr_core::{Counters, Params};
 use std::path::PathBuf;
 
@@ -74,14 +74,20 @@ pub fn shuffle_from_wire(o: Option<&proto::ShuffleOptions>) -> ShuffleSettings {
 }
 
 /// A map task as a protocol message. `chunk_id` is the task id
-/// (`map-NNNNN`), as the original named chunks.
+/// (`map-NNNNN`), as the original named chunks. A map-only task
+/// ([`MapTarget::Direct`]) is sent with `map_only_output` set, one partition
+/// and no shuffle folder.
 pub fn map_task_to_wire(task: &MapTask, job_name: &str, script_path: &str) -> proto::MapTask {
+    let (shuffle_dir, partitions, map_only_output) = match &task.target {
+        MapTarget::Shuffle { dir, partitions } => (dir.display().to_string(), *partitions, None),
+        MapTarget::Direct { out } => (String::new(), 1, Some(out.display().to_string())),
+    };
     proto::MapTask {
         job_id: task.job_id.clone(),
         script_path: script_path.to_owned(),
         input_chunk: task.split.path.display().to_string(),
-        shuffle_dir: task.shuffle_dir.display().to_string(),
-        reduce_partitions: i32::try_from(task.partitions).unwrap_or(i32::MAX),
+        shuffle_dir,
+        reduce_partitions: i32::try_from(partitions).unwrap_or(i32::MAX),
         chunk_id: task.task_id(),
         attempt: task.attempt,
         job_name: job_name.to_owned(),
@@ -91,11 +97,7 @@ pub fn map_task_to_wire(task: &MapTask, job_name: &str, script_path: &str) -> pr
         shuffle: Some(shuffle_to_wire(&task.shuffle)),
         streaming: None,
         timeout_s: 0,
-        map_only_output: task
-            .map_only_output
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
+        map_only_output: map_only_output.unwrap_or_default(),
         input_index: task.split.input,
         params: task.params.clone().into(),
     }
@@ -178,13 +180,25 @@ fn truncate(s: &str, max: usize) -> &str {
 /// A core map task from a protocol message, run by `worker_id`.
 ///
 /// A split of `0..0` means the whole file, as the original's chunk files.
+/// A message with `map_only_output` set is a map-only task: its partitions
+/// and shuffle folder are not read.
 pub fn map_task_from_wire(msg: &proto::MapTask, worker_id: &str) -> Result<MapTask> {
     const M: &str = "MapTask";
     check_job_id(M, &msg.job_id)?;
-    let partitions = u32::try_from(msg.reduce_partitions)
-        .ok()
-        .filter(|p| *p > 0 && *p <= MAX_WIRE_PARTITIONS)
-        .ok_or_else(|| invalid(M, format!("reduce_partitions is {}", msg.reduce_partitions)))?;
+    let target = if msg.map_only_output.is_empty() {
+        let partitions = u32::try_from(msg.reduce_partitions)
+            .ok()
+            .filter(|p| *p > 0 && *p <= MAX_WIRE_PARTITIONS)
+            .ok_or_else(|| invalid(M, format!("reduce_partitions is {}", msg.reduce_partitions)))?;
+        MapTarget::Shuffle {
+            dir: non_empty(M, "shuffle_dir", &msg.shuffle_dir)?,
+            partitions,
+        }
+    } else {
+        MapTarget::Direct {
+            out: PathBuf::from(&msg.map_only_output),
+        }
+    };
     let (start, end) = match (msg.split_start, msg.split_end) {
         (0, 0) => (0, u64::MAX),
         (s, e) if s <= e => (s, e),
@@ -201,14 +215,9 @@ pub fn map_task_from_wire(msg: &proto::MapTask, worker_id: &str) -> Result<MapTa
             end,
             input: msg.input_index,
         },
-        partitions,
-        shuffle_dir: non_empty(M, "shuffle_dir", &msg.shuffle_dir)?,
+        target,
         shuffle: shuffle_from_wire(msg.shuffle.as_ref()),
         params: params_from_wire(M, &msg.params)?,
-        map_only_output: (!msg.map_only_output.is_empty())
-            .then(|| PathBuf::from(&msg.map_only_output)),
-        cancel: CancelFlag::default(),
-        progress: Default::default(),
     })
 }
 
@@ -259,8 +268,6 @@ pub fn reduce_task_from_wire(msg: &proto::ReduceTask, worker_id: &str) -> Result
         map_outputs,
         output_dir: non_empty(M, "output_path", &msg.output_path)?,
         params: params_from_wire(M, &msg.params)?,
-        cancel: CancelFlag::default(),
-        progress: Default::default(),
     })
 }
 
@@ -280,16 +287,15 @@ mod tests {
                 end: 99,
                 input: 1,
             },
-            partitions: 4,
-            shuffle_dir: "/data/jobs/j1/shuffle".into(),
+            target: MapTarget::Shuffle {
+                dir: "/data/jobs/j1/shuffle".into(),
+                partitions: 4,
+            },
             shuffle: ShuffleSettings {
                 compression: Compression::Lz4,
                 ..ShuffleSettings::default()
             },
             params: Params::new().with("pattern", "a+"),
-            map_only_output: None,
-            cancel: CancelFlag::default(),
-            progress: Default::default(),
         }
     }
 
@@ -299,6 +305,16 @@ mod tests {
         let wire = map_task_to_wire(&t, "wordcount", "");
         assert_eq!(wire.chunk_id, "map-00003");
         assert_eq!(map_task_from_wire(&wire, "w").unwrap(), t);
+        // A map-only task: no partitions or shuffle folder on the wire.
+        let direct = MapTask {
+            target: MapTarget::Direct {
+                out: "/data/jobs/j1/out".into(),
+            },
+            ..map_task()
+        };
+        let wire = map_task_to_wire(&direct, "wordcount", "");
+        assert_eq!((wire.reduce_partitions, wire.shuffle_dir.as_str()), (1, ""));
+        assert_eq!(map_task_from_wire(&wire, "w").unwrap(), direct);
     }
 
     #[test]
@@ -367,8 +383,6 @@ mod tests {
             map_outputs: vec!["/a.index".into(), "/b.index".into()],
             output_dir: "/out".into(),
             params: Params::new().with("join", "left"),
-            cancel: CancelFlag::default(),
-            progress: Default::default(),
         };
         let wire = reduce_task_to_wire(&t, "wc", "");
         assert_eq!(reduce_task_from_wire(&wire, "w").unwrap(), t);

@@ -3,7 +3,7 @@
 //! turns its records into the workers' protocol and back.
 
 use gridmr_core::layout;
-use gridmr_core::task::{MapTask, ReduceTask};
+use gridmr_core::task::{MapTarget, MapTask, ReduceTask};
 use gridmr_net::auth::WorkerRpc;
 use gridmr_net::proto;
 use gridmr_net::wire::{map_task_to_wire, reduce_task_to_wire, shuffle_to_wire};
@@ -102,13 +102,18 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
                     attempt,
                     worker_id,
                     split: job.splits.get(index as usize)?.clone(),
-                    partitions: job.reduce_partitions,
-                    shuffle_dir: job.dirs.shuffle.clone(),
+                    target: if job.map_only {
+                        MapTarget::Direct {
+                            out: job.dirs.out.clone(),
+                        }
+                    } else {
+                        MapTarget::Shuffle {
+                            dir: job.dirs.shuffle.clone(),
+                            partitions: job.reduce_partitions,
+                        }
+                    },
                     shuffle: job.shuffle,
                     params: job.params.clone(),
-                    map_only_output: job.map_only.then(|| job.dirs.out.clone()),
-                    cancel: Default::default(),
-                    progress: Default::default(),
                 },
                 &name,
                 &script,
@@ -128,8 +133,6 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
                         map_outputs: Vec::new(),
                         output_dir: job.dirs.out.clone(),
                         params: job.params.clone(),
-                        cancel: Default::default(),
-                        progress: Default::default(),
                     },
                     &name,
                     &script,

@@ -16,7 +16,7 @@ use super::external::{self, Owner, Processes, Spec};
 use super::failure::Failure;
 use super::scripts::Runner;
 use gridmr_core::layout;
-use gridmr_core::task::{MapTask, ReduceTask};
+use gridmr_core::task::{MapTask, ReduceTask, TaskControl};
 use gridmr_core::{Counters, Registry};
 use gridmr_net::proto;
 use gridmr_net::wire::{
@@ -105,8 +105,7 @@ pub(crate) fn run_map(
 ) -> Result<(PathBuf, Counters), Failure> {
     let msg = map_task_to_wire(task, job, "").encode_to_vec();
     let owner = Owner::new(&task.job_id, &task.task_id(), task.attempt);
-    let job_dir = task.shuffle_dir.parent().unwrap_or(&task.shuffle_dir);
-    let log = layout::attempt_log(job_dir, &task.task_id(), task.attempt);
+    let log = layout::attempt_log(task.target.job_dir(), &task.task_id(), task.attempt);
     run(runner, procs, &owner, log, b'm', msg)
 }
 
@@ -215,12 +214,15 @@ fn child(registry: &Registry, worker_id: &str) -> Result<ChildReport, ChildError
         b'm' => {
             let msg = proto::MapTask::decode(body)?;
             let task = map_task_from_wire(&msg, worker_id)?;
-            registry.get(&msg.job_name)?.run_map(&task)?
+            // Its parent stops it by killing it, and reads no progress.
+            let control = TaskControl::default();
+            registry.get(&msg.job_name)?.run_map(&task, &control)?
         }
         b'r' => {
             let msg = proto::ReduceTask::decode(body)?;
             let task = reduce_task_from_wire(&msg, worker_id)?;
-            registry.get(&msg.job_name)?.run_reduce(&task)?
+            let control = TaskControl::default();
+            registry.get(&msg.job_name)?.run_reduce(&task, &control)?
         }
         &other => return Err(ChildError::UnknownTag(other)),
     };

@@ -16,7 +16,8 @@ use gridmr_core::input::{list_inputs, InputSplit, LineReader};
 use gridmr_core::layout;
 use gridmr_core::shuffle::{KWayMerge, MapSink, ShuffleSettings, SinkTarget};
 use gridmr_core::task::{
-    create_leaf_dir, existing_dir, open_partition, CancelFlag, MapTask, Progress, ReduceTask,
+    create_leaf_dir, existing_dir, open_partition, CancelFlag, MapTarget, MapTask, Progress,
+    ReduceTask,
 };
 use gridmr_core::{Counters, Params, Sha1Partitioner};
 use std::ffi::OsString;
@@ -84,8 +85,15 @@ impl<'a> PartFile<'a> {
 
 /// A map attempt's log (its combiner's stderr goes there too).
 fn map_log(task: &MapTask) -> PathBuf {
-    let job_dir = task.shuffle_dir.parent().unwrap_or(&task.shuffle_dir);
-    layout::attempt_log(job_dir, &task.task_id(), task.attempt)
+    layout::attempt_log(task.target.job_dir(), &task.task_id(), task.attempt)
+}
+
+/// Where a map attempt's sorted output goes: the job's shuffle folder, cut
+/// into `partitions`.
+#[derive(Clone, Copy)]
+struct Shuffled<'a> {
+    dir: &'a Path,
+    partitions: u32,
 }
 
 impl Program {
@@ -303,18 +311,44 @@ fn sink(
     )
 }
 
-/// One map attempt of a script job: the split's lines through the mapper,
-/// its `key<TAB>value` lines into the sorted shuffle.
+/// One map attempt of a script job, its split's lines through the mapper:
+/// into the sorted shuffle, or (map-only) straight into its part file.
 pub(crate) fn run_map(
     runner: &Runner,
     procs: &Processes,
     program: &Program,
     task: &MapTask,
+    progress: &Progress,
     timeout_s: u32,
 ) -> Result<ScriptOutput, Failure> {
-    existing_dir(&task.shuffle_dir).map_err(err)?;
+    match &task.target {
+        MapTarget::Shuffle { dir, partitions } => {
+            let to = Shuffled {
+                dir,
+                partitions: *partitions,
+            };
+            map_to_shuffle(runner, procs, program, task, progress, to, timeout_s)
+        }
+        MapTarget::Direct { out } => {
+            run_map_only(runner, procs, program, task, progress, out, timeout_s)
+        }
+    }
+}
+
+/// A map attempt whose `key<TAB>value` lines, grouped by key, go into the
+/// sorted shuffle (through the streaming combiner when there is one).
+fn map_to_shuffle(
+    runner: &Runner,
+    procs: &Processes,
+    program: &Program,
+    task: &MapTask,
+    progress: &Progress,
+    to: Shuffled<'_>,
+    timeout_s: u32,
+) -> Result<ScriptOutput, Failure> {
+    existing_dir(to.dir).map_err(err)?;
     let stem = task.output_stem();
-    let work = WorkDir::create(runner, &work_parent(&task.shuffle_dir), &stem, program)?;
+    let work = WorkDir::create(runner, &work_parent(to.dir), &stem, program)?;
     let env = runner.env(
         &task.task_id(),
         task.attempt,
@@ -330,9 +364,9 @@ pub(crate) fn run_map(
     } else {
         stem.clone()
     };
-    let mut out = sink(&task.shuffle_dir, first_stem, task.partitions, task.shuffle);
+    let mut out = sink(to.dir, first_stem, to.partitions, task.shuffle);
 
-    let (feed, input) = feed_split(&task.split, &task.progress)?;
+    let (feed, input) = feed_split(&task.split, progress)?;
     let mut counters = Counters::default();
     // The reducer sees each key once with all its values, so map output is
     // grouped by key here: one shuffle record per distinct key instead of
@@ -367,20 +401,9 @@ pub(crate) fn run_map(
             return Err(e);
         }
     };
-    // Grouping by key acts as a combiner: the script's pairs are the map
-    // output and the grouping's input, the grouped shuffle records its
-    // output.
     let mut sunk = Counters::default();
     let mut index = out.finish(&mut sunk).map_err(err)?;
-    for (group, name, n) in sunk.iter() {
-        let name = match name {
-            builtin::MAP_OUTPUT_RECORDS => builtin::COMBINE_OUTPUT_RECORDS,
-            other => other,
-        };
-        counters.add(group, name, n);
-    }
-    counters.add_builtin(builtin::MAP_OUTPUT_RECORDS, pairs);
-    counters.add_builtin(builtin::COMBINE_INPUT_RECORDS, pairs);
+    count_grouped(&mut counters, &sunk, pairs);
     input.add_to(&mut counters);
     counters.merge(&finished.counters);
     let mut status = finished.status;
@@ -391,9 +414,9 @@ pub(crate) fn run_map(
             procs,
             program,
             task,
+            to,
             &pre,
-            &stem,
-            &work.0,
+            (&stem, &work.0),
             timeout_s,
             &mut counters,
         );
@@ -411,6 +434,21 @@ pub(crate) fn run_map(
         counters,
         status,
     })
+}
+
+/// Grouping by key acts as a combiner: the script's `pairs` are the map
+/// output and the grouping's input, the grouped shuffle records (`sunk`)
+/// its output.
+fn count_grouped(counters: &mut Counters, sunk: &Counters, pairs: u64) {
+    for (group, name, n) in sunk.iter() {
+        let name = match name {
+            builtin::MAP_OUTPUT_RECORDS => builtin::COMBINE_OUTPUT_RECORDS,
+            other => other,
+        };
+        counters.add(group, name, n);
+    }
+    counters.add_builtin(builtin::MAP_OUTPUT_RECORDS, pairs);
+    counters.add_builtin(builtin::COMBINE_INPUT_RECORDS, pairs);
 }
 
 /// What a split's feeder counted, read once the process has finished.
@@ -471,11 +509,12 @@ fn feed_split(split: &InputSplit, progress: &Progress) -> Result<SplitFeed, Fail
 
 /// One map attempt of a map-only streaming job: the mapper's output lines,
 /// as they come, into `<out_dir>/_attempts/part-m-NNNNN-aA`.
-pub(crate) fn run_map_only(
+fn run_map_only(
     runner: &Runner,
     procs: &Processes,
     program: &Program,
     task: &MapTask,
+    progress: &Progress,
     out_dir: &Path,
     timeout_s: u32,
 ) -> Result<ScriptOutput, Failure> {
@@ -498,7 +537,7 @@ pub(crate) fn run_map_only(
             .spec(program, Step::Map, &work.0, env, timeout_s)?
             .logging_to(map_log(task));
         let mut out = PartFile::create(&path)?;
-        let (feed, input) = feed_split(&task.split, &task.progress)?;
+        let (feed, input) = feed_split(&task.split, progress)?;
         let finished = external::run(
             &spec,
             procs,
@@ -529,20 +568,15 @@ fn combine_output(
     procs: &Processes,
     program: &Program,
     task: &MapTask,
+    to: Shuffled<'_>,
     pre_index: &Path,
-    stem: &str,
-    cwd: &Path,
+    (stem, cwd): (&str, &Path),
     timeout_s: u32,
     counters: &mut Counters,
 ) -> Result<(gridmr_core::shuffle::RunIndex, Option<String>), Failure> {
-    let mut out = sink(
-        &task.shuffle_dir,
-        stem.to_owned(),
-        task.partitions,
-        task.shuffle,
-    );
+    let mut out = sink(to.dir, stem.to_owned(), to.partitions, task.shuffle);
     let mut status = None;
-    for p in 0..task.partitions {
+    for p in 0..to.partitions {
         let mut scratch = Counters::default();
         let readers = open_partition(&[pre_index.to_path_buf()], p, &mut scratch).map_err(err)?;
         if readers.is_empty() {
@@ -590,10 +624,11 @@ pub(crate) fn run_reduce(
     procs: &Processes,
     program: &Program,
     task: &ReduceTask,
+    progress: &Progress,
     timeout_s: u32,
 ) -> Result<ScriptOutput, Failure> {
     let path = task.attempt_path();
-    let result = reduce_into(runner, procs, program, task, timeout_s, &path);
+    let result = reduce_into(runner, procs, program, (task, progress), timeout_s, &path);
     if result.is_err() {
         let _ = std::fs::remove_file(&path);
     }
@@ -604,14 +639,13 @@ fn reduce_into(
     runner: &Runner,
     procs: &Processes,
     program: &Program,
-    task: &ReduceTask,
+    (task, progress): (&ReduceTask, &Progress),
     timeout_s: u32,
     path: &Path,
 ) -> Result<ScriptOutput, Failure> {
     let mut counters = Counters::default();
     let readers = open_partition(&task.map_outputs, task.partition, &mut counters).map_err(err)?;
-    task.progress
-        .add_total(readers.iter().map(|r| r.records()).sum());
+    progress.add_total(readers.iter().map(|r| r.records()).sum());
     let merge = KWayMerge::<String, String>::new(readers).map_err(err)?;
     if let Some(dir) = path.parent() {
         existing_dir(dir).map_err(err)?;
@@ -641,7 +675,7 @@ fn reduce_into(
             merge,
             Some(records.clone()),
             program.encoding(),
-            task.progress.clone(),
+            progress.clone(),
         ),
         |line| out.line(line),
     )?;
@@ -898,15 +932,21 @@ fn single(
                 end: f.len,
                 input: f.input,
             },
-            partitions: 1,
-            shuffle_dir: shuffle_dir.clone(),
+            target: MapTarget::Shuffle {
+                dir: shuffle_dir.clone(),
+                partitions: 1,
+            },
             shuffle,
             params: params.clone(),
-            map_only_output: None,
-            cancel: Default::default(),
-            progress: Default::default(),
         };
-        let out = run_map(runner, procs, program, &task, timeout_s)?;
+        let out = run_map(
+            runner,
+            procs,
+            program,
+            &task,
+            &Progress::default(),
+            timeout_s,
+        )?;
         counters.merge(&out.counters);
         status = out.status.or(status);
         outputs.push(out.output);
@@ -919,10 +959,15 @@ fn single(
         map_outputs: outputs,
         output_dir: output_dir.to_path_buf(),
         params: params.clone(),
-        cancel: Default::default(),
-        progress: Default::default(),
     };
-    let out = run_reduce(runner, procs, program, &reduce, timeout_s)?;
+    let out = run_reduce(
+        runner,
+        procs,
+        program,
+        &reduce,
+        &Progress::default(),
+        timeout_s,
+    )?;
     counters.merge(&out.counters);
     Ok(ScriptOutput {
         output: out.output,

@@ -9,8 +9,8 @@ use crate::paths::{check_inside, check_new_inside, confine_input};
 use gridmr_core::engine::{JobConfig, LocalEngine};
 use gridmr_core::shuffle::RunIndex;
 use gridmr_core::task::{
-    create_leaf_dir, existing_dir, CancelFlag, MapTask, Progress, ReduceTask, TaskReport,
-    ATTEMPTS_DIR,
+    create_leaf_dir, existing_dir, CancelFlag, MapTask, Progress, ReduceTask, TaskControl,
+    TaskReport, ATTEMPTS_DIR,
 };
 use gridmr_core::{Counters, JobDef, Registry};
 use gridmr_net::proto::worker_server::Worker;
@@ -119,10 +119,9 @@ struct JobHere {
 struct AttemptHere {
     task: String,
     attempt: u32,
-    /// Its own flag (a child of the job's), so it can be stopped alone.
-    flag: CancelFlag,
-    /// How far it got: sent with every heartbeat.
-    progress: Progress,
+    /// Its own flag (a child of the job's, so it can be stopped alone),
+    /// and how far it got (sent with every heartbeat).
+    control: TaskControl,
 }
 
 /// One attempt's hold on its job's entry; dropping it lets the job go.
@@ -130,10 +129,9 @@ struct Ticket {
     core: Arc<WorkerCore>,
     job_id: String,
     attempt: String,
-    /// The attempt's flag: cancelled with its job, or alone.
-    flag: CancelFlag,
-    /// Where the attempt counts its progress.
-    progress: Progress,
+    /// The attempt's flag (cancelled with its job, or alone) and where it
+    /// counts its progress.
+    control: TaskControl,
 }
 
 impl Drop for Ticket {
@@ -215,35 +213,35 @@ impl WorkerCore {
     /// flag, held until the ticket drops.
     fn enter(self: &Arc<Self>, job_id: &str, task: &str, attempt: u32) -> Ticket {
         let key = attempt_key(task, attempt);
-        let progress = Progress::default();
-        let (flag, early) = self
+        let (control, early) = self
             .jobs
             .lock()
             .map(|mut jobs| {
                 let j = jobs.entry(job_id.to_owned()).or_default();
-                let flag = j.flag.child();
+                let control = TaskControl {
+                    cancel: j.flag.child(),
+                    progress: Progress::default(),
+                };
                 j.attempts.insert(
                     key.clone(),
                     AttemptHere {
                         task: task.to_owned(),
                         attempt,
-                        flag: flag.clone(),
-                        progress: progress.clone(),
+                        control: control.clone(),
                     },
                 );
-                (flag, self.was_cancelled_early(job_id))
+                (control, self.was_cancelled_early(job_id))
             })
             .unwrap_or_default();
         if early {
-            flag.cancel();
+            control.cancel.cancel();
             self.procs.cancel(job_id, None);
         }
         Ticket {
             core: self.clone(),
             job_id: job_id.to_owned(),
             attempt: key,
-            flag,
-            progress,
+            control,
         }
     }
 
@@ -260,9 +258,9 @@ impl WorkerCore {
                     task: a.task.clone(),
                     attempt: a.attempt,
                     work: WorkDone {
-                        done: a.progress.done(),
-                        total: a.progress.total(),
-                        records: a.progress.records(),
+                        done: a.control.progress.done(),
+                        total: a.control.progress.total(),
+                        records: a.control.progress.records(),
                     },
                 })
             })
@@ -345,7 +343,7 @@ impl WorkerCore {
             .await
             .map_err(|_| Failure::engine("the worker is shutting down"))?;
         let job_id = ticket.job_id.as_str();
-        let cancelled = || ticket.flag.is_cancelled();
+        let cancelled = || ticket.control.cancel.is_cancelled();
         if cancelled() {
             return Err(Failure::cancelled(job_id));
         }
@@ -560,8 +558,8 @@ impl Worker for WorkerService {
         let (job_id, timeout_s) = (msg.job_id.clone(), msg.timeout_s);
         let (inputs, params) = single_inputs(&msg)?;
         let out_dir = output_dir.clone();
-        let flag = ticket.flag.clone();
-        let progress = ticket.progress.clone();
+        let flag = ticket.control.cancel.clone();
+        let progress = ticket.control.progress.clone();
         let roots = core.input_roots.clone();
         let config = JobConfig {
             inputs: inputs.clone(),
@@ -643,24 +641,13 @@ impl Worker for WorkerService {
         let msg = request.into_inner();
         let core = &self.core;
         let started = Instant::now();
-        let map_only =
-            (!msg.map_only_output.is_empty()).then(|| PathBuf::from(&msg.map_only_output));
-        let mut wire = msg.clone();
-        if map_only.is_some() {
-            // A map-only task has no partitions; the shuffle fields go unused.
-            wire.reduce_partitions = 1;
-        }
-        let mut task: MapTask = map_task_from_wire(&wire, &core.id)
+        let task: MapTask = map_task_from_wire(&msg, &core.id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let ticket = core.enter(&task.job_id, &task.task_id(), task.attempt);
-        task.cancel = ticket.flag.clone();
-        task.progress = ticket.progress.clone();
+        let control = ticket.control.clone();
         check_inside(&task.split.path, &core.input_roots)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        core.inside(&task.shuffle_dir)?;
-        if let Some(out) = &map_only {
-            core.inside(out)?;
-        }
+        core.inside(task.target.dir())?;
         let mut answer = MapResult {
             job_id: task.job_id.clone(),
             worker_id: core.id.clone(),
@@ -673,25 +660,21 @@ impl Worker for WorkerService {
         let (runner, procs, timeout_s) = (core.runner.clone(), core.procs.clone(), msg.timeout_s);
         let isolated = core.isolated;
         // A child process's stderr is its log; in this process, its events.
-        let log = (matches!(what, Work::Typed(_)) && !isolated).then(|| {
-            let job_dir = task.shuffle_dir.parent().unwrap_or(&task.shuffle_dir);
-            gridmr_core::layout::attempt_log(job_dir, &task_id, attempt)
-        });
+        let log = (matches!(what, Work::Typed(_)) && !isolated)
+            .then(|| gridmr_core::layout::attempt_log(task.target.job_dir(), &task_id, attempt));
         let work = move || match what {
             Work::Typed(job) if isolated => {
                 super::isolated::run_map(&runner, &procs, &task, job.name()).map(Produced::from)
             }
             Work::Typed(job) => job
-                .run_map(&task)
+                .run_map(&task, &control)
                 .map(Produced::from)
                 .map_err(Failure::from),
-            Work::Script(program) => match &map_only {
-                Some(out) => {
-                    scripts::run_map_only(&runner, &procs, &program, &task, out, timeout_s)
-                }
-                None => scripts::run_map(&runner, &procs, &program, &task, timeout_s),
+            Work::Script(program) => {
+                let progress = &control.progress;
+                scripts::run_map(&runner, &procs, &program, &task, progress, timeout_s)
+                    .map(Produced::from)
             }
-            .map(Produced::from),
         };
         match core
             .run(&ticket, &task_id, attempt, log, work, remove_map_output)
@@ -723,11 +706,10 @@ impl Worker for WorkerService {
         let msg = request.into_inner();
         let core = &self.core;
         let started = Instant::now();
-        let mut task: ReduceTask = reduce_task_from_wire(&msg, &core.id)
+        let task: ReduceTask = reduce_task_from_wire(&msg, &core.id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let ticket = core.enter(&task.job_id, &task.task_id(), task.attempt);
-        task.cancel = ticket.flag.clone();
-        task.progress = ticket.progress.clone();
+        let control = ticket.control.clone();
         core.inside(&task.output_dir)?;
         for input in &task.map_outputs {
             core.inside(input)?;
@@ -758,11 +740,12 @@ impl Worker for WorkerService {
                         .map(Produced::from)
                 }
                 Work::Typed(job) => job
-                    .run_reduce(&task)
+                    .run_reduce(&task, &control)
                     .map(Produced::from)
                     .map_err(Failure::from),
                 Work::Script(program) => {
-                    scripts::run_reduce(&runner, &procs, &program, &task, timeout_s)
+                    let progress = &control.progress;
+                    scripts::run_reduce(&runner, &procs, &program, &task, progress, timeout_s)
                         .map(Produced::from)
                 }
             };
@@ -822,7 +805,7 @@ impl Worker for WorkerService {
         let here = match self.core.jobs.lock() {
             Ok(jobs) => match (jobs.get(&job_id), &one) {
                 (Some(j), None) => Some(j.flag.clone()),
-                (Some(j), Some(key)) => j.attempts.get(key).map(|a| a.flag.clone()),
+                (Some(j), Some(key)) => j.attempts.get(key).map(|a| a.control.cancel.clone()),
                 (None, None) => {
                     self.core.cancel_early(&job_id);
                     None
