@@ -4,6 +4,7 @@
 use crate::commit::JobCommit;
 use crate::counters::Counters;
 use crate::error::{Error, Result};
+use crate::ids::{JobId, WorkerId};
 use crate::input::{list_inputs, plan_splits, SplitPolicy};
 use crate::job::PlanContext;
 use crate::layout;
@@ -100,7 +101,7 @@ pub struct PhaseTimes {
 #[derive(Debug, Clone)]
 pub struct JobOutcome {
     /// The job's id.
-    pub job_id: String,
+    pub job_id: JobId,
     /// The output folder (`part-r-*`, `result.txt`, `_SUCCESS`).
     pub output_dir: PathBuf,
     /// The joined result file, `result.txt`, when the output was small enough for one
@@ -258,6 +259,8 @@ impl LocalEngine {
             .as_ref()
             .map(CancelFlag::child)
             .unwrap_or_default();
+        let local =
+            WorkerId::new("local").map_err(|e| Error::setting("worker_id", e.to_string()))?;
         let map_tasks: Vec<MapTask> = splits
             .into_iter()
             .enumerate()
@@ -265,7 +268,7 @@ impl LocalEngine {
                 job_id: job_id.clone(),
                 index: i as u32,
                 attempt: 1,
-                worker_id: "local".into(),
+                worker_id: local.clone(),
                 split,
                 target: if map_only {
                     MapTarget::Direct {
@@ -296,7 +299,7 @@ impl LocalEngine {
                     job_id: job_id.clone(),
                     partition: p,
                     attempt: 1,
-                    worker_id: "local".into(),
+                    worker_id: local.clone(),
                     map_outputs: maps.iter().map(|r| r.output.clone()).collect(),
                     output_dir: output_dir.clone(),
                     params: params.clone(),
@@ -340,14 +343,9 @@ impl LocalEngine {
 
     /// The job's id (a plain name: it becomes a folder's) and its reduce partitions (0 for a
     /// map-only job), checked.
-    fn identity(&self, config: &JobConfig) -> Result<(String, u32)> {
+    fn identity(&self, config: &JobConfig) -> Result<(JobId, u32)> {
         let job_id = config.job_id.clone().unwrap_or_else(new_job_id);
-        if job_id.is_empty() || job_id.contains(['/', '\\']) || job_id.starts_with('.') {
-            return Err(Error::setting(
-                "job_id",
-                format!("{job_id:?} is not a plain name"),
-            ));
-        }
+        let job_id = JobId::new(job_id).map_err(|e| Error::setting("job_id", e.to_string()))?;
         let partitions = config.reduce_partitions.unwrap_or(self.threads as u32);
         if partitions > 100_000 {
             return Err(Error::setting(
@@ -390,7 +388,7 @@ impl LocalEngine {
     fn run_maps(
         &self,
         job: &dyn JobDef,
-        job_id: &str,
+        job_id: &JobId,
         tasks: &[MapTask],
         control: &TaskControl,
     ) -> Result<Vec<TaskReport>> {
@@ -410,7 +408,7 @@ impl LocalEngine {
     fn run_reduces(
         &self,
         job: &dyn JobDef,
-        job_id: &str,
+        job_id: &JobId,
         tasks: &[ReduceTask],
         control: &TaskControl,
     ) -> Result<Vec<TaskReport>> {
@@ -430,10 +428,10 @@ impl LocalEngine {
     /// attempts' reports in task order, or the first task that ran out of attempts.
     fn run_tasks<T: Sync>(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         tasks: &[T],
         cancel: &CancelFlag,
-        task_id: impl Fn(&T) -> String + Sync,
+        task_id: impl Fn(&T) -> crate::ids::TaskId + Sync,
         run: impl Fn(&T, u32) -> Result<TaskReport> + Sync,
     ) -> Result<Vec<TaskReport>> {
         let next = AtomicUsize::new(0);
@@ -473,8 +471,8 @@ impl LocalEngine {
                         // that it, not their cancellation, is the job's error.
                         if let Ok(mut f) = failure.lock() {
                             f.get_or_insert(Error::JobFailed {
-                                job_id: job_id.to_owned(),
-                                task: task_id(task),
+                                job_id: job_id.to_string(),
+                                task: task_id(task).to_string(),
                                 attempts,
                                 last_error: e.to_string(),
                             });

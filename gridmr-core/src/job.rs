@@ -19,16 +19,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Who and where a task attempt is: what `setup` and user counters need to know.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TaskInfo {
     /// The job's id.
-    pub job_id: String,
+    pub job_id: crate::ids::JobId,
     /// The task's id, e.g. `map-00003` or `reduce-00001`.
-    pub task_id: String,
+    pub task_id: crate::ids::TaskId,
     /// The attempt number, from 1.
     pub attempt: u32,
     /// The worker running the attempt (`local` in the embedded engine).
-    pub worker_id: String,
+    pub worker_id: crate::ids::WorkerId,
     /// The input file of a map task.
     pub input_file: Option<PathBuf>,
     /// Which of the job's inputs a map task's file was listed from (0 for

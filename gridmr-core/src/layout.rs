@@ -29,12 +29,12 @@ pub const SINGLE_TASK: &str = "single";
 
 /// `map-NNNNN`.
 pub fn map_task(index: u32) -> String {
-    format!("map-{index:05}")
+    crate::ids::TaskId::new(crate::ids::Phase::Map, index).to_string()
 }
 
 /// `reduce-NNNNN`.
 pub fn reduce_task(partition: u32) -> String {
-    format!("reduce-{partition:05}")
+    crate::ids::TaskId::new(crate::ids::Phase::Reduce, partition).to_string()
 }
 
 /// `part-r-NNNNN`, Hadoop's name for reduce output `partition`.
@@ -66,6 +66,7 @@ pub fn is_part_name(name: &str) -> bool {
 }
 
 /// `<name>-aA`: the name of attempt `attempt`'s copy of `name`.
+/// ([`AttemptId`](crate::ids::AttemptId)'s string form, for a task's name.)
 pub fn attempt_name(name: &str, attempt: u32) -> String {
     format!("{name}-a{attempt}")
 }
@@ -125,8 +126,8 @@ pub fn logs_dir(job_dir: &Path) -> PathBuf {
 
 /// An attempt's own log (the stderr of its processes):
 /// `<job>/logs/<task>-aA.log`.
-pub fn attempt_log(job_dir: &Path, task: &str, attempt: u32) -> PathBuf {
-    logs_dir(job_dir).join(format!("{}.log", attempt_name(task, attempt)))
+pub fn attempt_log(job_dir: &Path, attempt: crate::ids::AttemptId) -> PathBuf {
+    logs_dir(job_dir).join(format!("{attempt}.log"))
 }
 
 /// A map attempt's output: its index file and the data file beside it.

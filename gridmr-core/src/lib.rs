@@ -57,6 +57,7 @@ pub mod control;
 pub mod counters;
 pub mod engine;
 pub mod error;
+pub mod ids;
 pub mod input;
 pub mod job;
 /// The bundled jobs' old module name.
@@ -80,6 +81,7 @@ pub use codec::{Key, Value};
 pub use counters::Counters;
 pub use engine::{JobConfig, JobOutcome, LocalEngine, PhaseTimes};
 pub use error::{Blame, Error, Result, UserError, UserResult};
+pub use ids::{AttemptId, JobId, Phase, TaskId, WorkerId};
 pub use input::{InputFormat, InputSplit, Record, SplitPolicy};
 pub use job::{
     Combiner, Job, MapContext, Mapper, PlanContext, ReduceContext, Reducer, SumCombiner, TaskInfo,

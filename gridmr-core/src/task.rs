@@ -8,6 +8,7 @@
 pub use crate::control::{CancelFlag, Progress, TaskControl};
 use crate::counters::{builtin, Counters};
 use crate::error::{Error, Result, UserError};
+use crate::ids::{AttemptId, JobId, Phase, TaskId, WorkerId};
 use crate::input::{read_whole, InputFormat, InputSplit, LineReader, Lines, Record};
 use crate::job::{Job, MapContext, MapOut, Mapper, ReduceContext, Reducer, TaskInfo, Values};
 use crate::layout;
@@ -26,13 +27,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapTask {
     /// The job.
-    pub job_id: String,
+    pub job_id: JobId,
     /// The task's index (its split's number), from 0.
     pub index: u32,
     /// The attempt number, from 1.
     pub attempt: u32,
     /// The worker running it.
-    pub worker_id: String,
+    pub worker_id: WorkerId,
     /// The input range.
     pub split: InputSplit,
     /// Where its output goes.
@@ -88,8 +89,13 @@ impl MapTarget {
 
 impl MapTask {
     /// `map-NNNNN`.
-    pub fn task_id(&self) -> String {
-        layout::map_task(self.index)
+    pub fn task_id(&self) -> TaskId {
+        TaskId::new(Phase::Map, self.index)
+    }
+
+    /// `map-NNNNN-aA`.
+    pub fn attempt_id(&self) -> AttemptId {
+        AttemptId::new(self.task_id(), self.attempt)
     }
 
     /// The file-name stem of this attempt's output, `map-NNNNN-aA`.
@@ -102,13 +108,13 @@ impl MapTask {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReduceTask {
     /// The job.
-    pub job_id: String,
+    pub job_id: JobId,
     /// The partition it reduces.
     pub partition: u32,
     /// The attempt number, from 1.
     pub attempt: u32,
     /// The worker running it.
-    pub worker_id: String,
+    pub worker_id: WorkerId,
     /// The index files of the committed map outputs (one per map task).
     pub map_outputs: Vec<PathBuf>,
     /// The job's output folder, which must exist (attempts write below it, in
@@ -121,8 +127,13 @@ pub struct ReduceTask {
 
 impl ReduceTask {
     /// `reduce-NNNNN`.
-    pub fn task_id(&self) -> String {
-        layout::reduce_task(self.partition)
+    pub fn task_id(&self) -> TaskId {
+        TaskId::new(Phase::Reduce, self.partition)
+    }
+
+    /// `reduce-NNNNN-aA`.
+    pub fn attempt_id(&self) -> AttemptId {
+        AttemptId::new(self.task_id(), self.attempt)
     }
 
     /// Where this attempt writes: `<output>/_attempts/part-r-NNNNN-aA`.
@@ -216,7 +227,7 @@ pub fn part_file_name(partition: u32) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskReport {
     /// `map-NNNNN` or `reduce-NNNNN`.
-    pub task_id: String,
+    pub task_id: TaskId,
     /// The attempt.
     pub attempt: u32,
     /// The attempt's counters.

@@ -24,10 +24,10 @@ fn map_task(
 ) -> gridmr_core::task::MapTask {
     std::fs::create_dir_all(dir.join("shuffle")).unwrap();
     gridmr_core::task::MapTask {
-        job_id: "j".into(),
+        job_id: "j".parse().unwrap(),
         index: 0,
         attempt: 1,
-        worker_id: "w".into(),
+        worker_id: "w".parse().unwrap(),
         split: gridmr_core::InputSplit {
             path: input.to_path_buf(),
             start,
@@ -418,10 +418,10 @@ fn a_cancelled_attempt_stops_and_leaves_no_output() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     std::fs::create_dir_all(dir.path().join("out/_attempts")).unwrap();
     let reduce = ReduceTask {
-        job_id: "j".into(),
+        job_id: "j".parse().unwrap(),
         partition: 0,
         attempt: 1,
-        worker_id: "w".into(),
+        worker_id: "w".parse().unwrap(),
         map_outputs: vec![done.output],
         output_dir: dir.path().join("out"),
         params: Default::default(),
@@ -487,10 +487,10 @@ fn tasks_count_their_progress_exactly() {
     std::fs::create_dir_all(dir.path().join("out/_attempts")).unwrap();
     let control = TaskControl::default();
     let reduce = ReduceTask {
-        job_id: "j".into(),
+        job_id: "j".parse().unwrap(),
         partition: 0,
         attempt: 1,
-        worker_id: "w".into(),
+        worker_id: "w".parse().unwrap(),
         map_outputs: outputs,
         output_dir: dir.path().join("out"),
         params: Default::default(),

@@ -9,7 +9,7 @@ use crate::proto;
 use gridmr_core::input::InputSplit;
 use gridmr_core::shuffle::{Compression, ShuffleSettings};
 use gridmr_core::task::{MapTarget, MapTask, ReduceTask};
-use gridmr_core::{Counters, Params};
+use gridmr_core::{Counters, JobId, Params, WorkerId};
 use std::path::PathBuf;
 
 /// Counters as protocol messages.
@@ -83,12 +83,12 @@ pub fn map_task_to_wire(task: &MapTask, job_name: &str, script_path: &str) -> pr
         MapTarget::Direct { out } => (String::new(), 1, Some(out.display().to_string())),
     };
     proto::MapTask {
-        job_id: task.job_id.clone(),
+        job_id: task.job_id.to_string(),
         script_path: script_path.to_owned(),
         input_chunk: task.split.path.display().to_string(),
         shuffle_dir,
         reduce_partitions: i32::try_from(partitions).unwrap_or(i32::MAX),
-        chunk_id: task.task_id(),
+        chunk_id: task.task_id().to_string(),
         attempt: task.attempt,
         job_name: job_name.to_owned(),
         split_start: task.split.start,
@@ -152,21 +152,18 @@ pub const MAX_WIRE_PARTITIONS: u32 = 100_000;
 
 /// Checks that a job id is a plain name: it becomes part of file names.
 pub fn check_job_id(message: &'static str, id: &str) -> Result<()> {
-    let plain = !id.is_empty()
-        && id.len() <= 128
-        && id != "."
-        && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if plain {
-        Ok(())
-    } else {
-        Err(invalid(
+    job_id(message, id).map(drop)
+}
+
+/// A message's job id, read as a [`JobId`] (a plain name: it becomes part
+/// of file names).
+pub fn job_id(message: &'static str, id: &str) -> Result<JobId> {
+    JobId::new(id).map_err(|_| {
+        invalid(
             message,
             format!("job_id {:?} is not a plain name", truncate(id, 64)),
-        ))
-    }
+        )
+    })
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -182,9 +179,9 @@ fn truncate(s: &str, max: usize) -> &str {
 /// A split of `0..0` means the whole file, as the original's chunk files.
 /// A message with `map_only_output` set is a map-only task: its partitions
 /// and shuffle folder are not read.
-pub fn map_task_from_wire(msg: &proto::MapTask, worker_id: &str) -> Result<MapTask> {
+pub fn map_task_from_wire(msg: &proto::MapTask, worker_id: &WorkerId) -> Result<MapTask> {
     const M: &str = "MapTask";
-    check_job_id(M, &msg.job_id)?;
+    let job_id = job_id(M, &msg.job_id)?;
     let target = if msg.map_only_output.is_empty() {
         let partitions = u32::try_from(msg.reduce_partitions)
             .ok()
@@ -205,10 +202,10 @@ pub fn map_task_from_wire(msg: &proto::MapTask, worker_id: &str) -> Result<MapTa
         (s, e) => return Err(invalid(M, format!("split {s}..{e} is backwards"))),
     };
     Ok(MapTask {
-        job_id: msg.job_id.clone(),
+        job_id,
         index: msg.index,
         attempt: msg.attempt.max(1),
-        worker_id: worker_id.to_owned(),
+        worker_id: worker_id.clone(),
         split: InputSplit {
             path: non_empty(M, "input_chunk", &msg.input_chunk)?,
             start,
@@ -228,7 +225,7 @@ pub fn reduce_task_to_wire(
     script_path: &str,
 ) -> proto::ReduceTask {
     proto::ReduceTask {
-        job_id: task.job_id.clone(),
+        job_id: task.job_id.to_string(),
         script_path: script_path.to_owned(),
         partition_id: i32::try_from(task.partition).unwrap_or(i32::MAX),
         shuffle_inputs: task
@@ -246,9 +243,9 @@ pub fn reduce_task_to_wire(
 }
 
 /// A core reduce task from a protocol message, run by `worker_id`.
-pub fn reduce_task_from_wire(msg: &proto::ReduceTask, worker_id: &str) -> Result<ReduceTask> {
+pub fn reduce_task_from_wire(msg: &proto::ReduceTask, worker_id: &WorkerId) -> Result<ReduceTask> {
     const M: &str = "ReduceTask";
-    check_job_id(M, &msg.job_id)?;
+    let job_id = job_id(M, &msg.job_id)?;
     let partition = u32::try_from(msg.partition_id)
         .ok()
         .filter(|p| *p < MAX_WIRE_PARTITIONS)
@@ -261,10 +258,10 @@ pub fn reduce_task_from_wire(msg: &proto::ReduceTask, worker_id: &str) -> Result
         map_outputs.push(non_empty(M, "shuffle_inputs", p)?);
     }
     Ok(ReduceTask {
-        job_id: msg.job_id.clone(),
+        job_id,
         partition,
         attempt: msg.attempt.max(1),
-        worker_id: worker_id.to_owned(),
+        worker_id: worker_id.clone(),
         map_outputs,
         output_dir: non_empty(M, "output_path", &msg.output_path)?,
         params: params_from_wire(M, &msg.params)?,
@@ -275,12 +272,16 @@ pub fn reduce_task_from_wire(msg: &proto::ReduceTask, worker_id: &str) -> Result
 mod tests {
     use super::*;
 
+    fn w() -> WorkerId {
+        "w".parse().unwrap()
+    }
+
     fn map_task() -> MapTask {
         MapTask {
-            job_id: "j1".into(),
+            job_id: "j1".parse().unwrap(),
             index: 3,
             attempt: 2,
-            worker_id: "w".into(),
+            worker_id: w(),
             split: InputSplit {
                 path: "/data/in.txt".into(),
                 start: 10,
@@ -304,7 +305,7 @@ mod tests {
         let t = map_task();
         let wire = map_task_to_wire(&t, "wordcount", "");
         assert_eq!(wire.chunk_id, "map-00003");
-        assert_eq!(map_task_from_wire(&wire, "w").unwrap(), t);
+        assert_eq!(map_task_from_wire(&wire, &w()).unwrap(), t);
         // A map-only task: no partitions or shuffle folder on the wire.
         let direct = MapTask {
             target: MapTarget::Direct {
@@ -314,13 +315,13 @@ mod tests {
         };
         let wire = map_task_to_wire(&direct, "wordcount", "");
         assert_eq!((wire.reduce_partitions, wire.shuffle_dir.as_str()), (1, ""));
-        assert_eq!(map_task_from_wire(&wire, "w").unwrap(), direct);
+        assert_eq!(map_task_from_wire(&wire, &w()).unwrap(), direct);
     }
 
     #[test]
     fn original_map_message_means_whole_chunk() {
         let wire = proto::MapTask {
-            job_id: "j".into(),
+            job_id: "j".parse().unwrap(),
             script_path: "/s.py".into(),
             input_chunk: "/data/chunk-0001".into(),
             shuffle_dir: "/data/shuffle".into(),
@@ -328,7 +329,7 @@ mod tests {
             chunk_id: "1".into(),
             ..Default::default()
         };
-        let t = map_task_from_wire(&wire, "w").unwrap();
+        let t = map_task_from_wire(&wire, &w()).unwrap();
         assert_eq!((t.split.start, t.split.end), (0, u64::MAX));
         assert_eq!(t.attempt, 1);
         assert_eq!(t.shuffle, ShuffleSettings::default());
@@ -368,7 +369,7 @@ mod tests {
                 "backwards",
             ),
         ] {
-            let err = map_task_from_wire(&bad, "w").unwrap_err().to_string();
+            let err = map_task_from_wire(&bad, &w()).unwrap_err().to_string();
             assert!(err.contains(what), "{err}");
         }
     }
@@ -376,21 +377,21 @@ mod tests {
     #[test]
     fn reduce_task_round_trips_and_checks() {
         let t = ReduceTask {
-            job_id: "j".into(),
+            job_id: "j".parse().unwrap(),
             partition: 5,
             attempt: 1,
-            worker_id: "w".into(),
+            worker_id: w(),
             map_outputs: vec!["/a.index".into(), "/b.index".into()],
             output_dir: "/out".into(),
             params: Params::new().with("join", "left"),
         };
         let wire = reduce_task_to_wire(&t, "wc", "");
-        assert_eq!(reduce_task_from_wire(&wire, "w").unwrap(), t);
+        assert_eq!(reduce_task_from_wire(&wire, &w()).unwrap(), t);
         let bad = proto::ReduceTask {
             partition_id: -1,
             ..wire
         };
-        assert!(reduce_task_from_wire(&bad, "w").is_err());
+        assert!(reduce_task_from_wire(&bad, &w()).is_err());
     }
 
     #[test]
@@ -399,7 +400,7 @@ mod tests {
         // Encode a message with only the original's fields set, as the
         // original's Python stubs would, and decode it with ours.
         let original = proto::ReduceResult {
-            job_id: "j".into(),
+            job_id: "j".parse().unwrap(),
             worker_id: "w".into(),
             partition_id: 1,
             output_path: "/o".into(),

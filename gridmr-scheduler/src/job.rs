@@ -9,79 +9,12 @@ use crate::clock::Clock;
 use crate::lifecycle::{JobState, Mode};
 use gridmr_core::input::InputSplit;
 use gridmr_core::shuffle::ShuffleSettings;
-use gridmr_core::{Counters, Params};
+use gridmr_core::{Counters, JobId, Params, WorkerId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// The phases a task belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Phase {
-    /// The one task of a SINGLE job.
-    Single,
-    /// A map task over one split.
-    Map,
-    /// A reduce task over one partition.
-    Reduce,
-}
-
-impl Phase {
-    /// `single`, `map` or `reduce`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Single => "single",
-            Phase::Map => "map",
-            Phase::Reduce => "reduce",
-        }
-    }
-
-    /// Its position in per-phase arrays.
-    pub fn slot(self) -> usize {
-        match self {
-            Phase::Single => 0,
-            Phase::Map => 1,
-            Phase::Reduce => 2,
-        }
-    }
-
-    /// The name of its task `index`.
-    pub fn task_name(self, index: u32) -> String {
-        match self {
-            Phase::Single => gridmr_core::layout::SINGLE_TASK.into(),
-            Phase::Map => gridmr_core::layout::map_task(index),
-            Phase::Reduce => gridmr_core::layout::reduce_task(index),
-        }
-    }
-}
-
-/// One task of a job: its phase and index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TaskRef {
-    /// Its phase.
-    pub phase: Phase,
-    /// Its index in the phase.
-    pub index: u32,
-}
-
-impl TaskRef {
-    /// `single`, `map-NNNNN` or `reduce-NNNNN`.
-    pub fn name(self) -> String {
-        self.phase.task_name(self.index)
-    }
-
-    /// Reads a task name back (the store's and the API's form).
-    pub fn parse(name: &str) -> Option<TaskRef> {
-        let (phase, index) = match name {
-            "single" => (Phase::Single, 0),
-            _ => match name.split_once('-')? {
-                ("map", i) => (Phase::Map, i.parse().ok()?),
-                ("reduce", i) => (Phase::Reduce, i.parse().ok()?),
-                _ => return None,
-            },
-        };
-        Some(TaskRef { phase, index })
-    }
-}
+pub use gridmr_core::ids::{Phase, TaskId};
 
 /// Why an attempt failed. The variant decides whether the failure counts
 /// against `MAX_TASK_ATTEMPTS`.
@@ -182,11 +115,11 @@ impl AttemptState {
 #[serde(into = "AttemptRecord", try_from = "AttemptRecord")]
 pub struct Attempt {
     /// Its task.
-    pub task: TaskRef,
+    pub task: TaskId,
     /// 1, 2, … (plus the job's `attempt_base` after a master restart).
     pub number: u32,
     /// The worker it runs on.
-    pub worker: String,
+    pub worker: WorkerId,
     /// When it started (ms, the caller's clock).
     pub started_ms: u64,
     /// When it ended.
@@ -259,17 +192,8 @@ pub struct AttemptRecord {
     pub late: Option<String>,
 }
 
-/// An [`AttemptRecord`] whose task name is none of a job's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadTaskName(pub String);
-
-impl std::fmt::Display for BadTaskName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "bad task name {:?}", self.0)
-    }
-}
-
-impl std::error::Error for BadTaskName {}
+/// A stored attempt record whose task or worker is no identity.
+pub use gridmr_core::ids::BadId as BadRecord;
 
 /// Work done and to do, as a worker reports it for a running attempt. A map
 /// or SINGLE attempt counts input bytes; a reduce attempt shuffle records.
@@ -304,7 +228,7 @@ impl From<Attempt> for AttemptRecord {
         AttemptRecord {
             task: a.task.name(),
             attempt: a.number,
-            worker_id: a.worker,
+            worker_id: a.worker.to_string(),
             started_ms: a.started_ms,
             finished_ms: a.finished_ms,
             outcome: a.state.as_str().to_owned(),
@@ -317,10 +241,11 @@ impl From<Attempt> for AttemptRecord {
 }
 
 impl TryFrom<AttemptRecord> for Attempt {
-    type Error = BadTaskName;
+    type Error = BadRecord;
 
-    fn try_from(t: AttemptRecord) -> Result<Self, BadTaskName> {
-        let task = TaskRef::parse(&t.task).ok_or_else(|| BadTaskName(t.task.clone()))?;
+    fn try_from(t: AttemptRecord) -> Result<Self, BadRecord> {
+        let task: TaskId = t.task.parse()?;
+        let worker: WorkerId = t.worker_id.parse()?;
         let message = t.error.clone().unwrap_or_default();
         let state = match t.outcome.as_str() {
             "succeeded" => AttemptState::Succeeded,
@@ -343,7 +268,7 @@ impl TryFrom<AttemptRecord> for Attempt {
         Ok(Attempt {
             task,
             number: t.attempt,
-            worker: t.worker_id,
+            worker,
             started_ms: t.started_ms,
             finished_ms: t.finished_ms,
             state,
@@ -383,7 +308,7 @@ pub struct Task {
     /// Workers on which an attempt of this task failed: a retry goes
     /// elsewhere when it can.
     #[serde(default)]
-    pub failed_on: Vec<String>,
+    pub failed_on: Vec<WorkerId>,
     /// Whether a backup (speculative) attempt was started for it.
     #[serde(default)]
     pub speculated: bool,
@@ -484,7 +409,7 @@ impl JobDirs {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
     /// Its id (`job-000001`).
-    pub id: String,
+    pub id: JobId,
     /// What it runs.
     pub kind: JobKind,
     /// Its first input.
@@ -548,7 +473,7 @@ pub struct Job {
     /// Workers kept from this job after failing several of its attempts
     /// (Spark's `excludeOnFailure`).
     #[serde(default)]
-    pub exclusions: BTreeMap<String, Exclusion>,
+    pub exclusions: BTreeMap<WorkerId, Exclusion>,
     /// How many tasks of each phase are in each state, kept by
     /// [`Job::set_task_state`] (derived: [`Job::recount`] rebuilds it), so
     /// no scheduling decision counts a phase's tasks.
@@ -757,7 +682,7 @@ impl Job {
     }
 
     /// The workers kept from this job at `now_ms`.
-    pub fn excluded_workers(&self, now_ms: u64) -> Vec<String> {
+    pub fn excluded_workers(&self, now_ms: u64) -> Vec<WorkerId> {
         self.exclusions
             .keys()
             .filter(|w| self.is_excluded(w, now_ms))

@@ -10,7 +10,8 @@
 //!     SchedulerConfig, WorkerEntry};
 //!
 //! let mut s = Scheduler::new(SchedulerConfig::default(), 1);
-//! s.handle(Event::WorkerRegistered(WorkerEntry::new("w1", "10.0.0.1:50051".into(), 2, 0)), 0);
+//! let w1 = "w1".parse().unwrap();
+//! s.handle(Event::WorkerRegistered(WorkerEntry::new(w1, "10.0.0.1:50051".into(), 2, 0)), 0);
 //! let id = s.next_id();
 //! let request = JobRequest::new(JobKind::Script("/share/jobs/job-000001/job.py".into()),
 //!     "/share/input.txt".into());
@@ -38,7 +39,7 @@ pub use clock::{Clock, PhaseTimes};
 pub use config::{SchedulerConfig, SchedulerPolicy, MAX_TASK_ATTEMPTS_CAP};
 pub use error::{CommitError, PlanError};
 pub use job::{
-    Attempt, AttemptError, AttemptState, HistoryLine, Job, JobDirs, JobKind, Phase, Task, TaskRef,
+    Attempt, AttemptError, AttemptState, HistoryLine, Job, JobDirs, JobKind, Phase, Task, TaskId,
     TaskState, WorkDone,
 };
 pub use lifecycle::{JobState, Mode};
@@ -49,6 +50,7 @@ pub use state::{
 };
 pub use workers::{Liveness, LossCause, WorkerEntry, Workers};
 
+use gridmr_core::{JobId, WorkerId};
 use std::path::PathBuf;
 
 /// Something that happened, for [`Scheduler::handle`].
@@ -57,7 +59,7 @@ pub enum Event {
     /// A job was accepted (QUEUED) with its folders.
     Submitted {
         /// Its id, from [`Scheduler::next_id`].
-        id: String,
+        id: JobId,
         /// What it asked for, checked.
         request: JobRequest,
         /// Its folders.
@@ -66,12 +68,12 @@ pub enum Event {
     /// The master began listing a QUEUED job's input (PREPARING).
     Preparing {
         /// The job.
-        job: String,
+        job: JobId,
     },
     /// Its plan, or why there is none.
     Planned {
         /// The job.
-        job: String,
+        job: JobId,
         /// Its mode, splits and partitions.
         plan: Result<Plan, PlanError>,
     },
@@ -79,7 +81,7 @@ pub enum Event {
     /// the map outputs that survived (`kept[i]`: map `i`'s index file).
     Resumed {
         /// The job (added by [`Event::Submitted`] just before).
-        job: String,
+        job: JobId,
         /// Its plan as stored.
         plan: Plan,
         /// The map outputs kept.
@@ -90,14 +92,14 @@ pub enum Event {
         /// The attempt.
         key: AttemptKey,
         /// The worker it ran on.
-        worker: String,
+        worker: WorkerId,
         /// How it ended.
         outcome: Outcome,
     },
     /// A job's output commit finished.
     CommitDone {
         /// The job.
-        job: String,
+        job: JobId,
         /// What it committed, or why it could not.
         result: Result<gridmr_core::commit::Committed, CommitError>,
     },
@@ -106,31 +108,31 @@ pub enum Event {
     /// A worker's heartbeat, with its progress reports.
     Heartbeat {
         /// The worker.
-        worker: String,
+        worker: WorkerId,
         /// Its running attempts' progress.
         reports: Vec<ProgressReport>,
     },
     /// A worker was written off now.
     WorkerLost {
         /// The worker.
-        worker: String,
+        worker: WorkerId,
         /// Why.
         cause: LossCause,
     },
     /// A worker that sends no heartbeats answered a probe.
     Probed {
         /// The worker.
-        worker: String,
+        worker: WorkerId,
     },
     /// A client cancelled a job (its record stays).
     Cancel {
         /// The job.
-        job: String,
+        job: JobId,
     },
     /// A client deleted a job (it is forgotten).
     Delete {
         /// The job.
-        job: String,
+        job: JobId,
     },
     /// The scheduling pass (the master runs one after every event and on a
     /// short timer): silent workers expire, free slots get attempts, starved

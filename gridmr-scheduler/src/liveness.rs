@@ -8,9 +8,10 @@
 //! no heartbeats, by answering a probe); a heartbeat from a worker the
 //! master wrote off also revives it, as its next attempts will tell.
 
-use crate::job::{TaskRef, TaskState, WorkDone};
+use crate::job::{TaskId, TaskState, WorkDone};
 use crate::state::{Effect, Outcome, Scheduler};
 use crate::workers::{Liveness, LossCause, WorkerEntry};
+use gridmr_core::{JobId, WorkerId};
 
 /// Most progress reports one heartbeat may carry.
 const MAX_PROGRESS_REPORTS: usize = 4096;
@@ -19,9 +20,9 @@ const MAX_PROGRESS_REPORTS: usize = 4096;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProgressReport {
     /// The attempt's job.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Its task.
-    pub task: TaskRef,
+    pub task: TaskId,
     /// Its number.
     pub attempt: u32,
     /// How far it has got.
@@ -164,7 +165,7 @@ impl Scheduler {
 
     /// Writes a worker off now for `cause` (a call or probe failed, or it
     /// restarted); its running attempts are lost.
-    pub(crate) fn worker_lost(&mut self, id: &str, cause: LossCause) -> Vec<Effect> {
+    pub(crate) fn worker_lost(&mut self, id: &WorkerId, cause: LossCause) -> Vec<Effect> {
         if let Some(w) = self.workers.get_mut(id) {
             if w.is_alive() {
                 tracing::warn!(worker = %id, why = cause.why(), "worker lost; its tasks go back to the queue");
@@ -174,11 +175,11 @@ impl Scheduler {
         self.lose_attempts_on(id, cause.why())
     }
 
-    fn lose_attempts_on(&mut self, worker_id: &str, why: &str) -> Vec<Effect> {
+    fn lose_attempts_on(&mut self, worker_id: &WorkerId, why: &str) -> Vec<Effect> {
         let mut keys = Vec::new();
         for job in self.jobs.values() {
             for (record, a) in job.attempts.iter().enumerate() {
-                if a.is_running() && a.worker == worker_id {
+                if a.is_running() && a.worker == *worker_id {
                     keys.push(Self::key_of(&job.id, record, a));
                 }
             }

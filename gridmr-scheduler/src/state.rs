@@ -7,14 +7,14 @@
 use crate::clock::Clock;
 use crate::config::SchedulerConfig;
 use crate::job::{
-    Attempt, AttemptError, AttemptState, HistoryLine, Job, JobDirs, Phase, Task, TaskRef, TaskState,
+    Attempt, AttemptError, AttemptState, HistoryLine, Job, JobDirs, Phase, Task, TaskId, TaskState,
 };
 use crate::lifecycle::{JobState, Mode};
 use crate::plan::{JobRequest, Plan};
 use crate::workers::{WorkerEntry, Workers};
 use crate::{CommitError, PlanError};
 use gridmr_core::layout;
-use gridmr_core::Counters;
+use gridmr_core::{Counters, JobId, WorkerId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -47,7 +47,7 @@ pub struct Dispatch {
     /// The attempt.
     pub key: AttemptKey,
     /// The worker it goes to.
-    pub worker_id: String,
+    pub worker_id: WorkerId,
     /// The outputs this attempt may report, as the master planned them; a
     /// worker naming any other path fails the attempt.
     pub expected: Vec<PathBuf>,
@@ -80,9 +80,9 @@ pub fn expected_outputs(job: &Job, phase: Phase, index: u32, attempt: u32) -> Ve
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptKey {
     /// Its job.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Its task.
-    pub task: TaskRef,
+    pub task: TaskId,
     /// Its number.
     pub attempt: u32,
     /// Its position in the job's attempt records.
@@ -132,7 +132,7 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct CommitPlan {
     /// The job.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Its folders.
     pub dirs: JobDirs,
     /// `(partition, attempt file)`, every partition once.
@@ -179,7 +179,7 @@ pub enum Effect {
     /// A job was deleted (forgotten): remove its folder.
     Deleted {
         /// Its id.
-        job_id: String,
+        job_id: JobId,
         /// Whether it had not ended (it was cancelled by the deletion).
         was_running: bool,
         /// Its folders.
@@ -192,9 +192,9 @@ pub enum Effect {
     /// Tell these workers to stop the job's attempts.
     Cancel {
         /// The job.
-        job_id: String,
+        job_id: JobId,
         /// The workers running its attempts.
-        workers: Vec<String>,
+        workers: Vec<WorkerId>,
     },
     /// Remove what a failed or cancelled job left in its shuffle and
     /// output folders (its record stays).
@@ -204,18 +204,18 @@ pub enum Effect {
     /// Stop one attempt (the loser of a speculative race).
     CancelAttempt {
         /// The attempt's job.
-        job_id: String,
+        job_id: JobId,
         /// Its task.
-        task: TaskRef,
+        task: TaskId,
         /// Its number.
         attempt: u32,
         /// The worker running it.
-        worker_id: String,
+        worker_id: WorkerId,
     },
     /// Ask a worker that sends no heartbeats whether it is alive.
     Probe {
         /// The worker.
-        worker_id: String,
+        worker_id: WorkerId,
     },
 }
 
@@ -269,7 +269,7 @@ pub struct Scheduler {
     /// Effects produced while handling the current event.
     pub(crate) outbox: Vec<Effect>,
     pub(crate) jobs: BTreeMap<u64, Job>,
-    ids: BTreeMap<String, u64>,
+    ids: BTreeMap<JobId, u64>,
     next_seq: u64,
     order: u64,
     /// Jobs added here whose final state the store does not hold yet.
@@ -313,10 +313,10 @@ impl Scheduler {
 
     /// The next job id (`job-000001`, …). Never handed out twice by this
     /// master; the caller also skips ids whose folder exists.
-    pub fn next_id(&mut self) -> String {
-        let id = format!("job-{:06}", self.next_seq);
+    pub fn next_id(&mut self) -> JobId {
+        let seq = self.next_seq;
         self.next_seq += 1;
-        id
+        JobId::numbered(seq)
     }
 
     /// The job `id`.
@@ -466,7 +466,7 @@ impl Scheduler {
     }
 
     /// Adds a QUEUED job.
-    pub(crate) fn add_job(&mut self, id: String, request: JobRequest, dirs: JobDirs) -> &mut Job {
+    pub(crate) fn add_job(&mut self, id: JobId, request: JobRequest, dirs: JobDirs) -> &mut Job {
         self.order += 1;
         let seq = self.order;
         let job = Job {
@@ -660,13 +660,13 @@ impl Scheduler {
 
     /// Marks a job's running attempts killed and frees their slots.
     fn kill_running(&mut self, id: &str, why: &str) {
-        let running: Vec<(AttemptKey, String)> = match self.job(id) {
+        let running: Vec<(AttemptKey, WorkerId)> = match self.job(id) {
             Some(job) => job
                 .attempts
                 .iter()
                 .enumerate()
                 .filter(|(_, a)| a.is_running())
-                .map(|(record, a)| (Self::key_of(id, record, a), a.worker.clone()))
+                .map(|(record, a)| (Self::key_of(&job.id, record, a), a.worker.clone()))
                 .collect(),
             None => return,
         };
@@ -679,9 +679,9 @@ impl Scheduler {
         }
     }
 
-    pub(crate) fn key_of(job_id: &str, record: usize, a: &Attempt) -> AttemptKey {
+    pub(crate) fn key_of(job_id: &JobId, record: usize, a: &Attempt) -> AttemptKey {
         AttemptKey {
-            job_id: job_id.to_owned(),
+            job_id: job_id.clone(),
             task: a.task,
             attempt: a.number,
             record,
@@ -864,7 +864,13 @@ impl Scheduler {
         }
     }
 
-    fn dispatch(job: &mut Job, phase: Phase, index: u32, worker_id: String, now: u64) -> Dispatch {
+    fn dispatch(
+        job: &mut Job,
+        phase: Phase,
+        index: u32,
+        worker_id: WorkerId,
+        now: u64,
+    ) -> Dispatch {
         let base = job.attempt_base;
         job.set_task_state(phase, index as usize, TaskState::Running);
         let task = &mut job.tasks_mut(phase)[index as usize];
@@ -887,7 +893,7 @@ impl Scheduler {
         }
         let record = job.attempts.len();
         job.tasks_mut(phase)[index as usize].attempts.push(record);
-        let task = TaskRef { phase, index };
+        let task = TaskId { phase, index };
         tracing::info!(job = %job.id, task = %task.name(), attempt, worker = %worker_id, "attempt started");
         job.start_attempt(Attempt {
             task,
@@ -942,7 +948,7 @@ impl Scheduler {
     pub(crate) fn complete(
         &mut self,
         key: &AttemptKey,
-        worker_id: &str,
+        worker_id: &WorkerId,
         outcome: Outcome,
     ) -> Vec<Effect> {
         let held = self.release(key, worker_id);
@@ -1122,7 +1128,12 @@ impl Scheduler {
     ///   map, as Hadoop charges fetch failures), not the reduce;
     /// - a lost worker counts against `MAX_TASK_LOSSES` only;
     /// - a killed attempt counts nowhere.
-    fn charge(&mut self, key: &AttemptKey, worker_id: &str, state: &AttemptState) -> Vec<Effect> {
+    fn charge(
+        &mut self,
+        key: &AttemptKey,
+        worker_id: &WorkerId,
+        state: &AttemptState,
+    ) -> Vec<Effect> {
         let s = self.config.clone();
         let (max_attempts, max_losses) = (s.max_attempts(), s.max_losses());
         let now = self.now;
@@ -1175,7 +1186,7 @@ impl Scheduler {
                 task.failures += 1;
                 task.last_error = Some(e.message().to_owned());
                 if !task.failed_on.iter().any(|w| w == worker_id) {
-                    task.failed_on.push(worker_id.to_owned());
+                    task.failed_on.push(worker_id.clone());
                 }
                 if task.failures >= max_attempts {
                     give_up = Some(format!(
@@ -1187,7 +1198,7 @@ impl Scheduler {
                     tracing::info!(job = %key.job_id, task = %name, failures = task.failures,
                         max = max_attempts, "task will be retried");
                 }
-                let ex = job.exclusions.entry(worker_id.to_owned()).or_default();
+                let ex = job.exclusions.entry(worker_id.clone()).or_default();
                 ex.failures += 1;
                 if s.exclude_after_failures > 0
                     && ex.failures >= s.exclude_after_failures
@@ -1225,14 +1236,14 @@ impl Scheduler {
     /// Cancel messages for the workers still running attempts of a job.
     fn cancel_effects(&self, job_id: &str) -> Option<Effect> {
         let job = self.job(job_id)?;
-        let mut workers: Vec<String> = Vec::new();
+        let mut workers: Vec<WorkerId> = Vec::new();
         for a in job.attempts.iter().filter(|a| a.is_running()) {
             if !workers.contains(&a.worker) {
                 workers.push(a.worker.clone());
             }
         }
         (!workers.is_empty()).then(|| Effect::Cancel {
-            job_id: job_id.to_owned(),
+            job_id: job.id.clone(),
             workers,
         })
     }
@@ -1352,6 +1363,14 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn w(id: &str) -> WorkerId {
+        id.parse().unwrap()
+    }
+
+    fn j(id: &str) -> JobId {
+        id.parse().unwrap()
+    }
     use crate::config::SchedulerPolicy;
     use crate::job::JobKind;
     use crate::plan::plan;
@@ -1372,7 +1391,7 @@ mod tests {
     }
 
     fn worker(id: &str, slots: u32) -> WorkerEntry {
-        WorkerEntry::new(id, format!("{id}:1"), slots, T0)
+        WorkerEntry::new(w(id), format!("{id}:1"), slots, T0)
     }
 
     fn request(partitions: Option<u32>, force: bool) -> JobRequest {
@@ -1511,7 +1530,7 @@ mod tests {
         assert!(largest(true) <= SplitPolicy::default().max_split_bytes);
     }
 
-    fn state_with_job(partitions: u32) -> (Scheduler, String) {
+    fn state_with_job(partitions: u32) -> (Scheduler, JobId) {
         let mut s = scheduler(config());
         s.register(worker("a", 1));
         s.register(worker("b", 1));
@@ -1607,7 +1626,7 @@ mod tests {
         // b is heard from; a falls silent past the timeout (10 s), looked at every 2 s.
         for now in (T0..=T0 + 12_000).step_by(2_000) {
             let beat = Event::Heartbeat {
-                worker: "b".into(),
+                worker: w("b"),
                 reports: Vec::new(),
             };
             s.handle(beat, now);
@@ -1625,11 +1644,11 @@ mod tests {
         let retry = tick(&mut s, T0).remove(0);
         assert_eq!((retry.worker_id.as_str(), retry.key.attempt), ("b", 2));
         // The lost attempt's late failure changes nothing.
-        let effects = s.complete(&on_a.key, "a", Outcome::Lost("reset".into()));
+        let effects = s.complete(&on_a.key, &w("a"), Outcome::Lost("reset".into()));
         assert!(effects.is_empty());
         assert_eq!(losses(s.job(&id).unwrap(), Phase::Map), 1);
         // Its late success is recorded as late and not used: its output goes, the retry runs.
-        let effects = s.complete(&on_a.key, "a", ok("/m0-late"));
+        let effects = s.complete(&on_a.key, &w("a"), ok("/m0-late"));
         assert!(
             matches!(&effects[..], [Effect::RemoveAttemptOutput(_, p)] if p == std::path::Path::new("/m0-late"))
         );
@@ -1660,7 +1679,7 @@ mod tests {
             job_retention_count: 2,
             ..config()
         });
-        let ids: Vec<String> = (0..4)
+        let ids: Vec<JobId> = (0..4)
             .map(|_| {
                 let id = st.next_id();
                 st.add_job(id.clone(), request(None, false), dirs());
@@ -1740,7 +1759,7 @@ mod tests {
     fn a_job_run_again_numbers_its_attempts_apart() {
         let mut s = scheduler(config());
         s.register(worker("a", 1));
-        s.add_job("job-000007".into(), request(Some(1), true), dirs());
+        s.add_job(j("job-000007"), request(Some(1), true), dirs());
         s.set_attempt_base("job-000007", 2000);
         s.start_preparing("job-000007");
         let live = s.workers.live_slots();
@@ -1762,7 +1781,7 @@ mod tests {
     #[test]
     fn an_adopted_record_ends_succeeded_whatever_state_it_names() {
         let mut s = scheduler(config());
-        s.add_job("job-000001".into(), request(None, false), dirs());
+        s.add_job(j("job-000001"), request(None, false), dirs());
         let mut job = s.job("job-000001").unwrap().clone();
         // What a record planted on the share might say.
         job.state = JobState::Failed;
@@ -1809,7 +1828,7 @@ mod tests {
 
     /// A job of `maps` map tasks and `reduces` reduce tasks on workers a
     /// and b (one slot each), with every map done when `map_all`.
-    fn job_on_two(maps: u32, reduces: u32, max_losses: u32) -> (Scheduler, String) {
+    fn job_on_two(maps: u32, reduces: u32, max_losses: u32) -> (Scheduler, JobId) {
         let mut s = scheduler(SchedulerConfig {
             max_task_losses: max_losses,
             ..config()
@@ -1856,23 +1875,23 @@ mod tests {
         assert_eq!(first.len(), 2);
         let on_a = first.iter().find(|d| d.worker_id == "a").unwrap().clone();
         let on_b = first.iter().find(|d| d.worker_id == "b").unwrap().clone();
-        s.complete(&on_a.key, "a", failed("bad disk"));
+        s.complete(&on_a.key, &w("a"), failed("bad disk"));
         // a is free, but the failed task waits for b; a takes another task.
         let next = tick(&mut s, T0);
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].worker_id, "a");
         assert_ne!(next[0].key.task, on_a.key.task);
-        s.complete(&next[0].key, "a", failed("bad disk"));
+        s.complete(&next[0].key, &w("a"), failed("bad disk"));
         let job = s.job(&id).unwrap();
         assert_eq!(job.excluded_workers(T0), ["a"]);
         // Excluded: a gets nothing while b can run the job.
         assert!(tick(&mut s, T0).is_empty());
-        s.complete(&on_b.key, "b", ok("/m-b"));
+        s.complete(&on_b.key, &w("b"), ok("/m-b"));
         let retry = tick(&mut s, T0);
         assert_eq!(retry.len(), 1);
         assert_eq!(retry[0].worker_id, "b");
         // With b gone, the excluded worker is all there is: it is used.
-        s.worker_lost("b", LossCause::Unreachable);
+        s.worker_lost(&w("b"), LossCause::Unreachable);
         let fallback = tick(&mut s, T0);
         assert_eq!(fallback.len(), 1);
         assert_eq!(fallback[0].worker_id, "a");
@@ -1912,7 +1931,7 @@ mod tests {
         assert_eq!(again.len(), 1);
         assert_eq!(
             again[0].key.task,
-            TaskRef {
+            TaskId {
                 phase: Phase::Map,
                 index: 1
             }
@@ -1926,7 +1945,7 @@ mod tests {
         assert_eq!(rerun.len(), 1);
         assert_eq!(
             rerun[0].key.task,
-            TaskRef {
+            TaskId {
                 phase: Phase::Reduce,
                 index: 0
             }
@@ -2005,7 +2024,7 @@ mod tests {
         assert!(matches!(&effects[..], [Effect::Probe { worker_id, .. }] if worker_id == "curl"));
         assert_eq!(s.workers.live().count(), 1);
         // A failed probe makes it unreachable.
-        s.worker_lost("curl", LossCause::Unreachable);
+        s.worker_lost(&w("curl"), LossCause::Unreachable);
         assert_eq!(s.workers.live().count(), 0);
     }
 
@@ -2018,7 +2037,7 @@ mod tests {
         let beat = |s: &mut Scheduler, now: u64| {
             for w in ["a", "b"] {
                 let beat = Event::Heartbeat {
-                    worker: w.into(),
+                    worker: self::w(w),
                     reports: Vec::new(),
                 };
                 s.handle(beat, now);

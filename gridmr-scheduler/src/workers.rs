@@ -3,6 +3,7 @@
 //! worker is lost is in [`crate::liveness`].
 
 use crate::config::SchedulerPolicy;
+use gridmr_core::WorkerId;
 
 /// Whether the master counts on a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +41,7 @@ impl LossCause {
 #[derive(Debug, Clone)]
 pub struct WorkerEntry {
     /// Its id (the address it registered with, or the one it chose).
-    pub id: String,
+    pub id: WorkerId,
     /// Where its gRPC service listens.
     pub address: String,
     /// Attempts it runs at once.
@@ -65,9 +66,9 @@ pub struct WorkerEntry {
 impl WorkerEntry {
     /// A live worker at `address` with `slots`, seen at `now_ms`, running
     /// nothing, heartbeating, taken to run any job.
-    pub fn new(id: &str, address: String, slots: u32, now_ms: u64) -> Self {
+    pub fn new(id: WorkerId, address: String, slots: u32, now_ms: u64) -> Self {
         WorkerEntry {
-            id: id.to_owned(),
+            id,
             address,
             slots,
             running: 0,
@@ -176,7 +177,7 @@ impl Workers {
         &mut self,
         timeout_ms: u64,
         now_ms: u64,
-    ) -> (Vec<String>, Vec<String>, Option<u64>) {
+    ) -> (Vec<WorkerId>, Vec<WorkerId>, Option<u64>) {
         let gap = self
             .checked
             .replace(now_ms)
@@ -247,7 +248,7 @@ mod tests {
     fn entry(id: &str, slots: u32, running: u32) -> WorkerEntry {
         WorkerEntry {
             running,
-            ..WorkerEntry::new(id, format!("{id}:1"), slots, 0)
+            ..WorkerEntry::new(id.parse().unwrap(), format!("{id}:1"), slots, 0)
         }
     }
 
@@ -283,7 +284,7 @@ mod tests {
         w.upsert(entry("a", 1, 1));
         assert_eq!(
             w.expire(1_000, 5_000),
-            (vec!["a".to_string()], vec![], None)
+            (vec!["a".parse().unwrap()], vec![], None)
         );
         assert_eq!(w.live_slots(), 0);
         assert!(w.upsert(entry("a", 3, 0)));
@@ -295,7 +296,12 @@ mod tests {
         let timeout = 2_000;
         let start = 1_000_000;
         let mut w = Workers::default();
-        w.upsert(WorkerEntry::new("a", "a:1".into(), 1, start));
+        w.upsert(WorkerEntry::new(
+            "a".parse().unwrap(),
+            "a:1".into(),
+            1,
+            start,
+        ));
         // Looked at every half second: silent for 2.5 s, dead.
         let mut at = start;
         let mut dead = Vec::new();
@@ -308,7 +314,12 @@ mod tests {
         assert_eq!(dead, ["a"]);
 
         let mut w = Workers::default();
-        w.upsert(WorkerEntry::new("a", "a:1".into(), 1, start));
+        w.upsert(WorkerEntry::new(
+            "a".parse().unwrap(),
+            "a:1".into(),
+            1,
+            start,
+        ));
         assert_eq!(w.expire(timeout, start).2, None);
         // The master stopped for 15 s: its first look after finds no one dead,
         let resumed = start + 15_000;

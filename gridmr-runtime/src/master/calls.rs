@@ -73,7 +73,7 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
     let worker_id = d.worker_id.clone();
     Some(match phase {
         Phase::Single => Call::Single(proto::JobTask {
-            job_id: job.id.clone(),
+            job_id: job.id.to_string(),
             script_path: script.clone(),
             streaming,
             timeout_s,

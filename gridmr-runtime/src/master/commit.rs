@@ -322,7 +322,7 @@ mod tests {
         let mut state = Scheduler::new(SchedulerConfig::default(), 1);
         let request = JobRequest::new(JobKind::Typed("wordcount".into()), "/in.txt".into());
         let submitted = Event::Submitted {
-            id: "job-000001".into(),
+            id: "job-000001".parse().unwrap(),
             request,
             dirs: dirs.clone(),
         };

@@ -315,7 +315,7 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                 shared.spawn_call(async move {
                     let shared = sh;
                     let req = gridmr_net::proto::HeartbeatReq {
-                        worker_id: worker_id.clone(),
+                        worker_id: worker_id.to_string(),
                     };
                     let alive = matches!(
                         tokio::time::timeout(timeout, client.heartbeat(req)).await,
@@ -335,7 +335,7 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                 let timeout = Duration::from_secs(shared.settings.grpc_timeout_s.max(1));
                 for mut client in workers.iter().filter_map(|w| shared.pool.get(w)) {
                     let req = gridmr_net::proto::CancelReq {
-                        job_id: job_id.clone(),
+                        job_id: job_id.to_string(),
                         ..Default::default()
                     };
                     shared.spawn_call(async move {
@@ -354,7 +354,7 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                 };
                 let timeout = Duration::from_secs(shared.settings.grpc_timeout_s.max(1));
                 let req = gridmr_net::proto::CancelReq {
-                    job_id,
+                    job_id: job_id.to_string(),
                     task: task.name(),
                     attempt,
                 };

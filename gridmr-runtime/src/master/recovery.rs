@@ -30,7 +30,10 @@ const ATTEMPTS_PER_RUN: u32 = 1000;
 /// Takes back the jobs earlier masters left in the store: ended ones as they
 /// ended; the others, their partial output removed, queued to run again.
 /// Returns the latter, to prepare.
-pub(super) fn recover(shared: &Arc<Shared>, jobs_dir: &Path) -> Vec<(String, JobRequest)> {
+pub(super) fn recover(
+    shared: &Arc<Shared>,
+    jobs_dir: &Path,
+) -> Vec<(gridmr_core::JobId, JobRequest)> {
     let mut again = Vec::new();
     for stored in store::load(jobs_dir) {
         match stored {

@@ -22,7 +22,7 @@
 //! ```
 
 use gridmr_core::input::InputSplit;
-use gridmr_core::{Counters, Params};
+use gridmr_core::{Counters, Params, WorkerId};
 use gridmr_scheduler::{
     AttemptKey, Effect, Event as Sched, JobDirs, JobKind, JobRequest, JobState, Mode, Outcome,
     Phase, Plan, Scheduler, SchedulerConfig, WorkerEntry,
@@ -190,8 +190,8 @@ impl Queue {
 
 /// The simulated workers.
 struct Workers {
-    ids: Vec<String>,
-    index: HashMap<String, usize>,
+    ids: Vec<WorkerId>,
+    index: HashMap<WorkerId, usize>,
     /// A worker's incarnation: an attempt's end counts only if its worker
     /// has not been lost since it started.
     incarnation: Vec<u32>,
@@ -201,7 +201,10 @@ struct Workers {
 impl Workers {
     /// `n` live workers, `w00000` on.
     fn new(n: u32) -> Self {
-        let ids: Vec<String> = (0..n).map(|i| format!("w{i:05}")).collect();
+        // `w00000`… are worker names, so none is dropped.
+        let ids: Vec<WorkerId> = (0..n)
+            .filter_map(|i| WorkerId::new(format!("w{i:05}")).ok())
+            .collect();
         Workers {
             index: ids
                 .iter()
@@ -309,13 +312,13 @@ fn step(
     }
 }
 
-fn entry(id: &str, slots: u32, now: Micros) -> WorkerEntry {
-    WorkerEntry::new(id, format!("sim://{id}"), slots, ms(now))
+fn entry(id: &WorkerId, slots: u32, now: Micros) -> WorkerEntry {
+    WorkerEntry::new(id.clone(), format!("sim://{id}"), slots, ms(now))
 }
 
 /// The cluster and the job of `cfg`: a scheduler with every worker registered and the job
 /// submitted and being prepared at time 0, its id, and the event that installs its plan.
-fn set_up(cfg: &SimConfig) -> (Scheduler, String, Sched) {
+fn set_up(cfg: &SimConfig) -> (Scheduler, gridmr_core::JobId, Sched) {
     let slots = cfg.workers.max(1) * cfg.slots.max(1);
     // The original's in-flight caps are for a handful of workers: lifted,
     // as an operator of a large cluster would lift them. Speculation and
@@ -327,8 +330,7 @@ fn set_up(cfg: &SimConfig) -> (Scheduler, String, Sched) {
         ..SchedulerConfig::default()
     };
     let mut state = Scheduler::new(config, 1);
-    for i in 0..cfg.workers {
-        let id = format!("w{i:05}");
+    for id in Workers::new(cfg.workers).ids {
         state.handle(Sched::WorkerRegistered(entry(&id, cfg.slots.max(1), 0)), 0);
     }
     let id = state.next_id();

@@ -10,6 +10,7 @@
 //! or the new one, never half of one.
 
 use crate::error::{Error, Result};
+use gridmr_core::JobId;
 use gridmr_scheduler::{HistoryLine, Job, JobDirs, JobRequest, Plan};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -44,7 +45,7 @@ pub(crate) enum Stored {
     Ended(Box<Job>),
     /// It had not: to run again.
     Unfinished {
-        id: String,
+        id: JobId,
         dirs: JobDirs,
         submitted: Box<Submitted>,
     },
@@ -235,18 +236,18 @@ fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
 
 /// Reads one job folder: `None` for a folder without records (a job of a
 /// master without a store, or one deleted).
-fn load_one(base: &Path, id: &str) -> Result<Option<Stored>> {
+fn load_one(base: &Path, id: &JobId) -> Result<Option<Stored>> {
     if let Some(mut job) = read::<Job>(&base.join(JOB_FILE))? {
         // Every path of a job comes from its id and the share, never from its record (the
         // share is written by tasks too).
-        job.id = id.to_owned();
+        job.id = id.clone();
         job.dirs = JobDirs::under(base.to_path_buf());
         job.rebase_output();
         return Ok(Some(Stored::Ended(Box::new(job))));
     }
     Ok(
         read::<Submitted>(&base.join(REQUEST_FILE))?.map(|submitted| Stored::Unfinished {
-            id: id.to_owned(),
+            id: id.clone(),
             dirs: JobDirs::under(base.to_path_buf()),
             submitted: Box::new(submitted),
         }),
@@ -256,11 +257,12 @@ fn load_one(base: &Path, id: &str) -> Result<Option<Stored>> {
 /// Every job with records under `jobs_dir`, in id order. A folder whose
 /// records cannot be read is reported and left alone.
 pub(crate) fn load(jobs_dir: &Path) -> Vec<Stored> {
-    let mut folders: Vec<(String, PathBuf)> = match std::fs::read_dir(jobs_dir) {
+    let mut folders: Vec<(JobId, PathBuf)> = match std::fs::read_dir(jobs_dir) {
         Ok(entries) => entries
             .flatten()
             .filter_map(|e| {
-                let name = e.file_name().to_str()?.to_owned();
+                // A folder whose name is no job id is none of the master's.
+                let name = e.file_name().to_str()?.parse::<JobId>().ok()?;
                 name.starts_with("job-").then(|| (name, e.path()))
             })
             .collect(),
@@ -306,15 +308,15 @@ mod tests {
 
     #[test]
     fn the_journal_keeps_each_attempts_end_over_its_start_and_skips_a_torn_line() {
-        use gridmr_scheduler::{Attempt, AttemptState, Phase, TaskRef};
+        use gridmr_scheduler::{Attempt, AttemptState, Phase, TaskId};
         let dir = tempfile::tempdir().unwrap();
         let attempt = |index, number, state| Attempt {
-            task: TaskRef {
+            task: TaskId {
                 phase: Phase::Map,
                 index,
             },
             number,
-            worker: "w1".into(),
+            worker: "w1".parse().unwrap(),
             started_ms: 1,
             finished_ms: (state != AttemptState::Running).then_some(2),
             state,
@@ -392,7 +394,7 @@ mod tests {
         std::fs::write(jobs.join("job-000003").join(REQUEST_FILE), "{not json").unwrap();
         save_request(&jobs.join("job-000004"), &submitted()).unwrap();
         forget(&jobs.join("job-000004"));
-        let ids: Vec<String> = load(jobs)
+        let ids: Vec<JobId> = load(jobs)
             .into_iter()
             .map(|s| match s {
                 Stored::Unfinished {

@@ -132,7 +132,7 @@ pub(crate) fn submit(
     Ok(status)
 }
 
-pub(super) async fn prepare(shared: Arc<Shared>, id: String, request: JobRequest) {
+pub(super) async fn prepare(shared: Arc<Shared>, id: gridmr_core::JobId, request: JobRequest) {
     let (effects, live_slots) = {
         let mut st = shared.lock();
         let effects = st.handle(Event::Preparing { job: id.clone() }, clock::now_ms());

@@ -187,7 +187,7 @@ impl V<'_> {
     fn status(&self) -> JobStatus {
         let now = clock::now_ms();
         JobStatus {
-            job_id: self.id.clone(),
+            job_id: self.id.to_string(),
             status: rest_state(self.state),
             mode: rest_mode(self.mode),
             message: self.message.clone(),
@@ -214,7 +214,11 @@ impl V<'_> {
             input_size_bytes: self.input_size,
             submitted_at_ms: self.clock.submitted_ms,
             task_status: self.task_status.clone(),
-            excluded_workers: self.excluded_workers(now),
+            excluded_workers: self
+                .excluded_workers(now)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             progress: self.progress(),
         }
     }
@@ -284,7 +288,7 @@ impl V<'_> {
 
     fn summary(&self) -> JobSummary {
         JobSummary {
-            job_id: self.id.clone(),
+            job_id: self.id.to_string(),
             status: rest_state(self.state),
             mode: rest_mode(self.mode),
             message: self.message.clone(),
@@ -296,7 +300,7 @@ impl V<'_> {
     fn metrics(&self) -> JobMetrics {
         let now = clock::now_ms();
         JobMetrics {
-            job_id: self.id.clone(),
+            job_id: self.id.to_string(),
             status: rest_state(self.state),
             mode: rest_mode(self.mode),
             input_size_bytes: self.input_size,

@@ -7,7 +7,7 @@
 use super::failure::Failure;
 use super::fence::{Fence, Tree};
 use super::fork_server::ForkServer;
-use gridmr_core::Counters;
+use gridmr_core::{AttemptId, Counters, JobId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -24,45 +24,36 @@ const STDERR_TAIL: usize = 4 << 10;
 
 use super::protocol::END_LINE;
 
-/// Whose a task process is: its job, and its attempt (`map-00003@2`), so a
-/// cancel can stop a whole job or one attempt of it.
+/// Whose a task process is: its job and its attempt, so a cancel can stop
+/// a whole job or one attempt of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Owner {
-    pub(crate) job: String,
-    pub(crate) attempt: String,
+    pub(crate) job: JobId,
+    pub(crate) attempt: AttemptId,
 }
 
 impl Owner {
-    /// The attempt `attempt` of task `task` (`map-00003`, `single`) of `job`.
-    pub(crate) fn new(job: &str, task: &str, attempt: u32) -> Self {
+    /// The attempt `attempt` of `job`.
+    pub(crate) fn new(job: &JobId, attempt: AttemptId) -> Self {
         Owner {
-            job: job.to_owned(),
-            attempt: attempt_key(task, attempt),
+            job: job.clone(),
+            attempt,
         }
     }
 }
 
-/// How an attempt is named in cancels: `map-00003@2`.
-pub(crate) fn attempt_key(task: &str, attempt: u32) -> String {
-    format!("{task}@{attempt}")
-}
-
 /// A running task process: its attempt, its pid (and process group) and its
 /// tree.
-type Running = (String, i32, Arc<Tree>);
+type Running = (AttemptId, i32, Arc<Tree>);
 
 /// Process trees of running tasks, by job, so a cancellation can kill them.
 /// Only jobs with attempts on this worker are kept: the worker forgets a
 /// job when its last attempt here ends ([`Processes::forget`]).
 #[derive(Debug, Default)]
 pub(crate) struct Processes {
-    by_job: Mutex<HashMap<String, Vec<Running>>>,
-    /// Cancelled jobs, and cancelled attempts (`job` `attempt`).
-    cancelled: Mutex<HashSet<String>>,
-}
-
-fn attempt_scope(job: &str, attempt: &str) -> String {
-    format!("{job} {attempt}")
+    by_job: Mutex<HashMap<JobId, Vec<Running>>>,
+    /// Cancelled jobs (`None`) and cancelled attempts.
+    cancelled: Mutex<HashSet<(JobId, Option<AttemptId>)>>,
 }
 
 impl Processes {
@@ -72,18 +63,16 @@ impl Processes {
     /// outlives a cancel.
     fn add(&self, owner: &Owner, pid: i32, tree: Arc<Tree>) {
         if let Ok(mut m) = self.by_job.lock() {
-            m.entry(owner.job.clone()).or_default().push((
-                owner.attempt.clone(),
-                pid,
-                tree.clone(),
-            ));
+            m.entry(owner.job.clone())
+                .or_default()
+                .push((owner.attempt, pid, tree.clone()));
         }
         if self.is_cancelled(owner) {
             tree.kill(pid);
         }
     }
 
-    fn remove(&self, job: &str, pid: i32) {
+    fn remove(&self, job: &JobId, pid: i32) {
         if let Ok(mut m) = self.by_job.lock() {
             if let Some(v) = m.get_mut(job) {
                 v.retain(|(_, p, _)| *p != pid);
@@ -96,12 +85,9 @@ impl Processes {
 
     /// Kills every process of `job` (or, with `attempt`, of that attempt
     /// only), and any it starts from now on (until [`Processes::forget`]).
-    pub(crate) fn cancel(&self, job: &str, attempt: Option<&str>) -> usize {
+    pub(crate) fn cancel(&self, job: &JobId, attempt: Option<AttemptId>) -> usize {
         if let Ok(mut c) = self.cancelled.lock() {
-            c.insert(match attempt {
-                Some(a) => attempt_scope(job, a),
-                None => job.to_owned(),
-            });
+            c.insert((job.clone(), attempt));
         }
         let trees = self
             .by_job
@@ -110,7 +96,7 @@ impl Processes {
             .unwrap_or_default();
         let mut n = 0;
         for (a, pid, tree) in &trees {
-            if attempt.is_none_or(|want| want == a) {
+            if attempt.is_none_or(|want| want == *a) {
                 tree.kill(*pid);
                 n += 1;
             }
@@ -119,10 +105,9 @@ impl Processes {
     }
 
     /// Drops what is kept about `job` (its last attempt here ended).
-    pub(crate) fn forget(&self, job: &str) {
+    pub(crate) fn forget(&self, job: &JobId) {
         if let Ok(mut c) = self.cancelled.lock() {
-            let prefix = format!("{job} ");
-            c.retain(|k| k != job && !k.starts_with(&prefix));
+            c.retain(|(j, _)| j != job);
         }
     }
 
@@ -130,7 +115,8 @@ impl Processes {
         self.cancelled
             .lock()
             .map(|c| {
-                c.contains(&owner.job) || c.contains(&attempt_scope(&owner.job, &owner.attempt))
+                c.contains(&(owner.job.clone(), None))
+                    || c.contains(&(owner.job.clone(), Some(owner.attempt)))
             })
             .unwrap_or(false)
     }
@@ -627,12 +613,11 @@ mod tests {
             fence.apply(&mut cmd, &tree, &[]);
             (cmd.spawn().unwrap(), tree)
         };
-        let (first, second) = (
-            Owner::new("job-1", "map-00000", 1),
-            Owner::new("job-1", "map-00001", 1),
-        );
+        let job: JobId = "job-1".parse().unwrap();
+        let attempt = |i| AttemptId::new(gridmr_core::TaskId::new(gridmr_core::Phase::Map, i), 1);
+        let (first, second) = (Owner::new(&job, attempt(0)), Owner::new(&job, attempt(1)));
         // One attempt cancelled: its process dies, the other's lives on.
-        procs.cancel("job-1", Some(&first.attempt));
+        procs.cancel(&job, Some(first.attempt));
         let (mut a, tree_a) = spawn();
         procs.add(&first, a.id() as i32, tree_a);
         assert_eq!(a.wait().unwrap().signal(), Some(libc::SIGKILL));
@@ -640,9 +625,9 @@ mod tests {
         procs.add(&second, b.id() as i32, tree_b);
         assert!(b.try_wait().unwrap().is_none());
         // The whole job cancelled: the rest dies.
-        assert_eq!(procs.cancel("job-1", None), 2);
+        assert_eq!(procs.cancel(&job, None), 2);
         assert_eq!(b.wait().unwrap().signal(), Some(libc::SIGKILL));
-        procs.forget("job-1");
+        procs.forget(&job);
         assert!(!procs.is_cancelled(&first) && !procs.is_cancelled(&second));
     }
 

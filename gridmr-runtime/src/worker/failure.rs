@@ -40,7 +40,7 @@ impl Failure {
     }
 
     /// The job was cancelled.
-    pub(crate) fn cancelled(job_id: &str) -> Self {
+    pub(crate) fn cancelled(job_id: &gridmr_core::JobId) -> Self {
         Self::of(Kind::Cancelled, format!("job {job_id} was cancelled"))
     }
 

@@ -17,7 +17,7 @@ use super::failure::Failure;
 use super::scripts::Runner;
 use gridmr_core::layout;
 use gridmr_core::task::{MapTask, ReduceTask, TaskControl};
-use gridmr_core::{Counters, Registry};
+use gridmr_core::{Counters, Registry, WorkerId};
 use gridmr_net::proto;
 use gridmr_net::wire::{
     map_task_from_wire, map_task_to_wire, reduce_task_from_wire, reduce_task_to_wire,
@@ -85,6 +85,9 @@ pub(crate) enum ChildError {
     /// The first byte names no task kind.
     #[error("unknown task tag {0}")]
     UnknownTag(u8),
+    /// The worker id it was started with is none.
+    #[error(transparent)]
+    WorkerId(#[from] gridmr_core::ids::BadId),
     /// The task message does not decode.
     #[error(transparent)]
     Decode(#[from] prost::DecodeError),
@@ -104,8 +107,8 @@ pub(crate) fn run_map(
     job: &str,
 ) -> Result<(PathBuf, Counters), Failure> {
     let msg = map_task_to_wire(task, job, "").encode_to_vec();
-    let owner = Owner::new(&task.job_id, &task.task_id(), task.attempt);
-    let log = layout::attempt_log(task.target.job_dir(), &task.task_id(), task.attempt);
+    let owner = Owner::new(&task.job_id, task.attempt_id());
+    let log = layout::attempt_log(task.target.job_dir(), task.attempt_id());
     run(runner, procs, &owner, log, b'm', msg)
 }
 
@@ -117,9 +120,9 @@ pub(crate) fn run_reduce(
     job: &str,
 ) -> Result<(PathBuf, Counters), Failure> {
     let msg = reduce_task_to_wire(task, job, "").encode_to_vec();
-    let owner = Owner::new(&task.job_id, &task.task_id(), task.attempt);
+    let owner = Owner::new(&task.job_id, task.attempt_id());
     let job_dir = task.output_dir.parent().unwrap_or(&task.output_dir);
-    let log = layout::attempt_log(job_dir, &task.task_id(), task.attempt);
+    let log = layout::attempt_log(job_dir, task.attempt_id());
     run(runner, procs, &owner, log, b'r', msg)
 }
 
@@ -137,7 +140,7 @@ fn run(
         argv: vec![
             exe.into(),
             CHILD_COMMAND.into(),
-            runner.worker_id.clone().into(),
+            runner.worker_id.to_string().into(),
         ],
         cwd: std::env::temp_dir(),
         env: Vec::new(),
@@ -205,6 +208,8 @@ pub fn child_main(registry: &Registry, args: &[String]) -> ExitCode {
 }
 
 fn child(registry: &Registry, worker_id: &str) -> Result<ChildReport, ChildError> {
+    let worker_id: WorkerId = worker_id.parse()?;
+    let worker_id = &worker_id;
     let mut input = Vec::new();
     std::io::stdin()
         .read_to_end(&mut input)

@@ -8,6 +8,7 @@
 //! the master had declared dead for its silence is taken back by its next
 //! heartbeat, without registering again.
 
+mod attempts;
 mod external;
 mod failure;
 mod faults;
@@ -139,7 +140,7 @@ fn write_driver() -> Result<Arc<DriverFile>> {
 fn build_core(
     settings: &WorkerSettings,
     registry: Registry,
-    id: &str,
+    id: &gridmr_core::WorkerId,
     shared_dir: std::path::PathBuf,
     slots: u32,
     faults: Faults,
@@ -161,7 +162,7 @@ fn build_core(
     let runner = scripts::Runner {
         python: settings.python.clone().into(),
         driver,
-        worker_id: id.to_owned(),
+        worker_id: id.clone(),
         default_timeout: (settings.script_timeout_s > 0)
             .then(|| Duration::from_secs(settings.script_timeout_s)),
         fence,
@@ -175,7 +176,7 @@ fn build_core(
         );
     }
     let mut core = WorkerCore::new(
-        id.to_owned(),
+        id.clone(),
         registry,
         shared_dir,
         input_roots,
@@ -244,6 +245,8 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
         .clone()
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| format!("{}-{}", hostname(), addr.port()));
+    let id =
+        gridmr_core::WorkerId::new(id).map_err(|e| Error::setting("WORKER_ID", e.to_string()))?;
     let slots = settings
         .slots
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
@@ -276,7 +279,7 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
                 }
             });
             let request = RegisterRequest {
-                worker_id: id.clone(),
+                worker_id: id.to_string(),
                 address: format!("{advertise}:{}", addr.port()),
                 slots: Some(slots),
                 heartbeat_ms: Some(settings.heartbeat_ms.max(10)),
@@ -297,7 +300,7 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
         });
 
     Ok(WorkerHandle {
-        id,
+        id: id.to_string(),
         addr,
         stop,
         server,
@@ -438,7 +441,7 @@ async fn keep_registered(
             address: Some(request.address.clone()),
             progress: core.progress(),
         };
-        match master.heartbeat(&core.id, &beat).await {
+        match master.heartbeat(core.id.as_str(), &beat).await {
             Ok(()) => complained = false,
             Err(gridmr_net::Error::Http { status: 404, .. }) => {
                 tracing::warn!("the master does not know this worker; registering again");

@@ -6,8 +6,9 @@
 
 use super::external::{self, pump, Owner, Processes, Spec};
 
-fn owner_of(job: &str, task: &str, attempt: u32) -> Owner {
-    Owner::new(job, task, attempt)
+/// Attempt `attempt` of a SINGLE job's one task.
+fn single_attempt(attempt: u32) -> AttemptId {
+    AttemptId::new(TaskId::new(Phase::Single, 0), attempt)
 }
 use super::failure::Failure;
 use super::protocol::{feed_pairs, split_line, Encoding, Grouper};
@@ -19,7 +20,7 @@ use gridmr_core::task::{
     create_leaf_dir, existing_dir, open_partition, CancelFlag, MapTarget, MapTask, Progress,
     ReduceTask,
 };
-use gridmr_core::{Counters, Params, Sha1Partitioner};
+use gridmr_core::{AttemptId, Counters, JobId, Params, Phase, Sha1Partitioner, TaskId, WorkerId};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -85,7 +86,7 @@ impl<'a> PartFile<'a> {
 
 /// A map attempt's log (its combiner's stderr goes there too).
 fn map_log(task: &MapTask) -> PathBuf {
-    layout::attempt_log(task.target.job_dir(), &task.task_id(), task.attempt)
+    layout::attempt_log(task.target.job_dir(), task.attempt_id())
 }
 
 /// Where a map attempt's sorted output goes: the job's shuffle folder, cut
@@ -112,7 +113,7 @@ pub(crate) struct Runner {
     pub(crate) python: OsString,
     /// The Python driver (its folder goes with the last runner).
     pub(crate) driver: Arc<super::DriverFile>,
-    pub(crate) worker_id: String,
+    pub(crate) worker_id: WorkerId,
     pub(crate) default_timeout: Option<Duration>,
     /// Limits, environment and tree kill of every task process.
     pub(crate) fence: Arc<super::fence::Fence>,
@@ -215,14 +216,14 @@ impl Runner {
     /// `GRIDMR_PARAM_<NAME>` (upper case, `.` and `-` as `_`).
     fn env(
         &self,
-        task: &str,
+        task: TaskId,
         attempt: u32,
         input: Option<&Path>,
         params: &Params,
     ) -> Vec<(String, String)> {
         let mut env = vec![
-            ("GRIDMR_WORKER_ID".to_owned(), self.worker_id.clone()),
-            ("GRIDMR_TASK_ID".to_owned(), task.to_owned()),
+            ("GRIDMR_WORKER_ID".to_owned(), self.worker_id.to_string()),
+            ("GRIDMR_TASK_ID".to_owned(), task.to_string()),
             ("GRIDMR_ATTEMPT".to_owned(), attempt.to_string()),
         ];
         if let Some(input) = input {
@@ -350,7 +351,7 @@ fn map_to_shuffle(
     let stem = task.output_stem();
     let work = WorkDir::create(runner, &work_parent(to.dir), &stem, program)?;
     let env = runner.env(
-        &task.task_id(),
+        task.task_id(),
         task.attempt,
         Some(&task.split.path),
         &task.params,
@@ -377,7 +378,7 @@ fn map_to_shuffle(
     let finished = external::run(
         &spec,
         procs,
-        &owner_of(&task.job_id, &task.task_id(), task.attempt),
+        &Owner::new(&task.job_id, task.attempt_id()),
         feed,
         |line| {
             pairs += grouper
@@ -528,7 +529,7 @@ fn run_map_only(
         );
         let work = WorkDir::create(runner, &attempts, &stem, program)?;
         let env = runner.env(
-            &task.task_id(),
+            task.task_id(),
             task.attempt,
             Some(&task.split.path),
             &task.params,
@@ -541,7 +542,7 @@ fn run_map_only(
         let finished = external::run(
             &spec,
             procs,
-            &owner_of(&task.job_id, &task.task_id(), task.attempt),
+            &Owner::new(&task.job_id, task.attempt_id()),
             feed,
             |line| out.line(line),
         )?;
@@ -584,7 +585,7 @@ fn combine_output(
         }
         let merge = KWayMerge::<String, String>::new(readers).map_err(err)?;
         let env = runner.env(
-            &task.task_id(),
+            task.task_id(),
             task.attempt,
             Some(&task.split.path),
             &task.params,
@@ -595,7 +596,7 @@ fn combine_output(
         let done = external::run(
             &spec,
             procs,
-            &owner_of(&task.job_id, &task.task_id(), task.attempt),
+            &Owner::new(&task.job_id, task.attempt_id()),
             feed_pairs(merge, None, Encoding::Streaming, Progress::default()),
             |line| {
                 let (k, v) = split_line(line);
@@ -655,22 +656,19 @@ fn reduce_into(
     let work = WorkDir::create(
         runner,
         &parent,
-        &format!(
-            "{}-work",
-            layout::attempt_name(&task.task_id(), task.attempt)
-        ),
+        &format!("{}-work", task.attempt_id()),
         program,
     )?;
-    let env = runner.env(&task.task_id(), task.attempt, None, &task.params);
+    let env = runner.env(task.task_id(), task.attempt, None, &task.params);
     let job_dir = task.output_dir.parent().unwrap_or(&task.output_dir);
     let spec = runner
         .spec(program, Step::Reduce, &work.0, env, timeout_s)?
-        .logging_to(layout::attempt_log(job_dir, &task.task_id(), task.attempt));
+        .logging_to(layout::attempt_log(job_dir, task.attempt_id()));
     let records = Arc::new(AtomicU64::new(0));
     let finished = external::run(
         &spec,
         procs,
-        &owner_of(&task.job_id, &task.task_id(), task.attempt),
+        &Owner::new(&task.job_id, task.attempt_id()),
         feed_pairs(
             merge,
             Some(records.clone()),
@@ -749,7 +747,7 @@ fn probe(
 
 /// One SINGLE-mode attempt of a script job: what it reads, where it writes.
 pub(crate) struct SingleAttempt<'a> {
-    pub(crate) job_id: &'a str,
+    pub(crate) job_id: &'a JobId,
     /// The job's inputs (files, folders or globs), in order.
     pub(crate) inputs: &'a [String],
     pub(crate) params: &'a Params,
@@ -830,14 +828,18 @@ fn run_process(
         program,
         Step::Map,
         work_dir,
-        runner.env("single", attempt, Some(&source), params),
+        runner.env(
+            TaskId::new(Phase::Single, 0),
+            attempt,
+            Some(&source),
+            params,
+        ),
         timeout_s,
     )?;
     spec.what = "the job script's process".into();
     spec.log = Some(layout::attempt_log(
         output_dir.parent().unwrap_or(output_dir),
-        layout::SINGLE_TASK,
-        attempt,
+        single_attempt(attempt),
     ));
     spec.argv = vec![
         runner.python.clone(),
@@ -850,7 +852,7 @@ fn run_process(
     let finished = external::run(
         &spec,
         procs,
-        &owner_of(job_id, "single", attempt),
+        &Owner::new(job_id, single_attempt(attempt)),
         |_| Ok(()),
         |_| Ok(()),
     )?;
@@ -901,7 +903,7 @@ fn single(
         if probe(
             runner,
             procs,
-            &owner_of(job_id, "single", attempt),
+            &Owner::new(job_id, single_attempt(attempt)),
             script,
             work_dir,
         )?
@@ -922,7 +924,7 @@ fn single(
     let mut status = None;
     for (i, f) in files.iter().filter(|f| f.len > 0).enumerate() {
         let task = MapTask {
-            job_id: job_id.to_owned(),
+            job_id: job_id.clone(),
             index: i as u32,
             attempt,
             worker_id: runner.worker_id.clone(),
@@ -952,7 +954,7 @@ fn single(
         outputs.push(out.output);
     }
     let reduce = ReduceTask {
-        job_id: job_id.to_owned(),
+        job_id: job_id.clone(),
         partition: 0,
         attempt,
         worker_id: runner.worker_id.clone(),

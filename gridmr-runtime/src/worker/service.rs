@@ -1,30 +1,30 @@
 //! The worker's gRPC service: runs map, reduce and SINGLE tasks of the jobs
 //! in its registry, off the async runtime, in a fixed number of slots.
 
-use super::external::{attempt_key, Processes};
+use super::attempts::{Attempts, Target, Ticket};
+use super::external::Processes;
 use super::failure::Failure;
 use super::faults::Faults;
 use super::scripts::{self, Program, Runner};
 use crate::paths::{check_inside, check_new_inside, confine_input};
 use gridmr_core::engine::{JobConfig, LocalEngine};
+use gridmr_core::ids::BadId;
 use gridmr_core::shuffle::RunIndex;
 use gridmr_core::task::{
-    create_leaf_dir, existing_dir, CancelFlag, MapTask, Progress, ReduceTask, TaskControl,
-    TaskReport, ATTEMPTS_DIR,
+    create_leaf_dir, existing_dir, MapTask, ReduceTask, TaskReport, ATTEMPTS_DIR,
 };
-use gridmr_core::{Counters, JobDef, Registry};
+use gridmr_core::{AttemptId, Counters, JobDef, JobId, Phase, Registry, TaskId, WorkerId};
 use gridmr_net::proto::worker_server::Worker;
 use gridmr_net::proto::Failure as FailureKind;
 use gridmr_net::proto::{
     self, CancelReq, CancelResp, HeartbeatReq, HeartbeatResp, JobResult, MapResult, ReduceResult,
 };
-use gridmr_net::rest::{AttemptProgress, WorkDone};
 use gridmr_net::wire::{
     counters_to_wire, map_task_from_wire, reduce_task_from_wire, shuffle_from_wire,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
@@ -75,7 +75,7 @@ enum Work {
 
 /// Shared state of one worker.
 pub(crate) struct WorkerCore {
-    pub(crate) id: String,
+    pub(crate) id: WorkerId,
     registry: Registry,
     shared_dir: PathBuf,
     /// Where inputs may be read: the share and `INPUT_ROOTS`.
@@ -89,77 +89,13 @@ pub(crate) struct WorkerCore {
     /// `TASK_ISOLATION=process`: typed map and reduce attempts run in a
     /// child of this binary.
     pub(crate) isolated: bool,
-    /// The jobs with attempts on this worker now: their cancel flag and how
-    /// many attempts hold it. A job leaves when its last attempt here ends,
-    /// so the map is as large as the work in hand, and a cancel for a job
-    /// with nothing here changes nothing.
-    jobs: Mutex<std::collections::HashMap<String, JobHere>>,
-    /// Jobs cancelled while they had no attempt here: a cancel can overtake
-    /// the task call it is meant to stop (both are sent at once), and the
-    /// attempt must then not start. Bounded in count and age.
-    cancelled_early: Mutex<std::collections::VecDeque<(String, Instant)>>,
-}
-
-/// Most attempts one heartbeat reports the progress of.
-pub(crate) const MAX_REPORTED_ATTEMPTS: usize = 1024;
-
-/// Most early cancels kept, and for how long.
-const EARLY_CANCELS: usize = 4096;
-const EARLY_CANCEL_TTL: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// A job while it has attempts on this worker.
-#[derive(Default)]
-struct JobHere {
-    flag: CancelFlag,
-    /// Its attempts here, by `map-00003@2`.
-    attempts: std::collections::HashMap<String, AttemptHere>,
-}
-
-/// One attempt on this worker.
-struct AttemptHere {
-    task: String,
-    attempt: u32,
-    /// Its own flag (a child of the job's, so it can be stopped alone),
-    /// and how far it got (sent with every heartbeat).
-    control: TaskControl,
-}
-
-/// One attempt's hold on its job's entry; dropping it lets the job go.
-struct Ticket {
-    core: Arc<WorkerCore>,
-    job_id: String,
-    attempt: String,
-    /// The attempt's flag (cancelled with its job, or alone) and where it
-    /// counts its progress.
-    control: TaskControl,
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let last = match self.core.jobs.lock() {
-            Ok(mut jobs) => match jobs.get_mut(&self.job_id) {
-                Some(j) => {
-                    j.attempts.remove(&self.attempt);
-                    if j.attempts.is_empty() {
-                        jobs.remove(&self.job_id);
-                        true
-                    } else {
-                        false
-                    }
-                }
-                None => false,
-            },
-            Err(_) => false,
-        };
-        if last {
-            self.core.procs.forget(&self.job_id);
-        }
-    }
+    /// The attempts running here: their control, and early cancels.
+    attempts: Arc<Attempts>,
 }
 
 impl WorkerCore {
     pub(crate) fn new(
-        id: String,
+        id: WorkerId,
         registry: Registry,
         shared_dir: PathBuf,
         input_roots: Vec<PathBuf>,
@@ -167,6 +103,7 @@ impl WorkerCore {
         faults: Faults,
         runner: Runner,
     ) -> Self {
+        let procs = Arc::new(Processes::default());
         WorkerCore {
             id,
             registry,
@@ -177,95 +114,20 @@ impl WorkerCore {
             running: AtomicU32::new(0),
             faults,
             runner,
-            procs: Arc::new(Processes::default()),
+            procs: procs.clone(),
             isolated: false,
-            jobs: Mutex::new(std::collections::HashMap::new()),
-            cancelled_early: Mutex::new(std::collections::VecDeque::new()),
+            attempts: Arc::new(Attempts::new(procs)),
         }
     }
 
-    /// Remembers a cancel for a job with no attempt here yet.
-    fn cancel_early(&self, job_id: &str) {
-        if let Ok(mut early) = self.cancelled_early.lock() {
-            let now = Instant::now();
-            while early
-                .front()
-                .is_some_and(|(_, at)| now.duration_since(*at) > EARLY_CANCEL_TTL)
-                || early.len() >= EARLY_CANCELS
-            {
-                early.pop_front();
-            }
-            if !early.iter().any(|(id, _)| id == job_id) {
-                early.push_back((job_id.to_owned(), now));
-            }
-        }
+    /// How far every attempt running here has got, for the heartbeat.
+    pub(crate) fn progress(&self) -> Vec<gridmr_net::rest::AttemptProgress> {
+        self.attempts.progress()
     }
 
-    fn was_cancelled_early(&self, job_id: &str) -> bool {
-        self.cancelled_early.lock().is_ok_and(|early| {
-            early
-                .iter()
-                .any(|(id, at)| id == job_id && at.elapsed() <= EARLY_CANCEL_TTL)
-        })
-    }
-
-    /// Registers attempt `attempt` of task `task` of `job_id`: its cancel
-    /// flag, held until the ticket drops.
-    fn enter(self: &Arc<Self>, job_id: &str, task: &str, attempt: u32) -> Ticket {
-        let key = attempt_key(task, attempt);
-        let (control, early) = self
-            .jobs
-            .lock()
-            .map(|mut jobs| {
-                let j = jobs.entry(job_id.to_owned()).or_default();
-                let control = TaskControl {
-                    cancel: j.flag.child(),
-                    progress: Progress::default(),
-                };
-                j.attempts.insert(
-                    key.clone(),
-                    AttemptHere {
-                        task: task.to_owned(),
-                        attempt,
-                        control: control.clone(),
-                    },
-                );
-                (control, self.was_cancelled_early(job_id))
-            })
-            .unwrap_or_default();
-        if early {
-            control.cancel.cancel();
-            self.procs.cancel(job_id, None);
-        }
-        Ticket {
-            core: self.clone(),
-            job_id: job_id.to_owned(),
-            attempt: key,
-            control,
-        }
-    }
-
-    /// How far every attempt running here has got, for the heartbeat
-    /// (at most [`MAX_REPORTED_ATTEMPTS`]).
-    pub(crate) fn progress(&self) -> Vec<AttemptProgress> {
-        let Ok(jobs) = self.jobs.lock() else {
-            return Vec::new();
-        };
-        jobs.iter()
-            .flat_map(|(job_id, j)| {
-                j.attempts.values().map(move |a| AttemptProgress {
-                    job_id: job_id.clone(),
-                    task: a.task.clone(),
-                    attempt: a.attempt,
-                    work: WorkDone {
-                        done: a.control.progress.done(),
-                        total: a.control.progress.total(),
-                        records: a.control.progress.records(),
-                    },
-                })
-            })
-            .take(MAX_REPORTED_ATTEMPTS)
-            .collect()
+    /// Registers an attempt of `job` (see [`Attempts::enter`]).
+    fn enter(&self, job: &JobId, attempt: AttemptId) -> Ticket {
+        self.attempts.enter(job, attempt)
     }
 
     fn roots(&self) -> &[PathBuf] {
@@ -331,8 +193,6 @@ impl WorkerCore {
     async fn run(
         self: &Arc<Self>,
         ticket: &Ticket,
-        task: &str,
-        attempt: u32,
         log: Option<PathBuf>,
         work: impl FnOnce() -> Result<Produced, Failure> + Send + 'static,
         discard: impl FnOnce(&Path) + Send + 'static,
@@ -342,7 +202,9 @@ impl WorkerCore {
             .acquire()
             .await
             .map_err(|_| Failure::engine("the worker is shutting down"))?;
-        let job_id = ticket.job_id.as_str();
+        let job_id = ticket.job();
+        let (task, attempt) = (ticket.attempt().task.to_string(), ticket.attempt().attempt);
+        let task = task.as_str();
         let cancelled = || ticket.control.cancel.is_cancelled();
         if cancelled() {
             return Err(Failure::cancelled(job_id));
@@ -525,7 +387,7 @@ impl Worker for WorkerService {
         Ok(Response::new(HeartbeatResp {
             ok: true,
             message: format!("worker {} up", core.id),
-            worker_id: core.id.clone(),
+            worker_id: core.id.to_string(),
             slots: core.slot_count,
             running: core.running.load(Ordering::Relaxed),
             jobs: core.registry.names().map(str::to_owned).collect(),
@@ -542,10 +404,12 @@ impl Worker for WorkerService {
         let started = Instant::now();
         let attempt = msg.attempt.max(1);
         let (output_dir, work_dir) = single_dirs(core, &msg)?;
-        let ticket = core.enter(&msg.job_id, "single", attempt);
+        let job = gridmr_net::wire::job_id("JobTask", &msg.job_id)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let ticket = core.enter(&job, AttemptId::new(TaskId::new(Phase::Single, 0), attempt));
         let mut answer = JobResult {
             job_id: msg.job_id.clone(),
-            worker_id: core.id.clone(),
+            worker_id: core.id.to_string(),
             attempt,
             ..Default::default()
         };
@@ -555,7 +419,7 @@ impl Worker for WorkerService {
         let shuffle = shuffle_from_wire(msg.shuffle.as_ref());
         let work_dir_for_task = work_dir.clone();
         let (runner, procs) = (core.runner.clone(), core.procs.clone());
-        let (job_id, timeout_s) = (msg.job_id.clone(), msg.timeout_s);
+        let (job_id, timeout_s) = (job.clone(), msg.timeout_s);
         let (inputs, params) = single_inputs(&msg)?;
         let out_dir = output_dir.clone();
         let flag = ticket.control.cancel.clone();
@@ -611,14 +475,10 @@ impl Worker for WorkerService {
         let log = typed_log.then(|| {
             gridmr_core::layout::attempt_log(
                 output_dir.parent().unwrap_or(&output_dir),
-                gridmr_core::layout::SINGLE_TASK,
-                attempt,
+                ticket.attempt(),
             )
         });
-        match core
-            .run(&ticket, "single", attempt, log, work, discard)
-            .await
-        {
+        match core.run(&ticket, log, work, discard).await {
             Ok(p) => {
                 answer.success = true;
                 answer.output_path = p.output.display().to_string();
@@ -643,25 +503,24 @@ impl Worker for WorkerService {
         let started = Instant::now();
         let task: MapTask = map_task_from_wire(&msg, &core.id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let ticket = core.enter(&task.job_id, &task.task_id(), task.attempt);
+        let ticket = core.enter(&task.job_id, task.attempt_id());
         let control = ticket.control.clone();
         check_inside(&task.split.path, &core.input_roots)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         core.inside(task.target.dir())?;
         let mut answer = MapResult {
-            job_id: task.job_id.clone(),
-            worker_id: core.id.clone(),
+            job_id: task.job_id.to_string(),
+            worker_id: core.id.to_string(),
             chunk_id: msg.chunk_id.clone(),
             attempt: task.attempt,
             ..Default::default()
         };
         let what = core.work(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
-        let (task_id, attempt) = (task.task_id(), task.attempt);
         let (runner, procs, timeout_s) = (core.runner.clone(), core.procs.clone(), msg.timeout_s);
         let isolated = core.isolated;
         // A child process's stderr is its log; in this process, its events.
         let log = (matches!(what, Work::Typed(_)) && !isolated)
-            .then(|| gridmr_core::layout::attempt_log(task.target.job_dir(), &task_id, attempt));
+            .then(|| gridmr_core::layout::attempt_log(task.target.job_dir(), task.attempt_id()));
         let work = move || match what {
             Work::Typed(job) if isolated => {
                 super::isolated::run_map(&runner, &procs, &task, job.name()).map(Produced::from)
@@ -676,10 +535,7 @@ impl Worker for WorkerService {
                     .map(Produced::from)
             }
         };
-        match core
-            .run(&ticket, &task_id, attempt, log, work, remove_map_output)
-            .await
-        {
+        match core.run(&ticket, log, work, remove_map_output).await {
             Ok(p) => {
                 answer.success = true;
                 answer.partition_files = vec![gridmr_core::layout::MapOutput::new(&p.output)
@@ -708,26 +564,25 @@ impl Worker for WorkerService {
         let started = Instant::now();
         let task: ReduceTask = reduce_task_from_wire(&msg, &core.id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let ticket = core.enter(&task.job_id, &task.task_id(), task.attempt);
+        let ticket = core.enter(&task.job_id, task.attempt_id());
         let control = ticket.control.clone();
         core.inside(&task.output_dir)?;
         for input in &task.map_outputs {
             core.inside(input)?;
         }
         let mut answer = ReduceResult {
-            job_id: task.job_id.clone(),
-            worker_id: core.id.clone(),
+            job_id: task.job_id.to_string(),
+            worker_id: core.id.to_string(),
             partition_id: msg.partition_id,
             attempt: task.attempt,
             ..Default::default()
         };
         let what = core.work(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
-        let (task_id, attempt) = (task.task_id(), task.attempt);
         let (runner, procs, timeout_s) = (core.runner.clone(), core.procs.clone(), msg.timeout_s);
         let isolated = core.isolated;
         let log = (matches!(what, Work::Typed(_)) && !isolated).then(|| {
             let job_dir = task.output_dir.parent().unwrap_or(&task.output_dir);
-            gridmr_core::layout::attempt_log(job_dir, &task_id, attempt)
+            gridmr_core::layout::attempt_log(job_dir, task.attempt_id())
         });
         let work = move || {
             // A missing or truncated map output is found before any work.
@@ -760,10 +615,7 @@ impl Worker for WorkerService {
         let discard = |p: &Path| {
             let _ = std::fs::remove_file(p);
         };
-        match core
-            .run(&ticket, &task_id, attempt, log, work, discard)
-            .await
-        {
+        match core.run(&ticket, log, work, discard).await {
             Ok(p) => {
                 answer.success = true;
                 answer.output_path = p.output.display().to_string();
@@ -788,36 +640,21 @@ impl Worker for WorkerService {
         request: Request<CancelReq>,
     ) -> Result<Response<CancelResp>, Status> {
         let req = request.into_inner();
-        let job_id = req.job_id;
-        let one = (!req.task.is_empty()).then(|| attempt_key(&req.task, req.attempt));
-        if job_id.is_empty() {
+        if req.job_id.is_empty() {
             return Err(Status::invalid_argument("CancelReq.job_id is empty"));
         }
-        gridmr_net::wire::check_job_id("CancelReq", &job_id)
+        let job = gridmr_net::wire::job_id("CancelReq", &req.job_id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        // Typed attempts stop at their next check; script tasks are killed.
-        // A job with no attempt here yet is remembered for a while (the
-        // cancel may have overtaken its task call), in a bounded list. The
-        // jobs lock is held throughout, so an attempt entering meanwhile
-        // sees one or the other.
-        // One attempt: its flag and its processes only (nothing is kept
-        // when it is not here: it has ended).
-        let here = match self.core.jobs.lock() {
-            Ok(jobs) => match (jobs.get(&job_id), &one) {
-                (Some(j), None) => Some(j.flag.clone()),
-                (Some(j), Some(key)) => j.attempts.get(key).map(|a| a.control.cancel.clone()),
-                (None, None) => {
-                    self.core.cancel_early(&job_id);
-                    None
-                }
-                (None, Some(_)) => None,
-            },
-            Err(_) => None,
+        let target = if req.task.is_empty() {
+            Target::Job
+        } else {
+            let task: TaskId = req
+                .task
+                .parse()
+                .map_err(|e: BadId| Status::invalid_argument(format!("CancelReq: {e}")))?;
+            Target::Attempt(AttemptId::new(task, req.attempt))
         };
-        if let Some(flag) = here {
-            flag.cancel();
-            self.core.procs.cancel(&job_id, one.as_deref());
-        }
+        self.core.attempts.cancel(&job, target);
         Ok(Response::new(CancelResp {
             ok: true,
             running: self.core.running.load(Ordering::Relaxed),

@@ -127,15 +127,9 @@ pub(super) async fn cancel_job(
 ) -> ApiResult<Json<gridmr_net::rest::CancelAnswer>> {
     let (cancelled, effects, status) = {
         let mut st = sh.lock();
-        let ended = st
-            .job(&id)
-            .ok_or_else(|| ApiError::unknown_job(&id))?
-            .state
-            .is_terminal();
-        let effects = st.handle(
-            Event::Cancel { job: id.clone() },
-            crate::master::clock::now_ms(),
-        );
+        let job = st.job(&id).ok_or_else(|| ApiError::unknown_job(&id))?;
+        let (ended, job) = (job.state.is_terminal(), job.id.clone());
+        let effects = st.handle(Event::Cancel { job }, crate::master::clock::now_ms());
         let status = st
             .job(&id)
             .map_or(JobState::Cancelled, |j| view::rest_state(j.state));
@@ -163,10 +157,11 @@ pub(super) async fn delete_job(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<DeleteAnswer>> {
     let q: DeleteQuery = query(q)?;
-    let effects = sh.lock().handle(
-        Event::Delete { job: id.clone() },
-        crate::master::clock::now_ms(),
-    );
+    // An id that is no job id names no job.
+    let job = gridmr_core::JobId::new(id.clone()).map_err(|_| ApiError::unknown_job(&id))?;
+    let effects = sh
+        .lock()
+        .handle(Event::Delete { job }, crate::master::clock::now_ms());
     let Some((cancelled, dirs)) = effects.iter().find_map(|e| match e {
         Effect::Deleted {
             was_running, dirs, ..
@@ -277,7 +272,7 @@ pub(crate) async fn task_logs(
             .base
             .clone()
     };
-    let task = gridmr_scheduler::TaskRef::parse(&task)
+    let task = gridmr_scheduler::TaskId::parse(&task)
         .ok_or_else(|| {
             ApiError::bad(format!(
                 "{task:?} is not a task name (single, map-NNNNN, reduce-NNNNN)"

@@ -12,7 +12,7 @@ pub(super) async fn list_workers(State(sh): Shr) -> Json<WorkerList> {
             .workers
             .list
             .iter()
-            .map(|w| (w.id.clone(), view::worker_info(w)))
+            .map(|w| (w.id.to_string(), view::worker_info(w)))
             .collect(),
         ring: st.workers.ring(),
     })
@@ -100,13 +100,9 @@ pub(super) async fn register_worker(
 ) -> ApiResult<Json<RegisterAnswer>> {
     let body = read_body(body).await?;
     let req = registration(q, &headers, &body)?;
-    let id = req.worker_id.trim();
-    if id.is_empty() || id.len() > 128 || id.contains(['/', ' ']) {
-        return Err(ApiError::bad(format!(
-            "worker_id {:?} is not a plain name",
-            id.chars().take(64).collect::<String>()
-        )));
-    }
+    let worker = gridmr_core::WorkerId::new(req.worker_id.trim())
+        .map_err(|e| ApiError::bad(format!("worker_id: {e}")))?;
+    let id = worker.as_str();
     check_address(&req.address)?;
     // An id alive at another address keeps it while that address still
     // answers as this worker: an impostor cannot take over a live worker's
@@ -170,7 +166,7 @@ pub(super) async fn register_worker(
         heartbeats: req.heartbeat_ms.is_some(),
         build: hello.build.clone(),
         ..WorkerEntry::new(
-            id,
+            worker.clone(),
             req.address.clone(),
             slots,
             crate::master::clock::now_ms(),
@@ -223,10 +219,10 @@ pub(super) async fn heartbeat(
             .workers
             .list
             .iter()
-            .find(|w| w.id == id)
-            .map(|w| w.address.clone());
+            .find(|w| w.id == id.as_str())
+            .map(|w| (w.address.clone(), w.id.clone()));
         match (&registered, &claimed) {
-            (Some(at), Some(claimed)) if at != claimed => {
+            (Some((at, _)), Some(claimed)) if at != claimed => {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     format!("worker {id:?} is registered at {at}, not {claimed}"),
@@ -242,25 +238,22 @@ pub(super) async fn heartbeat(
             }
             _ => {}
         }
-        let was_alive = st.workers.live().any(|w| w.id == id);
+        let was_alive = st.workers.live().any(|w| w.id == id.as_str());
         let known = registered.is_some();
         let mut effects = Vec::new();
-        if known {
+        if let Some((_, worker)) = registered {
             let reports = reports
                 .iter()
                 .filter_map(|r| {
                     Some(gridmr_scheduler::ProgressReport {
-                        job_id: r.job_id.clone(),
-                        task: gridmr_scheduler::TaskRef::parse(&r.task)?,
+                        job_id: r.job_id.parse().ok()?,
+                        task: gridmr_scheduler::TaskId::parse(&r.task)?,
                         attempt: r.attempt,
                         work: view::work_of(r.work),
                     })
                 })
                 .collect();
-            let beat = Event::Heartbeat {
-                worker: id.clone(),
-                reports,
-            };
+            let beat = Event::Heartbeat { worker, reports };
             effects = st.handle(beat, crate::master::clock::now_ms());
         }
         (known, !was_alive, effects)

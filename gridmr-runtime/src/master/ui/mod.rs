@@ -179,24 +179,27 @@ fn worker_rows(sh: &Shared) -> Vec<pages::WorkerRow> {
     let mut running: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for job in st.jobs().filter(|j| !j.state.is_terminal()) {
         for w in job.excluded_workers(now) {
-            excluded.entry(w).or_default().push(job.id.clone());
+            excluded
+                .entry(w.to_string())
+                .or_default()
+                .push(job.id.to_string());
         }
         for a in job.attempts.iter().filter(|a| a.is_running()) {
             running
-                .entry(a.worker.clone())
+                .entry(a.worker.to_string())
                 .or_default()
-                .push((job.id.clone(), a.task.name()));
+                .push((job.id.to_string(), a.task.name()));
         }
     }
     st.workers
         .list
         .iter()
         .map(|w| pages::WorkerRow {
-            id: w.id.clone(),
+            id: w.id.to_string(),
             info: super::view::worker_info(w),
             seen_s: super::clock::now_ms().saturating_sub(w.last_seen_ms) as f64 / 1000.0,
-            excluded_from: excluded.remove(&w.id).unwrap_or_default(),
-            running: running.remove(&w.id).unwrap_or_default(),
+            excluded_from: excluded.remove(w.id.as_str()).unwrap_or_default(),
+            running: running.remove(w.id.as_str()).unwrap_or_default(),
         })
         .collect()
 }
