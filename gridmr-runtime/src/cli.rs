@@ -274,8 +274,8 @@ pub fn main_with(registry: Registry) -> ExitCode {
     // A worker with TASK_ISOLATION=process starts this binary for each
     // typed attempt; the child never parses the command line.
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some(crate::worker::isolated::CHILD_COMMAND) {
-        return crate::worker::isolated::child_main(&registry, &args[1..]);
+    if args.first().map(String::as_str) == Some(crate::worker::exec::child::CHILD_COMMAND) {
+        return crate::worker::exec::child::child_main(&registry, &args[1..]);
     }
     let cli = Cli::parse();
     let log_level = match &cli.command {

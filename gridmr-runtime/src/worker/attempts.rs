@@ -2,7 +2,7 @@
 //! [`JobId`] and [`AttemptId`]: each attempt's control (cancel flag,
 //! progress), and the cancels that came for a job before its attempt did.
 //! Process trees of script tasks are kept beside it, by the same ids, in
-//! [`Processes`](super::external::Processes).
+//! [`Processes`](super::exec::process::Processes).
 //!
 //! A job is here while it has attempts here: it leaves when its last
 //! attempt's [`Ticket`] drops, so the registry is as large as the work in
@@ -10,7 +10,7 @@
 //! remembered a while, since a cancel can overtake the task call it is
 //! meant to stop).
 
-use super::external::Processes;
+use super::exec::process::Processes;
 use gridmr_core::control::TaskControl;
 use gridmr_core::task::{CancelFlag, Progress};
 use gridmr_core::{AttemptId, JobId};

@@ -9,21 +9,19 @@
 //! heartbeat, without registering again.
 
 mod attempts;
-mod external;
+mod core;
+pub(crate) mod exec;
 mod failure;
 mod faults;
 pub(crate) mod fence;
-mod fork_server;
-pub(crate) mod isolated;
+mod grpc;
 mod listen;
-mod protocol;
-mod scripts;
-mod service;
 pub mod task_log;
 
 pub use faults::Faults;
 pub use task_log::AttemptLogLayer;
 
+use self::core::WorkerCore;
 use crate::error::{Error, Result};
 use crate::settings::WorkerSettings;
 use gridmr_core::Registry;
@@ -31,7 +29,7 @@ use gridmr_net::auth::{Auth, RequireToken, Token};
 use gridmr_net::proto::worker_server::WorkerServer;
 use gridmr_net::rest::{Heartbeat, RegisterRequest};
 use gridmr_net::Client;
-use service::{WorkerCore, WorkerService};
+use grpc::WorkerService;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -144,22 +142,22 @@ fn build_core(
     shared_dir: std::path::PathBuf,
     slots: u32,
     faults: Faults,
-) -> Result<(Arc<WorkerCore>, Option<Arc<fork_server::ForkServer>>)> {
+) -> Result<(Arc<WorkerCore>, Option<Arc<exec::fork_server::ForkServer>>)> {
     let fence = fence::Fence::new(&settings.fence)?;
     if settings.isolation == crate::settings::Isolation::Process {
-        isolated::check_binary().map_err(|e| Error::setting("TASK_ISOLATION", e.to_string()))?;
+        exec::child::check_binary().map_err(|e| Error::setting("TASK_ISOLATION", e.to_string()))?;
     }
     let fence = Arc::new(fence);
     let driver = write_driver()?;
     // Warm Python only where each attempt gets a cgroup (fork_server.rs).
     let fork = (settings.fork_server && fence.uses_cgroups()).then(|| {
-        Arc::new(fork_server::ForkServer::new(
+        Arc::new(exec::fork_server::ForkServer::new(
             settings.python.clone().into(),
             driver.path.clone(),
             fence.clone(),
         ))
     });
-    let runner = scripts::Runner {
+    let runner = exec::script::Runner {
         python: settings.python.clone().into(),
         driver,
         worker_id: id.clone(),
@@ -345,7 +343,7 @@ const WARM_UP_IDLE: Duration = Duration::from_millis(500);
 /// start-up (docs/performance.md: 16% of a short cluster job's CPU samples). A script task
 /// that comes first starts the server itself; a failure here is retried (and reported) by it.
 async fn warm_up_when_idle(
-    fork: Arc<fork_server::ForkServer>,
+    fork: Arc<exec::fork_server::ForkServer>,
     core: Arc<WorkerCore>,
     stop: CancellationToken,
 ) {

@@ -17,7 +17,7 @@
 //! # let _ = subscriber;
 //! ```
 
-use super::external::LogFile;
+use super::exec::process::LogFile;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Mutex;

@@ -4,13 +4,13 @@
 //! merge) is the same Rust data path as typed jobs, with `String` keys and
 //! values partitioned by SHA-1 as the original did.
 
-use super::external::{self, pump, Owner, Processes, Spec};
+use super::process::{self, pump, Owner, Processes, Spec};
 
 /// Attempt `attempt` of a SINGLE job's one task.
 fn single_attempt(attempt: u32) -> AttemptId {
     AttemptId::new(TaskId::new(Phase::Single, 0), attempt)
 }
-use super::failure::Failure;
+use super::super::failure::Failure;
 use super::protocol::{feed_pairs, split_line, Encoding, Grouper};
 use gridmr_core::counters::builtin;
 use gridmr_core::input::{list_inputs, InputSplit, LineReader};
@@ -112,11 +112,11 @@ impl Program {
 pub(crate) struct Runner {
     pub(crate) python: OsString,
     /// The Python driver (its folder goes with the last runner).
-    pub(crate) driver: Arc<super::DriverFile>,
+    pub(crate) driver: Arc<super::super::DriverFile>,
     pub(crate) worker_id: WorkerId,
     pub(crate) default_timeout: Option<Duration>,
     /// Limits, environment and tree kill of every task process.
-    pub(crate) fence: Arc<super::fence::Fence>,
+    pub(crate) fence: Arc<super::super::fence::Fence>,
     /// The warm Python that forks driver runs (none: a fresh interpreter
     /// per run).
     pub(crate) fork: Option<Arc<super::fork_server::ForkServer>>,
@@ -375,7 +375,7 @@ fn map_to_shuffle(
     let encoding = program.encoding();
     let mut grouper = Grouper::new(task.shuffle.sort_buffer_bytes);
     let mut pairs = 0u64;
-    let finished = external::run(
+    let finished = process::run(
         &spec,
         procs,
         &Owner::new(&task.job_id, task.attempt_id()),
@@ -539,7 +539,7 @@ fn run_map_only(
             .logging_to(map_log(task));
         let mut out = PartFile::create(&path)?;
         let (feed, input) = feed_split(&task.split, progress)?;
-        let finished = external::run(
+        let finished = process::run(
             &spec,
             procs,
             &Owner::new(&task.job_id, task.attempt_id()),
@@ -593,7 +593,7 @@ fn combine_output(
         let spec = runner
             .spec(program, Step::Combine, cwd, env, timeout_s)?
             .logging_to(map_log(task));
-        let done = external::run(
+        let done = process::run(
             &spec,
             procs,
             &Owner::new(&task.job_id, task.attempt_id()),
@@ -665,7 +665,7 @@ fn reduce_into(
         .spec(program, Step::Reduce, &work.0, env, timeout_s)?
         .logging_to(layout::attempt_log(job_dir, task.attempt_id()));
     let records = Arc::new(AtomicU64::new(0));
-    let finished = external::run(
+    let finished = process::run(
         &spec,
         procs,
         &Owner::new(&task.job_id, task.attempt_id()),
@@ -728,7 +728,7 @@ fn probe(
         fork: runner.fork.clone(),
     };
     let mut names = Vec::new();
-    external::run(
+    process::run(
         &spec,
         procs,
         owner,
@@ -849,7 +849,7 @@ fn run_process(
         source.clone().into(),
         dest.clone().into(),
     ];
-    let finished = external::run(
+    let finished = process::run(
         &spec,
         procs,
         &Owner::new(job_id, single_attempt(attempt)),

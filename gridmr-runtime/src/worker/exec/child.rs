@@ -12,9 +12,9 @@
 //! [`main_with`](crate::main_with) answers `task-child` before parsing its
 //! command line, so every binary built on it can run children.
 
-use super::external::{self, Owner, Processes, Spec};
-use super::failure::Failure;
-use super::scripts::Runner;
+use super::super::failure::Failure;
+use super::process::{self, Owner, Processes, Spec};
+use super::script::Runner;
 use gridmr_core::layout;
 use gridmr_core::task::{MapTask, ReduceTask, TaskControl};
 use gridmr_core::{Counters, Registry, WorkerId};
@@ -152,7 +152,7 @@ fn run(
         log: Some(log),
     };
     let mut report = None;
-    external::run(
+    process::run(
         &spec,
         procs,
         owner,

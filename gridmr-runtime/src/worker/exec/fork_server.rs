@@ -28,7 +28,7 @@
 //! it has reaped the child. End of file on the task socket before `exit`
 //! means the server died; the child is then killed with its tree.
 
-use super::fence::{Fence, Tree};
+use super::super::fence::{Fence, Tree};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, PipeReader, PipeWriter, Write};
 use std::mem::MaybeUninit;
@@ -328,7 +328,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let driver = dir.path().join("driver.py");
-        std::fs::write(&driver, super::super::DRIVER).unwrap();
+        std::fs::write(&driver, crate::worker::DRIVER).unwrap();
         let python: OsString = "python3".into();
         Some((ForkServer::new(python, driver, fence), dir))
     }

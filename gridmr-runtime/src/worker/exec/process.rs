@@ -4,8 +4,8 @@
 //! another, and a watchdog that kills the whole process group on timeout or
 //! cancellation. Blocking code: it runs on tokio's blocking pool.
 
-use super::failure::Failure;
-use super::fence::{Fence, Tree};
+use super::super::failure::Failure;
+use super::super::fence::{Fence, Tree};
 use super::fork_server::ForkServer;
 use gridmr_core::{AttemptId, Counters, JobId};
 use std::collections::{HashMap, HashSet, VecDeque};

@@ -303,7 +303,7 @@ mod tests {
         use std::process::{Command, Stdio};
         let dir = tempfile::tempdir().unwrap();
         let driver = dir.path().join("driver.py");
-        std::fs::write(&driver, super::super::DRIVER).unwrap();
+        std::fs::write(&driver, crate::worker::DRIVER).unwrap();
         let script = dir.path().join("job.py");
         std::fs::write(
             &script,

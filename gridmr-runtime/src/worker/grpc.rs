@@ -1,0 +1,358 @@
+//! The worker's gRPC service: each call's message checked and turned into
+//! a task (nothing it names is trusted: paths must lie in the share, ids
+//! must be ids), run through [`WorkerCore::run`] by its [`Backend`], and
+//! answered by one reply builder ([`Answer`]).
+
+use super::attempts::Target;
+use super::core::{build_id, millis, WorkerCore};
+use super::exec::{script, Produced, SingleRun};
+use super::failure::Failure;
+use crate::paths::confine_input;
+use gridmr_core::engine::JobConfig;
+use gridmr_core::ids::BadId;
+use gridmr_core::shuffle::RunIndex;
+use gridmr_core::task::{MapTask, ReduceTask};
+use gridmr_core::{AttemptId, Phase, TaskId};
+use gridmr_net::proto::worker_server::Worker;
+use gridmr_net::proto::Failure as FailureKind;
+use gridmr_net::proto::{
+    self, CancelReq, CancelResp, HeartbeatReq, HeartbeatResp, JobResult, MapResult, ReduceResult,
+};
+use gridmr_net::wire::{
+    counters_to_wire, map_task_from_wire, reduce_task_from_wire, shuffle_from_wire,
+};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tonic::{Request, Response, Status};
+
+/// A task call's answer, filled in one way for every kind of task.
+trait Answer {
+    /// The attempt produced `p`.
+    fn succeeded(&mut self, p: Produced);
+    /// The attempt failed with `f`.
+    fn failed(&mut self, f: Failure);
+    /// It took `ms`.
+    fn took(&mut self, ms: u64);
+}
+
+impl Answer for JobResult {
+    fn succeeded(&mut self, p: Produced) {
+        self.success = true;
+        self.output_path = p.output.display().to_string();
+        self.counters = counters_to_wire(&p.counters);
+        self.status_message = p.status.unwrap_or_default();
+    }
+    fn failed(&mut self, f: Failure) {
+        self.failure = f.kind.into();
+        self.error = f.message;
+    }
+    fn took(&mut self, ms: u64) {
+        self.duration_ms = ms;
+    }
+}
+
+impl Answer for MapResult {
+    fn succeeded(&mut self, p: Produced) {
+        self.success = true;
+        let data = gridmr_core::layout::MapOutput::new(&p.output).data();
+        self.partition_files = vec![data.display().to_string()];
+        self.index_path = p.output.display().to_string();
+        self.counters = counters_to_wire(&p.counters);
+        self.status_message = p.status.unwrap_or_default();
+    }
+    fn failed(&mut self, f: Failure) {
+        self.failure = f.kind.into();
+        self.error = f.message;
+    }
+    fn took(&mut self, ms: u64) {
+        self.duration_ms = ms;
+    }
+}
+
+impl Answer for ReduceResult {
+    fn succeeded(&mut self, p: Produced) {
+        self.success = true;
+        self.output_path = p.output.display().to_string();
+        self.counters = counters_to_wire(&p.counters);
+        self.status_message = p.status.unwrap_or_default();
+    }
+    fn failed(&mut self, f: Failure) {
+        self.failure = f.kind.into();
+        self.error = f.message;
+        self.lost_input = f
+            .lost_input
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+    }
+    fn took(&mut self, ms: u64) {
+        self.duration_ms = ms;
+    }
+}
+
+/// The answer to a task call that ran (successfully or not).
+fn reply<A: Answer>(
+    mut answer: A,
+    result: Result<Produced, Failure>,
+    started: Instant,
+) -> Response<A> {
+    match result {
+        Ok(p) => answer.succeeded(p),
+        Err(f) => answer.failed(f),
+    }
+    answer.took(millis(started));
+    Response::new(answer)
+}
+
+/// The tonic service.
+#[derive(Clone)]
+pub(crate) struct WorkerService {
+    pub(crate) core: Arc<WorkerCore>,
+}
+
+/// A SINGLE job's output and working folders, from its message: both named, inside the
+/// share (the working folder not yet there), its job id a plain name.
+fn single_dirs(core: &WorkerCore, msg: &proto::JobTask) -> Result<(PathBuf, PathBuf), Status> {
+    for (field, value) in [("output_dir", &msg.output_dir), ("work_dir", &msg.work_dir)] {
+        if value.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "JobTask.{field} is empty"
+            )));
+        }
+    }
+    gridmr_net::wire::check_job_id("JobTask", &msg.job_id)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let output_dir = PathBuf::from(&msg.output_dir);
+    let work_dir = PathBuf::from(&msg.work_dir);
+    core.inside(&output_dir)?;
+    core.inside_new(&work_dir)?;
+    Ok((output_dir, work_dir))
+}
+
+/// A SINGLE job's inputs (at most 1,024) and parameters, from its message.
+fn single_inputs(msg: &proto::JobTask) -> Result<(Vec<String>, gridmr_core::Params), Status> {
+    let inputs: Vec<String> = std::iter::once(&msg.input_path)
+        .chain(&msg.more_inputs)
+        .cloned()
+        .collect();
+    if inputs.len() > 1024 {
+        return Err(Status::invalid_argument("more than 1024 inputs"));
+    }
+    let params = gridmr_net::wire::params_from_wire("JobTask", &msg.params)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok((inputs, params))
+}
+
+/// The first of a reduce's map outputs that cannot be read back: checked
+/// by its index alone (`whole = false`: present, checksummed, data long
+/// enough), or read through every block (`whole = true`, after a reduce
+/// failed).
+fn first_lost_input(inputs: &[PathBuf], whole: bool) -> Option<Failure> {
+    inputs.iter().find_map(|input| {
+        let checked = if whole {
+            RunIndex::verify(input)
+        } else {
+            RunIndex::read(input).map(|_| ())
+        };
+        checked
+            .err()
+            .map(|e| Failure::map_output_lost(input, format!("a map output cannot be read: {e}")))
+    })
+}
+
+fn remove_map_output(index: &Path) {
+    gridmr_core::layout::MapOutput::new(index).remove();
+}
+
+/// The check a task call's paths and ids failed, as the gRPC status.
+fn invalid(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+#[tonic::async_trait]
+impl Worker for WorkerService {
+    async fn heartbeat(
+        &self,
+        _request: Request<HeartbeatReq>,
+    ) -> Result<Response<HeartbeatResp>, Status> {
+        let core = &self.core;
+        Ok(Response::new(HeartbeatResp {
+            ok: true,
+            message: format!("worker {} up", core.id),
+            worker_id: core.id.to_string(),
+            slots: core.slot_count,
+            running: core.running.load(Ordering::Relaxed),
+            jobs: core.registry.names().map(str::to_owned).collect(),
+            build: build_id().to_owned(),
+        }))
+    }
+
+    async fn execute_job(
+        &self,
+        request: Request<proto::JobTask>,
+    ) -> Result<Response<JobResult>, Status> {
+        let msg = request.into_inner();
+        let core = &self.core;
+        let started = Instant::now();
+        let attempt = msg.attempt.max(1);
+        let (output_dir, work_dir) = single_dirs(core, &msg)?;
+        let job = gridmr_net::wire::job_id("JobTask", &msg.job_id).map_err(invalid)?;
+        let ticket = core.enter(&job, AttemptId::new(TaskId::new(Phase::Single, 0), attempt));
+        let answer = JobResult {
+            job_id: msg.job_id.clone(),
+            worker_id: core.id.to_string(),
+            attempt,
+            ..Default::default()
+        };
+        let backend = core.backend(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
+        let attempt_dir = gridmr_core::layout::single_attempt_dir(&output_dir, attempt);
+        let shuffle = shuffle_from_wire(msg.shuffle.as_ref());
+        let (inputs, params) = single_inputs(&msg)?;
+        let config = JobConfig {
+            inputs: inputs.clone(),
+            output: Some(attempt_dir.clone()),
+            reduce_partitions: Some(1),
+            params: params.clone(),
+            shuffle,
+            job_id: Some(msg.job_id.clone()),
+            ..JobConfig::new(msg.input_path.clone())
+        };
+        let log = backend.logs_here(true).then(|| {
+            let job_dir = output_dir.parent().unwrap_or(&output_dir);
+            gridmr_core::layout::attempt_log(job_dir, ticket.attempt())
+        });
+        let exec = core.exec(msg.timeout_s);
+        let (control, roots) = (ticket.control.clone(), core.input_roots.clone());
+        let work = move || {
+            // Every file a folder or glob input names must resolve inside
+            // the share; one outside the worker's roots is the request's
+            // fault.
+            for input in &inputs {
+                confine_input(input, &roots).map_err(|e| Failure::task(e.to_string()))?;
+            }
+            let attempt = script::SingleAttempt {
+                job_id: &job,
+                inputs: &inputs,
+                params: &params,
+                output_dir: &output_dir,
+                work_dir: &work_dir,
+                attempt,
+                shuffle,
+                timeout_s: exec.timeout_s,
+            };
+            let run = SingleRun {
+                config: &config,
+                script: &attempt,
+                out_dir: &output_dir,
+                work_dir: &work_dir,
+            };
+            backend.run_single(&exec, &run, &control)
+        };
+        let discard = move |p: &Path| {
+            let _ = std::fs::remove_dir_all(&attempt_dir);
+            let _ = std::fs::remove_file(p);
+        };
+        let result = core.run(&ticket, log, work, discard).await;
+        Ok(reply(answer, result, started))
+    }
+
+    async fn execute_map(
+        &self,
+        request: Request<proto::MapTask>,
+    ) -> Result<Response<MapResult>, Status> {
+        let msg = request.into_inner();
+        let core = &self.core;
+        let started = Instant::now();
+        let task: MapTask = map_task_from_wire(&msg, &core.id).map_err(invalid)?;
+        let ticket = core.enter(&task.job_id, task.attempt_id());
+        crate::paths::check_inside(&task.split.path, &core.input_roots).map_err(invalid)?;
+        core.inside(task.target.dir())?;
+        let answer = MapResult {
+            job_id: task.job_id.to_string(),
+            worker_id: core.id.to_string(),
+            chunk_id: msg.chunk_id.clone(),
+            attempt: task.attempt,
+            ..Default::default()
+        };
+        let backend = core.backend(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
+        let log = backend
+            .logs_here(false)
+            .then(|| gridmr_core::layout::attempt_log(task.target.job_dir(), task.attempt_id()));
+        let (exec, control) = (core.exec(msg.timeout_s), ticket.control.clone());
+        let work = move || backend.run_map(&exec, &task, &control);
+        let result = core.run(&ticket, log, work, remove_map_output).await;
+        Ok(reply(answer, result, started))
+    }
+
+    async fn execute_reduce(
+        &self,
+        request: Request<proto::ReduceTask>,
+    ) -> Result<Response<ReduceResult>, Status> {
+        let msg = request.into_inner();
+        let core = &self.core;
+        let started = Instant::now();
+        let task: ReduceTask = reduce_task_from_wire(&msg, &core.id).map_err(invalid)?;
+        let ticket = core.enter(&task.job_id, task.attempt_id());
+        core.inside(&task.output_dir)?;
+        for input in &task.map_outputs {
+            core.inside(input)?;
+        }
+        let answer = ReduceResult {
+            job_id: task.job_id.to_string(),
+            worker_id: core.id.to_string(),
+            partition_id: msg.partition_id,
+            attempt: task.attempt,
+            ..Default::default()
+        };
+        let backend = core.backend(&msg.job_name, &msg.script_path, msg.streaming.as_ref())?;
+        let log = backend.logs_here(false).then(|| {
+            let job_dir = task.output_dir.parent().unwrap_or(&task.output_dir);
+            gridmr_core::layout::attempt_log(job_dir, task.attempt_id())
+        });
+        let (exec, control) = (core.exec(msg.timeout_s), ticket.control.clone());
+        let work = move || {
+            // A missing or truncated map output is found before any work.
+            if let Some(lost) = first_lost_input(&task.map_outputs, false) {
+                return Err(lost);
+            }
+            match backend.run_reduce(&exec, &task, &control) {
+                // Whatever the reduce said, a damaged input is the map's loss.
+                Err(f) if matches!(f.kind, FailureKind::Task | FailureKind::Engine) => {
+                    Err(first_lost_input(&task.map_outputs, true).unwrap_or(f))
+                }
+                other => other,
+            }
+        };
+        let discard = |p: &Path| {
+            let _ = std::fs::remove_file(p);
+        };
+        let result = core.run(&ticket, log, work, discard).await;
+        Ok(reply(answer, result, started))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<CancelReq>,
+    ) -> Result<Response<CancelResp>, Status> {
+        let req = request.into_inner();
+        if req.job_id.is_empty() {
+            return Err(Status::invalid_argument("CancelReq.job_id is empty"));
+        }
+        let job = gridmr_net::wire::job_id("CancelReq", &req.job_id).map_err(invalid)?;
+        let target = if req.task.is_empty() {
+            Target::Job
+        } else {
+            let task: TaskId = req
+                .task
+                .parse()
+                .map_err(|e: BadId| Status::invalid_argument(format!("CancelReq: {e}")))?;
+            Target::Attempt(AttemptId::new(task, req.attempt))
+        };
+        self.core.attempts.cancel(&job, target);
+        Ok(Response::new(CancelResp {
+            ok: true,
+            running: self.core.running.load(Ordering::Relaxed),
+        }))
+    }
+}
