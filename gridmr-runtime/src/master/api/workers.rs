@@ -100,8 +100,12 @@ pub(super) async fn register_worker(
 ) -> ApiResult<Json<RegisterAnswer>> {
     let body = read_body(body).await?;
     let req = registration(q, &headers, &body)?;
-    let worker = gridmr_core::WorkerId::new(req.worker_id.trim())
-        .map_err(|e| ApiError::bad(format!("worker_id: {e}")))?;
+    let worker = gridmr_core::WorkerId::new(req.worker_id.trim()).map_err(|e| {
+        ApiError::bad(format!(
+            "worker_id {:?} is not a plain name (no '/', '\\', spaces or control characters)",
+            e.text
+        ))
+    })?;
     let id = worker.as_str();
     check_address(&req.address)?;
     // An id alive at another address keeps it while that address still
