@@ -46,7 +46,8 @@ pub use lifecycle::{JobState, Mode};
 pub use liveness::ProgressReport;
 pub use plan::{plan, JobRequest, Plan};
 pub use state::{
-    expected_outputs, AttemptKey, CommitPlan, Dispatch, Effect, Observation, Outcome, Scheduler,
+    expected_outputs, AttemptKey, CommitPlan, Dispatch, Effect, JobChanges, Observation, Outcome,
+    Scheduler,
 };
 pub use workers::{Liveness, LossCause, WorkerEntry, Workers};
 

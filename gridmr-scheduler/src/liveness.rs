@@ -120,7 +120,7 @@ impl Scheduler {
         let limit_ms = self.config.wait_for_workers_s.saturating_mul(1000);
         let alive = self.workers.live().count();
         let mut expired = Vec::new();
-        for job in self.jobs.values_mut() {
+        for (seq, job) in self.jobs.iter_mut() {
             let Some(phase) = job.runnable_phase() else {
                 job.waiting_since_ms = None;
                 continue;
@@ -138,6 +138,7 @@ impl Scheduler {
                         format!("waiting for workers: {alive} alive")
                     };
                     job.say(message);
+                    self.touched.insert(*seq);
                     tracing::warn!(job = %job.id, alive, wait_limit_s = limit_ms / 1000,
                         "{}", job.message);
                 }
@@ -147,6 +148,7 @@ impl Scheduler {
                 (false, Some(_)) => {
                     job.waiting_since_ms = None;
                     job.say(format!("{alive} worker(s) alive; running again"));
+                    self.touched.insert(*seq);
                     tracing::info!(job = %job.id, alive, "workers are back for the job");
                 }
                 _ => {}

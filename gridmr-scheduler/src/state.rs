@@ -284,6 +284,20 @@ pub struct Scheduler {
     next_speculation_ms: u64,
     /// When [`Scheduler::retire`] last looked (ms since the epoch): once a second is enough.
     retired_at_ms: u64,
+    /// Jobs changed since the last [`Scheduler::take_changes`].
+    pub(crate) touched: BTreeSet<u64>,
+    /// Jobs forgotten (deleted, retired) since then.
+    forgotten: Vec<JobId>,
+}
+
+/// Which jobs changed since the last [`Scheduler::take_changes`]: what a
+/// caller that keeps views of jobs (the master's status board) refreshes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct JobChanges {
+    /// Jobs that changed, each with whether it has ended.
+    pub changed: Vec<(JobId, bool)>,
+    /// Jobs that were forgotten.
+    pub forgotten: Vec<JobId>,
 }
 
 fn slot(p: Phase) -> usize {
@@ -308,6 +322,21 @@ impl Scheduler {
             speculation_held_until_ms: 0,
             next_speculation_ms: 0,
             retired_at_ms: 0,
+            touched: BTreeSet::new(),
+            forgotten: Vec::new(),
+        }
+    }
+
+    /// The jobs changed and forgotten since the last call.
+    pub fn take_changes(&mut self) -> JobChanges {
+        let changed = std::mem::take(&mut self.touched)
+            .into_iter()
+            .filter_map(|seq| self.jobs.get(&seq))
+            .map(|j| (j.id.clone(), j.state.is_terminal()))
+            .collect();
+        JobChanges {
+            changed,
+            forgotten: std::mem::take(&mut self.forgotten),
         }
     }
 
@@ -324,8 +353,11 @@ impl Scheduler {
         self.ids.get(id).and_then(|s| self.jobs.get(s))
     }
 
+    /// Job `id`, to change: it is counted as changed (see
+    /// [`Scheduler::take_changes`]).
     pub(crate) fn job_mut(&mut self, id: &str) -> Option<&mut Job> {
         let seq = self.ids.get(id)?;
+        self.touched.insert(*seq);
         self.jobs.get_mut(seq)
     }
 
@@ -357,6 +389,7 @@ impl Scheduler {
         job.recount();
         self.order += 1;
         self.ids.insert(job.id.clone(), self.order);
+        self.touched.insert(self.order);
         self.jobs.insert(self.order, job);
     }
 
@@ -507,6 +540,7 @@ impl Scheduler {
         };
         self.ids.insert(id, seq);
         self.unsaved.insert(seq);
+        self.touched.insert(seq);
         self.outbox
             .push(Effect::Observed(Observation::JobSubmitted));
         self.jobs.entry(seq).or_insert(job)
@@ -778,6 +812,7 @@ impl Scheduler {
                 let Some(job) = self.jobs.get_mut(&seq) else {
                     break;
                 };
+                self.touched.insert(seq);
                 job.next_pending[slot(phase)] = index as usize + 1;
                 out.push(Self::dispatch(job, phase, index, worker_id, now));
             }
@@ -859,6 +894,7 @@ impl Scheduler {
             let Some(job) = self.jobs.get_mut(&seq) else {
                 return;
             };
+            self.touched.insert(seq);
             job.tasks_mut(phase)[index as usize].speculated = true;
             out.push(Self::dispatch(job, phase, index, worker_id, now));
         }
@@ -1293,6 +1329,7 @@ impl Scheduler {
         let Some(job) = self.ids.remove(id).and_then(|seq| self.jobs.remove(&seq)) else {
             return effects;
         };
+        self.forgotten.push(job.id.clone());
         let was_running = !job.state.is_terminal();
         if was_running {
             effects.push(Effect::Observed(Observation::JobEnded {
@@ -1339,6 +1376,7 @@ impl Scheduler {
             if i < over || old {
                 if let Some(job) = self.jobs.remove(&seq) {
                     self.ids.remove(&job.id);
+                    self.forgotten.push(job.id.clone());
                     tracing::info!(job = %job.id, "job retired (JOB_RETENTION_COUNT / _S)");
                     retired.push(Effect::Retired(job.dirs));
                 }
@@ -1729,6 +1767,25 @@ mod tests {
         assert!(s.workers.list.iter().all(|w| w.running == 0));
         let next = s.next_id();
         assert_ne!(next, id, "ids are never reused");
+    }
+
+    #[test]
+    fn every_change_to_a_job_is_reported_once_and_a_forgotten_job_too() {
+        let (mut s, id) = state_with_job(2);
+        let first = s.take_changes();
+        assert_eq!(first.changed, vec![(id.clone(), false)]);
+        assert_eq!(s.take_changes(), JobChanges::default(), "reported once");
+        // A pass that dispatches changes the job; one with nothing to do does not.
+        assert_eq!(tick(&mut s, T0).len(), 2);
+        assert_eq!(s.take_changes().changed, vec![(id.clone(), false)]);
+        assert!(tick(&mut s, T0 + 1).is_empty());
+        assert!(s.take_changes().changed.is_empty());
+        s.handle(Event::Cancel { job: id.clone() }, T0 + 2);
+        assert_eq!(s.take_changes().changed, vec![(id.clone(), true)]);
+        s.handle(Event::Delete { job: id.clone() }, T0 + 3);
+        let gone = s.take_changes();
+        assert!(gone.changed.is_empty());
+        assert_eq!(gone.forgotten, vec![id]);
     }
 
     #[test]

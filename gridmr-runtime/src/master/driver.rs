@@ -98,17 +98,14 @@ pub(super) async fn schedule_loop(shared: Arc<Shared>, stop: CancellationToken) 
                 }
                 _ => true,
             });
+            shared.statuses.publish(&mut st);
             (effects, sends, st.take_unsaved(), st.take_journal())
         };
         write_journal(&shared, journal);
-        let moved = !effects.is_empty() || !sends.is_empty();
         apply(&shared, effects);
         save_ended(&shared, ended);
         for (d, call) in sends {
             send(&shared, d, call);
-        }
-        if moved {
-            shared.changed.send_modify(|n| *n = n.wrapping_add(1));
         }
         tokio::select! {
             _ = shared.wake.notified() => {}

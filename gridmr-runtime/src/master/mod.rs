@@ -21,6 +21,7 @@ mod pool;
 mod recovery;
 mod reported;
 pub mod sim;
+mod status;
 mod store;
 mod submit;
 mod ui;
@@ -45,7 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 pub(crate) use submit::{submit, ScriptSource, Staging};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -70,7 +71,8 @@ pub(crate) struct Shared {
     crash: faults::CrashPoints,
     state: Mutex<Scheduler>,
     wake: Notify,
-    changed: watch::Sender<u64>,
+    /// Each job's status, published after every step.
+    pub(crate) statuses: status::StatusBoard,
     /// Stops the master when cancelled.
     stop: CancellationToken,
     /// Every task the master starts besides its scheduler loop and HTTP server:
@@ -126,14 +128,11 @@ impl Shared {
         self.tasks.spawn_blocking(work);
     }
 
-    /// Wakes the scheduler and every long-poll.
+    /// Publishes the jobs the last step changed (waking their long-polls)
+    /// and wakes the scheduler.
     pub(crate) fn poke(&self) {
+        self.statuses.publish(&mut self.lock());
         self.wake.notify_one();
-        self.changed.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changed.subscribe()
     }
 
     pub(crate) fn jobs_dir(&self) -> PathBuf {
@@ -274,11 +273,12 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
         ui: ui::session::Sessions::new(rest_tls.is_some()),
         crash: faults::CrashPoints::from_env(),
         wake: Notify::new(),
-        changed: watch::channel(0).0,
+        statuses: status::StatusBoard::default(),
         stop: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });
     let again = recovery::recover(&shared, &jobs_dir);
+    shared.statuses.publish(&mut shared.lock());
     let stop = shared.stop.clone();
     let scheduler = tokio::spawn(driver::schedule_loop(shared.clone(), stop.clone()));
     shared.spawn_call(driver::expire_uploads(shared.clone(), stop.clone()));

@@ -92,21 +92,29 @@ pub(super) async fn job_status(
         .map_err(|_| ApiError::bad("wait_ms must be 0 or more"))?;
     let wait = Duration::from_millis(wait_ms.min(60_000));
     let deadline = tokio::time::Instant::now() + wait;
-    let mut changes = sh.subscribe();
-    loop {
-        let status = sh
-            .lock()
-            .job(&id)
-            .map(|j| j.status())
-            .ok_or_else(|| ApiError::unknown_job(&id))?;
-        if status.status.is_terminal() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(status));
+    // A job not on the board yet (its step has not been published) is
+    // published first.
+    let mut beats = match sh.statuses.subscribe(&id) {
+        Some(b) => b,
+        None => {
+            sh.statuses.publish(&mut sh.lock());
+            sh.statuses
+                .subscribe(&id)
+                .ok_or_else(|| ApiError::unknown_job(&id))?
         }
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
+    };
+    // Woken by this job's changes only; the status is built once, to answer.
+    while !beats.borrow_and_update().ended {
+        match tokio::time::timeout_at(deadline, beats.changed()).await {
             Ok(Ok(())) => continue,
-            _ => return Ok(Json(status)),
+            _ => break,
         }
     }
+    let status = sh
+        .statuses
+        .status(&id, || sh.lock())
+        .ok_or_else(|| ApiError::unknown_job(&id))?;
+    Ok(Json(JobStatus::clone(&status)))
 }
 
 #[derive(Default, Deserialize)]
