@@ -278,72 +278,7 @@ impl TryFrom<AttemptRecord> for Attempt {
     }
 }
 
-/// Where a task is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TaskState {
-    /// Waiting for a worker.
-    Pending,
-    /// At least one attempt runs.
-    Running,
-    /// An attempt succeeded: its output is the task's.
-    Done,
-}
-
-/// One task (map split, reduce partition or the SINGLE run).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Task {
-    /// Where it is.
-    pub state: TaskState,
-    /// Attempts dispatched so far (the next attempt's number is this + 1).
-    pub dispatched: u32,
-    /// Attempts running now.
-    pub running: u32,
-    /// Failed attempts that count against `MAX_TASK_ATTEMPTS`.
-    pub failures: u32,
-    /// Attempts lost with their worker (the poison-task guard,
-    /// `MAX_TASK_LOSSES`).
-    pub lost: u32,
-    /// The last failure's or loss's message.
-    pub last_error: Option<String>,
-    /// Workers on which an attempt of this task failed: a retry goes
-    /// elsewhere when it can.
-    #[serde(default)]
-    pub failed_on: Vec<WorkerId>,
-    /// Whether a backup (speculative) attempt was started for it.
-    #[serde(default)]
-    pub speculated: bool,
-    /// The committed attempt's output (map: index file; reduce and single:
-    /// the attempt's part file, renamed at commit).
-    pub output: Option<PathBuf>,
-    /// Where its attempts are in the job's attempt records (a heartbeat's
-    /// progress report finds its attempt through them).
-    #[serde(default)]
-    pub attempts: Vec<usize>,
-}
-
-impl Default for Task {
-    fn default() -> Self {
-        Task::new()
-    }
-}
-
-impl Task {
-    /// A pending task with no attempts.
-    pub fn new() -> Self {
-        Task {
-            state: TaskState::Pending,
-            dispatched: 0,
-            running: 0,
-            failures: 0,
-            lost: 0,
-            last_error: None,
-            failed_on: Vec::new(),
-            speculated: false,
-            output: None,
-            attempts: Vec::new(),
-        }
-    }
-}
+pub use crate::tasks::{Tally, Task, TaskState, TaskTable};
 
 /// What a job runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -441,12 +376,9 @@ pub struct Job {
     pub shuffle: ShuffleSettings,
     /// Its map tasks' splits.
     pub splits: Vec<InputSplit>,
-    /// The SINGLE task (one, or none).
-    pub single: Vec<Task>,
-    /// Its map tasks.
-    pub maps: Vec<Task>,
-    /// Its reduce tasks.
-    pub reduces: Vec<Task>,
+    /// Its tasks (stored as `single`, `maps` and `reduces`).
+    #[serde(flatten)]
+    pub table: TaskTable,
     /// The counters of its successful attempts, merged.
     pub counters: Counters,
     /// Every attempt, in the order they started.
@@ -474,20 +406,6 @@ pub struct Job {
     /// (Spark's `excludeOnFailure`).
     #[serde(default)]
     pub exclusions: BTreeMap<WorkerId, Exclusion>,
-    /// How many tasks of each phase are in each state, kept by
-    /// [`Job::set_task_state`] (derived: [`Job::recount`] rebuilds it), so
-    /// no scheduling decision counts a phase's tasks.
-    #[serde(skip)]
-    pub tally: Tally,
-    /// Per phase, where the search for a pending task starts: a hint (the
-    /// search wraps around), lowered when a task goes back to pending.
-    #[serde(skip)]
-    pub next_pending: [usize; 3],
-    /// The committed map outputs, as every reduce attempt is sent them:
-    /// built once, shared by the reduce dispatches until a map is done or
-    /// undone ([`Job::set_task_state`]).
-    #[serde(skip)]
-    pub reduce_inputs: Option<std::sync::Arc<Vec<String>>>,
     /// Since when (ms since the epoch) the job has had work to hand out, none running, and
     /// no live worker able to take it (`State::watch_for_workers`).
     #[serde(skip)]
@@ -499,18 +417,6 @@ pub struct Job {
     /// Attempts started or ended since the store last took them (`State::take_journal`).
     #[serde(skip)]
     pub journal: Vec<HistoryLine>,
-}
-
-/// Tasks per phase and state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally([[u32; 3]; 3]);
-
-fn state_slot(s: TaskState) -> usize {
-    match s {
-        TaskState::Pending => 0,
-        TaskState::Running => 1,
-        TaskState::Done => 2,
-    }
 }
 
 /// A worker's failed attempts in one job, and until when it is kept from it.
@@ -600,77 +506,17 @@ impl Job {
 
     /// Tasks of `phase` in `state`.
     pub fn count(&self, phase: Phase, state: TaskState) -> usize {
-        self.tally.0[phase.slot()][state_slot(state)] as usize
-    }
-
-    /// Rebuilds the tally from the tasks (after tasks are made or loaded).
-    pub fn recount(&mut self) {
-        self.tally = self.counted();
-        self.next_pending = [0; 3];
-        self.reduce_inputs = None;
-    }
-
-    /// The tally, counted from the tasks.
-    pub fn counted(&self) -> Tally {
-        let mut t = Tally::default();
-        for p in [Phase::Single, Phase::Map, Phase::Reduce] {
-            for task in self.tasks(p) {
-                t.0[p.slot()][state_slot(task.state)] += 1;
-            }
-        }
-        t
-    }
-
-    /// Moves task `index` of `phase` to `state`, keeping the tally.
-    pub fn set_task_state(&mut self, phase: Phase, index: usize, state: TaskState) {
-        let Some(task) = self.tasks_mut(phase).get_mut(index) else {
-            return;
-        };
-        let old = std::mem::replace(&mut task.state, state);
-        let counts = &mut self.tally.0[phase.slot()];
-        counts[state_slot(old)] = counts[state_slot(old)].saturating_sub(1);
-        counts[state_slot(state)] += 1;
-        if state == TaskState::Pending {
-            let hint = &mut self.next_pending[phase.slot()];
-            *hint = (*hint).min(index);
-        }
-        // A map's output counts only while it is done.
-        if phase == Phase::Map && (old == TaskState::Done || state == TaskState::Done) {
-            self.reduce_inputs = None;
-        }
+        self.table.count(phase, state)
     }
 
     /// The committed map outputs, as text, shared between dispatches.
     pub fn reduce_inputs(&mut self) -> std::sync::Arc<Vec<String>> {
-        if let Some(r) = &self.reduce_inputs {
-            return r.clone();
-        }
-        let r = std::sync::Arc::new(
-            self.maps
-                .iter()
-                .filter_map(|t| t.output.as_ref().map(|p| p.display().to_string()))
-                .collect::<Vec<_>>(),
-        );
-        self.reduce_inputs = Some(r.clone());
-        r
+        self.table.reduce_inputs()
     }
 
     /// The tasks of `p`.
     pub fn tasks(&self, p: Phase) -> &[Task] {
-        match p {
-            Phase::Single => &self.single,
-            Phase::Map => &self.maps,
-            Phase::Reduce => &self.reduces,
-        }
-    }
-
-    /// The tasks of `p`, to change.
-    pub fn tasks_mut(&mut self, p: Phase) -> &mut Vec<Task> {
-        match p {
-            Phase::Single => &mut self.single,
-            Phase::Map => &mut self.maps,
-            Phase::Reduce => &mut self.reduces,
-        }
+        self.table.tasks(p)
     }
 
     /// Whether `worker` is kept from this job at `now_ms`.
@@ -706,7 +552,7 @@ impl Job {
             Mode::Distributed => {
                 if self.map_only {
                     Some(Phase::Map)
-                } else if self.count(Phase::Map, TaskState::Done) == self.maps.len() {
+                } else if self.table.all_done(Phase::Map) {
                     Some(Phase::Reduce)
                 } else {
                     Some(Phase::Map)

@@ -33,6 +33,7 @@ pub mod liveness;
 mod median;
 pub mod plan;
 pub mod state;
+pub mod tasks;
 pub mod workers;
 
 pub use clock::{Clock, PhaseTimes};

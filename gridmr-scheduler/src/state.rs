@@ -7,10 +7,11 @@
 use crate::clock::Clock;
 use crate::config::SchedulerConfig;
 use crate::job::{
-    Attempt, AttemptError, AttemptState, HistoryLine, Job, JobDirs, Phase, Task, TaskId, TaskState,
+    Attempt, AttemptError, AttemptState, HistoryLine, Job, JobDirs, Phase, TaskId, TaskState,
 };
 use crate::lifecycle::{JobState, Mode};
 use crate::plan::{JobRequest, Plan};
+use crate::tasks::TaskTable;
 use crate::workers::{WorkerEntry, Workers};
 use crate::{CommitError, PlanError};
 use gridmr_core::layout;
@@ -241,15 +242,10 @@ fn lost_input(job: &Job, input: PathBuf, message: String) -> AttemptError {
             .file_name()
             .and_then(|n| n.to_str())
             .and_then(layout::MapOutput::map_index_of)
-            .filter(|m| (*m as usize) < job.maps.len())
+            .filter(|m| (*m as usize) < job.table.len(Phase::Map))
             .filter(|_| input.parent() == Some(job.dirs.shuffle.as_path()))
     };
-    let map = job
-        .maps
-        .iter()
-        .position(|t| t.output.as_ref() == Some(&input))
-        .map(|m| m as u32)
-        .or_else(by_name);
+    let map = job.table.map_with_output(&input).or_else(by_name);
     match map {
         Some(map) => AttemptError::MapOutputLost {
             map,
@@ -386,7 +382,6 @@ impl Scheduler {
             // Still running when the job ended; nobody heard how it ended.
             a.state = AttemptState::Unknown;
         }
-        job.recount();
         self.order += 1;
         self.ids.insert(job.id.clone(), self.order);
         self.touched.insert(self.order);
@@ -462,12 +457,7 @@ impl Scheduler {
         let shift = earlier.len();
         earlier.append(&mut job.attempts);
         job.attempts = earlier;
-        for task in job
-            .maps
-            .iter_mut()
-            .chain(&mut job.reduces)
-            .chain(&mut job.single)
-        {
+        for task in job.table.all_mut() {
             for r in &mut task.attempts {
                 *r += shift;
             }
@@ -518,9 +508,7 @@ impl Scheduler {
             dirs,
             shuffle: request.shuffle,
             splits: Vec::new(),
-            single: Vec::new(),
-            maps: Vec::new(),
-            reduces: Vec::new(),
+            table: TaskTable::default(),
             counters: Counters::default(),
             attempts: Vec::new(),
             clock: Clock::submitted_at(self.now),
@@ -531,9 +519,6 @@ impl Scheduler {
             map_only: request.map_only,
             attempt_base: 0,
             exclusions: BTreeMap::new(),
-            tally: Default::default(),
-            next_pending: [0; 3],
-            reduce_inputs: None,
             waiting_since_ms: None,
             durations: Default::default(),
             journal: Vec::new(),
@@ -583,25 +568,24 @@ impl Scheduler {
                 job.params.extend(plan.params);
                 let message = match plan.mode {
                     Mode::Single => {
-                        job.single = vec![Task::new()];
+                        job.table.make(Phase::Single, 1);
                         "waiting for a worker".to_owned()
                     }
                     Mode::Distributed => {
-                        job.maps = plan.splits.iter().map(|_| Task::new()).collect();
+                        job.table.make(Phase::Map, plan.splits.len());
                         job.splits = plan.splits;
-                        if job.maps.is_empty() && !job.map_only {
+                        if job.table.len(Phase::Map) == 0 && !job.map_only {
                             Self::open_reduces(job, now);
                             format!("reducing {} partitions", job.reduce_partitions)
                         } else {
                             format!(
                                 "{} map tasks, {} reduce tasks",
-                                job.maps.len(),
+                                job.table.len(Phase::Map),
                                 job.reduce_partitions
                             )
                         }
                     }
                 };
-                job.recount();
                 let _ = job.transition(JobState::Prepared, message, now);
             }
         }
@@ -622,16 +606,16 @@ impl Scheduler {
         };
         let mut n = 0;
         for (index, output) in kept.into_iter().enumerate() {
-            if let (Some(output), Some(task)) = (output, job.maps.get_mut(index)) {
-                task.output = Some(output);
-                job.set_task_state(Phase::Map, index, TaskState::Done);
+            if let (Some(output), true) = (output, index < job.table.len(Phase::Map)) {
+                job.table.done(Phase::Map, index, output);
                 n += 1;
             }
         }
-        if n > 0 && n == job.maps.len() && !job.map_only {
+        let maps = job.table.len(Phase::Map);
+        if n > 0 && n == maps && !job.map_only {
             Self::enter_reduce(job, now);
         } else if n > 0 {
-            job.say(format!("resumed with {n}/{} maps done", job.maps.len()));
+            job.say(format!("resumed with {n}/{maps} maps done"));
         }
         n
     }
@@ -651,10 +635,8 @@ impl Scheduler {
     /// Ends the map phase's clock and makes the reduce tasks (once).
     fn open_reduces(job: &mut Job, now: u64) {
         job.clock.end(Phase::Map, now);
-        if job.reduces.is_empty() {
-            job.reduces = (0..job.reduce_partitions).map(|_| Task::new()).collect();
-        }
-        job.recount();
+        job.table
+            .make(Phase::Reduce, job.reduce_partitions as usize);
     }
 
     /// Ends a job that has not ended: FAILED with `error`, or CANCELLED.
@@ -773,18 +755,18 @@ impl Scheduler {
                 let Some(job) = self.jobs.get(&seq) else {
                     break;
                 };
-                debug_assert_eq!(job.tally, job.counted(), "the task tally drifted");
+                debug_assert!(job.table.is_consistent(), "the task tally drifted");
                 if job.count(phase, TaskState::Pending) == 0 {
                     break;
                 }
                 let name = job.kind.name();
                 let mut chosen = None;
                 let tasks = job.tasks(phase);
-                let from = job.next_pending[slot(phase)].min(tasks.len());
+                let from = job.table.next_pending(phase);
                 // From the hint on, then the tasks before it.
                 for index in (from..tasks.len()).chain(0..from) {
                     let task = &tasks[index];
-                    if task.state != TaskState::Pending {
+                    if task.state() != TaskState::Pending {
                         continue;
                     }
                     let preferred = |w: &WorkerEntry| {
@@ -813,7 +795,7 @@ impl Scheduler {
                     break;
                 };
                 self.touched.insert(seq);
-                job.next_pending[slot(phase)] = index as usize + 1;
+                job.table.handed_out(phase, index as usize);
                 out.push(Self::dispatch(job, phase, index, worker_id, now));
             }
             if speculate {
@@ -895,7 +877,9 @@ impl Scheduler {
                 return;
             };
             self.touched.insert(seq);
-            job.tasks_mut(phase)[index as usize].speculated = true;
+            if let Some(task) = job.table.task_mut(phase, index as usize) {
+                task.speculated = true;
+            }
             out.push(Self::dispatch(job, phase, index, worker_id, now));
         }
     }
@@ -908,11 +892,16 @@ impl Scheduler {
         now: u64,
     ) -> Dispatch {
         let base = job.attempt_base;
-        job.set_task_state(phase, index as usize, TaskState::Running);
-        let task = &mut job.tasks_mut(phase)[index as usize];
-        task.running += 1;
-        task.dispatched += 1;
-        let attempt = base + task.dispatched;
+        job.table.start(phase, index as usize);
+        let dispatched = match job.table.task_mut(phase, index as usize) {
+            Some(task) => {
+                task.running += 1;
+                task.dispatched += 1;
+                task.dispatched
+            }
+            None => 1,
+        };
+        let attempt = base + dispatched;
         job.clock.start(phase, now);
         let to = Job::running_state(phase);
         match phase {
@@ -928,7 +917,9 @@ impl Scheduler {
             }
         }
         let record = job.attempts.len();
-        job.tasks_mut(phase)[index as usize].attempts.push(record);
+        if let Some(task) = job.table.task_mut(phase, index as usize) {
+            task.attempts.push(record);
+        }
         let task = TaskId { phase, index };
         tracing::info!(job = %job.id, task = %task.name(), attempt, worker = %worker_id, "attempt started");
         job.start_attempt(Attempt {
@@ -968,7 +959,7 @@ impl Scheduler {
             return false;
         }
         let phase = key.task.phase;
-        if let Some(t) = job.tasks_mut(phase).get_mut(key.task.index as usize) {
+        if let Some(t) = job.table.task_mut(phase, key.task.index as usize) {
             t.running = t.running.saturating_sub(1);
         }
         self.inflight[slot(phase)] = self.inflight[slot(phase)].saturating_sub(1);
@@ -1006,7 +997,10 @@ impl Scheduler {
             }));
         }
         let active = job.is_active();
-        let task_done = job.tasks(phase)[index].state == TaskState::Done;
+        let task_done = job
+            .table
+            .get(phase, index)
+            .is_some_and(|t| t.state() == TaskState::Done);
         let attempt = &mut job.attempts[key.record];
         if !attempt.is_running() {
             // A late result (the attempt was declared lost, or killed when another won): it
@@ -1085,9 +1079,7 @@ impl Scheduler {
         if status.is_some() {
             job.task_status = status;
         }
-        job.set_task_state(phase, index, TaskState::Done);
-        let task = &mut job.tasks_mut(phase)[index];
-        task.output = Some(output);
+        job.table.done(phase, index, output);
         // Other attempts of the task still running have lost the race.
         for &record in &job.tasks(phase)[index].attempts {
             if let Some(a) = job.attempts.get(record) {
@@ -1099,8 +1091,8 @@ impl Scheduler {
         match phase {
             Phase::Map => {
                 let done = job.count(Phase::Map, TaskState::Done);
-                job.say(format!("mapped {done}/{}", job.maps.len()));
-                if done == job.maps.len() {
+                job.say(format!("mapped {done}/{}", job.table.len(Phase::Map)));
+                if job.table.all_done(Phase::Map) {
                     if job.map_only {
                         job.clock.end(Phase::Map, now);
                         job.say("committing the output");
@@ -1114,7 +1106,7 @@ impl Scheduler {
                 let total = job.tasks(phase).len();
                 let done = job.count(phase, TaskState::Done);
                 job.say(format!("reduced {done}/{total}"));
-                if done == total && job.count(Phase::Map, TaskState::Done) == job.maps.len() {
+                if done == total && job.table.all_done(Phase::Map) {
                     job.clock.end(phase, now);
                     job.say("committing the output");
                     effects.push(Effect::Commit(Self::commit_plan(job, phase)));
@@ -1150,7 +1142,7 @@ impl Scheduler {
                 .tasks(phase)
                 .iter()
                 .enumerate()
-                .filter_map(|(p, t)| t.output.clone().map(|o| (p as u32, o)))
+                .filter_map(|(p, t)| t.output().map(|o| (p as u32, o.to_path_buf())))
                 .collect(),
             map_only: phase == Phase::Map,
         }
@@ -1183,22 +1175,21 @@ impl Scheduler {
         match state {
             AttemptState::Failed(AttemptError::MapOutputLost { map, lost, message }) => {
                 let map_name = Phase::Map.task_name(*map);
+                // Only while the lost file is still the map's output: a
+                // second reduce reporting it finds the map re-running.
                 let was_done = job
-                    .maps
-                    .get(*map as usize)
-                    .is_some_and(|m| m.state == TaskState::Done && m.output.as_ref() == Some(lost));
+                    .table
+                    .get(Phase::Map, *map as usize)
+                    .is_some_and(|m| m.output() == Some(lost.as_path()));
                 if was_done {
-                    job.set_task_state(Phase::Map, *map as usize, TaskState::Pending);
+                    if let Some(out) = job.table.undo(Phase::Map, *map as usize) {
+                        effects.push(Effect::RemoveAttemptOutput(Phase::Map, out));
+                    }
                 }
-                if let Some(m) = job.maps.get_mut(*map as usize) {
-                    // Only while the lost file is still the map's output: a
-                    // second reduce reporting it finds the map re-running.
+                if let Some(m) = job.table.task_mut(Phase::Map, *map as usize) {
                     if was_done {
                         m.failures += 1;
                         m.last_error = Some(format!("its output was lost: {message}"));
-                        if let Some(out) = m.output.take() {
-                            effects.push(Effect::RemoveAttemptOutput(Phase::Map, out));
-                        }
                         tracing::warn!(job = %key.job_id, map = %map_name, reduce = %name,
                             "a map output cannot be read; running the map again");
                         if m.failures >= max_attempts {
@@ -1218,7 +1209,9 @@ impl Scheduler {
                 }
             }
             AttemptState::Failed(e) => {
-                let task = &mut job.tasks_mut(phase)[index];
+                let Some(task) = job.table.task_mut(phase, index) else {
+                    return effects;
+                };
                 task.failures += 1;
                 task.last_error = Some(e.message().to_owned());
                 if !task.failed_on.iter().any(|w| w == worker_id) {
@@ -1246,7 +1239,9 @@ impl Scheduler {
                 }
             }
             AttemptState::Lost(why) => {
-                let task = &mut job.tasks_mut(phase)[index];
+                let Some(task) = job.table.task_mut(phase, index) else {
+                    return effects;
+                };
                 task.lost += 1;
                 task.last_error = Some(why.clone());
                 if task.lost >= max_losses {
@@ -1259,10 +1254,7 @@ impl Scheduler {
             }
             _ => {}
         }
-        let task = &job.tasks(phase)[index];
-        if task.running == 0 && task.state == TaskState::Running {
-            job.set_task_state(phase, index, TaskState::Pending);
-        }
+        job.table.requeue(phase, index);
         if let Some(error) = give_up {
             effects.extend(self.end_job(&key.job_id, Some(error)));
         }
@@ -1416,6 +1408,7 @@ mod tests {
     use crate::Event;
     use gridmr_core::input::{InputFile, InputFormat, SplitPolicy};
     use gridmr_core::shuffle::ShuffleSettings;
+    use std::path::Path;
 
     /// The time the scripts below start at (ms).
     const T0: u64 = 1_000_000;
@@ -1639,7 +1632,7 @@ mod tests {
         );
         let job = s.job(&id).unwrap();
         assert_eq!(job.state, JobState::Succeeded);
-        assert!(job.count(Phase::Reduce, TaskState::Done) == job.reduces.len());
+        assert!(job.count(Phase::Reduce, TaskState::Done) == job.tasks(Phase::Reduce).len());
     }
 
     #[test]
@@ -1695,7 +1688,7 @@ mod tests {
         assert!(matches!(lost.state, AttemptState::Lost(_)));
         assert_eq!(lost.late.as_deref(), Some("succeeded"));
         assert_eq!(
-            job.maps[on_a.key.task.index as usize].state,
+            job.tasks(Phase::Map)[on_a.key.task.index as usize].state(),
             TaskState::Running
         );
     }
@@ -1978,9 +1971,17 @@ mod tests {
         ));
         let job = s.job(&id).unwrap();
         assert_eq!(job.state, JobState::Mapping);
-        assert_eq!(job.reduces[0].failures, 0, "the reduce is not charged");
-        assert_eq!(job.maps[1].failures, 1, "the map is");
-        assert_eq!(job.reduces[1].state, TaskState::Done, "done reduces stay");
+        assert_eq!(
+            job.tasks(Phase::Reduce)[0].failures,
+            0,
+            "the reduce is not charged"
+        );
+        assert_eq!(job.tasks(Phase::Map)[1].failures, 1, "the map is");
+        assert_eq!(
+            job.tasks(Phase::Reduce)[1].state(),
+            TaskState::Done,
+            "done reduces stay"
+        );
         let attempt: crate::job::AttemptRecord = job.attempts[r0.key.record].clone().into();
         assert_eq!(attempt.kind.as_deref(), Some("map_output_lost"));
         // Only map 1 runs again, then only reduce 0.
@@ -2156,7 +2157,10 @@ mod tests {
             job.attempts[slow.key.record].state,
             AttemptState::Killed(_)
         ));
-        assert_eq!(job.maps[3].output, Some(PathBuf::from("/m3-backup")));
+        assert_eq!(
+            job.tasks(Phase::Map)[3].output(),
+            Some(Path::new("/m3-backup"))
+        );
         assert_eq!(job.state, JobState::Reducing);
         assert!(s.workers.list.iter().all(|w| w.running == 0));
         // Its late answer changes nothing but its files.
@@ -2195,9 +2199,13 @@ mod tests {
             );
         }
         let job = s.job(&id).unwrap();
-        assert_eq!(job.maps[1].failures, 1, "the map is charged once");
-        assert!(job.reduces.iter().all(|r| r.failures == 0));
-        assert_eq!(job.maps[1].state, TaskState::Pending);
-        assert_eq!(job.maps[0].state, TaskState::Done);
+        assert_eq!(
+            job.tasks(Phase::Map)[1].failures,
+            1,
+            "the map is charged once"
+        );
+        assert!(job.tasks(Phase::Reduce).iter().all(|r| r.failures == 0));
+        assert_eq!(job.tasks(Phase::Map)[1].state(), TaskState::Pending);
+        assert_eq!(job.tasks(Phase::Map)[0].state(), TaskState::Done);
     }
 }

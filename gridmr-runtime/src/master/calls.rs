@@ -47,7 +47,10 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
     let job = sched.job(&d.key.job_id)?;
     // A reduce reads every map's output: none is sent while a map is undone
     // (its output lost since the decision).
-    if inputs.as_ref().is_some_and(|i| i.len() != job.maps.len()) {
+    if inputs
+        .as_ref()
+        .is_some_and(|i| i.len() != job.table.len(Phase::Map))
+    {
         return None;
     }
     let name = job.kind.name().to_owned();

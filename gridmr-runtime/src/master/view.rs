@@ -121,7 +121,7 @@ fn counts(tasks: &[Task]) -> TaskCounts {
         ..TaskCounts::default()
     };
     for t in tasks {
-        match t.state {
+        match t.state() {
             TaskState::Pending => c.pending += 1,
             TaskState::Running => c.running += 1,
             TaskState::Done => c.succeeded += 1,
@@ -170,9 +170,9 @@ impl std::ops::Deref for V<'_> {
 impl V<'_> {
     fn phase_tasks(&self) -> PhaseTasks {
         PhaseTasks {
-            single: counts(&self.single),
-            map: counts(&self.maps),
-            reduce: counts(&self.reduces),
+            single: counts(self.tasks(Phase::Single)),
+            map: counts(self.tasks(Phase::Map)),
+            reduce: counts(self.tasks(Phase::Reduce)),
         }
     }
 
@@ -203,7 +203,7 @@ impl V<'_> {
             chunks_dir: self.dirs.base.join("chunks").display().to_string(),
             shuffle_dir: self.dirs.shuffle.display().to_string(),
             partitions: self.partitions_asked,
-            map_splits: self.maps.len() as u32,
+            map_splits: self.table.len(Phase::Map) as u32,
             reduce_partitions: self.reduce_partitions,
             job: self.kind.name().to_owned(),
             output_dir: self.dirs.out.display().to_string(),
@@ -251,7 +251,7 @@ impl V<'_> {
                     .find(|a| a.state == AttemptState::Succeeded)
                     .and_then(|a| a.progress)
             };
-            match t.state {
+            match t.state() {
                 TaskState::Done => {
                     fraction += 1.0;
                     let n = size(i).or_else(|| reported().map(|w| w.total)).unwrap_or(0);
@@ -304,7 +304,7 @@ impl V<'_> {
             status: rest_state(self.state),
             mode: rest_mode(self.mode),
             input_size_bytes: self.input_size,
-            map_splits: self.maps.len() as u32,
+            map_splits: self.table.len(Phase::Map) as u32,
             reduce_partitions: self.reduce_partitions,
             times: times(self.clock.times(now)),
         }
