@@ -105,6 +105,9 @@ fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+// One compose cluster's life in order (build, start, run a job, kill a worker's container
+// mid-attempt, check the job still succeeds): its steps share the cluster, which costs too
+// much to start per step.
 #[test]
 fn a_compose_cluster_runs_a_job_and_survives_a_killed_worker() {
     let Some(compose) = docker_here() else { return };

@@ -167,6 +167,8 @@ fn a_frozen_worker_is_declared_dead_by_heartbeats_and_used_again_when_it_thaws()
     assert_eq!(cluster.result_lines(&next), expected);
 }
 
+// A restart is a sequence (jobs in several states, the master killed, a new one on the
+// same share): the checks after the restart read what the steps before it left.
 #[test]
 fn a_master_restart_keeps_ended_jobs_and_runs_unfinished_ones_again() {
     // Every attempt takes at least a second, so a job is surely running

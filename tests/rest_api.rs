@@ -13,6 +13,8 @@ fn has_keys(v: &Value, keys: &[&str]) {
     }
 }
 
+// One long script on purpose: it replays the original README's curl session step by step,
+// each call reading what the one before left, as a user at a terminal would.
 #[test]
 fn the_original_curl_sequence() {
     let cluster = Cluster::start(2, &[], &[("WORKER_SLOTS", "2")]);
@@ -250,6 +252,8 @@ fn the_original_curl_sequence() {
     assert!(!cluster.shared.path().join("jobs").join(&next).exists());
 }
 
+// A table of bad requests against one cluster, then a check that it still serves: long
+// because the table is, and the point is that they all hit the same process.
 #[test]
 fn bad_requests_get_4xx_json_errors_and_nothing_else_breaks() {
     let cluster = Cluster::start(1, &[], &[("GRIDMR_INJECT_DELAY_MS", "200")]);

@@ -326,6 +326,8 @@ fn madoop_available() -> bool {
     found
 }
 
+// Each streaming case is run three ways and compared in place; the cases share one
+// cluster, so they stay in one test.
 #[test]
 fn streaming_jobs_equal_the_serial_pipeline_and_madoop() {
     let cluster = Cluster::start(2, &[], &[]);

@@ -124,6 +124,8 @@ async fn shoot(c: &Client, name: &str) {
     }
 }
 
+// One browser session walked through in order (sign in, watch a job run, open its
+// attempts and the workers): the pages depend on what the steps before did.
 #[test]
 fn the_web_ui_shows_jobs_attempts_and_workers_live() {
     let Some((_driver, webdriver)) = driver() else {

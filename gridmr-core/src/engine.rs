@@ -259,31 +259,17 @@ impl LocalEngine {
             .as_ref()
             .map(CancelFlag::child)
             .unwrap_or_default();
-        let local =
-            WorkerId::new("local").map_err(|e| Error::setting("worker_id", e.to_string()))?;
-        let map_tasks: Vec<MapTask> = splits
-            .into_iter()
-            .enumerate()
-            .map(|(i, split)| MapTask {
-                job_id: job_id.clone(),
-                index: i as u32,
-                attempt: 1,
-                worker_id: local.clone(),
-                split,
-                target: if map_only {
-                    MapTarget::Direct {
-                        out: output_dir.clone(),
-                    }
-                } else {
-                    MapTarget::Shuffle {
-                        dir: shuffle_dir.clone(),
-                        partitions,
-                    }
-                },
-                shuffle: config.shuffle,
-                params: params.clone(),
-            })
-            .collect();
+        let target = if map_only {
+            MapTarget::Direct {
+                out: output_dir.clone(),
+            }
+        } else {
+            MapTarget::Shuffle {
+                dir: shuffle_dir.clone(),
+                partitions,
+            }
+        };
+        let map_tasks = map_tasks(&job_id, splits, target, config.shuffle, &params)?;
         let map_control = TaskControl {
             cancel: cancel.clone(),
             progress: self.progress.clone().unwrap_or_default(),
@@ -294,17 +280,19 @@ impl LocalEngine {
         let reduces = if map_only {
             Vec::new()
         } else {
-            let reduce_tasks: Vec<ReduceTask> = (0..partitions)
-                .map(|p| ReduceTask {
-                    job_id: job_id.clone(),
-                    partition: p,
-                    attempt: 1,
-                    worker_id: local.clone(),
-                    map_outputs: maps.iter().map(|r| r.output.clone()).collect(),
-                    output_dir: output_dir.clone(),
-                    params: params.clone(),
+            let reduce_tasks = (0..partitions)
+                .map(|p| {
+                    Ok(ReduceTask {
+                        job_id: job_id.clone(),
+                        partition: p,
+                        attempt: 1,
+                        worker_id: local_worker()?,
+                        map_outputs: maps.iter().map(|r| r.output.clone()).collect(),
+                        output_dir: output_dir.clone(),
+                        params: params.clone(),
+                    })
                 })
-                .collect();
+                .collect::<Result<Vec<_>>>()?;
             let control = TaskControl {
                 cancel: cancel.clone(),
                 progress: Default::default(),
@@ -318,10 +306,13 @@ impl LocalEngine {
         if !self.keep_intermediate {
             let _ = std::fs::remove_dir_all(&shuffle_dir);
         }
-        let mut counters = Counters::default();
-        for r in maps.iter().chain(&reduces) {
-            counters.merge(&r.counters);
-        }
+        let counters = maps
+            .iter()
+            .chain(&reduces)
+            .fold(Counters::default(), |mut c, r| {
+                c.merge(&r.counters);
+                c
+            });
         let done = Instant::now();
         Ok(JobOutcome {
             job_id,
@@ -500,6 +491,36 @@ impl LocalEngine {
             .map(|r| r.ok_or_else(|| Error::setting("threads", "a task was not run")))
             .collect()
     }
+}
+
+/// The embedded engine's one worker.
+fn local_worker() -> Result<WorkerId> {
+    WorkerId::new("local").map_err(|e| Error::setting("worker_id", e.to_string()))
+}
+
+/// Attempt 1 of a map task per split, all writing to `target`.
+fn map_tasks(
+    job_id: &JobId,
+    splits: Vec<crate::InputSplit>,
+    target: MapTarget,
+    shuffle: crate::ShuffleSettings,
+    params: &Params,
+) -> Result<Vec<MapTask>> {
+    let worker_id = local_worker()?;
+    Ok(splits
+        .into_iter()
+        .enumerate()
+        .map(|(i, split)| MapTask {
+            job_id: job_id.clone(),
+            index: i as u32,
+            attempt: 1,
+            worker_id: worker_id.clone(),
+            split,
+            target: target.clone(),
+            shuffle,
+            params: params.clone(),
+        })
+        .collect())
 }
 
 /// The output folder must be new or empty: never mix two jobs' parts.

@@ -60,6 +60,49 @@ pub(crate) enum MapOut<K, V> {
 }
 
 impl<K: Key, V: Value> MapOut<K, V> {
+    /// Ends a successful attempt's output: its index file (shuffle) or its
+    /// part file (map-only), with their counters added to `counters`. A
+    /// part file that cannot be finished is removed.
+    pub(crate) fn finish(self, counters: &mut Counters) -> Result<std::path::PathBuf> {
+        match self {
+            MapOut::Shuffle(sink) => {
+                let index = sink.finish(counters)?;
+                counters.add_builtin(
+                    crate::counters::builtin::MAP_OUTPUT_BYTES,
+                    index.offsets.last().copied().unwrap_or(0),
+                );
+                Ok(index.index_path)
+            }
+            MapOut::Direct(writer) => {
+                let path = writer.path().to_path_buf();
+                let mut written = Counters::default();
+                if let Err(e) = writer.finish(&mut written) {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(e);
+                }
+                // A map-only task's records are its output: count them as both.
+                counters.add_builtin(
+                    crate::counters::builtin::MAP_OUTPUT_RECORDS,
+                    written.builtin(crate::counters::builtin::OUTPUT_RECORDS),
+                );
+                counters.merge(&written);
+                Ok(path)
+            }
+        }
+    }
+
+    /// Drops a failed attempt's output: nothing of it stays.
+    pub(crate) fn discard(self) {
+        match self {
+            MapOut::Shuffle(sink) => sink.discard(),
+            MapOut::Direct(writer) => {
+                let path = writer.path().to_path_buf();
+                drop(writer);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
     #[inline]
     fn emit(&mut self, key: K, value: V) -> Result<()> {
         match self {

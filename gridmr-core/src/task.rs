@@ -291,24 +291,14 @@ fn check_partitions(partitions: u32) -> Result<()> {
     Ok(())
 }
 
-/// Runs one map attempt of `job`.
-pub fn run_map<M, R>(job: &Job<M, R>, task: &MapTask, control: &TaskControl) -> Result<TaskReport>
+/// Where a map attempt of `job` writes: its part file (map-only) or its
+/// sorted, partitioned shuffle output.
+fn map_out<M, R>(job: &Job<M, R>, task: &MapTask) -> Result<MapOut<M::Key, M::Value>>
 where
     M: Mapper,
     R: Reducer<Key = M::Key, Value = M::Value>,
 {
-    let info = TaskInfo {
-        job_id: task.job_id.clone(),
-        task_id: task.task_id(),
-        attempt: task.attempt,
-        worker_id: task.worker_id.clone(),
-        input_file: Some(task.split.path.clone()),
-        input: task.split.input,
-        partition: None,
-        params: task.params.clone(),
-    };
-    let mut counters = Counters::default();
-    let mut out = match &task.target {
+    Ok(match &task.target {
         MapTarget::Direct { out } => {
             existing_dir(&layout::attempts_dir(out))?;
             let path = layout::map_only_attempt_file(out, task.index, task.attempt);
@@ -339,7 +329,27 @@ where
                 job.combiner.clone(),
             ))
         }
+    })
+}
+
+/// Runs one map attempt of `job`.
+pub fn run_map<M, R>(job: &Job<M, R>, task: &MapTask, control: &TaskControl) -> Result<TaskReport>
+where
+    M: Mapper,
+    R: Reducer<Key = M::Key, Value = M::Value>,
+{
+    let info = TaskInfo {
+        job_id: task.job_id.clone(),
+        task_id: task.task_id(),
+        attempt: task.attempt,
+        worker_id: task.worker_id.clone(),
+        input_file: Some(task.split.path.clone()),
+        input: task.split.input,
+        partition: None,
+        params: task.params.clone(),
     };
+    let mut counters = Counters::default();
+    let mut out = map_out(job, task)?;
     let mut mapper = job.mapper.clone();
     let fed = guarded("map", || {
         let mut ctx = MapContext {
@@ -353,39 +363,11 @@ where
         mapper.cleanup(&mut ctx)?;
         Ok(())
     });
-    let output = match (out, fed) {
-        (MapOut::Shuffle(sink), Err(e)) => {
-            sink.discard();
+    let output = match fed {
+        Ok(()) => out.finish(&mut counters)?,
+        Err(e) => {
+            out.discard();
             return Err(e);
-        }
-        (MapOut::Direct(writer), Err(e)) => {
-            let path = writer.path().to_path_buf();
-            drop(writer);
-            let _ = std::fs::remove_file(path);
-            return Err(e);
-        }
-        (MapOut::Shuffle(sink), Ok(())) => {
-            let index = sink.finish(&mut counters)?;
-            counters.add_builtin(
-                builtin::MAP_OUTPUT_BYTES,
-                index.offsets.last().copied().unwrap_or(0),
-            );
-            index.index_path
-        }
-        (MapOut::Direct(writer), Ok(())) => {
-            let path = writer.path().to_path_buf();
-            let mut written = Counters::default();
-            if let Err(e) = writer.finish(&mut written) {
-                let _ = std::fs::remove_file(&path);
-                return Err(e);
-            }
-            // A map-only task's records are its output: count them as both.
-            counters.add_builtin(
-                builtin::MAP_OUTPUT_RECORDS,
-                written.builtin(builtin::OUTPUT_RECORDS),
-            );
-            counters.merge(&written);
-            path
         }
     };
     Ok(TaskReport {

@@ -17,7 +17,7 @@ use crate::{CommitError, PlanError};
 use gridmr_core::layout;
 use gridmr_core::{Counters, JobId, WorkerId};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How often the scheduler looks for stragglers, ms.
 const SPECULATION_INTERVAL_MS: u64 = 100;
@@ -254,6 +254,101 @@ fn lost_input(job: &Job, input: PathBuf, message: String) -> AttemptError {
         },
         None => AttemptError::Engine(message),
     }
+}
+
+/// A map output a reduce could not read.
+struct LostOutput<'a> {
+    map: u32,
+    file: &'a Path,
+    message: &'a str,
+    /// The reduce that reported it.
+    reader: &'a str,
+}
+
+/// Sends the map whose output was lost back to run again, charged to the
+/// map (as Hadoop charges fetch failures), while the lost file is still
+/// its output: a second reduce reporting it finds the map re-running.
+/// Returns why the job must fail, if the map has failed too often.
+fn charge_lost_output(
+    job: &mut Job,
+    lost: &LostOutput<'_>,
+    max_attempts: u32,
+    now: u64,
+    effects: &mut Vec<Effect>,
+) -> Option<String> {
+    let (index, map_name) = (lost.map as usize, Phase::Map.task_name(lost.map));
+    let still_its_output = job
+        .table
+        .get(Phase::Map, index)
+        .is_some_and(|m| m.output() == Some(lost.file));
+    if !still_its_output {
+        return None;
+    }
+    if let Some(out) = job.table.undo(Phase::Map, index) {
+        effects.push(Effect::RemoveAttemptOutput(Phase::Map, out));
+    }
+    let message = lost.message;
+    let give_up = job.table.task_mut(Phase::Map, index).and_then(|m| {
+        m.failures += 1;
+        m.last_error = Some(format!("its output was lost: {message}"));
+        tracing::warn!(job = %job.id, map = %map_name, reduce = %lost.reader,
+            "a map output cannot be read; running the map again");
+        (m.failures >= max_attempts).then(|| {
+            format!(
+                "task {map_name} failed {} time(s) or lost its output; last: {message}",
+                m.failures
+            )
+        })
+    });
+    let _ = job.transition(
+        JobState::Mapping,
+        format!("{map_name}'s output was lost; running it again"),
+        now,
+    );
+    give_up
+}
+
+/// Charges a failure of the task's own against it (`MAX_TASK_ATTEMPTS`)
+/// and against its worker in this job (exclusion after
+/// `EXCLUDE_AFTER_FAILURES`). Returns why the job must fail, if the task
+/// has failed too often.
+fn charge_failure(
+    job: &mut Job,
+    (phase, index, e, worker_id): (Phase, usize, &AttemptError, &WorkerId),
+    s: &SchedulerConfig,
+    now: u64,
+) -> Option<String> {
+    let (max_attempts, name) = (s.max_attempts(), phase.task_name(index as u32));
+    let task = job.table.task_mut(phase, index)?;
+    task.failures += 1;
+    task.last_error = Some(e.message().to_owned());
+    if !task.failed_on.iter().any(|w| w == worker_id) {
+        task.failed_on.push(worker_id.clone());
+    }
+    let give_up = if task.failures >= max_attempts {
+        Some(format!(
+            "task {name} failed {} time(s); last error: {}",
+            task.failures,
+            e.message()
+        ))
+    } else {
+        if task.running == 0 {
+            tracing::info!(job = %job.id, task = %name, failures = task.failures,
+                max = max_attempts, "task will be retried");
+        }
+        None
+    };
+    let ex = job.exclusions.entry(worker_id.clone()).or_default();
+    ex.failures += 1;
+    if s.exclude_after_failures > 0
+        && ex.failures >= s.exclude_after_failures
+        && ex.until_ms.is_none_or(|t| t <= now)
+    {
+        ex.until_ms = Some(now.saturating_add(s.exclude_s.saturating_mul(1000)));
+        tracing::warn!(job = %job.id, worker = %worker_id, failures = ex.failures,
+            "worker excluded from the job");
+    }
+    give_up
 }
 
 /// Jobs and workers: the scheduler. Driven by [`Scheduler::handle`].
@@ -1171,89 +1266,36 @@ impl Scheduler {
             return Vec::new();
         };
         let mut effects = Vec::new();
-        let mut give_up = None;
-        match state {
+        let give_up = match state {
             AttemptState::Failed(AttemptError::MapOutputLost { map, lost, message }) => {
-                let map_name = Phase::Map.task_name(*map);
-                // Only while the lost file is still the map's output: a
-                // second reduce reporting it finds the map re-running.
-                let was_done = job
-                    .table
-                    .get(Phase::Map, *map as usize)
-                    .is_some_and(|m| m.output() == Some(lost.as_path()));
-                if was_done {
-                    if let Some(out) = job.table.undo(Phase::Map, *map as usize) {
-                        effects.push(Effect::RemoveAttemptOutput(Phase::Map, out));
-                    }
-                }
-                if let Some(m) = job.table.task_mut(Phase::Map, *map as usize) {
-                    if was_done {
-                        m.failures += 1;
-                        m.last_error = Some(format!("its output was lost: {message}"));
-                        tracing::warn!(job = %key.job_id, map = %map_name, reduce = %name,
-                            "a map output cannot be read; running the map again");
-                        if m.failures >= max_attempts {
-                            give_up = Some(format!(
-                                "task {map_name} failed {} time(s) or lost its output; last: {message}",
-                                m.failures
-                            ));
-                        }
-                    }
-                }
-                if was_done {
-                    let _ = job.transition(
-                        JobState::Mapping,
-                        format!("{map_name}'s output was lost; running it again"),
-                        now,
-                    );
-                }
+                let lost = LostOutput {
+                    map: *map,
+                    file: lost,
+                    message,
+                    reader: &name,
+                };
+                charge_lost_output(job, &lost, max_attempts, now, &mut effects)
             }
             AttemptState::Failed(e) => {
-                let Some(task) = job.table.task_mut(phase, index) else {
-                    return effects;
-                };
-                task.failures += 1;
-                task.last_error = Some(e.message().to_owned());
-                if !task.failed_on.iter().any(|w| w == worker_id) {
-                    task.failed_on.push(worker_id.clone());
-                }
-                if task.failures >= max_attempts {
-                    give_up = Some(format!(
-                        "task {name} failed {} time(s); last error: {}",
-                        task.failures,
-                        e.message()
-                    ));
-                } else if task.running == 0 {
-                    tracing::info!(job = %key.job_id, task = %name, failures = task.failures,
-                        max = max_attempts, "task will be retried");
-                }
-                let ex = job.exclusions.entry(worker_id.clone()).or_default();
-                ex.failures += 1;
-                if s.exclude_after_failures > 0
-                    && ex.failures >= s.exclude_after_failures
-                    && ex.until_ms.is_none_or(|t| t <= now)
-                {
-                    ex.until_ms = Some(now.saturating_add(s.exclude_s.saturating_mul(1000)));
-                    tracing::warn!(job = %job.id, worker = %worker_id, failures = ex.failures,
-                        "worker excluded from the job");
-                }
+                let failed = (phase, index, e, worker_id);
+                charge_failure(job, failed, &s, now)
             }
             AttemptState::Lost(why) => {
-                let Some(task) = job.table.task_mut(phase, index) else {
-                    return effects;
-                };
-                task.lost += 1;
-                task.last_error = Some(why.clone());
-                if task.lost >= max_losses {
-                    give_up = Some(format!(
-                        "task {name} was running on a worker that was lost {} time(s) \
-                         (MAX_TASK_LOSSES; a task that kills its worker?); last: {why}",
-                        task.lost
-                    ));
-                }
+                let task = job.table.task_mut(phase, index);
+                task.and_then(|task| {
+                    task.lost += 1;
+                    task.last_error = Some(why.clone());
+                    (task.lost >= max_losses).then(|| {
+                        format!(
+                            "task {name} was running on a worker that was lost {} time(s) \
+                             (MAX_TASK_LOSSES; a task that kills its worker?); last: {why}",
+                            task.lost
+                        )
+                    })
+                })
             }
-            _ => {}
-        }
+            _ => None,
+        };
         job.table.requeue(phase, index);
         if let Some(error) = give_up {
             effects.extend(self.end_job(&key.job_id, Some(error)));

@@ -7,7 +7,7 @@ use gridmr_core::task::{MapTarget, MapTask, ReduceTask};
 use gridmr_net::auth::WorkerRpc;
 use gridmr_net::proto;
 use gridmr_net::wire::{map_task_to_wire, reduce_task_to_wire, shuffle_to_wire};
-use gridmr_scheduler::{AttemptError, Dispatch, JobKind, Outcome, Phase, Scheduler};
+use gridmr_scheduler::{AttemptError, Dispatch, Job, JobKind, Outcome, Phase, Scheduler};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -53,47 +53,14 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
     {
         return None;
     }
-    let name = job.kind.name().to_owned();
-    let script = job.kind.script_path();
-    let streaming = match &job.kind {
-        JobKind::Streaming {
-            mapper,
-            reducer,
-            combiner,
-            files_dir,
-        } => Some(proto::StreamingSpec {
-            mapper: mapper.clone(),
-            reducer: reducer.clone(),
-            combiner: combiner.clone(),
-            files_dir: files_dir
-                .as_ref()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-        }),
-        _ => None,
-    };
-    let timeout_s = job.timeout_s;
+    let (name, script) = (job.kind.name().to_owned(), job.kind.script_path());
+    let (streaming, timeout_s) = (streaming_spec(&job.kind), job.timeout_s);
     let worker_id = d.worker_id.clone();
     Some(match phase {
         Phase::Single => Call::Single(proto::JobTask {
-            job_id: job.id.to_string(),
-            script_path: script.clone(),
             streaming,
             timeout_s,
-            input_path: job.input_path.display().to_string(),
-            more_inputs: job
-                .more_inputs
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-            params: job.params.clone().into(),
-            output_dir: job.dirs.out.display().to_string(),
-            job_name: name,
-            attempt,
-            shuffle: Some(shuffle_to_wire(&job.shuffle)),
-            work_dir: layout::single_work_dir(&job.dirs.base, attempt)
-                .display()
-                .to_string(),
+            ..single_message(job, &name, &script, attempt)
         }),
         Phase::Map => Call::Map(proto::MapTask {
             streaming,
@@ -105,16 +72,7 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
                     attempt,
                     worker_id,
                     split: job.splits.get(index as usize)?.clone(),
-                    target: if job.map_only {
-                        MapTarget::Direct {
-                            out: job.dirs.out.clone(),
-                        }
-                    } else {
-                        MapTarget::Shuffle {
-                            dir: job.dirs.shuffle.clone(),
-                            partitions: job.reduce_partitions,
-                        }
-                    },
+                    target: map_target(job),
                     shuffle: job.shuffle,
                     params: job.params.clone(),
                 },
@@ -143,6 +101,66 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
             },
         },
     })
+}
+
+/// A streaming job's commands, as its tasks carry them.
+fn streaming_spec(kind: &JobKind) -> Option<proto::StreamingSpec> {
+    match kind {
+        JobKind::Streaming {
+            mapper,
+            reducer,
+            combiner,
+            files_dir,
+        } => Some(proto::StreamingSpec {
+            mapper: mapper.clone(),
+            reducer: reducer.clone(),
+            combiner: combiner.clone(),
+            files_dir: files_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        }),
+        _ => None,
+    }
+}
+
+/// Where a job's map attempts write: straight into its output folder
+/// (map-only) or into its shuffle.
+fn map_target(job: &Job) -> MapTarget {
+    if job.map_only {
+        MapTarget::Direct {
+            out: job.dirs.out.clone(),
+        }
+    } else {
+        MapTarget::Shuffle {
+            dir: job.dirs.shuffle.clone(),
+            partitions: job.reduce_partitions,
+        }
+    }
+}
+
+/// A SINGLE attempt's message (without its streaming commands and time
+/// limit).
+fn single_message(job: &Job, name: &str, script: &str, attempt: u32) -> proto::JobTask {
+    proto::JobTask {
+        job_id: job.id.to_string(),
+        script_path: script.to_owned(),
+        input_path: job.input_path.display().to_string(),
+        more_inputs: job
+            .more_inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        params: job.params.clone().into(),
+        output_dir: job.dirs.out.display().to_string(),
+        job_name: name.to_owned(),
+        attempt,
+        shuffle: Some(shuffle_to_wire(&job.shuffle)),
+        work_dir: layout::single_work_dir(&job.dirs.base, attempt)
+            .display()
+            .to_string(),
+        ..Default::default()
+    }
 }
 
 /// Sends `call` to a worker and reads its answer as the attempt's outcome (a gRPC error

@@ -386,11 +386,7 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
     let mut workers = Workers::new(cfg.workers);
     let mean = |r: (f64, f64)| (r.0 + r.1) / 2.0;
     let map_span = f64::from(cfg.maps) * mean(cfg.map_s) / f64::from(slots);
-    for _ in 0..cfg.losses {
-        let at = micros(rng.uniform((0.0, map_span)));
-        let w = (rng.next() % u64::from(cfg.workers.max(1))) as usize;
-        queue.push(at, Event::Lose(w));
-    }
+    schedule_losses(cfg, map_span, &mut rng, &mut queue);
     queue.push(micros(cfg.heartbeat_s), Event::Heartbeats);
     let (mut map_work, mut reduce_work) = (0.0, 0.0);
     let mut now: Micros = 0;
@@ -407,52 +403,18 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
     let finished = |state: &Scheduler| state.job(&id).is_none_or(|j| j.state.is_terminal());
     while let Some((at, event)) = queue.pop() {
         now = at;
-        let event = match event {
-            Event::Finish {
-                key,
-                worker,
-                incarnation,
-                output,
-                took,
-            } => {
-                if incarnation != workers.incarnation[worker] || !workers.alive[worker] {
-                    continue; // died with its worker: never answers
-                }
-                match key.task.phase {
-                    Phase::Reduce => reduce_work += took,
-                    _ => map_work += took,
-                }
-                report.completions += 1;
-                Some(Sched::AttemptEnded {
-                    key,
-                    worker: workers.ids[worker].clone(),
-                    outcome: Outcome::Succeeded {
-                        output,
-                        counters: Counters::default(),
-                        status: None,
-                    },
-                })
-            }
-            Event::Heartbeats => {
-                heartbeats(&mut state, &workers, now, &mut report);
-                queue.push(now + micros(cfg.heartbeat_s), Event::Heartbeats);
-                None
-            }
-            Event::Lose(w) => {
-                if !workers.alive[w] {
-                    continue;
-                }
-                // It falls silent; the scheduler finds out by the missed heartbeats.
-                workers.alive[w] = false;
-                workers.incarnation[w] += 1;
-                queue.push(now + micros(cfg.rejoin_s), Event::Rejoin(w));
-                None
-            }
-            Event::Rejoin(w) => {
-                workers.alive[w] = true;
-                let slots = cfg.slots.max(1);
-                Some(Sched::WorkerRegistered(entry(&workers.ids[w], slots, now)))
-            }
+        if matches!(event, Event::Heartbeats) {
+            heartbeats(&mut state, &workers, now, &mut report);
+            queue.push(now + micros(cfg.heartbeat_s), Event::Heartbeats);
+        }
+        let mut world = World {
+            workers: &mut workers,
+            queue: &mut queue,
+            report: &mut report,
+            work: (&mut map_work, &mut reduce_work),
+        };
+        let Some(event) = world.turn(event, now, cfg) else {
+            continue;
         };
         step(
             &mut state,
@@ -478,6 +440,78 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
     report.ideal_s = (map_work + reduce_work) / f64::from(slots);
     report.wall = started.elapsed();
     report
+}
+
+/// `cfg.losses` workers lost at random times during the map phase.
+fn schedule_losses(cfg: &SimConfig, map_span: f64, rng: &mut Rng, queue: &mut Queue) {
+    for _ in 0..cfg.losses {
+        let at = micros(rng.uniform((0.0, map_span)));
+        let w = (rng.next() % u64::from(cfg.workers.max(1))) as usize;
+        queue.push(at, Event::Lose(w));
+    }
+}
+
+/// What a simulated event changes besides the scheduler.
+struct World<'a> {
+    workers: &'a mut Workers,
+    queue: &'a mut Queue,
+    report: &'a mut SimReport,
+    /// Map and reduce work done, seconds.
+    work: (&'a mut f64, &'a mut f64),
+}
+
+impl World<'_> {
+    /// Carries out `event` at `now`: the scheduler's event it makes, if
+    /// any; `None` when the event is void (an answer from a worker that
+    /// died meanwhile).
+    fn turn(&mut self, event: Event, now: Micros, cfg: &SimConfig) -> Option<Option<Sched>> {
+        let workers = &mut *self.workers;
+        Some(match event {
+            Event::Finish {
+                key,
+                worker,
+                incarnation,
+                output,
+                took,
+            } => {
+                if incarnation != workers.incarnation[worker] || !workers.alive[worker] {
+                    return None; // died with its worker: never answers
+                }
+                match key.task.phase {
+                    Phase::Reduce => *self.work.1 += took,
+                    _ => *self.work.0 += took,
+                }
+                self.report.completions += 1;
+                Some(Sched::AttemptEnded {
+                    key,
+                    worker: workers.ids[worker].clone(),
+                    outcome: Outcome::Succeeded {
+                        output,
+                        counters: Counters::default(),
+                        status: None,
+                    },
+                })
+            }
+            // The heartbeats themselves go to the scheduler (see `simulate`).
+            Event::Heartbeats => None,
+            Event::Lose(w) => {
+                if !workers.alive[w] {
+                    return None;
+                }
+                // It falls silent; the scheduler finds out by the missed heartbeats.
+                workers.alive[w] = false;
+                workers.incarnation[w] += 1;
+                self.queue
+                    .push(now + micros(cfg.rejoin_s), Event::Rejoin(w));
+                None
+            }
+            Event::Rejoin(w) => {
+                workers.alive[w] = true;
+                let slots = cfg.slots.max(1);
+                Some(Sched::WorkerRegistered(entry(&workers.ids[w], slots, now)))
+            }
+        })
+    }
 }
 
 #[cfg(test)]

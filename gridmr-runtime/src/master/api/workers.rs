@@ -87,6 +87,48 @@ pub(super) enum ProbeError {
     Answered(tonic::Status),
 }
 
+/// An id alive at another address keeps it while that address still
+/// answers as this worker: an impostor cannot take over a live worker's
+/// identity, and a worker that moved can come back.
+async fn refuse_impostor(sh: &Shared, id: &str, address: &str) -> ApiResult<()> {
+    let previous = {
+        let st = sh.lock();
+        st.workers
+            .list
+            .iter()
+            .find(|w| w.id == id && w.is_alive() && w.address != address)
+            .map(|w| w.address.clone())
+    };
+    if let Some(old) = previous {
+        if let Ok(hello) = probe(sh, &old, id).await {
+            if hello.worker_id.is_empty() || hello.worker_id == id {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "worker {id:?} is alive at {old}; stop it first or pick another WORKER_ID"
+                    ),
+                ));
+            }
+        }
+        tracing::info!(worker = %id, old = %old, new = %address, "worker moved");
+    }
+    Ok(())
+}
+
+/// The channel a worker's tasks go through: no per-call deadline (tasks
+/// run long); HTTP/2 keep-alives notice a peer that vanished without
+/// closing the connection.
+fn task_channel(sh: &Shared, address: &str) -> ApiResult<tonic::transport::Channel> {
+    Ok(sh
+        .endpoint(address)
+        .map_err(|e| ApiError::bad(e.to_string()))?
+        .connect_timeout(sh.control_timeout())
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true)
+        .connect_lazy())
+}
+
 /// Registers a worker (a JSON body, a form, or the original's query string).
 #[utoipa::path(post, path = "/workers/register", tag = "cluster", request_body = RegisterRequest,
     responses((status = 200, description = "registered", body = RegisterAnswer),
@@ -108,30 +150,7 @@ pub(super) async fn register_worker(
     })?;
     let id = worker.as_str();
     check_address(&req.address)?;
-    // An id alive at another address keeps it while that address still
-    // answers as this worker: an impostor cannot take over a live worker's
-    // identity, and a worker that moved can come back.
-    let previous = {
-        let st = sh.lock();
-        st.workers
-            .list
-            .iter()
-            .find(|w| w.id == id && w.is_alive() && w.address != req.address)
-            .map(|w| w.address.clone())
-    };
-    if let Some(old) = previous {
-        if let Ok(hello) = probe(&sh, &old, id).await {
-            if hello.worker_id.is_empty() || hello.worker_id == id {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!(
-                        "worker {id:?} is alive at {old}; stop it first or pick another WORKER_ID"
-                    ),
-                ));
-            }
-        }
-        tracing::info!(worker = %id, old = %old, new = %req.address, "worker moved");
-    }
+    refuse_impostor(&sh, id, &req.address).await?;
     let unreachable = |e: ProbeError| {
         ApiError::bad(format!(
             "worker address {} is unreachable: {e}",
@@ -152,16 +171,7 @@ pub(super) async fn register_worker(
         .or((hello.slots > 0).then_some(hello.slots))
         .unwrap_or(1)
         .clamp(1, 1024);
-    // The task channel: no per-call deadline (tasks run long); HTTP/2
-    // keep-alives notice a peer that vanished without closing the connection.
-    let tasks = sh
-        .endpoint(&req.address)
-        .map_err(|e| ApiError::bad(e.to_string()))?
-        .connect_timeout(sh.control_timeout())
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true)
-        .connect_lazy();
+    let tasks = task_channel(&sh, &req.address)?;
     sh.pool.insert(id, worker_rpc(tasks, &sh.auth));
     let entry = WorkerEntry {
         // A GridMR worker names itself and lists its typed jobs; the

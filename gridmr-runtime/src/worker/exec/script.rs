@@ -879,12 +879,9 @@ fn single(
 ) -> Result<ScriptOutput, Failure> {
     let SingleAttempt {
         job_id,
-        params,
         output_dir,
         work_dir,
         attempt,
-        shuffle,
-        timeout_s,
         ..
     } = *a;
     // Only while the job's attempt folder exists: an attempt that outlived its job starts
@@ -913,6 +910,28 @@ fn single(
             return run_process(runner, procs, program, script, a, &files);
         }
     }
+    map_then_reduce(runner, procs, program, a, &files)
+}
+
+/// A SINGLE script attempt without `process()`: each input file through
+/// the mapper into the attempt's own shuffle, then one reduce over it all.
+fn map_then_reduce(
+    runner: &Runner,
+    procs: &Processes,
+    program: &Program,
+    a: &SingleAttempt<'_>,
+    files: &[gridmr_core::input::InputFile],
+) -> Result<ScriptOutput, Failure> {
+    let SingleAttempt {
+        job_id,
+        params,
+        output_dir,
+        work_dir,
+        attempt,
+        shuffle,
+        timeout_s,
+        ..
+    } = *a;
     // The attempt's own shuffle, inside its working folder (made by this attempt, so its
     // map steps find the folders they never create).
     let shuffle_dir = layout::shuffle_dir(work_dir);
