@@ -364,7 +364,9 @@ where
         Ok(())
     });
     let output = match fed {
-        Ok(()) => out.finish(&mut counters)?,
+        // The final merge of spilled runs calls the combiner, user code: it
+        // runs under the same guard.
+        Ok(()) => guarded("map", || Ok(out.finish(&mut counters)?))?,
         Err(e) => {
             out.discard();
             return Err(e);

@@ -653,3 +653,56 @@ fn word_count_over_runs_of_ascii_and_other_text_equals_the_oracle() {
         assert_eq!(run.counts(), want, "{splits} splits");
     }
 }
+
+/// Emits `(line, 1)` for every line, and says when it has finished mapping.
+#[derive(Clone)]
+struct LinesThenDone(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Mapper for LinesThenDone {
+    type Key = String;
+    type Value = u64;
+    fn map(&mut self, r: &Record<'_>, ctx: &mut MapContext<'_, String, u64>) -> UserResult {
+        ctx.emit(String::from_utf8_lossy(r.bytes).into_owned(), 1)?;
+        Ok(())
+    }
+    fn cleanup(&mut self, _: &mut MapContext<'_, String, u64>) -> UserResult {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Adds, but panics once the mapper has finished: in the final merge of the spilled runs.
+struct PanicsWhenMerging(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl gridmr_core::combine::Combiner<String, u64> for PanicsWhenMerging {
+    fn combine(&self, _: &String, acc: &mut u64, value: u64) {
+        assert!(
+            !self.0.load(std::sync::atomic::Ordering::Relaxed),
+            "combiner bug"
+        );
+        *acc += value;
+    }
+}
+
+#[test]
+fn a_combiner_that_panics_in_the_final_merge_fails_its_attempt_not_the_process() {
+    use gridmr_core::task::{run_map, MapTarget, TaskControl};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    // 3,000 keys, each twice, far over an 8 KiB buffer: many runs share keys.
+    let text: String = (0..6000).map(|i| format!("k{}\n", i % 3000)).collect();
+    std::fs::write(&input, &text).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let job = Job::new("merge-panics", LinesThenDone(done.clone()), SumReducer)
+        .with_combiner(PanicsWhenMerging(done));
+    let mut task = map_task(dir.path(), &input, (0, text.len() as u64));
+    task.shuffle.sort_buffer_bytes = 8 << 10;
+    assert!(matches!(task.target, MapTarget::Shuffle { .. }));
+    let failed = run_map(&job, &task, &TaskControl::default());
+    match failed {
+        Err(Error::Task { message, .. }) => {
+            assert!(message.contains("combiner bug"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
