@@ -705,4 +705,11 @@ fn a_combiner_that_panics_in_the_final_merge_fails_its_attempt_not_the_process()
         }
         other => panic!("{other:?}"),
     }
+    // Its spill runs and its half-written merge went with it.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("shuffle"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -349,7 +349,7 @@ pub struct MapSink<K, V> {
     buffer: Buffer<K, V>,
     /// Encoded sizes of the buffered typed keys and values: a stand-in for their heap use.
     heap_bytes: usize,
-    runs: Vec<RunIndex>,
+    runs: SpillRuns,
     merges: usize,
     /// Hot-path counts, kept as plain integers and added to the task's counters at the end.
     output_records: u64,
@@ -380,7 +380,7 @@ impl<K: Key, V: Value> MapSink<K, V> {
             combiner,
             buffer,
             heap_bytes: 0,
-            runs: Vec::new(),
+            runs: SpillRuns::default(),
             merges: 0,
             output_records: 0,
             counters: Counters::default(),
@@ -551,7 +551,7 @@ impl<K: Key, V: Value> MapSink<K, V> {
             let (data, index) = self.target.paths(&format!("-merge-{:04}", self.merges));
             self.merges += 1;
             let merged = self.merge_into(&data, &index)?;
-            self.runs = vec![merged];
+            self.runs.push(merged);
         }
         Ok(())
     }
@@ -658,7 +658,7 @@ impl<K: Key, V: Value> MapSink<K, V> {
             self.settings.block_bytes,
         )?;
         let merged = merge_runs(
-            &self.runs,
+            self.runs.as_slice(),
             out,
             self.target.partitions,
             self.combiner.as_deref(),
@@ -666,9 +666,7 @@ impl<K: Key, V: Value> MapSink<K, V> {
         )?;
         self.counters
             .add_builtin(builtin::SPILLED_RECORDS, merged.total_records());
-        for run in self.runs.drain(..) {
-            remove_run(&run);
-        }
+        self.runs.clear();
         Ok(merged)
     }
 
@@ -677,11 +675,7 @@ impl<K: Key, V: Value> MapSink<K, V> {
     pub fn finish(mut self, counters: &mut Counters) -> Result<RunIndex> {
         let result = self.write_final();
         self.add_counters_to(counters);
-        if result.is_err() {
-            for run in self.runs.drain(..) {
-                remove_run(&run);
-            }
-        }
+        // Whatever runs are left (after an error) go with the sink.
         result
     }
 
@@ -696,10 +690,13 @@ impl<K: Key, V: Value> MapSink<K, V> {
             self.runs.push(run);
             self.counters.add_builtin(builtin::SPILLS, 1);
         }
-        if self.runs.len() == 1 {
+        if let Some(run) = self.runs.take_only() {
             // One run is already the merged output: rename it into place, index last.
-            let run = self.runs.remove(0);
-            return rename_run(&run, &data, &index);
+            let renamed = rename_run(&run, &data, &index);
+            if renamed.is_err() {
+                remove_run(&run);
+            }
+            return renamed;
         }
         self.merge_into(&data, &index)
     }
@@ -713,11 +710,53 @@ impl<K: Key, V: Value> MapSink<K, V> {
         counters.merge(&self.counters);
     }
 
-    /// Removes every spill and merge file this sink wrote (after a failure).
+    /// Removes every spill and merge file this sink wrote (after a failure;
+    /// dropping the sink does the same).
     pub fn discard(self) {
-        for run in &self.runs {
-            remove_run(run);
+        drop(self);
+    }
+}
+
+/// The spill and merge runs a sink has written and not yet merged into its
+/// output: one owner for them, which removes every run it still holds when
+/// it is dropped, so a failed, cancelled or panicked attempt leaves none
+/// behind (as DataFusion's spill manager owns its temporary files).
+#[derive(Default)]
+struct SpillRuns(Vec<RunIndex>);
+
+impl SpillRuns {
+    fn push(&mut self, run: RunIndex) {
+        self.0.push(run);
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn as_slice(&self) -> &[RunIndex] {
+        &self.0
+    }
+
+    /// Removes every run held (they were merged into another).
+    fn clear(&mut self) {
+        for run in self.0.drain(..) {
+            remove_run(&run);
         }
+    }
+
+    /// The run, when there is exactly one: handed over, no longer owned.
+    fn take_only(&mut self) -> Option<RunIndex> {
+        (self.0.len() == 1).then(|| self.0.remove(0))
+    }
+}
+
+impl Drop for SpillRuns {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 
