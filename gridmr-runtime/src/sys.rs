@@ -36,19 +36,19 @@ pub(crate) fn lookup_user(name: &std::ffi::CStr) -> Option<(libc::uid_t, libc::g
     (rc == 0 && !out.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
 }
 
-/// Sends SIGKILL to the process group `pgid` (a gone group is no error).
+/// Sends SIGKILL to the process group `pgid` (a gone group, or no group
+/// at all for a pid of 0 or less, is no error).
 pub(crate) fn kill_group(pgid: i32) {
-    // SAFETY: kill(2) takes no memory of ours.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
+    if let Some(pgid) = rustix::process::Pid::from_raw(pgid) {
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
     }
 }
 
-/// Sends SIGKILL to the process `pid` (a gone process is no error).
+/// Sends SIGKILL to the process `pid` (a gone process, or a pid of 0 or
+/// less, is no error).
 pub(crate) fn kill_process(pid: i32) {
-    // SAFETY: kill(2) takes no memory of ours.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
+    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     }
 }
 
@@ -72,8 +72,7 @@ fn become_user(uid: libc::uid_t, gid: libc::gid_t) -> std::io::Result<()> {
 fn join_cgroup(fd: i32) -> std::io::Result<()> {
     let mut buf = [0u8; 24];
     let mut i = buf.len();
-    // SAFETY: getpid takes nothing and cannot fail.
-    let mut pid = unsafe { libc::getpid() } as u64;
+    let mut pid = rustix::process::getpid().as_raw_nonzero().get() as u64;
     loop {
         i -= 1;
         buf[i] = b'0' + (pid % 10) as u8;

@@ -3,7 +3,7 @@
 //!
 //! One lock guards the scheduler (`gridmr_scheduler::Scheduler`, a pure
 //! state machine: events in with the time, effects out); nothing slow
-//! happens under it, and every event goes through [`Shared::step`]. Task calls run as their own tokio tasks; file work
+//! happens under it, and every event goes through `Shared::step`. Task calls run as their own tokio tasks; file work
 //! (listing inputs, committing outputs, removing files) runs on the
 //! blocking pool. The scheduler wakes on every event (a submit, an attempt's
 //! answer, a registration) and on a short tick that checks heartbeats.
