@@ -296,6 +296,19 @@ impl worker_server::Worker for Liar {
     ) -> Result<Response<proto::CancelResp>, Status> {
         Ok(Response::new(proto::CancelResp::default()))
     }
+    type FetchShuffleStream = tonic::codegen::BoxStream<proto::FetchChunk>;
+    async fn fetch_shuffle(
+        &self,
+        _: Request<proto::FetchReq>,
+    ) -> Result<Response<Self::FetchShuffleStream>, Status> {
+        Err(Status::unimplemented("a liar keeps nothing"))
+    }
+    async fn drop_shuffle(
+        &self,
+        _: Request<proto::DropShuffleReq>,
+    ) -> Result<Response<proto::DropShuffleResp>, Status> {
+        Ok(Response::new(proto::DropShuffleResp::default()))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

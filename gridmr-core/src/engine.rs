@@ -267,6 +267,7 @@ impl LocalEngine {
             MapTarget::Shuffle {
                 dir: shuffle_dir.clone(),
                 partitions,
+                job_dir: None,
             }
         };
         let map_tasks = map_tasks(&job_id, splits, target, config.shuffle, &params)?;

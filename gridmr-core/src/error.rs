@@ -142,6 +142,17 @@ impl Error {
         matches!(self, Error::Io { .. })
     }
 
+    /// Whether a file that should be there is not (an I/O error of kind
+    /// `NotFound`).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+
+    /// Whether a shuffle file is damaged.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, Error::Corrupt { .. })
+    }
+
     /// Whether the attempt was cancelled.
     pub fn is_cancelled(&self) -> bool {
         matches!(self, Error::Cancelled)

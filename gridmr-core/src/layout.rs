@@ -15,6 +15,14 @@
 //! <job>/out/part-r-NNNNN | part-m-NNNNN, result.txt, _SUCCESS   committed
 //! ```
 //!
+//! With the worker-served shuffle (`SHUFFLE=local`) map outputs live on the
+//! worker that ran them, below its own folder (`WORKER_DIR`), not the share:
+//!
+//! ```text
+//! <worker>/shuffle/<job>/map-NNNNN-aA.index|.data    a map attempt's output, served to reducers
+//! <worker>/fetch/<job>/reduce-NNNNN-aA/map-NNNNN.*   segments a reduce attempt fetched
+//! ```
+//!
 //! Task names: `map-NNNNN`, `reduce-NNNNN`, `single`; attempts are numbered
 //! from 1, and every file an attempt writes carries its number, so two
 //! attempts of one task never write the same file.
@@ -26,6 +34,25 @@ pub const ATTEMPTS_DIR: &str = "_attempts";
 
 /// The one task of a SINGLE-mode job.
 pub const SINGLE_TASK: &str = "single";
+
+/// A worker's folder of the map outputs it keeps for `job`
+/// (`<worker>/shuffle/<job>`, `SHUFFLE=local`).
+pub fn local_shuffle_dir(worker_dir: &Path, job: &crate::ids::JobId) -> PathBuf {
+    worker_dir.join("shuffle").join(job.as_str())
+}
+
+/// A worker's folder of the segments one reduce attempt fetched
+/// (`<worker>/fetch/<job>/reduce-NNNNN-aA`).
+pub fn fetch_dir(
+    worker_dir: &Path,
+    job: &crate::ids::JobId,
+    attempt: crate::ids::AttemptId,
+) -> PathBuf {
+    worker_dir
+        .join("fetch")
+        .join(job.as_str())
+        .join(attempt.to_string())
+}
 
 /// `map-NNNNN`.
 pub fn map_task(index: u32) -> String {
@@ -169,6 +196,22 @@ impl MapOutput {
             .filter(|n| n.ends_with(".index"))
             .and_then(|n| n.split('-').next())
             .and_then(|n| n.parse().ok())
+    }
+
+    /// The map and attempt of an index file's plain name, only when `name`
+    /// is exactly what [`MapOutput::stem`] makes plus `.index` (so a name
+    /// read from a message can be joined to a folder safely).
+    ///
+    /// ```
+    /// use gridmr_core::layout::MapOutput;
+    /// assert_eq!(MapOutput::parse_index_name("map-00003-a2.index"), Some((3, 2)));
+    /// assert_eq!(MapOutput::parse_index_name("map-3-a2.index"), None);
+    /// assert_eq!(MapOutput::parse_index_name("../map-00003-a2.index"), None);
+    /// ```
+    pub fn parse_index_name(name: &str) -> Option<(u32, u32)> {
+        let map = Self::map_index_of(name)?;
+        let attempt = Self::attempt_of(name)?;
+        (format!("{}.index", Self::stem(map, attempt)) == name).then_some((map, attempt))
     }
 
     /// The attempt a file name `map-NNNNN-aA.index` belongs to.

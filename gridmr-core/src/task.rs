@@ -53,10 +53,15 @@ pub enum MapTarget {
     /// its map tasks). The folder must exist: an attempt never creates it
     /// (see [`existing_dir`]).
     Shuffle {
-        /// The job's shuffle folder.
+        /// The folder the output goes into: the job's shuffle folder, or
+        /// (`SHUFFLE=local`) the worker's own folder for the job.
         dir: PathBuf,
         /// How many reduce partitions to cut the output into (at least 1).
         partitions: u32,
+        /// The job's folder (logs, script working folders) when `dir` is not
+        /// in it; `None`: `dir`'s parent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job_dir: Option<PathBuf>,
     },
     /// A map-only job (Hadoop's `numReduceTasks = 0`): the mapper's records
     /// go, unsorted, to this attempt's part file
@@ -72,6 +77,9 @@ impl MapTarget {
     /// The job's folder: the parent of its shuffle or output folder.
     pub fn job_dir(&self) -> &Path {
         let dir = match self {
+            MapTarget::Shuffle {
+                job_dir: Some(job), ..
+            } => return job,
             MapTarget::Shuffle { dir, .. } => dir,
             MapTarget::Direct { out } => out,
         };
@@ -307,6 +315,7 @@ where
         &MapTarget::Shuffle {
             ref dir,
             partitions,
+            ..
         } => {
             check_partitions(partitions)?;
             existing_dir(dir)?;

@@ -37,6 +37,7 @@ fn map_task(
         target: gridmr_core::task::MapTarget::Shuffle {
             dir: dir.join("shuffle"),
             partitions: 2,
+            job_dir: None,
         },
         shuffle: gridmr_core::ShuffleSettings::default(),
         params: Default::default(),
@@ -472,6 +473,7 @@ fn tasks_count_their_progress_exactly() {
             target: MapTarget::Shuffle {
                 dir: dir.path().join("shuffle"),
                 partitions: 1,
+                job_dir: None,
             },
             ..map_task(dir.path(), &input, (start, end))
         };

@@ -101,6 +101,12 @@ pub struct SubmitRequest {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Count>))]
     pub timeout_s: Option<u32>,
+    /// New: where the job's map outputs are kept: `shared` (the shared
+    /// folder, the original's) or `local` (the disk of the worker that ran
+    /// each map, fetched by the reduces from it). Default: the master's
+    /// `SHUFFLE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffle_mode: Option<String>,
 }
 
 /// A count as the original's clients send it (the schema of the count

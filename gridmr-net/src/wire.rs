@@ -79,8 +79,16 @@ pub fn shuffle_from_wire(o: Option<&proto::ShuffleOptions>) -> ShuffleSettings {
 /// and no shuffle folder.
 pub fn map_task_to_wire(task: &MapTask, job_name: &str, script_path: &str) -> proto::MapTask {
     let (shuffle_dir, partitions, map_only_output) = match &task.target {
-        MapTarget::Shuffle { dir, partitions } => (dir.display().to_string(), *partitions, None),
+        MapTarget::Shuffle {
+            dir, partitions, ..
+        } => (dir.display().to_string(), *partitions, None),
         MapTarget::Direct { out } => (String::new(), 1, Some(out.display().to_string())),
+    };
+    let job_dir = match &task.target {
+        MapTarget::Shuffle {
+            job_dir: Some(j), ..
+        } => j.display().to_string(),
+        _ => String::new(),
     };
     proto::MapTask {
         job_id: task.job_id.to_string(),
@@ -100,6 +108,8 @@ pub fn map_task_to_wire(task: &MapTask, job_name: &str, script_path: &str) -> pr
         map_only_output: map_only_output.unwrap_or_default(),
         input_index: task.split.input,
         params: task.params.clone().into(),
+        local_shuffle: false,
+        job_dir,
     }
 }
 
@@ -174,12 +184,19 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// A core map task from a protocol message, run by `worker_id`.
+/// A core map task from a protocol message, run by `worker_id`, whose own
+/// folder (`WORKER_DIR`) is `worker_dir`.
 ///
 /// A split of `0..0` means the whole file, as the original's chunk files.
 /// A message with `map_only_output` set is a map-only task: its partitions
-/// and shuffle folder are not read.
-pub fn map_task_from_wire(msg: &proto::MapTask, worker_id: &WorkerId) -> Result<MapTask> {
+/// and shuffle folder are not read. One with `local_shuffle` writes to the
+/// worker's own shuffle folder for the job
+/// ([`layout::local_shuffle_dir`](gridmr_core::layout::local_shuffle_dir)).
+pub fn map_task_from_wire(
+    msg: &proto::MapTask,
+    worker_id: &WorkerId,
+    worker_dir: &std::path::Path,
+) -> Result<MapTask> {
     const M: &str = "MapTask";
     let job_id = job_id(M, &msg.job_id)?;
     let target = if msg.map_only_output.is_empty() {
@@ -187,9 +204,19 @@ pub fn map_task_from_wire(msg: &proto::MapTask, worker_id: &WorkerId) -> Result<
             .ok()
             .filter(|p| *p > 0 && *p <= MAX_WIRE_PARTITIONS)
             .ok_or_else(|| invalid(M, format!("reduce_partitions is {}", msg.reduce_partitions)))?;
+        let shuffle_dir = non_empty(M, "shuffle_dir", &msg.shuffle_dir)?;
+        let (dir, job_dir) = if msg.local_shuffle {
+            let local = gridmr_core::layout::local_shuffle_dir(worker_dir, &job_id);
+            (local, shuffle_dir.parent().map(PathBuf::from))
+        } else if msg.job_dir.is_empty() {
+            (shuffle_dir, None)
+        } else {
+            (shuffle_dir, Some(PathBuf::from(&msg.job_dir)))
+        };
         MapTarget::Shuffle {
-            dir: non_empty(M, "shuffle_dir", &msg.shuffle_dir)?,
+            dir,
             partitions,
+            job_dir,
         }
     } else {
         MapTarget::Direct {
@@ -239,7 +266,62 @@ pub fn reduce_task_to_wire(
         streaming: None,
         timeout_s: 0,
         params: task.params.clone().into(),
+        remote_inputs: Vec::new(),
     }
+}
+
+/// A committed map output a reduce fetches from the worker that keeps it
+/// (`SHUFFLE=local`), checked: a worker id, an address, and an index file's
+/// plain name (`map-NNNNN-aA.index`, nothing that could leave a folder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteInput {
+    /// The map it came from (its position in the message).
+    pub map: u32,
+    /// The worker that keeps it.
+    pub worker_id: WorkerId,
+    /// Where that worker's gRPC service listens (`host:port`).
+    pub address: String,
+    /// The index file's plain name there.
+    pub index_name: String,
+}
+
+/// The remote inputs of a reduce message (`SHUFFLE=local`), in map order.
+/// A source whose holder the master did not know has an empty address: it
+/// is kept, and its fetch fails as a lost output.
+pub fn remote_inputs_from_wire(msg: &proto::ReduceTask) -> Result<Vec<RemoteInput>> {
+    const M: &str = "ReduceTask";
+    if msg.remote_inputs.len() > 1_000_000 {
+        return Err(invalid(M, "more than 1,000,000 remote_inputs"));
+    }
+    let mut inputs = Vec::with_capacity(msg.remote_inputs.len());
+    for (map, s) in msg.remote_inputs.iter().enumerate() {
+        let worker_id: WorkerId = s
+            .worker_id
+            .parse()
+            .map_err(|e| invalid(M, format!("remote_inputs[{map}].worker_id: {e}")))?;
+        if gridmr_core::layout::MapOutput::parse_index_name(&s.index_name).is_none() {
+            return Err(invalid(
+                M,
+                format!(
+                    "remote_inputs[{map}].index_name {:?} is not a map output's index name",
+                    truncate(&s.index_name, 64)
+                ),
+            ));
+        }
+        if s.address.len() > 1024 || s.address.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err(invalid(
+                M,
+                format!("remote_inputs[{map}].address is not host:port"),
+            ));
+        }
+        inputs.push(RemoteInput {
+            map: map as u32,
+            worker_id,
+            address: s.address.clone(),
+            index_name: s.index_name.clone(),
+        });
+    }
+    Ok(inputs)
 }
 
 /// A core reduce task from a protocol message, run by `worker_id`.
@@ -271,6 +353,49 @@ pub fn reduce_task_from_wire(msg: &proto::ReduceTask, worker_id: &WorkerId) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn a_local_map_writes_below_its_worker_and_remote_inputs_are_checked() {
+        let wire = proto::MapTask {
+            local_shuffle: true,
+            ..map_task_to_wire(&map_task(), "wc", "")
+        };
+        let t = map_task_from_wire(&wire, &w(), Path::new("/w")).unwrap();
+        assert_eq!(t.target.dir(), Path::new("/w/shuffle/j1"));
+        // Its logs and working folders stay in the job's folder on the share,
+        // also through a child process's message.
+        assert_eq!(t.target.job_dir(), Path::new("/data/jobs/j1"));
+        let again = map_task_from_wire(&map_task_to_wire(&t, "wc", ""), &w(), Path::new("/x"));
+        assert_eq!(again.unwrap(), t);
+        let source = |name: &str, address: &str| proto::ShuffleSource {
+            worker_id: "w2".into(),
+            address: address.into(),
+            index_name: name.into(),
+        };
+        let msg = proto::ReduceTask {
+            remote_inputs: vec![
+                source("map-00000-a1.index", "h:1"),
+                source("map-00001-a3.index", ""),
+            ],
+            ..Default::default()
+        };
+        let inputs = remote_inputs_from_wire(&msg).unwrap();
+        assert_eq!(inputs[1].map, 1);
+        assert_eq!(inputs[1].index_name, "map-00001-a3.index");
+        for (name, address) in [
+            ("../map-00000-a1.index", "h:1"),
+            ("map-00000-a1.data", "h:1"),
+            ("/etc/passwd", "h:1"),
+            ("map-00000-a1.index", "h:1/x"),
+        ] {
+            let bad = proto::ReduceTask {
+                remote_inputs: vec![source(name, address)],
+                ..Default::default()
+            };
+            assert!(remote_inputs_from_wire(&bad).is_err(), "{name} {address}");
+        }
+    }
 
     fn w() -> WorkerId {
         "w".parse().unwrap()
@@ -291,6 +416,7 @@ mod tests {
             target: MapTarget::Shuffle {
                 dir: "/data/jobs/j1/shuffle".into(),
                 partitions: 4,
+                job_dir: None,
             },
             shuffle: ShuffleSettings {
                 compression: Compression::Lz4,
@@ -305,7 +431,7 @@ mod tests {
         let t = map_task();
         let wire = map_task_to_wire(&t, "wordcount", "");
         assert_eq!(wire.chunk_id, "map-00003");
-        assert_eq!(map_task_from_wire(&wire, &w()).unwrap(), t);
+        assert_eq!(map_task_from_wire(&wire, &w(), Path::new("/w")).unwrap(), t);
         // A map-only task: no partitions or shuffle folder on the wire.
         let direct = MapTask {
             target: MapTarget::Direct {
@@ -315,7 +441,10 @@ mod tests {
         };
         let wire = map_task_to_wire(&direct, "wordcount", "");
         assert_eq!((wire.reduce_partitions, wire.shuffle_dir.as_str()), (1, ""));
-        assert_eq!(map_task_from_wire(&wire, &w()).unwrap(), direct);
+        assert_eq!(
+            map_task_from_wire(&wire, &w(), Path::new("/w")).unwrap(),
+            direct
+        );
     }
 
     #[test]
@@ -329,7 +458,7 @@ mod tests {
             chunk_id: "1".into(),
             ..Default::default()
         };
-        let t = map_task_from_wire(&wire, &w()).unwrap();
+        let t = map_task_from_wire(&wire, &w(), Path::new("/w")).unwrap();
         assert_eq!((t.split.start, t.split.end), (0, u64::MAX));
         assert_eq!(t.attempt, 1);
         assert_eq!(t.shuffle, ShuffleSettings::default());
@@ -369,7 +498,9 @@ mod tests {
                 "backwards",
             ),
         ] {
-            let err = map_task_from_wire(&bad, &w()).unwrap_err().to_string();
+            let err = map_task_from_wire(&bad, &w(), Path::new("/w"))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(what), "{err}");
         }
     }

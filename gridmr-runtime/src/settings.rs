@@ -147,6 +147,11 @@ pub struct MasterSettings {
     /// `GET /jobs/{id}/result` streams them joined.
     #[arg(long, env = "RESULT_TXT_MAX_BYTES", default_value_t = gridmr_core::commit::DEFAULT_RESULT_MAX_BYTES)]
     pub result_txt_max_bytes: u64,
+    /// Where map outputs are kept unless a job says (`shuffle_mode`):
+    /// `shared` (the shared folder; the original's layout) or `local` (the
+    /// disk of the worker that ran the map, which serves them to reducers).
+    #[arg(long, env = "SHUFFLE", default_value = "shared")]
+    pub shuffle: gridmr_core::shuffle::ShuffleMode,
     /// Largest file `PUT /uploads/{id}/{name}` takes, in bytes.
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 64 << 30)]
     pub max_upload_bytes: u64,
@@ -194,6 +199,7 @@ impl MasterSettings {
             log_level: "info".into(),
             script_hosts: Vec::new(),
             result_txt_max_bytes: gridmr_core::commit::DEFAULT_RESULT_MAX_BYTES,
+            shuffle: gridmr_core::shuffle::ShuffleMode::Shared,
             max_upload_bytes: 64 << 30,
             upload_ttl_s: 86_400,
             security: Security::default(),
@@ -308,6 +314,24 @@ pub struct WorkerSettings {
     /// Log filter.
     #[arg(long, env = "WORKER_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// This worker's own folder, on its local disk: the map outputs it keeps
+    /// and serves (`SHUFFLE=local`) and the segments its reduces fetch
+    /// (default: `<temp>/gridmr-worker-<id>`). A worker restarted with the
+    /// same folder serves what it kept again.
+    #[arg(long, env = "WORKER_DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Most map-output segments this worker sends at once; more requests
+    /// wait their turn (`SHUFFLE=local`).
+    #[arg(long, env = "SHUFFLE_SERVE_STREAMS", default_value_t = 64)]
+    pub shuffle_serve_streams: u32,
+    /// Most segments one reduce attempt fetches at once (Hadoop's
+    /// `parallelcopies`).
+    #[arg(long, env = "SHUFFLE_FETCH_PARALLEL", default_value_t = 8)]
+    pub shuffle_fetch_parallel: u32,
+    /// Map outputs of a job no master has ended are removed after this many
+    /// seconds without a change (a master that never said the job ended).
+    #[arg(long, env = "SHUFFLE_RETAIN_S", default_value_t = 86_400)]
+    pub shuffle_retain_s: u64,
     /// Limits and environment of script and streaming tasks.
     #[command(flatten)]
     pub fence: FenceSettings,
@@ -337,6 +361,10 @@ impl WorkerSettings {
             inject_fail: Vec::new(),
             inject_delay_ms: 0,
             log_level: "info".into(),
+            work_dir: None,
+            shuffle_serve_streams: 64,
+            shuffle_fetch_parallel: 8,
+            shuffle_retain_s: 86_400,
             fence: FenceSettings::default(),
             security: Security::default(),
         }

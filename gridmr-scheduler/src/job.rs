@@ -8,7 +8,7 @@
 use crate::clock::Clock;
 use crate::lifecycle::{JobState, Mode};
 use gridmr_core::input::InputSplit;
-use gridmr_core::shuffle::ShuffleSettings;
+use gridmr_core::shuffle::{ShuffleMode, ShuffleSettings};
 use gridmr_core::{Counters, JobId, Params, WorkerId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -397,6 +397,9 @@ pub struct Job {
     pub task_status: Option<String>,
     /// A streaming job without reducers.
     pub map_only: bool,
+    /// Where its map outputs are kept (`SHUFFLE`).
+    #[serde(default)]
+    pub shuffle_mode: ShuffleMode,
     /// Added to every attempt number: a job run again after a master
     /// restart must not write where attempts of its earlier run, which
     /// workers may still be finishing, write.
@@ -510,7 +513,7 @@ impl Job {
     }
 
     /// The committed map outputs, as text, shared between dispatches.
-    pub fn reduce_inputs(&mut self) -> std::sync::Arc<Vec<String>> {
+    pub fn reduce_inputs(&mut self) -> std::sync::Arc<Vec<crate::tasks::MapOutputRef>> {
         self.table.reduce_inputs()
     }
 

@@ -50,6 +50,7 @@ pub use state::{
     expected_outputs, AttemptKey, CommitPlan, Dispatch, Effect, JobChanges, Observation, Outcome,
     Scheduler,
 };
+pub use tasks::MapOutputRef;
 pub use workers::{Liveness, LossCause, WorkerEntry, Workers};
 
 use gridmr_core::{JobId, WorkerId};

@@ -8,9 +8,12 @@
 //! no heartbeats, by answering a probe); a heartbeat from a worker the
 //! master wrote off also revives it, as its next attempts will tell.
 
+use crate::job::Phase;
 use crate::job::{TaskId, TaskState, WorkDone};
+use crate::lifecycle::JobState;
 use crate::state::{Effect, Outcome, Scheduler};
 use crate::workers::{Liveness, LossCause, WorkerEntry};
+use gridmr_core::shuffle::ShuffleMode;
 use gridmr_core::{JobId, WorkerId};
 
 /// Most progress reports one heartbeat may carry.
@@ -105,6 +108,7 @@ impl Scheduler {
         for id in dead {
             tracing::warn!(worker = %id, "worker missed its heartbeats; its tasks go back to the queue");
             effects.extend(self.lose_attempts_on(&id, LossCause::Silent.why()));
+            self.lose_outputs_on(&id, LossCause::Silent.why());
         }
         for worker_id in probe {
             effects.push(Effect::Probe { worker_id });
@@ -174,7 +178,48 @@ impl Scheduler {
                 w.liveness = Liveness::Dead(cause);
             }
         }
-        self.lose_attempts_on(id, cause.why())
+        let effects = self.lose_attempts_on(id, cause.why());
+        self.lose_outputs_on(id, cause.why());
+        effects
+    }
+
+    /// `SHUFFLE=local`: the map outputs a lost worker kept are lost with it.
+    /// Every job whose reduces still need them runs those maps again (not
+    /// charged to them, as Hadoop re-runs the completed maps of a lost node);
+    /// a job whose reduces are all done needs none. A worker that restarts
+    /// with its folder is not lost this way: it registers again and serves
+    /// what it kept, and a reduce that still cannot fetch an output reports
+    /// it lost.
+    fn lose_outputs_on(&mut self, worker_id: &WorkerId, why: &str) {
+        let now = self.now;
+        for (seq, job) in self.jobs.iter_mut() {
+            let reduced = job.table.len(Phase::Reduce) > 0 && job.table.all_done(Phase::Reduce);
+            let needed = job.shuffle_mode == ShuffleMode::Local
+                && !job.map_only
+                && job.is_active()
+                && !reduced;
+            if !needed {
+                continue;
+            }
+            let held = job.table.maps_held_by(worker_id);
+            if held.is_empty() {
+                continue;
+            }
+            for &map in &held {
+                job.table.undo(Phase::Map, map);
+            }
+            tracing::warn!(job = %job.id, worker = %worker_id, maps = held.len(),
+                "the worker that kept these map outputs was lost; running the maps again");
+            let _ = job.transition(
+                JobState::Mapping,
+                format!(
+                    "worker {worker_id} was lost ({why}) with {} map output(s); running them again",
+                    held.len()
+                ),
+                now,
+            );
+            self.touched.insert(*seq);
+        }
     }
 
     fn lose_attempts_on(&mut self, worker_id: &WorkerId, why: &str) -> Vec<Effect> {

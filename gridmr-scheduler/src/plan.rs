@@ -4,7 +4,7 @@
 use crate::job::JobKind;
 use crate::lifecycle::Mode;
 use gridmr_core::input::{plan_splits, InputFile, InputFormat, InputSplit, SplitPolicy};
-use gridmr_core::shuffle::ShuffleSettings;
+use gridmr_core::shuffle::{ShuffleMode, ShuffleSettings};
 use gridmr_core::Params;
 use std::path::PathBuf;
 
@@ -35,6 +35,9 @@ pub struct JobRequest {
     pub timeout_s: u32,
     /// A job without reducers: map output is the job's output.
     pub map_only: bool,
+    /// Where its map outputs are kept: the share, or the workers' disks.
+    #[serde(default)]
+    pub shuffle_mode: ShuffleMode,
 }
 
 impl JobRequest {
@@ -53,6 +56,7 @@ impl JobRequest {
             shuffle: ShuffleSettings::default(),
             timeout_s: 0,
             map_only: false,
+            shuffle_mode: ShuffleMode::Shared,
         }
     }
 

@@ -11,10 +11,11 @@ use crate::job::{
 };
 use crate::lifecycle::{JobState, Mode};
 use crate::plan::{JobRequest, Plan};
-use crate::tasks::TaskTable;
+use crate::tasks::{MapOutputRef, TaskTable};
 use crate::workers::{WorkerEntry, Workers};
 use crate::{CommitError, PlanError};
 use gridmr_core::layout;
+use gridmr_core::shuffle::ShuffleMode;
 use gridmr_core::{Counters, JobId, WorkerId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -64,6 +65,13 @@ pub fn expected_outputs(job: &Job, phase: Phase, index: u32, attempt: u32) -> Ve
     let out = &job.dirs.out;
     match phase {
         Phase::Map if job.map_only => vec![layout::map_only_attempt_file(out, index, attempt)],
+        // Kept by the worker: its plain name there.
+        Phase::Map if job.shuffle_mode == ShuffleMode::Local => {
+            vec![PathBuf::from(format!(
+                "{}.index",
+                layout::MapOutput::stem(index, attempt)
+            ))]
+        }
         Phase::Map => vec![
             layout::MapOutput::of_attempt(&job.dirs.shuffle, index, attempt)
                 .index()
@@ -109,6 +117,9 @@ pub enum Outcome {
     InputLost {
         /// The map output it could not read.
         input: PathBuf,
+        /// Other map outputs lost with it (`SHUFFLE=local`: a worker that
+        /// cannot be reached loses every output it keeps).
+        also: Vec<PathBuf>,
         /// What the reduce said.
         message: String,
     },
@@ -218,6 +229,33 @@ pub enum Effect {
         /// The worker.
         worker_id: WorkerId,
     },
+    /// Tell these workers to remove the map outputs they keep for an ended
+    /// job (`SHUFFLE=local`).
+    DropShuffle {
+        /// The job.
+        job_id: JobId,
+        /// The workers that ran its maps.
+        workers: Vec<WorkerId>,
+    },
+}
+
+/// The message to the workers that may keep map outputs of `job`
+/// (`SHUFFLE=local`), once it has ended: every worker that ran one of its
+/// map attempts.
+fn drop_shuffle(job: &Job) -> Option<Effect> {
+    if job.shuffle_mode != ShuffleMode::Local || job.map_only {
+        return None;
+    }
+    let mut workers: Vec<WorkerId> = Vec::new();
+    for a in job.attempts.iter().filter(|a| a.task.phase == Phase::Map) {
+        if !workers.contains(&a.worker) {
+            workers.push(a.worker.clone());
+        }
+    }
+    (!workers.is_empty()).then(|| Effect::DropShuffle {
+        job_id: job.id.clone(),
+        workers,
+    })
 }
 
 /// Logs an attempt that failed or was lost.
@@ -243,7 +281,11 @@ fn lost_input(job: &Job, input: PathBuf, message: String) -> AttemptError {
             .and_then(|n| n.to_str())
             .and_then(layout::MapOutput::map_index_of)
             .filter(|m| (*m as usize) < job.table.len(Phase::Map))
-            .filter(|_| input.parent() == Some(job.dirs.shuffle.as_path()))
+            .filter(|_| match job.shuffle_mode {
+                ShuffleMode::Shared => input.parent() == Some(job.dirs.shuffle.as_path()),
+                // A plain name on the worker that keeps it.
+                ShuffleMode::Local => input.parent() == Some(Path::new("")),
+            })
     };
     let map = job.table.map_with_output(&input).or_else(by_name);
     match map {
@@ -454,7 +496,7 @@ impl Scheduler {
 
     /// The committed map outputs of job `id`, as every reduce attempt is
     /// sent them (one list shared by the dispatches until a map is undone).
-    pub fn reduce_inputs(&mut self, id: &str) -> Option<std::sync::Arc<Vec<String>>> {
+    pub fn reduce_inputs(&mut self, id: &str) -> Option<std::sync::Arc<Vec<MapOutputRef>>> {
         self.job_mut(id).map(Job::reduce_inputs)
     }
 
@@ -612,6 +654,7 @@ impl Scheduler {
             timeout_s: request.timeout_s,
             task_status: None,
             map_only: request.map_only,
+            shuffle_mode: request.shuffle_mode,
             attempt_base: 0,
             exclusions: BTreeMap::new(),
             waiting_since_ms: None,
@@ -702,7 +745,7 @@ impl Scheduler {
         let mut n = 0;
         for (index, output) in kept.into_iter().enumerate() {
             if let (Some(output), true) = (output, index < job.table.len(Phase::Map)) {
-                job.table.done(Phase::Map, index, output);
+                job.table.done(Phase::Map, index, output, None);
                 n += 1;
             }
         }
@@ -762,6 +805,7 @@ impl Scheduler {
             }
         };
         effects.push(Effect::Clean(job.dirs.clone()));
+        effects.extend(drop_shuffle(job));
         effects.push(Effect::Observed(Observation::JobEnded {
             state,
             counters: None,
@@ -1114,6 +1158,7 @@ impl Scheduler {
             }
             return effects;
         }
+        let mut also_lost: Vec<AttemptError> = Vec::new();
         let state = match outcome {
             Outcome::Succeeded {
                 output,
@@ -1128,11 +1173,20 @@ impl Scheduler {
                     }
                     return effects;
                 }
-                self.succeeded(key, output, counters, status, &mut effects);
+                self.succeeded(key, worker_id, output, counters, status, &mut effects);
                 return effects;
             }
             Outcome::Failed(e) => AttemptState::Failed(e),
-            Outcome::InputLost { input, message } => {
+            Outcome::InputLost {
+                input,
+                also,
+                message,
+            } => {
+                also_lost = also
+                    .into_iter()
+                    .map(|other| lost_input(job, other, message.clone()))
+                    .filter(|e| matches!(e, AttemptError::MapOutputLost { .. }))
+                    .collect();
                 AttemptState::Failed(lost_input(job, input, message))
             }
             Outcome::Lost(why) => AttemptState::Lost(why),
@@ -1148,6 +1202,9 @@ impl Scheduler {
         }
         log_ended(key, worker_id, &state);
         effects.extend(self.charge(key, worker_id, &state));
+        for also in also_lost {
+            effects.extend(self.charge(key, worker_id, &AttemptState::Failed(also)));
+        }
         effects
     }
 
@@ -1156,6 +1213,7 @@ impl Scheduler {
     fn succeeded(
         &mut self,
         key: &AttemptKey,
+        worker_id: &WorkerId,
         output: PathBuf,
         counters: Counters,
         status: Option<String>,
@@ -1174,7 +1232,10 @@ impl Scheduler {
         if status.is_some() {
             job.task_status = status;
         }
-        job.table.done(phase, index, output);
+        let holder =
+            (phase == Phase::Map && job.shuffle_mode == ShuffleMode::Local && !job.map_only)
+                .then(|| worker_id.clone());
+        job.table.done(phase, index, output, holder);
         // Other attempts of the task still running have lost the race.
         for &record in &job.tasks(phase)[index].attempts {
             if let Some(a) = job.attempts.get(record) {
@@ -1343,10 +1404,12 @@ impl Scheduler {
                 job.result_file = result;
                 job.parts = parts;
                 let _ = job.transition(JobState::Succeeded, "done", now);
-                vec![Effect::Observed(Observation::JobEnded {
+                let mut effects: Vec<Effect> = drop_shuffle(job).into_iter().collect();
+                effects.push(Effect::Observed(Observation::JobEnded {
                     state: JobState::Succeeded,
                     counters: Some(Box::new(job.counters.clone())),
-                })]
+                }));
+                effects
             }
             Err(e) => self.end_job(job_id, Some(format!("cannot commit the output: {e}"))),
         }
@@ -1366,6 +1429,7 @@ impl Scheduler {
         self.forgotten.push(job.id.clone());
         let was_running = !job.state.is_terminal();
         if was_running {
+            effects.extend(drop_shuffle(&job));
             effects.push(Effect::Observed(Observation::JobEnded {
                 state: JobState::Cancelled,
                 counters: None,
@@ -1675,6 +1739,112 @@ mod tests {
         let job = s.job(&id).unwrap();
         assert_eq!(job.state, JobState::Succeeded);
         assert!(job.count(Phase::Reduce, TaskState::Done) == job.tasks(Phase::Reduce).len());
+    }
+
+    // One story: maps kept by their workers, one worker lost mid-reduce, the
+    // job done, its workers told to drop what they kept.
+    #[test]
+    fn local_map_outputs_are_lost_with_their_worker_and_dropped_when_the_job_ends() {
+        let mut s = scheduler(config());
+        s.register(worker("a", 1));
+        s.register(worker("b", 2));
+        let id = s.next_id();
+        let req = JobRequest {
+            map_splits: Some(2),
+            reduce_partitions: Some(2),
+            shuffle_mode: ShuffleMode::Local,
+            ..request(None, true)
+        };
+        s.add_job(id.clone(), req.clone(), dirs());
+        s.start_preparing(&id);
+        let p = plan(&files(100_000), InputFormat::Lines, false, &req, 3, 1);
+        s.prepared(&id, Ok(p));
+        let maps = tick(&mut s, T0);
+        assert_eq!(maps.len(), 2);
+        for d in &maps {
+            let name = format!("map-{:05}-a1.index", d.key.task.index);
+            assert_eq!(
+                d.expected,
+                vec![PathBuf::from(&name)],
+                "a plain name on the worker"
+            );
+            s.complete(&d.key, &d.worker_id, ok(&name));
+        }
+        let on_a = maps
+            .iter()
+            .find(|d| d.worker_id == w("a"))
+            .unwrap()
+            .key
+            .task
+            .index;
+        let inputs = s.reduce_inputs(&id).unwrap();
+        assert_eq!(inputs[on_a as usize].holder, Some(w("a")));
+        assert_eq!(s.job(&id).unwrap().state, JobState::Reducing);
+        let reduces = tick(&mut s, T0);
+        assert_eq!(reduces.len(), 2);
+
+        // `a` is lost: the map it kept runs again, uncharged; `b`'s stays done.
+        s.worker_lost(&w("a"), LossCause::Unreachable);
+        let job = s.job(&id).unwrap();
+        assert_eq!(job.state, JobState::Mapping, "{}", job.message);
+        let map_a = job.table.get(Phase::Map, on_a as usize).unwrap();
+        assert_eq!(map_a.state(), TaskState::Pending);
+        assert_eq!(map_a.failures, 0);
+        assert_eq!(job.count(Phase::Map, TaskState::Done), 1);
+        // A reduce that still reports the old output lost charges nothing more.
+        let on_b = reduces.iter().find(|d| d.worker_id == w("b")).unwrap();
+        let lost_name = format!("map-{on_a:05}-a1.index");
+        s.complete(
+            &on_b.key,
+            &on_b.worker_id,
+            Outcome::InputLost {
+                input: lost_name.into(),
+                also: Vec::new(),
+                message: "unreachable".into(),
+            },
+        );
+        assert_eq!(
+            s.job(&id)
+                .unwrap()
+                .table
+                .get(Phase::Map, on_a as usize)
+                .unwrap()
+                .failures,
+            0
+        );
+
+        // The map runs again on `b`, then both reduces; the commit ends the job.
+        let again = tick(&mut s, T0);
+        assert_eq!((again.len(), again[0].worker_id.as_str()), (1, "b"));
+        s.complete(
+            &again[0].key,
+            &again[0].worker_id,
+            ok(&format!("map-{on_a:05}-a2.index")),
+        );
+        let mut effects = Vec::new();
+        for _ in 0..2 {
+            for d in tick(&mut s, T0) {
+                effects.extend(s.complete(&d.key, &d.worker_id, ok("/r")));
+            }
+        }
+        assert!(
+            effects.iter().any(|e| matches!(e, Effect::Commit(_))),
+            "{effects:?}"
+        );
+        let effects = s.committed(
+            &id,
+            Ok(gridmr_core::commit::Committed {
+                result: None,
+                parts: Vec::new(),
+            }),
+        );
+        let dropped = effects.iter().find_map(|e| match e {
+            Effect::DropShuffle { job_id, workers } => Some((job_id.clone(), workers.clone())),
+            _ => None,
+        });
+        let (job_id, mut workers) = dropped.expect("the workers are told to drop the outputs");
+        workers.sort();
+        assert_eq!((job_id, workers), (id, vec![w("a"), w("b")]));
     }
 
     #[test]
@@ -2005,6 +2175,7 @@ mod tests {
             &r0.worker_id,
             Outcome::InputLost {
                 input: "/shuffle/map-00001.index".into(),
+                also: Vec::new(),
                 message: "no such file".into(),
             },
         );
@@ -2236,6 +2407,7 @@ mod tests {
                 &r.worker_id,
                 Outcome::InputLost {
                     input: out(1),
+                    also: Vec::new(),
                     message: "gone".into(),
                 },
             );

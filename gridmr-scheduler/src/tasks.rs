@@ -47,6 +47,10 @@ pub struct Task {
     #[serde(default)]
     pub speculated: bool,
     output: Option<PathBuf>,
+    /// The worker that keeps the output, when it is not on the share
+    /// (`SHUFFLE=local`: a map output lives on the worker that ran it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    holder: Option<WorkerId>,
     /// Where its attempts are in the job's attempt records (a heartbeat's
     /// progress report finds its attempt through them).
     #[serde(default)]
@@ -72,6 +76,7 @@ impl Task {
             failed_on: Vec::new(),
             speculated: false,
             output: None,
+            holder: None,
             attempts: Vec::new(),
         }
     }
@@ -86,6 +91,11 @@ impl Task {
     /// is done.
     pub fn output(&self) -> Option<&Path> {
         self.output.as_deref()
+    }
+
+    /// The worker that keeps its output, when that is not on the share.
+    pub fn holder(&self) -> Option<&WorkerId> {
+        self.holder.as_ref()
     }
 }
 
@@ -130,7 +140,18 @@ pub struct TaskTable {
     lists: [Vec<Task>; 3],
     tally: Tally,
     next_pending: [usize; 3],
-    reduce_inputs: Option<Arc<Vec<String>>>,
+    reduce_inputs: Option<Arc<Vec<MapOutputRef>>>,
+}
+
+/// A committed map output as a reduce is sent it: its index file (a path on
+/// the share, or, `SHUFFLE=local`, a plain name on its holder) and the
+/// worker that keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapOutputRef {
+    /// The index file.
+    pub index: String,
+    /// The worker that keeps it (`None`: on the share).
+    pub holder: Option<WorkerId>,
 }
 
 impl From<TaskLists> for TaskTable {
@@ -260,10 +281,12 @@ impl TaskTable {
         }
     }
 
-    /// Task `index` is done with `output`.
-    pub fn done(&mut self, phase: Phase, index: usize, output: PathBuf) {
+    /// Task `index` is done with `output`, kept by `holder` when it is not
+    /// on the share.
+    pub fn done(&mut self, phase: Phase, index: usize, output: PathBuf, holder: Option<WorkerId>) {
         if let Some(task) = self.task_mut(phase, index) {
             task.output = Some(output);
+            task.holder = holder;
             self.set_state(phase, index, TaskState::Done);
         }
     }
@@ -281,7 +304,9 @@ impl TaskTable {
     /// Task `index`'s output is lost: it waits again. Returns the output,
     /// when it was done.
     pub fn undo(&mut self, phase: Phase, index: usize) -> Option<PathBuf> {
-        let output = self.task_mut(phase, index)?.output.take()?;
+        let task = self.task_mut(phase, index)?;
+        let output = task.output.take()?;
+        task.holder = None;
         self.set_state(phase, index, TaskState::Pending);
         Some(output)
     }
@@ -304,15 +329,30 @@ impl TaskTable {
             .map(|m| m as u32)
     }
 
-    /// The committed map outputs, as text, shared between dispatches
-    /// (rebuilt after a map is done or undone).
-    pub fn reduce_inputs(&mut self) -> Arc<Vec<String>> {
+    /// The done maps whose output `worker` keeps.
+    pub fn maps_held_by(&self, worker: &WorkerId) -> Vec<usize> {
+        self.tasks(Phase::Map)
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.state == TaskState::Done && t.holder.as_ref() == Some(worker))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The committed map outputs, shared between dispatches (rebuilt after
+    /// a map is done or undone).
+    pub fn reduce_inputs(&mut self) -> Arc<Vec<MapOutputRef>> {
         let maps = &self.lists[Phase::Map.slot()];
         self.reduce_inputs
             .get_or_insert_with(|| {
                 Arc::new(
                     maps.iter()
-                        .filter_map(|t| t.output().map(|p| p.display().to_string()))
+                        .filter_map(|t| {
+                            t.output().map(|p| MapOutputRef {
+                                index: p.display().to_string(),
+                                holder: t.holder.clone(),
+                            })
+                        })
                         .collect(),
                 )
             })
@@ -334,8 +374,20 @@ mod tests {
         t.start(Phase::Map, 0);
         t.handed_out(Phase::Map, 0);
         assert_eq!(t.next_pending(Phase::Map), 1);
-        t.done(Phase::Map, 0, "/m0".into());
-        assert_eq!(t.reduce_inputs().as_slice(), ["/m0"]);
+        t.done(Phase::Map, 0, "/m0".into(), None);
+        assert_eq!(t.reduce_inputs()[0].index, "/m0");
+        // A map output kept by a worker names it.
+        let w: WorkerId = "w1".parse().unwrap();
+        t.start(Phase::Map, 1);
+        t.done(Phase::Map, 1, "map-00001-a1.index".into(), Some(w.clone()));
+        assert_eq!(t.reduce_inputs()[1].holder.as_ref(), Some(&w));
+        assert_eq!(t.maps_held_by(&w), vec![1]);
+        assert_eq!(
+            t.undo(Phase::Map, 1),
+            Some(PathBuf::from("map-00001-a1.index"))
+        );
+        assert!(t.maps_held_by(&w).is_empty());
+        assert_eq!(t.get(Phase::Map, 1).unwrap().holder(), None);
         // A backup attempt does not undo a done task.
         t.start(Phase::Map, 0);
         assert_eq!(t.get(Phase::Map, 0).unwrap().state(), TaskState::Done);
@@ -356,7 +408,7 @@ mod tests {
         let mut t = TaskTable::default();
         t.make(Phase::Map, 2);
         t.make(Phase::Reduce, 1);
-        t.done(Phase::Map, 1, "/m1".into());
+        t.done(Phase::Map, 1, "/m1".into(), None);
         let json = serde_json::to_value(&t).unwrap();
         assert_eq!(json["maps"][1]["output"], "/m1");
         assert!(json["single"].as_array().unwrap().is_empty());

@@ -44,6 +44,9 @@ impl Proc {
 /// A master and its workers.
 pub struct Cluster {
     pub shared: tempfile::TempDir,
+    /// The workers' own folders (`WORKER_DIR`), one per worker id: not on
+    /// the share, and not shared with any other cluster.
+    pub local: tempfile::TempDir,
     pub url: String,
     master: Proc,
     workers: Vec<Proc>,
@@ -283,6 +286,7 @@ impl Cluster {
         let http = authed_client_with_ca(shared.path(), ca.as_deref());
         Cluster {
             shared,
+            local: tempfile::tempdir().expect("temp dir"),
             url,
             master: Proc {
                 name: "master".into(),
@@ -312,6 +316,7 @@ impl Cluster {
             .env("MASTER_HTTP", &self.url)
             .env("WORKER_SLOTS", "1")
             .env("HEARTBEAT_INTERVAL_MS", "200")
+            .env("WORKER_DIR", self.worker_dir(id))
             .envs(TASKS_AS_TEST_USER.iter().copied())
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -324,6 +329,11 @@ impl Cluster {
             child,
             log,
         });
+    }
+
+    /// Worker `id`'s own folder (`WORKER_DIR`).
+    pub fn worker_dir(&self, id: &str) -> PathBuf {
+        self.local.path().join(id)
     }
 
     /// `kill -9` of a worker.

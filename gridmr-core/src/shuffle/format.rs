@@ -25,12 +25,12 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-const DATA_MAGIC: &[u8; 4] = b"GMRD";
+pub(crate) const DATA_MAGIC: &[u8; 4] = b"GMRD";
 const INDEX_MAGIC: &[u8; 4] = b"GMRI";
-const VERSION: u8 = 2;
+pub(crate) const VERSION: u8 = 2;
 /// Size of the data file header.
 pub const DATA_HEADER_LEN: u64 = 8;
-const BLOCK_HEADER_LEN: usize = 16;
+pub(crate) const BLOCK_HEADER_LEN: usize = 16;
 
 /// Block compression of shuffle files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -42,8 +42,8 @@ pub enum Compression {
     Lz4,
 }
 
-const CODEC_RAW: u8 = 0;
-const CODEC_LZ4: u8 = 1;
+pub(crate) const CODEC_RAW: u8 = 0;
+pub(crate) const CODEC_LZ4: u8 = 1;
 
 /// CRC-32 of a block: its header's first 12 bytes (codec, reserved, lengths) and its payload.
 fn block_crc(header: &[u8], payload: &[u8]) -> u32 {
@@ -127,18 +127,18 @@ pub struct RunWriter {
 
 /// A file under a temporary name that is removed when dropped, unless [`TempPath::keep`] said
 /// it was renamed into place (as DataFusion's spill files are owned and deleted on drop).
-struct TempPath {
+pub(crate) struct TempPath {
     path: PathBuf,
     armed: bool,
 }
 
 impl TempPath {
-    fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         TempPath { path, armed: true }
     }
 
     /// The file now lives under another name: nothing to remove.
-    fn keep(&mut self) {
+    pub(crate) fn keep(&mut self) {
         self.armed = false;
     }
 }
@@ -164,7 +164,7 @@ impl Drop for TempPath {
     }
 }
 
-fn tmp_name(path: &Path) -> PathBuf {
+pub(crate) fn tmp_name(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".tmp");
     PathBuf::from(name)

@@ -3,11 +3,16 @@
 //! turns its records into the workers' protocol and back.
 
 use gridmr_core::layout;
+use gridmr_core::shuffle::ShuffleMode;
 use gridmr_core::task::{MapTarget, MapTask, ReduceTask};
+use gridmr_core::WorkerId;
 use gridmr_net::auth::WorkerRpc;
 use gridmr_net::proto;
 use gridmr_net::wire::{map_task_to_wire, reduce_task_to_wire, shuffle_to_wire};
-use gridmr_scheduler::{AttemptError, Dispatch, Job, JobKind, Outcome, Phase, Scheduler};
+use gridmr_scheduler::{
+    AttemptError, Dispatch, Job, JobKind, MapOutputRef, Outcome, Phase, Scheduler,
+};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,18 +27,62 @@ pub(crate) enum Call {
     /// one message when it is sent, outside the lock.
     Reduce {
         task: proto::ReduceTask,
-        inputs: Arc<Vec<String>>,
+        inputs: Arc<Vec<MapOutputRef>>,
+        /// `SHUFFLE=local`: where the workers that keep the inputs listen.
+        holders: Option<HashMap<WorkerId, String>>,
     },
 }
 
 impl Call {
-    /// A reduce's whole message.
-    pub(crate) fn reduce_message(task: proto::ReduceTask, inputs: &[String]) -> proto::ReduceTask {
-        proto::ReduceTask {
-            shuffle_inputs: inputs.to_vec(),
-            ..task
+    /// A reduce's whole message: its inputs as paths on the share, or, when
+    /// `holders` are given, as sources on the workers that keep them.
+    pub(crate) fn reduce_message(
+        task: proto::ReduceTask,
+        inputs: &[MapOutputRef],
+        holders: Option<&HashMap<WorkerId, String>>,
+    ) -> proto::ReduceTask {
+        match holders {
+            None => proto::ReduceTask {
+                shuffle_inputs: inputs.iter().map(|i| i.index.clone()).collect(),
+                ..task
+            },
+            Some(holders) => proto::ReduceTask {
+                remote_inputs: inputs
+                    .iter()
+                    .map(|i| {
+                        let worker_id =
+                            i.holder.as_ref().map(|w| w.to_string()).unwrap_or_default();
+                        proto::ShuffleSource {
+                            address: i
+                                .holder
+                                .as_ref()
+                                .and_then(|w| holders.get(w))
+                                .cloned()
+                                .unwrap_or_default(),
+                            worker_id,
+                            index_name: i.index.clone(),
+                        }
+                    })
+                    .collect(),
+                ..task
+            },
         }
     }
+}
+
+/// Where each worker that keeps one of `inputs` listens (`SHUFFLE=local`).
+/// A holder the master no longer knows is left out: the reduce reports its
+/// output lost.
+fn holder_addresses(sched: &Scheduler, inputs: &[MapOutputRef]) -> HashMap<WorkerId, String> {
+    let mut holders = HashMap::new();
+    for w in inputs.iter().filter_map(|i| i.holder.as_ref()) {
+        if !holders.contains_key(w) {
+            if let Some(entry) = sched.workers.get(w) {
+                holders.insert(w.clone(), entry.address.clone());
+            }
+        }
+    }
+    holders
 }
 
 /// The gRPC call of dispatch `d` of `job`, built under the scheduler's lock
@@ -53,6 +102,10 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
     {
         return None;
     }
+    let holders = match (&inputs, job.shuffle_mode) {
+        (Some(inputs), ShuffleMode::Local) => Some(holder_addresses(sched, inputs)),
+        _ => None,
+    };
     let (name, script) = (job.kind.name().to_owned(), job.kind.script_path());
     let (streaming, timeout_s) = (streaming_spec(&job.kind), job.timeout_s);
     let worker_id = d.worker_id.clone();
@@ -65,6 +118,7 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
         Phase::Map => Call::Map(proto::MapTask {
             streaming,
             timeout_s,
+            local_shuffle: job.shuffle_mode == ShuffleMode::Local && !job.map_only,
             ..map_task_to_wire(
                 &MapTask {
                     job_id: job.id.clone(),
@@ -82,6 +136,7 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
         }),
         Phase::Reduce => Call::Reduce {
             inputs: inputs?,
+            holders,
             task: proto::ReduceTask {
                 streaming,
                 timeout_s,
@@ -135,6 +190,7 @@ fn map_target(job: &Job) -> MapTarget {
         MapTarget::Shuffle {
             dir: job.dirs.shuffle.clone(),
             partitions: job.reduce_partitions,
+            job_dir: None,
         }
     }
 }
@@ -175,6 +231,7 @@ pub(crate) async fn send(client: &mut WorkerRpc, call: Call) -> Result<Outcome, 
                 error: r.error,
                 failure: r.failure,
                 lost_input: String::new(),
+                also_lost: Vec::new(),
                 counters: r.counters,
                 status: r.status_message,
             })
@@ -187,12 +244,17 @@ pub(crate) async fn send(client: &mut WorkerRpc, call: Call) -> Result<Outcome, 
                 error: r.error,
                 failure: r.failure,
                 lost_input: String::new(),
+                also_lost: Vec::new(),
                 counters: r.counters,
                 status: r.status_message,
             })
         }),
-        Call::Reduce { task, inputs } => client
-            .execute_reduce(Call::reduce_message(task, &inputs))
+        Call::Reduce {
+            task,
+            inputs,
+            holders,
+        } => client
+            .execute_reduce(Call::reduce_message(task, &inputs, holders.as_ref()))
             .await
             .map(|r| {
                 let r = r.into_inner();
@@ -202,6 +264,7 @@ pub(crate) async fn send(client: &mut WorkerRpc, call: Call) -> Result<Outcome, 
                     error: r.error,
                     failure: r.failure,
                     lost_input: r.lost_input,
+                    also_lost: r.lost_inputs,
                     counters: r.counters,
                     status: r.status_message,
                 })
@@ -216,9 +279,15 @@ struct Answer {
     error: String,
     failure: i32,
     lost_input: String,
+    /// Every input a reduce found lost (`lost_input` among them).
+    also_lost: Vec<String>,
     counters: Vec<gridmr_net::proto::Counter>,
     status: String,
 }
+
+/// Most inputs one reduce's answer may report lost (a worker's answer is
+/// bounded as any other message).
+const MAX_LOST_INPUTS: usize = 100_000;
 
 /// An attempt's outcome from its worker's answer.
 fn outcome(a: Answer) -> Outcome {
@@ -235,6 +304,13 @@ fn outcome(a: Answer) -> Outcome {
             Kind::Timeout => Outcome::Failed(AttemptError::Timeout(error)),
             Kind::Cancelled => Outcome::Killed(error),
             Kind::MapOutputLost if !a.lost_input.is_empty() => Outcome::InputLost {
+                also: a
+                    .also_lost
+                    .iter()
+                    .filter(|other| **other != a.lost_input)
+                    .take(MAX_LOST_INPUTS)
+                    .map(PathBuf::from)
+                    .collect(),
                 input: PathBuf::from(a.lost_input),
                 message: error,
             },

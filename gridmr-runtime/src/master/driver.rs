@@ -232,6 +232,11 @@ fn failed_call(worker: &str, status: &tonic::Status) -> (Outcome, bool) {
 /// Removes an attempt's output (a map's index and data, a part file, a typed
 /// SINGLE attempt's folder) that the job no longer needs.
 fn remove_attempt_output(phase: Phase, path: &Path) {
+    // A plain name is a map output a worker keeps (`SHUFFLE=local`): that
+    // worker removes it when the job ends; nothing here may touch it.
+    if path.is_relative() {
+        return;
+    }
     match phase {
         Phase::Map => layout::MapOutput::new(path).remove(),
         Phase::Reduce => {
@@ -337,6 +342,28 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                     };
                     shared.spawn_call(async move {
                         let _ = tokio::time::timeout(timeout, client.cancel_job(req)).await;
+                    });
+                }
+            }
+            Effect::DropShuffle { job_id, workers } => {
+                let timeout = Duration::from_secs(shared.settings.grpc_timeout_s.max(1));
+                for (worker, mut client) in workers
+                    .into_iter()
+                    .filter_map(|w| shared.pool.get(&w).map(|c| (w, c)))
+                {
+                    let req = gridmr_net::proto::DropShuffleReq {
+                        job_id: job_id.to_string(),
+                    };
+                    let job = job_id.clone();
+                    shared.spawn_call(async move {
+                        // A worker that does not answer sweeps its old outputs itself
+                        // (SHUFFLE_RETAIN_S).
+                        if let Ok(Err(status)) =
+                            tokio::time::timeout(timeout, client.drop_shuffle(req)).await
+                        {
+                            tracing::debug!(%job, %worker, error = %status.message(),
+                                "a worker did not drop the job's map outputs");
+                        }
                     });
                 }
             }

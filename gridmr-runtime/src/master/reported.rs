@@ -62,6 +62,12 @@ pub(crate) fn verify_output(
             expected: expected.to_vec(),
         });
     }
+    // A map output its worker keeps (`SHUFFLE=local`) is a plain name there,
+    // and the master has nothing to look at: a reduce that cannot fetch it
+    // reports it lost, and the map runs again.
+    if output.is_relative() {
+        return Ok(());
+    }
     let mut files = vec![output.to_path_buf()];
     if output.extension().is_some_and(|e| e == "index") {
         files.push(layout::MapOutput::new(output).data());

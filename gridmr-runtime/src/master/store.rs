@@ -301,6 +301,7 @@ mod tests {
                 shuffle: ShuffleSettings::default(),
                 timeout_s: 30,
                 map_only: false,
+                shuffle_mode: gridmr_core::shuffle::ShuffleMode::Local,
             },
             restarts: 1,
         }

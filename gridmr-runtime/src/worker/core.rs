@@ -8,6 +8,7 @@ use super::exec::script::{Program, Runner};
 use super::exec::{Backend, Exec, Produced};
 use super::failure::Failure;
 use super::faults::Faults;
+use super::shuffle::WorkerShuffle;
 use crate::paths::{check_inside, check_new_inside};
 use gridmr_core::{AttemptId, JobId, Registry, WorkerId};
 use gridmr_net::proto;
@@ -36,17 +37,30 @@ pub(crate) struct WorkerCore {
     pub(crate) isolated: bool,
     /// The attempts running here: their control, and early cancels.
     pub(crate) attempts: Arc<Attempts>,
+    /// The map outputs this worker keeps and serves, and its fetcher
+    /// (`SHUFFLE=local`).
+    pub(crate) shuffle: Arc<WorkerShuffle>,
+}
+
+/// Where a worker may read and write: the share, and where inputs may be
+/// read (the share and `INPUT_ROOTS`).
+pub(crate) struct Roots {
+    pub(crate) shared_dir: PathBuf,
+    pub(crate) input_roots: Vec<PathBuf>,
 }
 
 impl WorkerCore {
     pub(crate) fn new(
         id: WorkerId,
         registry: Registry,
-        shared_dir: PathBuf,
-        input_roots: Vec<PathBuf>,
+        Roots {
+            shared_dir,
+            input_roots,
+        }: Roots,
         slots: u32,
         faults: Faults,
         runner: Runner,
+        shuffle: Arc<WorkerShuffle>,
     ) -> Self {
         let procs = Arc::new(Processes::default());
         WorkerCore {
@@ -62,6 +76,7 @@ impl WorkerCore {
             procs: procs.clone(),
             isolated: false,
             attempts: Arc::new(Attempts::new(procs)),
+            shuffle,
         }
     }
 

@@ -13,6 +13,10 @@ pub(crate) struct Failure {
     /// With [`Kind::MapOutputLost`]: the shuffle input that is missing or
     /// damaged.
     pub(crate) lost_input: Option<PathBuf>,
+    /// With [`Kind::MapOutputLost`]: every input found lost, `lost_input`
+    /// first (`SHUFFLE=local`: a holder that cannot be reached loses all it
+    /// keeps).
+    pub(crate) also_lost: Vec<PathBuf>,
 }
 
 impl Failure {
@@ -21,6 +25,7 @@ impl Failure {
             kind,
             message: message.into(),
             lost_input: None,
+            also_lost: Vec::new(),
         }
     }
 
@@ -58,6 +63,17 @@ impl Failure {
             kind: Kind::MapOutputLost,
             message: message.into(),
             lost_input: Some(input.to_path_buf()),
+            also_lost: Vec::new(),
+        }
+    }
+
+    /// Map outputs the reduce needs cannot be had (`lost` is not empty).
+    pub(crate) fn map_outputs_lost(lost: Vec<PathBuf>, message: impl Into<String>) -> Self {
+        Failure {
+            kind: Kind::MapOutputLost,
+            message: message.into(),
+            lost_input: lost.first().cloned(),
+            also_lost: lost,
         }
     }
 }

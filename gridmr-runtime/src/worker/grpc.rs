@@ -7,6 +7,7 @@ use super::attempts::Target;
 use super::core::{build_id, millis, WorkerCore};
 use super::exec::{script, Produced, SingleRun};
 use super::failure::Failure;
+use super::shuffle::serve::{self, ChunkStream};
 use crate::paths::confine_input;
 use gridmr_core::engine::JobConfig;
 use gridmr_core::ids::BadId;
@@ -16,7 +17,8 @@ use gridmr_core::{AttemptId, Phase, TaskId};
 use gridmr_net::proto::worker_server::Worker;
 use gridmr_net::proto::Failure as FailureKind;
 use gridmr_net::proto::{
-    self, CancelReq, CancelResp, HeartbeatReq, HeartbeatResp, JobResult, MapResult, ReduceResult,
+    self, CancelReq, CancelResp, DropShuffleReq, DropShuffleResp, FetchReq, HeartbeatReq,
+    HeartbeatResp, JobResult, MapResult, ReduceResult,
 };
 use gridmr_net::wire::{
     counters_to_wire, map_task_from_wire, reduce_task_from_wire, shuffle_from_wire,
@@ -85,6 +87,11 @@ impl Answer for ReduceResult {
             .lost_input
             .map(|p| p.display().to_string())
             .unwrap_or_default();
+        self.lost_inputs = f
+            .also_lost
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
     }
     fn took(&mut self, ms: u64) {
         self.duration_ms = ms;
@@ -147,9 +154,10 @@ fn single_inputs(msg: &proto::JobTask) -> Result<(Vec<String>, gridmr_core::Para
 /// The first of a reduce's map outputs that cannot be read back: checked
 /// by its index alone (`whole = false`: present, checksummed, data long
 /// enough), or read through every block (`whole = true`, after a reduce
-/// failed).
-fn first_lost_input(inputs: &[PathBuf], whole: bool) -> Option<Failure> {
-    inputs.iter().find_map(|input| {
+/// failed). It is reported by its name in `names` (what the master sent:
+/// the same path, or a kept output's plain name).
+fn first_lost_input(inputs: &[PathBuf], names: &[PathBuf], whole: bool) -> Option<Failure> {
+    inputs.iter().zip(names).find_map(|(input, name)| {
         let checked = if whole {
             RunIndex::verify(input)
         } else {
@@ -157,7 +165,7 @@ fn first_lost_input(inputs: &[PathBuf], whole: bool) -> Option<Failure> {
         };
         checked
             .err()
-            .map(|e| Failure::map_output_lost(input, format!("a map output cannot be read: {e}")))
+            .map(|e| Failure::map_output_lost(name, format!("a map output cannot be read: {e}")))
     })
 }
 
@@ -264,10 +272,21 @@ impl Worker for WorkerService {
         let msg = request.into_inner();
         let core = &self.core;
         let started = Instant::now();
-        let task: MapTask = map_task_from_wire(&msg, &core.id).map_err(invalid)?;
+        let store = core.shuffle.store.clone();
+        let task: MapTask = map_task_from_wire(&msg, &core.id, store.root()).map_err(invalid)?;
         let ticket = core.enter(&task.job_id, task.attempt_id());
         crate::paths::check_inside(&task.split.path, &core.input_roots).map_err(invalid)?;
-        core.inside(task.target.dir())?;
+        core.inside(task.target.job_dir())?;
+        let local = msg.local_shuffle && msg.map_only_output.is_empty();
+        if local {
+            // This worker's own folder for the job; a job it was told has
+            // ended gets none.
+            store
+                .prepare(&task.job_id)
+                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        } else {
+            core.inside(task.target.dir())?;
+        }
         let answer = MapResult {
             job_id: task.job_id.to_string(),
             worker_id: core.id.to_string(),
@@ -282,6 +301,13 @@ impl Worker for WorkerService {
         let (exec, control) = (core.exec(msg.timeout_s), ticket.control.clone());
         let work = move || backend.run_map(&exec, &task, &control);
         let result = core.run(&ticket, log, work, remove_map_output).await;
+        // A kept output is named to the master by its plain name here.
+        let result = result.map(|mut p| {
+            if local {
+                p.output = p.output.file_name().map(PathBuf::from).unwrap_or_default();
+            }
+            p
+        });
         Ok(reply(answer, result, started))
     }
 
@@ -293,6 +319,7 @@ impl Worker for WorkerService {
         let core = &self.core;
         let started = Instant::now();
         let task: ReduceTask = reduce_task_from_wire(&msg, &core.id).map_err(invalid)?;
+        let remote = gridmr_net::wire::remote_inputs_from_wire(&msg).map_err(invalid)?;
         let ticket = core.enter(&task.job_id, task.attempt_id());
         core.inside(&task.output_dir)?;
         for input in &task.map_outputs {
@@ -311,15 +338,43 @@ impl Worker for WorkerService {
             gridmr_core::layout::attempt_log(job_dir, task.attempt_id())
         });
         let (exec, control) = (core.exec(msg.timeout_s), ticket.control.clone());
+        let (fetcher, runtime) = (
+            core.shuffle.fetcher.clone(),
+            tokio::runtime::Handle::current(),
+        );
         let work = move || {
+            // SHUFFLE=local: the inputs are fetched first, in the attempt's slot.
+            let fetched = match remote.is_empty() {
+                true => None,
+                false => Some(runtime.block_on(fetcher.fetch_all(
+                    &task.job_id,
+                    task.attempt_id(),
+                    task.partition,
+                    remote,
+                    &control.cancel,
+                ))?),
+            };
+            let (task, names) = match &fetched {
+                None => {
+                    let names = task.map_outputs.clone();
+                    (task, names)
+                }
+                Some(f) => {
+                    let task = ReduceTask {
+                        map_outputs: f.paths.clone(),
+                        ..task
+                    };
+                    (task, f.names.clone())
+                }
+            };
             // A missing or truncated map output is found before any work.
-            if let Some(lost) = first_lost_input(&task.map_outputs, false) {
+            if let Some(lost) = first_lost_input(&task.map_outputs, &names, false) {
                 return Err(lost);
             }
             match backend.run_reduce(&exec, &task, &control) {
                 // Whatever the reduce said, a damaged input is the map's loss.
                 Err(f) if matches!(f.kind, FailureKind::Task | FailureKind::Engine) => {
-                    Err(first_lost_input(&task.map_outputs, true).unwrap_or(f))
+                    Err(first_lost_input(&task.map_outputs, &names, true).unwrap_or(f))
                 }
                 other => other,
             }
@@ -354,5 +409,38 @@ impl Worker for WorkerService {
             ok: true,
             running: self.core.running.load(Ordering::Relaxed),
         }))
+    }
+
+    type FetchShuffleStream = ChunkStream;
+
+    async fn fetch_shuffle(
+        &self,
+        request: Request<FetchReq>,
+    ) -> Result<Response<Self::FetchShuffleStream>, Status> {
+        let shuffle = &self.core.shuffle;
+        serve::fetch(
+            shuffle.store.clone(),
+            shuffle.streams.clone(),
+            request.into_inner(),
+        )
+        .await
+        .map(Response::new)
+    }
+
+    async fn drop_shuffle(
+        &self,
+        request: Request<DropShuffleReq>,
+    ) -> Result<Response<DropShuffleResp>, Status> {
+        let job = gridmr_net::wire::job_id("DropShuffleReq", &request.into_inner().job_id)
+            .map_err(invalid)?;
+        let store = self.core.shuffle.store.clone();
+        let removed_bytes = tokio::task::spawn_blocking(move || {
+            let bytes = store.drop_job(&job);
+            tracing::debug!(%job, bytes, "dropped the job's map outputs");
+            bytes
+        })
+        .await
+        .map_err(|e| Status::internal(format!("dropping the outputs: {e}")))?;
+        Ok(Response::new(DropShuffleResp { removed_bytes }))
     }
 }

@@ -16,6 +16,7 @@ mod faults;
 pub(crate) mod fence;
 mod grpc;
 mod listen;
+mod shuffle;
 pub mod task_log;
 
 pub use faults::Faults;
@@ -133,6 +134,41 @@ fn write_driver() -> Result<Arc<DriverFile>> {
     Ok(Arc::new(DriverFile { path }))
 }
 
+/// The worker's own folder (`WORKER_DIR`, default `<temp>/gridmr-worker-<id>`) and the
+/// shuffle machinery over it: the map outputs it keeps and serves, and the fetcher its
+/// reduces use (with the cluster's token and TLS towards other workers).
+fn build_shuffle(
+    settings: &WorkerSettings,
+    id: &gridmr_core::WorkerId,
+    auth: &Auth,
+) -> Result<Arc<shuffle::WorkerShuffle>> {
+    // By default one folder per worker id and cluster (the share's path tells clusters
+    // apart), so that a worker restarted as itself finds what it kept.
+    let root = settings.work_dir.clone().unwrap_or_else(|| {
+        let share = xxhash_rust::xxh3::xxh3_64(settings.shared_dir.as_os_str().as_encoded_bytes());
+        std::env::temp_dir().join(format!("gridmr-worker-{id}-{:08x}", share as u32))
+    });
+    let store = Arc::new(
+        shuffle::store::LocalStore::open(&root)
+            .map_err(|e| Error::io("open WORKER_DIR", &root, e))?,
+    );
+    let fetcher = shuffle::fetch::Fetcher::new(
+        id.clone(),
+        store.clone(),
+        auth.clone(),
+        settings.security.grpc_client_tls()?,
+        settings.shuffle_fetch_parallel,
+    );
+    Ok(Arc::new(shuffle::WorkerShuffle {
+        store,
+        fetcher: Arc::new(fetcher),
+        streams: Arc::new(tokio::sync::Semaphore::new(
+            settings.shuffle_serve_streams.max(1) as usize,
+        )),
+        retain: Duration::from_secs(settings.shuffle_retain_s),
+    }))
+}
+
 /// The worker's task machinery from its settings: the fence every task runs in, the Python
 /// driver and warm fork server, the input roots, and the core that runs attempts.
 fn build_core(
@@ -142,6 +178,7 @@ fn build_core(
     shared_dir: std::path::PathBuf,
     slots: u32,
     faults: Faults,
+    shuffle: Arc<shuffle::WorkerShuffle>,
 ) -> Result<(Arc<WorkerCore>, Option<Arc<exec::fork_server::ForkServer>>)> {
     let fence = fence::Fence::new(&settings.fence)?;
     if settings.isolation == crate::settings::Isolation::Process {
@@ -173,15 +210,11 @@ fn build_core(
                 .map_err(|e| Error::io("open input root", r, e))?,
         );
     }
-    let mut core = WorkerCore::new(
-        id.clone(),
-        registry,
+    let roots = self::core::Roots {
         shared_dir,
         input_roots,
-        slots,
-        faults,
-        runner,
-    );
+    };
+    let mut core = WorkerCore::new(id.clone(), registry, roots, slots, faults, runner, shuffle);
     core.isolated = settings.isolation == crate::settings::Isolation::Process;
     Ok((Arc::new(core), fork))
 }
@@ -252,12 +285,14 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
     let faults = Faults::parse(&settings.inject_fail, settings.inject_delay_ms)?;
     let (auth, token_pending) = settings.security.worker_auth(&shared_dir)?;
     let grpc_tls = settings.security.grpc_server_tls()?;
-    let (core, fork) = build_core(&settings, registry, &id, shared_dir, slots, faults)?;
+    let shuffle = build_shuffle(&settings, &id, &auth)?;
+    let (core, fork) = build_core(&settings, registry, &id, shared_dir, slots, faults, shuffle)?;
     let cgroups = core.runner.fence.uses_cgroups();
     let stop = CancellationToken::new();
     if let Some(fork) = fork {
         tokio::spawn(warm_up_when_idle(fork, core.clone(), stop.clone()));
     }
+    tokio::spawn(core.shuffle.clone().sweep_until(stop.clone()));
 
     let tls = grpc_tls.is_some();
     let incoming = listen::incoming(

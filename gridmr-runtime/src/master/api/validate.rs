@@ -228,6 +228,12 @@ pub(super) fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobReq
         .map(|i| local_path(sh, "inputs", i))
         .collect::<ApiResult<Vec<_>>>()?;
     let shuffle = submitted_shuffle(&req)?;
+    let shuffle_mode = match &req.shuffle_mode {
+        None => sh.settings.shuffle,
+        Some(mode) => mode
+            .parse()
+            .map_err(|e: gridmr_core::shuffle::UnknownShuffleMode| ApiError::bad(e.to_string()))?,
+    };
     let params = check_params(req.params)?;
     let max = sh.settings.max_partitions;
     check_count("partitions", req.partitions, max)?;
@@ -247,6 +253,7 @@ pub(super) fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobReq
         shuffle,
         timeout_s: req.timeout_s.unwrap_or(0),
         map_only,
+        shuffle_mode,
     };
     Ok((request, staging))
 }

@@ -218,7 +218,9 @@ fn child(registry: &Registry, worker_id: &str) -> Result<ChildReport, ChildError
     let report = match tag {
         b'm' => {
             let msg = proto::MapTask::decode(body)?;
-            let task = map_task_from_wire(&msg, worker_id)?;
+            // Its parent sends the task with its shuffle folder resolved, so
+            // no worker folder is needed here.
+            let task = map_task_from_wire(&msg, worker_id, std::path::Path::new("/"))?;
             // Its parent stops it by killing it, and reads no progress.
             let control = TaskControl::default();
             registry.get(&msg.job_name)?.run_map(&task, &control)?

@@ -290,8 +290,9 @@ impl Drop for WorkDir {
     }
 }
 
-fn work_parent(shuffle_dir: &Path) -> PathBuf {
-    layout::work_dir(shuffle_dir.parent().unwrap_or(shuffle_dir))
+/// Where a map attempt's working folder goes: the job's `work/` folder.
+fn work_parent(task: &MapTask) -> PathBuf {
+    layout::work_dir(task.target.job_dir())
 }
 
 fn sink(
@@ -323,7 +324,9 @@ pub(crate) fn run_map(
     timeout_s: u32,
 ) -> Result<ScriptOutput, Failure> {
     match &task.target {
-        MapTarget::Shuffle { dir, partitions } => {
+        MapTarget::Shuffle {
+            dir, partitions, ..
+        } => {
             let to = Shuffled {
                 dir,
                 partitions: *partitions,
@@ -349,7 +352,7 @@ fn map_to_shuffle(
 ) -> Result<ScriptOutput, Failure> {
     existing_dir(to.dir).map_err(err)?;
     let stem = task.output_stem();
-    let work = WorkDir::create(runner, &work_parent(to.dir), &stem, program)?;
+    let work = WorkDir::create(runner, &work_parent(task), &stem, program)?;
     let env = runner.env(
         task.task_id(),
         task.attempt,
@@ -956,6 +959,7 @@ fn map_then_reduce(
             target: MapTarget::Shuffle {
                 dir: shuffle_dir.clone(),
                 partitions: 1,
+                job_dir: None,
             },
             shuffle,
             params: params.clone(),
