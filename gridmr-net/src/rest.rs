@@ -109,6 +109,10 @@ pub struct SubmitRequest {
     pub shuffle_mode: Option<String>,
 }
 
+fn shared_mode() -> String {
+    "shared".into()
+}
+
 /// A count as the original's clients send it (the schema of the count
 /// fields of [`SubmitRequest`]): a whole number, as a JSON integer, an
 /// integer-valued float or a string of either.
@@ -363,8 +367,12 @@ pub struct JobStatus {
     /// The original's chunk folder. GridMR splits by byte ranges instead of
     /// copying chunks, so this folder stays empty.
     pub chunks_dir: String,
-    /// Where map outputs are written.
+    /// Where map outputs are written (`shuffle_mode: shared`).
     pub shuffle_dir: String,
+    /// New: where its map outputs are kept: `shared` (in `shuffle_dir`) or
+    /// `local` (on the workers that ran the maps).
+    #[serde(default = "shared_mode")]
+    pub shuffle_mode: String,
     /// `partitions` as asked (0 when not given).
     pub partitions: u32,
     /// Map tasks.

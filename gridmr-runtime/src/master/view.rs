@@ -202,6 +202,7 @@ impl V<'_> {
             params: self.params.clone().into(),
             chunks_dir: self.dirs.base.join("chunks").display().to_string(),
             shuffle_dir: self.dirs.shuffle.display().to_string(),
+            shuffle_mode: self.shuffle_mode.to_string(),
             partitions: self.partitions_asked,
             map_splits: self.table.len(Phase::Map) as u32,
             reduce_partitions: self.reduce_partitions,
