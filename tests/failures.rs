@@ -8,6 +8,17 @@ use serde_json::json;
 
 #[test]
 fn a_worker_killed_during_the_map_phase_does_not_fail_the_job() {
+    worker_killed_during_the_map_phase("shared");
+}
+
+/// The same with the worker-served shuffle: the killed worker's finished
+/// maps are lost with it, and run again.
+#[test]
+fn a_worker_killed_during_the_map_phase_does_not_fail_a_local_shuffle_job() {
+    worker_killed_during_the_map_phase("local");
+}
+
+fn worker_killed_during_the_map_phase(shuffle_mode: &str) {
     // Slow tasks so the kill lands while maps are running; a short
     // heartbeat timeout so a silent worker is noticed quickly either way.
     let mut cluster = Cluster::start(
@@ -19,7 +30,7 @@ fn a_worker_killed_during_the_map_phase_does_not_fail_the_job() {
     let expected = embedded_wordcount(&input);
     let id = cluster.submit(json!({
         "job": "wordcount", "input_url": input, "map_splits": 8, "reduce_partitions": 3,
-        "force_distributed": true
+        "force_distributed": true, "shuffle_mode": shuffle_mode
     }));
     // Wait until w2 is running a map, then kill it.
     cluster.poll("a map running on w2", || {

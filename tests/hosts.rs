@@ -126,6 +126,17 @@ impl Drop for Net {
 
 #[test]
 fn a_worker_cut_off_mid_job_is_replaced_and_comes_back() {
+    cut_off_mid_job("shared");
+}
+
+/// The same with the worker-served shuffle: what the cut-off worker kept
+/// cannot be fetched, and its maps run again.
+#[test]
+fn a_worker_cut_off_mid_job_is_replaced_and_comes_back_with_local_shuffle() {
+    cut_off_mid_job("local");
+}
+
+fn cut_off_mid_job(shuffle_mode: &str) {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: network namespaces need root");
@@ -150,7 +161,7 @@ fn a_worker_cut_off_mid_job_is_replaced_and_comes_back() {
     let expected = embedded_wordcount(&input);
     let id = cluster.submit(json!({
         "job": "wordcount", "input_url": input, "map_splits": 6, "reduce_partitions": 2,
-        "force_distributed": true
+        "force_distributed": true, "shuffle_mode": shuffle_mode
     }));
     cluster.wait_running_on(&id, "w2");
     net.link(3, false);
@@ -163,7 +174,7 @@ fn a_worker_cut_off_mid_job_is_replaced_and_comes_back() {
     cluster.wait_live_workers(2);
     let next = cluster.submit(json!({
         "job": "wordcount", "input_url": input, "map_splits": 4, "reduce_partitions": 2,
-        "force_distributed": true
+        "force_distributed": true, "shuffle_mode": shuffle_mode
     }));
     assert_eq!(cluster.wait(&next)["status"], "SUCCEEDED");
     assert_eq!(cluster.result_lines(&next), expected);

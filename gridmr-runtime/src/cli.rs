@@ -199,6 +199,10 @@ struct SubmitArgs {
     /// LZ4-compress the shuffle.
     #[arg(long)]
     compress_shuffle: bool,
+    /// Where map outputs are kept: `shared` (the shared folder) or `local`
+    /// (the workers that ran the maps); default: the master's `SHUFFLE`.
+    #[arg(long)]
+    shuffle_mode: Option<gridmr_core::shuffle::ShuffleMode>,
     /// Follow the job with a progress bar; exit 0 only if it succeeds.
     #[arg(long)]
     wait: bool,
@@ -398,6 +402,7 @@ async fn submit(args: SubmitArgs) -> Result<ExitCode> {
         reduce_partitions,
         force_distributed,
         compress_shuffle,
+        shuffle_mode,
         wait,
     } = args;
     if job.is_none() && script.is_none() && mapper.is_none() {
@@ -439,6 +444,7 @@ async fn submit(args: SubmitArgs) -> Result<ExitCode> {
             reduce_partitions,
             force_distributed: force_distributed.then_some(true),
             compress_shuffle: compress_shuffle.then_some(true),
+            shuffle_mode: shuffle_mode.map(|m| m.to_string()),
             ..SubmitRequest::default()
         })
         .await?;

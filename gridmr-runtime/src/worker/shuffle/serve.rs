@@ -98,10 +98,22 @@ fn pump(
     let mut first = true;
     loop {
         let n = (left.min(CHUNK as u64)) as usize;
-        let mut buf = vec![0u8; n];
-        if let Err(e) = file.read_exact(&mut buf) {
-            let _ = tx.blocking_send(Err(failed(e)));
-            return;
+        // Read into fresh, unzeroed room: the chunk goes to the wire as it is.
+        let mut buf = Vec::with_capacity(n);
+        match (&mut file).take(n as u64).read_to_end(&mut buf) {
+            Ok(got) if got == n => {}
+            Ok(got) => {
+                let short = std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("{got} of {n} bytes at the end of the file"),
+                );
+                let _ = tx.blocking_send(Err(failed(short)));
+                return;
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(failed(e)));
+                return;
+            }
         }
         let chunk = FetchChunk {
             segment_len: if first { end - start } else { 0 },
