@@ -124,8 +124,17 @@ impl Drop for Net {
     }
 }
 
+/// The lab tests take the machine's namespaces and the root namespace's
+/// routes one at a time.
+static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_lab_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    LAB.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn a_worker_cut_off_mid_job_is_replaced_and_comes_back() {
+    let _lab = one_lab_at_a_time();
     cut_off_mid_job("shared");
 }
 
@@ -133,16 +142,20 @@ fn a_worker_cut_off_mid_job_is_replaced_and_comes_back() {
 /// cannot be fetched, and its maps run again.
 #[test]
 fn a_worker_cut_off_mid_job_is_replaced_and_comes_back_with_local_shuffle() {
+    let _lab = one_lab_at_a_time();
     cut_off_mid_job("local");
 }
 
 fn cut_off_mid_job(shuffle_mode: &str) {
+    let required = std::env::var("GRIDMR_REQUIRE_NETNS").is_ok_and(|v| v == "1");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
+        assert!(!required, "GRIDMR_REQUIRE_NETNS=1 but not root");
         eprintln!("skipped: network namespaces need root");
         return;
     }
     let Some(net) = Net::new(3) else {
+        assert!(!required, "GRIDMR_REQUIRE_NETNS=1 but the namespaces could not be made");
         eprintln!("skipped: this machine cannot make network namespaces and veth pairs (above: the command that failed)");
         return;
     };
@@ -183,4 +196,76 @@ fn cut_off_mid_job(shuffle_mode: &str) {
         .iter()
         .any(|a| a["worker_id"] == "w2" && a["outcome"] == "succeeded"));
     drop(cluster);
+}
+
+/// Whether this machine can run the multi-host lab (root, ip, tc, sshd,
+/// sshfs); with `GRIDMR_REQUIRE_NETNS=1` (CI) it must.
+fn lab_available() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let tools = ["ip", "tc", "sshfs", "/usr/sbin/sshd"].iter().all(|t| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let required = std::env::var("GRIDMR_REQUIRE_NETNS").is_ok_and(|v| v == "1");
+    if !(root && tools) {
+        assert!(
+            !required,
+            "GRIDMR_REQUIRE_NETNS=1 but root = {root}, tools (ip, tc, sshfs, sshd) = {tools}"
+        );
+        eprintln!("skipped: the host lab needs root, ip, tc, sshd and sshfs");
+    }
+    root && tools
+}
+
+/// `benches/scaling.sh --smoke`: a master, three workers and a storage host
+/// serving the share over sshfs, every link capped at 20 Mbit/s; a sort and a
+/// word count in both shuffle modes, each output checked against the embedded
+/// engine's by the script. The shared shuffle's bytes cross the storage link,
+/// the local shuffle's do not.
+#[test]
+fn the_smallest_scaling_case_runs_across_capped_links_in_both_modes() {
+    if !lab_available() {
+        return;
+    }
+    let _lab = one_lab_at_a_time();
+    let data = tempfile::tempdir().unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scaling.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("--smoke")
+        .env("BIN", env!("CARGO_BIN_EXE_gridmr"))
+        .env("GRIDMR_BENCH_DIR", data.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    eprintln!("{stdout}");
+    // Bytes the storage host received (writes to the share) per job and mode.
+    let results = std::fs::read_to_string(data.path().join("scaling/results.txt")).unwrap();
+    let received = |job: &str, mode: &str| -> u64 {
+        let line = results
+            .lines()
+            .find(|l| l.contains(&format!(" {job} {mode} capped ")))
+            .unwrap_or_else(|| panic!("no {job} {mode} run: {results}"));
+        let links = line.rsplit('|').next().unwrap();
+        links
+            .split(';')
+            .map(str::split_whitespace)
+            .find_map(|mut f| (f.next() == Some("s")).then(|| f.nth(1).unwrap().parse().unwrap()))
+            .unwrap()
+    };
+    let (shared, local) = (
+        received("terasort", "shared"),
+        received("terasort", "local"),
+    );
+    assert!(
+        (local as f64) < 0.75 * shared as f64,
+        "the storage host took {local} bytes with the local shuffle, {shared} with the shared one"
+    );
 }

@@ -45,6 +45,8 @@ pub struct WorkerHandle {
     stop: CancellationToken,
     server: JoinHandle<Result<()>>,
     membership: Option<JoinHandle<()>>,
+    /// Its folder (`WORKER_DIR`), unlocked once it has stopped.
+    shuffle: Arc<shuffle::WorkerShuffle>,
 }
 
 impl WorkerHandle {
@@ -76,7 +78,11 @@ impl WorkerHandle {
             // Its last call to the master may hang on a dead link: bounded too.
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, m).await;
         }
-        match self.server.await {
+        let served = self.server.await;
+        // A worker started again in this process may take the folder over now, even while
+        // a call of this one still winds down.
+        self.shuffle.store.unlock();
+        match served {
             Ok(r) => r,
             Err(e) => Err(Error::Serve {
                 what: "gRPC",
@@ -293,6 +299,7 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
         tokio::spawn(warm_up_when_idle(fork, core.clone(), stop.clone()));
     }
     tokio::spawn(core.shuffle.clone().sweep_until(stop.clone()));
+    let shuffle = core.shuffle.clone();
 
     let tls = grpc_tls.is_some();
     let incoming = listen::incoming(
@@ -338,6 +345,7 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
         stop,
         server,
         membership,
+        shuffle,
     })
 }
 

@@ -62,7 +62,7 @@ pub(crate) struct LocalStore {
     dropped: Mutex<Dropped>,
     /// `<root>/lock`, locked for as long as this worker runs: two workers
     /// never share a folder (one would remove what the other serves).
-    _lock: std::fs::File,
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 impl LocalStore {
@@ -92,8 +92,15 @@ impl LocalStore {
         Ok(LocalStore {
             root: root.canonicalize()?,
             dropped: Mutex::new(Dropped::default()),
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         })
+    }
+
+    /// Lets another worker have the folder (this one has stopped).
+    pub(crate) fn unlock(&self) {
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
+        }
     }
 
     /// The worker's folder.
@@ -260,5 +267,8 @@ mod tests {
         assert!(kept.exists());
         assert_eq!(store.sweep(Duration::ZERO), 1);
         assert!(!kept.exists());
+        // Once it has stopped, another worker may take the folder over.
+        store.unlock();
+        assert!(LocalStore::open(&root.path().join("w")).is_ok());
     }
 }

@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# GridMR across hosts whose links are capped: a master, N workers and a storage host (serving the
+# shared folder over its own link), each a network namespace with one link capped at RATE both
+# ways (benches/netlab.sh). For N in NS, each job in JOBS and each shuffle mode, one run prints:
+# its makespan; the bytes through the storage link and through the busiest worker link; the peak
+# RSS of the master and of the largest worker; and the bound the links set: the bytes the busiest
+# link must carry (from the job's own input, shuffle and output sizes) divided by RATE, plus the
+# makespan of the same job at the same N with no cap (its compute).
+#
+#   benches/scaling.sh                 NS="1 2 4 8" RATE=100mbit ROWS=10737418 (a 1 GiB sort)
+#   benches/scaling.sh --smoke         N=3, 20 Mbit/s, a 16 MB sort and a 4 MB word count
+#
+# Settings (environment): NS, RATE, ROWS (TeraSort rows of 100 bytes), WORDS_MB (word count's
+# input), JOBS ("terasort wordcount"), MODES ("shared local"), RUNS (1), BIN (a built gridmr).
+# Every output is checked against the embedded engine's. Needs root, ip, tc, sshd and sshfs.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+smoke=0
+[ "${1:-}" = "--smoke" ] && smoke=1
+if [ $smoke = 1 ]; then
+  NS=${NS:-3} RATE=${RATE:-20mbit} ROWS=${ROWS:-160000} WORDS_MB=${WORDS_MB:-4}
+fi
+NS=${NS:-1 2 4 8}
+RATE=${RATE:-100mbit}
+ROWS=${ROWS:-10737418}
+WORDS_MB=${WORDS_MB:-256}
+JOBS=${JOBS:-terasort wordcount}
+MODES=${MODES:-shared local}
+RUNS=${RUNS:-1}
+data=${GRIDMR_BENCH_DIR:-$top/target/bench-data}/scaling
+[ "$(id -u)" = 0 ] || { echo "scaling.sh: needs root (network namespaces)" >&2; exit 2; }
+for t in ip tc sshfs /usr/sbin/sshd; do
+  command -v "$t" >/dev/null || { echo "scaling.sh: needs $t (apt-get install iproute2 openssh-server sshfs)" >&2; exit 2; }
+done
+if [ -z "${BIN:-}" ]; then
+  cargo build -q --release --bin gridmr --manifest-path "$top/Cargo.toml"
+  BIN=$top/target/release/gridmr
+fi
+# shellcheck source=benches/netlab.sh
+source "$top/benches/netlab.sh"
+
+store=$data/store
+mkdir -p "$store/in" "$data/expected"
+# The inputs, on the storage host's disk, and the embedded engine's outputs to check against.
+if [ ! -f "$store/in/terasort-$ROWS/_SUCCESS" ]; then
+  rm -rf "$store/in/terasort-$ROWS" "$data/ctl"; mkdir -p "$data/ctl"
+  awk -v n="$ROWS" 'BEGIN { for (s = 0; s < n; s += 1048576) { c = n - s < 1048576 ? n - s : 1048576; print s, c > (sprintf("'"$data"'/ctl/gen-%05d.txt", int(s / 1048576) % 2)) } }'
+  "$BIN" local --job teragen --input "$data/ctl" --partitions 0 --output "$store/in/terasort-$ROWS" \
+    --work-dir "$data/work" >/dev/null
+  rm -f "$store/in/terasort-$ROWS/result.txt"
+fi
+if [ ! -f "$store/in/words-$WORDS_MB.txt" ]; then
+  python3 - "$store/in/words-$WORDS_MB.txt" "$WORDS_MB" "$top/data/gutenberg" <<'PY'
+import os, sys
+out, mb, corpus = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+text = b"".join(open(os.path.join(corpus, f), "rb").read() for f in sorted(os.listdir(corpus)))
+with open(out + ".tmp", "wb") as f:
+    n = 0
+    while n < mb << 20:
+        f.write(text); n += len(text)
+os.rename(out + ".tmp", out)
+PY
+fi
+expected() { # JOB -> sha1 of the embedded engine's output
+  local f=$data/expected/$1-$ROWS-$WORDS_MB.sha1
+  if [ ! -f "$f" ]; then
+    local in
+    case $1 in terasort) in="$store/in/terasort-$ROWS/part-m-*" ;; wordcount) in=$store/in/words-$WORDS_MB.txt ;; esac
+    rm -rf "$data/out-embedded"
+    "$BIN" local --job "$1" --input "$in" --partitions 4 --output "$data/out-embedded" --work-dir "$data/work" >/dev/null
+    sort_parts "$data/out-embedded" | sha1sum | cut -d' ' -f1 > "$f"
+    rm -rf "$data/out-embedded"
+  fi
+  cat "$f"
+}
+sort_parts() { # a job's output, in one order whatever its partitioning
+  cat "$1"/part-r-* | LC_ALL=C sort
+}
+
+maxn=0
+for n in $NS; do [ "$n" -gt "$maxn" ] && maxn=$n; done
+tag=gl$(( $$ % 10000 ))
+trap 'kill ${pids[*]:-} 2>/dev/null || true; lab_down' EXIT
+lab_up "$tag" "$maxn" "$RATE" "$store"
+master_ip=$(lab_host_ip m)
+port=18080
+url=http://$master_ip:$port
+pids=()
+results=$data/results.txt
+: > "$results"
+
+start_cluster() { # N
+  pids=()
+  rm -rf "$store/jobs" "$data/wdir"
+  # No result.txt: a job's output crosses the storage link once, as its part files.
+  lab_run m env MASTER_HOST="$master_ip" MASTER_PORT=$port SHARED_DIR="$LAB_MNT" MASTER_LOG_LEVEL=warn \
+    WORKER_TIMEOUT_S=30 SPECULATION=off RESULT_TXT_MAX_BYTES=0 "$BIN" master >"$data/master.out" 2>"$data/master.err" &
+  pids+=($!)
+  local deadline=$((SECONDS + 60))
+  until [ -s "$store/.gridmr/cluster.token" ] && curl -sf "$url/health" >/dev/null; do
+    [ $SECONDS -lt $deadline ] || { cat "$data/master.err" >&2; exit 1; }
+    sleep 0.2
+  done
+  token=$(cat "$store/.gridmr/cluster.token")
+  local k
+  for k in $(seq "$1"); do
+    lab_run "w$k" env GRPC_HOST="$(lab_host_ip "w$k")" GRPC_PORT=50051 SHARED_DIR="$LAB_MNT" \
+      WORKER_ID="w$k" WORKER_SLOTS=1 WORKER_DIR="$data/wdir/w$k" MASTER_HTTP="$url" \
+      WORKER_LOG_LEVEL=warn GRIDMR_TASK_USER=root "$BIN" worker >"$data/w$k.out" 2>"$data/w$k.err" &
+    pids+=($!)
+  done
+  until [ "$(curl -s "$url/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"])')" = "$1" ]; do
+    [ $SECONDS -lt $deadline ] || { cat "$data"/w*.err >&2; exit 1; }
+    sleep 0.2
+  done
+}
+
+stop_cluster() {
+  kill "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  pids=()
+}
+
+run_job() { # N JOB MODE CAPPED -> one line in $results
+  local n=$1 job=$2 mode=$3 capped=$4 body id t0 t1 status
+  case $job in
+    terasort) body="{\"job\": \"terasort\", \"input_url\": \"$LAB_MNT/in/terasort-$ROWS/part-m-*\", \"reduce_partitions\": $((n * 2)), \"force_distributed\": true, \"shuffle_mode\": \"$mode\"}" ;;
+    wordcount) body="{\"job\": \"wordcount\", \"input_url\": \"$LAB_MNT/in/words-$WORDS_MB.txt\", \"map_splits\": $((n * 4)), \"reduce_partitions\": $((n * 2)), \"force_distributed\": true, \"shuffle_mode\": \"$mode\"}" ;;
+  esac
+  procs=()
+  for h in m $(seq -f 'w%g' "$n"); do procs+=("$(cat "$LAB_DIR/pid-$h")"); done
+  for p in "${procs[@]}"; do echo 5 > "/proc/$p/clear_refs" 2>/dev/null || true; done
+  lab_reset_counters
+  t0=$(date +%s.%N)
+  id=$(curl -sf -H "authorization: Bearer $token" -H 'content-type: application/json' -d "$body" "$url/jobs" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')
+  while :; do
+    status=$(curl -sf -H "authorization: Bearer $token" "$url/jobs/$id?wait_ms=2000")
+    case $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["status"])' "$status") in
+      SUCCEEDED) break ;;
+      FAILED|CANCELLED) echo "$job $mode N=$n: $status" >&2; exit 1 ;;
+    esac
+  done
+  t1=$(date +%s.%N)
+  local got
+  got=$(sort_parts "$store/jobs/$id/out" | sha1sum | cut -d' ' -f1)
+  [ "$got" = "$(expected "$job")" ] || { echo "$job $mode N=$n: OUTPUT DIFFERS from the embedded engine's" >&2; exit 1; }
+  local rss=""
+  for p in "${procs[@]}"; do rss+=" $(awk '/VmHWM/ { print $2 }' "/proc/$p/status")"; done
+  local bytes
+  bytes=$(lab_bytes_since | tr '\n' ';')
+  local input shuffle output
+  read -r input shuffle output < <(python3 -c '
+import json, sys
+s = json.loads(sys.argv[1]); c = s.get("counters", {})
+flat = {}
+for k, v in c.items():
+    if isinstance(v, dict): flat.update(v)
+    else: flat[k] = v
+print(s.get("input_size_bytes", 0), flat.get("map_output_bytes", 0), flat.get("output_bytes", 0))' "$status")
+  echo "$n $job $mode $capped $(python3 -c "print(f'{$t1 - $t0:.2f}')") $input $shuffle $output |$rss |$bytes" >> "$results"
+  curl -sf -X DELETE -H "authorization: Bearer $token" "$url/jobs/$id?purge=true" >/dev/null || true
+}
+
+lab_uncap() { local l ns inner outer; for l in "${LAB_LINKS[@]}"; do IFS=: read -r ns inner outer <<<"$l"; tc -n "$ns" qdisc del dev "$inner" root 2>/dev/null || true; tc -n "$LAB_HUB" qdisc del dev "$outer" root 2>/dev/null || true; done; }
+lab_recap() { local l ns inner outer; for l in "${LAB_LINKS[@]}"; do IFS=: read -r ns inner outer <<<"$l"; lab_cap "$ns" "$inner"; lab_cap "$LAB_HUB" "$outer"; done; }
+
+for n in $NS; do
+  start_cluster "$n"
+  for job in $JOBS; do
+    # Compute alone: the same job at this N with no cap.
+    lab_uncap
+    run_job "$n" "$job" local uncapped
+    lab_recap
+    for run in $(seq "$RUNS"); do
+      for mode in $MODES; do
+        run_job "$n" "$job" "$mode" capped
+      done
+    done
+  done
+  stop_cluster
+done
+
+python3 - "$results" "$RATE" "$smoke" <<'PY'
+import re, sys
+path, rate, smoke = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+m = re.fullmatch(r"(\d+(?:\.\d+)?)(k|m|g)?bit", rate)
+bps = float(m.group(1)) * {None: 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2)] / 8
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+print(f"CPU: {cpu}; every link capped at {rate} each way (tc tbf); the share served by sshd over the storage host's link")
+rows, compute = [], {}
+for line in open(path):
+    head, rss, links = line.split("|")
+    n, job, mode, capped, t, i, s, o = head.split()
+    n, t, i, s, o = int(n), float(t), int(i), int(s), int(o)
+    links = {h: (int(a), int(b)) for h, a, b in (x.split() for x in links.split(";") if x.strip())}
+    if capped == "uncapped":
+        compute[(n, job)] = t
+        continue
+    rows.append((n, job, mode, t, i, s, o, [int(x) for x in rss.split()], links))
+print(f"{'N':>2} {'job':9} {'shuffle':7} {'makespan':>9} {'bound':>8} {'ratio':>6} {'storage MB out/in':>18} {'busiest worker MB out/in':>25} {'RSS MiB master/worker':>22}")
+for n, job, mode, t, i, s, o, rss, links in rows:
+    if mode == "shared":
+        must = max(i + s, s + o)            # the storage host sends input + shuffle, takes shuffle + output
+    else:
+        must = max(i, o, s * (n - 1) / (n * n) if n > 1 else 0)  # storage: input out, output in; each worker: its share of the shuffle
+    bound = must / bps + compute.get((n, job), 0)
+    st = links.get("s", (0, 0))
+    w = max((v for h, v in links.items() if h.startswith("w")), key=lambda v: max(v), default=(0, 0))
+    mb = lambda b: f"{b / 1e6:.0f}"
+    print(f"{n:>2} {job:9} {mode:7} {t:8.1f}s {bound:7.1f}s {t / bound:6.2f} {mb(st[0]) + '/' + mb(st[1]):>18} "
+          f"{mb(w[0]) + '/' + mb(w[1]):>25} {rss[0] / 1024:>9.0f}/{max(rss[1:]) / 1024:<9.0f}")
+PY
