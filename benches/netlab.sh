@@ -132,9 +132,12 @@ PY
 
 lab_down() {
   [ -n "${LAB_TAG:-}" ] || return 0
-  pkill -f "sshfs root@10.$LAB_NET.0.250:" 2>/dev/null || true
-  [ -f "$LAB_DIR/sshd.pid" ] && kill "$(cat "$LAB_DIR/sshd.pid")" 2>/dev/null
+  # Whatever runs in a lab host (sshd's sessions too), then sshfs and its ssh.
   local ns
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$LAB_TAG-"); do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+  done
+  pkill -f "$LAB_DIR/client" 2>/dev/null || true
   for ns in $(ip netns list | awk '{print $1}' | grep "^$LAB_TAG-"); do ip netns del "$ns" 2>/dev/null; done
   ip link del "$LAB_TAG-r" 2>/dev/null
   rm -rf "$LAB_DIR"

@@ -80,7 +80,8 @@ sort_parts() { # a job's output, in one order whatever its partitioning
 maxn=0
 for n in $NS; do [ "$n" -gt "$maxn" ] && maxn=$n; done
 tag=gl$(( $$ % 10000 ))
-trap 'kill ${pids[*]:-} 2>/dev/null || true; lab_down' EXIT
+pids=()
+trap 'stop_cluster; lab_down' EXIT
 lab_up "$tag" "$maxn" "$RATE" "$store"
 master_ip=$(lab_host_ip m)
 port=18080
@@ -115,7 +116,14 @@ start_cluster() { # N
   done
 }
 
-stop_cluster() {
+stop_cluster() { # the processes themselves (`ip netns exec` may stand between them and $!)
+  local f p
+  for f in "$LAB_DIR"/pid-*; do
+    [ -f "$f" ] || continue
+    p=$(cat "$f"); rm -f "$f"
+    kill "$p" 2>/dev/null || continue
+    while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
+  done
   kill "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
   pids=()
@@ -181,33 +189,4 @@ for n in $NS; do
   stop_cluster
 done
 
-python3 - "$results" "$RATE" "$smoke" <<'PY'
-import re, sys
-path, rate, smoke = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-m = re.fullmatch(r"(\d+(?:\.\d+)?)(k|m|g)?bit", rate)
-bps = float(m.group(1)) * {None: 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2)] / 8
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-print(f"CPU: {cpu}; every link capped at {rate} each way (tc tbf); the share served by sshd over the storage host's link")
-rows, compute = [], {}
-for line in open(path):
-    head, rss, links = line.split("|")
-    n, job, mode, capped, t, i, s, o = head.split()
-    n, t, i, s, o = int(n), float(t), int(i), int(s), int(o)
-    links = {h: (int(a), int(b)) for h, a, b in (x.split() for x in links.split(";") if x.strip())}
-    if capped == "uncapped":
-        compute[(n, job)] = t
-        continue
-    rows.append((n, job, mode, t, i, s, o, [int(x) for x in rss.split()], links))
-print(f"{'N':>2} {'job':9} {'shuffle':7} {'makespan':>9} {'bound':>8} {'ratio':>6} {'storage MB out/in':>18} {'busiest worker MB out/in':>25} {'RSS MiB master/worker':>22}")
-for n, job, mode, t, i, s, o, rss, links in rows:
-    if mode == "shared":
-        must = max(i + s, s + o)            # the storage host sends input + shuffle, takes shuffle + output
-    else:
-        must = max(i, o, s * (n - 1) / (n * n) if n > 1 else 0)  # storage: input out, output in; each worker: its share of the shuffle
-    bound = must / bps + compute.get((n, job), 0)
-    st = links.get("s", (0, 0))
-    w = max((v for h, v in links.items() if h.startswith("w")), key=lambda v: max(v), default=(0, 0))
-    mb = lambda b: f"{b / 1e6:.0f}"
-    print(f"{n:>2} {job:9} {mode:7} {t:8.1f}s {bound:7.1f}s {t / bound:6.2f} {mb(st[0]) + '/' + mb(st[1]):>18} "
-          f"{mb(w[0]) + '/' + mb(w[1]):>25} {rss[0] / 1024:>9.0f}/{max(rss[1:]) / 1024:<9.0f}")
-PY
+python3 "$top/benches/scaling-report.py" "$results" "$RATE"

@@ -155,7 +155,10 @@ fn cut_off_mid_job(shuffle_mode: &str) {
         return;
     }
     let Some(net) = Net::new(3) else {
-        assert!(!required, "GRIDMR_REQUIRE_NETNS=1 but the namespaces could not be made");
+        assert!(
+            !required,
+            "GRIDMR_REQUIRE_NETNS=1 but the namespaces could not be made"
+        );
         eprintln!("skipped: this machine cannot make network namespaces and veth pairs (above: the command that failed)");
         return;
     };

@@ -625,6 +625,15 @@ fn tls_for_rest_and_grpc() {
     );
     assert_eq!(cluster.wait(&id)["status"], "SUCCEEDED");
     assert_eq!(cluster.result_lines(&id), ["x\t2", "y\t1"]);
+    // Worker to worker too: the reduces fetch the map outputs over the
+    // workers' TLS, each worker presenting its certificate.
+    let id = cluster.submit(json!({
+        "job": "wordcount", "input_url": input, "map_splits": 2, "reduce_partitions": 2,
+        "force_distributed": true, "shuffle_mode": "local"
+    }));
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(cluster.result_lines(&id), ["x\t2", "y\t1"]);
     // A client that does not trust the CA is refused.
     let err = bare_client()
         .get(format!("{}/health", cluster.url))
