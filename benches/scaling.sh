@@ -38,17 +38,13 @@ if [ -z "${BIN:-}" ]; then
 fi
 # shellcheck source=benches/netlab.sh
 source "$top/benches/netlab.sh"
+# shellcheck source=benches/lib.sh
+source "$top/benches/lib.sh"
 
 store=$data/store
 mkdir -p "$store/in" "$data/expected"
 # The inputs, on the storage host's disk, and the embedded engine's outputs to check against.
-if [ ! -f "$store/in/terasort-$ROWS/_SUCCESS" ]; then
-  rm -rf "$store/in/terasort-$ROWS" "$data/ctl"; mkdir -p "$data/ctl"
-  awk -v n="$ROWS" 'BEGIN { for (s = 0; s < n; s += 1048576) { c = n - s < 1048576 ? n - s : 1048576; print s, c > (sprintf("'"$data"'/ctl/gen-%05d.txt", int(s / 1048576) % 2)) } }'
-  "$BIN" local --job teragen --input "$data/ctl" --partitions 0 --output "$store/in/terasort-$ROWS" \
-    --work-dir "$data/work" >/dev/null
-  rm -f "$store/in/terasort-$ROWS/result.txt"
-fi
+teragen_input "$BIN" "$ROWS" "$store/in/terasort-$ROWS"
 if [ ! -f "$store/in/words-$WORDS_MB.txt" ]; then
   python3 - "$store/in/words-$WORDS_MB.txt" "$WORDS_MB" "$top/data/gutenberg" <<'PY'
 import os, sys

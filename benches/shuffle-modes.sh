@@ -23,15 +23,10 @@ if [ -z "${BIN:-}" ]; then
 fi
 bin=$BIN
 
-# TeraSort's input: teragen's map-only output (as benches/terasort.sh makes it).
+# shellcheck source=benches/lib.sh
+source "$top/benches/lib.sh"
 input=$data/terasort/in-$rows
-if [ ! -f "$input/_SUCCESS" ]; then
-  rm -rf "$input" "$data/terasort/ctl"; mkdir -p "$data/terasort/ctl"
-  awk -v n="$rows" 'BEGIN { for (s = 0; s < n; s += 1048576) { c = n - s < 1048576 ? n - s : 1048576; print s, c > (sprintf("'"$data"'/terasort/ctl/gen-%05d.txt", int(s / 1048576) % 2)) } }'
-  "$bin" local --job teragen --input "$data/terasort/ctl" --partitions 0 --output "$input" \
-    --work-dir "$data/terasort/work" >/dev/null
-  rm -f "$input/result.txt"
-fi
+teragen_input "$bin" "$rows" "$input"
 words=""
 if [ -d "$shared/bench" ]; then
   bash "$shared/bench/make-corpus.sh" "$data/corpus" >/dev/null
@@ -42,29 +37,7 @@ fi
 cat "$input"/part-m-* ${words:+"$words"} >/dev/null # warm the page cache
 
 cluster=$data/shuffle-modes
-rm -rf "$cluster"; mkdir -p "$cluster/shared"
-roots=$input${words:+,$(dirname "$words")}
-port=$((20000 + RANDOM % 20000))
-MASTER_HOST=127.0.0.1 MASTER_PORT=$port SHARED_DIR=$cluster/shared INPUT_ROOTS=$roots \
-  MASTER_LOG_LEVEL=warn "$bin" master >"$cluster/master.out" 2>"$cluster/master.err" &
-master=$!
-workers=()
-trap 'kill $master "${workers[@]}" 2>/dev/null || true' EXIT
-deadline=$((SECONDS + 30))
-until [ -s "$cluster/shared/.gridmr/cluster.token" ] && curl -sf "http://127.0.0.1:$port/health" >/dev/null; do
-  [ $SECONDS -lt $deadline ] || { cat "$cluster/master.err" >&2; exit 1; }
-  sleep 0.05
-done
-for i in 1 2; do
-  GRPC_HOST=127.0.0.1 GRPC_PORT=0 SHARED_DIR=$cluster/shared INPUT_ROOTS=$roots WORKER_ID=w$i \
-    WORKER_SLOTS=1 WORKER_DIR=$cluster/w$i MASTER_HTTP=http://127.0.0.1:$port WORKER_LOG_LEVEL=warn \
-    "$bin" worker >"$cluster/w$i.out" 2>"$cluster/w$i.err" &
-  workers+=($!)
-done
-until [ "$(curl -s "http://127.0.0.1:$port/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"])')" = 2 ]; do
-  [ $SECONDS -lt $deadline ] || { cat "$cluster"/w*.err >&2; exit 1; }
-  sleep 0.05
-done
+loopback_cluster "$bin" "$cluster" "$input${words:+,$(dirname "$words")}" 2
 submit=("$bin" submit --master "http://127.0.0.1:$port" --shared-dir "$cluster/shared")
 
 measure() { # NAME CMD... -> appends seconds to $cluster/NAME.times; leaves the job's folder in $job

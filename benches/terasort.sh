@@ -29,42 +29,16 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "terasort_floor" and m.get("executable"):
         print(m["executable"])')
 
-# The input: teragen's map-only output, one control line "first_row count" per million rows.
+# shellcheck source=benches/lib.sh
+source "$top/benches/lib.sh"
 input=$data/in-$rows
-if [ ! -f "$input/_SUCCESS" ]; then
-  rm -rf "$input" "$data/ctl"; mkdir -p "$data/ctl"
-  awk -v n="$rows" 'BEGIN { for (s = 0; s < n; s += 1048576) { c = n - s < 1048576 ? n - s : 1048576; print s, c > (sprintf("'"$data"'/ctl/gen-%05d.txt", int(s / 1048576) % 2)) } }'
-  "$bin" local --job teragen --input "$data/ctl" --partitions 0 --output "$input" \
-    --work-dir "$data/work" >/dev/null
-  rm -f "$input/result.txt" # the parts joined: the input is the parts
-fi
+teragen_input "$bin" "$rows" "$input"
 cat "$input"/part-m-* >/dev/null # warm the page cache
 echo "input: $(cat "$input"/part-m-* | wc -c) bytes in $(ls "$input"/part-m-* | wc -l) files, $rows rows"
 
 # The loopback cluster, started once.
 cluster=$data/cluster
-rm -rf "$cluster"; mkdir -p "$cluster/shared"
-port=$((20000 + RANDOM % 20000))
-MASTER_HOST=127.0.0.1 MASTER_PORT=$port SHARED_DIR=$cluster/shared INPUT_ROOTS=$input \
-  MASTER_LOG_LEVEL=warn "$bin" master >"$cluster/master.out" 2>"$cluster/master.err" &
-master=$!
-workers=()
-trap 'kill $master "${workers[@]}" 2>/dev/null || true' EXIT
-deadline=$((SECONDS + 30))
-until [ -s "$cluster/shared/.gridmr/cluster.token" ] && curl -sf "http://127.0.0.1:$port/health" >/dev/null; do
-  [ $SECONDS -lt $deadline ] || { cat "$cluster/master.err" >&2; exit 1; }
-  sleep 0.05
-done
-for i in 1 2; do
-  GRPC_HOST=127.0.0.1 GRPC_PORT=0 SHARED_DIR=$cluster/shared INPUT_ROOTS=$input WORKER_ID=w$i WORKER_SLOTS=1 \
-    MASTER_HTTP=http://127.0.0.1:$port WORKER_LOG_LEVEL=warn "$bin" worker \
-    >"$cluster/w$i.out" 2>"$cluster/w$i.err" &
-  workers+=($!)
-done
-until [ "$(curl -s "http://127.0.0.1:$port/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"])')" = 2 ]; do
-  [ $SECONDS -lt $deadline ] || { cat "$cluster"/w*.err >&2; exit 1; }
-  sleep 0.05
-done
+loopback_cluster "$bin" "$cluster" "$input" 2
 submit=("$bin" submit --master "http://127.0.0.1:$port" --shared-dir "$cluster/shared")
 
 measure() { # NAME CMD... -> appends "seconds kib" to $data/NAME.times

@@ -10,8 +10,7 @@
 //! before the reduce starts, never a wrong answer.
 
 use super::format::{
-    tmp_name, RunIndex, TempPath, BLOCK_HEADER_LEN, CODEC_LZ4, CODEC_RAW, DATA_HEADER_LEN,
-    DATA_MAGIC, VERSION,
+    create_data_file, RunIndex, TempPath, BLOCK_HEADER_LEN, CODEC_LZ4, CODEC_RAW, DATA_HEADER_LEN,
 };
 use crate::error::{Error, Result};
 use std::fs::File;
@@ -158,14 +157,8 @@ impl FetchedRun {
                 "partition {partition} of a job with {partitions}"
             )));
         }
-        let data_tmp = TempPath::new(tmp_name(data_path));
-        let file = File::create(&data_tmp).map_err(|e| Error::io("create", &data_tmp, e))?;
-        let mut out = BufWriter::with_capacity(256 << 10, file);
-        let mut header = [0u8; DATA_HEADER_LEN as usize];
-        header[..4].copy_from_slice(DATA_MAGIC);
-        header[4] = VERSION;
-        out.write_all(&header)
-            .map_err(|e| Error::io("write", &data_tmp, e))?;
+        let (data_tmp, file) = create_data_file(data_path)?;
+        let out = BufWriter::with_capacity(256 << 10, file);
         Ok(FetchedRun {
             data_path: data_path.to_path_buf(),
             index_path: index_path.to_path_buf(),

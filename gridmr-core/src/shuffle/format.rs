@@ -164,6 +164,19 @@ impl Drop for TempPath {
     }
 }
 
+/// Creates a data file under its temporary name (removed unless kept) and
+/// writes its header.
+pub(crate) fn create_data_file(data_path: &Path) -> Result<(TempPath, File)> {
+    let data_tmp = TempPath::new(tmp_name(data_path));
+    let mut out = File::create(&data_tmp).map_err(|e| Error::io("create", &data_tmp, e))?;
+    let mut header = [0u8; DATA_HEADER_LEN as usize];
+    header[..4].copy_from_slice(DATA_MAGIC);
+    header[4] = VERSION;
+    out.write_all(&header)
+        .map_err(|e| Error::io("write", &data_tmp, e))?;
+    Ok((data_tmp, out))
+}
+
 pub(crate) fn tmp_name(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".tmp");
@@ -179,14 +192,7 @@ impl RunWriter {
         compression: Compression,
         block_target: usize,
     ) -> Result<Self> {
-        let data_tmp = TempPath::new(tmp_name(data_path));
-        let file = File::create(&data_tmp).map_err(|e| Error::io("create", &data_tmp, e))?;
-        let mut out = file;
-        let mut header = [0u8; DATA_HEADER_LEN as usize];
-        header[..4].copy_from_slice(DATA_MAGIC);
-        header[4] = VERSION;
-        out.write_all(&header)
-            .map_err(|e| Error::io("write", &data_tmp, e))?;
+        let (data_tmp, out) = create_data_file(data_path)?;
         Ok(RunWriter {
             data_path: data_path.to_path_buf(),
             index_path: index_path.to_path_buf(),
