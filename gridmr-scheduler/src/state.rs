@@ -239,15 +239,19 @@ pub enum Effect {
     },
 }
 
-/// The message to the workers that may keep map outputs of `job`
-/// (`SHUFFLE=local`), once it has ended: every worker that ran one of its
-/// map attempts.
+/// The message to the workers that may keep files of `job` (`SHUFFLE=local`),
+/// once it has ended: every worker that ran one of its map attempts (their
+/// outputs) or reduce attempts (a fetch folder a killed attempt left).
 fn drop_shuffle(job: &Job) -> Option<Effect> {
     if job.shuffle_mode != ShuffleMode::Local || job.map_only {
         return None;
     }
     let mut workers: Vec<WorkerId> = Vec::new();
-    for a in job.attempts.iter().filter(|a| a.task.phase == Phase::Map) {
+    for a in job
+        .attempts
+        .iter()
+        .filter(|a| a.task.phase != Phase::Single)
+    {
         if !workers.contains(&a.worker) {
             workers.push(a.worker.clone());
         }

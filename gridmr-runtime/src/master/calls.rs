@@ -70,19 +70,16 @@ impl Call {
     }
 }
 
-/// Where each worker that keeps one of `inputs` listens (`SHUFFLE=local`).
-/// A holder the master no longer knows is left out: the reduce reports its
+/// Where each live worker listens, for a reduce's inputs (`SHUFFLE=local`):
+/// one pass over the workers, not over the job's map outputs, under the
+/// lock. A holder that is not live is left out: the reduce reports its
 /// output lost.
-fn holder_addresses(sched: &Scheduler, inputs: &[MapOutputRef]) -> HashMap<WorkerId, String> {
-    let mut holders = HashMap::new();
-    for w in inputs.iter().filter_map(|i| i.holder.as_ref()) {
-        if !holders.contains_key(w) {
-            if let Some(entry) = sched.workers.get(w) {
-                holders.insert(w.clone(), entry.address.clone());
-            }
-        }
-    }
-    holders
+fn holder_addresses(sched: &Scheduler) -> HashMap<WorkerId, String> {
+    sched
+        .workers
+        .live()
+        .map(|w| (w.id.clone(), w.address.clone()))
+        .collect()
 }
 
 /// The gRPC call of dispatch `d` of `job`, built under the scheduler's lock
@@ -103,7 +100,7 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
         return None;
     }
     let holders = match (&inputs, job.shuffle_mode) {
-        (Some(inputs), ShuffleMode::Local) => Some(holder_addresses(sched, inputs)),
+        (Some(_), ShuffleMode::Local) => Some(holder_addresses(sched)),
         _ => None,
     };
     let (name, script) = (job.kind.name().to_owned(), job.kind.script_path());

@@ -108,13 +108,12 @@ impl LocalStore {
         &self.root
     }
 
-    fn is_dropped(&self, job: &JobId) -> bool {
-        self.dropped.lock().is_ok_and(|d| d.set.contains(job))
-    }
-
     /// Makes the folder a map attempt of `job` writes its output into.
     pub(crate) fn prepare(&self, job: &JobId) -> Result<PathBuf, StoreError> {
-        if self.is_dropped(job) {
+        // Held while the folder is made, so that a drop cannot come between
+        // the check and the folder (and leave it behind).
+        let dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+        if dropped.set.contains(job) {
             return Err(StoreError::Dropped(job.clone()));
         }
         let dir = layout::local_shuffle_dir(&self.root, job);
@@ -139,7 +138,8 @@ impl LocalStore {
         job: &JobId,
         attempt: AttemptId,
     ) -> Result<FetchDir, StoreError> {
-        if self.is_dropped(job) {
+        let dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+        if dropped.set.contains(job) {
             return Err(StoreError::Dropped(job.clone()));
         }
         let dir = layout::fetch_dir(&self.root, job, attempt);
@@ -154,9 +154,9 @@ impl LocalStore {
     /// Removes everything kept for `job` (it ended), and remembers that it
     /// did. Returns the bytes removed.
     pub(crate) fn drop_job(&self, job: &JobId) -> u64 {
-        if let Ok(mut d) = self.dropped.lock() {
-            d.insert(job);
-        }
+        // Held while the folders go: no folder of the job is made meanwhile.
+        let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+        dropped.insert(job);
         let mut bytes = 0;
         for dir in [
             layout::local_shuffle_dir(&self.root, job),
