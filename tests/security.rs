@@ -979,6 +979,8 @@ fn links_and_records_planted_on_the_share_are_not_followed() {
     let victim = tempfile::tempdir().unwrap();
     std::fs::write(victim.path().join("keep.txt"), "precious").unwrap();
     let record = jobs.join(&edited).join("job.json");
+    // An ended job's record is written just after its status says so.
+    cluster.poll("the ended job's record", || record.exists().then_some(()));
     let mut job: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
     job["dirs"]["base"] = json!(victim.path());
     job["dirs"]["out"] = json!(victim.path());
