@@ -36,6 +36,7 @@ pub mod cli;
 pub mod credentials;
 pub mod error;
 pub mod master;
+pub mod objstore;
 pub mod paths;
 mod peers;
 pub mod security;
