@@ -107,6 +107,12 @@ pub struct SubmitRequest {
     /// `SHUFFLE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shuffle_mode: Option<String>,
+    /// New: write the output to this object-store prefix (`s3://bucket/prefix`, `gs://…`,
+    /// `az://…`, in a bucket the master's `OBJECT_BUCKETS` names) instead of the job's
+    /// folder. The prefix must hold no object yet; the job's `_SUCCESS` there is a manifest
+    /// of its parts. The job runs DISTRIBUTED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_url: Option<String>,
 }
 
 fn shared_mode() -> String {

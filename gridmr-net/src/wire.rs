@@ -110,6 +110,7 @@ pub fn map_task_to_wire(task: &MapTask, job_name: &str, script_path: &str) -> pr
         params: task.params.clone().into(),
         local_shuffle: false,
         job_dir,
+        output_url: String::new(),
     }
 }
 
@@ -267,6 +268,7 @@ pub fn reduce_task_to_wire(
         timeout_s: 0,
         params: task.params.clone().into(),
         remote_inputs: Vec::new(),
+        output_url: String::new(),
     }
 }
 

@@ -42,6 +42,11 @@ pub struct MasterSettings {
     /// mounted at the same path on every worker.
     #[arg(long, env = "INPUT_ROOTS", value_delimiter = ',')]
     pub input_roots: Vec<PathBuf>,
+    /// The object-store buckets jobs may read and write (comma-separated bucket URLs:
+    /// `s3://logs,gs://results,az://container`); none: object URLs are refused. Credentials
+    /// come from each cloud's usual environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
+    #[arg(long, env = "OBJECT_BUCKETS", value_delimiter = ',')]
+    pub object_buckets: Vec<String>,
     /// Inputs at least this large run DISTRIBUTED when more than one
     /// partition is asked for; smaller ones run SINGLE.
     #[arg(
@@ -173,6 +178,7 @@ impl MasterSettings {
             port: 0,
             shared_dir: shared_dir.into(),
             input_roots: Vec::new(),
+            object_buckets: Vec::new(),
             threshold_bytes: 5_242_880,
             grpc_timeout_s: 120,
             task_timeout_s: 0,
@@ -267,6 +273,9 @@ pub struct WorkerSettings {
     /// master's `INPUT_ROOTS`; outputs stay inside the shared folder.
     #[arg(long, env = "INPUT_ROOTS", value_delimiter = ',')]
     pub input_roots: Vec<PathBuf>,
+    /// The object-store buckets tasks may read and write, as the master's `OBJECT_BUCKETS`.
+    #[arg(long, env = "OBJECT_BUCKETS", value_delimiter = ',')]
+    pub object_buckets: Vec<String>,
     /// This worker's id (default: `<hostname>-<port>`).
     #[arg(long, env = "WORKER_ID")]
     pub worker_id: Option<String>,
@@ -349,6 +358,7 @@ impl WorkerSettings {
             grpc_port: 0,
             shared_dir: shared_dir.into(),
             input_roots: Vec::new(),
+            object_buckets: Vec::new(),
             worker_id: None,
             master_http,
             advertise_host: None,

@@ -400,6 +400,9 @@ pub struct Job {
     /// Where its map outputs are kept (`SHUFFLE`).
     #[serde(default)]
     pub shuffle_mode: ShuffleMode,
+    /// Its output's object-store prefix, when its output does not go to its folder.
+    #[serde(default)]
+    pub output_url: Option<String>,
     /// Added to every attempt number: a job run again after a master
     /// restart must not write where attempts of its earlier run, which
     /// workers may still be finishing, write.

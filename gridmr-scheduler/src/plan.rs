@@ -38,6 +38,10 @@ pub struct JobRequest {
     /// Where its map outputs are kept: the share, or the workers' disks.
     #[serde(default)]
     pub shuffle_mode: ShuffleMode,
+    /// Where its output goes when not to the job's folder: an object-store prefix
+    /// (`s3://bucket/prefix`), checked by the master.
+    #[serde(default)]
+    pub output_url: Option<String>,
 }
 
 impl JobRequest {
@@ -57,6 +61,7 @@ impl JobRequest {
             timeout_s: 0,
             map_only: false,
             shuffle_mode: ShuffleMode::Shared,
+            output_url: None,
         }
     }
 

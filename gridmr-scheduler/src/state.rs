@@ -659,6 +659,7 @@ impl Scheduler {
             task_status: None,
             map_only: request.map_only,
             shuffle_mode: request.shuffle_mode,
+            output_url: request.output_url.clone(),
             attempt_base: 0,
             exclusions: BTreeMap::new(),
             waiting_since_ms: None,

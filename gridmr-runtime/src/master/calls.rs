@@ -137,6 +137,7 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
             task: proto::ReduceTask {
                 streaming,
                 timeout_s,
+                output_url: job.output_url.clone().unwrap_or_default(),
                 ..reduce_task_to_wire(
                     &ReduceTask {
                         job_id: job.id.clone(),

@@ -21,9 +21,12 @@
 use super::faults::CrashPoints;
 use super::store;
 use crate::error::{Error, Result};
-use gridmr_core::commit::{is_complete, Committed, JobCommit, PartCommit, SUCCESS_FILE};
+use crate::objstore::{ObjectError, ObjectStores};
+use gridmr_core::commit::{
+    is_complete, CommitStep, Committed, JobCommit, PartCommit, SUCCESS_FILE,
+};
 use gridmr_core::layout;
-use gridmr_scheduler::{CommitPlan, Job, JobDirs};
+use gridmr_scheduler::{CommitError, CommitPlan, Job, JobDirs};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 
@@ -141,6 +144,25 @@ pub(crate) fn clean(dirs: &JobDirs) {
     sweep(dirs);
 }
 
+/// Aborts the uploads every attempt of a failed or cancelled job left for its object output
+/// `url` (their pending records in `out/_attempts`); best effort, before [`clean`] removes the
+/// records. An upload whose record is lost is left to the bucket's lifecycle rule.
+pub(crate) fn abort_uploads(objects: &ObjectStores, url: &str, dirs: &JobDirs) {
+    let Ok(out) = objects.check(url) else {
+        return;
+    };
+    let attempts = layout::attempts_dir(&dirs.out);
+    if !is_real_dir(&dirs.out) || !is_real_dir(&attempts) {
+        return;
+    }
+    let aborted = objects.block_on(move |stores| async move {
+        crate::objstore::output::abort_attempts(&stores, &out, &attempts, &[]).await
+    });
+    if let Some(n) = aborted.ok().filter(|n| *n > 0) {
+        tracing::info!(job_dir = %dirs.base.display(), uploads = n, "aborted the uploads of an ended job's attempts");
+    }
+}
+
 /// Whether `path` is a folder itself, not a link to one: the master empties and removes only
 /// folders it reaches without following a link (a job folder, `out/` or `shuffle/` that a task
 /// replaced by a link to `/etc` is left as it is, never emptied through the link).
@@ -171,7 +193,8 @@ pub(crate) fn commit(
     plan: &CommitPlan,
     result_max: u64,
     crash: &CrashPoints,
-) -> gridmr_core::Result<Committed> {
+    objects: &ObjectStores,
+) -> Result<Committed, CommitError> {
     let outputs = plan.parts.iter().cloned();
     let commit = if plan.map_only {
         JobCommit::map_only(&plan.dirs.out, outputs, result_max)
@@ -179,12 +202,42 @@ pub(crate) fn commit(
         JobCommit::reduce(&plan.dirs.out, outputs, result_max)
     };
     store::save_commit(&plan.dirs.base, &CommitRecord::new(plan, &commit))
-        .map_err(|e| gridmr_core::Error::setting("commit.json", e.to_string()))?;
+        .map_err(|e| CommitError::Io(format!("commit.json: {e}")))?;
     crash.reach("commit:recorded");
-    let done = commit.run(&mut |step| crash.reach(&format!("commit:{}", step.name())))?;
+    let done = run_commit(&plan.job, &commit, objects, crash)?;
     sweep(&plan.dirs);
     crash.reach("commit:swept");
     Ok(done)
+}
+
+/// Carries out `commit`: renames in the job's output folder, or, for a job whose output is an
+/// object prefix, the object committer's steps (`crate::objstore::output`), each step reported
+/// to `crash`.
+fn run_commit(
+    job: &Job,
+    commit: &JobCommit,
+    objects: &ObjectStores,
+    crash: &CrashPoints,
+) -> Result<Committed, CommitError> {
+    let mut on_step = |s: CommitStep| crash.reach(&format!("commit:{}", s.name()));
+    let Some(url) = &job.output_url else {
+        return commit.run(&mut on_step).map_err(failed);
+    };
+    let out = objects
+        .check(url)
+        .map_err(|e| CommitError::Output(e.to_string()))?;
+    let id = job.id.to_string();
+    let ran = objects.block_on(move |stores| async move {
+        crate::objstore::output::commit(&stores, &out, &id, commit, &mut on_step).await
+    });
+    match ran {
+        Err(e) => Err(CommitError::Io(e.to_string())),
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e @ (ObjectError::Io { .. } | ObjectError::Store { .. }))) => {
+            Err(CommitError::Io(e.to_string()))
+        }
+        Ok(Err(e)) => Err(CommitError::Output(e.to_string())),
+    }
 }
 
 /// A commit's error, kept by kind for the scheduler: the file system's, or
@@ -207,7 +260,7 @@ pub(crate) enum Recovered {
 }
 
 /// Looks at an unfinished job's commit state and finishes a commit that had begun.
-pub(crate) fn recover(dirs: &JobDirs, crash: &CrashPoints) -> Recovered {
+pub(crate) fn recover(dirs: &JobDirs, crash: &CrashPoints, objects: &ObjectStores) -> Recovered {
     let record = match store::read_commit(&dirs.base) {
         Ok(r) => r,
         Err(e) => {
@@ -218,8 +271,7 @@ pub(crate) fn recover(dirs: &JobDirs, crash: &CrashPoints) -> Recovered {
     };
     if let Some(record) = record {
         match record.commit_for(dirs) {
-            Some(commit) => match commit.run(&mut |s| crash.reach(&format!("commit:{}", s.name())))
-            {
+            Some(commit) => match run_commit(&record.job, &commit, objects, crash) {
                 Ok(done) => {
                     sweep(dirs);
                     let mut job = record.job;

@@ -294,16 +294,29 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
                     let id = plan.job_id.clone();
                     let max = shared.settings.result_txt_max_bytes;
                     let crash = shared.crash.clone();
-                    let result =
-                        tokio::task::spawn_blocking(move || commit::commit(&plan, max, &crash))
-                            .await
-                            .map_err(|e| sched::CommitError::Internal(e.to_string()))
-                            .and_then(|r| r.map_err(commit::failed));
+                    let objects = shared.objects.clone();
+                    let result = tokio::task::spawn_blocking(move || {
+                        commit::commit(&plan, max, &crash, &objects)
+                    })
+                    .await
+                    .map_err(|e| sched::CommitError::Internal(e.to_string()))
+                    .and_then(|r| r);
                     shared.step(Event::CommitDone { job: id, result });
                 });
             }
             Effect::Clean(dirs) => {
-                shared.spawn_file_work(move || commit::clean(&dirs));
+                // A job with an object output: its attempts' uploads are aborted first.
+                let url = dirs.base.file_name().and_then(|id| {
+                    let st = shared.lock();
+                    st.job(&id.to_string_lossy())?.output_url.clone()
+                });
+                let objects = shared.objects.clone();
+                shared.spawn_file_work(move || {
+                    if let Some(url) = url {
+                        commit::abort_uploads(&objects, &url, &dirs);
+                    }
+                    commit::clean(&dirs)
+                });
             }
             Effect::Sweep(dirs) => {
                 shared.spawn_file_work(move || commit::sweep(&dirs));

@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     /// dialled as `https://`.
     pub(crate) grpc_tls: Option<tonic::transport::ClientTlsConfig>,
     pub(crate) shared_dir: PathBuf,
+    /// The buckets jobs may read and write (`OBJECT_BUCKETS`), and their clients.
+    pub(crate) objects: crate::objstore::ObjectStores,
     pub(crate) registry: Registry,
     pub(crate) metrics: Arc<Metrics>,
     /// The workers' gRPC channels, by id.
@@ -256,6 +258,8 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
     let rest_tls = settings.security.rest_tls()?;
     let grpc_tls = settings.security.grpc_client_tls()?;
     let (listener, addr) = crate::bind::listen(&settings.host, settings.port).await?;
+    let objects = crate::objstore::ObjectStores::new(&settings.object_buckets)
+        .map_err(|e| Error::setting("OBJECT_BUCKETS", e.to_string()))?;
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::new());
     let shared = Arc::new(Shared {
@@ -267,6 +271,7 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
         auth: auth.clone(),
         grpc_tls,
         shared_dir,
+        objects,
         registry,
         metrics,
         pool: pool::WorkerPool::default(),

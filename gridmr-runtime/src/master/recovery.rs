@@ -54,7 +54,7 @@ pub(super) fn recover(
                     continue;
                 }
                 if let commit::Recovered::Committed(mut job, done) =
-                    commit::recover(&dirs, &shared.crash)
+                    commit::recover(&dirs, &shared.crash, &shared.objects)
                 {
                     // Its id is its folder's, whatever the record says.
                     job.id = id.clone();
@@ -147,7 +147,20 @@ fn stored_request_paths(
         _ => {}
     }
     let roots = shared.input_roots();
+    if let Some(url) = &request.output_url {
+        if shared.objects.check(url).is_err() {
+            return Err(refused("output", Path::new(url)));
+        }
+    }
     for input in std::iter::once(&request.input_path).chain(&request.more_inputs) {
+        // An object input: in a bucket this master may use, or refused.
+        let text = input.to_string_lossy();
+        if crate::objstore::is_object_url(&text) {
+            if shared.objects.check(&text).is_err() {
+                return Err(refused("input", input));
+            }
+            continue;
+        }
         // The part before any glob character is what must exist.
         let fixed: PathBuf = input
             .components()

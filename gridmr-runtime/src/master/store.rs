@@ -302,6 +302,7 @@ mod tests {
                 timeout_s: 30,
                 map_only: false,
                 shuffle_mode: gridmr_core::shuffle::ShuffleMode::Local,
+                output_url: Some("s3://results/job-2".into()),
             },
             restarts: 1,
         }

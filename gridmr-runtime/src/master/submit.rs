@@ -152,6 +152,16 @@ pub(super) async fn prepare(shared: Arc<Shared>, id: gridmr_core::JobId, request
         _ => None,
     };
     let threshold = shared.settings.threshold_bytes;
+    // Object inputs are listed here, with the store's client; files on the blocking pool.
+    let specs = request.input_specs();
+    let listed = match specs.iter().any(|s| crate::objstore::is_object_url(s)) {
+        true => Some(
+            crate::objstore::input::list_inputs(&shared.objects, &specs)
+                .await
+                .map_err(|e| PlanError::Input(e.to_string())),
+        ),
+        false => None,
+    };
     let planned = tokio::task::spawn_blocking(move || {
         let typed = typed
             .transpose()
@@ -159,8 +169,10 @@ pub(super) async fn prepare(shared: Arc<Shared>, id: gridmr_core::JobId, request
         let format = typed
             .as_ref()
             .map_or(gridmr_core::InputFormat::Lines, |j| j.input_format());
-        let files =
-            list_inputs(&request.input_specs()).map_err(|e| PlanError::Input(e.to_string()))?;
+        let files = match listed {
+            Some(files) => files?,
+            None => list_inputs(&specs).map_err(|e| PlanError::Input(e.to_string()))?,
+        };
         let combined = typed.as_ref().is_some_and(|j| j.has_combiner());
         let mut plan = sched::plan(&files, format, combined, &request, live_slots, threshold);
         // A typed DISTRIBUTED job's planning hook runs here, before its

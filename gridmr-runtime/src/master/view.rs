@@ -207,7 +207,10 @@ impl V<'_> {
             map_splits: self.table.len(Phase::Map) as u32,
             reduce_partitions: self.reduce_partitions,
             job: self.kind.name().to_owned(),
-            output_dir: self.dirs.out.display().to_string(),
+            output_dir: match &self.output_url {
+                Some(url) => url.clone(),
+                None => self.dirs.out.display().to_string(),
+            },
             error: self.error.clone(),
             counters: self.counters.clone(),
             tasks: self.phase_tasks(),

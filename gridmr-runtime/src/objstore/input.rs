@@ -143,7 +143,8 @@ pub async fn fetch_split(
     let file = std::fs::File::create(dest).map_err(|e| ObjectError::io("create", dest, e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let write = |out: &mut std::io::BufWriter<std::fs::File>, b: &[u8]| {
-        out.write_all(b).map_err(|e| ObjectError::io("write", dest, e))
+        out.write_all(b)
+            .map_err(|e| ObjectError::io("write", dest, e))
     };
     if end > from {
         let options = GetOptions {
@@ -156,7 +157,10 @@ pub async fn fetch_split(
             .map_err(|e| ObjectError::store("get", &url, e))?;
         let mut stream = got.into_stream();
         while let Some(chunk) = stream.next().await {
-            write(&mut out, &chunk.map_err(|e| ObjectError::store("read", &url, e))?)?;
+            write(
+                &mut out,
+                &chunk.map_err(|e| ObjectError::store("read", &url, e))?,
+            )?;
         }
     }
     // The rest of the line that crosses `end` (none when `end` follows a newline).
@@ -196,7 +200,10 @@ fn last_byte_is_newline(
     use std::io::{Read, Seek, SeekFrom};
     out.flush().map_err(|e| ObjectError::io("write", dest, e))?;
     let mut f = std::fs::File::open(dest).map_err(|e| ObjectError::io("open", dest, e))?;
-    let len = f.metadata().map_err(|e| ObjectError::io("stat", dest, e))?.len();
+    let len = f
+        .metadata()
+        .map_err(|e| ObjectError::io("stat", dest, e))?
+        .len();
     if len == 0 {
         return Ok(true);
     }
@@ -250,17 +257,33 @@ mod tests {
             files.iter().map(|f| f.path.display().to_string()).collect()
         };
         let dir = keys(list_input(&stores, "s3://data/in/", 0).await.unwrap());
-        assert_eq!(dir, ["s3://data/in/a.txt", "s3://data/in/b.txt", "s3://data/in/c.csv"]);
-        assert_eq!(dir, keys(list_input(&stores, "s3://data/in", 0).await.unwrap()));
+        assert_eq!(
+            dir,
+            [
+                "s3://data/in/a.txt",
+                "s3://data/in/b.txt",
+                "s3://data/in/c.csv"
+            ]
+        );
+        assert_eq!(
+            dir,
+            keys(list_input(&stores, "s3://data/in", 0).await.unwrap())
+        );
         let glob = list_input(&stores, "s3://data/in/*.txt", 3).await.unwrap();
-        assert_eq!(glob.iter().map(|f| (f.len, f.input)).collect::<Vec<_>>(), [(2, 3), (3, 3)]);
+        assert_eq!(
+            glob.iter().map(|f| (f.len, f.input)).collect::<Vec<_>>(),
+            [(2, 3), (3, 3)]
+        );
         let one = keys(list_input(&stores, "s3://data/in/b.txt", 0).await.unwrap());
         assert_eq!(one, ["s3://data/in/b.txt"]);
         for spec in ["s3://data/none", "s3://data/in/*.json", "s3://data/*/a.txt"] {
             let e = list_input(&stores, spec, 0).await.unwrap_err();
             assert!(e.is_request(), "{spec}: {e}");
         }
-        assert!(list_input(&stores, "s3://other/in/", 0).await.unwrap_err().is_request());
+        assert!(list_input(&stores, "s3://other/in/", 0)
+            .await
+            .unwrap_err()
+            .is_request());
     }
 
     /// Every way of cutting an object gives the lines that cutting the same bytes as a file
@@ -283,8 +306,16 @@ mod tests {
                 max_split_bytes: max,
                 ..SplitPolicy::default()
             };
-            let file = |path: PathBuf| InputFile { path, len: text.len() as u64, input: 0 };
-            let object = plan_splits(&[file("s3://data/t.txt".into())], &policy, InputFormat::Lines);
+            let file = |path: PathBuf| InputFile {
+                path,
+                len: text.len() as u64,
+                input: 0,
+            };
+            let object = plan_splits(
+                &[file("s3://data/t.txt".into())],
+                &policy,
+                InputFormat::Lines,
+            );
             let files = plan_splits(&[file(local.clone())], &policy, InputFormat::Lines);
             let (mut got, mut want) = (Vec::new(), Vec::new());
             for (i, (o, f)) in object.iter().zip(&files).enumerate() {

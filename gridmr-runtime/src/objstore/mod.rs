@@ -134,8 +134,11 @@ impl ObjectError {
 #[derive(Clone, Default)]
 pub struct ObjectStores {
     allowed: Vec<ObjectUrl>,
-    clients: Arc<Mutex<HashMap<(Cloud, String), Arc<dyn Bucket>>>>,
+    clients: Arc<Mutex<Clients>>,
 }
+
+/// One client per bucket, by cloud and name.
+type Clients = HashMap<(Cloud, String), Arc<dyn Bucket>>;
 
 impl std::fmt::Debug for ObjectStores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -166,6 +169,35 @@ impl ObjectStores {
         Ok(ObjectStores {
             allowed,
             clients: Arc::default(),
+        })
+    }
+
+    /// The same buckets with clients of their own, for work done on a runtime of its own
+    /// (a client's pooled connections belong to the runtime that made them).
+    pub fn fresh(&self) -> Self {
+        ObjectStores {
+            allowed: self.allowed.clone(),
+            clients: Arc::default(),
+        }
+    }
+
+    /// Runs `work` with clients of its own on a runtime of its own, on a thread of its own:
+    /// callable from synchronous code anywhere, inside an asynchronous runtime or not (a
+    /// commit on the blocking pool, a master recovering as it starts).
+    pub fn block_on<T: Send, F: std::future::Future<Output = T>>(
+        &self,
+        work: impl FnOnce(ObjectStores) -> F + Send,
+    ) -> std::io::Result<T> {
+        let stores = self.fresh();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                Ok(rt.block_on(work(stores)))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("an object-store call panicked")))
         })
     }
 
@@ -204,7 +236,7 @@ impl ObjectStores {
         self.lock().insert(key, client);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Cloud, String), Arc<dyn Bucket>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Clients> {
         self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -256,13 +288,25 @@ mod tests {
         let stores = ObjectStores::new(&["s3://input", "gs://output/"]).unwrap();
         assert!(stores.check("s3://input/a.txt").is_ok());
         assert!(stores.check("gs://output/x/").is_ok());
-        for url in ["s3://output/a", "gs://input/a", "az://input/a", "s3://input2/a"] {
+        for url in [
+            "s3://output/a",
+            "gs://input/a",
+            "az://input/a",
+            "s3://input2/a",
+        ] {
             let e = stores.check(url).unwrap_err();
-            assert!(matches!(e, ObjectError::NotAllowed { .. }) && e.is_request(), "{url}");
+            assert!(
+                matches!(e, ObjectError::NotAllowed { .. }) && e.is_request(),
+                "{url}"
+            );
         }
         assert!(ObjectStores::new(&["s3://input/key"]).is_err());
         let none = ObjectStores::new::<&str>(&[]).unwrap();
         assert!(!none.enabled());
-        assert!(none.check("s3://input/a").unwrap_err().to_string().contains("none"));
+        assert!(none
+            .check("s3://input/a")
+            .unwrap_err()
+            .to_string()
+            .contains("none"));
     }
 }

@@ -158,7 +158,8 @@ pub async fn upload_pending(
 /// Writes `pending` to `path` (the attempt's file on the share), synced.
 pub fn write_pending(path: &Path, pending: &Pending) -> Result<(), ObjectError> {
     use std::io::Write;
-    let json = serde_json::to_vec(pending).map_err(|e| record_error(path.display(), e.to_string()))?;
+    let json =
+        serde_json::to_vec(pending).map_err(|e| record_error(path.display(), e.to_string()))?;
     let mut f = std::fs::File::create(path).map_err(|e| ObjectError::io("create", path, e))?;
     f.write_all(&json)
         .and_then(|_| f.sync_all())
@@ -176,7 +177,10 @@ fn read_record(path: &Path) -> Result<Vec<u8>, ObjectError> {
         .map_err(|e| ObjectError::io("open", path, e))?;
     let meta = f.metadata().map_err(|e| ObjectError::io("stat", path, e))?;
     if !meta.is_file() || meta.len() > MAX_RECORD_BYTES {
-        return Err(record_error(path.display(), "not a regular file of a record's size"));
+        return Err(record_error(
+            path.display(),
+            "not a regular file of a record's size",
+        ));
     }
     let mut bytes = Vec::new();
     f.take(MAX_RECORD_BYTES)
@@ -231,7 +235,10 @@ pub async fn complete(
 /// Aborts `pending`'s upload to `url` (best effort: an upload already gone is no error).
 pub async fn abort(stores: &ObjectStores, url: &ObjectUrl, pending: &Pending) {
     if let Ok(client) = stores.client(url) {
-        if let Err(e) = client.abort_multipart(&url.path(), &pending.upload_id).await {
+        if let Err(e) = client
+            .abort_multipart(&url.path(), &pending.upload_id)
+            .await
+        {
             tracing::debug!(url = %url, error = %e, "cannot abort an upload");
         }
     }
@@ -290,11 +297,19 @@ pub async fn commit(
     on_step: &mut (dyn FnMut(CommitStep) + Send),
 ) -> Result<Committed, ObjectError> {
     let local_success = commit.out.join(SUCCESS_FILE);
-    let urls = |m: &Manifest| m.parts.iter().map(|p| PathBuf::from(out.join(&p.name).to_string())).collect();
+    let urls = |m: &Manifest| {
+        m.parts
+            .iter()
+            .map(|p| PathBuf::from(out.join(&p.name).to_string()))
+            .collect()
+    };
     // Done before: the local copy of `_SUCCESS` is written last of all.
     if let Ok(bytes) = read_record(&local_success) {
         if let Ok(m) = serde_json::from_slice::<Manifest>(&bytes) {
-            return Ok(Committed { result: None, parts: urls(&m) });
+            return Ok(Committed {
+                result: None,
+                parts: urls(&m),
+            });
         }
     }
     let mut parts = Vec::with_capacity(commit.parts.len());
@@ -347,7 +362,10 @@ fn write_local(path: &Path, bytes: &[u8]) -> Result<(), ObjectError> {
 }
 
 /// Reads the manifest of the output at `out`: an error when the output is not committed.
-pub async fn read_manifest(stores: &ObjectStores, out: &ObjectUrl) -> Result<Manifest, ObjectError> {
+pub async fn read_manifest(
+    stores: &ObjectStores,
+    out: &ObjectUrl,
+) -> Result<Manifest, ObjectError> {
     let success = out.join(SUCCESS_FILE);
     let client = stores.client(&success)?;
     let got = client
@@ -433,20 +451,34 @@ mod tests {
         for (partition, attempt, body) in [(0, 1, "a\t1\n"), (0, 2, "a\t1\n"), (1, 1, "")] {
             std::fs::write(&local, body).unwrap();
             let name = layout::part_r(partition);
-            let p = upload_pending(&stores, &out.join(&name), &local).await.unwrap();
+            let p = upload_pending(&stores, &out.join(&name), &local)
+                .await
+                .unwrap();
             assert_eq!(p.size, body.len() as u64);
             let file = layout::reduce_attempt_file(&out_dir, partition, attempt);
             write_pending(&file, &p).unwrap();
             if attempt == 1 {
-                parts.push(PartCommit { attempt: file, name });
+                parts.push(PartCommit {
+                    attempt: file,
+                    name,
+                });
             }
         }
-        assert!(!exists(&mem, "wc/part-r-00000").await, "visible before the commit");
-        let job = JobCommit { out: out_dir.clone(), parts, result_max_bytes: 0 };
+        assert!(
+            !exists(&mem, "wc/part-r-00000").await,
+            "visible before the commit"
+        );
+        let job = JobCommit {
+            out: out_dir.clone(),
+            parts,
+            result_max_bytes: 0,
+        };
         let mut steps = Vec::new();
-        let done = commit(&stores, &out, "job-000001", &job, &mut |s| steps.push(s.name()))
-            .await
-            .unwrap();
+        let done = commit(&stores, &out, "job-000001", &job, &mut |s| {
+            steps.push(s.name())
+        })
+        .await
+        .unwrap();
         assert_eq!(steps.last(), Some(&"success-written"));
         assert_eq!(done.parts.len(), 2);
         let m = read_manifest(&stores, &out).await.unwrap();
@@ -454,11 +486,15 @@ mod tests {
         let records: Vec<(String, u64)> = read_output(&stores, &out).await.unwrap();
         assert_eq!(records, [("a".to_string(), 1)]);
         // Again, as a restarted master would: nothing changes.
-        let again = commit(&stores, &out, "job-000001", &job, &mut |_| {}).await.unwrap();
+        let again = commit(&stores, &out, "job-000001", &job, &mut |_| {})
+            .await
+            .unwrap();
         assert_eq!(again.parts, done.parts);
         // And again without the local copy: the uploads are found completed.
         std::fs::remove_file(out_dir.join(SUCCESS_FILE)).unwrap();
-        commit(&stores, &out, "job-000001", &job, &mut |_| {}).await.unwrap();
+        commit(&stores, &out, "job-000001", &job, &mut |_| {})
+            .await
+            .unwrap();
         assert!(!is_empty(&stores, &out).await.unwrap());
     }
 
@@ -468,7 +504,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let local = dir.path().join("x");
         std::fs::write(&local, "x\n").unwrap();
-        let p = upload_pending(&stores, &out.join("part-r-00001"), &local).await.unwrap();
+        let p = upload_pending(&stores, &out.join("part-r-00001"), &local)
+            .await
+            .unwrap();
         let file = dir.path().join("part-r-00000-a1");
         write_pending(&file, &p).unwrap();
         let e = read_pending(&file, &out.join("part-r-00000")).unwrap_err();

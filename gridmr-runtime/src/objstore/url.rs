@@ -177,11 +177,14 @@ impl std::str::FromStr for ObjectUrl {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| bad(url, "not scheme://bucket/key"))?;
-        let cloud = Cloud::from_scheme(scheme)
-            .ok_or_else(|| bad(url, "the scheme is not s3, gs or az"))?;
+        let cloud =
+            Cloud::from_scheme(scheme).ok_or_else(|| bad(url, "the scheme is not s3, gs or az"))?;
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.contains(['@', ':', '?', '#']) {
-            return Err(bad(url, "credentials, ports, queries and fragments are not taken"));
+            return Err(bad(
+                url,
+                "credentials, ports, queries and fragments are not taken",
+            ));
         }
         check_bucket(url, bucket)?;
         check_key(url, key)?;
@@ -237,14 +240,24 @@ mod tests {
         ] {
             assert!(s.parse::<ObjectUrl>().is_err(), "{s}");
         }
-        assert!(is_object_url("gs://x/y") && !is_object_url("/shared/x") && !is_object_url("file:///x"));
+        assert!(
+            is_object_url("gs://x/y") && !is_object_url("/shared/x") && !is_object_url("file:///x")
+        );
     }
 
     #[test]
     fn below_means_strictly_inside_the_same_bucket() {
         let out: ObjectUrl = "s3://data/out".parse().unwrap();
-        assert!("s3://data/out/part-r-00000".parse::<ObjectUrl>().unwrap().is_below(&out));
-        for s in ["s3://data/out", "s3://data/outside/x", "s3://other/out/x", "gs://data/out/x"] {
+        assert!("s3://data/out/part-r-00000"
+            .parse::<ObjectUrl>()
+            .unwrap()
+            .is_below(&out));
+        for s in [
+            "s3://data/out",
+            "s3://data/outside/x",
+            "s3://other/out/x",
+            "gs://data/out/x",
+        ] {
             assert!(!s.parse::<ObjectUrl>().unwrap().is_below(&out), "{s}");
         }
     }

@@ -40,6 +40,8 @@ pub(crate) struct WorkerCore {
     /// The map outputs this worker keeps and serves, and its fetcher
     /// (`SHUFFLE=local`).
     pub(crate) shuffle: Arc<WorkerShuffle>,
+    /// The buckets tasks may read and write (`OBJECT_BUCKETS`), and their clients.
+    pub(crate) objects: crate::objstore::ObjectStores,
 }
 
 /// Where a worker may read and write: the share, and where inputs may be
@@ -77,6 +79,7 @@ impl WorkerCore {
             isolated: false,
             attempts: Arc::new(Attempts::new(procs)),
             shuffle,
+            objects: crate::objstore::ObjectStores::default(),
         }
     }
 

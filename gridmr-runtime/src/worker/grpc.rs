@@ -7,6 +7,7 @@ use super::attempts::Target;
 use super::core::{build_id, millis, WorkerCore};
 use super::exec::{script, Produced, SingleRun};
 use super::failure::Failure;
+use super::objects;
 use super::shuffle::serve::{self, ChunkStream};
 use crate::paths::confine_input;
 use gridmr_core::engine::JobConfig;
@@ -275,7 +276,20 @@ impl Worker for WorkerService {
         let store = core.shuffle.store.clone();
         let task: MapTask = map_task_from_wire(&msg, &core.id, store.root()).map_err(invalid)?;
         let ticket = core.enter(&task.job_id, task.attempt_id());
-        crate::paths::check_inside(&task.split.path, &core.input_roots).map_err(invalid)?;
+        // An object input: in a bucket this worker may read; a file: inside its roots.
+        let object_input = crate::objstore::is_object_url(&task.split.path.to_string_lossy());
+        if object_input {
+            core.objects
+                .check(&task.split.path.to_string_lossy())
+                .map_err(invalid)?;
+        } else {
+            crate::paths::check_inside(&task.split.path, &core.input_roots).map_err(invalid)?;
+        }
+        if !msg.output_url.is_empty() {
+            return Err(Status::invalid_argument(
+                "a map-only job's output cannot go to an object store",
+            ));
+        }
         core.inside(task.target.job_dir())?;
         let local = msg.local_shuffle && msg.map_only_output.is_empty();
         if local {
@@ -299,7 +313,16 @@ impl Worker for WorkerService {
             .logs_here(false)
             .then(|| gridmr_core::layout::attempt_log(task.target.job_dir(), task.attempt_id()));
         let (exec, control) = (core.exec(msg.timeout_s), ticket.control.clone());
-        let work = move || backend.run_map(&exec, &task, &control);
+        let (stores, runtime) = (core.objects.clone(), tokio::runtime::Handle::current());
+        let work = move || {
+            if !object_input {
+                return backend.run_map(&exec, &task, &control);
+            }
+            // Read into the attempt's folder first, in the attempt's slot.
+            let dir = objects::attempt_dir(&store, &task.job_id, task.attempt_id())?;
+            let split = objects::fetch_input(&runtime, &stores, &dir, &task.split)?;
+            backend.run_map(&exec, &MapTask { split, ..task }, &control)
+        };
         let result = core.run(&ticket, log, work, remove_map_output).await;
         // A kept output is named to the master by its plain name here.
         let result = result.map(|mut p| {
@@ -322,6 +345,10 @@ impl Worker for WorkerService {
         let remote = gridmr_net::wire::remote_inputs_from_wire(&msg).map_err(invalid)?;
         let ticket = core.enter(&task.job_id, task.attempt_id());
         core.inside(&task.output_dir)?;
+        let output_url = match msg.output_url.as_str() {
+            "" => None,
+            url => Some(core.objects.check(url).map_err(invalid)?),
+        };
         for input in &task.map_outputs {
             core.inside(input)?;
         }
@@ -342,7 +369,26 @@ impl Worker for WorkerService {
             core.shuffle.fetcher.clone(),
             tokio::runtime::Handle::current(),
         );
+        let (stores, store) = (core.objects.clone(), core.shuffle.store.clone());
+        let share_log = log.clone();
         let work = move || {
+            // An object output: the part is written in the attempt's folder, then uploaded.
+            let staged = match &output_url {
+                None => None,
+                Some(_) => Some(objects::attempt_dir(
+                    &store,
+                    &task.job_id,
+                    task.attempt_id(),
+                )?),
+            };
+            let share_out = task.output_dir.clone();
+            let task = match &staged {
+                None => task,
+                Some(dir) => ReduceTask {
+                    output_dir: objects::staging_out(dir)?,
+                    ..task
+                },
+            };
             // SHUFFLE=local: the inputs are fetched first, in the attempt's slot.
             let fetched = match remote.is_empty() {
                 true => None,
@@ -371,13 +417,22 @@ impl Worker for WorkerService {
             if let Some(lost) = first_lost_input(&task.map_outputs, &names, false) {
                 return Err(lost);
             }
-            match backend.run_reduce(&exec, &task, &control) {
+            let ran = backend.run_reduce(&exec, &task, &control);
+            if let (Some(dir), Some(log)) = (&staged, &share_log) {
+                objects::keep_log(dir, task.attempt_id(), log);
+            }
+            let mut produced = match ran {
                 // Whatever the reduce said, a damaged input is the map's loss.
                 Err(f) if matches!(f.kind, FailureKind::Task | FailureKind::Engine) => {
-                    Err(first_lost_input(&task.map_outputs, &names, true).unwrap_or(f))
+                    return Err(first_lost_input(&task.map_outputs, &names, true).unwrap_or(f))
                 }
-                other => other,
+                other => other?,
+            };
+            if let Some(url) = &output_url {
+                produced.output =
+                    objects::publish(&runtime, &stores, url, &produced.output, &share_out)?;
             }
+            Ok(produced)
         };
         let discard = |p: &Path| {
             let _ = std::fs::remove_file(p);

@@ -16,6 +16,7 @@ mod faults;
 pub(crate) mod fence;
 mod grpc;
 mod listen;
+mod objects;
 mod shuffle;
 pub mod task_log;
 
@@ -222,6 +223,8 @@ fn build_core(
     };
     let mut core = WorkerCore::new(id.clone(), registry, roots, slots, faults, runner, shuffle);
     core.isolated = settings.isolation == crate::settings::Isolation::Process;
+    core.objects = crate::objstore::ObjectStores::new(&settings.object_buckets)
+        .map_err(|e| Error::setting("OBJECT_BUCKETS", e.to_string()))?;
     Ok((Arc::new(core), fork))
 }
 

@@ -15,9 +15,13 @@ pub(super) async fn submit_job(State(sh): Shr, body: Body) -> ApiResult<Json<Job
     // Every file a folder or glob names must resolve inside the roots too.
     let roots = sh.input_roots();
     let specs = checked.input_specs();
+    if let Some(url) = &checked.output_url {
+        output_is_new(&sh, url).await?;
+    }
     tokio::task::spawn_blocking(move || {
         specs
             .iter()
+            .filter(|spec| !crate::objstore::is_object_url(spec))
             .try_for_each(|spec| crate::paths::confine_input(spec, &roots).map(drop))
     })
     .await
@@ -31,6 +35,26 @@ pub(super) async fn submit_job(State(sh): Shr, body: Body) -> ApiResult<Json<Job
     let status = submit(&sh, checked, staging)?;
     tracing::info!(job = %status.job_id, name = %status.job, input = %status.input_path, "job submitted");
     Ok(Json(status))
+}
+
+/// Refuses an object output prefix that already holds objects (409), as Hadoop refuses an
+/// output folder that exists: a job's manifest must never sit beside another's parts.
+async fn output_is_new(sh: &Shared, url: &str) -> ApiResult<()> {
+    let out = sh
+        .objects
+        .check(url)
+        .map_err(|e| ApiError::bad(format!("output_url: {e}")))?;
+    match crate::objstore::output::is_empty(&sh.objects, &out).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("output_url {out} already holds objects; choose a new prefix or remove them"),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("output_url: the object store: {e}"),
+        )),
+    }
 }
 
 #[derive(Default, Deserialize)]

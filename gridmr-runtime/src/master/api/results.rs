@@ -22,7 +22,7 @@ pub(crate) async fn job_result(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let q: ResultQuery = query(q)?;
-    let (state, file, parts, error) = {
+    let (state, file, parts, error, output_url) = {
         let st = sh.lock();
         let job = st.job(&id).ok_or_else(|| ApiError::unknown_job(&id))?;
         (
@@ -30,8 +30,12 @@ pub(crate) async fn job_result(
             job.result_file.clone(),
             job.parts.clone(),
             job.error.clone(),
+            job.output_url.clone(),
         )
     };
+    if let (JobState::Succeeded, Some(url)) = (state, &output_url) {
+        return object_result(&sh, id, url, q.format.as_deref()).await;
+    }
     let file = match (state, file) {
         (JobState::Succeeded, Some(f)) => f,
         // Too large for result.txt: its part files, joined as it would be.
@@ -96,6 +100,80 @@ pub(crate) async fn job_result(
         result: String::from_utf8_lossy(&bytes).into_owned(),
     })
     .into_response())
+}
+
+/// A committed object output: the parts its manifest (`_SUCCESS`) names, read from the store,
+/// inline as JSON up to `RESULT_INLINE_MAX_BYTES`, else streamed as text.
+async fn object_result(
+    sh: &Shared,
+    id: String,
+    url: &str,
+    format: Option<&str>,
+) -> ApiResult<Response> {
+    use crate::objstore::output::read_manifest;
+    use futures_util::TryStreamExt;
+    let gone = |e: crate::objstore::ObjectError| {
+        ApiError::new(StatusCode::GONE, format!("the result: {e}"))
+    };
+    let out = sh.objects.check(url).map_err(gone)?;
+    let manifest = read_manifest(&sh.objects, &out).await.map_err(gone)?;
+    let (size, limit) = (manifest.size(), sh.settings.result_inline_max_bytes);
+    let as_text = match format {
+        Some("text") => true,
+        Some("json") if size > limit => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the result is {size} bytes, more than RESULT_INLINE_MAX_BYTES = {limit}; ask for ?format=text"),
+            ))
+        }
+        Some("json") | None => size > limit,
+        Some(other) => return Err(ApiError::bad(format!("format must be json or text, not {other:?}"))),
+    };
+    let parts: Vec<_> = manifest.parts.iter().map(|p| out.join(&p.name)).collect();
+    let stream = object_chunks(sh.objects.clone(), parts);
+    if as_text {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(header::CONTENT_LENGTH, size.into());
+        return Ok((headers, Body::from_stream(stream)).into_response());
+    }
+    let chunks: Vec<axum::body::Bytes> = stream
+        .try_collect()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::GONE, format!("the result: {e}")))?;
+    Ok(Json(JobResult {
+        job_id: id,
+        status: JobState::Succeeded,
+        result: String::from_utf8_lossy(&chunks.concat()).into_owned(),
+    })
+    .into_response())
+}
+
+/// The bytes of `parts`, one object after the other (built outside the handler, so that its
+/// future holds a boxed stream only).
+fn object_chunks(
+    stores: crate::objstore::ObjectStores,
+    parts: Vec<crate::objstore::ObjectUrl>,
+) -> futures_util::stream::BoxStream<'static, std::io::Result<axum::body::Bytes>> {
+    use futures_util::{StreamExt, TryStreamExt};
+    use object_store::ObjectStoreExt;
+    futures_util::stream::iter(parts)
+        .then(move |url| {
+            let stores = stores.clone();
+            async move {
+                let client = stores.client(&url).map_err(std::io::Error::other)?;
+                let got = client
+                    .get(&url.path())
+                    .await
+                    .map_err(std::io::Error::other)?;
+                Ok::<_, std::io::Error>(got.into_stream().map_err(std::io::Error::other))
+            }
+        })
+        .try_flatten()
+        .boxed()
 }
 
 /// Opens files of the share to serve them, with their sizes: beneath the share, through no

@@ -61,6 +61,19 @@ pub(super) fn local_path(sh: &Shared, field: &str, url: &str) -> ApiResult<std::
     check_inside(&path, &sh.input_roots()).map_err(|e| ApiError::bad(format!("{field}: {e}")))
 }
 
+/// Resolves an input given by a client: an object URL in an allowed bucket (kept as the URL),
+/// else a [`local_path`].
+fn checked_input(sh: &Shared, field: &str, url: &str) -> ApiResult<std::path::PathBuf> {
+    if crate::objstore::is_object_url(url) {
+        let checked = sh
+            .objects
+            .check(url)
+            .map_err(|e| ApiError::bad(format!("{field}: {e}")))?;
+        return Ok(checked.to_string().into());
+    }
+    local_path(sh, field, url)
+}
+
 /// Refuses fields longer than a command or path can sensibly be (a 400
 /// before anything else is looked at).
 pub(super) fn check_sizes(req: &SubmitRequest) -> ApiResult<()> {
@@ -70,6 +83,7 @@ pub(super) fn check_sizes(req: &SubmitRequest) -> ApiResult<()> {
         ("combiner", &req.combiner, MAX_COMMAND_BYTES),
         ("job", &req.job, 256),
         ("script_url", &req.script_url, MAX_PATH_BYTES),
+        ("output_url", &req.output_url, MAX_PATH_BYTES),
     ] {
         if let Some(v) = value.as_deref().filter(|v| v.len() > max) {
             return Err(ApiError::bad(format!(
@@ -220,13 +234,38 @@ pub(super) fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobReq
     }
     let mut staging = Staging::default();
     let (kind, map_only) = submitted_kind(sh, &req, &mut staging)?;
-    let input_path = local_path(sh, "input_url", &req.input_url)?;
+    let input_path = checked_input(sh, "input_url", &req.input_url)?;
     let more_inputs = req
         .inputs
         .iter()
         .flatten()
-        .map(|i| local_path(sh, "inputs", i))
+        .map(|i| checked_input(sh, "inputs", i))
         .collect::<ApiResult<Vec<_>>>()?;
+    let output_url = match &req.output_url {
+        None => None,
+        Some(url) if crate::objstore::is_object_url(url) => Some(
+            sh.objects
+                .check(url)
+                .map_err(|e| ApiError::bad(format!("output_url: {e}")))?
+                .to_string(),
+        ),
+        Some(url) => {
+            return Err(ApiError::bad(format!(
+                "output_url {url:?} is not an object-store URL (s3://, gs://, az://); \
+                 other outputs go to the job's folder"
+            )))
+        }
+    };
+    if map_only && output_url.is_some() {
+        return Err(ApiError::bad(
+            "output_url needs a reduce phase: a map-only job's output goes to the job's folder",
+        ));
+    }
+    // Object inputs and outputs are read and written by tasks, never by one SINGLE process.
+    let objects = output_url.is_some()
+        || std::iter::once(&input_path)
+            .chain(&more_inputs)
+            .any(|p| crate::objstore::is_object_url(&p.to_string_lossy()));
     let shuffle = submitted_shuffle(&req)?;
     let shuffle_mode = match &req.shuffle_mode {
         None => sh.settings.shuffle,
@@ -249,11 +288,12 @@ pub(super) fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobReq
         partitions: req.partitions,
         map_splits: req.map_splits,
         reduce_partitions: req.reduce_partitions,
-        force_distributed: req.force_distributed.unwrap_or(false),
+        force_distributed: req.force_distributed.unwrap_or(false) || objects,
         shuffle,
         timeout_s: req.timeout_s.unwrap_or(0),
         map_only,
         shuffle_mode,
+        output_url,
     };
     Ok((request, staging))
 }

@@ -138,11 +138,28 @@ impl LocalStore {
         job: &JobId,
         attempt: AttemptId,
     ) -> Result<FetchDir, StoreError> {
+        self.attempt_folder(job, layout::fetch_dir(&self.root, job, attempt))
+    }
+
+    /// A fresh folder of its own for one attempt of `job` reading an input from or writing an
+    /// output for an object store (`<fetch>/<job>/<attempt>-staged`), removed with the job's
+    /// as [`LocalStore::fetch_dir`]'s are, and on drop.
+    pub(crate) fn staging_dir(
+        &self,
+        job: &JobId,
+        attempt: AttemptId,
+    ) -> Result<FetchDir, StoreError> {
+        let dir = layout::fetch_dir(&self.root, job, attempt);
+        let mut name = dir.file_name().unwrap_or_default().to_os_string();
+        name.push("-staged");
+        self.attempt_folder(job, dir.with_file_name(name))
+    }
+
+    fn attempt_folder(&self, job: &JobId, dir: PathBuf) -> Result<FetchDir, StoreError> {
         let dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
         if dropped.set.contains(job) {
             return Err(StoreError::Dropped(job.clone()));
         }
-        let dir = layout::fetch_dir(&self.root, job, attempt);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
             path: dir.clone(),
