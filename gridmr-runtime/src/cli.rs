@@ -203,6 +203,10 @@ struct SubmitArgs {
     /// (the workers that ran the maps); default: the master's `SHUFFLE`.
     #[arg(long)]
     shuffle_mode: Option<gridmr_core::shuffle::ShuffleMode>,
+    /// Write the output to this object-store prefix (`s3://bucket/prefix`, `gs://…`, `az://…`)
+    /// instead of the job's folder; it must hold no object yet.
+    #[arg(long)]
+    output_url: Option<String>,
     /// Follow the job with a progress bar; exit 0 only if it succeeds.
     #[arg(long)]
     wait: bool,
@@ -403,6 +407,7 @@ async fn submit(args: SubmitArgs) -> Result<ExitCode> {
         force_distributed,
         compress_shuffle,
         shuffle_mode,
+        output_url,
         wait,
     } = args;
     if job.is_none() && script.is_none() && mapper.is_none() {
@@ -445,6 +450,7 @@ async fn submit(args: SubmitArgs) -> Result<ExitCode> {
             force_distributed: force_distributed.then_some(true),
             compress_shuffle: compress_shuffle.then_some(true),
             shuffle_mode: shuffle_mode.map(|m| m.to_string()),
+            output_url,
             ..SubmitRequest::default()
         })
         .await?;

@@ -116,6 +116,11 @@ pub(crate) fn call_for(sched: &mut Scheduler, d: &Dispatch) -> Option<Call> {
             streaming,
             timeout_s,
             local_shuffle: job.shuffle_mode == ShuffleMode::Local && !job.map_only,
+            // A map-only job's maps write its output.
+            output_url: match job.map_only {
+                true => job.output_url.clone().unwrap_or_default(),
+                false => String::new(),
+            },
             ..map_task_to_wire(
                 &MapTask {
                     job_id: job.id.clone(),

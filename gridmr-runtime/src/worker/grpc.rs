@@ -13,7 +13,7 @@ use crate::paths::confine_input;
 use gridmr_core::engine::JobConfig;
 use gridmr_core::ids::BadId;
 use gridmr_core::shuffle::RunIndex;
-use gridmr_core::task::{MapTask, ReduceTask};
+use gridmr_core::task::{MapTarget, MapTask, ReduceTask};
 use gridmr_core::{AttemptId, Phase, TaskId};
 use gridmr_net::proto::worker_server::Worker;
 use gridmr_net::proto::Failure as FailureKind;
@@ -285,11 +285,15 @@ impl Worker for WorkerService {
         } else {
             crate::paths::check_inside(&task.split.path, &core.input_roots).map_err(invalid)?;
         }
-        if !msg.output_url.is_empty() {
-            return Err(Status::invalid_argument(
-                "a map-only job's output cannot go to an object store",
-            ));
-        }
+        let output_url = match msg.output_url.as_str() {
+            "" => None,
+            _ if msg.map_only_output.is_empty() => {
+                return Err(Status::invalid_argument(
+                    "MapTask.output_url is for the maps of map-only jobs",
+                ))
+            }
+            url => Some(core.objects.check(url).map_err(invalid)?),
+        };
         core.inside(task.target.job_dir())?;
         let local = msg.local_shuffle && msg.map_only_output.is_empty();
         if local {
@@ -314,14 +318,34 @@ impl Worker for WorkerService {
             .then(|| gridmr_core::layout::attempt_log(task.target.job_dir(), task.attempt_id()));
         let (exec, control) = (core.exec(msg.timeout_s), ticket.control.clone());
         let (stores, runtime) = (core.objects.clone(), tokio::runtime::Handle::current());
+        let share_log = log.clone();
         let work = move || {
-            if !object_input {
+            if !object_input && output_url.is_none() {
                 return backend.run_map(&exec, &task, &control);
             }
-            // Read into the attempt's folder first, in the attempt's slot.
+            // An object input is read into the attempt's folder first, in the attempt's slot;
+            // a map-only job's object output is written there, then uploaded.
             let dir = objects::attempt_dir(&store, &task.job_id, task.attempt_id())?;
-            let split = objects::fetch_input(&runtime, &stores, &dir, &task.split)?;
-            backend.run_map(&exec, &MapTask { split, ..task }, &control)
+            let mut task = task;
+            if object_input {
+                task.split = objects::fetch_input(&runtime, &stores, &dir, &task.split)?;
+            }
+            let share_out = match (&output_url, &mut task.target) {
+                (Some(_), MapTarget::Direct { out }) => {
+                    Some(std::mem::replace(out, objects::staging_out(&dir)?))
+                }
+                _ => None,
+            };
+            let ran = backend.run_map(&exec, &task, &control);
+            if let (Some(_), Some(log)) = (&share_out, &share_log) {
+                objects::keep_log(&dir, task.attempt_id(), log);
+            }
+            let mut produced = ran?;
+            if let (Some(url), Some(share_out)) = (&output_url, &share_out) {
+                produced.output =
+                    objects::publish(&runtime, &stores, url, &produced.output, share_out)?;
+            }
+            Ok(produced)
         };
         let result = core.run(&ticket, log, work, remove_map_output).await;
         // A kept output is named to the master by its plain name here.

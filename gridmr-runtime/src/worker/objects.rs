@@ -49,7 +49,12 @@ pub(crate) fn fetch_input(
 /// folder, with the `_attempts` folder attempts write into.
 pub(crate) fn staging_out(dir: &FetchDir) -> Result<PathBuf, Failure> {
     let out = dir.path().join("out");
-    for d in [layout::attempts_dir(&out), layout::logs_dir(dir.path())] {
+    let staged = dir.path();
+    for d in [
+        layout::attempts_dir(&out),
+        layout::logs_dir(staged),
+        layout::work_dir(staged),
+    ] {
         std::fs::create_dir_all(&d)
             .map_err(|e| Failure::engine(format!("cannot create {}: {e}", d.display())))?;
     }

@@ -256,11 +256,6 @@ pub(super) fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobReq
             )))
         }
     };
-    if map_only && output_url.is_some() {
-        return Err(ApiError::bad(
-            "output_url needs a reduce phase: a map-only job's output goes to the job's folder",
-        ));
-    }
     // Object inputs and outputs are read and written by tasks, never by one SINGLE process.
     let objects = output_url.is_some()
         || std::iter::once(&input_path)
