@@ -6,6 +6,9 @@
 # this kernel has no NFS; it carries the shared shuffle's traffic across that link for real).
 #
 #   lab_up TAG N RATE STORE    hosts TAG-m (master), TAG-w1..wN, TAG-s (storage, serving STORE)
+#   lab_objects RATE           host TAG-o serving S3 (moto) on port 9000, its link at RATE
+#                              ("none": uncapped, an object store whose bandwidth grows with
+#                              its clients)
 #   lab_run HOST CMD...        CMD in HOST's namespace, with the share mounted at $LAB_MNT;
 #                              its process id (CMD's own, after the mount) in $LAB_DIR/pid-HOST
 #   lab_bytes                  "link sent_bytes received_bytes" of every host's link, since up
@@ -13,15 +16,17 @@
 #   lab_down                   everything removed (also on a second call)
 #
 # Needs root, iproute2's ip and tc, sshd and sshfs (apt-get install openssh-server sshfs).
-# Addresses: 10.$LAB_NET.0.1 the master, .10+k worker k, .250 storage, .254 this namespace.
+# Addresses: 10.$LAB_NET.0.1 the master, .10+k worker k, .249 objects, .250 storage, .254 this
+# namespace.
 
 LAB_MNT=${LAB_MNT:-/mnt/gridmr-lab}
 
 lab_ip() { ip "$@" >/dev/null; }
 
-# lab_link NS DEV_IN_NS HUB_DEV ADDR: a veth pair from the hub's bridge to NS, capped both ways.
+# lab_link NS DEV_IN_NS HUB_DEV ADDR [RATE]: a veth pair from the hub's bridge to NS, capped both
+# ways at RATE (default $LAB_RATE).
 lab_link() {
-  local ns=$1 inner=$2 outer=$3 addr=$4
+  local ns=$1 inner=$2 outer=$3 addr=$4 rate=${5:-$LAB_RATE}
   lab_ip link add "$outer" type veth peer name "${outer}i"
   lab_ip link set "${outer}i" netns "$ns"
   lab_ip -n "$ns" link set "${outer}i" name "$inner"
@@ -31,16 +36,18 @@ lab_link() {
   lab_ip -n "$ns" addr add "$addr/24" dev "$inner"
   lab_ip -n "$ns" link set "$inner" up
   lab_ip -n "$ns" link set lo up
-  lab_cap "$ns" "$inner"
-  lab_cap "$LAB_HUB" "$outer"
-  LAB_LINKS+=("$ns:$inner:$outer")
+  lab_cap "$ns" "$inner" "$rate"
+  lab_cap "$LAB_HUB" "$outer" "$rate"
+  LAB_LINKS+=("$ns:$inner:$outer:$rate")
 }
 
-# lab_cap NS DEV: egress of DEV in NS at $LAB_RATE (tbf shapes egress; each end caps one way).
+# lab_cap NS DEV [RATE]: egress of DEV in NS at RATE, default $LAB_RATE (tbf shapes egress; each
+# end caps one way).
 lab_cap() {
-  [ "$LAB_RATE" = "none" ] && return 0
+  local rate=${3:-$LAB_RATE}
+  [ "$rate" = "none" ] && return 0
   ip -n "$1" link set "$2" mtu 1500
-  tc -n "$1" qdisc replace dev "$2" root tbf rate "$LAB_RATE" burst 256kb latency 100ms
+  tc -n "$1" qdisc replace dev "$2" root tbf rate "$rate" burst 256kb latency 100ms
 }
 
 lab_up() {
@@ -91,8 +98,24 @@ EOF
   ip netns exec "$LAB_TAG-s" /usr/sbin/sshd -f "$LAB_DIR/sshd.conf" -E "$LAB_DIR/sshd.log"
 }
 
-lab_host_ip() { # HOST: m, wK or s
-  case $1 in m) echo "10.$LAB_NET.0.1" ;; s) echo "10.$LAB_NET.0.250" ;; w*) echo "10.$LAB_NET.0.$((10 + ${1#w}))" ;; esac
+lab_host_ip() { # HOST: m, wK, s or o
+  case $1 in m) echo "10.$LAB_NET.0.1" ;; s) echo "10.$LAB_NET.0.250" ;; o) echo "10.$LAB_NET.0.249" ;; w*) echo "10.$LAB_NET.0.$((10 + ${1#w}))" ;; esac
+}
+lab_objects() {
+  local ip=10.$LAB_NET.0.249
+  lab_ip netns add "$LAB_TAG-o"
+  lab_link "$LAB_TAG-o" eth0 "$LAB_TAG-vo" "$ip" "$1"
+  ip netns exec "$LAB_TAG-o" python3 -c '
+import sys, time
+from moto.server import ThreadedMotoServer
+ThreadedMotoServer(ip_address=sys.argv[1], port=9000).start()
+while True: time.sleep(3600)' "$ip" >"$LAB_DIR/moto.log" 2>&1 &
+  echo $! > "$LAB_DIR/pid-o"
+  local deadline=$((SECONDS + 30))
+  until curl -s -o /dev/null "http://$ip:9000/"; do
+    [ $SECONDS -lt $deadline ] || { cat "$LAB_DIR/moto.log" >&2; return 1; }
+    sleep 0.2
+  done
 }
 
 # lab_run HOST CMD...: CMD in HOST's namespace and a mount namespace of its own, the share
@@ -108,7 +131,7 @@ lab_run() {
 lab_bytes() {
   local l ns inner outer
   for l in "${LAB_LINKS[@]}"; do
-    IFS=: read -r ns inner outer <<<"$l"
+    IFS=: read -r ns inner outer _ <<<"$l"
     # Sent by the host: its end's egress; received: the hub end's egress toward it.
     echo "${ns#"$LAB_TAG"-} $(lab_sent "$ns" "$inner") $(lab_sent "$LAB_HUB" "$outer")"
   done

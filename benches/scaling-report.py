@@ -1,6 +1,6 @@
 """The table of benches/scaling.sh, from its results file.
 
-    python3 benches/scaling-report.py RESULTS RATE
+    python3 benches/scaling-report.py RESULTS RATE [share|objects]
 
 A results line: `N job mode capped|uncapped seconds input shuffle output | rss_kib... | host sent
 received; ...` (bytes through each host's link since the run began).
@@ -17,6 +17,13 @@ same N with no cap):
 
 So: shared  bound = max(I, S)/R + max(S, O)/R + compute
     local   bound = I/R + max(O, S(N-1)/N^2)/R + compute
+
+With DATA=objects the input and output are in an object store whose link is not capped: each
+worker reads I/N and writes O/N over its own link, and the storage host carries only the shared
+shuffle (S in, then S out):
+
+    shared  bound = max(S, I/N)/R + max(S, O/N)/R + compute
+    local   bound = I/(N R) + max(O/N, S(N-1)/N^2)/R + compute
 """
 import re
 import sys
@@ -31,13 +38,15 @@ def rate_bytes(rate):
 
 def main():
     path, rate = sys.argv[1], sys.argv[2]
+    objects = len(sys.argv) > 3 and sys.argv[3] == "objects"
     r = rate_bytes(rate)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print(f"CPU: {cpu}; every link capped at {rate} each way (tc tbf); the share served by the storage host over its link (sshfs)")
+    print(f"CPU: {cpu}; every link capped at {rate} each way (tc tbf); the share served by the storage host over its link (sshfs)"
+          + ("; inputs and outputs in an object store (moto) on an uncapped link" if objects else ""))
     rows, compute = [], {}
     for line in open(path):
         head, rss, links = line.split("|")
-        n, job, mode, capped, t, i, s, o = head.split()
+        n, job, mode, capped, t, i, s, o, *_phases = head.split()
         n, t, i, s, o = int(n), float(t), int(i), int(s), int(o)
         links = {h: (int(a), int(b)) for h, a, b in (x.split() for x in links.split(";") if x.strip())}
         if capped == "uncapped":
@@ -47,7 +56,11 @@ def main():
     print(f"{'N':>2} {'job':9} {'shuffle':7} {'makespan':>9} {'bound':>8} {'ratio':>6} "
           f"{'storage MB out/in':>18} {'busiest worker MB out/in':>25} {'peak RSS MiB master/worker':>27}")
     for n, job, mode, t, i, s, o, rss, links in rows:
-        if mode == "shared":
+        if objects and mode == "shared":
+            link = max(s, i / n) / r + max(s, o / n) / r
+        elif objects:
+            link = i / (n * r) + max(o / n, s * (n - 1) / (n * n)) / r
+        elif mode == "shared":
             link = max(i, s) / r + max(s, o) / r
         else:
             link = i / r + max(o, s * (n - 1) / (n * n)) / r

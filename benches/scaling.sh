@@ -9,6 +9,9 @@
 #
 #   benches/scaling.sh                 NS="1 2 4 8" RATE=100mbit ROWS=10737418 (a 1 GiB sort)
 #   benches/scaling.sh --smoke         N=3, 20 Mbit/s, a 16 MB sort and a 4 MB word count
+#   DATA=objects benches/scaling.sh    inputs and outputs in an object store (moto on its own host,
+#                                      its link at OBJECT_RATE, default none: uncapped) instead of
+#                                      the share, which then carries only the shared shuffle
 #
 # Settings (environment): NS, RATE, ROWS (TeraSort rows of 100 bytes), WORDS_MB (word count's
 # input), JOBS ("terasort wordcount"), MODES ("shared local"), RUNS (1), BIN (a built gridmr).
@@ -27,6 +30,8 @@ WORDS_MB=${WORDS_MB:-256}
 JOBS=${JOBS:-terasort wordcount}
 MODES=${MODES:-shared local}
 RUNS=${RUNS:-1}
+DATA=${DATA:-share}
+OBJECT_RATE=${OBJECT_RATE:-none}
 data=${GRIDMR_BENCH_DIR:-$top/target/bench-data}/scaling
 [ "$(id -u)" = 0 ] || { echo "scaling.sh: needs root (network namespaces)" >&2; exit 2; }
 for t in ip tc sshfs /usr/sbin/sshd; do
@@ -72,13 +77,42 @@ expected() { # JOB -> sha1 of the embedded engine's output
 sort_parts() { # a job's output, in one order whatever its partitioning
   cat "$1"/part-r-* | LC_ALL=C sort
 }
+object_parts() { # STATUS: the parts its _SUCCESS manifest names, read from the store, sorted;
+  # then the objects are deleted (moto keeps them in memory)
+  python3 - "$1" <<'PY' | LC_ALL=C sort
+import json, os, sys, boto3
+out = json.loads(sys.argv[1])["output_dir"]
+bucket, prefix = out[len("s3://"):].split("/", 1)
+s3 = boto3.client("s3", endpoint_url=os.environ["S3"], aws_access_key_id="lab",
+                  aws_secret_access_key="lab-secret", region_name="us-east-1")
+manifest = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "/_SUCCESS")["Body"].read())
+for p in manifest["parts"]:
+    sys.stdout.buffer.write(s3.get_object(Bucket=bucket, Key=prefix + "/" + p["name"])["Body"].read())
+for p in manifest["parts"] + [{"name": "_SUCCESS"}]:
+    s3.delete_object(Bucket=bucket, Key=prefix + "/" + p["name"])
+PY
+}
 
 maxn=0
 for n in $NS; do [ "$n" -gt "$maxn" ] && maxn=$n; done
 tag=gl$(( $$ % 10000 ))
 pids=()
-trap 'stop_cluster; lab_down' EXIT
+trap 'declare -F stop_cluster >/dev/null && stop_cluster; lab_down' EXIT
 lab_up "$tag" "$maxn" "$RATE" "$store"
+objects=()
+if [ "$DATA" = objects ]; then
+  lab_objects "$OBJECT_RATE"
+  s3=http://$(lab_host_ip o):9000
+  # moto takes unsigned requests for set-up; the cluster signs with these keys.
+  objects=(OBJECT_BUCKETS=s3://lab-in,s3://lab-out AWS_ENDPOINT="$s3" AWS_ALLOW_HTTP=true
+    AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab-secret)
+  curl -sf -X PUT "$s3/lab-in" >/dev/null && curl -sf -X PUT "$s3/lab-out" >/dev/null
+  put=(curl -sf -X PUT -H 'content-type: application/octet-stream' -o /dev/null --data-binary)
+  for f in "$store/in/terasort-$ROWS"/part-m-*; do
+    "${put[@]}" @"$f" "$s3/lab-in/terasort-$ROWS/$(basename "$f")"
+  done
+  "${put[@]}" @"$store/in/words-$WORDS_MB.txt" "$s3/lab-in/words-$WORDS_MB.txt"
+fi
 master_ip=$(lab_host_ip m)
 port=18080
 url=http://$master_ip:$port
@@ -91,7 +125,7 @@ start_cluster() { # N
   rm -rf "$store/jobs" "$data/wdir"
   # No result.txt: a job's output crosses the storage link once, as its part files.
   lab_run m env MASTER_HOST="$master_ip" MASTER_PORT=$port SHARED_DIR="$LAB_MNT" MASTER_LOG_LEVEL=warn \
-    WORKER_TIMEOUT_S=30 SPECULATION=off RESULT_TXT_MAX_BYTES=0 "$BIN" master >"$data/master.out" 2>"$data/master.err" &
+    WORKER_TIMEOUT_S=30 SPECULATION=off RESULT_TXT_MAX_BYTES=0 "${objects[@]}" "$BIN" master >"$data/master.out" 2>"$data/master.err" &
   pids+=($!)
   local deadline=$((SECONDS + 60))
   until [ -s "$store/.gridmr/cluster.token" ] && curl -sf "$url/health" >/dev/null; do
@@ -103,7 +137,7 @@ start_cluster() { # N
   for k in $(seq "$1"); do
     lab_run "w$k" env GRPC_HOST="$(lab_host_ip "w$k")" GRPC_PORT=50051 SHARED_DIR="$LAB_MNT" \
       WORKER_ID="w$k" WORKER_SLOTS=1 WORKER_DIR="$data/wdir/w$k" MASTER_HTTP="$url" \
-      WORKER_LOG_LEVEL=warn GRIDMR_TASK_USER=root "$BIN" worker >"$data/w$k.out" 2>"$data/w$k.err" &
+      WORKER_LOG_LEVEL=warn GRIDMR_TASK_USER=root "${objects[@]}" "$BIN" worker >"$data/w$k.out" 2>"$data/w$k.err" &
     pids+=($!)
   done
   until [ "$(curl -s "$url/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"])')" = "$1" ]; do
@@ -127,9 +161,14 @@ stop_cluster() { # the processes themselves (`ip netns exec` may stand between t
 
 run_job() { # N JOB MODE CAPPED -> one line in $results
   local n=$1 job=$2 mode=$3 capped=$4 body id t0 t1 status
+  local in_t=$LAB_MNT/in/terasort-$ROWS/part-m-* in_w=$LAB_MNT/in/words-$WORDS_MB.txt out=""
+  if [ "$DATA" = objects ]; then
+    in_t=s3://lab-in/terasort-$ROWS/ in_w=s3://lab-in/words-$WORDS_MB.txt
+    out=", \"output_url\": \"s3://lab-out/$job-$n-$mode-$capped-$RANDOM\""
+  fi
   case $job in
-    terasort) body="{\"job\": \"terasort\", \"input_url\": \"$LAB_MNT/in/terasort-$ROWS/part-m-*\", \"reduce_partitions\": $((n * 2)), \"force_distributed\": true, \"shuffle_mode\": \"$mode\"}" ;;
-    wordcount) body="{\"job\": \"wordcount\", \"input_url\": \"$LAB_MNT/in/words-$WORDS_MB.txt\", \"map_splits\": $((n * 4)), \"reduce_partitions\": $((n * 2)), \"force_distributed\": true, \"shuffle_mode\": \"$mode\"}" ;;
+    terasort) body="{\"job\": \"terasort\", \"input_url\": \"$in_t\"$out, \"reduce_partitions\": $((n * 2)), \"force_distributed\": true, \"shuffle_mode\": \"$mode\"}" ;;
+    wordcount) body="{\"job\": \"wordcount\", \"input_url\": \"$in_w\"$out, \"map_splits\": $((n * 4)), \"reduce_partitions\": $((n * 2)), \"force_distributed\": true, \"shuffle_mode\": \"$mode\"}" ;;
   esac
   procs=()
   for h in m $(seq -f 'w%g' "$n"); do procs+=("$(cat "$LAB_DIR/pid-$h")"); done
@@ -147,27 +186,35 @@ run_job() { # N JOB MODE CAPPED -> one line in $results
   done
   t1=$(date +%s.%N)
   local got
-  got=$(sort_parts "$store/jobs/$id/out" | sha1sum | cut -d' ' -f1)
+  if [ "$DATA" = objects ]; then
+    got=$(S3=$s3 object_parts "$status" | sha1sum | cut -d' ' -f1)
+  else
+    got=$(sort_parts "$store/jobs/$id/out" | sha1sum | cut -d' ' -f1)
+  fi
   [ "$got" = "$(expected "$job")" ] || { echo "$job $mode N=$n: OUTPUT DIFFERS from the embedded engine's" >&2; exit 1; }
   local rss=""
   for p in "${procs[@]}"; do rss+=" $(awk '/VmHWM/ { print $2 }' "/proc/$p/status")"; done
   local bytes
   bytes=$(lab_bytes_since | tr '\n' ';')
-  local input shuffle output
-  read -r input shuffle output < <(python3 -c '
+  local input shuffle output tmap treduce maps
+  read -r input shuffle output tmap treduce maps < <(python3 -c '
 import json, sys
 s = json.loads(sys.argv[1]); c = s.get("counters", {})
 flat = {}
 for k, v in c.items():
     if isinstance(v, dict): flat.update(v)
     else: flat[k] = v
-print(s.get("input_size_bytes", 0), flat.get("map_output_bytes", 0), flat.get("output_bytes", 0))' "$status")
-  echo "$n $job $mode $capped $(python3 -c "print(f'{$t1 - $t0:.2f}')") $input $shuffle $output |$rss |$bytes" >> "$results"
+t = s.get("times", {})
+print(s.get("input_size_bytes", 0), flat.get("map_output_bytes", 0), flat.get("output_bytes", 0),
+      t.get("t_map_s", 0), t.get("t_reduce_s", 0), s.get("map_splits", 0))' "$status")
+  # The phases' times and the maps last: the cluster model's calibration takes the CPU cost
+  # from the uncapped run (benches/cluster_model.rs).
+  echo "$n $job $mode $capped $(python3 -c "print(f'{$t1 - $t0:.2f}')") $input $shuffle $output $tmap $treduce $maps |$rss |$bytes" >> "$results"
   curl -sf -X DELETE -H "authorization: Bearer $token" "$url/jobs/$id?purge=true" >/dev/null || true
 }
 
-lab_uncap() { local l ns inner outer; for l in "${LAB_LINKS[@]}"; do IFS=: read -r ns inner outer <<<"$l"; tc -n "$ns" qdisc del dev "$inner" root 2>/dev/null || true; tc -n "$LAB_HUB" qdisc del dev "$outer" root 2>/dev/null || true; done; }
-lab_recap() { local l ns inner outer; for l in "${LAB_LINKS[@]}"; do IFS=: read -r ns inner outer <<<"$l"; lab_cap "$ns" "$inner"; lab_cap "$LAB_HUB" "$outer"; done; }
+lab_uncap() { local l ns inner outer; for l in "${LAB_LINKS[@]}"; do IFS=: read -r ns inner outer _ <<<"$l"; tc -n "$ns" qdisc del dev "$inner" root 2>/dev/null || true; tc -n "$LAB_HUB" qdisc del dev "$outer" root 2>/dev/null || true; done; }
+lab_recap() { local l ns inner outer rate; for l in "${LAB_LINKS[@]}"; do IFS=: read -r ns inner outer rate <<<"$l"; lab_cap "$ns" "$inner" "$rate"; lab_cap "$LAB_HUB" "$outer" "$rate"; done; }
 
 for n in $NS; do
   start_cluster "$n"
@@ -185,4 +232,4 @@ for n in $NS; do
   stop_cluster
 done
 
-python3 "$top/benches/scaling-report.py" "$results" "$RATE"
+python3 "$top/benches/scaling-report.py" "$results" "$RATE" "$DATA"

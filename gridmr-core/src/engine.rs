@@ -363,6 +363,7 @@ impl LocalEngine {
             files: &files,
             partitions,
             params: &config.params,
+            samples: &crate::input::FileSamples,
         })?);
         // Splits are fitted to the map buffer only where the map output is about the input's
         // size; combined output is about the distinct keys', and larger splits repeat fewer.

@@ -14,6 +14,51 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// Where a planning hook reads samples of the input from ([`crate::PlanContext::first_lines`]):
+/// the files themselves ([`FileSamples`]), or, on a cluster, an object store.
+pub trait SampleSource: Send + Sync + std::fmt::Debug {
+    /// Up to `max_lines` lines of `split` (those that begin in its range, terminators removed),
+    /// reading no more than about `max_bytes` past its start.
+    fn first_lines(
+        &self,
+        split: &InputSplit,
+        max_lines: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<Vec<u8>>>;
+}
+
+/// Samples read from local files with a [`LineReader`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileSamples;
+
+impl SampleSource for FileSamples {
+    fn first_lines(
+        &self,
+        split: &InputSplit,
+        max_lines: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<Vec<u8>>> {
+        let window = InputSplit {
+            end: split.end.min(split.start.saturating_add(max_bytes)),
+            ..split.clone()
+        };
+        read_first_lines(&window, max_lines)
+    }
+}
+
+/// Up to `max_lines` lines of the local split `split`, terminators removed.
+pub fn read_first_lines(split: &InputSplit, max_lines: usize) -> Result<Vec<Vec<u8>>> {
+    let mut reader = LineReader::open(split, LineReader::DEFAULT_BUFFER)?;
+    let mut lines = Vec::new();
+    while lines.len() < max_lines {
+        match reader.next_line()? {
+            Some((_, bytes)) => lines.push(bytes.to_vec()),
+            None => break,
+        }
+    }
+    Ok(lines)
+}
+
 /// How a job's input files become records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum InputFormat {

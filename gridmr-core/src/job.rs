@@ -476,6 +476,22 @@ pub struct PlanContext<'a> {
     pub partitions: u32,
     /// The parameters the job was submitted with.
     pub params: &'a Params,
+    /// Where [`PlanContext::first_lines`] reads: the files, or on a cluster whichever store
+    /// holds them.
+    pub samples: &'a dyn crate::input::SampleSource,
+}
+
+impl PlanContext<'_> {
+    /// Up to `max_lines` lines of `split` (the lines that begin in it, terminators removed),
+    /// from wherever the input lies (a file, an object store): what a sampling hook reads. At
+    /// most about 1 MiB past the split's start is read.
+    pub fn first_lines(
+        &self,
+        split: &crate::input::InputSplit,
+        max_lines: usize,
+    ) -> crate::error::Result<Vec<Vec<u8>>> {
+        self.samples.first_lines(split, max_lines, 1 << 20)
+    }
 }
 
 /// A job's planning hook.

@@ -60,7 +60,7 @@
 //! ```
 
 use crate::error::{Error, Result, UserError, UserResult};
-use crate::input::{InputSplit, LineReader, Record};
+use crate::input::{InputSplit, Record};
 use crate::job::{Job, MapContext, Mapper, PlanContext, ReduceContext, Reducer, Values};
 use crate::params::Params;
 use crate::partition::{Partitioner, RangePartitioner};
@@ -301,19 +301,12 @@ pub fn sample_split_points(ctx: &PlanContext<'_>) -> std::result::Result<Params,
             end: file.len,
             input: file.input,
         };
-        let mut reader = LineReader::open(&split, LineReader::DEFAULT_BUFFER)
+        let lines = ctx
+            .first_lines(&split, per_place)
             .map_err(|e| UserError::msg(e.to_string()))?;
-        let mut taken = 0;
-        while taken < per_place {
-            let Some((_, bytes)) = reader
-                .next_line()
-                .map_err(|e| UserError::msg(e.to_string()))?
-            else {
-                break;
-            };
-            let (key, _) = split_row(bytes);
+        for line in &lines {
+            let (key, _) = split_row(line);
             keys.push(String::from_utf8_lossy(key).into_owned());
-            taken += 1;
         }
     }
     let splits = RangePartitioner::split_points(keys, ctx.partitions.max(1));

@@ -163,6 +163,26 @@ pub(crate) fn abort_uploads(objects: &ObjectStores, url: &str, dirs: &JobDirs) {
     }
 }
 
+/// Aborts the upload of the one attempt whose pending record is `record`
+/// (`<job>/out/_attempts/part-r-NNNNN-aA`, killed or superseded) to the object output `url`;
+/// best effort, before the record is removed.
+pub(crate) fn abort_upload_of(objects: &ObjectStores, url: &str, record: &Path) {
+    let (Ok(out), Some(attempts)) = (objects.check(url), record.parent()) else {
+        return;
+    };
+    let (attempts, record) = (attempts.to_path_buf(), record.to_path_buf());
+    let _ = objects.block_on(move |stores| async move {
+        let keep: Vec<PathBuf> = std::fs::read_dir(&attempts)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| *p != record)
+            .collect();
+        crate::objstore::output::abort_attempts(&stores, &out, &attempts, &keep).await
+    });
+}
+
 /// Whether `path` is a folder itself, not a link to one: the master empties and removes only
 /// folders it reaches without following a link (a job folder, `out/` or `shuffle/` that a task
 /// replaced by a link to `/etc` is left as it is, never emptied through the link).

@@ -285,7 +285,19 @@ pub(crate) fn apply(shared: &Arc<Shared>, effects: Vec<Effect>) {
             Effect::Retired(dirs) => retire(shared, dirs),
             Effect::Deleted { .. } => {}
             Effect::RemoveAttemptOutput(phase, path) => {
-                shared.spawn_file_work(move || remove_attempt_output(phase, &path));
+                // Of a job with an object output: the attempt's upload is aborted first.
+                let url = path
+                    .ancestors()
+                    .nth(3)
+                    .and_then(|base| base.file_name())
+                    .and_then(|id| shared.lock().job(&id.to_string_lossy())?.output_url.clone());
+                let objects = shared.objects.clone();
+                shared.spawn_file_work(move || {
+                    if let Some(url) = url {
+                        commit::abort_upload_of(&objects, &url, &path);
+                    }
+                    remove_attempt_output(phase, &path)
+                });
             }
             Effect::Commit(plan) => {
                 let sh = shared.clone();

@@ -152,6 +152,7 @@ pub(super) async fn prepare(shared: Arc<Shared>, id: gridmr_core::JobId, request
         _ => None,
     };
     let threshold = shared.settings.threshold_bytes;
+    let samples = crate::objstore::input::Samples::new(shared.objects.clone());
     // Object inputs are listed here, with the store's client; files on the blocking pool.
     let specs = request.input_specs();
     let listed = match specs.iter().any(|s| crate::objstore::is_object_url(s)) {
@@ -183,6 +184,7 @@ pub(super) async fn prepare(shared: Arc<Shared>, id: gridmr_core::JobId, request
                     files: &files,
                     partitions: plan.reduce_partitions,
                     params: &request.params,
+                    samples: &samples,
                 })
                 .map_err(|e| PlanError::Hook(e.to_string()))?;
         }

@@ -192,6 +192,60 @@ pub async fn fetch_split(
     })
 }
 
+/// Samples for a typed job's planning hook (`gridmr_core::PlanContext::first_lines`) where the
+/// input may lie in an object store: an object's window is read with ranged GETs into a file of
+/// its own (removed after), a file's is read in place.
+#[derive(Debug)]
+pub struct Samples {
+    stores: ObjectStores,
+}
+
+impl Samples {
+    /// Samples read through `stores` (its allow-list holds).
+    pub fn new(stores: ObjectStores) -> Self {
+        Samples { stores }
+    }
+}
+
+impl gridmr_core::input::SampleSource for Samples {
+    fn first_lines(
+        &self,
+        split: &InputSplit,
+        max_lines: usize,
+        max_bytes: u64,
+    ) -> gridmr_core::Result<Vec<Vec<u8>>> {
+        use gridmr_core::input::{read_first_lines, FileSamples};
+        if !super::is_object_url(&split.path.to_string_lossy()) {
+            return FileSamples.first_lines(split, max_lines, max_bytes);
+        }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dest = std::env::temp_dir().join(format!("gridmr-sample-{}-{n}", std::process::id()));
+        let window = InputSplit {
+            end: split.end.min(split.start.saturating_add(max_bytes)),
+            ..split.clone()
+        };
+        let d = dest.clone();
+        let fetched = self
+            .stores
+            .block_on(move |stores| async move { fetch_split(&stores, &window, &d).await });
+        let lines = match fetched {
+            Ok(Ok(local)) => read_first_lines(&local, max_lines),
+            Ok(Err(e)) => Err(sample_error(split, e.to_string())),
+            Err(e) => Err(sample_error(split, e.to_string())),
+        };
+        let _ = std::fs::remove_file(&dest);
+        lines
+    }
+}
+
+fn sample_error(split: &InputSplit, reason: String) -> gridmr_core::Error {
+    gridmr_core::Error::Input {
+        spec: split.path.display().to_string(),
+        reason,
+    }
+}
+
 /// Whether the last byte written so far is `\n`.
 fn last_byte_is_newline(
     dest: &Path,

@@ -112,8 +112,12 @@ impl ObjectUrl {
 
     /// The key as the store's path (no trailing `/`).
     pub(crate) fn path(&self) -> object_store::path::Path {
-        // Keys are checked as they are parsed: every segment is a valid path part.
-        object_store::path::Path::from_iter(self.key.split('/').filter(|s| !s.is_empty()))
+        use object_store::path::Path;
+        // A key listed by the store comes back as the store's path (its odd characters
+        // percent-encoded): taken as it is. A key given by a user is encoded here.
+        let key = self.key.trim_end_matches('/');
+        Path::parse(key)
+            .unwrap_or_else(|_| Path::from_iter(key.split('/').filter(|s| !s.is_empty())))
     }
 
     /// Whether this URL lies below `prefix` (taken as a prefix).
