@@ -65,18 +65,11 @@ pub(crate) async fn job_result(
     };
     let opened = open_confined(&sh, vec![file.clone()]).await?.remove(0);
     let size = opened.1;
-    let limit = sh.settings.result_inline_max_bytes;
-    let as_text = match q.format.as_deref() {
-        Some("text") => true,
-        Some("json") if size > limit => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the result is {size} bytes, more than RESULT_INLINE_MAX_BYTES = {limit}; ask for ?format=text"),
-            ))
-        }
-        Some("json") | None => size > limit,
-        Some(other) => return Err(ApiError::bad(format!("format must be json or text, not {other:?}"))),
-    };
+    let as_text = answer_as_text(
+        q.format.as_deref(),
+        size,
+        sh.settings.result_inline_max_bytes,
+    )?;
     let mut f = tokio::fs::File::from_std(opened.0);
     if as_text {
         let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 << 10);
@@ -102,6 +95,20 @@ pub(crate) async fn job_result(
     .into_response())
 }
 
+/// Whether a result of `size` bytes is answered as text (asked for, or too large for JSON
+/// without being asked for JSON) or as JSON; JSON asked for past `limit` answers 413.
+fn answer_as_text(format: Option<&str>, size: u64, limit: u64) -> ApiResult<bool> {
+    match format {
+        Some("text") => Ok(true),
+        Some("json") if size > limit => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the result is {size} bytes, more than RESULT_INLINE_MAX_BYTES = {limit}; ask for ?format=text"),
+        )),
+        Some("json") | None => Ok(size > limit),
+        Some(other) => Err(ApiError::bad(format!("format must be json or text, not {other:?}"))),
+    }
+}
+
 /// A committed object output: the parts its manifest (`_SUCCESS`) names, read from the store,
 /// inline as JSON up to `RESULT_INLINE_MAX_BYTES`, else streamed as text.
 async fn object_result(
@@ -117,18 +124,8 @@ async fn object_result(
     };
     let out = sh.objects.check(url).map_err(gone)?;
     let manifest = read_manifest(&sh.objects, &out).await.map_err(gone)?;
-    let (size, limit) = (manifest.size(), sh.settings.result_inline_max_bytes);
-    let as_text = match format {
-        Some("text") => true,
-        Some("json") if size > limit => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the result is {size} bytes, more than RESULT_INLINE_MAX_BYTES = {limit}; ask for ?format=text"),
-            ))
-        }
-        Some("json") | None => size > limit,
-        Some(other) => return Err(ApiError::bad(format!("format must be json or text, not {other:?}"))),
-    };
+    let size = manifest.size();
+    let as_text = answer_as_text(format, size, sh.settings.result_inline_max_bytes)?;
     let parts: Vec<_> = manifest.parts.iter().map(|p| out.join(&p.name)).collect();
     let stream = object_chunks(sh.objects.clone(), parts);
     if as_text {
