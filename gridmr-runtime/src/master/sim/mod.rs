@@ -268,75 +268,78 @@ fn ms(at: Micros) -> u64 {
     at / 1000
 }
 
-/// Hands the scheduler one event, then runs its pass ([`Sched::Tick`]) and
-/// starts the attempts it places: each one's end is queued at its random
-/// run time. A commit finishes at once.
-#[allow(clippy::too_many_arguments)]
-fn step(
-    state: &mut Scheduler,
-    event: Option<Sched>,
-    queue: &mut Queue,
-    now: Micros,
-    rng: &mut Rng,
-    report: &mut SimReport,
-    workers: &Workers,
-    cfg: &SimConfig,
-    plane: &mut Option<Plane>,
-) {
-    let mut effects = Vec::new();
-    if let Some(event) = event {
+/// One simulation's moving parts: the scheduler, the pending events, the random source, what
+/// is measured, the workers and the data plane.
+struct Sim {
+    state: Scheduler,
+    queue: Queue,
+    rng: Rng,
+    report: SimReport,
+    workers: Workers,
+    plane: Option<Plane>,
+}
+
+impl Sim {
+    /// Hands the scheduler one event, then runs its pass ([`Sched::Tick`]) and
+    /// starts the attempts it places: each one's end is queued at its random
+    /// run time (or, with a data plane, when its data has moved). A commit
+    /// finishes at once.
+    fn step(&mut self, event: Option<Sched>, now: Micros, cfg: &SimConfig) {
+        let mut effects = Vec::new();
+        if let Some(event) = event {
+            let t = Instant::now();
+            effects = self.state.handle(event, ms(now));
+            self.report.complete_time += t.elapsed();
+        }
         let t = Instant::now();
-        effects = state.handle(event, ms(now));
-        report.complete_time += t.elapsed();
-    }
-    let t = Instant::now();
-    effects.extend(state.handle(Sched::Tick, ms(now)));
-    report.schedule_time += t.elapsed();
-    // The master hands these to its store's journal at each pass.
-    drop(state.take_journal());
-    while let Some(effect) = effects.pop() {
-        match effect {
-            Effect::Dispatch(d) => {
-                report.decisions += 1;
-                let worker = workers.index.get(&d.worker_id).copied().unwrap_or(0);
-                let output = d.expected.first().cloned().unwrap_or_default();
-                if let Some(plane) = plane.as_mut() {
-                    let started = Started {
-                        key: d.key,
-                        worker,
-                        incarnation: workers.incarnation[worker],
-                        output,
-                        at: now,
-                    };
-                    plane.start(started, workers);
-                    continue;
+        effects.extend(self.state.handle(Sched::Tick, ms(now)));
+        self.report.schedule_time += t.elapsed();
+        // The master hands these to its store's journal at each pass.
+        drop(self.state.take_journal());
+        while let Some(effect) = effects.pop() {
+            match effect {
+                Effect::Dispatch(d) => {
+                    self.report.decisions += 1;
+                    let worker = self.workers.index.get(&d.worker_id).copied().unwrap_or(0);
+                    let output = d.expected.first().cloned().unwrap_or_default();
+                    if let Some(plane) = self.plane.as_mut() {
+                        let started = Started {
+                            key: d.key,
+                            worker,
+                            incarnation: self.workers.incarnation[worker],
+                            output,
+                            at: now,
+                        };
+                        plane.start(started, &self.workers);
+                        continue;
+                    }
+                    let took = self.rng.uniform(match d.key.task.phase {
+                        Phase::Reduce => cfg.reduce_s,
+                        _ => cfg.map_s,
+                    });
+                    self.queue.push(
+                        now + micros(took),
+                        Event::Finish {
+                            key: d.key,
+                            worker,
+                            incarnation: self.workers.incarnation[worker],
+                            output,
+                            took,
+                        },
+                    );
                 }
-                let took = rng.uniform(match d.key.task.phase {
-                    Phase::Reduce => cfg.reduce_s,
-                    _ => cfg.map_s,
-                });
-                queue.push(
-                    now + micros(took),
-                    Event::Finish {
-                        key: d.key,
-                        worker,
-                        incarnation: workers.incarnation[worker],
-                        output,
-                        took,
-                    },
-                );
+                Effect::Commit(plan) => {
+                    let done = Sched::CommitDone {
+                        job: plan.job_id,
+                        result: Ok(gridmr_core::commit::Committed {
+                            result: None,
+                            parts: Vec::new(),
+                        }),
+                    };
+                    effects.extend(self.state.handle(done, ms(now)));
+                }
+                _ => {}
             }
-            Effect::Commit(plan) => {
-                let done = Sched::CommitDone {
-                    job: plan.job_id,
-                    result: Ok(gridmr_core::commit::Committed {
-                        result: None,
-                        parts: Vec::new(),
-                    }),
-                };
-                effects.extend(state.handle(done, ms(now)));
-            }
-            _ => {}
         }
     }
 }
@@ -469,78 +472,67 @@ fn set_up(cfg: &SimConfig) -> (Scheduler, gridmr_core::JobId, Sched) {
 pub fn simulate(cfg: &SimConfig) -> SimReport {
     let started = Instant::now();
     let slots = cfg.workers.max(1) * cfg.slots.max(1);
-    let (mut state, id, planned) = set_up(cfg);
-    let mut rng = Rng(cfg.seed | 1);
-    let mut report = SimReport::default();
-    let mut queue = Queue::default();
-    let mut workers = Workers::new(cfg.workers);
-    let mut plane = Plane::new(cfg);
+    let (state, id, planned) = set_up(cfg);
+    let mut sim = Sim {
+        state,
+        queue: Queue::default(),
+        rng: Rng(cfg.seed | 1),
+        report: SimReport::default(),
+        workers: Workers::new(cfg.workers),
+        plane: Plane::new(cfg),
+    };
     let mean = |r: (f64, f64)| (r.0 + r.1) / 2.0;
     let map_span = f64::from(cfg.maps) * mean(cfg.map_s) / f64::from(slots);
-    schedule_losses(cfg, map_span, &mut rng, &mut queue);
-    queue.push(micros(cfg.heartbeat_s), Event::Heartbeats);
+    schedule_losses(cfg, map_span, &mut sim.rng, &mut sim.queue);
+    sim.queue.push(micros(cfg.heartbeat_s), Event::Heartbeats);
     let (mut map_work, mut reduce_work) = (0.0, 0.0);
     let mut now: Micros = 0;
-    step(
-        &mut state,
-        Some(planned),
-        &mut queue,
-        now,
-        &mut rng,
-        &mut report,
-        &workers,
-        cfg,
-        &mut plane,
-    );
+    sim.step(Some(planned), now, cfg);
     let finished = |state: &Scheduler| state.job(&id).is_none_or(|j| j.state.is_terminal());
     loop {
         // The data plane's next end comes first when it is due before the queue's next event.
-        if let Some(p) = plane.as_mut() {
-            if let Some(t) = p.next_end().filter(|t| queue.peek().is_none_or(|q| *t < q)) {
-                p.finish(t, &mut queue);
+        if let Some(p) = sim.plane.as_mut() {
+            if let Some(t) = p
+                .next_end()
+                .filter(|t| sim.queue.peek().is_none_or(|q| *t < q))
+            {
+                p.finish(t, &mut sim.queue);
                 continue;
             }
         }
-        let Some((at, event)) = queue.pop() else {
+        let Some((at, event)) = sim.queue.pop() else {
             break;
         };
         now = at;
-        if let Some(p) = plane.as_mut() {
-            p.finish(now, &mut queue);
+        if let Some(p) = sim.plane.as_mut() {
+            p.finish(now, &mut sim.queue);
         }
         if matches!(event, Event::Heartbeats) {
-            heartbeats(&mut state, &workers, now, &mut report);
-            queue.push(now + micros(cfg.heartbeat_s), Event::Heartbeats);
+            heartbeats(&mut sim.state, &sim.workers, now, &mut sim.report);
+            sim.queue
+                .push(now + micros(cfg.heartbeat_s), Event::Heartbeats);
         }
         let mut world = World {
-            workers: &mut workers,
-            queue: &mut queue,
-            report: &mut report,
+            workers: &mut sim.workers,
+            queue: &mut sim.queue,
+            report: &mut sim.report,
             work: (&mut map_work, &mut reduce_work),
-            plane: plane.as_mut(),
+            plane: sim.plane.as_mut(),
         };
         let Some(event) = world.turn(event, now, cfg) else {
             continue;
         };
-        step(
-            &mut state,
-            event,
-            &mut queue,
-            now,
-            &mut rng,
-            &mut report,
-            &workers,
-            cfg,
-            &mut plane,
-        );
-        if finished(&state) {
+        sim.step(event, now, cfg);
+        if finished(&sim.state) {
             break;
         }
     }
-    if let Some(job) = state.job(&id) {
+    let mut report = sim.report;
+    if let Some(job) = sim.state.job(&id) {
         count_attempts(job, &mut report);
     }
-    report.succeeded = state
+    report.succeeded = sim
+        .state
         .job(&id)
         .is_some_and(|j| j.state == JobState::Succeeded);
     report.makespan_s = now as f64 / 1e6;
