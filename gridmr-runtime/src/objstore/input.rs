@@ -123,7 +123,7 @@ pub async fn list_inputs(
     Ok(all)
 }
 
-/// Reads `split` of an object into `dest` (created) and returns the split of the same lines in
+/// Reads `split` of an object into `dest` (a new file) and returns the split of the same lines in
 /// that file.
 pub async fn fetch_split(
     stores: &ObjectStores,
@@ -140,7 +140,13 @@ pub async fn fetch_split(
         .size;
     let from = split.start.saturating_sub(1).min(size);
     let end = split.end.min(size);
-    let file = std::fs::File::create(dest).map_err(|e| ObjectError::io("create", dest, e))?;
+    // A new file, never one already there or a link planted in its place: the master samples
+    // into the shared temporary folder under a name others could guess.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dest)
+        .map_err(|e| ObjectError::io("create", dest, e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let write = |out: &mut std::io::BufWriter<std::fs::File>, b: &[u8]| {
         out.write_all(b)
@@ -373,7 +379,7 @@ mod tests {
             let files = plan_splits(&[file(local.clone())], &policy, InputFormat::Lines);
             let (mut got, mut want) = (Vec::new(), Vec::new());
             for (i, (o, f)) in object.iter().zip(&files).enumerate() {
-                let dest = dir.path().join(format!("s{i}"));
+                let dest = dir.path().join(format!("s{max}-{i}"));
                 let fetched = fetch_split(&stores, o, &dest).await.unwrap();
                 got.extend(lines_of(&fetched));
                 want.extend(lines_of(f));
