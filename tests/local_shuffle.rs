@@ -1,8 +1,8 @@
 //! The worker-served shuffle (`SHUFFLE=local`) on a real cluster: typed,
 //! script and streaming jobs give the same output as with the shared
 //! shuffle; a worker killed while its map outputs are needed, and a map
-//! output damaged on its worker's disk, cost only those maps; and a job's
-//! outputs leave the workers when it ends.
+//! output damaged on its worker's disk (read in place or fetched), cost only
+//! those maps; and a job's outputs leave the workers when it ends.
 
 mod common;
 
@@ -77,6 +77,14 @@ fn typed_script_and_streaming_jobs_give_the_same_output_in_both_modes() {
                     .filter(|w| !maps_done_on(&attempts, w).is_empty())
                     .count();
                 assert!(holders >= 2, "maps ran on one worker only: {attempts:?}");
+                // The workers share this host: what a reduce did not keep itself it read
+                // from the holder's folder, none of it over the network.
+                let c = &done["counters"]["gridmr"];
+                assert!(
+                    c["reduce_shuffle_host_local_bytes"].as_u64() > Some(0)
+                        && c["reduce_shuffle_remote_bytes"].is_null(),
+                    "{c}"
+                );
                 wait_dropped(&cluster, &id, &workers);
             }
             results.push(cluster.result_lines(&id));
@@ -155,8 +163,23 @@ fn a_worker_killed_while_reduces_need_its_map_outputs_costs_only_its_maps() {
 
 #[test]
 fn a_map_output_damaged_on_its_workers_disk_runs_that_map_again() {
-    let delay = [("GRIDMR_INJECT_DELAY_MS", "2500")];
-    let cluster = Cluster::start(3, &[], &delay);
+    damaged_output_story(true);
+}
+
+#[test]
+fn a_map_output_damaged_and_fetched_over_the_network_runs_that_map_again() {
+    damaged_output_story(false);
+}
+
+/// A kept data file damaged while the reduces wait: read in place from the
+/// holder's folder (`host_local`) or fetched over gRPC, it is found and its
+/// map runs again.
+fn damaged_output_story(host_local: bool) {
+    let env = [
+        ("GRIDMR_INJECT_DELAY_MS", "2500"),
+        ("SHUFFLE_HOST_LOCAL", if host_local { "true" } else { "false" }),
+    ];
+    let cluster = Cluster::start(3, &[], &env);
     let (id, expected, _) = reducing_job(&cluster, "ernest.txt");
     // Flip a byte in the middle of one kept data file.
     let data = ["w1", "w2", "w3"]
@@ -197,4 +220,15 @@ fn a_map_output_damaged_on_its_workers_disk_runs_that_map_again() {
         done["tasks"]["reduce"]["failed_attempts"], 0,
         "the reduces are not charged"
     );
+    // Where the reduces' inputs came from: every worker runs on this host.
+    let c = &done["counters"]["gridmr"];
+    let (host, remote) = (
+        c["reduce_shuffle_host_local_bytes"].as_u64().unwrap_or(0),
+        c["reduce_shuffle_remote_bytes"].as_u64().unwrap_or(0),
+    );
+    if host_local {
+        assert!(host > 0 && remote == 0, "{c}");
+    } else {
+        assert!(remote > 0 && host == 0, "{c}");
+    }
 }

@@ -36,6 +36,13 @@ pub mod builtin {
     pub const REDUCE_INPUT_RECORDS: &str = "reduce_input_records";
     /// Bytes of shuffle data read by reducers.
     pub const REDUCE_SHUFFLE_BYTES: &str = "reduce_shuffle_bytes";
+    /// Of `reduce_shuffle_bytes`, the bytes reduces fetched from other
+    /// workers over the network (`SHUFFLE=local`).
+    pub const REDUCE_SHUFFLE_REMOTE_BYTES: &str = "reduce_shuffle_remote_bytes";
+    /// Of `reduce_shuffle_bytes`, the bytes reduces read from the folders of
+    /// other workers of their own host, handed over without a copy
+    /// (`SHUFFLE=local`, `SHUFFLE_HOST_LOCAL`).
+    pub const REDUCE_SHUFFLE_HOST_LOCAL_BYTES: &str = "reduce_shuffle_host_local_bytes";
     /// Records written to the job output.
     pub const OUTPUT_RECORDS: &str = "output_records";
     /// Bytes written to the job output.

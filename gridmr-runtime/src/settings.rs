@@ -337,6 +337,12 @@ pub struct WorkerSettings {
     /// `parallelcopies`).
     #[arg(long, env = "SHUFFLE_FETCH_PARALLEL", default_value_t = 8)]
     pub shuffle_fetch_parallel: u32,
+    /// Whether a reduce reads the map outputs that workers of its own host
+    /// keep from their folders (handed over as open files, no copy) instead
+    /// of fetching them over gRPC (`SHUFFLE=local`; as Spark's
+    /// `spark.shuffle.readHostLocalDisk`).
+    #[arg(long, env = "SHUFFLE_HOST_LOCAL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub shuffle_host_local: bool,
     /// Map outputs of a job no master has ended are removed after this many
     /// seconds without a change (a master that never said the job ended).
     #[arg(long, env = "SHUFFLE_RETAIN_S", default_value_t = 86_400)]
@@ -374,6 +380,7 @@ impl WorkerSettings {
             work_dir: None,
             shuffle_serve_streams: 64,
             shuffle_fetch_parallel: 8,
+            shuffle_host_local: true,
             shuffle_retain_s: 86_400,
             fence: FenceSettings::default(),
             security: Security::default(),

@@ -46,6 +46,8 @@ pub struct WorkerHandle {
     stop: CancellationToken,
     server: JoinHandle<Result<()>>,
     membership: Option<JoinHandle<()>>,
+    /// Its host-local shuffle listener, which frees its name when it ends.
+    host_local: Option<JoinHandle<()>>,
     /// Its folder (`WORKER_DIR`), unlocked once it has stopped.
     shuffle: Arc<shuffle::WorkerShuffle>,
 }
@@ -80,6 +82,9 @@ impl WorkerHandle {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, m).await;
         }
         let served = self.server.await;
+        if let Some(h) = self.host_local {
+            let _ = h.await;
+        }
         // A worker started again in this process may take the folder over now, even while
         // a call of this one still winds down.
         self.shuffle.store.unlock();
@@ -165,6 +170,9 @@ fn build_shuffle(
         auth.clone(),
         settings.security.grpc_client_tls()?,
         settings.shuffle_fetch_parallel,
+        settings
+            .shuffle_host_local
+            .then(|| settings.shared_dir.clone()),
     );
     Ok(Arc::new(shuffle::WorkerShuffle {
         store,
@@ -303,6 +311,7 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
     }
     tokio::spawn(core.shuffle.clone().sweep_until(stop.clone()));
     let shuffle = core.shuffle.clone();
+    let host_local = serve_host_local(&settings, &id, &shuffle, &auth, &stop);
 
     let tls = grpc_tls.is_some();
     let incoming = listen::incoming(
@@ -348,8 +357,35 @@ pub async fn start(settings: WorkerSettings, registry: Registry) -> Result<Worke
         stop,
         server,
         membership,
+        host_local,
         shuffle,
     })
+}
+
+/// Starts answering the host-local reads of reducers on this host
+/// (`SHUFFLE_HOST_LOCAL`), unless another process holds this worker's name.
+fn serve_host_local(
+    settings: &WorkerSettings,
+    id: &gridmr_core::WorkerId,
+    shuffle: &Arc<shuffle::WorkerShuffle>,
+    auth: &Auth,
+    stop: &CancellationToken,
+) -> Option<JoinHandle<()>> {
+    if !settings.shuffle_host_local {
+        return None;
+    }
+    let name = shuffle::host::socket_name(id, &settings.shared_dir);
+    match shuffle::host::HostListener::bind(&name) {
+        Ok(listener) => Some(tokio::spawn(listener.serve_until(
+            shuffle.store.clone(),
+            auth.clone(),
+            stop.clone(),
+        ))),
+        Err(e) => {
+            tracing::warn!(error = %e, "host-local shuffle reads of this worker's outputs are off: its socket name is taken");
+            None
+        }
+    }
 }
 
 /// How a worker reaches its master.

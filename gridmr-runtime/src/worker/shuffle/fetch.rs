@@ -2,7 +2,8 @@
 //! (`SHUFFLE=local`), before the reduce runs.
 //!
 //! Every map output of the reduce's message is one segment: read in place
-//! when this worker keeps it, else fetched from its holder with
+//! when this worker keeps it, linked from its holder's folder when the
+//! holder runs on this host ([`host`](super::host)), else fetched from its holder with
 //! `FetchShuffle` into the attempt's fetch folder as a run of its own
 //! ([`FetchedRun`]: every block's checksum checked as it arrives). At most
 //! `SHUFFLE_FETCH_PARALLEL` fetches run at once, each with a bounded
@@ -52,6 +53,9 @@ pub(crate) struct Fetcher {
     auth: Auth,
     tls: Option<tonic::transport::ClientTlsConfig>,
     parallel: usize,
+    /// The share's path, which names the host-local sockets of this
+    /// cluster's workers (`None`: host-local reads are off).
+    host_local: Option<PathBuf>,
     /// One channel per holder address, shared by every fetch.
     clients: Mutex<HashMap<String, WorkerRpc>>,
 }
@@ -62,8 +66,29 @@ pub(crate) struct Fetched {
     pub(crate) paths: Vec<PathBuf>,
     /// What the master calls each (the names it sent), in the same order.
     pub(crate) names: Vec<PathBuf>,
+    /// Segment bytes fetched over the network.
+    pub(crate) remote_bytes: u64,
+    /// Segment bytes linked from workers of this host.
+    pub(crate) host_local_bytes: u64,
     /// The fetch folder, removed when this is dropped.
     _dir: FetchDir,
+}
+
+/// Where an input's segment came from.
+enum Source {
+    /// This worker kept it.
+    Here,
+    /// Linked from a worker of this host.
+    Host,
+    /// Fetched over the network.
+    Remote,
+}
+
+/// One input, readable here.
+struct Got {
+    index: PathBuf,
+    source: Source,
+    bytes: u64,
 }
 
 /// Why one input could not be had.
@@ -85,6 +110,7 @@ impl Fetcher {
         auth: Auth,
         tls: Option<tonic::transport::ClientTlsConfig>,
         parallel: u32,
+        host_local: Option<PathBuf>,
     ) -> Self {
         Fetcher {
             me,
@@ -92,6 +118,7 @@ impl Fetcher {
             auth,
             tls,
             parallel: parallel.max(1) as usize,
+            host_local,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -153,6 +180,7 @@ impl Fetcher {
             .map(|i| PathBuf::from(&i.index_name))
             .collect();
         let mut paths = vec![PathBuf::new(); inputs.len()];
+        let (mut remote_bytes, mut host_local_bytes) = (0, 0);
         let mut misses = Vec::new();
         let mut fetches = futures_util::stream::iter(inputs.iter())
             .map(|input| {
@@ -169,7 +197,14 @@ impl Fetcher {
             .buffer_unordered(self.parallel);
         while let Some((input, got)) = fetches.next().await {
             match got {
-                Ok(path) => paths[input.map as usize] = path,
+                Ok(got) => {
+                    match got.source {
+                        Source::Here => {}
+                        Source::Host => host_local_bytes += got.bytes,
+                        Source::Remote => remote_bytes += got.bytes,
+                    }
+                    paths[input.map as usize] = got.index;
+                }
                 Err(miss) => misses.push((input, miss)),
             }
         }
@@ -178,6 +213,8 @@ impl Fetcher {
             return Ok(Fetched {
                 paths,
                 names,
+                remote_bytes,
+                host_local_bytes,
                 _dir: dir,
             });
         }
@@ -194,12 +231,20 @@ impl Fetcher {
         to: PathBuf,
         unreachable: &Mutex<HashSet<WorkerId>>,
         cancel: &CancelFlag,
-    ) -> Result<PathBuf, Miss> {
+    ) -> Result<Got, Miss> {
         if input.worker_id == self.me {
             return self
                 .store
                 .index_path(job, &input.index_name)
+                .map(|index| Got {
+                    index,
+                    source: Source::Here,
+                    bytes: 0,
+                })
                 .ok_or_else(|| Miss::Output("not a map output's name".into()));
+        }
+        if let Some(got) = self.host_local(job, partition, input, &to).await {
+            return Ok(got);
         }
         let is_unreachable = |w: &WorkerId| unreachable.lock().is_ok_and(|u| u.contains(w));
         let mut last = String::new();
@@ -224,6 +269,35 @@ impl Fetcher {
         Err(Miss::Holder(last))
     }
 
+    /// `input`'s segment linked from its holder's folder, when the holder
+    /// runs on this host and hands it over; `None`: fetch it.
+    async fn host_local(
+        &self,
+        job: &JobId,
+        partition: u32,
+        input: &RemoteInput,
+        to: &std::path::Path,
+    ) -> Option<Got> {
+        let share = self.host_local.as_ref()?;
+        let dir = to.parent()?.to_path_buf();
+        let name = super::host::socket_name(&input.worker_id, share);
+        let (auth, job, index_name) = (self.auth.clone(), job.clone(), input.index_name.clone());
+        let read =
+            move || super::host::read_local(&name, &auth, &job, &index_name, partition, &dir);
+        match tokio::task::spawn_blocking(read).await {
+            Ok(Ok(got)) => Some(Got {
+                index: got.index_path,
+                source: Source::Host,
+                bytes: got.bytes,
+            }),
+            Ok(Err(super::host::HostError::Elsewhere)) | Err(_) => None,
+            Ok(Err(e)) => {
+                tracing::debug!(holder = %input.worker_id, error = %e, "fetching instead of a host-local read");
+                None
+            }
+        }
+    }
+
     /// One try at fetching `input`'s segment into `to`.
     async fn fetch(
         &self,
@@ -232,7 +306,7 @@ impl Fetcher {
         input: &RemoteInput,
         to: &std::path::Path,
         cancel: &CancelFlag,
-    ) -> Result<PathBuf, Miss> {
+    ) -> Result<Got, Miss> {
         let mut client = self.client(&input.address)?;
         let req = FetchReq {
             job_id: job.to_string(),
@@ -258,7 +332,11 @@ impl Fetcher {
             chunk = next(&mut stream).await?;
         }
         let index = blocking(move || run.finish(records)).await?;
-        Ok(index.index_path)
+        Ok(Got {
+            index: index.index_path,
+            source: Source::Remote,
+            bytes: len,
+        })
     }
 
     /// The reduce's failure for the inputs it could not have.

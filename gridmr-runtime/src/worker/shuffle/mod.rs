@@ -4,6 +4,7 @@
 //! service, with the cluster token and TLS of every other call.
 
 pub(crate) mod fetch;
+pub(crate) mod host;
 pub(crate) mod serve;
 pub(crate) mod store;
 
@@ -115,9 +116,27 @@ mod tests {
         f.also_lost.clone()
     }
 
-    // One story, in order: a fetch, its refusals, a restart, a drop, a holder gone.
+    /// Links of the data file beside `index`: 2 when it is the holder's own
+    /// file (a host-local read), 1 when it was fetched.
+    fn data_links(index: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let data = RunIndex::read(index).unwrap().data_path;
+        std::fs::metadata(data).unwrap().nlink()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kept_outputs_are_fetched_checked_served_again_and_dropped() {
+        story(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_holder_on_this_host_hands_its_files_over_with_the_same_checks() {
+        story(true).await;
+    }
+
+    // One story, in order: a fetch, its refusals, a restart, a drop, a holder gone; with the
+    // holder's files linked (host-local) or fetched over gRPC.
+    async fn story(host_local: bool) {
         let (shared, local) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let token = Token::generate().unwrap();
         let job: JobId = "job-000007".parse().unwrap();
@@ -137,6 +156,7 @@ mod tests {
             Auth::token(token.clone()),
             None,
             4,
+            host_local.then(|| shared.path().to_path_buf()),
         );
         let attempt = AttemptId::new(TaskId::new(Phase::Reduce, 1), 1);
         let cancel = CancelFlag::default();
@@ -148,6 +168,7 @@ mod tests {
             .unwrap();
         assert_eq!(records(&got.paths[0]), 50_000);
         assert_eq!(got.names, vec![PathBuf::from(&name)]);
+        assert_eq!(data_links(&got.paths[0]), if host_local { 2 } else { 1 });
         let fetched_dir = got.paths[0].parent().unwrap().to_path_buf();
         drop(got);
         assert!(
@@ -163,6 +184,7 @@ mod tests {
             Auth::token(Token::generate().unwrap()),
             None,
             4,
+            host_local.then(|| shared.path().to_path_buf()),
         );
         let e = stranger
             .fetch_all(&job, attempt, 1, vec![input(0, "h", &addr, &name)], &cancel)
