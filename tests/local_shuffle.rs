@@ -177,7 +177,10 @@ fn a_map_output_damaged_and_fetched_over_the_network_runs_that_map_again() {
 fn damaged_output_story(host_local: bool) {
     let env = [
         ("GRIDMR_INJECT_DELAY_MS", "2500"),
-        ("SHUFFLE_HOST_LOCAL", if host_local { "true" } else { "false" }),
+        (
+            "SHUFFLE_HOST_LOCAL",
+            if host_local { "true" } else { "false" },
+        ),
     ];
     let cluster = Cluster::start(3, &[], &env);
     let (id, expected, _) = reducing_job(&cluster, "ernest.txt");

@@ -153,6 +153,83 @@ def process(input_path, output_path):
     );
 }
 
+/// The original's script contract where it differs between modes: in SINGLE
+/// mode `reduce_func` gets the objects `map_func` returned (floats, None,
+/// lists, tuples, dicts, booleans); in DISTRIBUTED mode their text. In both, a
+/// value may hold a tab (a key may not), and a file's last line without a
+/// line feed reaches `map_func` without one.
+#[test]
+fn single_mode_values_are_objects_tabs_travel_in_values_and_the_last_line_is_exact() {
+    let cluster = Cluster::start(2, &[], &[]);
+    let input = write(&cluster, "words.txt", "ab abc\nabcd a\tb\nlast");
+    let script = write(
+        &cluster,
+        "objects.py",
+        r#"
+def map_func(line):
+    for w in line.split():
+        yield (w[0], float(len(w)))
+    yield ("ends", "newline" if line.endswith("\n") else repr(line))
+    yield ("objects", None)
+    yield ("objects", [1, "x"])
+    yield ("objects", (2, 3.5))
+    yield ("objects", {"k": [True]})
+    yield ("tab", "x\ty")
+    yield ("esc", "\x1bR[1]")
+
+def reduce_func(key, values):
+    if key == "a" and all(type(v) is float for v in values):
+        return key, sum(values) / len(values)
+    if key == "ends":
+        return key, ",".join(sorted(str(v) for v in values))
+    return key, ",".join(sorted({type(v).__name__ + "=" + repr(v) for v in values}))
+"#,
+    );
+    let single = cluster.submit(json!({"script_url": script, "input_url": input}));
+    let dist = cluster.submit(json!({
+        "script_url": script, "input_url": input, "partitions": 2, "force_distributed": true
+    }));
+    let done = cluster.wait(&single);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["mode"], "SINGLE");
+    assert_eq!(
+        cluster.result_lines(&single),
+        [
+            "a\t2.5",
+            "b\tfloat=1.0",
+            "ends\t'last',newline,newline",
+            "esc\tstr='\\x1bR[1]'",
+            "l\tfloat=4.0",
+            "objects\tNoneType=None,dict={'k': [True]},list=[1, 'x'],tuple=(2, 3.5)",
+            "tab\tstr='x\\ty'",
+        ]
+    );
+    let done = cluster.wait(&dist);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    // DISTRIBUTED mode keeps the text contract: each value arrives as the text it became.
+    let lines = cluster.result_lines(&dist);
+    assert!(
+        lines.contains(&"a\tstr='1.0',str='2.0',str='3.0',str='4.0'".to_owned()),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"l\tstr='4.0'".to_owned()), "{lines:?}");
+    assert!(
+        lines.contains(
+            &"objects\tstr=\"[1, 'x']\",str=\"{'k': [True]}\",str='(2, 3.5)',str='None'".to_owned()
+        ),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"tab\tstr='x\\ty'".to_owned()), "{lines:?}");
+    assert!(
+        lines.contains(&"esc\tstr='\\x1bR[1]'".to_owned()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"ends\t'last',newline,newline".to_owned()),
+        "{lines:?}"
+    );
+}
+
 /// The original's users: counts as strings or floats, and a folder input
 /// to `process()` whose files keep their line boundaries.
 #[test]
@@ -227,7 +304,7 @@ def reduce_func(key, values):
     return key, " ".join(f"{v}*{c}" for v, c in sorted(seen.items()))
 "#,
     );
-    let mut want = vec![
+    let want = vec![
         format!("0\t'x'*{}", n / 3),
         format!("1\t's'*{} 'x'*{}", n / 5, n.div_ceil(3)),
         format!("2\t'x'*{}", n / 3),
@@ -236,14 +313,22 @@ def reduce_func(key, values):
         format!("list\t0*{} 1*{}", n / 2, n / 2),
         format!("one\t1*{}", 2 * n),
     ];
-    want.extend((1..=n / 10000).map(|i| format!("({}, 't')\t'2.5'*1", i * 10000)));
-    want.sort();
     let pairs = 5 * n + n / 5 + n / 10000;
+    // The float 2.5 reaches reduce_func as itself in SINGLE mode, as its text otherwise.
     let jobs = [
-        cluster.submit(json!({"script_url": script, "input_url": input})),
-        cluster.submit(json!({"script_url": script, "input_url": input, "partitions": 3, "force_distributed": true})),
+        (
+            cluster.submit(json!({"script_url": script, "input_url": input})),
+            "2.5",
+        ),
+        (
+            cluster.submit(json!({"script_url": script, "input_url": input, "partitions": 3, "force_distributed": true})),
+            "'2.5'",
+        ),
     ];
-    for id in jobs {
+    for (id, float) in jobs {
+        let mut want = want.clone();
+        want.extend((1..=n / 10000).map(|i| format!("({}, 't')\t{float}*1", i * 10000)));
+        want.sort();
         let done = cluster.wait(&id);
         assert_eq!(done["status"], "SUCCEEDED", "{done}");
         assert_eq!(cluster.result_lines(&id), want, "{id}");

@@ -131,6 +131,8 @@ pub struct LineReader {
     bytes_read: u64,
     /// The split's bytes that the file holds.
     span: u64,
+    /// Whether the last line returned ended the file without a terminator.
+    unterminated: bool,
 }
 
 impl LineReader {
@@ -158,11 +160,18 @@ impl LineReader {
             eof: false,
             bytes_read: 0,
             span: split.end.min(file_len).saturating_sub(split.start),
+            unterminated: false,
         };
         if split.start > 0 {
             reader.skip_partial_line()?;
         }
         Ok(reader)
+    }
+
+    /// Whether the line [`LineReader::next_line`] returned last was the file's
+    /// last and had no line feed after it (as a text editor may leave it).
+    pub fn last_line_unterminated(&self) -> bool {
+        self.unterminated
     }
 
     /// Bytes of the lines returned so far, terminators included.
@@ -280,6 +289,7 @@ impl LineReader {
                 if self.pos == self.len {
                     return Ok(None);
                 }
+                self.unterminated = true;
                 break (self.len, self.len);
             }
             searched -= before - self.pos;
@@ -318,6 +328,47 @@ mod tests {
             out.push((off, String::from_utf8_lossy(l).into_owned()));
         }
         out
+    }
+
+    /// Which lines end the file without a line feed, for every split and buffer size.
+    #[test]
+    fn only_a_last_line_without_a_line_feed_is_unterminated() {
+        let dir = tempfile::tempdir().unwrap();
+        for (content, last_open) in [
+            (&b"a\nbb\nlast"[..], true),
+            (b"a\nbb\nlast\n", false),
+            (b"a\r\nlast", true),
+            (b"", false),
+        ] {
+            let path = dir.path().join("f.txt");
+            std::fs::write(&path, content).unwrap();
+            for buffer in [64, 1 << 10] {
+                for cut in 0..=content.len() as u64 {
+                    let mut open = Vec::new();
+                    for (start, end) in [(0, cut), (cut, content.len() as u64)] {
+                        let split = InputSplit {
+                            path: path.clone(),
+                            start,
+                            end,
+                            input: 0,
+                        };
+                        let mut r = LineReader::open(&split, buffer).unwrap();
+                        while let Some((_, line)) = r.next_line().unwrap() {
+                            let line = String::from_utf8_lossy(line).into_owned();
+                            open.push((line, r.last_line_unterminated()));
+                        }
+                    }
+                    let flagged: Vec<_> = open.iter().filter(|(_, o)| *o).collect();
+                    if last_open {
+                        assert_eq!(flagged.len(), 1, "{content:?} cut at {cut}");
+                        assert_eq!(flagged[0].0, "last");
+                        assert_eq!(open.last(), Some(flagged[0]));
+                    } else {
+                        assert!(flagged.is_empty(), "{content:?} cut at {cut}");
+                    }
+                }
+            }
+        }
     }
 
     /// Every line exactly once, for every way of cutting the file.

@@ -12,10 +12,24 @@ process that has imported this file and forks a child per task, which runs
 one of the modes above exactly as a fresh interpreter would.
 
 The script's contract is the original's: map_func(line) returns an iterable of
-(key, value) pairs for one input line (which still ends in its newline);
-reduce_func(key, values) returns one (key, result) pair; keys are grouped as
-str(key); on the reduce side a value that parses as an int arrives as int,
-anything else as str; a reduce input line without a tab counts as (line, 1).
+(key, value) pairs for one input line (which still ends in its newline, but for
+a file's last line that has none); reduce_func(key, values) returns one
+(key, result) pair; keys are grouped as str(key); on the reduce side a value
+that parses as an int arrives as int, anything else as str; a reduce input line
+without a tab counts as (line, 1). A value may hold tabs (the original took the
+key up to the first tab and the rest as the value); a key may not.
+
+In SINGLE mode (`map --objects`) the original ran map and reduce in one
+process, so reduce_func got the very objects map_func returned: here floats,
+None, booleans, and lists, tuples, dicts, sets, bytes and complex numbers of
+such literals travel as their repr and arrive as equal objects again. Other
+objects travel as str(), as in DISTRIBUTED mode.
+
+Values that cannot travel as themselves are marked with ESC (see
+value_text): ESC "T" and the text with backslash escapes (a tab, or a text
+that starts with ESC), ESC "F" and a float's repr, ESC "R" and a literal's
+repr. Nothing else starts with ESC, so the reduce side reads them back
+unambiguously.
 
 Input is read as UTF-8, ignoring undecodable bytes, with universal newlines,
 as the original read its files. When a stream ends well, the driver writes the
@@ -25,12 +39,15 @@ driver's alone: while the script runs, sys.stdout is its stderr, so a print()
 in map_func shows in the task's log instead of corrupting the output.
 """
 
+import ast
 import importlib.util
 import io
 import itertools
+import re
 import sys
 import traceback
 from collections import Counter
+from operator import itemgetter
 
 END = "\x00GRIDMR-END"
 
@@ -63,6 +80,74 @@ def text(x, what):
     if "\t" in s or "\n" in s or "\r" in s:
         raise ScriptError(f"{what} {s!r} contains a tab or a line break")
     return s
+
+
+def result_text(x):
+    # A result may hold tabs, as the original wrote it: readers take the key
+    # up to the first tab and the rest as the value. Not a line break.
+    s = str(x)
+    if "\n" in s or "\r" in s:
+        raise ScriptError(f"reduce_func result {s!r:.200} contains a line break")
+    return s
+
+
+ESC = "\x1b"
+
+# Values that travel as their repr in SINGLE mode (floats have their own mark).
+LITERALS = frozenset((bool, type(None), list, tuple, dict, set, frozenset, complex, bytes))
+PLAIN = frozenset((int, str))
+
+
+def escaped(s):
+    return ESC + "T" + s.replace("\\", "\\\\").replace("\t", "\\t")
+
+
+def value_text(v, objects):
+    """One value as the text that travels to the reduce side (see the top)."""
+    t = type(v)
+    if objects and t is not int and t is not str:
+        if t is float:
+            return ESC + "F" + repr(v)
+        if t in LITERALS:
+            r = repr(v)
+            if "\t" not in r and "\n" not in r and "\r" not in r:
+                return ESC + "R" + r
+    s = str(v)
+    if "\n" in s or "\r" in s:
+        raise ScriptError(f"map_func value {s!r:.200} contains a line break")
+    if "\t" in s or s.startswith(ESC):
+        return escaped(s)
+    return s
+
+
+def key_text(k):
+    s = str(k)
+    if "\t" in s or "\n" in s or "\r" in s:
+        raise ScriptError(f"map_func key {s!r:.200} contains a tab or a line break")
+    return s
+
+
+UNESCAPE = re.compile(r"\\(.)")
+
+
+def unescape(m):
+    c = m.group(1)
+    return "\t" if c == "t" else c
+
+
+def marked_value(v):
+    """A value that starts with ESC, as map_func returned it."""
+    mark, body = v[1:2], v[2:]
+    if mark == "T":
+        return UNESCAPE.sub(unescape, body)
+    if mark == "F":
+        return float(body)
+    if mark == "R":
+        try:
+            return ast.literal_eval(body)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return body
+    return v
 
 
 def pair(result, what):
@@ -125,19 +210,70 @@ def pairs_of(result):
         raise ScriptError(f"map_func called sys.exit({e.code!r})") from None
 
 
-def pair_texts(items):
-    # The careful path, for items that are not 2-tuples (2-lists, 2-strings...),
-    # and the clear error for those that are not pairs at all.
+def pair_texts(items, objects):
+    # The careful path: for items that are not 2-tuples (2-lists, 2-strings...)
+    # with the clear error for those that are not pairs at all, for values
+    # that hold a tab or are objects of SINGLE mode, and for keys that hold a tab.
     for item in items:
         k, v = pair(item, "each item map_func returns")
-        yield str(k) + "\t" + str(v)
+        yield key_text(k) + "\t" + value_text(v, objects)
 
 
-def bad_pair(texts):
-    for s in texts:
-        if s.count("\t") != 1 or "\n" in s or "\r" in s:
-            return ScriptError(f"map_func key or value in {s!r:.200} contains a tab or a line break")
-    return ScriptError("map_func key or value contains a tab or a line break")
+class Lines:
+    """The input lines of a batch, and where each one's texts start in it:
+    kept (strings and small ints, cheap) so that a batch whose quick check
+    failed can be repaired without keeping map_func's results alive."""
+
+    def __init__(self, map_func, objects):
+        self.map_func = map_func
+        self.objects = objects
+        self.lines = []
+        self.starts = []
+        # Lines whose texts were made the careful way (their ESC are marks).
+        self.careful = set()
+
+    def clear(self):
+        self.lines.clear()
+        self.starts.clear()
+        self.careful.clear()
+
+    def repair(self, batch):
+        """Makes every text of `batch` one the reduce side reads back right.
+
+        A line break is an error. A value that starts with ESC is escaped. A
+        text with more than one tab cannot be split by itself (the key or the
+        value holds the tab): map_func runs again on that line, and its pairs
+        take the careful way, which escapes the value's tabs and refuses the
+        key's. Only such lines (rare) are mapped twice."""
+        again = set()
+        line = 0
+        starts, careful = self.starts, self.careful
+        for i, t in enumerate(batch):
+            while line + 1 < len(starts) and starts[line + 1] <= i:
+                line += 1
+            if line in careful:
+                continue
+            if "\n" in t or "\r" in t:
+                raise ScriptError(f"map_func key or value in {t!r:.200} contains a line break")
+            if t.count("\t") != 1:
+                again.add(line)
+            elif ESC in t:
+                k, v = t.split("\t")
+                if v.startswith(ESC):
+                    batch[i] = k + "\t" + escaped(v)
+        if not again:
+            return
+        ends = starts[1:] + [len(batch)]
+        fixed = []
+        for j, start in enumerate(starts):
+            if j in again:
+                result = user_call(self.map_func, self.lines[j])
+                if type(result) is not list and type(result) is not tuple:
+                    result = pairs_of(result)
+                fixed.extend(pair_texts(result, self.objects))
+            else:
+                fixed.extend(batch[start:ends[j]])
+        batch[:] = fixed
 
 
 # A batch with more distinct pairs than COUNT_WORTH of its size was not worth
@@ -159,9 +295,21 @@ class PairWriter:
         self.write = write
         self.pause = 0
 
-    def flush(self, batch):
+    def flush(self, batch, lines, careful):
+        """Writes `batch`, the texts of the pairs map_func returned for
+        `lines.lines`. When the quick check finds a tab, a line break or ESC
+        beyond the key's tab, the texts are looked at one by one (see
+        Lines.repair)."""
         if not batch:
             return
+        if not self.write_checked(batch, careful):
+            lines.repair(batch)
+            if not self.write_checked(batch, True):
+                raise ScriptError("map_func key or value contains a line break")
+        batch.clear()
+        lines.clear()
+
+    def write_checked(self, batch, careful):
         if self.pause:
             self.pause -= 1
             n, tabs, text = len(batch), 1, "\n".join(batch)
@@ -171,43 +319,69 @@ class PairWriter:
                 self.pause = COUNT_PAUSE
             n, tabs, text = len(counts), 2, "\n".join(map("%s\t%d".__mod__, counts.items()))
         if text.count("\t") != tabs * n or text.count("\n") != n - 1 or "\r" in text:
-            raise bad_pair(batch)
-        batch.clear()
+            return False
+        if not careful and ESC in text:
+            return False
         self.write(text)
         self.write("\n")
+        return True
 
 
-def do_map(module):
+def plain_values(result):
+    # Whether every value of a line's pairs is an int or a str (checked in C).
+    try:
+        return set(map(type, map(itemgetter(1), result))) <= PLAIN
+    except (TypeError, IndexError, KeyError):
+        return False
+
+
+def do_map(module, objects=False):
     # Each pair is formatted by "%s\t%s" (str() of both, as the contract
-    # compares keys), in C; PairWriter counts and checks them.
+    # compares keys), in C; PairWriter counts and checks them. In SINGLE mode
+    # (objects) a line whose values are not all ints and strs takes the
+    # careful way at once.
     map_func = function(module, "map_func", "(line)")
     out = output()
     write = out.write
     text_of = "%s\t%s".__mod__
     batch = []
     extend = batch.extend
+    lines = Lines(map_func, objects)
+    keep_line, keep_start, careful_line = lines.lines.append, lines.starts.append, lines.careful.add
     pairs = PairWriter(write)
     chars = 0
+    # Whether every text of the batch was made the careful way.
+    careful = True
     for line in lines_in():
         chars += len(line)
         result = user_call(map_func, line)
         if type(result) is not list and type(result) is not tuple:
             result = pairs_of(result)
         size = len(batch)
-        try:
-            extend(map(text_of, result))
-        except TypeError:
-            del batch[size:]
-            extend(pair_texts(result))
+        keep_line(line)
+        keep_start(size)
+        if objects and not plain_values(result):
+            extend(pair_texts(result, objects))
+            careful_line(len(lines.lines) - 1)
+        else:
+            try:
+                extend(map(text_of, result))
+                careful = False
+            except TypeError:
+                del batch[size:]
+                extend(pair_texts(result, objects))
+                careful_line(len(lines.lines) - 1)
         if len(batch) >= MAP_BATCH_PAIRS or chars >= MAP_BATCH_CHARS:
-            pairs.flush(batch)
-            chars = 0
-    pairs.flush(batch)
+            pairs.flush(batch, lines, careful)
+            chars, careful = 0, True
+    pairs.flush(batch, lines, careful)
     write(END + "\n")
     out.flush()
 
 
 def parse_value(v):
+    if v[:1] == ESC:
+        return marked_value(v)
     try:
         return int(v)
     except ValueError:
@@ -258,7 +432,7 @@ def do_reduce(module):
         k, r = pair(user_call(reduce_func, key, values), "reduce_func's result")
         write(text(k, "reduce_func key"))
         write("\t")
-        write(text(r, "reduce_func result"))
+        write(result_text(r))
         write("\n")
     write(END + "\n")
     out.flush()
@@ -281,7 +455,7 @@ def do_probe(module):
 
 def main(argv):
     if len(argv) < 3:
-        sys.stderr.write("usage: driver.py probe|map|reduce|process SCRIPT [INPUT OUTPUT]\n")
+        sys.stderr.write("usage: driver.py probe|map|reduce|process SCRIPT [--objects | INPUT OUTPUT]\n")
         return 2
     mode, script = argv[1], argv[2]
     global DATA
@@ -290,8 +464,10 @@ def main(argv):
     sys.stdout = sys.stderr
     try:
         module = load(script)
-        if mode == "map":
+        if mode == "map" and len(argv) == 3:
             do_map(module)
+        elif mode == "map" and argv[3:] == ["--objects"]:
+            do_map(module, objects=True)
         elif mode == "reduce":
             do_reduce(module)
         elif mode == "process" and len(argv) == 5:

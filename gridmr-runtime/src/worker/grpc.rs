@@ -455,8 +455,16 @@ impl Worker for WorkerService {
             if let Some(f) = &fetched {
                 use gridmr_core::counters::{builtin, BUILTIN_GROUP};
                 let c = &mut produced.counters;
-                c.add(BUILTIN_GROUP, builtin::REDUCE_SHUFFLE_REMOTE_BYTES, f.remote_bytes);
-                c.add(BUILTIN_GROUP, builtin::REDUCE_SHUFFLE_HOST_LOCAL_BYTES, f.host_local_bytes);
+                c.add(
+                    BUILTIN_GROUP,
+                    builtin::REDUCE_SHUFFLE_REMOTE_BYTES,
+                    f.remote_bytes,
+                );
+                c.add(
+                    BUILTIN_GROUP,
+                    builtin::REDUCE_SHUFFLE_HOST_LOCAL_BYTES,
+                    f.host_local_bytes,
+                );
             }
             if let Some(url) = &output_url {
                 produced.output =

@@ -95,6 +95,9 @@ fn map_log(task: &MapTask) -> PathBuf {
 struct Shuffled<'a> {
     dir: &'a Path,
     partitions: u32,
+    /// A SINGLE job's map: a script's values travel as the objects they
+    /// are, where the driver can (`driver.py map --objects`).
+    objects: bool,
 }
 
 impl Program {
@@ -330,6 +333,7 @@ pub(crate) fn run_map(
             let to = Shuffled {
                 dir,
                 partitions: *partitions,
+                objects: false,
             };
             map_to_shuffle(runner, procs, program, task, progress, to, timeout_s)
         }
@@ -359,9 +363,12 @@ fn map_to_shuffle(
         Some(&task.split.path),
         &task.params,
     );
-    let spec = runner
+    let mut spec = runner
         .spec(program, Step::Map, &work.0, env, timeout_s)?
         .logging_to(map_log(task));
+    if to.objects && matches!(program, Program::Python { .. }) {
+        spec.argv.push("--objects".into());
+    }
     let combine = matches!(program, Program::Streaming { combiner, .. } if !combiner.is_empty());
     let first_stem = if combine {
         format!("{stem}-precombine")
@@ -370,7 +377,8 @@ fn map_to_shuffle(
     };
     let mut out = sink(to.dir, first_stem, to.partitions, task.shuffle);
 
-    let (feed, input) = feed_split(&task.split, progress)?;
+    let exact_end = program.encoding() == Encoding::Script;
+    let (feed, input) = feed_split(&task.split, progress, exact_end)?;
     let mut counters = Counters::default();
     // The reducer sees each key once with all its values, so map output is
     // grouped by key here: one shuffle record per distinct key instead of
@@ -481,7 +489,15 @@ type SplitFeed = (
 
 /// The feeder of a split's lines, adding the bytes it has fed to
 /// `progress` as it goes.
-fn feed_split(split: &InputSplit, progress: &Progress) -> Result<SplitFeed, Failure> {
+/// Feeds a split's lines to a task process, each ending in a line feed; but
+/// for a script (`exact_end`) the file's last line ends as the file does, so
+/// `map_func` sees `"last"` where the file has no final line feed, as the
+/// original's did.
+fn feed_split(
+    split: &InputSplit,
+    progress: &Progress,
+    exact_end: bool,
+) -> Result<SplitFeed, Failure> {
     let mut reader = LineReader::open(split, LineReader::DEFAULT_BUFFER).map_err(err)?;
     progress.add_total(reader.len());
     let progress = progress.clone();
@@ -492,7 +508,9 @@ fn feed_split(split: &InputSplit, progress: &Progress) -> Result<SplitFeed, Fail
         let mut reported = (0u64, 0u64);
         while let Some((_, line)) = reader.next_line().map_err(io_err)? {
             w.write_all(line)?;
-            w.write_all(b"\n")?;
+            if !(exact_end && reader.last_line_unterminated()) {
+                w.write_all(b"\n")?;
+            }
             n += 1;
             if n.is_multiple_of(CancelFlag::CHECK_EVERY) {
                 let read = reader.bytes_read();
@@ -541,7 +559,7 @@ fn run_map_only(
             .spec(program, Step::Map, &work.0, env, timeout_s)?
             .logging_to(map_log(task));
         let mut out = PartFile::create(&path)?;
-        let (feed, input) = feed_split(&task.split, progress)?;
+        let (feed, input) = feed_split(&task.split, progress, false)?;
         let finished = process::run(
             &spec,
             procs,
@@ -964,12 +982,19 @@ fn map_then_reduce(
             shuffle,
             params: params.clone(),
         };
-        let out = run_map(
+        // The original ran a SINGLE job in one process: reduce_func got map_func's objects.
+        let to = Shuffled {
+            dir: &shuffle_dir,
+            partitions: 1,
+            objects: true,
+        };
+        let out = map_to_shuffle(
             runner,
             procs,
             program,
             &task,
             &Progress::default(),
+            to,
             timeout_s,
         )?;
         counters.merge(&out.counters);
