@@ -225,6 +225,9 @@ pub enum JobState {
     Failed,
     /// New: stopped by `DELETE /jobs/{id}`.
     Cancelled,
+    /// No job has this id: only in a 404 answer's body, as the original's
+    /// clients read it.
+    Unknown,
 }
 
 impl JobState {
@@ -248,10 +251,12 @@ impl JobState {
             JobState::Succeeded => "SUCCEEDED",
             JobState::Failed => "FAILED",
             JobState::Cancelled => "CANCELLED",
+            JobState::Unknown => "UNKNOWN",
         }
     }
 
-    /// Every state, in lifecycle order.
+    /// Every state a job can be in, in lifecycle order (not
+    /// [`JobState::Unknown`], which no job is in).
     pub const ALL: [JobState; 9] = [
         JobState::Queued,
         JobState::Preparing,
@@ -895,9 +900,17 @@ pub struct TaskLogs {
 pub struct ErrorBody {
     /// What went wrong.
     pub error: String,
-    /// The job's state, when the error is about a job that exists.
+    /// The job's state, when the error is about a job that exists;
+    /// `UNKNOWN` when no job has the id asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<JobState>,
+    /// The job id asked for, when the error is about a job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// `false` when a `DELETE` found no such job (as the original's clients
+    /// read `deleted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<bool>,
 }
 
 #[cfg(test)]

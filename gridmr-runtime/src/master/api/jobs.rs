@@ -111,6 +111,7 @@ pub(super) async fn job_status(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<JobStatus>> {
+    let id = job_path_id(id);
     let q: StatusQuery = query(q)?;
     let wait_ms = u64::try_from(q.wait_ms.unwrap_or(0))
         .map_err(|_| ApiError::bad("wait_ms must be 0 or more"))?;
@@ -157,6 +158,7 @@ pub(super) async fn cancel_job(
     State(sh): Shr,
     Path(id): Path<String>,
 ) -> ApiResult<Json<gridmr_net::rest::CancelAnswer>> {
+    let id = job_path_id(id);
     let (cancelled, effects, status) = {
         let mut st = sh.lock();
         let job = st.job(&id).ok_or_else(|| ApiError::unknown_job(&id))?;
@@ -189,8 +191,9 @@ pub(super) async fn delete_job(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<DeleteAnswer>> {
     let q: DeleteQuery = query(q)?;
+    let id = job_path_id(id);
     // An id that is no job id names no job.
-    let job = gridmr_core::JobId::new(id.clone()).map_err(|_| ApiError::unknown_job(&id))?;
+    let job = gridmr_core::JobId::new(id.clone()).map_err(|_| ApiError::not_deleted(&id))?;
     let effects = sh
         .lock()
         .handle(Event::Delete { job }, crate::master::clock::now_ms());
@@ -200,7 +203,7 @@ pub(super) async fn delete_job(
         } => Some((*was_running, dirs.clone())),
         _ => None,
     }) else {
-        return Err(ApiError::unknown_job(&id));
+        return Err(ApiError::not_deleted(&id));
     };
     apply(&sh, effects);
     sh.poke();
@@ -241,6 +244,7 @@ pub(super) fn names(share: &std::path::Path, dir: &std::path::Path) -> Vec<Strin
     responses((status = 200, description = "the listing", body = JobListing),
         (status = 401, description = "no or wrong cluster token", body = ErrorBody), (status = 404, description = "no such job", body = ErrorBody)))]
 pub(super) async fn job_ls(State(sh): Shr, Path(id): Path<String>) -> ApiResult<Json<JobListing>> {
+    let id = job_path_id(id);
     let job = sh
         .lock()
         .job(&id)
@@ -277,6 +281,7 @@ pub(super) async fn job_tasks(
     State(sh): Shr,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TaskAttempts>> {
+    let id = job_path_id(id);
     let st = sh.lock();
     let job = st.job(&id).ok_or_else(|| ApiError::unknown_job(&id))?;
     Ok(Json(TaskAttempts {
@@ -296,6 +301,7 @@ pub(crate) async fn task_logs(
     State(sh): Shr,
     Path((id, task)): Path<(String, String)>,
 ) -> ApiResult<Json<gridmr_net::rest::TaskLogs>> {
+    let id = job_path_id(id);
     let base = {
         let st = sh.lock();
         st.job(&id)

@@ -60,6 +60,8 @@ impl ApiError {
             body: ErrorBody {
                 error: error.into(),
                 status: None,
+                job_id: None,
+                deleted: None,
             },
         }
     }
@@ -68,8 +70,20 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, error)
     }
 
-    fn unknown_job(id: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, format!("unknown job {id:?}"))
+    /// 404 for a job id no job has: `"status": "UNKNOWN"` and the id in the
+    /// body, as the original's clients read them.
+    pub(crate) fn unknown_job(id: &str) -> Self {
+        let mut e = Self::new(StatusCode::NOT_FOUND, format!("unknown job {id:?}"));
+        e.body.status = Some(JobState::Unknown);
+        e.body.job_id = Some(id.chars().take(128).collect());
+        e
+    }
+
+    /// 404 for a `DELETE` of a job id no job has (again): `"deleted": false`.
+    fn not_deleted(id: &str) -> Self {
+        let mut e = Self::unknown_job(id);
+        e.body.deleted = Some(false);
+        e
     }
 
     fn with_state(mut self, state: JobState) -> Self {
@@ -116,6 +130,21 @@ impl From<crate::error::Error> for ApiError {
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// The job id a path names: `job-000001`, or the original's form of the
+/// same id, `job-1` (any number of digits, leading zeros or none). Ids stay
+/// unique and are never reused, so the short form names one job only.
+pub(crate) fn job_path_id(id: String) -> String {
+    match id.strip_prefix("job-") {
+        Some(digits) if !digits.is_empty() && digits.len() <= 19 && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            match digits.parse::<u64>() {
+                Ok(n) => format!("job-{n:06}"),
+                Err(_) => id,
+            }
+        }
+        _ => id,
+    }
+}
 
 /// Largest request body any endpoint reads (a submission or a
 /// registration is a few hundred bytes).

@@ -21,6 +21,7 @@ pub(crate) async fn job_result(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
+    let id = job_path_id(id);
     let q: ResultQuery = query(q)?;
     let (state, file, parts, error, output_url) = {
         let st = sh.lock();

@@ -159,6 +159,7 @@ fn unknown(id: &str) -> Response {
 }
 
 async fn job(State(sh): Shr, Path(id): Path<String>) -> Response {
+    let id = crate::master::api::job_path_id(id);
     match job_view(&sh, &id) {
         Some((status, attempts)) => page(pages::job_page(&status, &attempts, now_ms())),
         None => unknown(&id),
@@ -166,6 +167,7 @@ async fn job(State(sh): Shr, Path(id): Path<String>) -> Response {
 }
 
 async fn job_fragment(State(sh): Shr, Path(id): Path<String>) -> Response {
+    let id = crate::master::api::job_path_id(id);
     match job_view(&sh, &id) {
         Some((status, attempts)) => page(pages::job_detail(&status, &attempts, now_ms())),
         None => unknown(&id),
