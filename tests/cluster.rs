@@ -302,6 +302,24 @@ fn a_large_result_is_streamed_from_its_parts() {
     assert_eq!(code, 200);
     assert_eq!(text, joined);
     assert_eq!(sorted_lines(&text), embedded_wordcount(&input));
-    let (code, _) = cluster.get(&format!("/jobs/{id}/result?format=json"));
-    assert_eq!(code, 413);
+    // The original's JSON form, streamed, for clients that read `.result`.
+    let (code, json) = cluster.get(&format!("/jobs/{id}/result"));
+    assert_eq!(code, 200);
+    assert_eq!((&json["job_id"], &json["status"]), (&json!(id), &json!("SUCCEEDED")));
+    assert_eq!(json["result"].as_str(), Some(joined.as_str()));
+}
+
+/// Past RESULT_INLINE_MAX_BYTES a result is text unless JSON is asked for,
+/// which is refused rather than answered in part.
+#[test]
+fn a_result_past_the_json_limit_is_text() {
+    let cluster = Cluster::start(1, &[("RESULT_INLINE_MAX_BYTES", "100")], &[]);
+    let input = cluster.put_input(&repo_data("gutenberg/being_ernest.txt"), "ernest.txt");
+    let id = cluster.submit(json!({"job": "wordcount", "input_url": input.display().to_string()}));
+    assert_eq!(cluster.wait(&id)["status"], "SUCCEEDED");
+    let (code, text) = cluster.get_text(&format!("/jobs/{id}/result"));
+    assert_eq!(code, 200);
+    assert_eq!(sorted_lines(&text), embedded_wordcount(&input));
+    let (code, answer) = cluster.get(&format!("/jobs/{id}/result?format=json"));
+    assert_eq!(code, 413, "{answer}");
 }

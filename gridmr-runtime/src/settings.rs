@@ -136,9 +136,10 @@ pub struct MasterSettings {
     /// Most map splits or reduce partitions a job may ask for.
     #[arg(long, env = "MAX_PARTITIONS", default_value_t = 10_000)]
     pub max_partitions: u32,
-    /// Largest result `GET /jobs/{id}/result` answers inline as JSON; larger
-    /// results are streamed as text.
-    #[arg(long, env = "RESULT_INLINE_MAX_BYTES", default_value_t = 4 << 20)]
+    /// Largest result `GET /jobs/{id}/result` answers as the original's JSON
+    /// (streamed, never held whole); larger results are streamed as text
+    /// unless JSON is asked for (`413`).
+    #[arg(long, env = "RESULT_INLINE_MAX_BYTES", default_value_t = gridmr_core::commit::DEFAULT_RESULT_MAX_BYTES)]
     pub result_inline_max_bytes: u64,
     /// Log filter (`info`, `debug`, `gridmr_runtime=trace`, …).
     #[arg(long, env = "MASTER_LOG_LEVEL", default_value = "info")]
@@ -201,7 +202,7 @@ impl MasterSettings {
             job_retention_purge: false,
             policy: SchedulerPolicy::LeastLoaded,
             max_partitions: 10_000,
-            result_inline_max_bytes: 4 << 20,
+            result_inline_max_bytes: gridmr_core::commit::DEFAULT_RESULT_MAX_BYTES,
             log_level: "info".into(),
             script_hosts: Vec::new(),
             result_txt_max_bytes: gridmr_core::commit::DEFAULT_RESULT_MAX_BYTES,

@@ -37,18 +37,10 @@ pub(crate) async fn job_result(
     if let (JobState::Succeeded, Some(url)) = (state, &output_url) {
         return object_result(&sh, id, url, q.format.as_deref()).await;
     }
-    let file = match (state, file) {
-        (JobState::Succeeded, Some(f)) => f,
+    let files = match (state, file) {
+        (JobState::Succeeded, Some(f)) => vec![f],
         // Too large for result.txt: its part files, joined as it would be.
-        (JobState::Succeeded, None) if q.format.as_deref() != Some("json") => {
-            return stream_files(&sh, parts).await
-        }
-        (JobState::Succeeded, None) => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the result is larger than RESULT_TXT_MAX_BYTES; ask for ?format=text",
-            ))
-        }
+        (JobState::Succeeded, None) => parts,
         (JobState::Failed, _) => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -64,36 +56,125 @@ pub(crate) async fn job_result(
             .with_state(state))
         }
     };
-    let opened = open_confined(&sh, vec![file.clone()]).await?.remove(0);
-    let size = opened.1;
-    let as_text = answer_as_text(
-        q.format.as_deref(),
-        size,
-        sh.settings.result_inline_max_bytes,
-    )?;
-    let mut f = tokio::fs::File::from_std(opened.0);
-    if as_text {
-        let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 << 10);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            "text/plain; charset=utf-8"
-                .parse()
-                .map_err(|_| ApiError::bad("header"))?,
-        );
-        headers.insert(header::CONTENT_LENGTH, size.into());
-        return Ok((headers, Body::from_stream(stream)).into_response());
+    let (size, stream) = stream_files(&sh, files).await?;
+    let limit = sh.settings.result_inline_max_bytes;
+    match answer_as_text(q.format.as_deref(), size, limit)? {
+        true => Ok(text_answer(size, stream)),
+        false => Ok(json_answer(&id, stream)),
     }
-    let mut bytes = Vec::with_capacity(size as usize);
-    tokio::io::AsyncReadExt::read_to_end(&mut f, &mut bytes)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::GONE, format!("{}: {e}", file.display())))?;
-    Ok(Json(JobResult {
-        job_id: id,
-        status: state,
-        result: String::from_utf8_lossy(&bytes).into_owned(),
-    })
-    .into_response())
+}
+
+/// A result streamed as `text/plain`, `size` bytes.
+fn text_answer(size: u64, stream: ByteStream) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CONTENT_LENGTH, size.into());
+    (headers, Body::from_stream(stream)).into_response()
+}
+
+/// A result streamed as the original's JSON answer, `{"job_id", "status",
+/// "result"}`, the result escaped as it goes (never held whole).
+fn json_answer(id: &str, stream: ByteStream) -> Response {
+    let head = format!(
+        "{{\"job_id\":{},\"status\":\"SUCCEEDED\",\"result\":\"",
+        serde_json::Value::from(id)
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let body = JsonString::new(stream).wrap(head.into_bytes(), b"\"}".to_vec());
+    (headers, Body::from_stream(body)).into_response()
+}
+
+/// The bytes of a result, chunk by chunk.
+pub(super) type ByteStream = futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>;
+
+/// Escapes a byte stream as the inside of a JSON string: UTF-8 kept across
+/// chunk boundaries, invalid bytes as U+FFFD (as `String::from_utf8_lossy`).
+struct JsonString {
+    inner: ByteStream,
+    /// The start of a character cut by the chunk's end.
+    carry: Vec<u8>,
+}
+
+impl JsonString {
+    fn new(inner: ByteStream) -> Self {
+        JsonString {
+            inner,
+            carry: Vec::new(),
+        }
+    }
+
+    /// `head`, the escaped stream, then `tail`.
+    fn wrap(self, head: Vec<u8>, tail: Vec<u8>) -> ByteStream {
+        use futures_util::StreamExt;
+        let body = futures_util::stream::unfold(Some(self), |state| async move {
+            let mut me = state?;
+            match me.inner.next().await {
+                Some(Ok(chunk)) => {
+                    let escaped = me.escape(&chunk, false);
+                    Some((Ok(Bytes::from(escaped)), Some(me)))
+                }
+                Some(Err(e)) => Some((Err(e), None)),
+                None => {
+                    let rest = me.escape(&[], true);
+                    Some((Ok(Bytes::from(rest)), None))
+                }
+            }
+        });
+        futures_util::stream::once(async move { Ok(Bytes::from(head)) })
+            .chain(body)
+            .chain(futures_util::stream::once(async move {
+                Ok(Bytes::from(tail))
+            }))
+            .boxed()
+    }
+
+    /// The escaped text of `chunk` after what was carried; at the `end`,
+    /// a cut character left over is invalid.
+    fn escape(&mut self, chunk: &[u8], end: bool) -> Vec<u8> {
+        let mut bytes = std::mem::take(&mut self.carry);
+        bytes.extend_from_slice(chunk);
+        let mut text = String::with_capacity(bytes.len());
+        let mut rest = &bytes[..];
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(valid) => {
+                    text.push_str(valid);
+                    break;
+                }
+                Err(e) => {
+                    let (valid, after) = rest.split_at(e.valid_up_to());
+                    text.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                    match e.error_len() {
+                        Some(n) => {
+                            text.push(char::REPLACEMENT_CHARACTER);
+                            rest = &after[n..];
+                        }
+                        None if end => {
+                            text.push(char::REPLACEMENT_CHARACTER);
+                            break;
+                        }
+                        None => {
+                            self.carry = after.to_vec();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let quoted = serde_json::Value::from(text).to_string();
+        let mut out = quoted.into_bytes();
+        // The quotes go: the answer's head and tail hold them.
+        out.pop();
+        out.remove(0);
+        out
+    }
 }
 
 /// Whether a result of `size` bytes is answered as text (asked for, or too large for JSON
@@ -119,7 +200,6 @@ async fn object_result(
     format: Option<&str>,
 ) -> ApiResult<Response> {
     use crate::objstore::output::read_manifest;
-    use futures_util::TryStreamExt;
     let gone = |e: crate::objstore::ObjectError| {
         ApiError::new(StatusCode::GONE, format!("the result: {e}"))
     };
@@ -129,25 +209,10 @@ async fn object_result(
     let as_text = answer_as_text(format, size, sh.settings.result_inline_max_bytes)?;
     let parts: Vec<_> = manifest.parts.iter().map(|p| out.join(&p.name)).collect();
     let stream = object_chunks(sh.objects.clone(), parts);
-    if as_text {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        headers.insert(header::CONTENT_LENGTH, size.into());
-        return Ok((headers, Body::from_stream(stream)).into_response());
+    match as_text {
+        true => Ok(text_answer(size, stream)),
+        false => Ok(json_answer(&id, stream)),
     }
-    let chunks: Vec<axum::body::Bytes> = stream
-        .try_collect()
-        .await
-        .map_err(|e| ApiError::new(StatusCode::GONE, format!("the result: {e}")))?;
-    Ok(Json(JobResult {
-        job_id: id,
-        status: JobState::Succeeded,
-        result: String::from_utf8_lossy(&chunks.concat()).into_owned(),
-    })
-    .into_response())
 }
 
 /// The bytes of `parts`, one object after the other (built outside the handler, so that its
@@ -201,7 +266,8 @@ pub(super) async fn open_confined(
 pub(super) async fn stream_files(
     sh: &Shared,
     files: Vec<std::path::PathBuf>,
-) -> ApiResult<Response> {
+) -> ApiResult<(u64, ByteStream)> {
+    use futures_util::StreamExt;
     let mut size = 0u64;
     for chunk in files.chunks(256) {
         size += open_confined(sh, chunk.to_vec())
@@ -219,7 +285,6 @@ pub(super) async fn stream_files(
         move |(mut files, mut current)| {
             let share = share.clone();
             async move {
-                use futures_util::StreamExt;
                 loop {
                     if let Some(reader) = current.as_mut() {
                         if let Some(chunk) = reader.next().await {
@@ -246,11 +311,34 @@ pub(super) async fn stream_files(
             }
         },
     );
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CONTENT_LENGTH, size.into());
-    Ok((headers, Body::from_stream(stream)).into_response())
+    Ok((size, stream.boxed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunks cut anywhere, a character cut in two included, escape to the
+    /// JSON string of the whole; invalid bytes read as U+FFFD.
+    #[tokio::test]
+    async fn a_result_escapes_as_one_json_string_however_it_is_cut() {
+        let text = "a\tb \"q\" \\ ñ€😀\nend\u{1}";
+        let mut bytes = text.as_bytes().to_vec();
+        bytes.push(0xff);
+        bytes.extend_from_slice("z".as_bytes());
+        bytes.extend_from_slice(&"é".as_bytes()[..1]);
+        let whole = serde_json::Value::from(String::from_utf8_lossy(&bytes).into_owned()).to_string();
+        for size in 1..=bytes.len() {
+            let chunks: Vec<std::io::Result<Bytes>> = bytes
+                .chunks(size)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            let stream: ByteStream = Box::pin(futures_util::stream::iter(chunks));
+            let body = JsonString::new(stream).wrap(b"\"".to_vec(), b"\"".to_vec());
+            let got: Vec<Bytes> = futures_util::TryStreamExt::try_collect(body)
+                .await
+                .unwrap();
+            assert_eq!(String::from_utf8(got.concat()).unwrap(), whole, "cut every {size}");
+        }
+    }
 }
