@@ -305,7 +305,10 @@ fn a_large_result_is_streamed_from_its_parts() {
     // The original's JSON form, streamed, for clients that read `.result`.
     let (code, json) = cluster.get(&format!("/jobs/{id}/result"));
     assert_eq!(code, 200);
-    assert_eq!((&json["job_id"], &json["status"]), (&json!(id), &json!("SUCCEEDED")));
+    assert_eq!(
+        (&json["job_id"], &json["status"]),
+        (&json!(id), &json!("SUCCEEDED"))
+    );
     assert_eq!(json["result"].as_str(), Some(joined.as_str()));
 }
 

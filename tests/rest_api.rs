@@ -243,7 +243,10 @@ fn the_original_curl_sequence() {
     let (code, gone) = cluster.get(&format!("/jobs/{id}"));
     assert_eq!(code, 404);
     assert!(gone["error"].as_str().unwrap().contains(&id));
-    assert_eq!((&gone["status"], &gone["job_id"]), (&json!("UNKNOWN"), &json!(id)));
+    assert_eq!(
+        (&gone["status"], &gone["job_id"]),
+        (&json!("UNKNOWN"), &json!(id))
+    );
     // A second DELETE: 404, and "deleted": false for the clients that read it.
     let (code, again) = cluster.delete(&format!("/jobs/{id}"));
     assert_eq!(code, 404);
@@ -252,7 +255,10 @@ fn the_original_curl_sequence() {
         (&json!(false), &json!("UNKNOWN"))
     );
     // The original's short id form names the same job (the README's `curl $M/jobs/job-1`).
-    let short = format!("job-{}", dist.trim_start_matches("job-").trim_start_matches('0'));
+    let short = format!(
+        "job-{}",
+        dist.trim_start_matches("job-").trim_start_matches('0')
+    );
     let (code, same) = cluster.get(&format!("/jobs/{short}"));
     assert_eq!((code, &same["job_id"]), (200, &json!(dist)));
     let (code, _) = cluster.get(&format!("/jobs/{short}/ls"));

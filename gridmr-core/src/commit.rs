@@ -8,7 +8,8 @@
 //!    atomic rename within one folder, also on NFS); a part already renamed is left as it is;
 //! 2. the output folder is synced, so the renames are on disk before anything says they are;
 //! 3. `result.txt` (the parts joined in order, the original GridMR's result) is written under a
-//!    temporary name, synced and renamed, when the parts hold at most `result_max_bytes`;
+//!    temporary name, synced and renamed, when the parts hold at most `result_max_bytes`; an
+//!    output of one part gets it as a second name of that part (a hard link), whatever its size;
 //! 4. the attempts folder (`_attempts`) is removed;
 //! 5. **`_SUCCESS`** is written under a temporary name, synced, renamed, and the folder synced:
 //!    the commit point. Before it exists the output is incomplete whatever else is there; once it
@@ -17,9 +18,11 @@
 //! Steps are reported to a callback as they complete ([`CommitStep`]), which a master uses to
 //! inject a crash at each of them in tests.
 //!
-//! `result.txt` is a copy of the whole output, made for the original's small results; past a
-//! size ([`DEFAULT_RESULT_MAX_BYTES`] unless set) it is not written, and the part files, as in
-//! Hadoop and Spark, are the output (the master streams them, joined, as the result).
+//! `result.txt` is the whole output, made for the original's small results: the one part
+//! itself when there is one, else a copy of the parts joined. So that no large output is written
+//! twice, past a size ([`DEFAULT_RESULT_MAX_BYTES`] unless set) several parts are not joined, and
+//! the part files, as in Hadoop and Spark, are the output (the master streams them, joined, as
+//! the result).
 
 use crate::error::{Error, Result};
 use crate::layout;
@@ -33,8 +36,9 @@ pub const SUCCESS_FILE: &str = "_SUCCESS";
 /// The joined result file.
 pub const RESULT_FILE: &str = "result.txt";
 
-/// The largest output joined into `result.txt` unless a job says otherwise: 256 MiB.
-pub const DEFAULT_RESULT_MAX_BYTES: u64 = 256 << 20;
+/// The largest output of several parts joined into `result.txt` (a copy) unless a job says
+/// otherwise: 16 MiB, well past the original's results (its SINGLE threshold was 5 MB of input).
+pub const DEFAULT_RESULT_MAX_BYTES: u64 = 16 << 20;
 
 /// One part of an output: the attempt file chosen for it and the part's final name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,9 +167,12 @@ impl JobCommit {
                 .map_err(|e| Error::io("stat", part, e))?
                 .len();
         }
-        let result = (size <= self.result_max_bytes)
-            .then(|| join_parts(&self.out, &parts))
-            .transpose()?;
+        let result = match parts.as_slice() {
+            [one] => Some(link_part(&self.out, one)?),
+            many => (size <= self.result_max_bytes)
+                .then(|| join_parts(&self.out, many))
+                .transpose()?,
+        };
         on_step(CommitStep::ResultWritten);
         let attempts = layout::attempts_dir(&self.out);
         match std::fs::remove_dir_all(&attempts) {
@@ -206,6 +213,21 @@ fn write_synced(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
     std::fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &tmp, e))?;
     sync_dir(dir)?;
     Ok(dest)
+}
+
+/// Makes `result.txt` a second name of the output's one `part` (no byte written twice), under
+/// a temporary name first; where the file system has no hard links, a copy.
+fn link_part(output_dir: &Path, part: &Path) -> Result<PathBuf> {
+    let result = output_dir.join(RESULT_FILE);
+    let tmp = output_dir.join(format!(".{RESULT_FILE}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    match std::fs::hard_link(part, &tmp) {
+        Ok(()) => {
+            std::fs::rename(&tmp, &result).map_err(|e| Error::io("rename", &tmp, e))?;
+            Ok(result)
+        }
+        Err(_) => join_parts(output_dir, std::slice::from_ref(&part.to_path_buf())),
+    }
 }
 
 /// Writes `result.txt`: the `parts`, joined in order, under a temporary name first.
@@ -323,6 +345,24 @@ mod tests {
         std::fs::remove_file(&commit.parts[1].attempt).unwrap();
         assert!(commit.run(&mut |_| {}).is_err());
         assert!(!is_complete(&commit.out));
+    }
+
+    #[test]
+    fn one_part_is_its_own_result_file_whatever_its_size() {
+        use std::os::unix::fs::MetadataExt;
+        let (_dir, mut commit) = attempts(1);
+        commit.result_max_bytes = 1;
+        let done = commit.run(&mut |_| {}).unwrap();
+        let result = done.result.expect("result.txt");
+        assert_eq!(std::fs::read_to_string(&result).unwrap(), "part0\n");
+        let (a, b) = (
+            std::fs::metadata(&result).unwrap(),
+            std::fs::metadata(&done.parts[0]).unwrap(),
+        );
+        assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "one file, two names");
+        // Committing again (a master that crashed after) changes nothing.
+        let again = commit.run(&mut |_| {}).unwrap();
+        assert_eq!(again.result, Some(result));
     }
 
     #[test]

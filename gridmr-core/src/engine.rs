@@ -40,9 +40,9 @@ pub struct JobConfig {
     pub reduce_partitions: Option<u32>,
     /// The job's parameters, which every task sees.
     pub params: Params,
-    /// The largest output joined into `result.txt` (default
+    /// The largest output of several parts joined into `result.txt` (default
     /// [`DEFAULT_RESULT_MAX_BYTES`](crate::commit::DEFAULT_RESULT_MAX_BYTES)); above it the part
-    /// files alone are the output.
+    /// files alone are the output. One part is always `result.txt` too (a hard link).
     pub result_max_bytes: u64,
     /// How the input is cut into map tasks.
     pub splits: SplitPolicy,

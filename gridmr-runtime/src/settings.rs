@@ -139,7 +139,7 @@ pub struct MasterSettings {
     /// Largest result `GET /jobs/{id}/result` answers as the original's JSON
     /// (streamed, never held whole); larger results are streamed as text
     /// unless JSON is asked for (`413`).
-    #[arg(long, env = "RESULT_INLINE_MAX_BYTES", default_value_t = gridmr_core::commit::DEFAULT_RESULT_MAX_BYTES)]
+    #[arg(long, env = "RESULT_INLINE_MAX_BYTES", default_value_t = 256 << 20)]
     pub result_inline_max_bytes: u64,
     /// Log filter (`info`, `debug`, `gridmr_runtime=trace`, …).
     #[arg(long, env = "MASTER_LOG_LEVEL", default_value = "info")]
@@ -148,9 +148,10 @@ pub struct MasterSettings {
     /// (comma-separated `host` or `host:port`); empty: downloads are off.
     #[arg(long, env = "GRIDMR_SCRIPT_HOSTS", value_delimiter = ',')]
     pub script_hosts: Vec<String>,
-    /// The largest output joined into `result.txt` (the original's joined
-    /// result); past it the part files alone are the output, and
-    /// `GET /jobs/{id}/result` streams them joined.
+    /// The largest output of several parts joined into `result.txt` (the
+    /// original's joined result, a copy); past it the part files alone are the
+    /// output, and `GET /jobs/{id}/result` streams them joined. An output of
+    /// one part always has `result.txt`, as a second name of the part.
     #[arg(long, env = "RESULT_TXT_MAX_BYTES", default_value_t = gridmr_core::commit::DEFAULT_RESULT_MAX_BYTES)]
     pub result_txt_max_bytes: u64,
     /// Where map outputs are kept unless a job says (`shuffle_mode`):
@@ -202,7 +203,7 @@ impl MasterSettings {
             job_retention_purge: false,
             policy: SchedulerPolicy::LeastLoaded,
             max_partitions: 10_000,
-            result_inline_max_bytes: gridmr_core::commit::DEFAULT_RESULT_MAX_BYTES,
+            result_inline_max_bytes: 256 << 20,
             log_level: "info".into(),
             script_hosts: Vec::new(),
             result_txt_max_bytes: gridmr_core::commit::DEFAULT_RESULT_MAX_BYTES,

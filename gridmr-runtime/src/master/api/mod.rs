@@ -136,7 +136,11 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 /// unique and are never reused, so the short form names one job only.
 pub(crate) fn job_path_id(id: String) -> String {
     match id.strip_prefix("job-") {
-        Some(digits) if !digits.is_empty() && digits.len() <= 19 && digits.bytes().all(|b| b.is_ascii_digit()) => {
+        Some(digits)
+            if !digits.is_empty()
+                && digits.len() <= 19
+                && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             match digits.parse::<u64>() {
                 Ok(n) => format!("job-{n:06}"),
                 Err(_) => id,

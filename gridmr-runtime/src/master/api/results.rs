@@ -129,9 +129,9 @@ impl JsonString {
         });
         futures_util::stream::once(async move { Ok(Bytes::from(head)) })
             .chain(body)
-            .chain(futures_util::stream::once(async move {
-                Ok(Bytes::from(tail))
-            }))
+            .chain(futures_util::stream::once(
+                async move { Ok(Bytes::from(tail)) },
+            ))
             .boxed()
     }
 
@@ -327,7 +327,8 @@ mod tests {
         bytes.push(0xff);
         bytes.extend_from_slice("z".as_bytes());
         bytes.extend_from_slice(&"é".as_bytes()[..1]);
-        let whole = serde_json::Value::from(String::from_utf8_lossy(&bytes).into_owned()).to_string();
+        let whole =
+            serde_json::Value::from(String::from_utf8_lossy(&bytes).into_owned()).to_string();
         for size in 1..=bytes.len() {
             let chunks: Vec<std::io::Result<Bytes>> = bytes
                 .chunks(size)
@@ -335,10 +336,12 @@ mod tests {
                 .collect();
             let stream: ByteStream = Box::pin(futures_util::stream::iter(chunks));
             let body = JsonString::new(stream).wrap(b"\"".to_vec(), b"\"".to_vec());
-            let got: Vec<Bytes> = futures_util::TryStreamExt::try_collect(body)
-                .await
-                .unwrap();
-            assert_eq!(String::from_utf8(got.concat()).unwrap(), whole, "cut every {size}");
+            let got: Vec<Bytes> = futures_util::TryStreamExt::try_collect(body).await.unwrap();
+            assert_eq!(
+                String::from_utf8(got.concat()).unwrap(),
+                whole,
+                "cut every {size}"
+            );
         }
     }
 }
