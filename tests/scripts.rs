@@ -818,6 +818,103 @@ fn a_script_url_over_http_is_downloaded_into_the_job_folder() {
     );
 }
 
+/// The original downloaded an http(s) `input_url`: here too, from the hosts
+/// GRIDMR_SCRIPT_HOSTS allows (the same list as for scripts), into the job's
+/// folder; any other host is refused. The submission says the mode it runs in,
+/// and `ls` names the script.
+#[test]
+fn an_input_url_over_http_is_downloaded_from_an_allowed_host() {
+    let text = std::fs::read_to_string(repo_data("samples/input.txt")).unwrap();
+    let url = serve_file(text);
+    let host = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let cluster = Cluster::start(
+        1,
+        &[
+            ("GRIDMR_SCRIPT_HOSTS", host.as_str()),
+            ("DEFAULT_PARTITIONS", "2"),
+        ],
+        &[],
+    );
+    let script = cluster.put_input(&example("wordcount.py"), "wordcount.py");
+    let (code, submitted) = cluster.post_json(
+        "/jobs",
+        &json!({"script_url": script, "input_url": url, "partitions": 3}),
+    );
+    assert_eq!(code, 200, "{submitted}");
+    // A small input asked for 3 partitions runs SINGLE, as one partition: said at once.
+    assert_eq!(
+        (&submitted["mode"], &submitted["partitions"]),
+        (&json!("SINGLE"), &json!(1))
+    );
+    let id = submitted["job_id"].as_str().unwrap().to_owned();
+    let done = cluster.wait(&id);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        (&done["mode"], &done["partitions"]),
+        (&json!("SINGLE"), &json!(1))
+    );
+    assert!(
+        done["input_path"].as_str().unwrap().starts_with(
+            cluster
+                .shared
+                .path()
+                .join("jobs")
+                .join(&id)
+                .to_str()
+                .unwrap()
+        ),
+        "{done}"
+    );
+    assert_eq!(
+        cluster.result_lines(&id),
+        counts(&[("hola", 3), ("mundo", 2), ("grid", 2), ("mr", 1)])
+    );
+    let (_, ls) = cluster.get(&format!("/jobs/{id}/ls"));
+    assert!(
+        ls["script"].as_str().unwrap().ends_with("script.py"),
+        "{ls}"
+    );
+    // A forced DISTRIBUTED job says so when submitted.
+    let (_, forced) = cluster.post_json(
+        "/jobs",
+        &json!({"script_url": script, "input_url": url, "partitions": 2, "force_distributed": true}),
+    );
+    assert_eq!(
+        (&forced["mode"], &forced["partitions"]),
+        (&json!("DISTRIBUTED"), &json!(2))
+    );
+    cluster.wait(forced["job_id"].as_str().unwrap());
+    // No width named: the original's DEFAULT_PARTITIONS.
+    let (_, defaulted) = cluster.post_json(
+        "/jobs",
+        &json!({"script_url": script, "input_url": url, "force_distributed": true}),
+    );
+    let done = cluster.wait(defaulted["job_id"].as_str().unwrap());
+    assert_eq!(
+        (&done["partitions"], &done["reduce_partitions"]),
+        (&json!(2), &json!(2)),
+        "{done}"
+    );
+    // Another host: refused, nothing fetched.
+    let (code, refused) = cluster.post_json(
+        "/jobs",
+        &json!({"script_url": script, "input_url": "http://192.0.2.1/data.txt"}),
+    );
+    assert_eq!(code, 400, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("GRIDMR_SCRIPT_HOSTS"),
+        "{refused}"
+    );
+}
+
 /// Every attempt keeps its own log (its processes' stderr), served by
 /// `GET /jobs/{id}/tasks/{task}/logs` and `gridmr logs`.
 #[test]

@@ -25,15 +25,31 @@ pub enum SchedulerPolicy {
 /// keeps the runs' numbers from meeting.
 pub const MAX_TASK_ATTEMPTS_CAP: u32 = gridmr_scheduler::MAX_TASK_ATTEMPTS_CAP;
 
+impl MasterSettings {
+    /// The REST port: `MASTER_PORT`, else the original's `REST_PORT`, else 8080.
+    pub fn rest_port(&self) -> u16 {
+        self.port.or(self.rest_port).unwrap_or(8080)
+    }
+}
+
 /// The master's settings.
 #[derive(Debug, Clone, Args)]
 pub struct MasterSettings {
     /// Address the REST API listens on.
     #[arg(long, env = "MASTER_HOST", default_value = "0.0.0.0")]
     pub host: String,
-    /// Port of the REST API (0: any free port, printed at start).
-    #[arg(long, env = "MASTER_PORT", default_value_t = 8080)]
-    pub port: u16,
+    /// Port of the REST API (0: any free port, printed at start; default 8080,
+    /// or the original's `REST_PORT` when set).
+    #[arg(long, env = "MASTER_PORT")]
+    pub port: Option<u16>,
+    /// The original's name for the REST port, read when `MASTER_PORT` is not set.
+    #[arg(long, env = "REST_PORT", hide = true)]
+    pub rest_port: Option<u16>,
+    /// The `partitions` of a job that names none of `partitions`, `map_splits`
+    /// and `reduce_partitions` (the original's `DEFAULT_PARTITIONS`); unset: a
+    /// job is as wide as the cluster's live slots when it is planned.
+    #[arg(long, env = "DEFAULT_PARTITIONS")]
+    pub default_partitions: Option<u32>,
     /// The folder shared with every worker (NFS in production). Job folders
     /// go under `<SHARED_DIR>/jobs/`, and inputs must lie inside it.
     #[arg(long, env = "SHARED_DIR", default_value = "/data/shared")]
@@ -177,7 +193,9 @@ impl MasterSettings {
     pub fn local(shared_dir: impl Into<PathBuf>) -> Self {
         MasterSettings {
             host: "127.0.0.1".into(),
-            port: 0,
+            port: Some(0),
+            rest_port: None,
+            default_partitions: None,
             shared_dir: shared_dir.into(),
             input_roots: Vec::new(),
             object_buckets: Vec::new(),
@@ -456,5 +474,24 @@ mod tests {
             gridmr_scheduler::SchedulerConfig::default(),
             "gridmr-scheduler's SchedulerConfig::default() drifted from the master's settings"
         );
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        master: MasterSettings,
+    }
+
+    #[test]
+    fn the_original_rest_port_counts_when_master_port_is_not_set() {
+        use clap::Parser;
+        let port = |args: &[&str]| {
+            let mut argv = vec!["master"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).unwrap().master.rest_port()
+        };
+        assert_eq!(port(&[]), 8080);
+        assert_eq!(port(&["--rest-port", "9000"]), 9000);
+        assert_eq!(port(&["--port", "0", "--rest-port", "9000"]), 0);
     }
 }

@@ -16,7 +16,7 @@
 //! let request = JobRequest::new(JobKind::Script("/share/jobs/job-000001/job.py".into()),
 //!     "/share/input.txt".into());
 //! s.handle(Event::Submitted { id: id.clone(), request,
-//!     dirs: JobDirs::under("/share/jobs/job-000001".into()) }, 10);
+//!     dirs: JobDirs::under("/share/jobs/job-000001".into()), foreseen: None }, 10);
 //! s.handle(Event::Preparing { job: id.clone() }, 11);
 //! assert_eq!(s.job(&id).unwrap().state.as_str(), "PREPARING");
 //! ```
@@ -67,6 +67,9 @@ pub enum Event {
         request: JobRequest,
         /// Its folders.
         dirs: JobDirs,
+        /// The mode the master foresees from the input's size ([`plan::foresee`]);
+        /// `None`: from the request alone. Planning decides for good.
+        foreseen: Option<Mode>,
     },
     /// The master began listing a QUEUED job's input (PREPARING).
     Preparing {
@@ -151,8 +154,16 @@ impl Scheduler {
     pub fn handle(&mut self, event: Event, now_ms: u64) -> Vec<Effect> {
         self.now = self.now.max(now_ms);
         let mut effects = match event {
-            Event::Submitted { id, request, dirs } => {
-                self.add_job(id, request, dirs);
+            Event::Submitted {
+                id,
+                request,
+                dirs,
+                foreseen,
+            } => {
+                let job = self.add_job(id, request, dirs);
+                if let Some(mode) = foreseen {
+                    job.mode = mode;
+                }
                 Vec::new()
             }
             Event::Preparing { job } => {

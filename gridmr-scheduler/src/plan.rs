@@ -98,6 +98,35 @@ pub struct Plan {
     pub params: Params,
 }
 
+/// The mode of a job whose input holds `input_size` bytes (`None`: not
+/// known yet, so only what the request says for itself counts): the
+/// original's rule, as [`plan`] applies it.
+pub fn foresee(
+    request: &JobRequest,
+    input_size: Option<u64>,
+    live_slots: u32,
+    threshold: u64,
+) -> Mode {
+    let default = live_slots.max(1);
+    let reduce = request
+        .reduce_partitions
+        .or(request.partitions)
+        .unwrap_or(default)
+        .max(1);
+    let wide = reduce > 1 || request.map_splits.or(request.partitions).unwrap_or(default) > 1;
+    // A map-only job always runs DISTRIBUTED: its output is its map tasks'.
+    // So does a job that names its own width in the new fields
+    // (`reduce_partitions`, `map_splits` above 1): an explicit count is
+    // never dropped. The original's `partitions` keeps the original's rule.
+    let explicit = request.reduce_partitions.is_some_and(|r| r > 1)
+        || request.map_splits.is_some_and(|m| m > 1);
+    let large = input_size.is_some_and(|size| size >= threshold);
+    match request.map_only || request.force_distributed || explicit || (large && wide) {
+        true => Mode::Distributed,
+        false => Mode::Single,
+    }
+}
+
 /// Decides a job's mode, splits and partitions (the original's rule, with
 /// defaults from the cluster's size where it left them open).
 pub fn plan(
@@ -116,18 +145,7 @@ pub fn plan(
         .unwrap_or(default)
         .max(1);
     let maps = request.map_splits.or(request.partitions);
-    let wide = reduce > 1 || maps.unwrap_or(default) > 1;
-    // A map-only job always runs DISTRIBUTED: its output is its map tasks'.
-    // So does a job that names its own width in the new fields
-    // (`reduce_partitions`, `map_splits` above 1): an explicit count is
-    // never dropped. The original's `partitions` keeps the original's rule.
-    let explicit = request.reduce_partitions.is_some_and(|r| r > 1)
-        || request.map_splits.is_some_and(|m| m > 1);
-    let distributed = request.map_only
-        || request.force_distributed
-        || explicit
-        || (input_size >= threshold && wide);
-    if !distributed {
+    if foresee(request, Some(input_size), live_slots, threshold) == Mode::Single {
         return Plan {
             mode: Mode::Single,
             input_size,

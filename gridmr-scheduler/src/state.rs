@@ -633,6 +633,7 @@ impl Scheduler {
     pub(crate) fn add_job(&mut self, id: JobId, request: JobRequest, dirs: JobDirs) -> &mut Job {
         self.order += 1;
         let seq = self.order;
+        let mode = crate::plan::foresee(&request, None, 1, u64::MAX);
         let job = Job {
             id: id.clone(),
             kind: request.kind,
@@ -640,7 +641,7 @@ impl Scheduler {
             more_inputs: request.more_inputs,
             params: request.params,
             input_size: 0,
-            mode: Mode::Single,
+            mode,
             state: JobState::Queued,
             message: "queued".into(),
             error: None,

@@ -397,6 +397,7 @@ mod tests {
             id: "job-000001".parse().unwrap(),
             request,
             dirs: dirs.clone(),
+            foreseen: None,
         };
         state.handle(submitted, 0);
         let job = state.job("job-000001").unwrap().clone();

@@ -257,7 +257,7 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
     }
     let rest_tls = settings.security.rest_tls()?;
     let grpc_tls = settings.security.grpc_client_tls()?;
-    let (listener, addr) = crate::bind::listen(&settings.host, settings.port).await?;
+    let (listener, addr) = crate::bind::listen(&settings.host, settings.rest_port()).await?;
     let objects = crate::objstore::ObjectStores::new(&settings.object_buckets)
         .map_err(|e| Error::setting("OBJECT_BUCKETS", e.to_string()))?;
     let settings = Arc::new(settings);

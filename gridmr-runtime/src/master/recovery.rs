@@ -90,6 +90,7 @@ pub(super) fn recover(
                     id: id.clone(),
                     request: request.clone(),
                     dirs,
+                    foreseen: None,
                 };
                 let mut st = shared.lock();
                 let mut effects = st.handle(submitted_event, clock::now_ms());

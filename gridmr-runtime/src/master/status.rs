@@ -126,6 +126,7 @@ mod tests {
                 id: id.clone(),
                 request,
                 dirs,
+                foreseen: None,
             },
             1,
         );

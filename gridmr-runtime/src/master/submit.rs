@@ -17,6 +17,8 @@ pub(crate) enum ScriptSource {
 pub(crate) struct Staging {
     pub(crate) script: Option<ScriptSource>,
     pub(crate) files: Vec<PathBuf>,
+    /// An http(s) `input_url`, downloaded before the job is laid out.
+    pub(crate) input: Option<String>,
 }
 
 /// Copies a job's script and files into its folder; fixes up its kind.
@@ -112,6 +114,7 @@ pub(crate) fn submit(
             restarts: 0,
         },
     )?;
+    let foreseen = foresee(shared, &request);
     let status = {
         let mut st = shared.lock();
         let effects = st.handle(
@@ -119,6 +122,7 @@ pub(crate) fn submit(
                 id: id.clone(),
                 request: request.clone(),
                 dirs,
+                foreseen,
             },
             clock::now_ms(),
         );
@@ -130,6 +134,24 @@ pub(crate) fn submit(
     shared.spawn_call(prepare(shared.clone(), id, request));
     shared.poke();
     Ok(status)
+}
+
+/// The mode a job of file inputs will run in, from their sizes (the same rule planning applies
+/// moments later), so that the submission's answer says it; `None` for object inputs, listed
+/// at planning only, or inputs that cannot be listed (planning reports that).
+fn foresee(shared: &Shared, request: &JobRequest) -> Option<sched::Mode> {
+    let specs = request.input_specs();
+    if specs.iter().any(|s| crate::objstore::is_object_url(s)) {
+        return None;
+    }
+    let size = list_inputs(&specs).ok()?.iter().map(|f| f.len).sum::<u64>();
+    let slots = shared.lock().workers.live_slots();
+    Some(sched::plan::foresee(
+        request,
+        Some(size),
+        slots,
+        shared.settings.threshold_bytes,
+    ))
 }
 
 pub(super) async fn prepare(shared: Arc<Shared>, id: gridmr_core::JobId, request: JobRequest) {

@@ -203,7 +203,11 @@ impl V<'_> {
             chunks_dir: self.dirs.base.join("chunks").display().to_string(),
             shuffle_dir: self.dirs.shuffle.display().to_string(),
             shuffle_mode: self.shuffle_mode.to_string(),
-            partitions: self.partitions_asked,
+            // A SINGLE job runs as one partition, whatever was asked (as the original reported).
+            partitions: match self.mode {
+                Mode::Single => 1,
+                Mode::Distributed => self.partitions_asked,
+            },
             map_splits: self.table.len(Phase::Map) as u32,
             reduce_partitions: self.reduce_partitions,
             job: self.kind.name().to_owned(),

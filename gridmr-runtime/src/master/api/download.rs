@@ -31,15 +31,20 @@ pub(super) fn host_allowed(url: &reqwest::Url, allowed: &[String]) -> bool {
     })
 }
 
-/// Downloads a job script: only from `GRIDMR_SCRIPT_HOSTS`, redirects only
-/// to those hosts, at most [`MAX_SCRIPT_BYTES`] (counted while streaming),
-/// and no byte of the body in an error.
-pub(super) async fn download(url: &str, allowed: &[String]) -> ApiResult<Vec<u8>> {
-    let bad = |e: String| ApiError::bad(format!("script_url {url}: {e}"));
+/// A GET of `url` for `field`: only from `GRIDMR_SCRIPT_HOSTS`, redirects only to those hosts,
+/// and no byte of the body in an error. `whole` bounds the whole exchange; without it only a
+/// silence of 60 s between reads ends it (a large input takes as long as it takes).
+async fn get_allowed(
+    field: &str,
+    url: &str,
+    allowed: &[String],
+    whole: Option<Duration>,
+) -> ApiResult<reqwest::Response> {
+    let bad = |e: String| ApiError::bad(format!("{field} {url}: {e}"));
     let parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
     if allowed.is_empty() {
         return Err(bad(
-            "downloads are off on this master (GRIDMR_SCRIPT_HOSTS lists the hosts allowed); put the script on the shared folder".into(),
+            "downloads are off on this master (GRIDMR_SCRIPT_HOSTS lists the hosts allowed); put the file on the shared folder".into(),
         ));
     }
     if !host_allowed(&parsed, allowed) {
@@ -55,12 +60,16 @@ pub(super) async fn download(url: &str, allowed: &[String]) -> ApiResult<Vec<u8>
             attempt.error("a redirect to a host not in GRIDMR_SCRIPT_HOSTS")
         }
     });
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(policy)
-        .build()
-        .map_err(|e| bad(e.to_string()))?;
+    let mut client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60))
+        .redirect(policy);
+    if let Some(whole) = whole {
+        client = client.timeout(whole);
+    }
     let resp = client
+        .build()
+        .map_err(|e| bad(e.to_string()))?
         .get(parsed)
         .send()
         .await
@@ -68,6 +77,14 @@ pub(super) async fn download(url: &str, allowed: &[String]) -> ApiResult<Vec<u8>
     if !resp.status().is_success() {
         return Err(bad(format!("HTTP {}", resp.status())));
     }
+    Ok(resp)
+}
+
+/// Downloads a job script (see [`get_allowed`]), at most [`MAX_SCRIPT_BYTES`] (counted while
+/// streaming).
+pub(super) async fn download(url: &str, allowed: &[String]) -> ApiResult<Vec<u8>> {
+    let bad = |e: String| ApiError::bad(format!("script_url {url}: {e}"));
+    let resp = get_allowed("script_url", url, allowed, Some(Duration::from_secs(30))).await?;
     if resp
         .content_length()
         .is_some_and(|n| n > MAX_SCRIPT_BYTES as u64)
@@ -85,4 +102,33 @@ pub(super) async fn download(url: &str, allowed: &[String]) -> ApiResult<Vec<u8>
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Downloads an `input_url` over http(s) (see [`get_allowed`]) into a fresh upload as
+/// `input.data`, streamed, at most `MAX_UPLOAD_BYTES`; the job takes the upload as it would a
+/// client's. Returns the file's path.
+pub(super) async fn download_input(sh: &Shared, url: &str) -> ApiResult<std::path::PathBuf> {
+    use crate::master::uploads;
+    use futures_util::TryStreamExt;
+    let resp = get_allowed("input_url", url, &sh.settings.script_hosts, None).await?;
+    let cap = sh.settings.max_upload_bytes;
+    if resp.content_length().is_some_and(|n| n > cap) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("input_url {url}: larger than MAX_UPLOAD_BYTES ({cap} bytes)"),
+        ));
+    }
+    let shared = sh.shared_dir.clone();
+    let (id, _) = tokio::task::spawn_blocking(move || uploads::create(&shared))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let body = Body::from_stream(resp.bytes_stream().map_err(|e| e.without_url()));
+    let written = uploads::write(&sh.shared_dir, &id, "input.data", body, cap).await;
+    match written {
+        Ok((path, _)) => Ok(path),
+        Err(e) => {
+            let _ = uploads::delete(&sh.shared_dir, &id);
+            Err(ApiError::from(e))
+        }
+    }
 }

@@ -11,7 +11,10 @@ pub(super) async fn submit_job(State(sh): Shr, body: Body) -> ApiResult<Json<Job
     let body = read_body(body).await?;
     let req: SubmitRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad(format!("invalid job request: {e}")))?;
-    let (checked, mut staging) = check_submit(&sh, req)?;
+    let (mut checked, mut staging) = check_submit(&sh, req)?;
+    if let Some(url) = staging.input.take() {
+        checked.input_path = download_input(&sh, &url).await?;
+    }
     // Every file a folder or glob names must resolve inside the roots too.
     let roots = sh.input_roots();
     let specs = checked.input_specs();
@@ -253,7 +256,7 @@ pub(super) async fn job_ls(State(sh): Shr, Path(id): Path<String>) -> ApiResult<
     let share = sh.shared_dir.clone();
     let listing = tokio::task::spawn_blocking(move || JobListing {
         base: job.dirs.base.display().to_string(),
-        script: String::new(),
+        script: job.kind.script_path(),
         input: job.input_path.display().to_string(),
         chunks: job
             .splits
@@ -265,7 +268,10 @@ pub(super) async fn job_ls(State(sh): Shr, Path(id): Path<String>) -> ApiResult<
         status: view::rest_state(job.state),
         mode: view::rest_mode(job.mode),
         message: job.message.clone(),
-        partitions: job.partitions_asked,
+        partitions: match job.mode {
+            gridmr_scheduler::Mode::Single => 1,
+            gridmr_scheduler::Mode::Distributed => job.partitions_asked,
+        },
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;

@@ -234,7 +234,15 @@ pub(super) fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobReq
     }
     let mut staging = Staging::default();
     let (kind, map_only) = submitted_kind(sh, &req, &mut staging)?;
-    let input_path = checked_input(sh, "input_url", &req.input_url)?;
+    // An http(s) input is downloaded at submission (the original's rule), from the hosts
+    // GRIDMR_SCRIPT_HOSTS allows; until then its URL stands for it.
+    let input_path = match parse_url(&req.input_url) {
+        Ok(Location::Remote(url)) => {
+            staging.input = Some(url.clone());
+            std::path::PathBuf::from(url)
+        }
+        _ => checked_input(sh, "input_url", &req.input_url)?,
+    };
     let more_inputs = req
         .inputs
         .iter()
@@ -280,7 +288,11 @@ pub(super) fn check_submit(sh: &Shared, req: SubmitRequest) -> ApiResult<(JobReq
         input_path,
         more_inputs,
         params,
-        partitions: req.partitions,
+        // The original's DEFAULT_PARTITIONS, for a job that names no width at all.
+        partitions: match (req.partitions, req.map_splits, req.reduce_partitions) {
+            (None, None, None) => sh.settings.default_partitions.filter(|&p| p > 0),
+            (given, ..) => given,
+        },
         map_splits: req.map_splits,
         reduce_partitions: req.reduce_partitions,
         force_distributed: req.force_distributed.unwrap_or(false) || objects,

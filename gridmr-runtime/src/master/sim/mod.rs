@@ -440,6 +440,7 @@ fn set_up(cfg: &SimConfig) -> (Scheduler, gridmr_core::JobId, Sched) {
             id: id.clone(),
             request,
             dirs,
+            foreseen: None,
         },
         0,
     );
