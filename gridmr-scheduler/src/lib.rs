@@ -15,7 +15,7 @@
 //! let id = s.next_id();
 //! let request = JobRequest::new(JobKind::Script("/share/jobs/job-000001/job.py".into()),
 //!     "/share/input.txt".into());
-//! s.handle(Event::Submitted { id: id.clone(), request,
+//! s.handle(Event::Submitted { id: id.clone(), request: Box::new(request),
 //!     dirs: JobDirs::under("/share/jobs/job-000001".into()), foreseen: None }, 10);
 //! s.handle(Event::Preparing { job: id.clone() }, 11);
 //! assert_eq!(s.job(&id).unwrap().state.as_str(), "PREPARING");
@@ -64,7 +64,7 @@ pub enum Event {
         /// Its id, from [`Scheduler::next_id`].
         id: JobId,
         /// What it asked for, checked.
-        request: JobRequest,
+        request: Box<JobRequest>,
         /// Its folders.
         dirs: JobDirs,
         /// The mode the master foresees from the input's size ([`plan::foresee`]);
@@ -160,7 +160,7 @@ impl Scheduler {
                 dirs,
                 foreseen,
             } => {
-                let job = self.add_job(id, request, dirs);
+                let job = self.add_job(id, *request, dirs);
                 if let Some(mode) = foreseen {
                     job.mode = mode;
                 }

@@ -395,7 +395,7 @@ mod tests {
         let request = JobRequest::new(JobKind::Typed("wordcount".into()), "/in.txt".into());
         let submitted = Event::Submitted {
             id: "job-000001".parse().unwrap(),
-            request,
+            request: Box::new(request),
             dirs: dirs.clone(),
             foreseen: None,
         };

@@ -88,7 +88,7 @@ pub(super) fn recover(
                 let base = submitted.restarts.saturating_mul(ATTEMPTS_PER_RUN);
                 let submitted_event = Event::Submitted {
                     id: id.clone(),
-                    request: request.clone(),
+                    request: Box::new(request.clone()),
                     dirs,
                     foreseen: None,
                 };

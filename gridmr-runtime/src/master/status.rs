@@ -124,7 +124,7 @@ mod tests {
         st.handle(
             Event::Submitted {
                 id: id.clone(),
-                request,
+                request: Box::new(request),
                 dirs,
                 foreseen: None,
             },

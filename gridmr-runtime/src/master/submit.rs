@@ -120,7 +120,7 @@ pub(crate) fn submit(
         let effects = st.handle(
             Event::Submitted {
                 id: id.clone(),
-                request: request.clone(),
+                request: Box::new(request.clone()),
                 dirs,
                 foreseen,
             },

@@ -438,7 +438,7 @@ fn set_up(cfg: &SimConfig) -> (Scheduler, gridmr_core::JobId, Sched) {
     state.handle(
         Sched::Submitted {
             id: id.clone(),
-            request,
+            request: Box::new(request),
             dirs,
             foreseen: None,
         },
