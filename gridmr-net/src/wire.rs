@@ -231,7 +231,7 @@ pub fn map_task_from_wire(
     };
     Ok(MapTask {
         job_id,
-        index: msg.index,
+        index: map_index(msg),
         attempt: msg.attempt.max(1),
         worker_id: worker_id.clone(),
         split: InputSplit {
@@ -244,6 +244,35 @@ pub fn map_task_from_wire(
         shuffle: shuffle_from_wire(msg.shuffle.as_ref()),
         params: params_from_wire(M, &msg.params)?,
     })
+}
+
+/// A map message's task index: `index`, or for the original's master (which sends no
+/// attempt and no index) the number its `chunk_id` ends with (`chunk-0003` is 3), so that
+/// two chunks of one job never write the same files; a `chunk_id` without digits is
+/// numbered by its hash.
+fn map_index(msg: &proto::MapTask) -> u32 {
+    if msg.attempt != 0 || msg.index != 0 || msg.chunk_id.is_empty() {
+        return msg.index;
+    }
+    let digits: String = msg
+        .chunk_id
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    match digits.parse::<u32>() {
+        Ok(n) if !digits.is_empty() && n < 100_000_000 => n,
+        // FNV-1a: stable across builds, which is all a file name needs.
+        _ => {
+            let hash = msg.chunk_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            (hash % 100_000_000) as u32
+        }
+    }
 }
 
 /// A reduce task as a protocol message.
@@ -339,7 +368,14 @@ pub fn reduce_task_from_wire(msg: &proto::ReduceTask, worker_id: &WorkerId) -> R
     }
     let mut map_outputs = Vec::with_capacity(msg.shuffle_inputs.len());
     for p in &msg.shuffle_inputs {
-        map_outputs.push(non_empty(M, "shuffle_inputs", p)?);
+        let path = non_empty(M, "shuffle_inputs", p)?;
+        // The original's master passes on a map's `partition_files`, which name the data
+        // file: its index lies beside it.
+        let seed_data = msg.attempt == 0 && path.extension().is_some_and(|e| e == "data");
+        map_outputs.push(match seed_data {
+            true => path.with_extension("index"),
+            false => path,
+        });
     }
     Ok(ReduceTask {
         job_id,

@@ -138,6 +138,87 @@ fn single_dirs(core: &WorkerCore, msg: &proto::JobTask) -> Result<(PathBuf, Path
     Ok((output_dir, work_dir))
 }
 
+/// A SINGLE job sent by the original's master, which knows no attempts and no working
+/// folder: its attempt folder is made under its output folder (which that master does not
+/// make), and [`commit_seed_single`] lays out the original's output once it succeeds. Returns
+/// whether `msg` is such a job.
+fn seed_single(core: &WorkerCore, msg: &mut proto::JobTask) -> Result<bool, Status> {
+    if msg.attempt != 0 || !msg.work_dir.is_empty() || msg.output_dir.is_empty() {
+        return Ok(false);
+    }
+    let out = PathBuf::from(&msg.output_dir);
+    match out.exists() {
+        true => core.inside(&out)?,
+        false => core.inside_new(&out)?,
+    }
+    let attempts = gridmr_core::layout::attempts_dir(&out);
+    std::fs::create_dir_all(&attempts)
+        .map_err(|e| Status::internal(format!("create {}: {e}", attempts.display())))?;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let work = attempts.join(format!("seed-{}-{n}-work", std::process::id()));
+    msg.work_dir = work.display().to_string();
+    Ok(true)
+}
+
+/// The folders a task of the original's master needs in its job's folder: that master makes
+/// only its own (`chunks`, `shuffle`, `out`), and has no attempts to fence.
+fn seed_folders(job_dir: &Path) -> Result<(), Status> {
+    for dir in [gridmr_core::layout::work_dir(job_dir), job_dir.join("logs")] {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Status::internal(format!("create {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// A reduce sent by the original's master (no attempt number) names the part file it wants
+/// (`out/part-0000`), not an output folder: the attempt writes in that file's folder as any
+/// reduce does, and the file it names is returned for the part to be renamed to once it
+/// succeeds. `None`: a GridMR master's reduce.
+fn seed_reduce(core: &WorkerCore, msg: &mut proto::ReduceTask) -> Result<Option<PathBuf>, Status> {
+    let file = PathBuf::from(&msg.output_path);
+    if msg.attempt != 0 || msg.output_path.is_empty() || file.is_dir() {
+        return Ok(None);
+    }
+    let out = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .ok_or_else(|| Status::invalid_argument("ReduceTask.output_path names no folder"))?
+        .to_path_buf();
+    core.inside_new(&file)?;
+    core.inside(&out)?;
+    let attempts = gridmr_core::layout::attempts_dir(&out);
+    std::fs::create_dir_all(&attempts)
+        .map_err(|e| Status::internal(format!("create {}: {e}", attempts.display())))?;
+    seed_folders(out.parent().unwrap_or(&out))?;
+    msg.output_path = out.display().to_string();
+    Ok(Some(file))
+}
+
+/// The original's output of a SINGLE job its master ran here: the part committed as a master
+/// would (`part-r-00000`, `result.txt`, `_SUCCESS` last), `result.txt` answered.
+async fn commit_seed_single(out: &Path, produced: Produced) -> Result<Produced, Failure> {
+    let (out, part) = (out.to_path_buf(), produced.output.clone());
+    let committed = tokio::task::spawn_blocking(move || {
+        gridmr_core::commit::JobCommit::reduce(
+            &out,
+            vec![(0, part)],
+            gridmr_core::commit::DEFAULT_RESULT_MAX_BYTES,
+        )
+        .run(&mut |_| {})
+    })
+    .await
+    .map_err(|e| Failure::engine(e.to_string()))?
+    .map_err(|e| Failure::engine(format!("committing the output: {e}")))?;
+    Ok(Produced {
+        output: committed
+            .result
+            .or_else(|| committed.parts.first().cloned())
+            .unwrap_or_default(),
+        ..produced
+    })
+}
+
 /// A SINGLE job's inputs (at most 1,024) and parameters, from its message.
 fn single_inputs(msg: &proto::JobTask) -> Result<(Vec<String>, gridmr_core::Params), Status> {
     let inputs: Vec<String> = std::iter::once(&msg.input_path)
@@ -201,11 +282,13 @@ impl Worker for WorkerService {
         &self,
         request: Request<proto::JobTask>,
     ) -> Result<Response<JobResult>, Status> {
-        let msg = request.into_inner();
+        let mut msg = request.into_inner();
         let core = &self.core;
         let started = Instant::now();
+        let seed = seed_single(core, &mut msg)?;
         let attempt = msg.attempt.max(1);
         let (output_dir, work_dir) = single_dirs(core, &msg)?;
+        let seed_out = output_dir.clone();
         let job = gridmr_net::wire::job_id("JobTask", &msg.job_id).map_err(invalid)?;
         let ticket = core.enter(&job, AttemptId::new(TaskId::new(Phase::Single, 0), attempt));
         let answer = JobResult {
@@ -262,7 +345,13 @@ impl Worker for WorkerService {
             let _ = std::fs::remove_dir_all(&attempt_dir);
             let _ = std::fs::remove_file(p);
         };
-        let result = core.run(&ticket, log, work, discard).await;
+        let mut result = core.run(&ticket, log, work, discard).await;
+        if seed {
+            result = match result {
+                Ok(produced) => commit_seed_single(&seed_out, produced).await,
+                failed => failed,
+            };
+        }
         Ok(reply(answer, result, started))
     }
 
@@ -295,6 +384,13 @@ impl Worker for WorkerService {
             url => Some(core.objects.check(url).map_err(invalid)?),
         };
         core.inside(task.target.job_dir())?;
+        let seed_partitions = match msg.attempt {
+            0 => {
+                seed_folders(task.target.job_dir())?;
+                usize::try_from(msg.reduce_partitions).unwrap_or(1)
+            }
+            _ => 0,
+        };
         let local = msg.local_shuffle && msg.map_only_output.is_empty();
         if local {
             // This worker's own folder for the job; a job it was told has
@@ -355,16 +451,24 @@ impl Worker for WorkerService {
             }
             p
         });
-        Ok(reply(answer, result, started))
+        let mut answer = reply(answer, result, started);
+        if seed_partitions > 0 && answer.get_ref().success {
+            // The original's master files a map's outputs by partition, one name for each: the
+            // one data file holds them all, so it is named for each.
+            let files = &mut answer.get_mut().partition_files;
+            *files = vec![files.first().cloned().unwrap_or_default(); seed_partitions];
+        }
+        Ok(answer)
     }
 
     async fn execute_reduce(
         &self,
         request: Request<proto::ReduceTask>,
     ) -> Result<Response<ReduceResult>, Status> {
-        let msg = request.into_inner();
+        let mut msg = request.into_inner();
         let core = &self.core;
         let started = Instant::now();
+        let seed_file = seed_reduce(core, &mut msg)?;
         let task: ReduceTask = reduce_task_from_wire(&msg, &core.id).map_err(invalid)?;
         let remote = gridmr_net::wire::remote_inputs_from_wire(&msg).map_err(invalid)?;
         let ticket = core.enter(&task.job_id, task.attempt_id());
@@ -475,7 +579,17 @@ impl Worker for WorkerService {
         let discard = |p: &Path| {
             let _ = std::fs::remove_file(p);
         };
-        let result = core.run(&ticket, log, work, discard).await;
+        let mut result = core.run(&ticket, log, work, discard).await;
+        if let (Some(file), Ok(produced)) = (seed_file, &mut result) {
+            // The original's master named the part file itself.
+            let from = produced.output.clone();
+            let to = file.clone();
+            tokio::task::spawn_blocking(move || std::fs::rename(&from, &to))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| Status::internal(format!("rename to {}: {e}", file.display())))?;
+            produced.output = file;
+        }
         Ok(reply(answer, result, started))
     }
 
