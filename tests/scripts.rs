@@ -131,14 +131,29 @@ def reduce_func(key, values):
     return key, "/".join(sorted({str(v) for v in values})) + ":" + ",".join(kinds)
 
 def process(input_path, output_path):
+    # The original's layout: input/input.data in, out/result.txt out, side files beside it.
     with open(input_path) as f, open(output_path, "w") as out:
         out.write("lines\t%d\n" % sum(1 for _ in f))
+        out.write("paths\t%s %s\n" % ("/".join(input_path.split("/")[-2:]),
+                                        "/".join(output_path.split("/")[-2:])))
+    with open(os.path.join(os.path.dirname(output_path), "stats.json"), "w") as side:
+        side.write('{"ok": true}')
 "#,
     );
     let single = cluster.submit(json!({"script_url": script, "input_url": input}));
     let dist = cluster.submit(json!({"script_url": script, "input_url": input, "partitions": 2, "force_distributed": true}));
-    assert_eq!(cluster.wait(&single)["status"], "SUCCEEDED");
-    assert_eq!(cluster.result_lines(&single), ["lines\t3"]);
+    let done = cluster.wait(&single);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        cluster.result_lines(&single),
+        ["lines\t3", "paths\tinput/input.data out/result.txt"]
+    );
+    let out = std::path::Path::new(done["output_dir"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(out.join("stats.json")).unwrap(),
+        r#"{"ok": true}"#,
+        "a file process() wrote beside its output is kept in out/"
+    );
     let done = cluster.wait(&dist);
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(

@@ -266,11 +266,6 @@ impl Fence {
         self.cgroups.is_some()
     }
 
-    /// The user tasks run as, if not the worker's.
-    pub(crate) fn user(&self) -> Option<(libc::uid_t, libc::gid_t)> {
-        self.user
-    }
-
     /// A new tree for one process (its cgroup leaf made now).
     pub(crate) fn tree(&self) -> Tree {
         let n = NEXT_TREE.fetch_add(1, Ordering::Relaxed);

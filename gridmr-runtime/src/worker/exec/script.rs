@@ -795,8 +795,10 @@ pub(crate) fn run_single(
 }
 
 /// A SINGLE attempt of a script with `process(input_path, output_path)`: the script runs once
-/// over the whole input (one file as it is, several joined as the original joined them) and
-/// writes the attempt's part file itself.
+/// over the whole input, in the original's layout. It reads `<attempt>/input/input.data` (the
+/// one input file under that name, a hard link or else a symbolic link; several joined as the
+/// original joined them) and writes `<attempt>/out/result.txt`, which becomes the attempt's part
+/// file; the other files it leaves in `<attempt>/out/` go to the job's `out/` beside its output.
 fn run_process(
     runner: &Runner,
     procs: &Processes,
@@ -814,36 +816,14 @@ fn run_process(
         timeout_s,
         ..
     } = *a;
-    let source = match files {
-        [one] => one.path.clone(),
-        many => {
-            // The original's layout: the input joined as input/input.data.
-            let joined = work_dir.join("input").join("input.data");
-            if let Some(d) = joined.parent() {
-                std::fs::create_dir_all(d).map_err(io_failure)?;
-            }
-            let mut out = std::fs::File::create(&joined).map_err(io_failure)?;
-            for f in many {
-                let r = std::fs::File::open(&f.path).map_err(io_failure)?;
-                pump(r, &mut out).map_err(io_failure)?;
-                // Files keep their line boundaries: one that does
-                // not end with a line feed gets one (the original
-                // concatenated `gamma` and `delta` into `gammadelta`).
-                if !ends_with_line_feed(&f.path).map_err(io_failure)? {
-                    out.write_all(b"\n").map_err(io_failure)?;
-                }
-            }
-            joined
-        }
-    };
+    let source = process_input(work_dir, files)?;
+    let out = work_dir.join("out");
+    create_leaf_dir(&out).map_err(err)?;
+    runner.fence.give(&out).map_err(io_failure)?;
+    let written = out.join(gridmr_core::commit::RESULT_FILE);
     let dest = layout::reduce_attempt_file(output_dir, 0, attempt);
     if let Some(d) = dest.parent() {
         create_leaf_dir(d).map_err(err)?;
-    }
-    if runner.fence.user().is_some() {
-        // process() writes the file itself, as the task user.
-        std::fs::File::create(&dest).map_err(io_failure)?;
-        runner.fence.give(&dest).map_err(io_failure)?;
     }
     let mut spec = runner.spec(
         program,
@@ -868,7 +848,7 @@ fn run_process(
         "process".into(),
         script.into(),
         source.clone().into(),
-        dest.clone().into(),
+        written.clone().into(),
     ];
     let finished = process::run(
         &spec,
@@ -877,12 +857,15 @@ fn run_process(
         |_| Ok(()),
         |_| Ok(()),
     )?;
-    if !dest.is_file() {
+    let is_file = written.symlink_metadata().is_ok_and(|m| m.is_file());
+    if !is_file {
         return Err(Failure::task(format!(
             "process(input_path, output_path) wrote no file at {}",
-            dest.display()
+            written.display()
         )));
     }
+    std::fs::rename(&written, &dest).map_err(io_failure)?;
+    keep_side_files(&out, output_dir)?;
     let mut counters = finished.counters;
     counters.add_builtin(builtin::MAP_INPUT_BYTES, files.iter().map(|f| f.len).sum());
     Ok(ScriptOutput {
@@ -890,6 +873,74 @@ fn run_process(
         counters,
         status: finished.status,
     })
+}
+
+/// `<attempt>/input/input.data`, the original's name for a SINGLE job's input: the one file
+/// itself (a hard link, or a symbolic link across file systems), or several joined, each
+/// ending its last line.
+fn process_input(
+    work_dir: &Path,
+    files: &[gridmr_core::input::InputFile],
+) -> Result<PathBuf, Failure> {
+    let joined = work_dir.join("input").join("input.data");
+    if let Some(d) = joined.parent() {
+        std::fs::create_dir_all(d).map_err(io_failure)?;
+    }
+    if let [one] = files {
+        let linked = std::fs::hard_link(&one.path, &joined)
+            .or_else(|_| std::os::unix::fs::symlink(&one.path, &joined));
+        if linked.is_ok() {
+            return Ok(joined);
+        }
+    }
+    let mut out = std::fs::File::create(&joined).map_err(io_failure)?;
+    for f in files {
+        let r = std::fs::File::open(&f.path).map_err(io_failure)?;
+        pump(r, &mut out).map_err(io_failure)?;
+        // Files keep their line boundaries: one that does not end with a line feed gets
+        // one (the original concatenated `gamma` and `delta` into `gammadelta`).
+        if !ends_with_line_feed(&f.path).map_err(io_failure)? {
+            out.write_all(b"\n").map_err(io_failure)?;
+        }
+    }
+    Ok(joined)
+}
+
+/// Moves what `process()` wrote beside its result (regular files and folders, not links) into
+/// the job's output folder, where the original left them; names the output's own files use
+/// (`part-*`, `result.txt`, `_SUCCESS`, `_*`, `.*`) are not taken.
+fn keep_side_files(written: &Path, output_dir: &Path) -> Result<(), Failure> {
+    let Ok(entries) = std::fs::read_dir(written) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let text = name.to_string_lossy();
+        let reserved = text.starts_with('_')
+            || text.starts_with('.')
+            || text.starts_with("part-")
+            || text == gridmr_core::commit::RESULT_FILE;
+        let kind = entry.file_type().map_err(io_failure)?;
+        if reserved || kind.is_symlink() || !(kind.is_file() || kind.is_dir()) {
+            continue;
+        }
+        let dest = output_dir.join(&name);
+        // What an earlier attempt left under the name goes.
+        match dest.symlink_metadata() {
+            Ok(m) if m.is_dir() => drop(std::fs::remove_dir_all(&dest)),
+            Ok(_) => drop(std::fs::remove_file(&dest)),
+            Err(_) => {}
+        }
+        std::fs::rename(entry.path(), &dest).map_err(io_failure)?;
+        // Swapped for a link since it was looked at: the link does not stay.
+        if dest
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            let _ = std::fs::remove_file(&dest);
+        }
+    }
+    Ok(())
 }
 
 fn single(
