@@ -4,8 +4,9 @@
 //! the description, checking status codes, content types, bodies against
 //! their schemas, authentication, and that no request gets a 5xx.
 //!
-//! Schemathesis runs where it is installed (`.ci/run` installs it and sets
-//! `GRIDMR_REQUIRE_SCHEMATHESIS=1`, so it cannot be skipped on CI). Its
+//! The schemathesis test is ignored unless asked for (`cargo test --
+//! --include-ignored`), and then fails where schemathesis is missing
+//! (`.ci/run` installs it). Its
 //! `positive_data_acceptance` check is left out: the master checks more
 //! than a schema can say (that an input exists on the share, that a
 //! worker's address answers), so a schema-valid request may rightly get a
@@ -107,14 +108,11 @@ fn schemathesis() -> Option<String> {
     if found {
         return Some("schemathesis".into());
     }
-    if std::env::var("GRIDMR_REQUIRE_SCHEMATHESIS").as_deref() == Ok("1") {
-        panic!("schemathesis is required (GRIDMR_REQUIRE_SCHEMATHESIS=1) but not installed");
-    }
-    eprintln!("skipped: schemathesis is not installed (pip install schemathesis)");
-    None
+    panic!("this test needs schemathesis (pip install schemathesis; bash .ci/run installs it)");
 }
 
 #[test]
+#[ignore = "needs schemathesis: cargo test -- --include-ignored (bash .ci/run installs it)"]
 fn schemathesis_finds_nothing_wrong_with_the_live_api() {
     let Some(st) = schemathesis() else { return };
     let cluster = Cluster::start(1, &[], &[]);

@@ -125,7 +125,10 @@ fn the_original_curl_sequence() {
     has_keys(&done, &status_keys);
     assert_eq!(done["status"], "SUCCEEDED");
     assert_eq!(done["mode"], "SINGLE", "a tiny input runs SINGLE");
-    assert_eq!(done["partitions"], 2);
+    assert_eq!(
+        done["partitions"], 1,
+        "as one partition, whatever was asked"
+    );
     assert!(done["outputs"][0]
         .as_str()
         .unwrap()

@@ -829,11 +829,9 @@ fn task_user() -> Option<&'static str> {
 }
 
 #[test]
+#[ignore = "needs root and useradd: cargo test -- --include-ignored as root (CI's user is root)"]
 fn tasks_run_as_the_task_user() {
-    let Some(user) = task_user() else {
-        eprintln!("skipped: switching users needs root and useradd");
-        return;
-    };
+    let user = task_user().expect("this test needs root and useradd");
     let cluster = Cluster::start(
         1,
         &[],
@@ -895,11 +893,9 @@ fn tasks_run_as_the_task_user() {
 /// A worker started as root that is not told otherwise runs tasks as `nobody`: they cannot
 /// write into the share, leave their cgroup, or outlive their attempt.
 #[test]
+#[ignore = "needs root: cargo test -- --include-ignored as root (CI's user is root)"]
 fn a_root_worker_runs_tasks_as_nobody_by_default() {
-    if !is_root() {
-        eprintln!("ignored: needs a worker started as root (this machine's and CI's user is)");
-        return;
-    }
+    assert!(is_root(), "this test needs a worker started as root");
     let cluster = Cluster::start(1, &[], &[("GRIDMR_TASK_USER", "")]);
     let share = cluster.shared.path().to_path_buf();
     let input = write(&cluster, "a.txt", "a\n");
