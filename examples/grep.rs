@@ -42,13 +42,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let outcome = LocalEngine::new(work.path()).run(&grep::job(), &config)?;
     let mut counts: Vec<(String, u64)> = read_output(&outcome.output_dir)?;
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    println!(
+    gridmr::runtime::outln!(
         "{} distinct matches of {:?} in {input}:",
         counts.len(),
         args.pattern
     );
     for (m, n) in counts.iter().take(args.top) {
-        println!("{n:>10}  {m}");
+        gridmr::runtime::outln!("{n:>10}  {m}");
     }
     Ok(())
 }

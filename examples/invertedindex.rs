@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let outcome = LocalEngine::new(work.path()).run(&index::job(), &JobConfig::new(&input))?;
     let mut entries: Vec<(String, String)> = read_output(&outcome.output_dir)?;
     entries.sort();
-    println!("{} words indexed from {input}", entries.len());
+    gridmr::runtime::outln!("{} words indexed from {input}", entries.len());
     let shown: Vec<&(String, String)> = if args.word.is_empty() {
         entries.iter().take(10).collect()
     } else {
@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect()
     };
     for (word, docs) in shown {
-        println!("{word:>16}  {docs}");
+        gridmr::runtime::outln!("{word:>16}  {docs}");
     }
     Ok(())
 }

@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let outcome = LocalEngine::new(work.path().join("work")).run(&pi::job(), &config)?;
     let (inside, outside) = pi::counts(&outcome.output_dir)?;
     let estimate = pi::estimate(inside, outside);
-    println!(
+    gridmr::runtime::outln!(
         "{} points in {:.2} s: pi ≈ {estimate:.10} (error {:.2e})",
         inside + outside,
         outcome.times.total.as_secs_f64(),

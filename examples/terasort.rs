@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut gen = JobConfig::new(ctl.display().to_string());
             gen.reduce_partitions = Some(0);
             let made = engine.run(&terasort::teragen(), &gen)?;
-            println!(
+            gridmr::runtime::outln!(
                 "teragen: {} rows in {:.2} s",
                 args.rows,
                 made.times.total.as_secs_f64()
@@ -60,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     sort.output = args.output.clone();
     let sorted = engine.run(&terasort::terasort(), &sort)?;
     let t = sorted.times;
-    println!(
+    gridmr::runtime::outln!(
         "terasort: {:.1} MB in {:.2} s (map {:.2} s, reduce {:.2} s, commit {:.2} s)",
         sorted.input_bytes as f64 / 1e6,
         t.total.as_secs_f64(),
@@ -72,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let validated = engine.run(&terasort::teravalidate(), &check)?;
     let report = terasort::read_report(&validated.output_dir)?;
     let checksum_ok = checksum.is_none_or(|c| c == report.checksum);
-    println!(
+    gridmr::runtime::outln!(
         "teravalidate: {} rows, {} out of order, checksum {}",
         report.rows,
         report.unordered,
@@ -85,13 +85,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     );
     for p in &report.problems {
-        println!("  {p}");
+        gridmr::runtime::outln!("  {p}");
     }
     if report.unordered > 0 || !checksum_ok {
         return Err("the output is not a valid sort".into());
     }
     if let Some(out) = args.output {
-        println!("sorted rows in {}", out.display());
+        gridmr::runtime::outln!("sorted rows in {}", out.display());
     }
     Ok(())
 }

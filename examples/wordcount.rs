@@ -109,27 +109,58 @@ fn print_top(output_dir: &Path, input: &str, top: usize) -> Result<(), Failure> 
     }
     let mut counts: Vec<(String, u64)> = read_output(output_dir)?;
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    println!("top {top} of {} distinct words in {input}:", counts.len());
+    gridmr::runtime::outln!("top {top} of {} distinct words in {input}:", counts.len());
     for (word, n) in counts.iter().take(top) {
-        println!("{n:>12}  {word}");
+        gridmr::runtime::outln!("{n:>12}  {word}");
     }
-    println!();
+    gridmr::runtime::outln!();
     Ok(())
 }
 
 fn print_tail(counters: &Counters) {
     if let Some(mib) = peak_rss_mib() {
-        println!("peak RSS {mib:.0} MiB (this process)");
+        gridmr::runtime::outln!("peak RSS {mib:.0} MiB (this process)");
     }
-    println!("counters:");
+    gridmr::runtime::outln!("counters:");
     for (group, name, value) in counters.iter() {
-        println!("  {group}.{name} = {value}");
+        gridmr::runtime::outln!("  {group}.{name} = {value}");
     }
+}
+
+/// The input as the master is given it (absolute; a glob kept as a pattern in its folder) and
+/// the folder the master and workers may read it from.
+fn resolve_input(input: &str) -> Result<(PathBuf, PathBuf), Failure> {
+    let path = Path::new(input);
+    let glob = |p: &Path| p.to_string_lossy().contains(['*', '?', '[']);
+    // The part before the first component holding a wildcard is a real folder.
+    let mut base = PathBuf::new();
+    let mut rest = PathBuf::new();
+    for c in path.components() {
+        if rest.as_os_str().is_empty() && !glob(Path::new(c.as_os_str())) {
+            base.push(c);
+        } else {
+            rest.push(c);
+        }
+    }
+    let base = match base.as_os_str().is_empty() {
+        true => PathBuf::from("."),
+        false => base,
+    };
+    let base = std::fs::canonicalize(&base)
+        .map_err(|e| format!("--input {input}: {}: {e}", base.display()))?;
+    if rest.as_os_str().is_empty() {
+        let root = match base.is_dir() {
+            true => base.clone(),
+            false => base.parent().unwrap_or(Path::new("/")).to_path_buf(),
+        };
+        return Ok((base, root));
+    }
+    Ok((base.join(rest), base))
 }
 
 async fn run_cluster(args: &Args) -> Result<(), Failure> {
     let input = input_of(args);
-    let input_path = std::fs::canonicalize(&input)?;
+    let (input_path, root) = resolve_input(&input)?;
     let temp = tempfile::tempdir()?;
     let shared_path = match &args.shared_dir {
         Some(dir) => {
@@ -145,11 +176,6 @@ async fn run_cluster(args: &Args) -> Result<(), Failure> {
     // The master reads inputs from the shared folder, and here also from the
     // input's own folder (INPUT_ROOTS), so nothing is copied.
     let mut settings = MasterSettings::local(shared);
-    let root = if input_path.is_dir() {
-        input_path.clone()
-    } else {
-        input_path.parent().unwrap_or(Path::new("/")).to_path_buf()
-    };
     settings.input_roots = vec![root.clone()];
     let master = master::start(settings, jobs.clone()).await?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
@@ -171,7 +197,7 @@ async fn run_cluster(args: &Args) -> Result<(), Failure> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    println!(
+    gridmr::runtime::outln!(
         "cluster: master {} and {} workers × {slots} slots, shared folder {}",
         master.url(),
         workers.len(),
@@ -185,6 +211,9 @@ async fn run_cluster(args: &Args) -> Result<(), Failure> {
             input_url: input_path.display().to_string(),
             partitions: args.partitions,
             map_splits: args.splits,
+            // The point of a cluster: maps on every worker and a shuffle between them, even
+            // for the small text (the original's rule would run it SINGLE, as one task).
+            force_distributed: Some(true),
             sort_buffer_bytes: Some(args.budget_mb << 20),
             compress_shuffle: args.lz4.then_some(true),
             ..SubmitRequest::default()
@@ -203,7 +232,7 @@ async fn run_cluster(args: &Args) -> Result<(), Failure> {
     }
     print_top(Path::new(&done.output_dir), &input, args.top)?;
     let mb = done.input_size_bytes as f64 / 1e6;
-    println!(
+    gridmr::runtime::outln!(
         "{mb:.1} MB in {secs:.3} s = {:.1} MB/s, {} mode, {} map tasks, {} reduce tasks",
         mb / secs.max(1e-9),
         done.mode.as_str(),
@@ -211,13 +240,13 @@ async fn run_cluster(args: &Args) -> Result<(), Failure> {
         done.tasks.reduce.total.max(done.tasks.single.total),
     );
     let t = done.times;
-    println!(
+    gridmr::runtime::outln!(
         "phases: prepare {:.3} s, single {:.3} s, map {:.3} s, reduce {:.3} s, overhead {:.3} s (total {:.3} s)",
         t.t_prepare_s, t.t_single_s, t.t_map_s, t.t_reduce_s, t.t_overhead_s, t.t_total_s
     );
     print_tail(&done.counters);
     if args.shared_dir.is_some() {
-        println!("output: {}", done.output_dir);
+        gridmr::runtime::outln!("output: {}", done.output_dir);
     }
 
     for w in workers {
@@ -248,7 +277,7 @@ fn run_local(args: &Args) -> Result<(), Failure> {
     print_top(&outcome.output_dir, &input, args.top)?;
     let t = outcome.times;
     let secs = t.total.as_secs_f64();
-    println!(
+    gridmr::runtime::outln!(
         "{:.1} MB in {secs:.3} s = {:.1} MB/s on {} threads ({} map tasks, {} reduce tasks)",
         outcome.input_bytes as f64 / 1e6,
         outcome.input_bytes as f64 / 1e6 / secs.max(1e-9),
@@ -256,7 +285,7 @@ fn run_local(args: &Args) -> Result<(), Failure> {
         outcome.map_tasks,
         outcome.reduce_tasks,
     );
-    println!(
+    gridmr::runtime::outln!(
         "phases: prepare {:.3} s, map {:.3} s, reduce {:.3} s, commit {:.3} s",
         t.prepare.as_secs_f64(),
         t.map.as_secs_f64(),
@@ -265,9 +294,9 @@ fn run_local(args: &Args) -> Result<(), Failure> {
     );
     print_tail(&outcome.counters);
     if outcome.output_dir.starts_with(work.path()) {
-        println!("(output in a temporary folder; pass --output DIR to keep it)");
+        gridmr::runtime::outln!("(output in a temporary folder; pass --output DIR to keep it)");
     } else {
-        println!("output: {}", outcome.output_dir.display());
+        gridmr::runtime::outln!("output: {}", outcome.output_dir.display());
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let work = tempfile::tempdir()?;
     let outcome = LocalEngine::new(work.path()).run(&wordmean::job(), &JobConfig::new(&input))?;
     for (name, value) in read_output::<String, String>(&outcome.output_dir)? {
-        println!("{name:>8}  {value}");
+        gridmr::runtime::outln!("{name:>8}  {value}");
     }
     Ok(())
 }

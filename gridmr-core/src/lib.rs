@@ -97,3 +97,8 @@ pub use registry::{JobDef, Registry};
 pub use serde;
 pub use shuffle::{Compression, ShuffleSettings};
 pub use task::{MapTask, ReduceTask, TaskReport};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -29,3 +29,8 @@ pub mod proto {
 
 pub use client::Client;
 pub use error::{Error, Result};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

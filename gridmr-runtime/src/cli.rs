@@ -344,6 +344,36 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
         .map_err(|e| Error::io("write", "standard output", e))
 }
 
+/// Writes one line to standard output; when its reader has gone (`… | head`), the process
+/// ends quietly with status 0, as `cat` does, instead of panicking as `println!` would. For
+/// programs that print results: [`outln!`](crate::outln).
+pub fn write_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        // Another failure to print (a full disk) is worth a word, not a panic.
+        Err(e) => eprintln!("cannot write to standard output: {e}"),
+        Ok(()) => {}
+    }
+}
+
+/// `println!` for programs whose output may go into a pipe that closes early (`| head`): the
+/// process then ends quietly ([`cli::write_line`](crate::cli::write_line)).
+///
+/// ```
+/// gridmr_runtime::outln!("{} words", 42);
+/// ```
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::cli::write_line(::std::format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(::std::format_args!($($arg)*))
+    };
+}
+
 /// Whether `e` is the reader of our output going away (`… | head`), which
 /// ends a command quietly, as `cat` does.
 fn is_broken_pipe(e: &Error) -> bool {

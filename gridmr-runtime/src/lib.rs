@@ -51,3 +51,8 @@ pub use error::{Error, Refusal, Result};
 pub use gridmr_core::Registry;
 pub use security::{AuthSwitch, Security};
 pub use settings::{FenceSettings, MasterSettings, SchedulerPolicy, WorkerSettings};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
