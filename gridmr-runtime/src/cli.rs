@@ -388,7 +388,10 @@ fn is_broken_pipe(e: &Error) -> bool {
 /// `gridmr master`: serves until a signal (or its stopper) stops it, then waits for it.
 async fn serve_master(settings: MasterSettings, registry: Registry) -> Result<()> {
     let handle = crate::master::start(settings, registry).await?;
-    announce(&format!("gridmr master listening on {}", handle.url()));
+    announce(
+        &format!("gridmr master listening on {}", handle.url()),
+        &handle.url(),
+    );
     let stop = handle.stopper();
     tokio::select! {
         _ = shutdown_signal() => stop.cancel(),
@@ -402,11 +405,14 @@ async fn serve_master(settings: MasterSettings, registry: Registry) -> Result<()
 /// `gridmr worker`: serves until a signal (or its stopper) stops it, then waits for it.
 async fn serve_worker(settings: WorkerSettings, registry: Registry) -> Result<()> {
     let handle = crate::worker::start(settings, registry).await?;
-    announce(&format!(
-        "gridmr worker {} listening on {}",
-        handle.id(),
-        handle.addr()
-    ));
+    announce(
+        &format!(
+            "gridmr worker {} listening on {}",
+            handle.id(),
+            handle.addr()
+        ),
+        &handle.addr().to_string(),
+    );
     let stop = handle.stopper();
     tokio::select! {
         _ = shutdown_signal() => stop.cancel(),
@@ -678,9 +684,16 @@ fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-fn announce(line: &str) {
+/// The one line a starting master or worker prints on stdout, where scripts read its address;
+/// with `LOG_FORMAT=json` it is a JSON object too (`{"message": …, "url": …}`), so that no plain
+/// line falls among the JSON ones when both streams are collected.
+fn announce(line: &str, url: &str) {
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    let _ = match json {
+        true => writeln!(out, "{}", serde_json::json!({"message": line, "url": url})),
+        false => writeln!(out, "{line}"),
+    };
     let _ = out.flush();
 }
 

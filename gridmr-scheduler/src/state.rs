@@ -266,7 +266,7 @@ fn drop_shuffle(job: &Job) -> Option<Effect> {
 fn log_ended(key: &AttemptKey, worker_id: &str, state: &AttemptState) {
     match state {
         AttemptState::Failed(e) => tracing::warn!(job = %key.job_id, task = %key.task.name(),
-            attempt = key.attempt, worker = %worker_id, kind = e.kind(), error = %e.message(),
+            attempt = key.attempt, worker = %worker_id, kind = e.kind(), error = ?e.message(),
             "attempt failed"),
         AttemptState::Lost(why) => tracing::warn!(job = %key.job_id, task = %key.task.name(),
             attempt = key.attempt, worker = %worker_id, why = %why, "attempt lost"),
@@ -692,7 +692,7 @@ impl Scheduler {
         }
         match plan {
             Err(e) => {
-                tracing::warn!(job = %id, error = %e, "job failed: cannot prepare it");
+                tracing::warn!(job = %id, error = ?e.to_string(), "job failed: cannot prepare it");
                 let _ = job.transition(
                     JobState::Failed,
                     format!("cannot prepare the job: {e}"),
@@ -800,7 +800,7 @@ impl Scheduler {
         };
         let state = match failed {
             Some(error) => {
-                tracing::warn!(job = %id, %error, "job failed");
+                tracing::warn!(job = %id, error = ?error, "job failed");
                 let _ = job.transition(JobState::Failed, error, now);
                 JobState::Failed
             }

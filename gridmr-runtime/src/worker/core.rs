@@ -219,7 +219,7 @@ impl WorkerCore {
                 p
             }
             Err(f) => {
-                tracing::warn!(job = %job_id, task, attempt, kind = ?f.kind, error = %f.message,
+                tracing::warn!(job = %job_id, task, attempt, kind = ?f.kind, error = ?f.message,
                     "task failed");
                 return Err(f);
             }
