@@ -177,6 +177,107 @@ fn logs_tell_the_lifecycle_plainly_or_as_json() {
     );
 }
 
+/// The CLI speaks to people in tables and short lines, and to scripts in JSON with --json:
+/// `submit` prints the id, `jobs`, `workers` and `status` print tables and summaries,
+/// `cancel` and `delete` one line each.
+#[test]
+fn the_cli_prints_tables_for_people_and_json_for_scripts() {
+    let cluster = Cluster::start(1, &[], &[]);
+    let input = cluster.put_input(&repo_data("samples/input.txt"), "input.txt");
+    let gridmr = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridmr"))
+            .args(args)
+            .env("GRIDMR_MASTER", &cluster.url)
+            .env("SHARED_DIR", cluster.shared.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let input = input.display().to_string();
+    let (id, said) = gridmr(&["submit", "--job", "wordcount", "--input", &input]);
+    let id = id.trim().to_owned();
+    assert!(id.starts_with("job-") && !id.contains('\n'), "{id:?}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.contains("gridmr status --wait"), "{said}");
+    let (summary, _) = gridmr(&["status", "--wait", &id]);
+    let first = summary.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{id}  SUCCEEDED  SINGLE  wordcount")),
+        "{summary}"
+    );
+    assert!(summary.contains("\noutput "), "{summary}");
+    let (json, _) = gridmr(&["status", "--json", &id]);
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["job_id"], id.as_str());
+    let (jobs, _) = gridmr(&["jobs"]);
+    let mut lines = jobs.lines();
+    assert!(
+        lines.next().unwrap().starts_with("JOB         STATUS"),
+        "{jobs}"
+    );
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with(&format!("{id}  SUCCEEDED")),
+        "{jobs}"
+    );
+    let (jobs, _) = gridmr(&["jobs", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&jobs).unwrap()["jobs"][0]["job_id"],
+        id.as_str()
+    );
+    let (workers, _) = gridmr(&["workers"]);
+    assert!(workers.starts_with("WORKER"), "{workers}");
+    assert!(
+        workers.lines().nth(1).unwrap().starts_with("w1 "),
+        "{workers}"
+    );
+    let (cancel, _) = gridmr(&["cancel", &id]);
+    assert_eq!(
+        cancel.trim(),
+        format!("{id} had already ended: SUCCEEDED (nothing to cancel)")
+    );
+    let (deleted, _) = gridmr(&["delete", &id]);
+    assert_eq!(deleted.trim(), format!("deleted {id}"));
+    // pi and teragen make their control files from flags, as Hadoop's drivers do.
+    let (_, said) = gridmr(&[
+        "submit",
+        "--job",
+        "pi",
+        "--points",
+        "1000",
+        "--map-splits",
+        "3",
+        "--wait",
+    ]);
+    let pi = said
+        .lines()
+        .find_map(|l| l.strip_prefix("submitted "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (_, done) = cluster.get(&format!("/jobs/{pi}"));
+    assert_eq!(done["counters"]["gridmr"]["map_input_records"], 3, "{done}");
+    let (_, said) = gridmr(&["submit", "--job", "teragen", "--rows", "500", "--wait"]);
+    let gen = said
+        .lines()
+        .find_map(|l| l.strip_prefix("submitted "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (_, done) = cluster.get(&format!("/jobs/{gen}"));
+    assert_eq!(done["counters"]["gridmr"]["output_records"], 500, "{done}");
+}
+
 /// The CLI resolves a relative input against the current folder, and its
 /// connection errors say why.
 #[test]

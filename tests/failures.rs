@@ -218,7 +218,7 @@ fn a_master_restart_keeps_ended_jobs_and_runs_unfinished_ones_again() {
 
     // A client waiting on the job rides out the restart.
     let mut waiting = std::process::Command::new(env!("CARGO_BIN_EXE_gridmr"))
-        .args(["status", "--wait", &running])
+        .args(["status", "--wait", "--json", &running])
         .env("GRIDMR_MASTER", &cluster.url)
         .env("SHARED_DIR", cluster.shared.path())
         .stdout(std::process::Stdio::piped())

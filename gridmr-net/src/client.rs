@@ -19,9 +19,9 @@
 use crate::auth::Token;
 use crate::error::{Error, Result};
 use crate::rest::{
-    DeleteAnswer, ErrorBody, Health, Heartbeat, JobList, JobListing, JobMetricsList, JobStatus,
-    RegisterAnswer, RegisterRequest, SubmitRequest, TaskAttempts, UploadAnswer, UploadedFile,
-    WorkerList,
+    CancelAnswer, DeleteAnswer, ErrorBody, Health, Heartbeat, JobList, JobListing, JobMetricsList,
+    JobStatus, RegisterAnswer, RegisterRequest, SubmitRequest, TaskAttempts, UploadAnswer,
+    UploadedFile, WorkerList,
 };
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -270,6 +270,13 @@ impl Client {
         }
         out.flush().map_err(Error::Write)?;
         Ok(written)
+    }
+
+    /// `POST /jobs/{id}/cancel`: stops a running job, which keeps its record.
+    pub async fn cancel(&self, job_id: &str) -> Result<CancelAnswer> {
+        let url = self.url(&format!("/jobs/{job_id}/cancel"));
+        self.json(&url, self.request(reqwest::Method::POST, &url))
+            .await
     }
 
     /// `DELETE /jobs/{id}` (`purge`: also remove its files).

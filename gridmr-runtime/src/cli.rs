@@ -97,7 +97,7 @@ enum Command {
         /// The task: `single`, `map-00003`, `reduce-00001`.
         task: String,
     },
-    /// A job's status (JSON).
+    /// A job's status: a summary, or with --json the REST answer.
     Status {
         #[command(flatten)]
         master: MasterAddr,
@@ -106,6 +106,9 @@ enum Command {
         /// Wait until the job finishes.
         #[arg(long)]
         wait: bool,
+        /// Print the REST answer (JSON), for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// A finished job's result, streamed to stdout or a file.
     Result {
@@ -124,15 +127,31 @@ enum Command {
         /// The job's id.
         job_id: String,
     },
-    /// Every job (JSON).
+    /// Every job, as a table (--json: the REST answer).
     Jobs {
         #[command(flatten)]
         master: MasterAddr,
+        /// Print the REST answer (JSON), for scripts.
+        #[arg(long)]
+        json: bool,
     },
-    /// Registered workers (JSON).
+    /// Registered workers, as a table (--json: the REST answer).
     Workers {
         #[command(flatten)]
         master: MasterAddr,
+        /// Print the REST answer (JSON), for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a running job; it keeps its record and files.
+    Cancel {
+        #[command(flatten)]
+        master: MasterAddr,
+        /// The job's id.
+        job_id: String,
+        /// Print the REST answer (JSON), for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Cancel and forget a job; --purge also removes its files.
     Delete {
@@ -143,6 +162,9 @@ enum Command {
         /// Remove the job's folder.
         #[arg(long)]
         purge: bool,
+        /// Print the REST answer (JSON), for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a job in this process (the embedded engine), no cluster.
     Local(LocalArgs),
@@ -179,8 +201,16 @@ struct SubmitArgs {
     /// Input: a file, a folder or a glob, on the shared folder or local
     /// (then uploaded to the master first). Repeat it for a job of
     /// several inputs (a join's sides, in order).
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present_any = ["points", "rows"])]
     input: Vec<String>,
+    /// `--job pi` without --input: points per map task; the control files are made here
+    /// (with --map-splits maps, default 4) and uploaded, as Hadoop's `pi MAPS SAMPLES` does.
+    #[arg(long, requires = "job")]
+    points: Option<u64>,
+    /// `--job teragen` without --input: rows to generate; the control files are made here
+    /// (with --map-splits maps, default 4) and uploaded, as Hadoop's `teragen ROWS` does.
+    #[arg(long, requires = "job")]
+    rows: Option<u64>,
     /// A job parameter, `NAME=VALUE` (repeat it): `--param pattern='fo+'`.
     #[arg(long = "param", value_parser = parse_param)]
     params: Vec<(String, String)>,
@@ -210,6 +240,9 @@ struct SubmitArgs {
     /// Follow the job with a progress bar; exit 0 only if it succeeds.
     #[arg(long)]
     wait: bool,
+    /// Without --wait: print the submission's REST answer (JSON) instead of the job id.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `gridmr local`.
@@ -445,7 +478,16 @@ async fn submit(args: SubmitArgs) -> Result<ExitCode> {
         shuffle_mode,
         output_url,
         wait,
+        json,
+        points,
+        rows,
     } = args;
+    // pi and teragen read control files: made here from the flags, then uploaded.
+    let generated = generated_input(job.as_deref(), points, rows, map_splits)?;
+    let input = match &generated {
+        Some(dir) => vec![dir.path().join("control").display().to_string()],
+        None => input,
+    };
     if job.is_none() && script.is_none() && mapper.is_none() {
         return Err(Error::setting(
             "submit",
@@ -491,12 +533,55 @@ async fn submit(args: SubmitArgs) -> Result<ExitCode> {
         })
         .await?;
     if !wait {
-        print_json(&status)?;
+        // The id alone on stdout (`id=$(gridmr submit …)`), one line for a person on stderr;
+        // --json: the whole submission answer.
+        match json {
+            true => print_json(&status)?,
+            false => {
+                crate::outln!("{}", status.job_id);
+                eprintln!(
+                    "submitted {} ({}); follow it with: gridmr status --wait {}",
+                    status.job_id,
+                    status.mode.as_str(),
+                    status.job_id
+                );
+            }
+        }
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("submitted {}", status.job_id);
     let done = follow(&client, &status.job_id).await?;
     finish(done)
+}
+
+/// The control files `pi` (`--points`) or `teragen` (`--rows`) read, written into a fresh
+/// temporary folder's `control/` (`None`: the job reads the --input it was given).
+fn generated_input(
+    job: Option<&str>,
+    points: Option<u64>,
+    rows: Option<u64>,
+    maps: Option<u32>,
+) -> Result<Option<tempfile::TempDir>> {
+    let maps = maps.unwrap_or(4).max(1);
+    let (what, pi) = match (job, points, rows) {
+        (_, None, None) => return Ok(None),
+        (Some("pi"), Some(_), None) => ("--points", true),
+        (Some("teragen"), None, Some(_)) => ("--rows", false),
+        _ => {
+            return Err(Error::setting(
+                "submit",
+                "--points goes with --job pi, --rows with --job teragen",
+            ))
+        }
+    };
+    let dir = tempfile::tempdir().map_err(|e| Error::io("create", "a temporary folder", e))?;
+    let control = dir.path().join("control");
+    let written = match pi {
+        true => gridmr_core::bundled::pi::write_input(&control, maps, points.unwrap_or(0)),
+        false => gridmr_core::bundled::terasort::write_gen_input(&control, maps, rows.unwrap_or(0)),
+    };
+    written.map_err(|e| Error::setting(what, e.to_string()))?;
+    Ok(Some(dir))
 }
 
 /// `gridmr local`: a registered job in this process, by the embedded engine.
@@ -551,6 +636,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             master,
             job_id,
             wait,
+            json,
         } => {
             let client = master.client()?;
             let status = if wait {
@@ -558,7 +644,10 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             } else {
                 client.status(&job_id).await?
             };
-            print_json(&status)?;
+            match json {
+                true => print_json(&status)?,
+                false => crate::outln!("{}", crate::show::status(&status)),
+            }
         }
         Command::Result {
             master,
@@ -608,7 +697,13 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 eprintln!("{job_id} {task}: no attempt left a log");
             }
         }
-        Command::Jobs { master } => print_json(&master.client()?.list().await?)?,
+        Command::Jobs { master, json } => {
+            let list = master.client()?.list().await?;
+            match json {
+                true => print_json(&list)?,
+                false => crate::outln!("{}", crate::show::jobs(&list)),
+            }
+        }
         Command::Ui { master } => {
             let link = master.client()?.ui_link().await?;
             println!("{link}");
@@ -619,12 +714,39 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "gridmr", &mut out);
         }
-        Command::Workers { master } => print_json(&master.client()?.workers().await?)?,
+        Command::Workers { master, json } => {
+            let list = master.client()?.workers().await?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            match json {
+                true => print_json(&list)?,
+                false => crate::outln!("{}", crate::show::workers(&list, now)),
+            }
+        }
+        Command::Cancel {
+            master,
+            job_id,
+            json,
+        } => {
+            let answer = master.client()?.cancel(&job_id).await?;
+            match json {
+                true => print_json(&answer)?,
+                false => crate::outln!("{}", crate::show::cancelled(&answer)),
+            }
+        }
         Command::Delete {
             master,
             job_id,
             purge,
-        } => print_json(&master.client()?.delete(&job_id, purge).await?)?,
+            json,
+        } => {
+            let answer = master.client()?.delete(&job_id, purge).await?;
+            match json {
+                true => print_json(&answer)?,
+                false => crate::outln!("{}", crate::show::deleted(&answer)),
+            }
+        }
         Command::Local(args) => local(args, registry).await?,
     }
     Ok(ExitCode::SUCCESS)

@@ -41,6 +41,7 @@ pub mod paths;
 mod peers;
 pub mod security;
 pub mod settings;
+mod show;
 #[allow(unsafe_code)]
 mod sys;
 pub mod upload;
