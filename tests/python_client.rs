@@ -19,11 +19,14 @@ fn python(cluster: &Cluster, script: &str, args: &[&str]) -> (bool, String) {
         .env("SHARED_DIR", cluster.shared.path())
         .env_remove("GRIDMR_TOKEN")
         .env_remove("GRIDMR_TOKEN_FILE")
-        .env("GRIDMR_CREDENTIALS", cluster.shared.path().join("no-credentials.json"))
+        .env(
+            "GRIDMR_CREDENTIALS",
+            cluster.shared.path().join("no-credentials.json"),
+        )
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 

@@ -236,6 +236,7 @@ fn the_web_ui_shows_jobs_attempts_and_workers_live() {
     workers.sort_unstable();
     workers.dedup();
     let (_, status) = cluster.get(&format!("/jobs/{quick}"));
+    let slow_attempts = cluster.tasks(&slow).len() as u64;
     rt.block_on(async {
         c.find(Locator::Css(&format!("a[href='/ui/jobs/{quick}']")))
             .await
@@ -256,7 +257,38 @@ fn the_web_ui_shows_jobs_attempts_and_workers_live() {
         let records = status["counters"]["gridmr"]["map_input_records"]
             .as_u64()
             .unwrap();
-        assert!(counters.contains(&records.to_string()), "{counters}");
+        // Numbers as people read them: 3,495, not 3495.
+        let grouped = records
+            .to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(counters.contains(&grouped), "{counters}");
+        // Per phase: pending, running and done tasks; the spread of the tasks' durations.
+        let phases = texts(&c, "table.tasks tbody tr")
+            .await
+            .join(" | ")
+            .to_lowercase();
+        assert!(phases.contains("map 0 0 4 of 4"), "{phases}");
+        let skew = texts(&c, "table.skew tbody tr").await;
+        assert_eq!(skew.len(), 2, "map and reduce: {skew:?}");
+        assert!(skew[0].to_lowercase().starts_with("map 4 "), "{skew:?}");
+        // Every succeeded attempt shows all of its work done.
+        for pct in c
+            .find_all(Locator::Css(
+                "table.attempts tr[data-outcome='succeeded'] svg.bar",
+            ))
+            .await
+            .unwrap()
+        {
+            assert_eq!(
+                pct.attr("aria-valuenow").await.unwrap().as_deref(),
+                Some("100")
+            );
+        }
         assert!(texts(&c, "h1").await.join(" ").contains("SUCCEEDED"));
         shoot(&c, "job.png").await;
         // An attempt's log, and the result.
@@ -280,11 +312,39 @@ fn the_web_ui_shows_jobs_attempts_and_workers_live() {
         let result = c.source().await.unwrap();
         assert!(result.contains("earnest"), "the result shows");
 
-        // The workers, as the API lists them.
+        // The streaming job's page names its commands.
+        c.goto(&format!("{base}/ui/jobs/{slow}")).await.unwrap();
+        let job = texts(&c, "section.card dl").await.join(" ");
+        assert!(
+            job.contains("mapper") && job.contains("python3 -c") && job.contains("wc -l"),
+            "{job}"
+        );
+
+        // The jobs list filters: no job failed.
+        c.goto(&format!("{base}/ui?state=failed")).await.unwrap();
+        assert_eq!(count(&c, "table.jobs tbody tr").await, 0);
+        assert!(texts(&c, "p.empty")
+            .await
+            .join(" ")
+            .contains("No job matches"));
+        c.goto(&format!("{base}/ui?state=succeeded")).await.unwrap();
+        assert_eq!(count(&c, "table.jobs tbody tr").await, 2);
+
+        // The workers, as the API lists them, with what each has done.
         c.goto(&format!("{base}/ui/workers")).await.unwrap();
         let rows = texts(&c, "table.workers tbody tr").await;
         assert_eq!(rows.len(), 2, "{rows:?}");
         assert!(rows.iter().any(|r| r.contains("w1") && r.contains("alive")));
+        let done: Vec<u64> = texts(&c, "table.workers td.done")
+            .await
+            .iter()
+            .map(|t| t.replace(',', "").parse().unwrap())
+            .collect();
+        assert_eq!(
+            done.iter().sum::<u64>(),
+            tasks.len() as u64 + slow_attempts,
+            "every attempt counted once: {done:?}"
+        );
 
         // Signing out (a POST, from the header's button) ends the session; a GET does not.
         c.goto(&format!("{base}/ui/logout")).await.unwrap();

@@ -94,10 +94,25 @@ pub(crate) fn attempt_row(a: &Attempt) -> TaskAttempt {
         worker_id: r.worker_id,
         started_ms: r.started_ms,
         finished_ms: r.finished_ms,
-        outcome,
         error: r.error,
         kind,
-        progress: r.progress.map(work),
+        // A succeeded attempt did all of its work, whatever its last report said before it
+        // ended (reports come every few hundred milliseconds).
+        progress: r
+            .progress
+            .map(|p| match outcome {
+                O::Succeeded => {
+                    let all = p.total.max(p.done).max(1);
+                    WorkDone {
+                        done: all,
+                        total: all,
+                        ..p
+                    }
+                }
+                _ => p,
+            })
+            .map(work),
+        outcome,
         late: r.late,
     }
 }

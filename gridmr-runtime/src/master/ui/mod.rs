@@ -125,25 +125,79 @@ fn now_ms() -> u64 {
     super::clock::now_ms()
 }
 
-async fn jobs(State(sh): Shr) -> Response {
-    page(pages::jobs_page(&job_list(&sh)))
+/// `?state=running|succeeded|failed&page=N`, anything else ignored.
+fn job_filter(q: Option<String>) -> pages::JobFilter {
+    let mut filter = pages::JobFilter::default();
+    for pair in q.unwrap_or_default().split('&') {
+        match pair.split_once('=') {
+            Some(("state", s @ ("running" | "succeeded" | "failed"))) => {
+                filter.state = Some(s.to_owned())
+            }
+            Some(("page", n)) => filter.page = n.parse().unwrap_or(0).min(1_000_000),
+            _ => {}
+        }
+    }
+    filter
 }
 
-async fn jobs_fragment(State(sh): Shr) -> Response {
-    page(pages::jobs_table(&job_list(&sh)))
+async fn jobs(State(sh): Shr, axum::extract::RawQuery(q): axum::extract::RawQuery) -> Response {
+    page(pages::jobs_page(&job_list(&sh), &job_filter(q)))
+}
+
+async fn jobs_fragment(
+    State(sh): Shr,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> Response {
+    page(pages::jobs_table(&job_list(&sh), &job_filter(q)))
 }
 
 fn job_list(sh: &Shared) -> Vec<gridmr_net::rest::JobStatus> {
     sh.lock().jobs().map(JobView::status).collect()
 }
 
-/// A job's status and its attempts in the API's form.
-fn job_view(sh: &Shared, id: &str) -> Option<(gridmr_net::rest::JobStatus, Vec<TaskAttempt>)> {
+/// A job's status, its attempts in the API's form, and what else its page shows.
+fn job_view(
+    sh: &Shared,
+    id: &str,
+) -> Option<(
+    gridmr_net::rest::JobStatus,
+    Vec<TaskAttempt>,
+    pages::JobExtras,
+)> {
+    use gridmr_scheduler::JobKind;
     let st = sh.lock();
     let job = st.job(id)?;
+    let extras = match &job.kind {
+        JobKind::Typed(name) => pages::JobExtras {
+            program: Vec::new(),
+            combiner: sh.registry.get(name).is_ok_and(|j| j.has_combiner()),
+        },
+        JobKind::Script(path) => pages::JobExtras {
+            program: vec![("script".into(), path.display().to_string())],
+            combiner: false,
+        },
+        JobKind::Streaming {
+            mapper,
+            reducer,
+            combiner,
+            ..
+        } => pages::JobExtras {
+            program: [
+                ("mapper", mapper),
+                ("combiner", combiner),
+                ("reducer", reducer),
+            ]
+            .into_iter()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(k, c)| (k.to_owned(), c.clone()))
+            .collect(),
+            combiner: !combiner.is_empty(),
+        },
+    };
     Some((
         job.status(),
         job.attempts.iter().map(super::view::attempt_row).collect(),
+        extras,
     ))
 }
 
@@ -161,7 +215,9 @@ fn unknown(id: &str) -> Response {
 async fn job(State(sh): Shr, Path(id): Path<String>) -> Response {
     let id = crate::master::api::job_path_id(id);
     match job_view(&sh, &id) {
-        Some((status, attempts)) => page(pages::job_page(&status, &attempts, now_ms())),
+        Some((status, attempts, extras)) => {
+            page(pages::job_page(&status, &attempts, &extras, now_ms()))
+        }
         None => unknown(&id),
     }
 }
@@ -169,7 +225,9 @@ async fn job(State(sh): Shr, Path(id): Path<String>) -> Response {
 async fn job_fragment(State(sh): Shr, Path(id): Path<String>) -> Response {
     let id = crate::master::api::job_path_id(id);
     match job_view(&sh, &id) {
-        Some((status, attempts)) => page(pages::job_detail(&status, &attempts, now_ms())),
+        Some((status, attempts, extras)) => {
+            page(pages::job_detail(&status, &attempts, &extras, now_ms()))
+        }
         None => unknown(&id),
     }
 }
@@ -179,6 +237,19 @@ fn worker_rows(sh: &Shared) -> Vec<pages::WorkerRow> {
     let now = now_ms();
     let mut excluded: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut running: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut history: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for job in st.jobs() {
+        for a in &job.attempts {
+            let h = history.entry(a.worker.to_string()).or_default();
+            match &a.state {
+                gridmr_scheduler::AttemptState::Succeeded => h.0 += 1,
+                gridmr_scheduler::AttemptState::Failed(_) => h.1 += 1,
+                gridmr_scheduler::AttemptState::Lost(_)
+                | gridmr_scheduler::AttemptState::Killed(_) => h.2 += 1,
+                _ => {}
+            }
+        }
+    }
     for job in st.jobs().filter(|j| !j.state.is_terminal()) {
         for w in job.excluded_workers(now) {
             excluded
@@ -202,6 +273,7 @@ fn worker_rows(sh: &Shared) -> Vec<pages::WorkerRow> {
             seen_s: super::clock::now_ms().saturating_sub(w.last_seen_ms) as f64 / 1000.0,
             excluded_from: excluded.remove(w.id.as_str()).unwrap_or_default(),
             running: running.remove(w.id.as_str()).unwrap_or_default(),
+            history: history.remove(w.id.as_str()).unwrap_or_default(),
         })
         .collect()
 }
@@ -341,7 +413,8 @@ async fn logout(State(sh): Shr, req: Request) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::pages::*;
+    use super::job_filter;
+    use super::pages::{self, *};
     use gridmr_net::rest::{JobState, JobStatus, TaskAttempt};
 
     fn status(json: serde_json::Value) -> JobStatus {
@@ -390,7 +463,8 @@ mod tests {
             attempt("map-00001", "w2", 1000, Some(2000), "failed"),
             attempt("map-00001", "w1", 2000, None, "running"),
         ];
-        let html = job_detail(&running, &attempts, 4000).into_string();
+        let extras = pages::JobExtras::default();
+        let html = job_detail(&running, &attempts, &extras, 4000).into_string();
         assert!(html.contains("mapping &lt;now&gt;") && !html.contains("<now>"));
         assert!(html.contains("&lt;boom&gt;"));
         assert!(!html.contains("data-final"));
@@ -400,12 +474,74 @@ mod tests {
         assert!(html.contains("2.0 kB") && html.contains("5.0 MB"));
         let done = status(serde_json::json!({"status": "SUCCEEDED"}));
         assert_eq!(done.status, JobState::Succeeded);
-        let html = job_detail(&done, &attempts, 4000).into_string();
+        let html = job_detail(&done, &attempts, &extras, 4000).into_string();
         assert!(html.contains("data-final=\"1\"") && html.contains("/result"));
     }
 
     #[test]
+    fn a_job_page_says_an_error_once_hides_a_missing_combiner_and_shows_skew() {
+        let failed = status(serde_json::json!({
+            "status": "FAILED", "message": "task map-00001 failed 4 time(s); last error: boom",
+            "error": "task map-00001 failed 4 time(s); last error: boom",
+            "counters": {"gridmr": {"combine_input_records": 7, "map_input_bytes": 10025601011u64}},
+        }));
+        let mut failed = failed;
+        failed.tasks.map = serde_json::from_value(serde_json::json!({"total": 3, "pending": 1,
+            "running": 1, "succeeded": 1, "failed_attempts": 4, "lost_attempts": 0}))
+        .unwrap();
+        let mut done = attempt("map-00000", "w1", 1000, Some(3000), "succeeded");
+        done.progress = Some(gridmr_net::rest::WorkDone {
+            done: 5,
+            total: 5,
+            records: 40,
+        });
+        let attempts = [done, attempt("map-00001", "w2", 1000, Some(2000), "failed")];
+        let extras = pages::JobExtras::default();
+        let html = job_detail(&failed, &attempts, &extras, 4000).into_string();
+        assert_eq!(html.matches("last error: boom").count(), 1, "{html}");
+        assert!(
+            !html.contains("combine_input_records"),
+            "no combiner: {html}"
+        );
+        assert!(html.contains("10,025,601,011"), "{html}");
+        assert!(html.contains("class=\"num pending\">1<"), "{html}");
+        assert!(html.contains("2.00 s / 2.00 s / 2.00 s"), "{html}");
+        let with = pages::JobExtras {
+            combiner: true,
+            ..Default::default()
+        };
+        let html = job_detail(&failed, &attempts, &with, 4000).into_string();
+        assert!(html.contains("combine_input_records"));
+    }
+
+    #[test]
+    fn the_jobs_list_filters_and_pages() {
+        let jobs: Vec<JobStatus> = (1..=120)
+            .map(|i| {
+                let state = if i % 2 == 0 { "SUCCEEDED" } else { "FAILED" };
+                let mut s = status(serde_json::json!({"status": state}));
+                s.job_id = format!("job-{i:06}");
+                s
+            })
+            .collect();
+        let all = jobs_table(&jobs, &job_filter(None)).into_string();
+        assert_eq!(all.matches("<tr data-job=").count(), pages::JOBS_PER_PAGE);
+        assert!(
+            all.contains("job-000120") && !all.contains("job-000070\""),
+            "newest first"
+        );
+        assert!(all.contains("page 1 of 3") && all.contains("href=\"/ui?page=1\""));
+        let failed =
+            jobs_table(&jobs, &job_filter(Some("state=failed&page=1".into()))).into_string();
+        assert_eq!(failed.matches("<tr data-job=").count(), 10);
+        assert!(failed.contains("job-000019") && !failed.contains("job-000020"));
+        assert!(failed.contains("60 job(s)"));
+    }
+
+    #[test]
     fn numbers_read_as_people_read_them() {
+        assert_eq!(pages::count(10_025_601_011), "10,025,601,011");
+        assert_eq!(pages::count(999), "999");
         assert_eq!(bytes(999), "999 B");
         assert_eq!(bytes(17_400_000), "17.4 MB");
         assert_eq!(secs(0.5), "0.50 s");

@@ -22,6 +22,8 @@ pub(crate) struct WorkerRow {
     pub(crate) excluded_from: Vec<String>,
     /// The attempts running on it: (job, task).
     pub(crate) running: Vec<(String, String)>,
+    /// Its attempts of the jobs the master keeps: succeeded, failed, lost or killed.
+    pub(crate) history: (u64, u64, u64),
 }
 
 /// Which tab is lit.
@@ -70,6 +72,19 @@ pub(crate) fn bytes(n: u64) -> String {
         n if n >= 1_000 => format!("{:.1} kB", f / 1e3),
         n => format!("{n} B"),
     }
+}
+
+/// `10,025,601,011`: digits in groups of three.
+pub(crate) fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `0.42 s`, `12.3 s`, `4 min 05 s`.
@@ -147,28 +162,109 @@ fn kind(s: &JobStatus) -> String {
     if !s.job.is_empty() {
         s.job.clone()
     } else if !s.script_path.is_empty() {
-        "script".into()
+        // The script's own name: `script.py` is the job folder's copy, its source is the input's
+        // neighbour; the folder name tells jobs apart less than the file name would, so both.
+        let name = std::path::Path::new(&s.script_path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("script {name}")
     } else {
         "streaming".into()
     }
 }
 
+/// What the job page knows besides the job's status: what runs (a script's path, a streaming
+/// job's commands) and whether the job has a combiner (its `combine_*` counters mean nothing
+/// otherwise).
+#[derive(Default)]
+pub(crate) struct JobExtras {
+    pub(crate) program: Vec<(String, String)>,
+    pub(crate) combiner: bool,
+}
+
+/// Which jobs the jobs page lists: a state filter and a page.
+#[derive(Default, Clone)]
+pub(crate) struct JobFilter {
+    /// `running`, `succeeded`, `failed` (failed or cancelled), or all.
+    pub(crate) state: Option<String>,
+    /// 0-based.
+    pub(crate) page: usize,
+}
+
+/// Jobs per page of the jobs list.
+pub(crate) const JOBS_PER_PAGE: usize = 50;
+
+impl JobFilter {
+    fn keeps(&self, j: &JobStatus) -> bool {
+        match self.state.as_deref() {
+            Some("running") => !j.status.is_terminal(),
+            Some("succeeded") => j.status == JobState::Succeeded,
+            Some("failed") => matches!(j.status, JobState::Failed | JobState::Cancelled),
+            _ => true,
+        }
+    }
+
+    fn query(&self, page: usize) -> String {
+        let mut q = vec![];
+        if let Some(s) = &self.state {
+            q.push(format!("state={s}"));
+        }
+        if page > 0 {
+            q.push(format!("page={page}"));
+        }
+        match q.is_empty() {
+            true => String::new(),
+            false => format!("?{}", q.join("&")),
+        }
+    }
+}
+
 /// The jobs page.
-pub(crate) fn jobs_page(jobs: &[JobStatus]) -> Markup {
+pub(crate) fn jobs_page(jobs: &[JobStatus], filter: &JobFilter) -> Markup {
+    let on = |s: Option<&str>| {
+        if filter.state.as_deref() == s {
+            "on"
+        } else {
+            ""
+        }
+    };
+    let link = |s: Option<&str>| {
+        JobFilter {
+            state: s.map(str::to_owned),
+            page: 0,
+        }
+        .query(0)
+    };
     layout(
         "Jobs",
         Tab::Jobs,
         html! {
             h1 { "Jobs" }
-            div data-live="/ui/fragments/jobs" { (jobs_table(jobs)) }
+            p.filters {
+                a class=(on(None)) href={ "/ui" (link(None)) } { "All" }
+                a class=(on(Some("running"))) href={ "/ui" (link(Some("running"))) } { "Running" }
+                a class=(on(Some("succeeded"))) href={ "/ui" (link(Some("succeeded"))) } { "Succeeded" }
+                a class=(on(Some("failed"))) href={ "/ui" (link(Some("failed"))) } { "Failed or cancelled" }
+            }
+            div data-live={ "/ui/fragments/jobs" (filter.query(filter.page)) } { (jobs_table(jobs, filter)) }
         },
     )
 }
 
-/// The jobs table, newest first.
-pub(crate) fn jobs_table(jobs: &[JobStatus]) -> Markup {
+/// The jobs table, newest first: the filter's jobs, one page of them.
+pub(crate) fn jobs_table(all: &[JobStatus], filter: &JobFilter) -> Markup {
+    let kept: Vec<&JobStatus> = all.iter().rev().filter(|j| filter.keeps(j)).collect();
+    let pages = kept.len().div_ceil(JOBS_PER_PAGE).max(1);
+    let page = filter.page.min(pages - 1);
+    let jobs: Vec<&JobStatus> = kept
+        .iter()
+        .skip(page * JOBS_PER_PAGE)
+        .take(JOBS_PER_PAGE)
+        .copied()
+        .collect();
     html! {
-        @if jobs.is_empty() {
+        @if jobs.is_empty() && all.is_empty() {
             p.empty { "No jobs yet. Submit one: " code { "gridmr submit --job wordcount --input books/ --wait" } }
         } @else {
             table.jobs {
@@ -178,7 +274,7 @@ pub(crate) fn jobs_table(jobs: &[JobStatus]) -> Markup {
                     th { "Input" } th { "Output" } th { "Submitted (UTC)" }
                 } }
                 tbody {
-                    @for j in jobs.iter().rev() {
+                    @for j in &jobs {
                         @let t = &j.tasks;
                         tr data-job=(j.job_id) {
                             td { a href={ "/ui/jobs/" (j.job_id) } { (j.job_id) } }
@@ -201,18 +297,32 @@ pub(crate) fn jobs_table(jobs: &[JobStatus]) -> Markup {
                     }
                 }
             }
+            @if jobs.is_empty() { p.empty { "No job matches." } }
+            p.pager {
+                (kept.len()) " job(s)"
+                @if pages > 1 {
+                    " · page " (page + 1) " of " (pages) " "
+                    @if page > 0 { a href={ "/ui" (filter.query(page - 1)) } { "newer" } " " }
+                    @if page + 1 < pages { a href={ "/ui" (filter.query(page + 1)) } { "older" } }
+                }
+            }
         }
     }
 }
 
 /// One job's page.
-pub(crate) fn job_page(s: &JobStatus, attempts: &[TaskAttempt], now_ms: u64) -> Markup {
+pub(crate) fn job_page(
+    s: &JobStatus,
+    attempts: &[TaskAttempt],
+    extras: &JobExtras,
+    now_ms: u64,
+) -> Markup {
     layout(
         &s.job_id,
         Tab::Jobs,
         html! {
             p.crumbs { a href="/ui" { "Jobs" } " / " (s.job_id) }
-            div data-live={ "/ui/fragments/jobs/" (s.job_id) } { (job_detail(s, attempts, now_ms)) }
+            div data-live={ "/ui/fragments/jobs/" (s.job_id) } { (job_detail(s, attempts, extras, now_ms)) }
         },
     )
 }
@@ -231,19 +341,33 @@ fn phase_row(name: &str, p: &PhaseProgress, unit: &str, class: &str) -> Markup {
 }
 
 /// Everything that changes on a job's page.
-pub(crate) fn job_detail(s: &JobStatus, attempts: &[TaskAttempt], now_ms: u64) -> Markup {
+// Long because the page is: each card is a few lines of markup, read top to bottom as it shows.
+pub(crate) fn job_detail(
+    s: &JobStatus,
+    attempts: &[TaskAttempt],
+    extras: &JobExtras,
+    now_ms: u64,
+) -> Markup {
     let done = s.status.is_terminal();
     let class = state_class(s.status);
+    // A failed job's message repeats its error: said once.
+    let message_is_error = s.error.as_deref().is_some_and(|e| {
+        let first = e.lines().next().unwrap_or_default();
+        s.message.contains(first) || e.contains(&s.message)
+    });
     html! {
         div.detail data-final=[done.then_some("1")] {
             h1 { (s.job_id) " " (badge(s.status.as_str(), class)) }
-            p.message { (s.message) }
+            @if !message_is_error { p.message { (s.message) } }
             @if let Some(e) = &s.error { pre.error { (e) } }
             div.cards {
                 section.card {
                     h2 { "Job" }
                     dl {
                         dt { "name" } dd { (kind(s)) }
+                        @for (what, text) in &extras.program {
+                            dt { (what) } dd { code { (truncate(text, 300)) } }
+                        }
                         dt { "mode" } dd { (format!("{:?}", s.mode).to_uppercase()) }
                         dt { "input" } dd { code { (s.input_path) } @for i in &s.inputs { br; code { (i) } } }
                         dt { "input size" } dd { (bytes(s.input_size_bytes)) }
@@ -271,6 +395,22 @@ pub(crate) fn job_detail(s: &JobStatus, attempts: &[TaskAttempt], now_ms: u64) -
                             @if s.reduce_partitions > 0 { (phase_row("reduce", &s.progress.reduce, "records", class)) }
                         }
                     }
+                    table.tasks {
+                        thead { tr { th { "tasks" } th { "pending" } th { "running" } th { "done" } th { "failed attempts" } } }
+                        tbody {
+                            @for (name, t) in [("single", &s.tasks.single), ("map", &s.tasks.map), ("reduce", &s.tasks.reduce)] {
+                                @if t.total > 0 {
+                                    tr data-phase=(name) {
+                                        th { (name) }
+                                        td.num.pending { (t.pending) }
+                                        td.num { (t.running) }
+                                        td.num { (t.succeeded) " of " (t.total) }
+                                        td.num { (t.failed_attempts) }
+                                    }
+                                }
+                            }
+                        }
+                    }
                     h2 { "Phase times" }
                     table.times { tr {
                         th { "prepare" } td.num { (secs(s.times.t_prepare_s)) }
@@ -286,6 +426,10 @@ pub(crate) fn job_detail(s: &JobStatus, attempts: &[TaskAttempt], now_ms: u64) -
                 (timeline(attempts, now_ms))
             }
             section {
+                h2 { "Task skew" }
+                (skew(attempts))
+            }
+            section {
                 h2 { "Attempts" }
                 (attempts_table(&s.job_id, attempts, now_ms))
             }
@@ -295,7 +439,80 @@ pub(crate) fn job_detail(s: &JobStatus, attempts: &[TaskAttempt], now_ms: u64) -
                     thead { tr { th { "group" } th { "counter" } th { "value" } } }
                     tbody {
                         @for (group, name, value) in s.counters.iter() {
-                            tr { td { (group) } td { (name) } td.num { (value) } }
+                            @if extras.combiner || !name.starts_with("combine_") {
+                                tr { td { (group) } td { (name) } td.num { (count(value)) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// min, median and max of `values` (sorted here).
+fn spread(mut values: Vec<u64>) -> Option<(u64, u64, u64)> {
+    values.sort_unstable();
+    let (first, last) = (values.first()?, values.last()?);
+    Some((*first, values[values.len() / 2], *last))
+}
+
+/// Per phase, over its succeeded attempts: duration, records and input bytes, min / median /
+/// max, as Spark's stage page shows them, so that one slow or large task stands out.
+fn skew(attempts: &[TaskAttempt]) -> Markup {
+    /// A phase, its succeeded tasks, and their durations (ms), records and work.
+    type Row<'a> = (&'a str, usize, Vec<u64>, Vec<u64>, Vec<u64>);
+    let phases = ["single", "map", "reduce"];
+    let rows: Vec<Row<'_>> = phases
+        .iter()
+        .map(|p| {
+            let done: Vec<&TaskAttempt> = attempts
+                .iter()
+                .filter(|a| phase_of(&a.task) == *p && a.outcome.as_str() == "succeeded")
+                .collect();
+            let ms = done
+                .iter()
+                .map(|a| {
+                    a.finished_ms
+                        .unwrap_or(a.started_ms)
+                        .saturating_sub(a.started_ms)
+                })
+                .collect();
+            let records = done
+                .iter()
+                .filter_map(|a| a.progress.map(|w| w.records))
+                .collect();
+            let work = done
+                .iter()
+                .filter_map(|a| a.progress.map(|w| w.total))
+                .collect();
+            (*p, done.len(), ms, records, work)
+        })
+        .filter(|r| r.1 > 0)
+        .collect();
+    let three = |v: &[u64], f: &dyn Fn(u64) -> String| match spread(v.to_vec()) {
+        Some((lo, mid, hi)) => format!("{} / {} / {}", f(lo), f(mid), f(hi)),
+        None => "—".into(),
+    };
+    html! {
+        @if rows.is_empty() { p.empty { "No task has succeeded yet." } }
+        @else {
+            table.skew {
+                thead { tr {
+                    th { "phase" } th { "tasks done" } th { "duration min / median / max" }
+                    th { "records min / median / max" } th { "work min / median / max" }
+                } }
+                tbody {
+                    @for (phase, n, ms, records, work) in &rows {
+                        tr data-phase=(phase) {
+                            th { (phase) }
+                            td.num { (n) }
+                            td.num { (three(ms, &|m| secs(m as f64 / 1000.0))) }
+                            td.num { (three(records, &|r| count(r))) }
+                            td.num {
+                                @if *phase == "reduce" { (three(work, &|r| format!("{} rec", count(r)))) }
+                                @else { (three(work, &|b| bytes(b))) }
+                            }
                         }
                     }
                 }
@@ -474,7 +691,8 @@ pub(crate) fn workers_table(rows: &[WorkerRow]) -> Markup {
             table.workers {
                 thead { tr {
                     th { "Worker" } th { "Address" } th { "State" } th { "Slots" } th { "Running" }
-                    th { "Last heartbeat" } th { "Excluded from" } th { "Build" }
+                    th { "Last heartbeat" } th { "Attempts done" } th { "Failed" } th { "Lost or killed" }
+                    th { "Excluded from" } th { "Build" }
                 } }
                 tbody {
                     @for w in rows {
@@ -491,6 +709,9 @@ pub(crate) fn workers_table(rows: &[WorkerRow]) -> Markup {
                                 @if w.running.len() > 6 { br; small { "…" } }
                             }
                             td.num { (secs(w.seen_s)) " ago" }
+                            td.num.done { (count(w.history.0)) }
+                            td.num.failed { (count(w.history.1)) }
+                            td.num { (count(w.history.2)) }
                             td { @if w.excluded_from.is_empty() { "—" } @else { (w.excluded_from.join(", ")) } }
                             td { small { (w.info.build) } }
                         }
