@@ -56,6 +56,15 @@ fn the_original_curl_sequence() {
             .is_some_and(|b| b.starts_with("gridmr-runtime ")),
         "{workers}"
     );
+    // Its heartbeats report its host: CPUs, memory, the disk of its folder.
+    let host = cluster.poll("a heartbeat with the host's figures", || {
+        let (_, w) = cluster.get("/workers");
+        let host = w["workers"]["w1"]["host"].clone();
+        host.is_object().then_some(host)
+    });
+    assert!(host["cpus"].as_u64() >= Some(1), "{host}");
+    assert!(host["mem_total_bytes"].as_u64() > Some(0), "{host}");
+    assert!(host["disk_total_bytes"].as_u64() > Some(0), "{host}");
     let (code, reg) = cluster.post_raw(
         "/workers/register",
         "application/x-www-form-urlencoded",

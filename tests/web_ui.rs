@@ -345,6 +345,13 @@ fn the_web_ui_shows_jobs_attempts_and_workers_live() {
             tasks.len() as u64 + slow_attempts,
             "every attempt counted once: {done:?}"
         );
+        // Each worker's host, from its heartbeats.
+        let memory = texts(&c, "table.workers td.mem").await;
+        assert_eq!(memory.len(), 2, "{memory:?}");
+        assert!(
+            memory.iter().all(|m| m.contains(" of ") && m.contains('B')),
+            "{memory:?}"
+        );
 
         // Signing out (a POST, from the header's button) ends the session; a GET does not.
         c.goto(&format!("{base}/ui/logout")).await.unwrap();

@@ -583,6 +583,27 @@ pub struct Heartbeat {
     /// New: how far each attempt running on the worker has got.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub progress: Vec<AttemptProgress>,
+    /// New: the worker's host: load, memory and the disk of its folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostStats>,
+}
+
+/// New: a worker's host as it reports it with each heartbeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostStats {
+    /// The load average over the last minute.
+    pub load_1m: f64,
+    /// The host's CPUs.
+    pub cpus: u32,
+    /// Memory, in bytes.
+    pub mem_total_bytes: u64,
+    /// Memory available for new work (`MemAvailable`), in bytes.
+    pub mem_available_bytes: u64,
+    /// The size of the file system of the worker's folder (`WORKER_DIR`), in bytes.
+    pub disk_total_bytes: u64,
+    /// Its free bytes.
+    pub disk_free_bytes: u64,
 }
 
 /// New: how far one running attempt has got, as its worker reports it.
@@ -677,6 +698,9 @@ pub struct WorkerInfo {
     /// New: its binary's build, as it reported it when registering.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub build: String,
+    /// New: its host, as its last heartbeat reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostStats>,
 }
 
 /// `GET /workers`.

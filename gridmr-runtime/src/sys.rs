@@ -157,3 +157,59 @@ pub(crate) fn exec_with_fd3(cmd: &mut Command, fd: i32) {
         });
     }
 }
+
+/// This host's load, memory, and the file system holding `dir`, from `/proc` and `statvfs`
+/// (`None` where `/proc` cannot be read).
+pub(crate) fn host_stats(dir: &std::path::Path) -> Option<gridmr_net::rest::HostStats> {
+    let load = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let mut stats = parse_host(&load, &meminfo)?;
+    stats.cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    if let Ok(fs) = rustix::fs::statvfs(dir) {
+        stats.disk_total_bytes = fs.f_blocks.saturating_mul(fs.f_frsize);
+        stats.disk_free_bytes = fs.f_bavail.saturating_mul(fs.f_frsize);
+    }
+    Some(stats)
+}
+
+/// The load and memory figures of `/proc/loadavg` and `/proc/meminfo`.
+fn parse_host(loadavg: &str, meminfo: &str) -> Option<gridmr_net::rest::HostStats> {
+    let load_1m = loadavg.split_whitespace().next()?.parse().ok()?;
+    let kib = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|k| k * 1024)
+    };
+    Some(gridmr_net::rest::HostStats {
+        load_1m,
+        mem_total_bytes: kib("MemTotal:")?,
+        mem_available_bytes: kib("MemAvailable:").unwrap_or(0),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_hosts_figures_are_read_from_proc() {
+        let got = super::parse_host(
+            "0.52 0.40 0.33 1/234 5678\n",
+            "MemTotal:       24576000 kB\nMemFree:  100 kB\nMemAvailable:   12288000 kB\n",
+        )
+        .unwrap();
+        assert_eq!(got.load_1m, 0.52);
+        assert_eq!(got.mem_total_bytes, 24_576_000 * 1024);
+        assert_eq!(got.mem_available_bytes, 12_288_000 * 1024);
+        assert!(super::parse_host("", "").is_none());
+        let here = super::host_stats(std::path::Path::new("/")).unwrap();
+        assert!(here.cpus >= 1 && here.mem_total_bytes > 0 && here.disk_total_bytes > 0);
+    }
+}

@@ -75,6 +75,8 @@ pub(crate) struct Shared {
     wake: Notify,
     /// Each job's status, published after every step.
     pub(crate) statuses: status::StatusBoard,
+    /// Each worker's host, as its last heartbeat reported it (shown, never scheduled on).
+    pub(crate) hosts: Mutex<std::collections::HashMap<String, gridmr_net::rest::HostStats>>,
     /// Stops the master when cancelled.
     stop: CancellationToken,
     /// Every task the master starts besides its scheduler loop and HTTP server:
@@ -279,6 +281,7 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
         crash: faults::CrashPoints::from_env(),
         wake: Notify::new(),
         statuses: status::StatusBoard::default(),
+        hosts: Mutex::default(),
         stop: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });

@@ -127,6 +127,7 @@ pub(crate) fn worker_info(w: &WorkerEntry) -> WorkerInfo {
         alive: w.is_alive(),
         jobs: w.jobs.clone(),
         build: w.build.clone(),
+        host: None,
     }
 }
 

@@ -520,6 +520,7 @@ async fn keep_registered(
             running: core.running.load(Ordering::Relaxed),
             address: Some(request.address.clone()),
             progress: core.progress(),
+            host: crate::sys::host_stats(core.shuffle.store.root()),
         };
         match master.heartbeat(core.id.as_str(), &beat).await {
             Ok(()) => complained = false,

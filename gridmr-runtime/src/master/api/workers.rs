@@ -6,13 +6,18 @@ use super::*;
 #[utoipa::path(get, path = "/workers", tag = "cluster",
     responses((status = 200, description = "the workers", body = WorkerList), (status = 401, description = "no or wrong cluster token", body = ErrorBody)))]
 pub(super) async fn list_workers(State(sh): Shr) -> Json<WorkerList> {
+    let hosts = sh.hosts.lock().map(|h| h.clone()).unwrap_or_default();
     let st = sh.lock();
     Json(WorkerList {
         workers: st
             .workers
             .list
             .iter()
-            .map(|w| (w.id.to_string(), view::worker_info(w)))
+            .map(|w| {
+                let mut info = view::worker_info(w);
+                info.host = hosts.get(w.id.as_str()).copied();
+                (w.id.to_string(), info)
+            })
             .collect(),
         ring: st.workers.ring(),
     })
@@ -226,6 +231,7 @@ pub(super) async fn heartbeat(
                 .map_err(|e| ApiError::bad(format!("invalid heartbeat: {e}")))?,
         )
     };
+    let host = beat.as_ref().and_then(|b| b.host);
     let (claimed, reports) = beat.map_or((None, Vec::new()), |b| (b.address, b.progress));
     let (known, revived, effects) = {
         let mut st = sh.lock();
@@ -278,6 +284,9 @@ pub(super) async fn heartbeat(
             StatusCode::NOT_FOUND,
             format!("unknown worker {id:?}; register first"),
         ));
+    }
+    if let (Some(host), Ok(mut hosts)) = (host, sh.hosts.lock()) {
+        hosts.insert(id.clone(), host);
     }
     if revived {
         sh.poke();

@@ -233,6 +233,7 @@ async fn job_fragment(State(sh): Shr, Path(id): Path<String>) -> Response {
 }
 
 fn worker_rows(sh: &Shared) -> Vec<pages::WorkerRow> {
+    let hosts = sh.hosts.lock().map(|h| h.clone()).unwrap_or_default();
     let st = sh.lock();
     let now = now_ms();
     let mut excluded: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -269,7 +270,10 @@ fn worker_rows(sh: &Shared) -> Vec<pages::WorkerRow> {
         .iter()
         .map(|w| pages::WorkerRow {
             id: w.id.to_string(),
-            info: super::view::worker_info(w),
+            info: gridmr_net::rest::WorkerInfo {
+                host: hosts.get(w.id.as_str()).copied(),
+                ..super::view::worker_info(w)
+            },
             seen_s: super::clock::now_ms().saturating_sub(w.last_seen_ms) as f64 / 1000.0,
             excluded_from: excluded.remove(w.id.as_str()).unwrap_or_default(),
             running: running.remove(w.id.as_str()).unwrap_or_default(),

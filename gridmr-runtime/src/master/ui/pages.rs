@@ -691,7 +691,8 @@ pub(crate) fn workers_table(rows: &[WorkerRow]) -> Markup {
             table.workers {
                 thead { tr {
                     th { "Worker" } th { "Address" } th { "State" } th { "Slots" } th { "Running" }
-                    th { "Last heartbeat" } th { "Attempts done" } th { "Failed" } th { "Lost or killed" }
+                    th { "Last heartbeat" } th { "Load (CPUs)" } th { "Memory free" } th { "Disk free" }
+                    th { "Attempts done" } th { "Failed" } th { "Lost or killed" }
                     th { "Excluded from" } th { "Build" }
                 } }
                 tbody {
@@ -709,6 +710,14 @@ pub(crate) fn workers_table(rows: &[WorkerRow]) -> Markup {
                                 @if w.running.len() > 6 { br; small { "…" } }
                             }
                             td.num { (secs(w.seen_s)) " ago" }
+                            @match &w.info.host {
+                                Some(h) => {
+                                    td.num.load { (format!("{:.2}", h.load_1m)) " (" (h.cpus) ")" }
+                                    td.num.mem { (bytes(h.mem_available_bytes)) " of " (bytes(h.mem_total_bytes)) }
+                                    td.num.disk { (bytes(h.disk_free_bytes)) " of " (bytes(h.disk_total_bytes)) }
+                                }
+                                None => { td { "—" } td { "—" } td { "—" } }
+                            }
                             td.num.done { (count(w.history.0)) }
                             td.num.failed { (count(w.history.1)) }
                             td.num { (count(w.history.2)) }
