@@ -98,6 +98,15 @@ pub struct Plan {
     pub params: Params,
 }
 
+/// The reduce tasks a job asks for (`reduce_partitions`, else `partitions`), else `default`.
+fn reduces(request: &JobRequest, default: u32) -> u32 {
+    request
+        .reduce_partitions
+        .or(request.partitions)
+        .unwrap_or(default)
+        .max(1)
+}
+
 /// The mode of a job whose input holds `input_size` bytes (`None`: not
 /// known yet, so only what the request says for itself counts): the
 /// original's rule, as [`plan`] applies it.
@@ -108,12 +117,8 @@ pub fn foresee(
     threshold: u64,
 ) -> Mode {
     let default = live_slots.max(1);
-    let reduce = request
-        .reduce_partitions
-        .or(request.partitions)
-        .unwrap_or(default)
-        .max(1);
-    let wide = reduce > 1 || request.map_splits.or(request.partitions).unwrap_or(default) > 1;
+    let wide = reduces(request, default) > 1
+        || request.map_splits.or(request.partitions).unwrap_or(default) > 1;
     // A map-only job always runs DISTRIBUTED: its output is its map tasks'.
     // So does a job that names its own width in the new fields
     // (`reduce_partitions`, `map_splits` above 1): an explicit count is
@@ -139,11 +144,7 @@ pub fn plan(
 ) -> Plan {
     let input_size: u64 = files.iter().map(|f| f.len).sum();
     let default = live_slots.max(1);
-    let reduce = request
-        .reduce_partitions
-        .or(request.partitions)
-        .unwrap_or(default)
-        .max(1);
+    let reduce = reduces(request, default);
     let maps = request.map_splits.or(request.partitions);
     if foresee(request, Some(input_size), live_slots, threshold) == Mode::Single {
         return Plan {

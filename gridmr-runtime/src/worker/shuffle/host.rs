@@ -107,6 +107,14 @@ struct HostAnswer {
     index_len: u64,
 }
 
+/// Bounds every read and write on `stream` by [`TIMEOUT`].
+fn bounded(stream: &UnixStream) -> Result<(), HostError> {
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
+        .map_err(io("socket"))
+}
+
 /// Whether the peer of `stream` runs as this process's user.
 fn same_user(stream: &UnixStream) -> Result<(), HostError> {
     let cred =
@@ -196,12 +204,7 @@ impl HostListener {
 /// hands over the data file.
 fn answer(mut stream: UnixStream, store: &LocalStore, auth: &Auth) -> Result<(), HostError> {
     stream.set_nonblocking(false).map_err(io("socket"))?;
-    stream
-        .set_read_timeout(Some(TIMEOUT))
-        .map_err(io("socket"))?;
-    stream
-        .set_write_timeout(Some(TIMEOUT))
-        .map_err(io("socket"))?;
+    bounded(&stream)?;
     // Another user's process is told nothing, not even why.
     same_user(&stream)?;
     let req: HostReq = serde_json::from_slice(&read_frame(&mut stream, MAX_REQUEST)?)
@@ -334,12 +337,7 @@ pub(crate) fn read_local(
         }
         Err(e) => return Err(io("connect")(e)),
     };
-    stream
-        .set_read_timeout(Some(TIMEOUT))
-        .map_err(io("socket"))?;
-    stream
-        .set_write_timeout(Some(TIMEOUT))
-        .map_err(io("socket"))?;
+    bounded(&stream)?;
     // The token goes only to a process of this worker's own user.
     same_user(&stream)?;
     let req = HostReq {
