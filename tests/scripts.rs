@@ -713,6 +713,15 @@ fn broken_scripts_fail_their_job_clearly_and_nothing_else() {
     let good = cluster.submit(json!({"script_url": cluster.put_input(&example("wordcount.py"), "wc.py"), "input_url": input, "partitions": 2, "force_distributed": true}));
     assert_eq!(cluster.wait(&good)["status"], "SUCCEEDED");
     assert_eq!(cluster.result_lines(&good), expected);
+    // One line per event in the master's log: a traceback is an escaped field, not lines of
+    // its own.
+    let log = cluster.master_log();
+    assert!(log.contains("Traceback"), "the errors are logged");
+    assert!(
+        log.lines()
+            .all(|l| l.starts_with(|c: char| c.is_ascii_digit())),
+        "every line starts with its timestamp:\n{log}"
+    );
 }
 
 #[test]

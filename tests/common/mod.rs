@@ -125,12 +125,19 @@ fn spawn_master_on(
         .spawn()
         .expect("start master");
     let line = first_line(&mut child, name);
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .expect("url in the announce line")
-        .to_owned();
+    // `gridmr master listening on URL`, or under LOG_FORMAT=json `{"message": …, "url": URL}`.
+    let url = match serde_json::from_str::<serde_json::Value>(line.trim()) {
+        Ok(v) => v["url"]
+            .as_str()
+            .expect("url in the announce object")
+            .to_owned(),
+        Err(_) => line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("url in the announce line")
+            .to_owned(),
+    };
     assert!(
         url.starts_with(&format!("http://{}:", host.ip))
             || url.starts_with(&format!("https://{}:", host.ip)),
