@@ -22,7 +22,7 @@ run() { # $1 = thread|process; prints seconds of one job
     SHARED_DIR=$share MASTER_HTTP=$url GRPC_HOST=127.0.0.1 GRPC_PORT=0 WORKER_ID=w$w WORKER_SLOTS=2 \
       TASK_ISOLATION=$1 HEARTBEAT_INTERVAL_MS=200 $bin worker > /dev/null 2>&1 &
   done
-  n=0; until [ "$(SHARED_DIR=$share $bin workers --master "$url" 2>/dev/null | grep -c '"alive": true')" = 2 ]; do sleep 0.1; n=$((n+1)); [ $n -lt 300 ] || { echo "no workers" >&2; exit 1; }; done
+  n=0; until [ "$(SHARED_DIR=$share $bin workers --json --master "$url" 2>/dev/null | grep -c '"alive": true')" = 2 ]; do sleep 0.1; n=$((n+1)); [ $n -lt 300 ] || { echo "no workers" >&2; exit 1; }; done
   local t0 t1; t0=$(date +%s.%N)
   SHARED_DIR=$share $bin submit --master "$url" --job wordcount --input "$share/in" \
     --map-splits 16 --reduce-partitions 4 --wait > /dev/null 2>&1
