@@ -48,6 +48,10 @@ use tokio_util::sync::CancellationToken;
 /// Longest either end waits for the other's next bytes.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most host-local reads a holder answers at once (each a few system calls, or a
+/// [`TIMEOUT`] for a peer that stalls).
+const MAX_ANSWERING: usize = 32;
+
 /// Largest request a holder reads.
 const MAX_REQUEST: u32 = 64 << 10;
 
@@ -179,7 +183,15 @@ impl HostListener {
                 return;
             }
         };
+        // Answers in progress are bounded: a caller that holds connections open blocks later
+        // ones at the accept, not the worker's blocking pool.
+        let answering = Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING));
         loop {
+            let permit = tokio::select! {
+                () = stop.cancelled() => return,
+                permit = answering.clone().acquire_owned() => permit,
+            };
+            let Ok(permit) = permit else { return };
             let accepted = tokio::select! {
                 () = stop.cancelled() => return,
                 accepted = listener.accept() => accepted,
@@ -189,6 +201,7 @@ impl HostListener {
             };
             let (store, auth) = (store.clone(), auth.clone());
             tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let Ok(stream) = stream.into_std() else {
                     return;
                 };
