@@ -137,7 +137,7 @@ start_cluster() { # N
   for k in $(seq "$1"); do
     lab_run "w$k" env GRPC_HOST="$(lab_host_ip "w$k")" GRPC_PORT=50051 SHARED_DIR="$LAB_MNT" \
       WORKER_ID="w$k" WORKER_SLOTS=1 WORKER_DIR="$data/wdir/w$k" MASTER_HTTP="$url" \
-      WORKER_LOG_LEVEL=warn GRIDMR_TASK_USER=root "${objects[@]}" "$BIN" worker >"$data/w$k.out" 2>"$data/w$k.err" &
+      WORKER_LOG_LEVEL=${WORKER_LOG_LEVEL:-warn} GRIDMR_TASK_USER=root "${objects[@]}" "$BIN" worker >"$data/w$k.out" 2>"$data/w$k.err" &
     pids+=($!)
   done
   until [ "$(curl -s "$url/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"])')" = "$1" ]; do
@@ -210,6 +210,8 @@ print(s.get("input_size_bytes", 0), flat.get("map_output_bytes", 0), flat.get("o
   # The phases' times and the maps last: the cluster model's calibration takes the CPU cost
   # from the uncapped run (benches/cluster_model.rs).
   echo "$n $job $mode $capped $(python3 -c "print(f'{$t1 - $t0:.2f}')") $input $shuffle $output $tmap $treduce $maps |$rss |$bytes" >> "$results"
+  # Each attempt's dispatch and answer times, for reading where a run spent its time.
+  curl -sf -H "authorization: Bearer $token" "$url/jobs/$id/tasks" > "$data/tasks-$n-$job-$mode-$capped.json" || true
   curl -sf -X DELETE -H "authorization: Bearer $token" "$url/jobs/$id?purge=true" >/dev/null || true
 }
 

@@ -258,6 +258,13 @@ pub fn list_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
 /// Text files are cut into ranges of about the same size; a whole-file input gives one split
 /// per file. Empty files give no split.
 ///
+/// How many: `splits` when the policy names it (at least one per non-empty file); otherwise
+/// enough that none exceeds `max_split_bytes`, at least `min_splits`, **rounded up to whole
+/// waves** (a multiple of `min_splits`, the slots or threads that run them), so that no last
+/// wave runs a split or two while the other slots wait. That count is then shared among the
+/// files so that the largest split is as small as it can be ([`apportion`]): two files of
+/// 105 and 95 MB on 8 slots give 4 splits each, not 5 and 4 (nine splits, two waves).
+///
 /// ```
 /// use gridmr_core::input::{plan_splits, InputFile, InputFormat, SplitPolicy};
 /// let files = vec![InputFile { path: "a.txt".into(), len: 100, input: 0 }];
@@ -271,9 +278,10 @@ pub fn plan_splits(
     policy: &SplitPolicy,
     format: InputFormat,
 ) -> Vec<InputSplit> {
-    let nonempty = files.iter().filter(|f| f.len > 0);
+    let nonempty: Vec<&InputFile> = files.iter().filter(|f| f.len > 0).collect();
     if format == InputFormat::WholeFiles {
         return nonempty
+            .into_iter()
             .map(|f| InputSplit {
                 path: f.path.clone(),
                 start: 0,
@@ -282,17 +290,18 @@ pub fn plan_splits(
             })
             .collect();
     }
-    let total: u64 = files.iter().map(|f| f.len).sum();
-    let target = match policy.splits {
-        Some(n) => total.div_ceil(u64::from(n.max(1))),
-        None => policy
-            .max_split_bytes
-            .min(total.div_ceil(u64::from(policy.min_splits.max(1)))),
-    }
-    .max(1);
+    let total: u64 = nonempty.iter().map(|f| f.len).sum();
+    let (wanted, cap) = match policy.splits {
+        Some(n) => (u64::from(n.max(1)), u64::MAX),
+        None => {
+            let cap = policy.max_split_bytes.max(1);
+            let slots = u64::from(policy.min_splits.max(1));
+            (total.div_ceil(cap).max(slots).div_ceil(slots) * slots, cap)
+        }
+    };
+    let lens: Vec<u64> = nonempty.iter().map(|f| f.len).collect();
     let mut out = Vec::new();
-    for f in nonempty {
-        let pieces = f.len.div_ceil(target);
+    for (f, pieces) in nonempty.iter().zip(apportion(&lens, wanted, cap)) {
         let size = f.len.div_ceil(pieces);
         let mut start = 0;
         while start < f.len {
@@ -307,6 +316,76 @@ pub fn plan_splits(
         }
     }
     out
+}
+
+/// How many pieces each of the files of `lens` (each non-zero) is cut into: at least one, at
+/// least enough that none exceeds `cap`, at most a piece per byte, and `wanted` in all where
+/// those allow, shared so that the largest piece is as small as it can be.
+///
+/// The smallest size `s` whose pieces (`ceil(len / s)` a file) number at most `wanted` is
+/// found by bisection; the pieces left over then go one at a time to the file whose pieces
+/// are the largest, which evens the sizes out without making any larger.
+pub fn apportion(lens: &[u64], wanted: u64, cap: u64) -> Vec<u64> {
+    let least = |len: u64| len.div_ceil(cap.max(1)).max(1);
+    let count = |size: u64| -> u64 {
+        lens.iter()
+            .map(|&len| least(len).max(len.div_ceil(size)))
+            .fold(0u64, u64::saturating_add)
+    };
+    let (mut lo, mut hi) = (1u64, lens.iter().copied().max().unwrap_or(1).max(1));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match count(mid) <= wanted {
+            true => hi = mid,
+            false => lo = mid + 1,
+        }
+    }
+    let mut pieces: Vec<u64> = lens
+        .iter()
+        .map(|&len| least(len).max(len.div_ceil(lo)).min(len))
+        .collect();
+    let mut have: u64 = pieces.iter().sum();
+    // The file whose pieces are largest first: len / pieces, compared without division.
+    let mut heap: std::collections::BinaryHeap<Largest> = lens
+        .iter()
+        .zip(&pieces)
+        .enumerate()
+        .filter(|(_, (&len, &n))| n < len)
+        .map(|(i, (&len, &n))| Largest { len, pieces: n, i })
+        .collect();
+    while have < wanted {
+        let Some(mut top) = heap.pop() else { break };
+        top.pieces += 1;
+        pieces[top.i] = top.pieces;
+        have += 1;
+        if top.pieces < top.len {
+            heap.push(top);
+        }
+    }
+    pieces
+}
+
+/// A file in [`apportion`]'s queue, ordered by the size of its pieces.
+#[derive(PartialEq, Eq)]
+struct Largest {
+    len: u64,
+    pieces: u64,
+    i: usize,
+}
+
+impl Ord for Largest {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let mine = u128::from(self.len) * u128::from(other.pieces);
+        let theirs = u128::from(other.len) * u128::from(self.pieces);
+        // Ties go to the earlier file, so the result does not depend on the heap's order.
+        mine.cmp(&theirs).then(other.i.cmp(&self.i))
+    }
+}
+
+impl PartialOrd for Largest {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 #[cfg(test)]
@@ -355,6 +434,74 @@ mod tests {
         assert_eq!(plan_splits(&files, &policy, InputFormat::Lines).len(), 4);
         let whole = plan_splits(&files, &policy, InputFormat::WholeFiles);
         assert_eq!(whole.len(), 1);
+    }
+
+    #[test]
+    fn splits_come_in_whole_waves_shared_by_size() {
+        // The lab's TeraSort input: two files of 105 and 95 MB on 8 slots gave 5 + 4 = 9
+        // splits (a second wave of one); shared by size they give 4 + 4.
+        let files = [file("a", 104_857_600), file("b", 95_142_400), file("c", 0)];
+        let policy = SplitPolicy {
+            min_splits: 8,
+            ..SplitPolicy::default().fitting(&crate::ShuffleSettings::default())
+        };
+        let splits = plan_splits(&files, &policy, InputFormat::Lines);
+        assert_eq!(splits.len(), 8);
+        let per = |name: &str| splits.iter().filter(|s| s.path == Path::new(name)).count();
+        assert_eq!((per("a"), per("b")), (4, 4));
+        // 1 GiB at most 42.7 MB a split needs 26; on 8 slots that is 4 waves, so 32 smaller.
+        let gib = [file("a", 1 << 30)];
+        assert_eq!(plan_splits(&gib, &policy, InputFormat::Lines).len(), 32);
+        // An explicit count is kept, shared the same way.
+        let three = SplitPolicy {
+            splits: Some(3),
+            ..SplitPolicy::default()
+        };
+        let files = [file("a", 700), file("b", 300)];
+        let splits = plan_splits(&files, &three, InputFormat::Lines);
+        assert_eq!(splits.len(), 3);
+        assert_eq!(splits.iter().map(|s| s.len()).max(), Some(350));
+    }
+
+    #[test]
+    fn apportion_minimises_the_largest_piece() {
+        // Against every count from a brute force over small cases.
+        let cases: [&[u64]; 7] = [
+            &[10],
+            &[7, 3],
+            &[1, 1, 1],
+            &[100, 1, 50],
+            &[5, 9, 13, 2],
+            &[33, 34, 35, 1, 1, 90],
+            &[64, 3, 17, 17, 40],
+        ];
+        for lens in cases {
+            let total: u64 = lens.iter().sum();
+            for wanted in 1..=total + 3 {
+                let got = apportion(lens, wanted, u64::MAX);
+                assert!(got.iter().zip(lens).all(|(&n, &l)| n >= 1 && n <= l));
+                let sum: u64 = got.iter().sum();
+                assert_eq!(
+                    sum,
+                    wanted.clamp(lens.len() as u64, total),
+                    "{lens:?} {wanted}"
+                );
+                // No other sharing of as many pieces has a smaller largest piece.
+                let largest = |p: &[u64]| {
+                    p.iter()
+                        .zip(lens)
+                        .map(|(&n, &l)| l.div_ceil(n))
+                        .max()
+                        .unwrap()
+                };
+                let best = (1..=total)
+                    .find(|&size| lens.iter().map(|l| l.div_ceil(size)).sum::<u64>() <= sum)
+                    .unwrap();
+                assert_eq!(largest(&got), best, "{lens:?} {wanted}: {got:?}");
+            }
+        }
+        // The cap wins over the count.
+        assert_eq!(apportion(&[100, 10], 2, 30), vec![4, 1]);
     }
 
     #[test]

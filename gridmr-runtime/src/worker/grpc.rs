@@ -424,7 +424,10 @@ impl Worker for WorkerService {
             let dir = objects::attempt_dir(&store, &task.job_id, task.attempt_id())?;
             let mut task = task;
             if object_input {
+                let read = Instant::now();
                 task.split = objects::fetch_input(&runtime, &stores, &dir, &task.split)?;
+                tracing::info!(job = %task.job_id, task = %task.attempt_id(),
+                    bytes = task.split.len(), read_ms = millis(read), "map input read");
             }
             let share_out = match (&output_url, &mut task.target) {
                 (Some(_), MapTarget::Direct { out }) => {
@@ -518,6 +521,7 @@ impl Worker for WorkerService {
                 },
             };
             // SHUFFLE=local: the inputs are fetched first, in the attempt's slot.
+            let phases = Instant::now();
             let fetched = match remote.is_empty() {
                 true => None,
                 false => Some(runtime.block_on(fetcher.fetch_all(
@@ -545,7 +549,9 @@ impl Worker for WorkerService {
             if let Some(lost) = first_lost_input(&task.map_outputs, &names, false) {
                 return Err(lost);
             }
+            let fetched_ms = millis(phases);
             let ran = backend.run_reduce(&exec, &task, &control);
+            let reduced_ms = millis(phases) - fetched_ms;
             if let (Some(dir), Some(log)) = (&staged, &share_log) {
                 objects::keep_log(dir, task.attempt_id(), log);
             }
@@ -574,6 +580,9 @@ impl Worker for WorkerService {
                 produced.output =
                     objects::publish(&runtime, &stores, url, &produced.output, &share_out)?;
             }
+            // Where a reduce's time went: fetching its inputs, reducing, uploading its part.
+            tracing::info!(job = %task.job_id, task = %task.attempt_id(), fetched_ms, reduced_ms,
+                uploaded_ms = millis(phases) - fetched_ms - reduced_ms, "reduce phases");
             Ok(produced)
         };
         let discard = |p: &Path| {
