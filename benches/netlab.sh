@@ -110,7 +110,9 @@ import sys, time
 from moto.server import ThreadedMotoServer
 ThreadedMotoServer(ip_address=sys.argv[1], port=9000).start()
 while True: time.sleep(3600)' "$ip" >"$LAB_DIR/moto.log" 2>&1 &
-  echo $! > "$LAB_DIR/pid-o"
+  # Not a pid-* file: those are the cluster's, which scaling.sh stops between runs; the
+  # object server lives as long as the lab (lab_down ends every process of its namespaces).
+  echo $! > "$LAB_DIR/objects.pid"
   local deadline=$((SECONDS + 30))
   until curl -s -o /dev/null "http://$ip:9000/"; do
     [ $SECONDS -lt $deadline ] || { cat "$LAB_DIR/moto.log" >&2; return 1; }

@@ -14,7 +14,9 @@
 #                                      the share, which then carries only the shared shuffle
 #
 # Settings (environment): NS, RATE, ROWS (TeraSort rows of 100 bytes), WORDS_MB (word count's
-# input), JOBS ("terasort wordcount"), MODES ("shared local"), RUNS (1), BIN (a built gridmr).
+# input), JOBS ("terasort wordcount"), MODES ("shared local"), RUNS (1), BIN (a built gridmr),
+# WORKER_LOG_LEVEL (warn; info logs each reduce's phases: fetched_ms, reduced_ms, uploaded_ms).
+# Each run's task timeline is kept as tasks-N-JOB-MODE-CAPPED.json beside results.txt.
 # Every output is checked against the embedded engine's. Needs root, ip, tc, sshd and sshfs.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -175,8 +177,10 @@ run_job() { # N JOB MODE CAPPED -> one line in $results
   for p in "${procs[@]}"; do echo 5 > "/proc/$p/clear_refs" 2>/dev/null || true; done
   lab_reset_counters
   t0=$(date +%s.%N)
-  id=$(curl -sf -H "authorization: Bearer $token" -H 'content-type: application/json' -d "$body" "$url/jobs" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')
+  local answer
+  answer=$(curl -s -H "authorization: Bearer $token" -H 'content-type: application/json' -d "$body" "$url/jobs")
+  id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["job_id"])' "$answer" 2>/dev/null) ||
+    { echo "$job $mode N=$n: the master refused the job: ${answer:-no answer}" >&2; tail -5 "$data/master.err" >&2; exit 1; }
   while :; do
     status=$(curl -sf -H "authorization: Bearer $token" "$url/jobs/$id?wait_ms=2000")
     case $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["status"])' "$status") in

@@ -106,8 +106,10 @@ pub struct SplitPolicy {
     /// and sorted, a run written and merged) is paid half as often as with 64 MiB: word count on
     /// 1 GiB went from 3.37 s to 3.27 s (docs/performance.md).
     pub max_split_bytes: u64,
-    /// Cut the input into at least this many splits when it is large enough (default 1);
-    /// the embedded engine sets it to its thread count so that every core has work.
+    /// The slots (or threads) that run the splits (default 1): without an explicit `splits`
+    /// count the input is cut into a multiple of this many, at least one wave, so that every
+    /// slot has work in every wave. The embedded engine sets it to its thread count, a
+    /// cluster to its live workers' slots.
     pub min_splits: u32,
     /// Cut the input into about exactly this many splits (the original's `map_splits`);
     /// overrides the two settings above. Each non-empty file gives at least one split.
