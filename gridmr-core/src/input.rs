@@ -273,7 +273,7 @@ pub fn list_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
 /// let policy = SplitPolicy { splits: Some(3), ..SplitPolicy::default() };
 /// let splits = plan_splits(&files, &policy, InputFormat::Lines);
 /// assert_eq!(splits.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>(),
-///            vec![(0, 34), (34, 68), (68, 100)]);
+///            vec![(0, 34), (34, 67), (67, 100)]);
 /// ```
 pub fn plan_splits(
     files: &[InputFile],
@@ -304,10 +304,11 @@ pub fn plan_splits(
     let lens: Vec<u64> = nonempty.iter().map(|f| f.len).collect();
     let mut out = Vec::new();
     for (f, pieces) in nonempty.iter().zip(apportion(&lens, wanted, cap)) {
-        let size = f.len.div_ceil(pieces);
+        // `pieces` ranges, the first `len % pieces` of them a byte longer than the rest.
+        let (size, longer) = (f.len / pieces, f.len % pieces);
         let mut start = 0;
-        while start < f.len {
-            let end = (start + size).min(f.len);
+        for i in 0..pieces {
+            let end = start + size + u64::from(i < longer);
             out.push(InputSplit {
                 path: f.path.clone(),
                 start,
@@ -481,6 +482,14 @@ mod tests {
             let total: u64 = lens.iter().sum();
             for wanted in 1..=total + 3 {
                 let got = apportion(lens, wanted, u64::MAX);
+                let files: Vec<InputFile> = lens.iter().map(|&l| file("f", l)).collect();
+                let policy = SplitPolicy {
+                    splits: Some(wanted as u32),
+                    ..SplitPolicy::default()
+                };
+                let splits = plan_splits(&files, &policy, InputFormat::Lines);
+                assert_eq!(splits.len() as u64, got.iter().sum::<u64>());
+                assert!(splits.iter().all(|s| !s.is_empty()));
                 assert!(got.iter().zip(lens).all(|(&n, &l)| n >= 1 && n <= l));
                 let sum: u64 = got.iter().sum();
                 assert_eq!(
