@@ -156,8 +156,11 @@ stop_cluster() { # the processes themselves (`ip netns exec` may stand between t
     kill "$p" 2>/dev/null || continue
     while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
   done
-  kill "${pids[@]}" 2>/dev/null || true
-  wait "${pids[@]}" 2>/dev/null || true
+  # `wait` with no pid would wait for every child, the object server's too.
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
   pids=()
 }
 

@@ -411,3 +411,56 @@ fn a_master_killed_mid_commit_finishes_the_object_commit() {
         assert_eq!(parts.len(), 3, "{step}");
     }
 }
+
+#[test]
+#[ignore = "needs moto[server], an S3-protocol server: cargo test -- --include-ignored (bash .ci/run installs it)"]
+fn reduces_of_an_object_output_are_sent_ahead_to_a_busy_worker() {
+    let Some(moto) = Moto::start() else { return };
+    let env = moto.env();
+    let source = repo_data("gutenberg/being_ernest.txt");
+    put_books(&moto, &source);
+    let expected = embedded_wordcount(&source);
+    // One worker with one slot, four reduces: with read-ahead two reduce attempts are on it at
+    // once (one waiting for the slot the other gives up to upload); without, never.
+    for (readahead, overlap) in [("1", true), ("0", false)] {
+        let mut master_env = pairs(&env);
+        master_env.push(("REDUCE_READAHEAD", readahead));
+        let cluster = Cluster::start(1, &master_env, &pairs(&env));
+        let prefix = format!("ahead-{readahead}");
+        let id = cluster.submit(json!({
+            "job": "wordcount", "input_url": "s3://gridmr-in/books/*.txt",
+            "output_url": format!("s3://gridmr-out/{prefix}"), "shuffle_mode": "local",
+            "map_splits": 2, "reduce_partitions": 4
+        }));
+        let done = cluster.wait(&id);
+        assert_eq!(done["status"], "SUCCEEDED", "readahead {readahead}: {done}");
+        let (_, text) = cluster.get_text(&format!("/jobs/{id}/result?format=text"));
+        assert_eq!(sorted_lines(&text), expected, "readahead {readahead}");
+        let (code, tasks) = cluster.get(&format!("/jobs/{id}/tasks"));
+        assert_eq!(code, 200);
+        let reduces: Vec<(u64, u64)> = tasks["attempts"]
+            .as_array()
+            .expect("attempts")
+            .iter()
+            .filter(|a| a["task"].as_str().is_some_and(|t| t.starts_with("reduce")))
+            .map(|a| {
+                assert_eq!(a["outcome"], "succeeded", "{a}");
+                let at = |k: &str| a[k].as_u64().expect("a time");
+                (at("started_ms"), at("finished_ms"))
+            })
+            .collect();
+        assert_eq!(reduces.len(), 4, "one attempt each: {tasks}");
+        let most = reduces
+            .iter()
+            .map(|&(start, _)| {
+                reduces
+                    .iter()
+                    .filter(|&&(s, f)| s <= start && start < f)
+                    .count()
+            })
+            .max();
+        let want = if overlap { 2 } else { 1 };
+        assert_eq!(most, Some(want), "readahead {readahead}: {reduces:?}");
+        assert_eq!(manifest(&moto, &prefix).0.len(), 4);
+    }
+}

@@ -149,6 +149,11 @@ pub struct MasterSettings {
     /// How the next task's worker is chosen.
     #[arg(long, env = "SCHEDULER_POLICY", value_enum, default_value_t = SchedulerPolicy::LeastLoaded)]
     pub policy: SchedulerPolicy,
+    /// Reduces of a job with an object output sent ahead to a worker whose slots are taken
+    /// (0: none). One waits there for the slot a reduce gives up when it starts uploading its
+    /// part, so it fetches its inputs while the other uploads.
+    #[arg(long, env = "REDUCE_READAHEAD", default_value_t = 1)]
+    pub reduce_readahead: u32,
     /// Most map splits or reduce partitions a job may ask for.
     #[arg(long, env = "MAX_PARTITIONS", default_value_t = 10_000)]
     pub max_partitions: u32,
@@ -220,6 +225,7 @@ impl MasterSettings {
             job_retention_s: 0,
             job_retention_purge: false,
             policy: SchedulerPolicy::LeastLoaded,
+            reduce_readahead: 1,
             max_partitions: 10_000,
             result_inline_max_bytes: 256 << 20,
             log_level: "info".into(),
@@ -255,6 +261,7 @@ impl MasterSettings {
                 SchedulerPolicy::LeastLoaded => gridmr_scheduler::SchedulerPolicy::LeastLoaded,
                 SchedulerPolicy::RoundRobin => gridmr_scheduler::SchedulerPolicy::RoundRobin,
             },
+            reduce_readahead: self.reduce_readahead,
         }
     }
 

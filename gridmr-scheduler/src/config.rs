@@ -57,6 +57,11 @@ pub struct SchedulerConfig {
     pub job_retention_s: u64,
     /// How the next task's worker is chosen (`SCHEDULER_POLICY`).
     pub policy: SchedulerPolicy,
+    /// Reduces of a job with an object output that a worker whose slots are all taken may be
+    /// sent ahead (`REDUCE_READAHEAD`; 0: none). Such a reduce waits on the worker for a slot,
+    /// which a reduce gives up when it starts uploading its part: the next one fetches its
+    /// inputs (the link's inbound half) while the first uploads (its outbound half).
+    pub reduce_readahead: u32,
 }
 
 impl Default for SchedulerConfig {
@@ -80,6 +85,7 @@ impl Default for SchedulerConfig {
             job_retention_count: 1000,
             job_retention_s: 0,
             policy: SchedulerPolicy::LeastLoaded,
+            reduce_readahead: 1,
         }
     }
 }

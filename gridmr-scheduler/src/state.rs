@@ -859,6 +859,15 @@ impl Scheduler {
         Some((true, self.end_job(id, None)))
     }
 
+    /// Attempts of `job`'s `phase` that may wait on a worker beyond its slots: the reduces of
+    /// a job whose output goes to an object store, which give their slot up to upload.
+    fn ahead(&self, job: &Job, phase: Phase) -> u32 {
+        match (phase, &job.output_url) {
+            (Phase::Reduce, Some(_)) => self.config.reduce_readahead,
+            _ => 0,
+        }
+    }
+
     fn cap(&self, p: Phase) -> u32 {
         let s = &self.config;
         match p {
@@ -887,15 +896,22 @@ impl Scheduler {
             let Some(phase) = self.jobs.get(&seq).and_then(Job::runnable_phase) else {
                 continue;
             };
+            // Reduces sent ahead (`reduce_readahead`) wait on their workers, beyond the caps
+            // too: they take no slot until one is given up.
+            let ahead = self.jobs.get(&seq).map_or(0, |j| self.ahead(j, phase));
+            let room = ahead.saturating_mul(self.workers.live().count() as u32);
             loop {
                 let total: u32 = self.inflight.iter().sum();
-                if total >= self.config.max_inflight
-                    || self.inflight[slot(phase)] >= self.cap(phase)
+                if total >= self.config.max_inflight.saturating_add(room)
+                    || self.inflight[slot(phase)] >= self.cap(phase).saturating_add(room)
                 {
                     break;
                 }
-                if self.workers.list.iter().all(|w| w.free() == 0) {
-                    return out;
+                if self.workers.list.iter().all(|w| w.free_with(ahead) == 0) {
+                    match ahead {
+                        0 => return out,
+                        _ => break,
+                    }
                 }
                 let Some(job) = self.jobs.get(&seq) else {
                     break;
@@ -920,9 +936,9 @@ impl Scheduler {
                             && !job.is_excluded(&w.id, now)
                     };
                     let pick = if self.workers.live().any(preferred) {
-                        self.workers.pick(policy, preferred)
+                        self.workers.pick_ahead(policy, ahead, preferred)
                     } else {
-                        self.workers.pick(policy, |w| w.can_run(name))
+                        self.workers.pick_ahead(policy, ahead, |w| w.can_run(name))
                     };
                     if let Some(w) = pick {
                         chosen = Some((index as u32, w));
@@ -2113,6 +2129,49 @@ mod tests {
         let p = plan(&files(100_000), InputFormat::Lines, false, &req, live, 1);
         s.prepared(&id, Ok(p));
         (s, id)
+    }
+
+    #[test]
+    fn reduces_of_an_object_output_are_sent_one_ahead_per_worker() {
+        for (url, readahead, sent) in [
+            (Some("s3://b/out"), 1, 4),
+            (None, 1, 2),
+            (Some("s3://b/out"), 0, 2),
+        ] {
+            let mut s = scheduler(SchedulerConfig {
+                reduce_readahead: readahead,
+                ..config()
+            });
+            s.register(worker("a", 1));
+            s.register(worker("b", 1));
+            let id = s.next_id();
+            let mut req = request(None, true);
+            req.map_splits = Some(4);
+            req.reduce_partitions = Some(6);
+            req.output_url = url.map(String::from);
+            s.add_job(id.clone(), req.clone(), dirs());
+            s.start_preparing(&id);
+            let p = plan(&files(100_000), InputFormat::Lines, false, &req, 2, 1);
+            s.prepared(&id, Ok(p));
+            // Maps are never sent ahead: one per slot.
+            for _ in 0..2 {
+                let maps = tick(&mut s, T0);
+                assert_eq!(maps.len(), 2);
+                for d in &maps {
+                    s.complete(&d.key, &d.worker_id, ok("/m.index"));
+                }
+            }
+            let reduces = tick(&mut s, T0);
+            assert_eq!(reduces.len(), sent, "{url:?} readahead {readahead}");
+            let on_a = reduces.iter().filter(|d| d.worker_id == "a").count();
+            assert_eq!(on_a * 2, sent, "spread over the workers");
+            assert!(tick(&mut s, T0).is_empty());
+            // One done: its worker gets one more, no other.
+            s.complete(&reduces[0].key, &reduces[0].worker_id, ok("/r"));
+            let next = tick(&mut s, T0);
+            assert_eq!(next.len(), 1);
+            assert_eq!(next[0].worker_id, reduces[0].worker_id);
+        }
     }
 
     #[test]

@@ -87,8 +87,16 @@ impl WorkerEntry {
 
     /// Slots free for another attempt (none while dead).
     pub fn free(&self) -> u32 {
+        self.free_with(0)
+    }
+
+    /// Attempts it may still be sent when `ahead` more than its slots may wait on it (none
+    /// while dead).
+    pub fn free_with(&self, ahead: u32) -> u32 {
         if self.is_alive() {
-            self.slots.saturating_sub(self.running)
+            self.slots
+                .saturating_add(ahead)
+                .saturating_sub(self.running)
         } else {
             0
         }
@@ -210,6 +218,17 @@ impl Workers {
         policy: SchedulerPolicy,
         fits: impl Fn(&WorkerEntry) -> bool,
     ) -> Option<usize> {
+        self.pick_ahead(policy, 0, fits)
+    }
+
+    /// [`Workers::pick`], where `ahead` attempts more than its slots may wait on a worker: a
+    /// worker with a free slot is still preferred.
+    pub fn pick_ahead(
+        &mut self,
+        policy: SchedulerPolicy,
+        ahead: u32,
+        fits: impl Fn(&WorkerEntry) -> bool,
+    ) -> Option<usize> {
         let n = self.list.len();
         if n == 0 {
             return None;
@@ -219,20 +238,23 @@ impl Workers {
                 .list
                 .iter()
                 .enumerate()
-                .filter(|(_, w)| w.free() > 0 && fits(w))
+                .filter(|(_, w)| w.free_with(ahead) > 0 && fits(w))
                 .max_by(|(ia, a), (ib, b)| {
-                    a.free()
-                        .cmp(&b.free())
+                    a.free_with(ahead)
+                        .cmp(&b.free_with(ahead))
                         .then(b.running.cmp(&a.running))
                         .then(ib.cmp(ia))
                 })
                 .map(|(i, _)| i),
+            // A worker with a free slot first, then one a task may wait on.
             SchedulerPolicy::RoundRobin => {
-                for step in 0..n {
-                    let i = (self.cursor + step) % n;
-                    if self.list[i].free() > 0 && fits(&self.list[i]) {
-                        self.cursor = (i + 1) % n;
-                        return Some(i);
+                for room in [0, ahead] {
+                    for step in 0..n {
+                        let i = (self.cursor + step) % n;
+                        if self.list[i].free_with(room) > 0 && fits(&self.list[i]) {
+                            self.cursor = (i + 1) % n;
+                            return Some(i);
+                        }
                     }
                 }
                 None
@@ -249,6 +271,24 @@ mod tests {
         WorkerEntry {
             running,
             ..WorkerEntry::new(id.parse().unwrap(), format!("{id}:1"), slots, 0)
+        }
+    }
+
+    #[test]
+    fn a_task_sent_ahead_goes_where_a_slot_is_free_first() {
+        for policy in [SchedulerPolicy::LeastLoaded, SchedulerPolicy::RoundRobin] {
+            let mut w = Workers {
+                list: vec![entry("a", 1, 1), entry("b", 1, 0), entry("c", 1, 2)],
+                ..Workers::default()
+            };
+            assert_eq!(w.pick_ahead(policy, 1, |_| true), Some(1), "{policy:?}");
+            w.list[1].running = 1;
+            // Every slot taken: only with room ahead, and never past it.
+            assert_eq!(w.pick(policy, |_| true), None);
+            assert_eq!(w.pick_ahead(policy, 1, |_| true), Some(0), "{policy:?}");
+            w.list[0].running = 2;
+            w.list[1].running = 2;
+            assert_eq!(w.pick_ahead(policy, 1, |_| true), None);
         }
     }
 

@@ -61,6 +61,35 @@ pub(crate) struct Ticket {
     /// The attempt's flag (cancelled with its job, or alone) and where it
     /// counts its progress.
     pub(crate) control: TaskControl,
+    /// Its task slot, once it has one.
+    pub(crate) slot: SlotHold,
+}
+
+/// An attempt's task slot: held from when the attempt starts its work until it ends, or
+/// given up early by an attempt whose rest is I/O alone (a reduce uploading its part), so that
+/// an attempt sent ahead to this worker (`REDUCE_READAHEAD`) can start.
+#[derive(Clone, Default)]
+pub(crate) struct SlotHold(Arc<Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
+
+impl SlotHold {
+    /// Holds `permit` until [`SlotHold::release`].
+    pub(crate) fn hold(&self, permit: tokio::sync::OwnedSemaphorePermit) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(permit);
+        }
+    }
+
+    /// Gives the slot up (again: nothing).
+    pub(crate) fn release(&self) {
+        let permit = self.0.lock().ok().and_then(|mut slot| slot.take());
+        drop(permit);
+    }
+
+    /// Whether the slot is still held.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> bool {
+        self.0.lock().map(|s| s.is_some()).unwrap_or(false)
+    }
 }
 
 impl Ticket {
@@ -128,6 +157,7 @@ impl Attempts {
             job: job.clone(),
             attempt,
             control,
+            slot: SlotHold::default(),
         }
     }
 
@@ -221,6 +251,31 @@ mod tests {
 
     fn attempt(index: u32, n: u32) -> AttemptId {
         AttemptId::new(TaskId::new(Phase::Map, index), n)
+    }
+
+    #[tokio::test]
+    async fn a_slot_given_up_lets_the_attempt_waiting_for_it_start() {
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        let first = SlotHold::default();
+        first.hold(slots.clone().acquire_owned().await.unwrap());
+        assert!(first.held());
+        assert!(
+            slots.clone().try_acquire_owned().is_err(),
+            "the one slot is taken"
+        );
+        let waiting = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.acquire_owned().await.map(|_| ()) }
+        });
+        first.release();
+        assert!(!first.held());
+        first.release(); // twice: nothing more
+        tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
+            .await
+            .expect("the waiting attempt got the slot")
+            .unwrap()
+            .unwrap();
+        assert_eq!(slots.available_permits(), 1, "one slot, never two");
     }
 
     #[test]

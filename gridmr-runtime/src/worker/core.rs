@@ -2,7 +2,7 @@
 //! slots, and the one routine every attempt runs through (a slot, the
 //! testing hooks, the blocking pool, the cancel check at the end).
 
-use super::attempts::{Attempts, Ticket};
+use super::attempts::{Attempts, SlotHold, Ticket};
 use super::exec::process::Processes;
 use super::exec::script::{Program, Runner};
 use super::exec::{Backend, Exec, Produced};
@@ -174,11 +174,15 @@ impl WorkerCore {
         work: impl FnOnce() -> Result<Produced, Failure> + Send + 'static,
         discard: impl FnOnce(&Path) + Send + 'static,
     ) -> Result<Produced, Failure> {
-        let _permit = self
+        let permit = self
             .slots
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| Failure::engine("the worker is shutting down"))?;
+        // Held until this returns, unless the work gives it up first (`SlotHold`).
+        ticket.slot.hold(permit);
+        let _slot = SlotGuard(ticket.slot.clone());
         let job_id = ticket.job();
         let (task, attempt) = (ticket.attempt().task.to_string(), ticket.attempt().attempt);
         let task = task.as_str();
@@ -230,6 +234,15 @@ impl WorkerCore {
             return Err(Failure::cancelled(job_id));
         }
         Ok(produced)
+    }
+}
+
+/// Gives an attempt's slot up however `run` returns.
+struct SlotGuard(SlotHold);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.release();
     }
 }
 

@@ -502,6 +502,7 @@ impl Worker for WorkerService {
         );
         let (stores, store) = (core.objects.clone(), core.shuffle.store.clone());
         let share_log = log.clone();
+        let slot = ticket.slot.clone();
         let work = move || {
             // An object output: the part is written in the attempt's folder, then uploaded.
             let staged = match &output_url {
@@ -577,6 +578,9 @@ impl Worker for WorkerService {
                 );
             }
             if let Some(url) = &output_url {
+                // The upload is I/O alone: a reduce sent ahead (REDUCE_READAHEAD) takes the
+                // slot and fetches its inputs meanwhile, over the link's other half.
+                slot.release();
                 produced.output =
                     objects::publish(&runtime, &stores, url, &produced.output, &share_out)?;
             }
