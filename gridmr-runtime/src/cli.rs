@@ -293,7 +293,7 @@ fn init_logs(level: &str) {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let task_level = std::env::var("TASK_LOG_LEVEL").unwrap_or_else(|_| "info".into());
     let task_filter = EnvFilter::try_new(&task_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let json = json_logs();
     let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let stderr = if json {
         stderr.json().with_filter(filter).boxed()
@@ -366,6 +366,27 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Prints a REST answer: as JSON with `--json` (for scripts), else as `show` puts it for a
+/// person.
+fn print_answer<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    show: impl Fn(&T) -> String,
+) -> Result<()> {
+    match json {
+        true => print_json(value),
+        false => {
+            crate::outln!("{}", show(value));
+            Ok(())
+        }
+    }
+}
+
+/// Whether `LOG_FORMAT=json` asks for logs (and the start line) as JSON objects.
+fn json_logs() -> bool {
+    std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"))
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
@@ -644,10 +665,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             } else {
                 client.status(&job_id).await?
             };
-            match json {
-                true => print_json(&status)?,
-                false => crate::outln!("{}", crate::show::status(&status)),
-            }
+            print_answer(json, &status, crate::show::status)?;
         }
         Command::Result {
             master,
@@ -699,10 +717,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
         }
         Command::Jobs { master, json } => {
             let list = master.client()?.list().await?;
-            match json {
-                true => print_json(&list)?,
-                false => crate::outln!("{}", crate::show::jobs(&list)),
-            }
+            print_answer(json, &list, crate::show::jobs)?;
         }
         Command::Ui { master } => {
             let link = master.client()?.ui_link().await?;
@@ -719,10 +734,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
-            match json {
-                true => print_json(&list)?,
-                false => crate::outln!("{}", crate::show::workers(&list, now)),
-            }
+            print_answer(json, &list, |l| crate::show::workers(l, now))?;
         }
         Command::Cancel {
             master,
@@ -730,10 +742,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             json,
         } => {
             let answer = master.client()?.cancel(&job_id).await?;
-            match json {
-                true => print_json(&answer)?,
-                false => crate::outln!("{}", crate::show::cancelled(&answer)),
-            }
+            print_answer(json, &answer, crate::show::cancelled)?;
         }
         Command::Delete {
             master,
@@ -742,10 +751,7 @@ async fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             json,
         } => {
             let answer = master.client()?.delete(&job_id, purge).await?;
-            match json {
-                true => print_json(&answer)?,
-                false => crate::outln!("{}", crate::show::deleted(&answer)),
-            }
+            print_answer(json, &answer, crate::show::deleted)?;
         }
         Command::Local(args) => local(args, registry).await?,
     }
@@ -810,7 +816,7 @@ fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 /// with `LOG_FORMAT=json` it is a JSON object too (`{"message": …, "url": …}`), so that no plain
 /// line falls among the JSON ones when both streams are collected.
 fn announce(line: &str, url: &str) {
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let json = json_logs();
     let mut out = std::io::stdout().lock();
     let _ = match json {
         true => writeln!(out, "{}", serde_json::json!({"message": line, "url": url})),
