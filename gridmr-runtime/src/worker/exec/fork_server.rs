@@ -320,17 +320,19 @@ mod tests {
     use crate::settings::FenceSettings;
     use std::io::Read;
 
-    fn server(settings: &FenceSettings) -> Option<(ForkServer, tempfile::TempDir)> {
+    /// A fork server fenced by cgroups; the tests that use it are ignored
+    /// by default and fail loudly where the host gives no cgroup v2 leaf.
+    fn server(settings: &FenceSettings) -> (ForkServer, tempfile::TempDir) {
         let fence = Arc::new(Fence::new(settings).unwrap());
-        if !fence.uses_cgroups() {
-            eprintln!("skipped: this host gives the worker no cgroup v2 leaf");
-            return None;
-        }
+        assert!(
+            fence.uses_cgroups(),
+            "this host gives the worker no cgroup v2 leaf: the test cannot run here"
+        );
         let dir = tempfile::tempdir().unwrap();
         let driver = dir.path().join("driver.py");
         std::fs::write(&driver, crate::worker::DRIVER).unwrap();
         let python: OsString = "python3".into();
-        Some((ForkServer::new(python, driver, fence), dir))
+        (ForkServer::new(python, driver, fence), dir)
     }
 
     fn argv(fs: &ForkServer, rest: &[&str]) -> Vec<OsString> {
@@ -360,10 +362,9 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs a cgroup v2 leaf for the worker (root on a cgroup v2 host, as on CI): cargo test -- --include-ignored"]
     fn a_forked_task_runs_the_driver_as_a_fresh_interpreter_would() {
-        let Some((fs, dir)) = server(&FenceSettings::default()) else {
-            return;
-        };
+        let (fs, dir) = server(&FenceSettings::default());
         let script = dir.path().join("wc.py");
         std::fs::write(
             &script,
@@ -414,10 +415,9 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs a cgroup v2 leaf for the worker (root on a cgroup v2 host, as on CI): cargo test -- --include-ignored"]
     fn a_killed_tree_ends_the_task_and_a_dead_server_is_restarted() {
-        let Some((fs, dir)) = server(&FenceSettings::default()) else {
-            return;
-        };
+        let (fs, dir) = server(&FenceSettings::default());
         let script = dir.path().join("slow.py");
         std::fs::write(
             &script,
