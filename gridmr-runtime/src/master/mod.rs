@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::settings::MasterSettings;
 use calls::Call;
 pub(crate) use driver::apply;
-use gridmr_core::input::list_inputs;
+use gridmr_core::input::{list_inputs, InputFile};
 use gridmr_core::layout;
 use gridmr_core::Registry;
 use gridmr_scheduler as sched;
@@ -296,7 +296,7 @@ pub async fn start(settings: MasterSettings, registry: Registry) -> Result<Maste
             if request.width_from_cluster() {
                 recovery::workers_back(&sh).await;
             }
-            submit::prepare(sh, id, request).await
+            submit::prepare(sh, id, request, None).await
         });
     }
     let tasks = shared.tasks.clone();

@@ -114,7 +114,7 @@ pub(crate) fn submit(
             restarts: 0,
         },
     )?;
-    let foreseen = foresee(shared, &request);
+    let (foreseen, listed) = foresee(shared, &request).unzip();
     let status = {
         let mut st = shared.lock();
         let effects = st.handle(
@@ -131,30 +131,35 @@ pub(crate) fn submit(
         apply(shared, effects);
         status.ok_or_else(|| Error::setting("job", format!("{id} vanished as it was submitted")))?
     };
-    shared.spawn_call(prepare(shared.clone(), id, request));
+    shared.spawn_call(prepare(shared.clone(), id, request, listed));
     shared.poke();
     Ok(status)
 }
 
 /// The mode a job of file inputs will run in, from their sizes (the same rule planning applies
-/// moments later), so that the submission's answer says it; `None` for object inputs, listed
-/// at planning only, or inputs that cannot be listed (planning reports that).
-fn foresee(shared: &Shared, request: &JobRequest) -> Option<sched::Mode> {
+/// moments later), so that the submission's answer says it, with the files listed, which
+/// planning then takes rather than listing them again; `None` for object inputs, listed at
+/// planning only, or inputs that cannot be listed (planning reports that).
+fn foresee(shared: &Shared, request: &JobRequest) -> Option<(sched::Mode, Vec<InputFile>)> {
     let specs = request.input_specs();
     if specs.iter().any(|s| crate::objstore::is_object_url(s)) {
         return None;
     }
-    let size = list_inputs(&specs).ok()?.iter().map(|f| f.len).sum::<u64>();
+    let files = list_inputs(&specs).ok()?;
+    let size = files.iter().map(|f| f.len).sum::<u64>();
     let slots = shared.lock().workers.live_slots();
-    Some(sched::plan::foresee(
-        request,
-        Some(size),
-        slots,
-        shared.settings.threshold_bytes,
-    ))
+    let mode = sched::plan::foresee(request, Some(size), slots, shared.settings.threshold_bytes);
+    Some((mode, files))
 }
 
-pub(super) async fn prepare(shared: Arc<Shared>, id: gridmr_core::JobId, request: JobRequest) {
+/// Plans job `id`: lists its inputs (or takes `listed`, the files its submission listed), runs
+/// a typed job's planning hook, and hands the plan (or why there is none) to the scheduler.
+pub(super) async fn prepare(
+    shared: Arc<Shared>,
+    id: gridmr_core::JobId,
+    request: JobRequest,
+    listed: Option<Vec<InputFile>>,
+) {
     let (effects, live_slots) = {
         let mut st = shared.lock();
         let effects = st.handle(Event::Preparing { job: id.clone() }, clock::now_ms());
@@ -175,15 +180,20 @@ pub(super) async fn prepare(shared: Arc<Shared>, id: gridmr_core::JobId, request
     };
     let threshold = shared.settings.threshold_bytes;
     let samples = crate::objstore::input::Samples::new(shared.objects.clone());
-    // Object inputs are listed here, with the store's client; files on the blocking pool.
+    // Object inputs are listed here, with the store's client; files on the blocking pool
+    // (unless the submission listed them).
     let specs = request.input_specs();
-    let listed = match specs.iter().any(|s| crate::objstore::is_object_url(s)) {
-        true => Some(
+    let listed = match (
+        listed,
+        specs.iter().any(|s| crate::objstore::is_object_url(s)),
+    ) {
+        (Some(files), _) => Some(Ok(files)),
+        (None, true) => Some(
             crate::objstore::input::list_inputs(&shared.objects, &specs)
                 .await
                 .map_err(|e| PlanError::Input(e.to_string())),
         ),
-        false => None,
+        (None, false) => None,
     };
     let planned = tokio::task::spawn_blocking(move || {
         let typed = typed
