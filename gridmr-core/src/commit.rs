@@ -5,7 +5,10 @@
 //! so that a committer that died at any step can run the same commit again and finish it:
 //!
 //! 1. each attempt file is renamed to its part name (`part-r-NNNNN` or `part-m-NNNNN`; an
-//!    atomic rename within one folder, also on NFS); a part already renamed is left as it is;
+//!    atomic rename within one folder, also on NFS); a part already renamed is left as it is.
+//!    The side files the chosen attempt left beside its file ([`layout::side_files_dir`]: what
+//!    a script's `process()` wrote beside its result) are moved into the output folder first;
+//!    those of attempts not chosen go with `_attempts` in step 4;
 //! 2. the output folder is synced, so the renames are on disk before anything says they are;
 //! 3. `result.txt` (the parts joined in order, the original GridMR's result) is written under a
 //!    temporary name, synced and renamed, when the parts hold at most `result_max_bytes`; an
@@ -152,6 +155,7 @@ impl JobCommit {
             });
         }
         for (n, (part, dest)) in self.parts.iter().zip(&parts).enumerate() {
+            move_side_files(&part.attempt, &self.out)?;
             let renamed = !part.attempt.exists() && is_regular_file(dest);
             if !renamed {
                 std::fs::rename(&part.attempt, dest)
@@ -187,6 +191,41 @@ impl JobCommit {
         on_step(CommitStep::SuccessWritten);
         Ok(Committed { result, parts })
     }
+}
+
+/// Moves the side files attempt file `attempt_file` has beside it (the regular files and
+/// folders of [`layout::side_files_dir`]) into the output folder `out`, each replacing what is
+/// there under its name, then removes their folder; nothing when there is none. Links and the
+/// output's own names ([`layout::is_reserved_output_name`]) are left, to go with `_attempts`:
+/// what an attempt left never names the output's files. Run again after it stopped, it moves
+/// what is left. [`JobCommit::run`] calls it for every part; an object store's committer, whose
+/// parts are not in `out`, calls it too, so side files stay in the job's output folder.
+pub fn move_side_files(attempt_file: &Path, out: &Path) -> Result<()> {
+    let side = &layout::side_files_dir(attempt_file);
+    if !side.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(side).map_err(|e| Error::io("list", side, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", side, e))?;
+        let name = entry.file_name();
+        let kind = entry
+            .file_type()
+            .map_err(|e| Error::io("stat", entry.path(), e))?;
+        let movable = kind.is_file() || kind.is_dir();
+        if !movable || layout::is_reserved_output_name(&name.to_string_lossy()) {
+            continue;
+        }
+        let dest = out.join(&name);
+        let replaced = match dest.symlink_metadata() {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&dest),
+            Ok(_) => std::fs::remove_file(&dest),
+            Err(_) => Ok(()),
+        };
+        replaced.map_err(|e| Error::io("remove", &dest, e))?;
+        std::fs::rename(entry.path(), &dest).map_err(|e| Error::io("rename", entry.path(), e))?;
+    }
+    std::fs::remove_dir_all(side).map_err(|e| Error::io("remove", side, e))
 }
 
 /// Whether `path` is a regular file (a symbolic link is not followed).
@@ -324,6 +363,55 @@ mod tests {
                 ]
             );
         }
+    }
+
+    #[test]
+    fn only_the_chosen_attempts_side_files_reach_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let attempts = layout::attempts_dir(&out);
+        std::fs::create_dir_all(&attempts).unwrap();
+        // Two SINGLE attempts (a speculative pair), each with its result and side files.
+        for a in [1, 2] {
+            let file = layout::reduce_attempt_file(&out, 0, a);
+            std::fs::write(&file, format!("result of {a}\n")).unwrap();
+            let side = layout::side_files_dir(&file);
+            std::fs::create_dir_all(side.join("plots")).unwrap();
+            std::fs::write(side.join("stats.json"), format!("{{\"attempt\": {a}}}")).unwrap();
+            std::fs::write(side.join("plots").join("a.txt"), format!("{a}")).unwrap();
+            std::fs::write(side.join("result.txt"), "forged").unwrap();
+            std::fs::write(side.join("_SUCCESS"), "").unwrap();
+            std::os::unix::fs::symlink("/etc/passwd", side.join("link")).unwrap();
+        }
+        // What an earlier job run left under a side file's name is replaced.
+        std::fs::create_dir(out.join("stats.json")).unwrap();
+        let chosen = layout::reduce_attempt_file(&out, 0, 2);
+        let commit = JobCommit::reduce(&out, [(0, chosen)], DEFAULT_RESULT_MAX_BYTES);
+        // Stopped after its first step, then run again: the same output.
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit.run(&mut |_| panic!("crash"))
+        }));
+        assert!(crashed.is_err());
+        commit.run(&mut |_| {}).unwrap();
+        assert_eq!(
+            listing(&out),
+            [
+                "_SUCCESS",
+                "part-r-00000",
+                "plots",
+                "result.txt",
+                "stats.json"
+            ]
+        );
+        let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+        assert_eq!(read("stats.json"), r#"{"attempt": 2}"#);
+        assert_eq!(read("plots/a.txt"), "2");
+        assert_eq!(
+            read("result.txt"),
+            "result of 2\n",
+            "a side file named result.txt is not taken"
+        );
+        assert_eq!(std::fs::metadata(out.join("_SUCCESS")).unwrap().len(), 0);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! <job>/out/_attempts/part-r-NNNNN-aA         a reduce attempt's part file
 //! <job>/out/_attempts/part-m-NNNNN-aA         a map-only attempt's part file
 //! <job>/out/_attempts/part-r-00000-aA         a script SINGLE attempt's output
+//! <job>/out/_attempts/side-files-part-r-00000-aA   the files its process() wrote beside it
 //! <job>/out/_attempts/single-aA/part-r-00000  a typed SINGLE attempt's output
 //! <job>/single-aA/                            a SINGLE attempt's working folder
 //! <job>/work/<attempt>/                        a script attempt's working folder
@@ -90,6 +91,34 @@ pub fn is_part_name(name: &str) -> bool {
         .strip_prefix("part-r-")
         .or_else(|| name.strip_prefix("part-m-"));
     digits.is_some_and(|d| d.len() == 5 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `name` is one an output folder keeps for itself (`part-*`, `result.txt`,
+/// `_SUCCESS`, `_attempts` and any other `_*` or `.*`): a job's side files never take it.
+///
+/// ```
+/// use gridmr_core::layout::is_reserved_output_name;
+/// assert!(is_reserved_output_name("result.txt") && is_reserved_output_name("_SUCCESS"));
+/// assert!(is_reserved_output_name("part-r-00000") && is_reserved_output_name(".hidden"));
+/// assert!(!is_reserved_output_name("stats.json"));
+/// ```
+pub fn is_reserved_output_name(name: &str) -> bool {
+    name.starts_with('_')
+        || name.starts_with('.')
+        || name.starts_with("part-")
+        || name == crate::commit::RESULT_FILE
+}
+
+/// The folder of the side files an attempt wrote beside its part file `attempt_file`
+/// (`_attempts/part-r-00000-aA` → `_attempts/side-files-part-r-00000-aA`): what a script
+/// SINGLE job's `process()` left beside its result, moved into the output folder when the
+/// commit picks that attempt, and removed with `_attempts` when it does not.
+pub fn side_files_dir(attempt_file: &Path) -> PathBuf {
+    let name = attempt_file
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    attempt_file.with_file_name(format!("side-files-{name}"))
 }
 
 /// `<name>-aA`: the name of attempt `attempt`'s copy of `name`.

@@ -315,6 +315,15 @@ pub async fn commit(
     let mut parts = Vec::with_capacity(commit.parts.len());
     for (i, part) in commit.parts.iter().enumerate() {
         let url = out.join(&part.name);
+        // Side files are kept in the job's output folder on the share, as without an object
+        // output (the parts alone go to the store).
+        gridmr_core::commit::move_side_files(&part.attempt, &commit.out).map_err(|e| {
+            ObjectError::io(
+                "keep the side files of",
+                &part.attempt,
+                std::io::Error::other(e),
+            )
+        })?;
         let pending = read_pending(&part.attempt, &url)?;
         complete(stores, &url, &pending).await?;
         parts.push(ManifestPart {

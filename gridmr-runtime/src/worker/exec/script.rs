@@ -865,7 +865,7 @@ fn run_process(
         )));
     }
     std::fs::rename(&written, &dest).map_err(io_failure)?;
-    keep_side_files(&out, output_dir)?;
+    keep_side_files(&out, &layout::side_files_dir(&dest))?;
     let mut counters = finished.counters;
     counters.add_builtin(builtin::MAP_INPUT_BYTES, files.iter().map(|f| f.len).sum());
     Ok(ScriptOutput {
@@ -906,39 +906,23 @@ fn process_input(
     Ok(joined)
 }
 
-/// Moves what `process()` wrote beside its result (regular files and folders, not links) into
-/// the job's output folder, where the original left them; names the output's own files use
-/// (`part-*`, `result.txt`, `_SUCCESS`, `_*`, `.*`) are not taken.
-fn keep_side_files(written: &Path, output_dir: &Path) -> Result<(), Failure> {
+/// Moves what `process()` wrote beside its result (regular files and folders, not links, not
+/// the output's own names: [`layout::is_reserved_output_name`]) into `side`, the attempt's
+/// side-files folder ([`layout::side_files_dir`]); the commit moves them into the output
+/// folder if it picks this attempt, where the original left them.
+fn keep_side_files(written: &Path, side: &Path) -> Result<(), Failure> {
     let Ok(entries) = std::fs::read_dir(written) else {
         return Ok(());
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let text = name.to_string_lossy();
-        let reserved = text.starts_with('_')
-            || text.starts_with('.')
-            || text.starts_with("part-")
-            || text == gridmr_core::commit::RESULT_FILE;
         let kind = entry.file_type().map_err(io_failure)?;
-        if reserved || kind.is_symlink() || !(kind.is_file() || kind.is_dir()) {
+        let movable = kind.is_file() || kind.is_dir();
+        if !movable || layout::is_reserved_output_name(&name.to_string_lossy()) {
             continue;
         }
-        let dest = output_dir.join(&name);
-        // What an earlier attempt left under the name goes.
-        match dest.symlink_metadata() {
-            Ok(m) if m.is_dir() => drop(std::fs::remove_dir_all(&dest)),
-            Ok(_) => drop(std::fs::remove_file(&dest)),
-            Err(_) => {}
-        }
-        std::fs::rename(entry.path(), &dest).map_err(io_failure)?;
-        // Swapped for a link since it was looked at: the link does not stay.
-        if dest
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_symlink())
-        {
-            let _ = std::fs::remove_file(&dest);
-        }
+        create_leaf_dir(side).map_err(err)?;
+        std::fs::rename(entry.path(), side.join(&name)).map_err(io_failure)?;
     }
     Ok(())
 }
