@@ -214,31 +214,74 @@ impl Samples {
 }
 
 impl gridmr_core::input::SampleSource for Samples {
+    /// Reads a window of 256 KiB first and, while it holds fewer than `max_lines` lines, one
+    /// sized from the lines read so far (a quarter more), up to `max_bytes`: a planner that
+    /// wants a few thousand short lines fetches a few hundred KiB through the master's link,
+    /// not `max_bytes` of it at every place it samples.
     fn first_lines(
         &self,
         split: &InputSplit,
         max_lines: usize,
         max_bytes: u64,
     ) -> gridmr_core::Result<Vec<Vec<u8>>> {
-        use gridmr_core::input::{read_first_lines, FileSamples};
+        use gridmr_core::input::FileSamples;
         if !super::is_object_url(&split.path.to_string_lossy()) {
             return FileSamples.first_lines(split, max_lines, max_bytes);
         }
+        growing_windows(split, max_lines, max_bytes, |w| {
+            self.window_lines(w, max_lines)
+        })
+    }
+}
+
+/// The first window a sample reads of an object: enough for a few thousand short lines in one
+/// ranged read (each read is a request, and a request to a store costs tens of milliseconds).
+const FIRST_SAMPLE_BYTES: u64 = 256 << 10;
+
+/// Up to `max_lines` lines of `split` by `read` (the lines of one window of it): a window of
+/// [`FIRST_SAMPLE_BYTES`] first, then, while too few lines came, one sized from them (a
+/// quarter more, at least twice as large), until the split or `max_bytes` ends.
+fn growing_windows(
+    split: &InputSplit,
+    max_lines: usize,
+    max_bytes: u64,
+    mut read: impl FnMut(&InputSplit) -> gridmr_core::Result<Vec<Vec<u8>>>,
+) -> gridmr_core::Result<Vec<Vec<u8>>> {
+    let mut want = FIRST_SAMPLE_BYTES.min(max_bytes);
+    loop {
+        let window = InputSplit {
+            end: split.end.min(split.start.saturating_add(want)),
+            ..split.clone()
+        };
+        let lines = read(&window)?;
+        if lines.len() >= max_lines || window.end >= split.end || want >= max_bytes {
+            return Ok(lines);
+        }
+        let per_line = want / lines.len().max(1) as u64;
+        want = (per_line.saturating_mul(max_lines as u64) / 4 * 5)
+            .max(want.saturating_mul(2))
+            .min(max_bytes);
+    }
+}
+
+impl Samples {
+    /// Up to `max_lines` lines of `window`, an object's range, read through a temporary file.
+    fn window_lines(
+        &self,
+        window: &InputSplit,
+        max_lines: usize,
+    ) -> gridmr_core::Result<Vec<Vec<u8>>> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dest = std::env::temp_dir().join(format!("gridmr-sample-{}-{n}", std::process::id()));
-        let window = InputSplit {
-            end: split.end.min(split.start.saturating_add(max_bytes)),
-            ..split.clone()
-        };
-        let d = dest.clone();
+        let (w, d) = (window.clone(), dest.clone());
         let fetched = self
             .stores
-            .block_on(move |stores| async move { fetch_split(&stores, &window, &d).await });
+            .block_on(move |stores| async move { fetch_split(&stores, &w, &d).await });
         let lines = match fetched {
-            Ok(Ok(local)) => read_first_lines(&local, max_lines),
-            Ok(Err(e)) => Err(sample_error(split, e.to_string())),
-            Err(e) => Err(sample_error(split, e.to_string())),
+            Ok(Ok(local)) => gridmr_core::input::read_first_lines(&local, max_lines),
+            Ok(Err(e)) => Err(sample_error(window, e.to_string())),
+            Err(e) => Err(sample_error(window, e.to_string())),
         };
         let _ = std::fs::remove_file(&dest);
         lines
@@ -344,6 +387,71 @@ mod tests {
             .await
             .unwrap_err()
             .is_request());
+    }
+
+    /// A sample reads a small window first and grows it only as its lines need, and gets the
+    /// lines that reading the whole `max_bytes` at once gets.
+    #[test]
+    fn samples_read_windows_as_large_as_their_lines_need() {
+        use gridmr_core::input::{FileSamples, SampleSource};
+        let dir = tempfile::tempdir().unwrap();
+        for (line_len, max_lines, max_bytes, reads) in [
+            // TeraSort's rows: 1,600 of them fit in the first window.
+            (100usize, 1_600usize, 1u64 << 20, 1usize),
+            // More rows than fit: then about as many as are wanted, and a quarter more.
+            (100, 5_000, 1 << 20, 2),
+            // Long lines: the second window is sized from the first.
+            (5_000, 100, 1 << 20, 2),
+            // Lines that need more than max_bytes: it stops there.
+            (5_000, 1_000, 1 << 20, 2),
+            // Few lines: the first window holds them.
+            (100, 10, 1 << 20, 1),
+        ] {
+            let path = dir.path().join(format!("rows-{line_len}-{max_lines}"));
+            let row = |i: usize| format!("{i:0w$}\n", w = line_len - 1);
+            let text: String = (0..3_000).map(row).collect();
+            std::fs::write(&path, &text).unwrap();
+            // A split that starts inside a line and ends before the file does.
+            let split = InputSplit {
+                path: path.clone(),
+                start: 12_345,
+                end: text.len() as u64 - 1_000,
+                input: 0,
+            };
+            let mut windows = Vec::new();
+            let got = growing_windows(&split, max_lines, max_bytes, |w| {
+                windows.push(w.end - w.start);
+                FileSamples.first_lines(w, max_lines, u64::MAX)
+            })
+            .unwrap();
+            let want = FileSamples
+                .first_lines(&split, max_lines, max_bytes)
+                .unwrap();
+            assert_eq!(got, want, "lines of {line_len} bytes, {max_lines} wanted");
+            assert_eq!(windows.len(), reads, "{windows:?}");
+            assert_eq!(windows[0], FIRST_SAMPLE_BYTES);
+            assert!(windows.iter().all(|w| *w <= max_bytes), "{windows:?}");
+            let needed = (line_len * max_lines) as u64;
+            assert!(
+                windows.iter().sum::<u64>() <= (2 * needed).max(FIRST_SAMPLE_BYTES) + max_bytes / 4,
+                "read {windows:?} for {needed} bytes of lines"
+            );
+        }
+        // A split shorter than the first window: one read, to its end.
+        let path = dir.path().join("rows-100-1600");
+        let split = InputSplit {
+            path,
+            start: 0,
+            end: 5_000,
+            input: 0,
+        };
+        let mut windows = Vec::new();
+        let got = growing_windows(&split, 1_600, 1 << 20, |w| {
+            windows.push(w.end - w.start);
+            FileSamples.first_lines(w, 1_600, u64::MAX)
+        })
+        .unwrap();
+        assert_eq!((got.len(), windows), (50, vec![5_000]));
     }
 
     /// Every way of cutting an object gives the lines that cutting the same bytes as a file
