@@ -13,19 +13,25 @@ same N with no cap):
   output (S) in; with the local shuffle the map output stays on the workers.
 - reduce phase: with the shared shuffle the storage host sends S back and takes the output (O)
   in; with the local shuffle it takes O in, and each of N workers sends and receives its share
-  of the shuffle, S(N-1)/N^2, over its own link.
+  of the shuffle, S(N-1)/N^2, over its own link. A link is two halves, each capped at R: what a
+  worker serves and what it writes out (its O/N) share its outbound half.
 
 So: shared  bound = max(I, S)/R + max(S, O)/R + compute
-    local   bound = I/R + max(O, S(N-1)/N^2)/R + compute
+    local   bound = I/R + max(O, O/N + S(N-1)/N^2)/R + compute
 
 With DATA=objects the input and output are in an object store whose link is not capped: each
 worker reads I/N and writes O/N over its own link, and the storage host carries only the shared
 shuffle (S in, then S out):
 
     shared  bound = max(S, I/N)/R + max(S, O/N)/R + compute
-    local   bound = I/(N R) + max(O/N, S(N-1)/N^2)/R + compute
+    local   bound = I/(N R) + (O/N + S(N-1)/N^2)/R + compute
+
+(Sessions before 2026-12-05 took max(O/N, S(N-1)/N^2) for the local reduce phase, as if a
+worker's upload and the segments it serves used different halves of its link: a bound too low
+by up to S(N-1)/N^2 / R.)
 """
 import re
+import statistics
 import sys
 
 
@@ -59,11 +65,11 @@ def main():
         if objects and mode == "shared":
             link = max(s, i / n) / r + max(s, o / n) / r
         elif objects:
-            link = i / (n * r) + max(o / n, s * (n - 1) / (n * n)) / r
+            link = i / (n * r) + (o / n + s * (n - 1) / (n * n)) / r
         elif mode == "shared":
             link = max(i, s) / r + max(s, o) / r
         else:
-            link = i / r + max(o, s * (n - 1) / (n * n)) / r
+            link = i / r + max(o, o / n + s * (n - 1) / (n * n)) / r
         bound = link + compute.get((n, job), 0)
         st = links.get("s", (0, 0))
         ws = [v for h, v in links.items() if h.startswith("w") and int(h[1:]) <= n]
@@ -72,10 +78,21 @@ def main():
         print(f"{n:>2} {job:9} {mode:7} {t:8.1f}s {bound:7.1f}s {t / bound:6.2f} "
               f"{mb(st[0]) + '/' + mb(st[1]):>18} {mb(w[0]) + '/' + mb(w[1]):>25} "
               f"{rss[0] / 1024:>13.0f}/{max(rss[1:]) / 1024:<13.0f}")
-    by = {(n, job, mode): t for n, job, mode, t, *_ in rows}
-    for (n, job, mode), t in sorted(by.items()):
-        if mode == "local" and (n, job, "shared") in by:
-            print(f"N={n} {job}: shared / local = {by[(n, job, 'shared')] / t:.2f}")
+    # With RUNS > 1 each mode has several makespans: the ratio of their medians, and the ratio
+    # of each run of one mode to the run of the other that followed or preceded it (a pair).
+    by = {}
+    for n, job, mode, t, *_ in rows:
+        by.setdefault((n, job, mode), []).append(t)
+    for (n, job, mode), local in sorted(by.items()):
+        shared = by.get((n, job, "shared"))
+        if mode != "local" or not shared:
+            continue
+        ratio = statistics.median(shared) / statistics.median(local)
+        line = f"N={n} {job}: shared / local = {ratio:.2f}"
+        if len(local) > 1:
+            pairs = [f"{s / t:.2f}" for s, t in zip(shared, local)]
+            line += f" (medians of {len(local)} runs; per pair {', '.join(pairs)})"
+        print(line)
 
 
 if __name__ == "__main__":

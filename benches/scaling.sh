@@ -15,7 +15,8 @@
 #
 # Settings (environment): NS, RATE, ROWS (TeraSort rows of 100 bytes), WORDS_MB (word count's
 # input), JOBS ("terasort wordcount"), MODES ("shared local"), RUNS (1), BIN (a built gridmr),
-# WORKER_LOG_LEVEL (warn; info logs each reduce's phases: fetched_ms, reduced_ms, uploaded_ms).
+# WORKER_LOG_LEVEL (warn; info logs each reduce's phases: fetched_ms, reduced_ms, uploaded_ms),
+# MASTER_LOG_LEVEL (warn), SPECULATION (off: backup attempts would blur the two shuffles' times).
 # Each run's task timeline is kept as tasks-N-JOB-MODE-CAPPED.json beside results.txt.
 # Every output is checked against the embedded engine's. Needs root, ip, tc, sshd and sshfs.
 set -euo pipefail
@@ -126,8 +127,8 @@ start_cluster() { # N
   pids=()
   rm -rf "$store/jobs" "$data/wdir"
   # No result.txt: a job's output crosses the storage link once, as its part files.
-  lab_run m env MASTER_HOST="$master_ip" MASTER_PORT=$port SHARED_DIR="$LAB_MNT" MASTER_LOG_LEVEL=warn \
-    WORKER_TIMEOUT_S=30 SPECULATION=off RESULT_TXT_MAX_BYTES=0 "${objects[@]}" "$BIN" master >"$data/master.out" 2>"$data/master.err" &
+  lab_run m env MASTER_HOST="$master_ip" MASTER_PORT=$port SHARED_DIR="$LAB_MNT" MASTER_LOG_LEVEL=${MASTER_LOG_LEVEL:-warn} \
+    WORKER_TIMEOUT_S=30 SPECULATION=${SPECULATION:-off} RESULT_TXT_MAX_BYTES=0 "${objects[@]}" "$BIN" master >"$data/master.out" 2>"$data/master.err" &
   pids+=($!)
   local deadline=$((SECONDS + 60))
   until [ -s "$store/.gridmr/cluster.token" ] && curl -sf "$url/health" >/dev/null; do
@@ -203,8 +204,8 @@ run_job() { # N JOB MODE CAPPED -> one line in $results
   for p in "${procs[@]}"; do rss+=" $(awk '/VmHWM/ { print $2 }' "/proc/$p/status")"; done
   local bytes
   bytes=$(lab_bytes_since | tr '\n' ';')
-  local input shuffle output tmap treduce maps
-  read -r input shuffle output tmap treduce maps < <(python3 -c '
+  local input shuffle output tmap treduce maps tprep tover
+  read -r input shuffle output tmap treduce maps tprep tover < <(python3 -c '
 import json, sys
 s = json.loads(sys.argv[1]); c = s.get("counters", {})
 flat = {}
@@ -213,31 +214,46 @@ for k, v in c.items():
     else: flat[k] = v
 t = s.get("times", {})
 print(s.get("input_size_bytes", 0), flat.get("map_output_bytes", 0), flat.get("output_bytes", 0),
-      t.get("t_map_s", 0), t.get("t_reduce_s", 0), s.get("map_splits", 0))' "$status")
-  # The phases' times and the maps last: the cluster model's calibration takes the CPU cost
-  # from the uncapped run (benches/cluster_model.rs).
-  echo "$n $job $mode $capped $(python3 -c "print(f'{$t1 - $t0:.2f}')") $input $shuffle $output $tmap $treduce $maps |$rss |$bytes" >> "$results"
+      t.get("t_map_s", 0), t.get("t_reduce_s", 0), s.get("map_splits", 0),
+      t.get("t_prepare_s", 0), t.get("t_overhead_s", 0))' "$status")
+  # The phases' times and the maps, then planning and the rest: the cluster model's
+  # calibration takes the CPU cost from the uncapped run (benches/cluster_model.rs).
+  echo "$n $job $mode $capped $(python3 -c "print(f'{$t1 - $t0:.2f}')") $input $shuffle $output $tmap $treduce $maps $tprep $tover |$rss |$bytes" >> "$results"
   # Each attempt's dispatch and answer times, for reading where a run spent its time.
   curl -sf -H "authorization: Bearer $token" "$url/jobs/$id/tasks" > "$data/tasks-$n-$job-$mode-$capped.json" || true
   curl -sf -X DELETE -H "authorization: Bearer $token" "$url/jobs/$id?purge=true" >/dev/null || true
 }
 
 lab_uncap() { local l ns inner outer; for l in "${LAB_LINKS[@]}"; do IFS=: read -r ns inner outer _ <<<"$l"; tc -n "$ns" qdisc del dev "$inner" root 2>/dev/null || true; tc -n "$LAB_HUB" qdisc del dev "$outer" root 2>/dev/null || true; done; }
-lab_recap() { local l ns inner outer rate; for l in "${LAB_LINKS[@]}"; do IFS=: read -r ns inner outer rate <<<"$l"; lab_cap "$ns" "$inner" "$rate"; lab_cap "$LAB_HUB" "$outer" "$rate"; done; }
+# Caps again, and drops what each host's TCP learnt of its paths while they were uncapped (the
+# kernel keeps a path's ssthresh and RTT for its next connections): a link whose rate changes
+# under a host is no real cluster's, and the first capped run after an uncapped one lost
+# segments and waited out retransmission timeouts that no later run did.
+lab_recap() {
+  local l ns inner outer rate
+  for l in "${LAB_LINKS[@]}"; do
+    IFS=: read -r ns inner outer rate <<<"$l"
+    lab_cap "$ns" "$inner" "$rate"; lab_cap "$LAB_HUB" "$outer" "$rate"
+    ip -n "$ns" tcp_metrics flush all 2>/dev/null || true
+  done
+}
 
 for n in $NS; do
   start_cluster "$n"
   for job in $JOBS; do
-    # Compute alone: the same job at this N with no cap.
-    lab_uncap
-    run_job "$n" "$job" local uncapped
-    lab_recap
     for run in $(seq "$RUNS"); do
       for mode in $MODES; do
         run_job "$n" "$job" "$mode" capped
       done
     done
   done
+  # Compute alone: each job at this N with no cap, after every capped run (the workers'
+  # connections to each other outlive a run, and the next N starts a cluster of its own).
+  lab_uncap
+  for job in $JOBS; do
+    run_job "$n" "$job" local uncapped
+  done
+  lab_recap
   stop_cluster
 done
 
