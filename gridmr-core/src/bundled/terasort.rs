@@ -550,9 +550,13 @@ mod tests {
     /// which records the most it saw at once; every read gives rows keyed by its offset.
     #[derive(Debug, Default)]
     struct Gate {
-        state: Mutex<(usize, usize, Vec<(u64, usize)>)>,
+        state: Mutex<Reads>,
         changed: Condvar,
     }
+
+    /// Reads under way, the most at once, and each read's (start, lines).
+    #[derive(Debug, Default)]
+    struct Reads(usize, usize, Vec<(u64, usize)>);
 
     impl SampleSource for Gate {
         fn first_lines(
