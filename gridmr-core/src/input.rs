@@ -261,9 +261,10 @@ pub fn list_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
 /// per file. Empty files give no split.
 ///
 /// How many: `splits` when the policy names it (at least one per non-empty file); otherwise
-/// enough that none exceeds `max_split_bytes`, at least `min_splits`, **rounded up to whole
-/// waves** (a multiple of `min_splits`, the slots or threads that run them), so that no last
-/// wave runs a split or two while the other slots wait. That count is then shared among the
+/// enough that none exceeds `max_split_bytes`, at least `min_splits` and at least one per
+/// non-empty file, **rounded up to whole waves** (a multiple of `min_splits`, the slots or
+/// threads that run them), so that no last wave runs a split or two while the other slots
+/// wait: 25 files on 8 slots give 32 splits, 7 of the files cut in two. That count is then shared among the
 /// files so that the largest split is as small as it can be ([`apportion`]): two files of
 /// 105 and 95 MB on 8 slots give 4 splits each, not 5 and 4 (nine splits, two waves).
 ///
@@ -298,7 +299,10 @@ pub fn plan_splits(
         None => {
             let cap = policy.max_split_bytes.max(1);
             let slots = u64::from(policy.min_splits.max(1));
-            (total.div_ceil(cap).max(slots).div_ceil(slots) * slots, cap)
+            // Each file is at least one split, so the files' count can set the total too:
+            // that count is rounded up to whole waves as well.
+            let least = total.div_ceil(cap).max(slots).max(nonempty.len() as u64);
+            (least.div_ceil(slots) * slots, cap)
         }
     };
     let lens: Vec<u64> = nonempty.iter().map(|f| f.len).collect();
@@ -455,6 +459,19 @@ mod tests {
         // 1 GiB at most 42.7 MB a split needs 26; on 8 slots that is 4 waves, so 32 smaller.
         let gib = [file("a", 1 << 30)];
         assert_eq!(plan_splits(&gib, &policy, InputFormat::Lines).len(), 32);
+        // The objects lab's 1 GiB: 25 files of 43 MB, each under the split size, gave 25
+        // splits, a fourth wave of one. The files' count is rounded up to whole waves too.
+        let many: Vec<InputFile> = (0..25)
+            .map(|i| file(&format!("p{i}"), 42_949_672))
+            .collect();
+        let splits = plan_splits(&many, &policy, InputFormat::Lines);
+        assert_eq!(splits.len(), 32);
+        assert!(many.iter().all(|f| splits.iter().any(|s| s.path == f.path)));
+        let cut = many
+            .iter()
+            .filter(|f| splits.iter().filter(|s| s.path == f.path).count() == 2)
+            .count();
+        assert_eq!(cut, 7);
         // An explicit count is kept, shared the same way.
         let three = SplitPolicy {
             splits: Some(3),

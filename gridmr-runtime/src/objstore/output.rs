@@ -10,7 +10,8 @@
 //!    (the upload's id and its pieces' ids, JSON) where its file would have been on the share,
 //!    `out/_attempts/part-r-NNNNN-aA`, and reports success as any attempt does.
 //! 2. **The job's commit** (the master, after `commit.json` names the chosen attempts)
-//!    completes the chosen attempts' uploads in part order, aborts every other attempt's
+//!    completes the chosen attempts' uploads, sixteen at a time (each a round trip the store
+//!    may take seconds over), reported in part order, aborts every other attempt's
 //!    upload, and writes **`_SUCCESS` last**: a [`Manifest`] naming every part with its size.
 //!    A copy goes to the job's `out/` folder on the share.
 //!
@@ -29,6 +30,7 @@
 //!   `FileAlreadyExistsException`), so a manifest never sits beside another job's parts.
 
 use super::{ObjectError, ObjectStores, ObjectUrl};
+use futures_util::StreamExt;
 use gridmr_core::commit::{CommitStep, Committed, JobCommit, SUCCESS_FILE};
 use gridmr_core::layout;
 use object_store::multipart::PartId;
@@ -276,7 +278,6 @@ pub async fn abort_attempts(
 
 /// Whether `out` holds no object (a new job's output must not mix with an old one's).
 pub async fn is_empty(stores: &ObjectStores, out: &ObjectUrl) -> Result<bool, ObjectError> {
-    use futures_util::StreamExt;
     let client = stores.client(out)?;
     let prefix = out.path();
     let mut listed = client.list(Some(&prefix));
@@ -286,6 +287,9 @@ pub async fn is_empty(stores: &ObjectStores, out: &ObjectUrl) -> Result<bool, Ob
         Some(Err(e)) => Err(ObjectError::store("list", out, e)),
     }
 }
+
+/// How many uploads a commit completes at once.
+const COMPLETE_PARALLEL: usize = 16;
 
 /// Commits `commit` (its attempt files are pending records) to `out`, reporting each step as
 /// the local committer does; `job_id` goes into the manifest. See the [module docs](self).
@@ -312,8 +316,11 @@ pub async fn commit(
             });
         }
     }
-    let mut parts = Vec::with_capacity(commit.parts.len());
-    for (i, part) in commit.parts.iter().enumerate() {
+    // The records are read and the side files moved first (local, quick); the uploads are then
+    // completed `COMPLETE_PARALLEL` at a time, as S3A's committers do (each is a round trip
+    // that the store may take seconds over: it joins the pieces), and reported in order.
+    let mut pending = Vec::with_capacity(commit.parts.len());
+    for part in &commit.parts {
         let url = out.join(&part.name);
         // Side files are kept in the job's output folder on the share, as without an object
         // output (the parts alone go to the store).
@@ -324,14 +331,25 @@ pub async fn commit(
                 std::io::Error::other(e),
             )
         })?;
-        let pending = read_pending(&part.attempt, &url)?;
-        complete(stores, &url, &pending).await?;
+        let record = read_pending(&part.attempt, &url)?;
+        pending.push((url, record));
+    }
+    let mut completed = futures_util::stream::iter(pending.iter())
+        .map(|(url, record)| complete(stores, url, record))
+        .buffered(COMPLETE_PARALLEL);
+    let mut parts = Vec::with_capacity(commit.parts.len());
+    for (i, (part, (_, record))) in commit.parts.iter().zip(&pending).enumerate() {
+        match completed.next().await {
+            Some(done) => done?,
+            None => break,
+        }
         parts.push(ManifestPart {
             name: part.name.clone(),
-            size: pending.size,
+            size: record.size,
         });
         on_step(CommitStep::PartRenamed(i));
     }
+    drop(completed);
     on_step(CommitStep::PartsRenamed);
     on_step(CommitStep::ResultWritten);
     let chosen: Vec<PathBuf> = commit.parts.iter().map(|p| p.attempt.clone()).collect();
@@ -433,6 +451,8 @@ mod tests {
     use super::*;
     use gridmr_core::commit::PartCommit;
     use object_store::memory::InMemory;
+    use object_store::multipart::MultipartStore;
+    use object_store::ObjectStore;
     use std::sync::Arc;
 
     fn setup() -> (ObjectStores, Arc<InMemory>, ObjectUrl) {
@@ -505,6 +525,171 @@ mod tests {
             .await
             .unwrap();
         assert!(!is_empty(&stores, &out).await.unwrap());
+    }
+
+    /// An in-memory bucket whose first upload completed waits (up to a deadline) for a second
+    /// completion in flight: a commit that completes one after another never has two.
+    #[derive(Debug)]
+    struct Gated {
+        inner: InMemory,
+        now: std::sync::atomic::AtomicUsize,
+        peak: std::sync::atomic::AtomicUsize,
+    }
+
+    impl std::fmt::Display for Gated {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Gated({})", self.inner)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Gated {
+        async fn put_opts(
+            &self,
+            location: &object_store::path::Path,
+            payload: PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.inner.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &object_store::path::Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &object_store::path::Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: futures_util::stream::BoxStream<
+                'static,
+                object_store::Result<object_store::path::Path>,
+            >,
+        ) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>
+        {
+            self.inner.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &object_store::path::Path,
+            to: &object_store::path::Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MultipartStore for Gated {
+        async fn create_multipart(
+            &self,
+            path: &object_store::path::Path,
+        ) -> object_store::Result<object_store::MultipartId> {
+            self.inner.create_multipart(path).await
+        }
+        async fn put_part(
+            &self,
+            path: &object_store::path::Path,
+            id: &object_store::MultipartId,
+            part_idx: usize,
+            data: PutPayload,
+        ) -> object_store::Result<PartId> {
+            self.inner.put_part(path, id, part_idx, data).await
+        }
+        async fn complete_multipart(
+            &self,
+            path: &object_store::path::Path,
+            id: &object_store::MultipartId,
+            parts: Vec<PartId>,
+        ) -> object_store::Result<object_store::PutResult> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.now.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(now, SeqCst);
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+            while self.peak.load(SeqCst) < 2 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            let done = self.inner.complete_multipart(path, id, parts).await;
+            self.now.fetch_sub(1, SeqCst);
+            done
+        }
+        async fn abort_multipart(
+            &self,
+            path: &object_store::path::Path,
+            id: &object_store::MultipartId,
+        ) -> object_store::Result<()> {
+            self.inner.abort_multipart(path, id).await
+        }
+    }
+
+    /// Four parts: their uploads are completed at once, and the steps still come in part
+    /// order, so a crash injected after part `i` has every part up to `i` completed.
+    #[tokio::test]
+    async fn a_commit_completes_its_uploads_at_once_and_reports_them_in_order() {
+        let stores = ObjectStores::new(&["s3://out"]).unwrap();
+        let gated = Arc::new(Gated {
+            inner: InMemory::new(),
+            now: Default::default(),
+            peak: Default::default(),
+        });
+        stores.insert(&"s3://out".parse().unwrap(), gated.clone());
+        let out: ObjectUrl = "s3://out/sorted".parse().unwrap();
+        let share = tempfile::tempdir().unwrap();
+        let out_dir = share.path().join("out");
+        std::fs::create_dir_all(layout::attempts_dir(&out_dir)).unwrap();
+        let local = share.path().join("local");
+        let mut parts = Vec::new();
+        for partition in 0..4 {
+            std::fs::write(&local, format!("k{partition}\t{partition}\n")).unwrap();
+            let name = layout::part_r(partition);
+            let p = upload_pending(&stores, &out.join(&name), &local)
+                .await
+                .unwrap();
+            let file = layout::reduce_attempt_file(&out_dir, partition, 1);
+            write_pending(&file, &p).unwrap();
+            parts.push(PartCommit {
+                attempt: file,
+                name,
+            });
+        }
+        let job = JobCommit {
+            out: out_dir,
+            parts,
+            result_max_bytes: 0,
+        };
+        let mut steps = Vec::new();
+        commit(&stores, &out, "job-000002", &job, &mut |s| {
+            if let CommitStep::PartRenamed(i) = s {
+                steps.push(i);
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(steps, [0, 1, 2, 3]);
+        let peak = gated.peak.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(peak >= 2, "the uploads were completed one at a time");
+        let records: Vec<(String, u64)> = read_output(&stores, &out).await.unwrap();
+        assert_eq!(records.len(), 4);
     }
 
     #[tokio::test]
