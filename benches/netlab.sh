@@ -6,9 +6,12 @@
 # this kernel has no NFS; it carries the shared shuffle's traffic across that link for real).
 #
 #   lab_up TAG N RATE STORE    hosts TAG-m (master), TAG-w1..wN, TAG-s (storage, serving STORE)
-#   lab_objects RATE           host TAG-o serving S3 (moto) on port 9000, its link at RATE
-#                              ("none": uncapped, an object store whose bandwidth grows with
-#                              its clients)
+#   lab_objects RATE [SERVER]  host TAG-o serving S3 on port 9000, its link at RATE ("none":
+#                              uncapped, an object store whose bandwidth grows with its
+#                              clients); SERVER moto (default: Python, one process, objects in
+#                              memory, any keys) or s3s-fs (Rust, objects on this machine's
+#                              disk, keys lab / lab-secret; `cargo install s3s-fs@0.14.1
+#                              --features binary`, or its path in S3S_FS)
 #   lab_run HOST CMD...        CMD in HOST's namespace, with the share mounted at $LAB_MNT;
 #                              its process id (CMD's own, after the mount) in $LAB_DIR/pid-HOST
 #   lab_bytes                  "link sent_bytes received_bytes" of every host's link, since up
@@ -105,17 +108,25 @@ lab_objects() {
   local ip=10.$LAB_NET.0.249
   lab_ip netns add "$LAB_TAG-o"
   lab_link "$LAB_TAG-o" eth0 "$LAB_TAG-vo" "$ip" "$1"
-  ip netns exec "$LAB_TAG-o" python3 -c '
+  case ${2:-moto} in
+    moto)
+      ip netns exec "$LAB_TAG-o" python3 -c '
 import sys, time
 from moto.server import ThreadedMotoServer
 ThreadedMotoServer(ip_address=sys.argv[1], port=9000).start()
-while True: time.sleep(3600)' "$ip" >"$LAB_DIR/moto.log" 2>&1 &
+while True: time.sleep(3600)' "$ip" >"$LAB_DIR/objects.log" 2>&1 & ;;
+    s3s-fs)
+      mkdir -p "$LAB_DIR/objects"
+      ip netns exec "$LAB_TAG-o" env RUST_LOG=warn "${S3S_FS:-s3s-fs}" --host "$ip" --port 9000 \
+        --access-key lab --secret-key lab-secret "$LAB_DIR/objects" >"$LAB_DIR/objects.log" 2>&1 & ;;
+    *) echo "lab_objects: no object server ${2} (moto or s3s-fs)" >&2; return 2 ;;
+  esac
   # Not a pid-* file: those are the cluster's, which scaling.sh stops between runs; the
   # object server lives as long as the lab (lab_down ends every process of its namespaces).
   echo $! > "$LAB_DIR/objects.pid"
   local deadline=$((SECONDS + 30))
   until curl -s -o /dev/null "http://$ip:9000/"; do
-    [ $SECONDS -lt $deadline ] || { cat "$LAB_DIR/moto.log" >&2; return 1; }
+    [ $SECONDS -lt $deadline ] || { cat "$LAB_DIR/objects.log" >&2; return 1; }
     sleep 0.2
   done
 }

@@ -1,6 +1,6 @@
 """The table of benches/scaling.sh, from its results file.
 
-    python3 benches/scaling-report.py RESULTS RATE [share|objects]
+    python3 benches/scaling-report.py RESULTS RATE [share|objects [moto|s3s-fs]]
 
 A results line: `N job mode capped|uncapped seconds input shuffle output | rss_kib... | host sent
 received; ...` (bytes through each host's link since the run began).
@@ -45,10 +45,11 @@ def rate_bytes(rate):
 def main():
     path, rate = sys.argv[1], sys.argv[2]
     objects = len(sys.argv) > 3 and sys.argv[3] == "objects"
+    server = sys.argv[4] if len(sys.argv) > 4 else "moto"
     r = rate_bytes(rate)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"CPU: {cpu}; every link capped at {rate} each way (tc tbf); the share served by the storage host over its link (sshfs)"
-          + ("; inputs and outputs in an object store (moto) on an uncapped link" if objects else ""))
+          + (f"; inputs and outputs in an object store ({server}) on an uncapped link" if objects else ""))
     rows, compute = [], {}
     for line in open(path):
         head, rss, links = line.split("|")

@@ -9,9 +9,10 @@
 #
 #   benches/scaling.sh                 NS="1 2 4 8" RATE=100mbit ROWS=10737418 (a 1 GiB sort)
 #   benches/scaling.sh --smoke         N=3, 20 Mbit/s, a 16 MB sort and a 4 MB word count
-#   DATA=objects benches/scaling.sh    inputs and outputs in an object store (moto on its own host,
-#                                      its link at OBJECT_RATE, default none: uncapped) instead of
-#                                      the share, which then carries only the shared shuffle
+#   DATA=objects benches/scaling.sh    inputs and outputs in an object store (OBJECT_SERVER, moto
+#                                      or s3s-fs, on its own host, its link at OBJECT_RATE, default
+#                                      none: uncapped) instead of the share, which then carries
+#                                      only the shared shuffle
 #
 # Settings (environment): NS, RATE, ROWS (TeraSort rows of 100 bytes), WORDS_MB (word count's
 # input), JOBS ("terasort wordcount"), MODES ("shared local"), RUNS (1), BIN (a built gridmr),
@@ -35,6 +36,7 @@ MODES=${MODES:-shared local}
 RUNS=${RUNS:-1}
 DATA=${DATA:-share}
 OBJECT_RATE=${OBJECT_RATE:-none}
+OBJECT_SERVER=${OBJECT_SERVER:-moto}
 data=${GRIDMR_BENCH_DIR:-$top/target/bench-data}/scaling
 [ "$(id -u)" = 0 ] || { echo "scaling.sh: needs root (network namespaces)" >&2; exit 2; }
 for t in ip tc sshfs /usr/sbin/sshd; do
@@ -81,7 +83,7 @@ sort_parts() { # a job's output, in one order whatever its partitioning
   cat "$1"/part-r-* | LC_ALL=C sort
 }
 object_parts() { # STATUS: the parts its _SUCCESS manifest names, read from the store, sorted;
-  # then the objects are deleted (moto keeps them in memory)
+  # then the objects are deleted (moto keeps them in memory, s3s-fs on this machine's disk)
   python3 - "$1" <<'PY' | LC_ALL=C sort
 import json, os, sys, boto3
 out = json.loads(sys.argv[1])["output_dir"]
@@ -104,17 +106,24 @@ trap 'declare -F stop_cluster >/dev/null && stop_cluster; lab_down' EXIT
 lab_up "$tag" "$maxn" "$RATE" "$store"
 objects=()
 if [ "$DATA" = objects ]; then
-  lab_objects "$OBJECT_RATE"
+  lab_objects "$OBJECT_RATE" "$OBJECT_SERVER"
   s3=http://$(lab_host_ip o):9000
-  # moto takes unsigned requests for set-up; the cluster signs with these keys.
   objects=(OBJECT_BUCKETS=s3://lab-in,s3://lab-out AWS_ENDPOINT="$s3" AWS_ALLOW_HTTP=true
     AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab-secret)
-  curl -sf -X PUT "$s3/lab-in" >/dev/null && curl -sf -X PUT "$s3/lab-out" >/dev/null
-  put=(curl -sf -X PUT -H 'content-type: application/octet-stream' -o /dev/null --data-binary)
-  for f in "$store/in/terasort-$ROWS"/part-m-*; do
-    "${put[@]}" @"$f" "$s3/lab-in/terasort-$ROWS/$(basename "$f")"
-  done
-  "${put[@]}" @"$store/in/words-$WORDS_MB.txt" "$s3/lab-in/words-$WORDS_MB.txt"
+  # The buckets and the inputs, put with the same keys (one request an object: the server keeps
+  # each object's digest, which s3s-fs would otherwise compute at every read).
+  S3=$s3 python3 - "$store/in" "terasort-$ROWS" "words-$WORDS_MB.txt" <<'PY'
+import os, sys, boto3
+root, tera, words = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url=os.environ["S3"], aws_access_key_id="lab",
+                  aws_secret_access_key="lab-secret", region_name="us-east-1")
+for b in ("lab-in", "lab-out"):
+    s3.create_bucket(Bucket=b)
+names = [tera + "/" + f for f in sorted(os.listdir(os.path.join(root, tera)))] + [words]
+for name in names:
+    with open(os.path.join(root, name), "rb") as f:
+        s3.put_object(Bucket="lab-in", Key=name, Body=f)
+PY
 fi
 master_ip=$(lab_host_ip m)
 port=18080
@@ -257,4 +266,4 @@ for n in $NS; do
   stop_cluster
 done
 
-python3 "$top/benches/scaling-report.py" "$results" "$RATE" "$DATA"
+python3 "$top/benches/scaling-report.py" "$results" "$RATE" "$DATA" "$OBJECT_SERVER"

@@ -261,10 +261,11 @@ pub fn list_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
 /// per file. Empty files give no split.
 ///
 /// How many: `splits` when the policy names it (at least one per non-empty file); otherwise
-/// enough that none exceeds `max_split_bytes`, at least `min_splits` and at least one per
-/// non-empty file, **rounded up to whole waves** (a multiple of `min_splits`, the slots or
-/// threads that run them), so that no last wave runs a split or two while the other slots
-/// wait: 25 files on 8 slots give 32 splits, 7 of the files cut in two. That count is then shared among the
+/// enough that none exceeds `max_split_bytes` (each file cut on its own, so at least one per
+/// non-empty file), at least `min_splits`, **rounded up to whole waves** (a multiple of
+/// `min_splits`, the slots or threads that run them), so that no last wave runs a split or
+/// two while the other slots wait: 25 small files on 8 slots give 32 splits, 7 of the files
+/// cut in two. That count is then shared among the
 /// files so that the largest split is as small as it can be ([`apportion`]): two files of
 /// 105 and 95 MB on 8 slots give 4 splits each, not 5 and 4 (nine splits, two waves).
 ///
@@ -299,9 +300,14 @@ pub fn plan_splits(
         None => {
             let cap = policy.max_split_bytes.max(1);
             let slots = u64::from(policy.min_splits.max(1));
-            // Each file is at least one split, so the files' count can set the total too:
-            // that count is rounded up to whole waves as well.
-            let least = total.div_ceil(cap).max(slots).max(nonempty.len() as u64);
+            // Each file is cut on its own, into at least `len / cap` splits (one for a small
+            // file): their sum, not `total / cap`, is the fewest there can be, and it too is
+            // rounded up to whole waves.
+            let least = nonempty
+                .iter()
+                .map(|f| f.len.div_ceil(cap))
+                .fold(0u64, u64::saturating_add)
+                .max(slots);
             (least.div_ceil(slots) * slots, cap)
         }
     };
@@ -472,6 +478,10 @@ mod tests {
             .filter(|f| splits.iter().filter(|s| s.path == f.path).count() == 2)
             .count();
         assert_eq!(cut, 7);
+        // Two files of 1 GiB in all: 24 splits of the size cap would do for their total, but
+        // cut one file at a time they need 13 + 12, rounded up to 32, not 25.
+        let two = [file("a", 549_453_800), file("b", 524_288_000)];
+        assert_eq!(plan_splits(&two, &policy, InputFormat::Lines).len(), 32);
         // An explicit count is kept, shared the same way.
         let three = SplitPolicy {
             splits: Some(3),

@@ -1671,6 +1671,22 @@ mod tests {
     }
 
     #[test]
+    fn an_input_of_many_files_is_planned_in_whole_waves() {
+        // The objects lab's 1 GiB sort: 25 objects of 43 MB on 8 slots.
+        let many: Vec<InputFile> = (0..25)
+            .map(|i| InputFile {
+                path: format!("/in/part-m-{i:05}").into(),
+                len: 42_949_672,
+                input: 0,
+            })
+            .collect();
+        let mut req = request(None, true);
+        req.reduce_partitions = Some(16);
+        let p = plan(&many, InputFormat::Lines, false, &req, 8, 1);
+        assert_eq!((p.splits.len(), p.reduce_partitions), (32, 16));
+    }
+
+    #[test]
     fn only_uncombined_jobs_get_splits_fitted_to_the_map_buffer() {
         let (input, budget) = (1u64 << 30, ShuffleSettings::default().sort_buffer_bytes);
         let largest = |combined| {
