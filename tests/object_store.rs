@@ -159,8 +159,9 @@ fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> 
 }
 
 /// Puts `source` into the input bucket as two objects cut at a line boundary, plus a hidden
-/// one that must not be read.
-fn put_books(moto: &Moto, source: &Path) {
+/// one that must not be read, and the same again with the first object gzipped; returns where
+/// the text was cut.
+fn put_books(moto: &Moto, source: &Path) -> usize {
     let text = std::fs::read(source).expect("source");
     let cut = text[..text.len() / 2]
         .iter()
@@ -175,6 +176,12 @@ fn put_books(moto: &Moto, source: &Path) {
         "books/_hidden.txt",
         b"hidden hidden hidden\n".to_vec(),
     );
+    // The same text again, its first half gzipped: read whole and decompressed.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &text[..cut]).expect("gzip");
+    moto.put("gridmr-in", "zipped/a.txt.gz", gz.finish().expect("gzip"));
+    moto.put("gridmr-in", "zipped/b.txt", text[cut..].to_vec());
+    cut
 }
 
 /// The manifest's part names and their sizes' sum.
@@ -190,7 +197,7 @@ fn typed_and_script_jobs_read_from_and_commit_to_s3() {
     let env = moto.env();
     let cluster = Cluster::start(2, &pairs(&env), &pairs(&env));
     let source = repo_data("gutenberg/being_ernest.txt");
-    put_books(&moto, &source);
+    let cut = put_books(&moto, &source);
     let expected = embedded_wordcount(&source);
     let script = cluster.put_input(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wordcount.py"),
@@ -200,14 +207,21 @@ fn typed_and_script_jobs_read_from_and_commit_to_s3() {
         (
             "typed",
             json!({"job": "wordcount", "shuffle_mode": "shared"}),
+            "books/*.txt",
         ),
         (
             "script",
             json!({"script_url": script, "shuffle_mode": "local"}),
+            "books/*.txt",
+        ),
+        (
+            "gzip",
+            json!({"script_url": script, "shuffle_mode": "shared"}),
+            "zipped/",
         ),
     ];
-    for (name, mut body) in jobs {
-        body["input_url"] = json!("s3://gridmr-in/books/*.txt");
+    for (name, mut body, input) in jobs {
+        body["input_url"] = json!(format!("s3://gridmr-in/{input}"));
         body["output_url"] = json!(format!("s3://gridmr-out/{name}"));
         body["map_splits"] = json!(6);
         body["reduce_partitions"] = json!(3);
@@ -247,25 +261,47 @@ fn typed_and_script_jobs_read_from_and_commit_to_s3() {
         );
     }
     // TeraSort: its planning hook samples the objects (ranged GETs from the master), and the
-    // parts, in manifest order, are one total order of the input's rows.
-    let id = cluster.submit(json!({
-        "job": "terasort", "input_url": "s3://gridmr-in/books/", "reduce_partitions": 3,
-        "output_url": "s3://gridmr-out/sorted"
-    }));
-    let done = cluster.wait(&id);
-    assert_eq!(done["status"], "SUCCEEDED", "terasort: {done}");
-    let (_, text) = cluster.get_text(&format!("/jobs/{id}/result?format=text"));
-    let keys: Vec<&[u8]> = text
-        .lines()
-        .map(|l| &l.as_bytes()[..l.len().min(10)])
-        .collect();
-    assert!(keys.windows(2).all(|w| w[0] <= w[1]), "not one total order");
-    let mut rows: Vec<&str> = text.lines().collect();
+    // parts, in manifest order, are one total order of the input's rows. Over the half that is
+    // gzipped, its sample is the text it decompresses to: every split point is a row's key.
     let source_text = std::fs::read_to_string(&source).expect("source");
-    let mut want: Vec<&str> = source_text.lines().collect();
-    rows.sort_unstable();
-    want.sort_unstable();
-    assert_eq!(rows, want, "terasort: the rows changed");
+    let row_keys: std::collections::HashSet<String> = source_text
+        .lines()
+        .map(|l| String::from_utf8_lossy(&l.as_bytes()[..l.len().min(10)]).into_owned())
+        .collect();
+    for (name, input, read) in [
+        ("sorted", "books/", &source_text[..]),
+        ("sorted-gz", "zipped/a.txt.gz", &source_text[..cut]),
+    ] {
+        let id = cluster.submit(json!({
+            "job": "terasort", "input_url": format!("s3://gridmr-in/{input}"),
+            "reduce_partitions": 3, "output_url": format!("s3://gridmr-out/{name}")
+        }));
+        let done = cluster.wait(&id);
+        assert_eq!(done["status"], "SUCCEEDED", "{name}: {done}");
+        let (_, text) = cluster.get_text(&format!("/jobs/{id}/result?format=text"));
+        let keys: Vec<&[u8]> = text
+            .lines()
+            .map(|l| &l.as_bytes()[..l.len().min(10)])
+            .collect();
+        assert!(
+            keys.windows(2).all(|w| w[0] <= w[1]),
+            "{name}: not one total order"
+        );
+        let mut rows: Vec<&str> = text.lines().collect();
+        let mut want: Vec<&str> = read.lines().collect();
+        rows.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(rows, want, "{name}: the rows changed");
+        let points: Vec<String> = done["params"]["terasort.splits"]
+            .as_str()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or_else(|| panic!("{name}: no split points in {done}"));
+        assert_eq!(points.len(), 2, "{name}: {points:?}");
+        assert!(
+            points.iter().all(|p| row_keys.contains(p)),
+            "{name}: split points that are no row's key: {points:?}"
+        );
+    }
     // A map-only streaming job: its maps upload their parts (part-m-NNNNN).
     let id = cluster.submit(json!({
         "mapper": "awk 'tolower($0) ~ /earnest/'", "input_url": "s3://gridmr-in/books/", "map_splits": 4,

@@ -5,9 +5,12 @@
 //! with `.` or `_` as Hadoop does) or a glob pattern. Text files are cut into **line-aligned byte
 //! ranges**: a split owns every line whose first byte lies in `[start, end)`, so a split that
 //! starts mid-line skips to the next line and a split reads past its end to finish its last line.
+//! A compressed file (`.gz`, see [`Codec`]) is one split, read whole and decompressed.
 
+mod codec;
 mod lines;
 
+pub use codec::Codec;
 pub use lines::{decode_ignoring_invalid, read_whole, LineReader, LineRecords, Lines, Record};
 
 use crate::error::{Error, Result};
@@ -258,14 +261,16 @@ pub fn list_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
 /// Cuts `files` into splits according to `policy` and `format`.
 ///
 /// Text files are cut into ranges of about the same size; a whole-file input gives one split
-/// per file. Empty files give no split.
+/// per file, and so does a compressed file ([`Codec`]: a gzip stream cannot be entered in
+/// the middle). Empty files give no split.
 ///
 /// How many: `splits` when the policy names it (at least one per non-empty file); otherwise
 /// enough that none exceeds `max_split_bytes` (each file cut on its own, so at least one per
 /// non-empty file), at least `min_splits`, **rounded up to whole waves** (a multiple of
 /// `min_splits`, the slots or threads that run them), so that no last wave runs a split or
-/// two while the other slots wait: 25 small files on 8 slots give 32 splits, 7 of the files
-/// cut in two. That count is then shared among the
+/// two while the other slots wait: 25 files of 43 MB on 8 slots give 32 splits, 7 of the
+/// files cut in two. Files are not cut to round up a count they set when the splits would
+/// average under 4 MiB (five files of a line each on 2 slots stay 5 splits). That count is then shared among the
 /// files so that the largest split is as small as it can be ([`apportion`]): two files of
 /// 105 and 95 MB on 8 slots give 4 splits each, not 5 and 4 (nine splits, two waves).
 ///
@@ -295,25 +300,43 @@ pub fn plan_splits(
             .collect();
     }
     let total: u64 = nonempty.iter().map(|f| f.len).sum();
+    // A compressed file cannot be entered in the middle: it is one split, however large.
+    let whole = |f: &InputFile| Codec::of(&f.path).is_some();
     let (wanted, cap) = match policy.splits {
         Some(n) => (u64::from(n.max(1)), u64::MAX),
         None => {
             let cap = policy.max_split_bytes.max(1);
             let slots = u64::from(policy.min_splits.max(1));
+            let waves = |n: u64| n.div_ceil(slots) * slots;
+            let by_size = waves(total.div_ceil(cap).max(slots));
             // Each file is cut on its own, into at least `len / cap` splits (one for a small
-            // file): their sum, not `total / cap`, is the fewest there can be, and it too is
-            // rounded up to whole waves.
-            let least = nonempty
+            // file): their sum is the fewest there can be. Rounded up to whole waves too,
+            // unless that cuts small files into smaller pieces, whose short wave costs little.
+            let by_files = nonempty
                 .iter()
-                .map(|f| f.len.div_ceil(cap))
-                .fold(0u64, u64::saturating_add)
-                .max(slots);
-            (least.div_ceil(slots) * slots, cap)
+                .map(|f| if whole(f) { 1 } else { f.len.div_ceil(cap) })
+                .fold(0u64, u64::saturating_add);
+            let wanted = match by_files <= by_size {
+                true => by_size,
+                false if total / waves(by_files) >= WAVE_PIECE_MIN => waves(by_files),
+                false => by_files,
+            };
+            (wanted, cap)
         }
     };
-    let lens: Vec<u64> = nonempty.iter().map(|f| f.len).collect();
+    let fixed = nonempty.iter().filter(|f| whole(f)).count() as u64;
+    let lens: Vec<u64> = nonempty
+        .iter()
+        .filter(|f| !whole(f))
+        .map(|f| f.len)
+        .collect();
+    let mut cut = apportion(&lens, wanted.saturating_sub(fixed), cap).into_iter();
+    let counts = nonempty
+        .iter()
+        .map(|f| if whole(f) { Some(1) } else { cut.next() });
     let mut out = Vec::new();
-    for (f, pieces) in nonempty.iter().zip(apportion(&lens, wanted, cap)) {
+    for (f, pieces) in nonempty.iter().zip(counts) {
+        let Some(pieces) = pieces else { break };
         // `pieces` ranges, the first `len % pieces` of them a byte longer than the rest.
         let (size, longer) = (f.len / pieces, f.len % pieces);
         let mut start = 0;
@@ -330,6 +353,10 @@ pub fn plan_splits(
     }
     out
 }
+
+/// The smallest average split that rounding a count set by the files up to whole waves may
+/// make: below it, files are not cut to fill a wave (a wave of small splits is short).
+const WAVE_PIECE_MIN: u64 = 4 << 20;
 
 /// How many pieces each of the files of `lens` (each non-zero) is cut into: at least one, at
 /// least enough that none exceeds `cap`, at most a piece per byte, and `wanted` in all where
@@ -482,6 +509,9 @@ mod tests {
         // cut one file at a time they need 13 + 12, rounded up to 32, not 25.
         let two = [file("a", 549_453_800), file("b", 524_288_000)];
         assert_eq!(plan_splits(&two, &policy, InputFormat::Lines).len(), 32);
+        // Small files are not cut to fill a wave: 25 files of 1 MB stay 25 splits.
+        let small: Vec<InputFile> = (0..25).map(|i| file(&format!("s{i}"), 1 << 20)).collect();
+        assert_eq!(plan_splits(&small, &policy, InputFormat::Lines).len(), 25);
         // An explicit count is kept, shared the same way.
         let three = SplitPolicy {
             splits: Some(3),

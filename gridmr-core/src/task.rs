@@ -403,7 +403,7 @@ fn feed<M: Mapper>(
         InputFormat::Lines => {
             let mut reader = LineReader::open(split, LineReader::DEFAULT_BUFFER)?;
             progress.add_total(reader.len());
-            let mut records = 0u64;
+            let (mut records, mut seen) = (0u64, 0u64);
             while let Some((offset, bytes)) = reader.next_lines(M::LINES_PER_CALL)? {
                 cancel.check()?;
                 let lines = Lines {
@@ -417,7 +417,10 @@ fn feed<M: Mapper>(
                     return Err(e.into());
                 }
                 records += count;
-                progress.add(bytes.len() as u64, count);
+                // The file's own bytes (a compressed file's, not what they decompress to).
+                let now = reader.consumed();
+                progress.add(now - seen, count);
+                seen = now;
             }
             ctx.counters
                 .add_builtin(builtin::MAP_INPUT_RECORDS, records);

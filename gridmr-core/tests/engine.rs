@@ -123,6 +123,43 @@ fn corpus_word_count_equals_the_oracle_in_every_configuration() {
     }
 }
 
+/// A gzip input (two members) beside a plain one: the same counts as the texts themselves,
+/// the gzip file one split however small the split size, the plain one cut.
+#[test]
+fn a_gzip_input_counts_as_the_text_it_holds() {
+    use std::io::Write;
+    let lf = std::fs::read(data("gutenberg/being_ernest.txt")).unwrap();
+    let crlf = std::fs::read(data("gutenberg/lincoln_first_inaugural_crlf.txt")).unwrap();
+    let want = oracle_word_count(&[&lf, &crlf]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut gz = Vec::new();
+    for half in lf.chunks(lf.len() / 2 + 1) {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(half).unwrap();
+        gz.extend(e.finish().unwrap());
+    }
+    std::fs::write(dir.path().join("ernest.txt.gz"), &gz).unwrap();
+    std::fs::write(dir.path().join("lincoln.txt"), &crlf).unwrap();
+    let input = dir.path().display().to_string();
+    let run = run_job(&wordcount::job(), &input, 2, |c| {
+        c.splits.max_split_bytes = 16 << 10;
+        c.reduce_partitions = Some(3);
+    });
+    assert_eq!(run.counts(), want);
+    let c = &run.outcome.counters;
+    assert_eq!(
+        c.builtin(builtin::MAP_INPUT_BYTES),
+        (lf.len() + crlf.len()) as u64
+    );
+    // The plain file in pieces of 16 KiB at most, the gzip file in one (these small files are
+    // not cut further to fill a wave; their total in whole waves may ask for more).
+    let by_files = (crlf.len() as u64).div_ceil(16 << 10) + 1;
+    let by_size = (gz.len() as u64 + crlf.len() as u64)
+        .div_ceil(16 << 10)
+        .next_multiple_of(2);
+    assert_eq!(run.outcome.map_tasks as u64, by_files.max(by_size));
+}
+
 #[test]
 fn output_layout_order_and_placement() {
     let input = data("gutenberg/being_ernest.txt");

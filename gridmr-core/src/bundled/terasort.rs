@@ -61,7 +61,7 @@
 //! ```
 
 use crate::error::{Error, Result, UserError, UserResult};
-use crate::input::{InputSplit, Record};
+use crate::input::{Codec, InputSplit, Record};
 use crate::job::{Job, MapContext, Mapper, PlanContext, ReduceContext, Reducer, Values};
 use crate::params::Params;
 use crate::partition::{Partitioner, RangePartitioner};
@@ -306,7 +306,7 @@ pub fn sample_split_points(ctx: &PlanContext<'_>) -> std::result::Result<Params,
     let total: u64 = ctx.files.iter().map(|f| f.len).sum();
     let places = 10u64;
     let per_place = samples.div_ceil(places as usize);
-    let splits: Vec<InputSplit> = (0..places)
+    let mut splits: Vec<InputSplit> = (0..places)
         .filter_map(|p| {
             // The p-th tenth of the input, as one byte position in one file.
             let mut at = total * p / places;
@@ -318,14 +318,20 @@ pub fn sample_split_points(ctx: &PlanContext<'_>) -> std::result::Result<Params,
                     false
                 }
             })?;
+            // A compressed file is read from its start: its places are one.
+            let start = match Codec::of(&file.path) {
+                Some(_) => 0,
+                None => at,
+            };
             Some(InputSplit {
                 path: file.path.clone(),
-                start: at,
+                start,
                 end: file.len,
                 input: file.input,
             })
         })
         .collect();
+    splits.dedup();
     let read: Vec<UserResult<Vec<Vec<u8>>>> = std::thread::scope(|s| {
         let readers: Vec<_> = splits
             .iter()

@@ -1,11 +1,14 @@
 //! Reading the records of one split: line-aligned text ranges and whole files.
 
+use super::codec::{Codec, Counted};
 use super::InputSplit;
 use crate::error::{Error, Result};
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// One input record as a mapper sees it.
 #[derive(Debug, Clone, Copy)]
@@ -119,8 +122,12 @@ pub fn decode_ignoring_invalid(bytes: &[u8]) -> Cow<'_, str> {
 
 /// Streams the lines of one [`InputSplit`]: every line whose first byte lies in
 /// `[start, end)`, read through a fixed buffer (it grows only for a line longer than itself).
+///
+/// A compressed file ([`Codec::of`] its name) is read whole, decompressed, by the split
+/// that starts at 0 (a split starting further in has none of its lines); its lines' offsets
+/// count the bytes it decompresses to.
 pub struct LineReader {
-    file: File,
+    file: Box<dyn Read + Send>,
     split: InputSplit,
     buf: Vec<u8>,
     /// `buf[pos..len]` is unread data; `buf_offset` is the file offset of `buf[0]`.
@@ -133,6 +140,8 @@ pub struct LineReader {
     span: u64,
     /// Whether the last line returned ended the file without a terminator.
     unterminated: bool,
+    /// A compressed file's bytes read so far (its decoder's input), for [`LineReader::consumed`].
+    compressed: Option<Arc<AtomicU64>>,
 }
 
 impl LineReader {
@@ -146,26 +155,62 @@ impl LineReader {
             .metadata()
             .map_err(|e| Error::io("stat", &split.path, e))?
             .len();
+        let span = split.end.min(file_len).saturating_sub(split.start);
+        if let Some(codec) = Codec::of(&split.path) {
+            // The whole file, to the split that starts at 0; its end is past any offset.
+            let (counted, compressed) = Counted::new(file);
+            let span = if split.start == 0 { file_len } else { 0 };
+            let split = InputSplit {
+                end: if split.start == 0 { u64::MAX } else { 0 },
+                start: 0,
+                ..split.clone()
+            };
+            return Ok(LineReader {
+                compressed: Some(compressed),
+                ..LineReader::over(codec.decoder(counted), split, 0, span, buffer_bytes)
+            });
+        }
         // Start one byte early: if that byte is '\n', `start` itself begins a line.
         let from = split.start.saturating_sub(1);
         file.seek(SeekFrom::Start(from))
             .map_err(|e| Error::io("seek", &split.path, e))?;
-        let mut reader = LineReader {
-            file,
-            split: split.clone(),
-            buf: vec![0; buffer_bytes.max(64)],
-            pos: 0,
-            len: 0,
-            buf_offset: from,
-            eof: false,
-            bytes_read: 0,
-            span: split.end.min(file_len).saturating_sub(split.start),
-            unterminated: false,
-        };
+        let mut reader = LineReader::over(Box::new(file), split.clone(), from, span, buffer_bytes);
         if split.start > 0 {
             reader.skip_partial_line()?;
         }
         Ok(reader)
+    }
+
+    fn over(
+        file: Box<dyn Read + Send>,
+        split: InputSplit,
+        buf_offset: u64,
+        span: u64,
+        buffer_bytes: usize,
+    ) -> Self {
+        LineReader {
+            file,
+            split,
+            buf: vec![0; buffer_bytes.max(64)],
+            pos: 0,
+            len: 0,
+            buf_offset,
+            eof: false,
+            bytes_read: 0,
+            span,
+            unterminated: false,
+            compressed: None,
+        }
+    }
+
+    /// How far into its file the reader is, in the file's own bytes: the bytes of the lines
+    /// returned so far, or of a compressed file the bytes its decoder has taken. Against
+    /// [`LineReader::len`], a task's progress.
+    pub fn consumed(&self) -> u64 {
+        match &self.compressed {
+            Some(read) => read.load(Ordering::Relaxed).min(self.span),
+            None => self.bytes_read,
+        }
     }
 
     /// Whether the line [`LineReader::next_line`] returned last was the file's
@@ -174,13 +219,15 @@ impl LineReader {
         self.unterminated
     }
 
-    /// Bytes of the lines returned so far, terminators included.
+    /// Bytes of the lines returned so far, terminators included (of a compressed file, the
+    /// bytes they decompress to).
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
     }
 
     /// About how many bytes the split's lines hold: its range, cut to the
-    /// file's size when opened (a split's last line may run past it).
+    /// file's size when opened (a split's last line may run past it); of a
+    /// compressed file, its size.
     pub fn len(&self) -> u64 {
         self.span
     }
@@ -328,6 +375,103 @@ mod tests {
             out.push((off, String::from_utf8_lossy(l).into_owned()));
         }
         out
+    }
+
+    /// A gzip file reads as the text it holds, whole, by the split that starts at 0; its
+    /// progress counts its own bytes.
+    #[test]
+    fn a_gzip_file_is_read_decompressed_by_its_first_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..5_000).map(|i| format!("line {i}\r\n")).collect();
+        let mut gz = crate::input::codec::tests::gzip(&text.as_bytes()[..20_000]);
+        gz.extend(crate::input::codec::tests::gzip(&text.as_bytes()[20_000..]));
+        let path = dir.path().join("f.txt.gz");
+        std::fs::write(&path, &gz).unwrap();
+        let plain = dir.path().join("f.txt");
+        std::fs::write(&plain, &text).unwrap();
+        let len = gz.len() as u64;
+        for buffer in [64, 1 << 20] {
+            assert_eq!(
+                lines_of(&path, 0, len, buffer),
+                lines_of(&plain, 0, text.len() as u64, buffer)
+            );
+            assert!(lines_of(&path, 1, len, buffer).is_empty());
+        }
+        let split = InputSplit {
+            path: path.clone(),
+            start: 0,
+            end: len,
+            input: 0,
+        };
+        let mut r = LineReader::open(&split, 1 << 10).unwrap();
+        assert_eq!(r.len(), len);
+        let mut lines = 0;
+        while let Some((_, bytes)) = r.next_lines(4 << 10).unwrap() {
+            lines += Lines {
+                file: &path,
+                offset: 0,
+                bytes,
+            }
+            .count();
+            assert!(r.consumed() <= len);
+        }
+        assert_eq!(
+            (lines, r.consumed(), r.bytes_read()),
+            (5_000, len, text.len() as u64)
+        );
+        // A gzip file is one split, whatever its size.
+        let files = [
+            InputFile {
+                path: path.clone(),
+                len,
+                input: 0,
+            },
+            InputFile {
+                path: plain,
+                len: text.len() as u64,
+                input: 0,
+            },
+        ];
+        let policy = SplitPolicy {
+            min_splits: 4,
+            max_split_bytes: 1 << 10,
+            splits: None,
+        };
+        let splits = plan_splits(&files, &policy, InputFormat::Lines);
+        let of_gz: Vec<_> = splits.iter().filter(|s| s.path == path).collect();
+        assert_eq!(of_gz.len(), 1);
+        assert_eq!((of_gz[0].start, of_gz[0].end), (0, len));
+        assert!(
+            splits.len() > 40 && splits.len().is_multiple_of(4),
+            "{}",
+            splits.len()
+        );
+    }
+
+    /// A damaged gzip file fails its task, not shortens its input.
+    #[test]
+    fn a_damaged_gzip_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..5_000).map(|i| format!("line {i}\n")).collect();
+        let mut gz = crate::input::codec::tests::gzip(text.as_bytes());
+        gz.truncate(gz.len() / 2);
+        let path = dir.path().join("cut.gz");
+        std::fs::write(&path, &gz).unwrap();
+        let split = InputSplit {
+            path: path.clone(),
+            start: 0,
+            end: gz.len() as u64,
+            input: 0,
+        };
+        let mut r = LineReader::open(&split, 1 << 10).unwrap();
+        let got = loop {
+            match r.next_line() {
+                Ok(Some(_)) => continue,
+                other => break other.map(|l| l.map(|(o, _)| o)),
+            }
+        };
+        let e = got.unwrap_err();
+        assert!(e.to_string().contains("cut.gz"), "{e}");
     }
 
     /// Which lines end the file without a line feed, for every split and buffer size.

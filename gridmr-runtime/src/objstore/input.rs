@@ -228,6 +228,19 @@ impl gridmr_core::input::SampleSource for Samples {
         if !super::is_object_url(&split.path.to_string_lossy()) {
             return FileSamples.first_lines(split, max_lines, max_bytes);
         }
+        if let Some(codec) = gridmr_core::input::Codec::of(&split.path) {
+            // A compressed object's lines all belong to its start; a window from there is
+            // decompressed as far as it goes.
+            if split.start > 0 {
+                return Ok(Vec::new());
+            }
+            return growing_windows(split, max_lines, max_bytes, |w| {
+                let prefix = self.window_bytes(w)?;
+                codec
+                    .first_lines(&prefix, max_lines, w.end >= split.end)
+                    .map_err(|e| sample_error(w, format!("cannot decompress: {e}")))
+            });
+        }
         growing_windows(split, max_lines, max_bytes, |w| {
             self.window_lines(w, max_lines)
         })
@@ -265,6 +278,25 @@ fn growing_windows(
 }
 
 impl Samples {
+    /// The bytes of `window`, an object's range (a sample's window: at most a few MiB).
+    fn window_bytes(&self, window: &InputSplit) -> gridmr_core::Result<Vec<u8>> {
+        let w = window.clone();
+        let got = self.stores.block_on(move |stores| async move {
+            let url = stores.check(&w.path.to_string_lossy())?;
+            let bytes = stores
+                .client(&url)?
+                .get_range(&url.path(), w.start..w.end)
+                .await
+                .map_err(|e| ObjectError::store("get", &url, e))?;
+            Ok::<_, ObjectError>(bytes.to_vec())
+        });
+        match got {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(sample_error(window, e.to_string())),
+            Err(e) => Err(sample_error(window, e.to_string())),
+        }
+    }
+
     /// Up to `max_lines` lines of `window`, an object's range, read through a temporary file.
     fn window_lines(
         &self,

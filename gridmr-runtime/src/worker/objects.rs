@@ -39,7 +39,9 @@ pub(crate) fn fetch_input(
     dir: &FetchDir,
     split: &InputSplit,
 ) -> Result<InputSplit, Failure> {
-    let dest = dir.path().join("input");
+    // A compressed object keeps its name's ending, to be read decompressed.
+    let suffix = gridmr_core::input::Codec::of(&split.path).map_or("", |c| c.suffix());
+    let dest = dir.path().join(format!("input{suffix}"));
     runtime
         .block_on(fetch_split(objects, split, &dest))
         .map_err(|e| Failure::engine(format!("reading the input: {e}")))

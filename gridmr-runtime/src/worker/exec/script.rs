@@ -13,7 +13,7 @@ fn single_attempt(attempt: u32) -> AttemptId {
 use super::super::failure::Failure;
 use super::protocol::{feed_pairs, split_line, Encoding, Grouper};
 use gridmr_core::counters::builtin;
-use gridmr_core::input::{list_inputs, InputSplit, LineReader};
+use gridmr_core::input::{list_inputs, Codec, InputSplit, LineReader};
 use gridmr_core::layout;
 use gridmr_core::shuffle::{KWayMerge, MapSink, ShuffleSettings, SinkTarget};
 use gridmr_core::task::{
@@ -513,15 +513,12 @@ fn feed_split(
             }
             n += 1;
             if n.is_multiple_of(CancelFlag::CHECK_EVERY) {
-                let read = reader.bytes_read();
+                let read = reader.consumed();
                 progress.add(read - reported.0, n - reported.1);
                 reported = (read, n);
             }
         }
-        progress.add(
-            reader.bytes_read().saturating_sub(reported.0),
-            n - reported.1,
-        );
+        progress.add(reader.consumed().saturating_sub(reported.0), n - reported.1);
         records.store(n, Ordering::Relaxed);
         bytes.store(reader.bytes_read(), Ordering::Relaxed);
         Ok(())
@@ -711,6 +708,31 @@ fn reduce_into(
     })
 }
 
+/// A writer that remembers the last byte written through it.
+struct LastByte<'a> {
+    inner: &'a mut dyn Write,
+    byte: Option<u8>,
+}
+
+impl<'a> LastByte<'a> {
+    fn new(inner: &'a mut dyn Write) -> Self {
+        LastByte { inner, byte: None }
+    }
+}
+
+impl Write for LastByte<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if n > 0 {
+            self.byte = Some(buf[n - 1]);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Whether `path` is empty or ends with a line feed.
 fn ends_with_line_feed(path: &Path) -> std::io::Result<bool> {
     use std::io::{Read, Seek, SeekFrom};
@@ -886,20 +908,35 @@ fn process_input(
     if let Some(d) = joined.parent() {
         std::fs::create_dir_all(d).map_err(io_failure)?;
     }
+    let compressed = |f: &gridmr_core::input::InputFile| Codec::of(&f.path);
     if let [one] = files {
-        let linked = std::fs::hard_link(&one.path, &joined)
-            .or_else(|_| std::os::unix::fs::symlink(&one.path, &joined));
-        if linked.is_ok() {
-            return Ok(joined);
+        if compressed(one).is_none() {
+            let linked = std::fs::hard_link(&one.path, &joined)
+                .or_else(|_| std::os::unix::fs::symlink(&one.path, &joined));
+            if linked.is_ok() {
+                return Ok(joined);
+            }
         }
     }
     let mut out = std::fs::File::create(&joined).map_err(io_failure)?;
     for f in files {
         let r = std::fs::File::open(&f.path).map_err(io_failure)?;
-        pump(r, &mut out).map_err(io_failure)?;
+        // A compressed file is joined as the text it holds, as a map task would read it.
+        let ends_line = match compressed(f) {
+            Some(codec) => {
+                let mut last = LastByte::new(&mut out);
+                pump(codec.decoder(r), &mut last).map_err(io_failure)?;
+                last.byte.is_none_or(|b| b == b'\n')
+            }
+            None => {
+                pump(r, &mut out).map_err(io_failure)?;
+                ends_with_line_feed(&f.path).map_err(io_failure)?
+            }
+        };
         // Files keep their line boundaries: one that does not end with a line feed gets
-        // one (the original concatenated `gamma` and `delta` into `gammadelta`).
-        if !ends_with_line_feed(&f.path).map_err(io_failure)? {
+        // one (the original concatenated `gamma` and `delta` into `gammadelta`). One file
+        // alone is its text exactly, as a link to it would be.
+        if !ends_line && files.len() > 1 {
             out.write_all(b"\n").map_err(io_failure)?;
         }
     }
@@ -1059,4 +1096,49 @@ fn map_then_reduce(
         counters,
         status: out.status.or(status),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridmr_core::input::InputFile;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// `process()`'s `input.data`: files joined as the text they hold, a gzip file
+    /// decompressed, every file's last line ended; one gzip file alone is not linked.
+    #[test]
+    fn a_single_jobs_input_is_the_text_of_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<InputFile> = [
+            ("a.txt", b"alpha\nbeta".to_vec()),
+            ("b.txt.gz", gzip(b"gamma\ndelta")),
+            ("c.txt", b"eps\n".to_vec()),
+        ]
+        .into_iter()
+        .map(|(name, body)| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &body).unwrap();
+            InputFile {
+                path,
+                len: body.len() as u64,
+                input: 0,
+            }
+        })
+        .collect();
+        let work = dir.path().join("work");
+        let joined = process_input(&work, &files).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&joined).unwrap(),
+            "alpha\nbeta\ngamma\ndelta\neps\n"
+        );
+        let alone = dir.path().join("alone");
+        let joined = process_input(&alone, &files[1..2]).unwrap();
+        assert!(!joined.symlink_metadata().unwrap().is_symlink());
+        assert_eq!(std::fs::read_to_string(&joined).unwrap(), "gamma\ndelta");
+    }
 }
