@@ -270,9 +270,10 @@ pub fn list_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
 /// `min_splits`, the slots or threads that run them), so that no last wave runs a split or
 /// two while the other slots wait: 25 files of 43 MB on 8 slots give 32 splits, 7 of the
 /// files cut in two. Files are not cut to round up a count they set when the splits would
-/// average under 4 MiB (five files of a line each on 2 slots stay 5 splits). That count is then shared among the
-/// files so that the largest split is as small as it can be ([`apportion`]): two files of
-/// 105 and 95 MB on 8 slots give 4 splits each, not 5 and 4 (nine splits, two waves).
+/// average under 4 MiB (five files of a line each on 2 slots stay 5 splits). That count is
+/// then shared among the files that can be cut so that the largest split is as small as it
+/// can be ([`apportion`]): two files of 105 and 95 MB on 8 slots give 4 splits each, not 5
+/// and 4 (nine splits, two waves).
 ///
 /// ```
 /// use gridmr_core::input::{plan_splits, InputFile, InputFormat, SplitPolicy};
@@ -302,13 +303,17 @@ pub fn plan_splits(
     let total: u64 = nonempty.iter().map(|f| f.len).sum();
     // A compressed file cannot be entered in the middle: it is one split, however large.
     let whole = |f: &InputFile| Codec::of(&f.path).is_some();
+    let fixed = nonempty.iter().filter(|f| whole(f)).count() as u64;
     let (wanted, cap) = match policy.splits {
         Some(n) => (u64::from(n.max(1)), u64::MAX),
         None => {
             let cap = policy.max_split_bytes.max(1);
             let slots = u64::from(policy.min_splits.max(1));
             let waves = |n: u64| n.div_ceil(slots) * slots;
-            let by_size = waves(total.div_ceil(cap).max(slots));
+            // By size: the files that can be cut, in pieces under the cap, beside one split
+            // per compressed file (its bytes ask no more of the others).
+            let cuttable: u64 = nonempty.iter().filter(|f| !whole(f)).map(|f| f.len).sum();
+            let by_size = waves((cuttable.div_ceil(cap) + fixed).max(slots));
             // Each file is cut on its own, into at least `len / cap` splits (one for a small
             // file): their sum is the fewest there can be. Rounded up to whole waves too,
             // unless that cuts small files into smaller pieces, whose short wave costs little.
@@ -324,7 +329,6 @@ pub fn plan_splits(
             (wanted, cap)
         }
     };
-    let fixed = nonempty.iter().filter(|f| whole(f)).count() as u64;
     let lens: Vec<u64> = nonempty
         .iter()
         .filter(|f| !whole(f))
@@ -512,6 +516,12 @@ mod tests {
         // Small files are not cut to fill a wave: 25 files of 1 MB stay 25 splits.
         let small: Vec<InputFile> = (0..25).map(|i| file(&format!("s{i}"), 1 << 20)).collect();
         assert_eq!(plan_splits(&small, &policy, InputFormat::Lines).len(), 25);
+        // A large gzip file is one split, and its size does not cut a small file beside it
+        // into pieces for the splits it cannot have: 1 + 7, a wave.
+        let zipped = [file("big.gz", 1 << 30), file("small.txt", 100_000)];
+        let splits = plan_splits(&zipped, &policy, InputFormat::Lines);
+        assert_eq!(splits.len(), 8);
+        assert_eq!(splits[0].len(), 1 << 30);
         // An explicit count is kept, shared the same way.
         let three = SplitPolicy {
             splits: Some(3),
