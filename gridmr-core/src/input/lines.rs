@@ -142,11 +142,18 @@ pub struct LineReader {
     unterminated: bool,
     /// A compressed file's bytes read so far (its decoder's input), for [`LineReader::consumed`].
     compressed: Option<Arc<AtomicU64>>,
+    /// The longest line it reads ([`LineReader::MAX_LINE_BYTES`]).
+    max_line: usize,
 }
 
 impl LineReader {
     /// The default read buffer: 1 MiB.
     pub const DEFAULT_BUFFER: usize = 1 << 20;
+
+    /// The longest line a reader reads, 256 MiB: a longer one fails its task (an input
+    /// error) rather than the process's memory. Hadoop's `LineRecordReader` has no bound by
+    /// default; a record that large belongs in a whole-file input.
+    pub const MAX_LINE_BYTES: usize = 256 << 20;
 
     /// Opens `split` and positions the reader at its first line.
     pub fn open(split: &InputSplit, buffer_bytes: usize) -> Result<Self> {
@@ -200,6 +207,7 @@ impl LineReader {
             span,
             unterminated: false,
             compressed: None,
+            max_line: LineReader::MAX_LINE_BYTES.max(buffer_bytes),
         }
     }
 
@@ -248,7 +256,18 @@ impl LineReader {
             self.pos = 0;
         }
         if self.len == self.buf.len() {
+            // One line fills the buffer: it doubles, up to `max_line` (a gzip file of a few
+            // MiB can hold a line of GiBs).
             let grown = self.buf.len() * 2;
+            if grown > self.max_line {
+                return Err(Error::Input {
+                    spec: self.split.path.display().to_string(),
+                    reason: format!(
+                        "a line longer than {} MiB (read such records as whole files)",
+                        self.max_line >> 20
+                    ),
+                });
+            }
             self.buf.resize(grown, 0);
         }
         let n = self
@@ -446,6 +465,34 @@ mod tests {
             "{}",
             splits.len()
         );
+    }
+
+    /// A line past the bound fails the read with the file named, whatever the buffer.
+    #[test]
+    fn a_line_longer_than_the_bound_is_an_input_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.txt.gz");
+        let mut line = vec![b'x'; 5_000];
+        line.push(b'\n');
+        std::fs::write(&path, crate::input::codec::tests::gzip(&line)).unwrap();
+        let split = InputSplit {
+            path: path.clone(),
+            start: 0,
+            end: 100,
+            input: 0,
+        };
+        for (max_line, ok) in [(4_096, false), (8_192, true)] {
+            let mut r = LineReader::open(&split, 64).unwrap();
+            r.max_line = max_line;
+            match r.next_line() {
+                Ok(Some((_, got))) => assert!(ok && got.len() == 5_000, "{max_line}"),
+                Ok(None) => panic!("no line"),
+                Err(e) => {
+                    assert!(!ok, "{max_line}: {e}");
+                    assert!(e.to_string().contains("long.txt.gz"), "{e}");
+                }
+            }
+        }
     }
 
     /// A damaged gzip file fails its task, not shortens its input.
