@@ -45,7 +45,9 @@ impl Codec {
     /// is the entire file, so that its last line counts without a line feed after it and a
     /// stream cut short is an error; otherwise the prefix ends wherever it was cut.
     ///
-    /// A sample's reader: a planner reads a window of a compressed object, not all of it.
+    /// A sample's reader: a planner reads a window of a compressed object, not all of it. It
+    /// decompresses at most [`SAMPLE_TEXT_MAX`] of text (a window of a MiB can hold a GiB of
+    /// it), and ends there as at a cut.
     pub fn first_lines(
         self,
         prefix: &[u8],
@@ -53,7 +55,8 @@ impl Codec {
         whole: bool,
     ) -> std::io::Result<Vec<Vec<u8>>> {
         use std::io::BufRead;
-        let mut text = std::io::BufReader::new(self.decoder(std::io::Cursor::new(prefix.to_vec())));
+        let decoded = self.decoder(std::io::Cursor::new(prefix.to_vec()));
+        let mut text = std::io::BufReader::new(decoded.take(SAMPLE_TEXT_MAX));
         let mut lines = Vec::new();
         while lines.len() < max_lines {
             let mut line = Vec::new();
@@ -66,8 +69,8 @@ impl Codec {
                     }
                     lines.push(line);
                 }
-                // The end of the stream: a last line without a line feed.
-                Ok(_) if whole => lines.push(line),
+                // The end of the stream: a last line without a line feed (not the bound).
+                Ok(_) if whole && text.get_ref().limit() > 0 => lines.push(line),
                 Ok(_) => break,
                 // A prefix cut where the cut falls: the lines before it stand.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !whole => break,
@@ -86,6 +89,9 @@ impl Codec {
         }
     }
 }
+
+/// The most text [`Codec::first_lines`] decompresses from one window: 64 MiB.
+pub const SAMPLE_TEXT_MAX: u64 = 64 << 20;
 
 /// A reader that counts the bytes read through it, for the progress of a compressed split
 /// (how far into the file, not how much it decompressed to).
@@ -164,6 +170,15 @@ pub(crate) mod tests {
             Codec::Gzip.first_lines(&last, 5, true).unwrap(),
             [b"a".to_vec(), b"b".to_vec()]
         );
+    }
+
+    /// A small window that decompresses to more text than the bound, none of it a whole line:
+    /// no line, not a line as large as the text.
+    #[test]
+    fn a_sample_decompresses_no_more_than_its_bound() {
+        let bomb = gzip(&vec![b'x'; SAMPLE_TEXT_MAX as usize + (1 << 20)]);
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        assert!(Codec::Gzip.first_lines(&bomb, 10, true).unwrap().is_empty());
     }
 
     #[test]
